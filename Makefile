@@ -1,0 +1,120 @@
+# metaembed — one top-level Makefile.
+#
+#   make                      release build of every binary into build/release/
+#   make check                unit + integration tests under ASan + UBSan
+#   make bench                benchmarks (print figures, never fail on time)
+#   make SANITIZER=address    any build with a sanitizer (address|undefined|thread)
+#
+# Objects go out of tree into $(BUILD); -MMD keeps header dependencies exact.
+
+.DEFAULT_GOAL := all
+CC      ?= cc
+OPT     ?= -O2
+SANITIZER ?=
+
+ifeq ($(SANITIZER),)
+BUILD   ?= build/release
+SANFLAGS :=
+else
+BUILD   ?= build/$(subst $(comma),-,$(SANITIZER))
+SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+comma := ,
+
+PKGS    := libzmq libprotobuf-c rocksdb libuv
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+BLAS_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread
+BLAS_LIBS   := -lopenblas
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+ifneq ($(CI),)
+WARN    += -Werror
+endif
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -MMD -MP \
+           -I. -I$(BUILD)/gen $(PKG_CFLAGS) $(BLAS_CFLAGS)
+LDFLAGS += $(SANFLAGS)
+LDLIBS  += $(PKG_LIBS) $(BLAS_LIBS) -lpthread -lm
+
+# ---- generated protocol code ------------------------------------------------
+PROTO_C := $(BUILD)/gen/proto/metaembed.pb-c.c
+PROTO_H := $(BUILD)/gen/proto/metaembed.pb-c.h
+$(PROTO_C) $(PROTO_H): proto/metaembed.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen proto/metaembed.proto
+
+# ---- sources ----------------------------------------------------------------
+COMMON_SRC := $(wildcard common/*.c)
+SHARD_SRC  := $(filter-out shard/main.c,$(wildcard shard/*.c))
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/proto/metaembed.pb-c.o
+SHARD_OBJ  := $(SHARD_SRC:%.c=$(BUILD)/%.o)
+
+BIN        := $(BUILD)/bin
+SHARD_BIN  := $(BIN)/metaembed-shard
+
+UNIT_SRC   := $(wildcard tests/unit/*.c)
+INTEG_SRC  := $(wildcard tests/integration/*.c)
+TESTLIB_SRC := tests/harness.c tests/shard_client.c tests/synthetic.c
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
+BENCH_SRC  := $(wildcard tests/bench/*.c)
+BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
+
+ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(BUILD)/shard/main.o $(TESTLIB_OBJ) \
+           $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
+           $(BENCH_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all check check-build bench clean install-deps
+all: $(SHARD_BIN)
+
+# Every object waits for the generated header so first builds are ordered.
+$(BUILD)/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/proto/metaembed.pb-c.o: $(PROTO_C)
+	$(CC) $(CFLAGS) -Wno-shadow -c $< -o $@
+
+$(BUILD)/libmecommon.a: $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARD_BIN): $(BUILD)/shard/main.o $(SHARD_OBJ) $(BUILD)/libmecommon.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(SHARD_OBJ) $(BUILD)/libmecommon.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/integration_tests: $(INTEG_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(BUILD)/libmecommon.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/bench_%: $(BUILD)/tests/bench/bench_%.o $(TESTLIB_OBJ) $(SHARD_OBJ) $(BUILD)/libmecommon.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- targets ----------------------------------------------------------------
+CHECK_BUILD := build/address-undefined
+
+check-build: $(SHARD_BIN) $(BIN)/unit_tests $(BIN)/integration_tests
+
+# Tests run under ASan + UBSan; the runner prints one closing line
+# "N passed, N failed" summed over both suites.
+check:
+	@deploy/install-deps.sh --check-only || deploy/install-deps.sh
+	$(MAKE) --no-print-directory SANITIZER=address,undefined OPT=-O1 check-build
+	@ME_BIN=$(CHECK_BUILD)/bin tests/run-tests.sh $(CHECK_BUILD)/bin
+
+bench:
+	$(MAKE) --no-print-directory $(SHARD_BIN) $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; ME_BIN=$(BIN) $$b || exit 1; done
+
+install-deps:
+	deploy/install-deps.sh
+
+clean:
+	rm -rf build
+
+-include $(ALL_OBJ:.o=.d)

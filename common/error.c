@@ -1,0 +1,32 @@
+#include "common/error.h"
+
+const char *me_strerror(int err) {
+    switch (err) {
+    case ME_OK: return "ok";
+#define ME__ERR_STR(name, val, str, status) case name: return str;
+    ME_ERRORS(ME__ERR_STR)
+#undef ME__ERR_STR
+    default: return "unknown error";
+    }
+}
+
+int me_error_status(int err) {
+    switch (err) {
+    case ME_OK: return ME_STATUS_OK;
+#define ME__ERR_STATUS(name, val, str, status) case name: return status;
+    ME_ERRORS(ME__ERR_STATUS)
+#undef ME__ERR_STATUS
+    default: return ME_STATUS_INTERNAL;
+    }
+}
+
+const char *me_status_name(int status) {
+    static const char *names[] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+        "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+        "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    };
+    if (status < 0 || status >= (int)(sizeof names / sizeof names[0])) return "UNKNOWN";
+    return names[status];
+}

@@ -1,0 +1,166 @@
+#include "common/wire.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+
+uint64_t me_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t me_now_ms(void) { return me_now_us() / 1000u; }
+
+void me_reply_init(me_reply_t *r) { memset(r, 0, sizeof *r); }
+
+void me_reply_clear(me_reply_t *r) {
+    free(r->payload);
+    me_reply_init(r);
+}
+
+int me_reply_error(me_reply_t *r, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
+    r->status = status;
+    free(r->payload);
+    r->payload = NULL;
+    r->payload_len = 0;
+    return status;
+}
+
+int me_reply_ok(me_reply_t *r, const ProtobufCMessage *msg) {
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) return me_reply_error(r, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory packing reply"), ME_ENOMEM;
+    protobuf_c_message_pack(msg, buf);
+    free(r->payload);
+    r->payload = buf;
+    r->payload_len = len;
+    r->status = ME_STATUS_OK;
+    r->message[0] = 0;
+    return 0;
+}
+
+int me_wire_recv(void *sock, me_route_t *route, zmq_msg_t *body) {
+    route->n = 0;
+    zmq_msg_init(body);
+    for (;;) {
+        if (zmq_msg_recv(body, sock, 0) < 0) {
+            zmq_msg_close(body);
+            me_route_close(route);
+            return ME_EIO;
+        }
+        if (!zmq_msg_more(body)) return 0;
+        if (route->n == ME_WIRE_MAX_ROUTE) {
+            /* Too many frames to be ours: drain the rest and drop it. */
+            while (zmq_msg_more(body) && zmq_msg_recv(body, sock, 0) >= 0) {}
+            zmq_msg_close(body);
+            me_route_close(route);
+            return ME_EPROTO;
+        }
+        zmq_msg_init(&route->frames[route->n]);
+        zmq_msg_move(&route->frames[route->n], body);
+        route->n++;
+    }
+}
+
+void me_route_close(me_route_t *route) {
+    for (int i = 0; i < route->n; i++) zmq_msg_close(&route->frames[i]);
+    route->n = 0;
+}
+
+int me_wire_send_reply(void *sock, me_route_t *route, uint64_t request_id, const me_reply_t *r) {
+    Metaembed__Status st = METAEMBED__STATUS__INIT;
+    st.code = (Metaembed__StatusCode)r->status;
+    st.message = (char *)r->message;
+    Metaembed__Reply rep = METAEMBED__REPLY__INIT;
+    rep.request_id = request_id;
+    rep.status = &st;
+    rep.payload.data = r->payload;
+    rep.payload.len = r->payload ? r->payload_len : 0;
+    size_t len = metaembed__reply__get_packed_size(&rep);
+    zmq_msg_t out;
+    if (zmq_msg_init_size(&out, len) != 0) return ME_ENOMEM;
+    metaembed__reply__pack(&rep, zmq_msg_data(&out));
+    int rc = 0;
+    for (int i = 0; i < route->n && rc == 0; i++)
+        if (zmq_msg_send(&route->frames[i], sock, ZMQ_SNDMORE) < 0) rc = ME_EIO;
+    if (rc == 0 && zmq_msg_send(&out, sock, 0) < 0) rc = ME_EIO;
+    if (rc) zmq_msg_close(&out);
+    /* zmq_msg_send leaves sent frames empty; closing them is still required. */
+    me_route_close(route);
+    return rc;
+}
+
+int me_wire_call(void *sock, uint64_t rid, int method, uint32_t deadline_ms,
+                 const ProtobufCMessage *req, int timeout_ms, me_reply_t *out) {
+    me_reply_clear(out);
+    size_t plen = protobuf_c_message_get_packed_size(req);
+    uint8_t *pbuf = malloc(plen ? plen : 1);
+    if (!pbuf) return ME_ENOMEM;
+    protobuf_c_message_pack(req, pbuf);
+    Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
+    env.request_id = rid;
+    env.method = (Metaembed__Method)method;
+    env.deadline_ms = deadline_ms;
+    env.payload.data = pbuf;
+    env.payload.len = plen;
+    size_t elen = metaembed__envelope__get_packed_size(&env);
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, elen) != 0) { free(pbuf); return ME_ENOMEM; }
+    metaembed__envelope__pack(&env, zmq_msg_data(&msg));
+    free(pbuf);
+    if (zmq_msg_send(&msg, sock, 0) < 0) { zmq_msg_close(&msg); return ME_EIO; }
+
+    uint64_t deadline = me_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        uint64_t now = me_now_ms();
+        long wait = now >= deadline ? 0 : (long)(deadline - now);
+        zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
+        int n = zmq_poll(&item, 1, wait);
+        if (n < 0) { if (errno == EINTR) continue; return ME_EIO; }
+        if (n == 0) return ME_ETIMEDOUT;
+        me_route_t route;
+        zmq_msg_t body;
+        int rc = me_wire_recv(sock, &route, &body);
+        if (rc) { if (rc == ME_EPROTO) continue; return rc; }
+        me_route_close(&route);
+        Metaembed__Reply *rep = metaembed__reply__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+        zmq_msg_close(&body);
+        if (!rep) continue;                 /* not a reply: ignore */
+        if (rep->request_id != rid) {       /* a late reply to an old request */
+            metaembed__reply__free_unpacked(rep, NULL);
+            continue;
+        }
+        out->status = rep->status ? (int)rep->status->code : ME_STATUS_OK;
+        if (rep->status && rep->status->message)
+            snprintf(out->message, sizeof out->message, "%s", rep->status->message);
+        if (rep->payload.len) {
+            out->payload = malloc(rep->payload.len);
+            if (!out->payload) { metaembed__reply__free_unpacked(rep, NULL); return ME_ENOMEM; }
+            memcpy(out->payload, rep->payload.data, rep->payload.len);
+            out->payload_len = rep->payload.len;
+        }
+        metaembed__reply__free_unpacked(rep, NULL);
+        return 0;
+    }
+}
+
+void me_wire_socket_defaults(void *sock, long long max_message) {
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (max_message > 0) {
+        /* The hard cap disconnects a peer; keep it above the checked limit so
+         * a slightly oversized request gets a clear RESOURCE_EXHAUSTED. */
+        int64_t cap = max_message * 2 + (1 << 20);
+        zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &cap, sizeof cap);
+    }
+}

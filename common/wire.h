@@ -1,0 +1,68 @@
+/* The wire: protobuf-c envelopes over ZeroMQ (see proto/metaembed.proto).
+ *
+ * Servers bind a ROUTER; each request arrives as [route frames...][body]
+ * where body is a packed Envelope, and the reply goes back as
+ * [same route frames...][packed Reply]. Clients use a DEALER and match
+ * replies to requests by request_id, dropping stale ones (Lazy Pirate).
+ *
+ * This is the one module that includes the generated protobuf-c header and
+ * zmq.h; everything else reaches them through here. */
+#ifndef ME_WIRE_H
+#define ME_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "proto/metaembed.pb-c.h"
+
+#define ME_WIRE_MAX_ROUTE 8
+/* Default cap on one message; daemons make it configurable. */
+#define ME_WIRE_DEFAULT_MAX_MESSAGE (64LL << 20)
+
+/* A reply being built by a server handler, or received by a client. */
+typedef struct {
+    int status;            /* ME_STATUS_* (gRPC code) */
+    char message[512];
+    uint8_t *payload;      /* packed reply message, malloc'd */
+    size_t payload_len;
+} me_reply_t;
+
+void me_reply_init(me_reply_t *r);
+void me_reply_clear(me_reply_t *r);
+/* Sets an error status and message; returns the status. */
+int me_reply_error(me_reply_t *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Packs msg as the OK payload. Returns 0 or ME_ENOMEM. */
+int me_reply_ok(me_reply_t *r, const ProtobufCMessage *msg);
+
+/* The route frames a request came with (ROUTER identities, delimiters). */
+typedef struct {
+    zmq_msg_t frames[ME_WIRE_MAX_ROUTE];
+    int n;
+} me_route_t;
+
+/* Receives one multipart message: all frames but the last into route, the
+ * last into body (initialised by the call). Returns 0, ME_EPROTO for a
+ * message with too many frames (drained and dropped), or ME_EIO (errno set,
+ * e.g. EAGAIN on timeout, ETERM on shutdown). */
+int me_wire_recv(void *sock, me_route_t *route, zmq_msg_t *body);
+void me_route_close(me_route_t *route);
+/* Sends [route][Reply{request_id, status, payload}]. */
+int me_wire_send_reply(void *sock, me_route_t *route, uint64_t request_id, const me_reply_t *r);
+
+/* Client: sends Envelope{rid, method, deadline_ms, packed req} and waits up
+ * to timeout_ms for the reply with the same rid. Returns 0 when a reply
+ * arrived (its status is in out->status), ME_ETIMEDOUT, or ME_EIO. */
+int me_wire_call(void *sock, uint64_t rid, int method, uint32_t deadline_ms,
+                 const ProtobufCMessage *req, int timeout_ms, me_reply_t *out);
+
+/* Sets the socket options every metaembed socket uses (linger, max message
+ * size as a hard cap above the checked limit). */
+void me_wire_socket_defaults(void *sock, long long max_message);
+
+/* Monotonic milliseconds. */
+uint64_t me_now_ms(void);
+uint64_t me_now_us(void);
+
+#endif

@@ -1,0 +1,175 @@
+#include "shard/catalog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+void me_config_from_proto(me_coll_config_t *cfg, const Metaembed__CollectionConfig *pc) {
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->name, sizeof cfg->name, "%s", pc->name ? pc->name : "");
+    /* Clamp before the int conversion so huge values still fail the range check. */
+#define CLAMP(v) ((v) > 1000000u ? 1000000 : (int)(v))
+    cfg->dim = CLAMP(pc->dim);
+    cfg->max_doc_vectors = CLAMP(pc->max_doc_vectors);
+    cfg->max_query_vectors = CLAMP(pc->max_query_vectors);
+    cfg->dtype = (me_dtype_t)pc->dtype;
+    cfg->ram_vectors = CLAMP(pc->ram_vectors);
+    cfg->coarse_vectors = CLAMP(pc->coarse_vectors);
+#undef CLAMP
+}
+
+void me_config_to_proto(Metaembed__CollectionConfig *pc, const me_coll_config_t *cfg) {
+    metaembed__collection_config__init(pc);
+    pc->name = (char *)cfg->name;
+    pc->dim = (uint32_t)cfg->dim;
+    pc->max_doc_vectors = (uint32_t)cfg->max_doc_vectors;
+    pc->max_query_vectors = (uint32_t)cfg->max_query_vectors;
+    pc->dtype = (Metaembed__DType)cfg->dtype;
+    pc->ram_vectors = (uint32_t)cfg->ram_vectors;
+    pc->coarse_vectors = (uint32_t)cfg->coarse_vectors;
+}
+
+me_coll_t *me_catalog_find(me_shard_t *s, const char *name) {
+    for (size_t i = 0; i < s->ncolls; i++)
+        if (strcmp(s->colls[i]->cfg.name, name) == 0) return s->colls[i];
+    return NULL;
+}
+
+static int add_coll(me_shard_t *s, me_coll_t *c) {
+    me_coll_t **nc = realloc(s->colls, (s->ncolls + 1) * sizeof *nc);
+    if (!nc) return ME_ENOMEM;
+    s->colls = nc;
+    s->colls[s->ncolls++] = c;
+    if (c->id >= s->next_coll_id) s->next_coll_id = c->id + 1;
+    return 0;
+}
+
+static void id_prefix(char out[4], uint32_t id) {
+    me_doc_key(out, id, "", 0);
+}
+
+/* Rebuilds one collection's RAM arrays from its head records. */
+static int load_docs(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
+    char prefix[4];
+    id_prefix(prefix, c->id);
+    me_iter_t *it = me_storage_iter(s->storage, ME_CF_HEAD, prefix, 4);
+    if (!it) return ME_ENOMEM;
+    const char *k, *v;
+    size_t kl, vl;
+    size_t rb = me_coll_row_bytes(c);
+    int ram = c->cfg.ram_vectors;
+    /* Aligned copies: iterator values carry no alignment guarantee. */
+    uint8_t *rows = malloc((size_t)ram * rb);
+    float *scales = malloc((size_t)ram * sizeof *scales);
+    int rc = rows && scales ? 0 : ME_ENOMEM;
+    while (rc == 0 && me_iter_next(it, &k, &kl, &v, &vl)) {
+        int total, nrows;
+        const float *sc;
+        const void *data;
+        if (kl <= 4 || kl > 4 + ME_DOC_ID_MAX ||
+            me_record_parse((const uint8_t *)v, vl, c->cfg.dtype, c->cfg.dim, &total, &nrows, &sc, &data) != 0 ||
+            nrows > ram) {
+            snprintf(err, errcap, "collection %s: corrupt head record (key length %zu)", c->cfg.name, kl);
+            rc = ME_ECORRUPT;
+            break;
+        }
+        memcpy(rows, data, (size_t)nrows * rb);
+        if (sc) memcpy(scales, sc, nrows * sizeof(float));
+        if (me_coll_put(c, k + 4, kl - 4, total, rows, scales) < 0) rc = ME_ENOMEM;
+    }
+    free(rows);
+    free(scales);
+    me_iter_free(it);
+    return rc;
+}
+
+int me_catalog_load(me_shard_t *s, char *err, size_t errcap) {
+    me_iter_t *it = me_storage_iter(s->storage, ME_CF_META, "", 0);
+    if (!it) return ME_ENOMEM;
+    const char *k, *v;
+    size_t kl, vl;
+    int rc = 0;
+    s->next_coll_id = 1;
+    while (rc == 0 && me_iter_next(it, &k, &kl, &v, &vl)) {
+        Metaembed__CollectionConfig *pc = vl > 4 ?
+            metaembed__collection_config__unpack(NULL, vl - 4, (const uint8_t *)v + 4) : NULL;
+        if (!pc) {
+            snprintf(err, errcap, "corrupt collection record '%.*s' in meta", (int)kl, k);
+            rc = ME_ECORRUPT;
+            break;
+        }
+        me_coll_config_t cfg;
+        me_config_from_proto(&cfg, pc);
+        metaembed__collection_config__free_unpacked(pc, NULL);
+        char sub[256];
+        if (me_coll_config_check(&cfg, sub, sizeof sub) != 0) {
+            snprintf(err, errcap, "stored collection '%.*s' has a bad config: %s", (int)kl, k, sub);
+            rc = ME_ECORRUPT;
+            break;
+        }
+        const uint8_t *u = (const uint8_t *)v;
+        uint32_t id = (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+        me_coll_t *c = me_coll_new(&cfg, id);
+        if (!c) { rc = ME_ENOMEM; break; }
+        if ((rc = add_coll(s, c)) != 0) { me_coll_free(c); break; }
+    }
+    me_iter_free(it);
+    for (size_t i = 0; rc == 0 && i < s->ncolls; i++) rc = load_docs(s, s->colls[i], err, errcap);
+    return rc;
+}
+
+int me_catalog_create(me_shard_t *s, const me_coll_config_t *cfg, char *err, size_t errcap) {
+    if (me_catalog_find(s, cfg->name)) {
+        snprintf(err, errcap, "collection '%s' already exists", cfg->name);
+        return ME_EEXIST;
+    }
+    uint32_t id = s->next_coll_id;
+    me_coll_t *c = me_coll_new(cfg, id);
+    if (!c) return ME_ENOMEM;
+    Metaembed__CollectionConfig pc;
+    me_config_to_proto(&pc, cfg);
+    size_t len = metaembed__collection_config__get_packed_size(&pc);
+    uint8_t *val = malloc(4 + len);
+    me_wbatch_t *b = me_wbatch_new(s->storage);
+    int rc = val && b ? 0 : ME_ENOMEM;
+    if (rc == 0) {
+        id_prefix((char *)val, id);
+        metaembed__collection_config__pack(&pc, val + 4);
+        me_wbatch_put(b, ME_CF_META, cfg->name, strlen(cfg->name), val, 4 + len);
+        rc = me_storage_write(s->storage, b, err, errcap);
+    }
+    if (rc == 0) rc = add_coll(s, c);
+    if (rc) me_coll_free(c);
+    free(val);
+    me_wbatch_free(b);
+    return rc;
+}
+
+int me_catalog_drop(me_shard_t *s, const char *name, char *err, size_t errcap) {
+    size_t i;
+    for (i = 0; i < s->ncolls; i++)
+        if (strcmp(s->colls[i]->cfg.name, name) == 0) break;
+    if (i == s->ncolls) {
+        snprintf(err, errcap, "collection '%s' not found", name);
+        return ME_ENOTFOUND;
+    }
+    me_coll_t *c = s->colls[i];
+    char lo[4], hi[4];
+    id_prefix(lo, c->id);
+    id_prefix(hi, c->id + 1);
+    me_wbatch_t *b = me_wbatch_new(s->storage);
+    if (!b) return ME_ENOMEM;
+    /* One atomic batch: the config and every record of the collection. */
+    me_wbatch_delete(b, ME_CF_META, name, strlen(name));
+    for (int cf = ME_CF_HEAD; cf <= ME_CF_DOC; cf++)
+        me_wbatch_delete_range(b, (me_cf_t)cf, lo, 4, hi, 4);
+    int rc = me_storage_write(s->storage, b, err, errcap);
+    me_wbatch_free(b);
+    if (rc) return rc;
+    me_coll_free(c);
+    s->colls[i] = s->colls[--s->ncolls];
+    return 0;
+}

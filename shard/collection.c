@@ -1,0 +1,380 @@
+#include "shard/collection.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/hash.h"
+
+#define RECORD_VERSION 1
+#define RECORD_HEADER 8
+
+int me_coll_name_valid(const char *name) {
+    size_t n = strlen(name);
+    if (n == 0 || n > ME_COLL_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-' || ch == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+int me_coll_config_check(me_coll_config_t *c, char *err, size_t errcap) {
+    if (!me_coll_name_valid(c->name)) {
+        snprintf(err, errcap, "collection name must be 1..%d characters of [A-Za-z0-9_.-]", ME_COLL_NAME_MAX);
+        return ME_EINVAL;
+    }
+    if (c->dim < 1 || c->dim > ME_DIM_MAX) {
+        snprintf(err, errcap, "dim must be in [1, %d], got %d", ME_DIM_MAX, c->dim);
+        return ME_EINVAL;
+    }
+    if (c->max_doc_vectors == 0) c->max_doc_vectors = 64;
+    if (c->max_query_vectors == 0) c->max_query_vectors = 16;
+    if ((int)c->dtype == 0) c->dtype = ME_DTYPE_F16;
+    if (c->max_doc_vectors < 1 || c->max_doc_vectors > ME_ROWS_MAX) {
+        snprintf(err, errcap, "max_doc_vectors must be in [1, %d], got %d", ME_ROWS_MAX, c->max_doc_vectors);
+        return ME_EINVAL;
+    }
+    if (c->max_query_vectors < 1 || c->max_query_vectors > ME_ROWS_MAX) {
+        snprintf(err, errcap, "max_query_vectors must be in [1, %d], got %d", ME_ROWS_MAX, c->max_query_vectors);
+        return ME_EINVAL;
+    }
+    if (c->dtype != ME_DTYPE_F32 && c->dtype != ME_DTYPE_F16 && c->dtype != ME_DTYPE_INT8) {
+        snprintf(err, errcap, "dtype must be f32, f16 or int8");
+        return ME_EINVAL;
+    }
+    if (c->ram_vectors == 0) c->ram_vectors = c->max_doc_vectors;
+    if (c->ram_vectors < 1 || c->ram_vectors > c->max_doc_vectors) {
+        snprintf(err, errcap, "ram_vectors must be in [1, max_doc_vectors=%d], got %d",
+                 c->max_doc_vectors, c->ram_vectors);
+        return ME_EINVAL;
+    }
+    if (c->coarse_vectors == 0) c->coarse_vectors = 1;
+    if (c->coarse_vectors < 1 || c->coarse_vectors > c->ram_vectors) {
+        snprintf(err, errcap, "coarse_vectors must be in [1, ram_vectors=%d], got %d",
+                 c->ram_vectors, c->coarse_vectors);
+        return ME_EINVAL;
+    }
+    return 0;
+}
+
+size_t me_coll_row_bytes(const me_coll_t *c) { return (size_t)c->cfg.dim * me_dtype_size(c->cfg.dtype); }
+
+me_coll_t *me_coll_new(const me_coll_config_t *cfg, uint32_t id) {
+    me_coll_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->cfg = *cfg;
+    c->id = id;
+    pthread_rwlock_init(&c->lock, NULL);
+    c->table_cap = 16;
+    c->table = calloc(c->table_cap, sizeof *c->table);
+    if (!c->table) { free(c); return NULL; }
+    return c;
+}
+
+void me_coll_free(me_coll_t *c) {
+    if (!c) return;
+    for (size_t i = 0; i < c->n; i++) free(c->ids[i]);
+    free(c->ids);
+    free(c->rows);
+    free(c->head);
+    free(c->head_scales);
+    free(c->coarse);
+    free(c->coarse_scales);
+    free(c->table);
+    pthread_rwlock_destroy(&c->lock);
+    free(c);
+}
+
+/* ---- id → slot table (linear probing, backward-shift deletion) ---- */
+
+static size_t probe_start(const me_coll_t *c, const char *id, size_t idlen) {
+    return (size_t)me_hash64(id, idlen) & (c->table_cap - 1);
+}
+
+long me_coll_find(const me_coll_t *c, const char *id, size_t idlen) {
+    size_t mask = c->table_cap - 1;
+    for (size_t i = probe_start(c, id, idlen);; i = (i + 1) & mask) {
+        uint32_t v = c->table[i];
+        if (v == 0) return -1;
+        const char *s = c->ids[v - 1];
+        if (strlen(s) == idlen && memcmp(s, id, idlen) == 0) return (long)(v - 1);
+    }
+}
+
+/* Table position holding slot, or (size_t)-1. */
+static size_t table_pos_of_slot(const me_coll_t *c, size_t slot) {
+    const char *id = c->ids[slot];
+    size_t mask = c->table_cap - 1;
+    for (size_t i = probe_start(c, id, strlen(id));; i = (i + 1) & mask) {
+        if (c->table[i] == 0) return (size_t)-1;
+        if (c->table[i] == slot + 1) return i;
+    }
+}
+
+static void table_insert(me_coll_t *c, size_t slot) {
+    const char *id = c->ids[slot];
+    size_t mask = c->table_cap - 1;
+    size_t i = probe_start(c, id, strlen(id));
+    while (c->table[i] != 0) i = (i + 1) & mask;
+    c->table[i] = (uint32_t)(slot + 1);
+}
+
+static void table_delete_at(me_coll_t *c, size_t i) {
+    size_t mask = c->table_cap - 1;
+    c->table[i] = 0;
+    /* Shift back later entries of the cluster whose home is not in (i, j]. */
+    for (size_t j = (i + 1) & mask; c->table[j] != 0; j = (j + 1) & mask) {
+        const char *id = c->ids[c->table[j] - 1];
+        size_t home = probe_start(c, id, strlen(id));
+        int in_range = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+        if (!in_range) {
+            c->table[i] = c->table[j];
+            c->table[j] = 0;
+            i = j;
+        }
+    }
+}
+
+static int table_grow(me_coll_t *c) {
+    size_t ncap = c->table_cap * 2;
+    uint32_t *nt = calloc(ncap, sizeof *nt);
+    if (!nt) return ME_ENOMEM;
+    free(c->table);
+    c->table = nt;
+    c->table_cap = ncap;
+    for (size_t s = 0; s < c->n; s++) table_insert(c, s);
+    return 0;
+}
+
+/* ---- slots ---- */
+
+static int grow_slots(me_coll_t *c) {
+    size_t ncap = c->cap ? c->cap * 2 : 64;
+    size_t rb = me_coll_row_bytes(c);
+    int int8 = c->cfg.dtype == ME_DTYPE_INT8;
+    char **ids = realloc(c->ids, ncap * sizeof *ids);
+    if (!ids) return ME_ENOMEM;
+    c->ids = ids;
+    uint16_t *rows = realloc(c->rows, ncap * sizeof *rows);
+    if (!rows) return ME_ENOMEM;
+    c->rows = rows;
+    uint8_t *head = realloc(c->head, ncap * c->cfg.ram_vectors * rb);
+    if (!head) return ME_ENOMEM;
+    c->head = head;
+    uint8_t *coarse = realloc(c->coarse, ncap * c->cfg.coarse_vectors * rb);
+    if (!coarse) return ME_ENOMEM;
+    c->coarse = coarse;
+    if (int8) {
+        float *hs = realloc(c->head_scales, ncap * c->cfg.ram_vectors * sizeof *hs);
+        if (!hs) return ME_ENOMEM;
+        c->head_scales = hs;
+        float *cs = realloc(c->coarse_scales, ncap * c->cfg.coarse_vectors * sizeof *cs);
+        if (!cs) return ME_ENOMEM;
+        c->coarse_scales = cs;
+    }
+    c->cap = ncap;
+    return 0;
+}
+
+static void fill_slot(me_coll_t *c, size_t slot, int total_rows, const void *head, const float *scales) {
+    size_t rb = me_coll_row_bytes(c);
+    int ram = c->cfg.ram_vectors, coarse = c->cfg.coarse_vectors;
+    int have = total_rows < ram ? total_rows : ram;
+    uint8_t *h = c->head + slot * ram * rb;
+    memcpy(h, head, have * rb);
+    memset(h + have * rb, 0, (ram - have) * rb);
+    int hc = have < coarse ? have : coarse;
+    uint8_t *co = c->coarse + slot * coarse * rb;
+    memcpy(co, head, hc * rb);
+    memset(co + hc * rb, 0, (coarse - hc) * rb);
+    if (c->cfg.dtype == ME_DTYPE_INT8) {
+        float *hs = c->head_scales + slot * ram;
+        for (int r = 0; r < ram; r++) hs[r] = r < have ? scales[r] : 0.0f;
+        float *cs = c->coarse_scales + slot * coarse;
+        for (int r = 0; r < coarse; r++) cs[r] = r < hc ? scales[r] : 0.0f;
+    }
+    c->rows[slot] = (uint16_t)total_rows;
+}
+
+long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
+                 const void *head, const float *head_scales) {
+    long slot = me_coll_find(c, id, idlen);
+    if (slot >= 0) {
+        c->stored_rows -= c->rows[slot];
+        fill_slot(c, (size_t)slot, total_rows, head, head_scales);
+        c->stored_rows += total_rows;
+        return slot;
+    }
+    if (c->n == c->cap && grow_slots(c) != 0) return ME_ENOMEM;
+    if ((c->n + 1) * 4 > c->table_cap * 3 && table_grow(c) != 0) return ME_ENOMEM;
+    char *copy = malloc(idlen + 1);
+    if (!copy) return ME_ENOMEM;
+    memcpy(copy, id, idlen);
+    copy[idlen] = 0;
+    size_t s = c->n++;
+    c->ids[s] = copy;
+    fill_slot(c, s, total_rows, head, head_scales);
+    c->stored_rows += total_rows;
+    table_insert(c, s);
+    return (long)s;
+}
+
+int me_coll_remove(me_coll_t *c, const char *id, size_t idlen) {
+    long slot = me_coll_find(c, id, idlen);
+    if (slot < 0) return 0;
+    size_t s = (size_t)slot, last = c->n - 1;
+    table_delete_at(c, table_pos_of_slot(c, s));
+    c->stored_rows -= c->rows[s];
+    free(c->ids[s]);
+    if (s != last) {
+        /* Move the last document into the hole and repoint its table entry. */
+        size_t pos = table_pos_of_slot(c, last);
+        size_t rb = me_coll_row_bytes(c);
+        int ram = c->cfg.ram_vectors, coarse = c->cfg.coarse_vectors;
+        c->ids[s] = c->ids[last];
+        c->rows[s] = c->rows[last];
+        memcpy(c->head + s * ram * rb, c->head + last * ram * rb, ram * rb);
+        memcpy(c->coarse + s * coarse * rb, c->coarse + last * coarse * rb, coarse * rb);
+        if (c->cfg.dtype == ME_DTYPE_INT8) {
+            memcpy(c->head_scales + s * ram, c->head_scales + last * ram, ram * sizeof(float));
+            memcpy(c->coarse_scales + s * coarse, c->coarse_scales + last * coarse, coarse * sizeof(float));
+        }
+        c->table[pos] = (uint32_t)(s + 1);
+    }
+    c->n--;
+    return 1;
+}
+
+me_docref_t me_coll_head_ref(const me_coll_t *c, size_t slot) {
+    int ram = c->cfg.ram_vectors;
+    me_docref_t d;
+    d.data = c->head + slot * ram * me_coll_row_bytes(c);
+    d.scales = c->head_scales ? c->head_scales + slot * ram : NULL;
+    d.rows = c->rows[slot] < ram ? c->rows[slot] : ram;
+    return d;
+}
+
+me_docref_t me_coll_coarse_ref(const me_coll_t *c, size_t slot) {
+    int co = c->cfg.coarse_vectors;
+    me_docref_t d;
+    d.data = c->coarse + slot * co * me_coll_row_bytes(c);
+    d.scales = c->coarse_scales ? c->coarse_scales + slot * co : NULL;
+    d.rows = c->rows[slot] < co ? c->rows[slot] : co;
+    return d;
+}
+
+uint64_t me_coll_ram_bytes(const me_coll_t *c) {
+    size_t per = (size_t)(c->cfg.ram_vectors + c->cfg.coarse_vectors) * me_coll_row_bytes(c);
+    if (c->cfg.dtype == ME_DTYPE_INT8) per += (c->cfg.ram_vectors + c->cfg.coarse_vectors) * sizeof(float);
+    return (uint64_t)c->n * per;
+}
+
+uint64_t me_coll_index_bytes(const me_coll_t *c) {
+    size_t per_row = me_coll_row_bytes(c) + (c->cfg.dtype == ME_DTYPE_INT8 ? sizeof(float) : 0);
+    return c->stored_rows * per_row;
+}
+
+/* ---- keys and records ---- */
+
+size_t me_doc_key(char *out, uint32_t coll_id, const char *id, size_t idlen) {
+    out[0] = (char)(coll_id >> 24);
+    out[1] = (char)(coll_id >> 16);
+    out[2] = (char)(coll_id >> 8);
+    out[3] = (char)coll_id;
+    memcpy(out + 4, id, idlen);
+    return 4 + idlen;
+}
+
+size_t me_record_size(me_dtype_t dt, int dim, int nrows) {
+    size_t n = RECORD_HEADER + (size_t)nrows * dim * me_dtype_size(dt);
+    if (dt == ME_DTYPE_INT8) n += (size_t)nrows * sizeof(float);
+    return n;
+}
+
+static void put_u16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static unsigned get_u16(const uint8_t *p) { return p[0] | (unsigned)p[1] << 8; }
+
+void me_record_write(uint8_t *out, me_dtype_t dt, int dim, int total_rows, int nrows,
+                     const float *scales, const void *data) {
+    out[0] = RECORD_VERSION;
+    out[1] = (uint8_t)dt;
+    put_u16(out + 2, (unsigned)total_rows);
+    put_u16(out + 4, (unsigned)nrows);
+    put_u16(out + 6, (unsigned)dim);
+    uint8_t *p = out + RECORD_HEADER;
+    if (dt == ME_DTYPE_INT8) {
+        memcpy(p, scales, nrows * sizeof(float));
+        p += nrows * sizeof(float);
+    }
+    memcpy(p, data, (size_t)nrows * dim * me_dtype_size(dt));
+}
+
+int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
+                    int *total_rows, int *nrows, const float **scales, const void **data) {
+    if (len < RECORD_HEADER || buf[0] != RECORD_VERSION || buf[1] != (uint8_t)dt ||
+        (int)get_u16(buf + 6) != dim)
+        return ME_ECORRUPT;
+    *total_rows = (int)get_u16(buf + 2);
+    *nrows = (int)get_u16(buf + 4);
+    if (*nrows > *total_rows || len != me_record_size(dt, dim, *nrows)) return ME_ECORRUPT;
+    const uint8_t *p = buf + RECORD_HEADER;
+    *scales = NULL;
+    if (dt == ME_DTYPE_INT8) {
+        *scales = (const float *)(const void *)p;
+        p += *nrows * sizeof(float);
+    }
+    *data = p;
+    return 0;
+}
+
+int me_rows_to_storage(me_dtype_t dt, int dim, int rows, const void *in, me_dtype_t in_dt,
+                       void *out, float *scales, int *bad_row, int *bad_kind) {
+    float *tmp = malloc((size_t)dim * sizeof *tmp);
+    if (!tmp) return ME_ENOMEM;
+    int rc = 0;
+    size_t esz = me_dtype_size(dt);
+    for (int r = 0; r < rows && rc == 0; r++) {
+        /* memcpy-based conversion: input bytes come off the wire unaligned. */
+        if (in_dt == ME_DTYPE_F32) memcpy(tmp, (const uint8_t *)in + (size_t)r * dim * 4, (size_t)dim * 4);
+        else {
+            const uint8_t *src = (const uint8_t *)in + (size_t)r * dim * 2;
+            for (int i = 0; i < dim; i++) {
+                uint16_t h;
+                memcpy(&h, src + 2 * i, 2);
+                tmp[i] = me_f16_to_f32(h);
+            }
+        }
+        double norm = 0;
+        for (int i = 0; i < dim; i++) {
+            if (!isfinite(tmp[i])) { *bad_row = r; *bad_kind = ME_BAD_NONFINITE; rc = ME_EINVAL; break; }
+            norm += (double)tmp[i] * tmp[i];
+        }
+        if (rc) break;
+        if (!(norm > 0)) { *bad_row = r; *bad_kind = ME_BAD_ZERO_NORM; rc = ME_EINVAL; break; }
+        uint8_t *dst = (uint8_t *)out + (size_t)r * dim * esz;
+        if (dt == ME_DTYPE_F32) memcpy(dst, tmp, (size_t)dim * 4);
+        else if (dt == ME_DTYPE_F16) {
+            for (int i = 0; i < dim; i++) {
+                uint16_t h = me_f32_to_f16(tmp[i]);
+                memcpy(dst + 2 * i, &h, 2);
+            }
+        } else {
+            me_int8_quantize((int8_t *)dst, &scales[r], tmp, (size_t)dim);
+        }
+        /* An f32 value beyond f16 range becomes Inf in storage: refuse it. */
+        if (dt == ME_DTYPE_F16) {
+            for (int i = 0; i < dim; i++) {
+                uint16_t h;
+                memcpy(&h, dst + 2 * i, 2);
+                if ((h & 0x7c00) == 0x7c00) { *bad_row = r; *bad_kind = ME_BAD_NONFINITE; rc = ME_EINVAL; break; }
+            }
+        }
+    }
+    free(tmp);
+    return rc;
+}

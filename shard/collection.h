@@ -1,0 +1,95 @@
+/* One collection in a shard's RAM: documents in dense slots, the first
+ * ram_vectors vectors of each in one arena, a dense copy of the first
+ * coarse_vectors for the stage-1 scan, and an id → slot hash table.
+ * Deletion moves the last slot into the hole, so arenas stay dense.
+ *
+ * Also the on-disk record format of vectors (me_record_*), shared by the
+ * head and tail column families. Callers hold `lock` (read for lookups and
+ * search, write for changes). */
+#ifndef ME_COLLECTION_H
+#define ME_COLLECTION_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/dtype.h"
+#include "common/maxsim.h"
+
+#define ME_COLL_NAME_MAX 64
+#define ME_DOC_ID_MAX 256
+#define ME_DIM_MAX 4096
+#define ME_ROWS_MAX 1024
+
+typedef struct {
+    char name[ME_COLL_NAME_MAX + 1];
+    int dim;              /* D */
+    int max_doc_vectors;  /* R_c */
+    int max_query_vectors;/* R_q */
+    me_dtype_t dtype;     /* storage dtype */
+    int ram_vectors;      /* leading vectors per doc held in RAM (1..R_c) */
+    int coarse_vectors;   /* vectors per doc in the stage-1 scan (1..ram_vectors) */
+} me_coll_config_t;
+
+typedef struct {
+    me_coll_config_t cfg;
+    uint32_t id;              /* key prefix in storage; never reused */
+    pthread_rwlock_t lock;
+
+    size_t n, cap;            /* documents; slots allocated */
+    char **ids;               /* [cap] owned strings */
+    uint16_t *rows;           /* [cap] vectors stored for the doc (RAM + disk) */
+    uint8_t *head;            /* [cap, ram_vectors, dim] dtype elements */
+    float *head_scales;       /* [cap, ram_vectors] int8 only */
+    uint8_t *coarse;          /* [cap, coarse_vectors, dim] dense stage-1 copy */
+    float *coarse_scales;     /* [cap, coarse_vectors] int8 only */
+    uint32_t *table;          /* open addressing: slot + 1, 0 = empty */
+    size_t table_cap;         /* power of two */
+    uint64_t stored_rows;     /* Σ rows, for index size */
+} me_coll_t;
+
+/* Validates and fills defaults (R_c 64, R_q 16, f16, ram = R_c, coarse 1).
+ * Returns 0 or ME_EINVAL with a reason in err. */
+int me_coll_config_check(me_coll_config_t *cfg, char *err, size_t errcap);
+int me_coll_name_valid(const char *name);
+
+me_coll_t *me_coll_new(const me_coll_config_t *cfg, uint32_t id);
+void me_coll_free(me_coll_t *c);
+
+/* Slot of the doc, or -1. */
+long me_coll_find(const me_coll_t *c, const char *id, size_t idlen);
+/* Inserts or replaces the RAM copy: `total_rows` vectors exist; `head` has
+ * the first min(total_rows, ram_vectors) rows in storage form (scales for
+ * int8). Returns the slot, or ME_ENOMEM. */
+long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
+                 const void *head, const float *head_scales);
+/* Returns 1 when the doc existed. */
+int me_coll_remove(me_coll_t *c, const char *id, size_t idlen);
+
+size_t me_coll_row_bytes(const me_coll_t *c);
+me_docref_t me_coll_head_ref(const me_coll_t *c, size_t slot);
+me_docref_t me_coll_coarse_ref(const me_coll_t *c, size_t slot);
+/* Bytes of vectors held in RAM (head + coarse arenas, used slots). */
+uint64_t me_coll_ram_bytes(const me_coll_t *c);
+/* Bytes of all stored vectors at the storage dtype (the index size). */
+uint64_t me_coll_index_bytes(const me_coll_t *c);
+
+/* ---- storage keys and records ---- */
+/* key = coll id (4 bytes big-endian) + doc id. Returns the length. */
+size_t me_doc_key(char *out, uint32_t coll_id, const char *id, size_t idlen);
+/* Record: u8 version, u8 dtype, u16 total_rows, u16 nrows, u16 dim, then
+ * nrows f32 scales (int8 only), then nrows × dim elements. Little-endian. */
+size_t me_record_size(me_dtype_t dt, int dim, int nrows);
+void me_record_write(uint8_t *out, me_dtype_t dt, int dim, int total_rows, int nrows,
+                     const float *scales, const void *data);
+/* Points into buf; ME_ECORRUPT when it does not match the collection. */
+int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
+                    int *total_rows, int *nrows, const float **scales, const void **data);
+
+/* Converts rows × dim input values (f32 or f16) to storage form.
+ * Rejects NaN/Inf and zero-norm rows: returns ME_EINVAL, *bad_row set. */
+int me_rows_to_storage(me_dtype_t dt, int dim, int rows, const void *in, me_dtype_t in_dt,
+                       void *out, float *scales, int *bad_row, int *bad_kind);
+enum { ME_BAD_NONFINITE = 1, ME_BAD_ZERO_NORM = 2 };
+
+#endif

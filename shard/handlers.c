@@ -1,0 +1,645 @@
+/* The shard's request handlers: one function per method, each validating
+ * everything before touching state, so a bad request changes nothing. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "shard/catalog.h"
+#include "shard/search.h"
+#include "shard/shard.h"
+
+#define ME_VERSION "0.1.0"
+
+typedef struct {
+    me_shard_t *s;
+    const ProtobufCBinaryData *payload;
+    uint64_t deadline_us;
+    me_reply_t *reply;
+} req_t;
+
+#define BAD(r, ...) me_reply_error((r)->reply, ME_STATUS_INVALID_ARGUMENT, __VA_ARGS__)
+
+/* Unpacks the payload as `desc`'s message, or sets INVALID_ARGUMENT. */
+static ProtobufCMessage *unpack(req_t *r, const ProtobufCMessageDescriptor *desc) {
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, r->payload->len, r->payload->data);
+    if (!m) BAD(r, "malformed %s (protobuf parse failed)", desc->short_name);
+    return m;
+}
+
+/* Looks up the collection under the registry lock the caller holds. */
+static me_coll_t *need_coll(req_t *r, const char *name) {
+    me_coll_t *c = me_catalog_find(r->s, name ? name : "");
+    if (!c)
+        me_reply_error(r->reply, ME_STATUS_NOT_FOUND,
+                       "collection '%s' not found (create it first, or check the name)", name ? name : "");
+    return c;
+}
+
+static int status_of(int err) { return me_error_status(err); }
+
+/* ---- tensors ---- */
+
+typedef struct {
+    me_dtype_t dtype;
+    int rows, dim;
+    const uint8_t *data;
+} tensor_view_t;
+
+/* Accepts [rows, dim] (or [dim] as one row) f32/f16 with matching bytes. */
+static int view_tensor(req_t *r, const Metaembed__Tensor *t, const char *what, int max_rows, int dim,
+                       tensor_view_t *v) {
+    if (!t) return BAD(r, "%s: no vectors given", what);
+    if (t->dtype != METAEMBED__DTYPE__DTYPE_F32 && t->dtype != METAEMBED__DTYPE__DTYPE_F16)
+        return BAD(r, "%s: dtype must be f32 or f16", what);
+    uint64_t rows, d;
+    if (t->n_shape == 2) { rows = t->shape[0]; d = t->shape[1]; }
+    else if (t->n_shape == 1) { rows = 1; d = t->shape[0]; }
+    else return BAD(r, "%s: shape must be [rows, dim], got %zu dimensions", what, t->n_shape);
+    if (d != (uint64_t)dim)
+        return BAD(r, "%s: dim %llu does not match the collection's dim %d", what, (unsigned long long)d, dim);
+    if (rows < 1 || rows > (uint64_t)max_rows)
+        return BAD(r, "%s: %llu vectors, must be 1..%d", what, (unsigned long long)rows, max_rows);
+    size_t esz = t->dtype == METAEMBED__DTYPE__DTYPE_F32 ? 4 : 2;
+    if (t->data.len != rows * d * esz)
+        return BAD(r, "%s: %zu data bytes, expected %llu for shape [%llu, %llu]", what, t->data.len,
+                   (unsigned long long)(rows * d * esz), (unsigned long long)rows, (unsigned long long)d);
+    v->dtype = t->dtype == METAEMBED__DTYPE__DTYPE_F32 ? ME_DTYPE_F32 : ME_DTYPE_F16;
+    v->rows = (int)rows;
+    v->dim = dim;
+    v->data = t->data.data;
+    return 0;
+}
+
+/* ---- collections ---- */
+
+static void coll_info(Metaembed__CollectionInfo *info, Metaembed__CollectionConfig *pc, const me_coll_t *c) {
+    metaembed__collection_info__init(info);
+    me_config_to_proto(pc, &c->cfg);
+    info->config = pc;
+    info->documents = c->n;
+    info->ram_bytes = me_coll_ram_bytes(c);
+    info->index_bytes = me_coll_index_bytes(c);
+}
+
+static int h_create(req_t *r) {
+    Metaembed__CreateCollectionRequest *m =
+        (void *)unpack(r, &metaembed__create_collection_request__descriptor);
+    if (!m) return r->reply->status;
+    char err[256];
+    int rc;
+    me_coll_config_t cfg;
+    if (!m->config) { rc = BAD(r, "CreateCollection needs a config (name, dim, ...)"); goto out; }
+    me_config_from_proto(&cfg, m->config);
+    if (me_coll_config_check(&cfg, err, sizeof err) != 0) { rc = BAD(r, "%s", err); goto out; }
+    pthread_rwlock_wrlock(&r->s->lock);
+    rc = me_catalog_create(r->s, &cfg, err, sizeof err);
+    pthread_rwlock_unlock(&r->s->lock);
+    if (rc) { rc = me_reply_error(r->reply, status_of(rc), "%s", err); goto out; }
+    me_info("created collection %s (dim %d, R_c %d, R_q %d, %s, ram %d, coarse %d)", cfg.name, cfg.dim,
+            cfg.max_doc_vectors, cfg.max_query_vectors, me_dtype_name(cfg.dtype), cfg.ram_vectors,
+            cfg.coarse_vectors);
+    Metaembed__CreateCollectionReply rep = METAEMBED__CREATE_COLLECTION_REPLY__INIT;
+    Metaembed__CollectionConfig pc;
+    me_config_to_proto(&pc, &cfg);
+    rep.config = &pc;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+static int h_drop(req_t *r) {
+    Metaembed__DropCollectionRequest *m = (void *)unpack(r, &metaembed__drop_collection_request__descriptor);
+    if (!m) return r->reply->status;
+    char err[256];
+    pthread_rwlock_wrlock(&r->s->lock);
+    int rc = me_catalog_drop(r->s, m->name, err, sizeof err);
+    pthread_rwlock_unlock(&r->s->lock);
+    if (rc) rc = me_reply_error(r->reply, status_of(rc), "%s", err);
+    else {
+        me_info("dropped collection %s", m->name);
+        Metaembed__DropCollectionReply rep = METAEMBED__DROP_COLLECTION_REPLY__INIT;
+        rc = me_reply_ok(r->reply, &rep.base);
+    }
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+static int list_infos(req_t *r, const char *only, Metaembed__StatsReply *stats) {
+    me_shard_t *s = r->s;
+    pthread_rwlock_rdlock(&s->lock);
+    size_t n = s->ncolls;
+    Metaembed__CollectionInfo *infos = calloc(n ? n : 1, sizeof *infos);
+    Metaembed__CollectionInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    Metaembed__CollectionConfig *pcs = calloc(n ? n : 1, sizeof *pcs);
+    int rc = 0;
+    if (!infos || !ptrs || !pcs) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        me_coll_t *c = s->colls[i];
+        if (only && *only && strcmp(only, c->cfg.name) != 0) continue;
+        pthread_rwlock_rdlock(&c->lock);
+        coll_info(&infos[k], &pcs[k], c);
+        pthread_rwlock_unlock(&c->lock);
+        ptrs[k] = &infos[k];
+        k++;
+    }
+    if (only && *only && k == 0) {
+        rc = me_reply_error(r->reply, ME_STATUS_NOT_FOUND, "collection '%s' not found", only);
+        goto out;
+    }
+    if (stats) {
+        stats->collections = ptrs;
+        stats->n_collections = k;
+        stats->uptime_ms = me_now_ms() - s->start_ms;
+        stats->requests = atomic_load(&s->requests);
+        stats->errors = atomic_load(&s->errors);
+        stats->disk_bytes = me_storage_disk_bytes(s->storage);
+        rc = me_reply_ok(r->reply, &stats->base);
+    } else {
+        Metaembed__ListCollectionsReply rep = METAEMBED__LIST_COLLECTIONS_REPLY__INIT;
+        rep.collections = ptrs;
+        rep.n_collections = k;
+        rc = me_reply_ok(r->reply, &rep.base);
+    }
+out:
+    pthread_rwlock_unlock(&s->lock);
+    free(infos);
+    free(ptrs);
+    free(pcs);
+    return rc;
+}
+
+static int h_list(req_t *r) { return list_infos(r, NULL, NULL); }
+
+static int h_stats(req_t *r) {
+    Metaembed__StatsRequest *m = (void *)unpack(r, &metaembed__stats_request__descriptor);
+    if (!m) return r->reply->status;
+    Metaembed__StatsReply rep = METAEMBED__STATS_REPLY__INIT;
+    int rc = list_infos(r, m->collection, &rep);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+static int h_health(req_t *r) {
+    Metaembed__HealthReply rep = METAEMBED__HEALTH_REPLY__INIT;
+    rep.serving = 1;
+    rep.role = "shard";
+    rep.version = ME_VERSION;
+    rep.uptime_ms = me_now_ms() - r->s->start_ms;
+    return me_reply_ok(r->reply, &rep.base);
+}
+
+/* ---- documents ---- */
+
+static int check_id(req_t *r, const char *id, size_t i) {
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0) return BAD(r, "document %zu: empty id", i);
+    if (n > ME_DOC_ID_MAX) return BAD(r, "document %zu: id longer than %d bytes", i, ME_DOC_ID_MAX);
+    return 0;
+}
+
+static int check_batch(req_t *r, size_t n, const char *what) {
+    if (n == 0) return BAD(r, "empty batch: send at least one %s", what);
+    if ((long long)n > r->s->opts.max_batch)
+        return me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED,
+                              "batch of %zu %ss exceeds the limit of %lld; split it", n, what,
+                              r->s->opts.max_batch);
+    return 0;
+}
+
+typedef struct {
+    int rows;
+    uint8_t *data;   /* rows × dim storage elements */
+    float *scales;   /* int8 */
+} conv_doc_t;
+
+static int h_upsert(req_t *r) {
+    Metaembed__UpsertRequest *m = (void *)unpack(r, &metaembed__upsert_request__descriptor);
+    if (!m) return r->reply->status;
+    me_shard_t *s = r->s;
+    conv_doc_t *docs = NULL;
+    me_wbatch_t *b = NULL;
+    uint8_t *rec = NULL;
+    int rc, locked = 0;
+    pthread_rwlock_rdlock(&s->lock);
+    me_coll_t *c = need_coll(r, m->collection);
+    if (!c) { rc = r->reply->status; goto out; }
+    if ((rc = check_batch(r, m->n_documents, "document")) != 0) goto out;
+    const me_coll_config_t *cfg = &c->cfg;
+    size_t rb = me_coll_row_bytes(c);
+    docs = calloc(m->n_documents, sizeof *docs);
+    if (!docs) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    /* Validate and convert everything first: a bad document rejects the
+     * whole batch and nothing is written. */
+    for (size_t i = 0; i < m->n_documents; i++) {
+        Metaembed__Document *d = m->documents[i];
+        if ((rc = check_id(r, d->id, i)) != 0) goto out;
+        tensor_view_t v;
+        char what[64 + ME_DOC_ID_MAX];
+        snprintf(what, sizeof what, "document %zu ('%s')", i, d->id);
+        if ((rc = view_tensor(r, d->vectors, what, cfg->max_doc_vectors, cfg->dim, &v)) != 0) goto out;
+        docs[i].rows = v.rows;
+        docs[i].data = malloc((size_t)v.rows * rb);
+        docs[i].scales = malloc((size_t)v.rows * sizeof(float));
+        if (!docs[i].data || !docs[i].scales) {
+            rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            goto out;
+        }
+        int bad_row = 0, bad_kind = 0;
+        if (me_rows_to_storage(cfg->dtype, cfg->dim, v.rows, v.data, v.dtype, docs[i].data,
+                               docs[i].scales, &bad_row, &bad_kind) != 0) {
+            rc = BAD(r, "%s: vector %d %s", what, bad_row,
+                     bad_kind == ME_BAD_ZERO_NORM ? "has zero norm"
+                                                  : "holds NaN or Inf (or a value beyond the storage dtype's range)");
+            goto out;
+        }
+    }
+    b = me_wbatch_new(s->storage);
+    rec = malloc(me_record_size(cfg->dtype, cfg->dim, cfg->max_doc_vectors));
+    if (!b || !rec) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    pthread_rwlock_wrlock(&c->lock);
+    locked = 1;
+    int ram = cfg->ram_vectors;
+    char key[4 + ME_DOC_ID_MAX];
+    for (size_t i = 0; i < m->n_documents; i++) {
+        Metaembed__Document *d = m->documents[i];
+        size_t klen = me_doc_key(key, c->id, d->id, strlen(d->id));
+        int rows = docs[i].rows, head = rows < ram ? rows : ram;
+        me_record_write(rec, cfg->dtype, cfg->dim, rows, head, docs[i].scales, docs[i].data);
+        me_wbatch_put(b, ME_CF_HEAD, key, klen, rec, me_record_size(cfg->dtype, cfg->dim, head));
+        if (rows > ram) {
+            me_record_write(rec, cfg->dtype, cfg->dim, rows, rows - ram, docs[i].scales + ram,
+                            docs[i].data + (size_t)ram * rb);
+            me_wbatch_put(b, ME_CF_TAIL, key, klen, rec, me_record_size(cfg->dtype, cfg->dim, rows - ram));
+        } else {
+            me_wbatch_delete(b, ME_CF_TAIL, key, klen);
+        }
+        if (d->metadata.len) me_wbatch_put(b, ME_CF_DOC, key, klen, d->metadata.data, d->metadata.len);
+        else me_wbatch_delete(b, ME_CF_DOC, key, klen);
+    }
+    char err[256];
+    if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
+        rc = me_reply_error(r->reply, ME_STATUS_INTERNAL, "%s", err);
+        goto out;
+    }
+    /* Durable now; mirror into RAM in request order (the last duplicate wins). */
+    for (size_t i = 0; i < m->n_documents; i++) {
+        Metaembed__Document *d = m->documents[i];
+        if (me_coll_put(c, d->id, strlen(d->id), docs[i].rows, docs[i].data, docs[i].scales) < 0) {
+            /* RAM is now behind disk for this doc; a restart reloads it. */
+            me_error("out of memory adding %s to RAM; restart the shard to reload", d->id);
+            rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            goto out;
+        }
+    }
+    Metaembed__UpsertReply rep = METAEMBED__UPSERT_REPLY__INIT;
+    rep.upserted = (uint32_t)m->n_documents;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (locked) pthread_rwlock_unlock(&c->lock);
+    pthread_rwlock_unlock(&s->lock);
+    if (docs)
+        for (size_t i = 0; i < m->n_documents; i++) { free(docs[i].data); free(docs[i].scales); }
+    free(docs);
+    free(rec);
+    me_wbatch_free(b);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+static int h_delete(req_t *r) {
+    Metaembed__DeleteRequest *m = (void *)unpack(r, &metaembed__delete_request__descriptor);
+    if (!m) return r->reply->status;
+    me_shard_t *s = r->s;
+    me_wbatch_t *b = NULL;
+    int rc, locked = 0;
+    pthread_rwlock_rdlock(&s->lock);
+    me_coll_t *c = need_coll(r, m->collection);
+    if (!c) { rc = r->reply->status; goto out; }
+    if ((rc = check_batch(r, m->n_ids, "id")) != 0) goto out;
+    for (size_t i = 0; i < m->n_ids; i++)
+        if ((rc = check_id(r, m->ids[i], i)) != 0) goto out;
+    b = me_wbatch_new(s->storage);
+    if (!b) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    pthread_rwlock_wrlock(&c->lock);
+    locked = 1;
+    char key[4 + ME_DOC_ID_MAX];
+    for (size_t i = 0; i < m->n_ids; i++) {
+        size_t klen = me_doc_key(key, c->id, m->ids[i], strlen(m->ids[i]));
+        for (int cf = ME_CF_HEAD; cf <= ME_CF_DOC; cf++) me_wbatch_delete(b, (me_cf_t)cf, key, klen);
+    }
+    char err[256];
+    if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
+        rc = me_reply_error(r->reply, ME_STATUS_INTERNAL, "%s", err);
+        goto out;
+    }
+    uint32_t deleted = 0;
+    for (size_t i = 0; i < m->n_ids; i++) deleted += (uint32_t)me_coll_remove(c, m->ids[i], strlen(m->ids[i]));
+    Metaembed__DeleteReply rep = METAEMBED__DELETE_REPLY__INIT;
+    rep.deleted = deleted;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (locked) pthread_rwlock_unlock(&c->lock);
+    pthread_rwlock_unlock(&s->lock);
+    me_wbatch_free(b);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+/* Reads all of a document's vectors (RAM head + stored tail) into out,
+ * as f32 for int8 collections, else at the storage dtype. */
+static int read_vectors(me_shard_t *s, me_coll_t *c, size_t slot, Metaembed__Tensor *t, uint32_t *shape) {
+    const me_coll_config_t *cfg = &c->cfg;
+    int rows = c->rows[slot], ram = cfg->ram_vectors, head = rows < ram ? rows : ram;
+    size_t rb = me_coll_row_bytes(c);
+    int int8 = cfg->dtype == ME_DTYPE_INT8;
+    size_t out_esz = int8 ? 4 : me_dtype_size(cfg->dtype);
+    uint8_t *out = malloc((size_t)rows * cfg->dim * out_esz);
+    uint8_t *stored = malloc((size_t)rows * rb);
+    float *scales = malloc((size_t)rows * sizeof(float));
+    int rc = out && stored && scales ? 0 : ME_ENOMEM;
+    if (rc == 0) {
+        me_docref_t h = me_coll_head_ref(c, slot);
+        memcpy(stored, h.data, (size_t)head * rb);
+        if (int8) memcpy(scales, h.scales, head * sizeof(float));
+        if (rows > ram) {
+            char key[4 + ME_DOC_ID_MAX];
+            const char *id = c->ids[slot];
+            size_t klen = me_doc_key(key, c->id, id, strlen(id));
+            char *val = NULL;
+            size_t vlen = 0;
+            int total, nrows;
+            const float *sc;
+            const void *data;
+            rc = me_storage_get(s->storage, ME_CF_TAIL, key, klen, &val, &vlen);
+            if (rc == 0 && (me_record_parse((const uint8_t *)val, vlen, cfg->dtype, cfg->dim, &total, &nrows,
+                                            &sc, &data) != 0 || nrows != rows - ram))
+                rc = ME_ECORRUPT;
+            if (rc == 0) {
+                memcpy(stored + (size_t)ram * rb, data, (size_t)nrows * rb);
+                if (int8) memcpy(scales + ram, sc, nrows * sizeof(float));
+            }
+            me_storage_free(val);
+        }
+    }
+    if (rc == 0) {
+        if (int8)
+            for (int i = 0; i < rows; i++)
+                me_int8_dequantize((float *)(void *)out + (size_t)i * cfg->dim,
+                                   (const int8_t *)stored + (size_t)i * cfg->dim, scales[i], (size_t)cfg->dim);
+        else memcpy(out, stored, (size_t)rows * rb);
+        metaembed__tensor__init(t);
+        t->dtype = int8 ? METAEMBED__DTYPE__DTYPE_F32 : (Metaembed__DType)cfg->dtype;
+        shape[0] = (uint32_t)rows;
+        shape[1] = (uint32_t)cfg->dim;
+        t->shape = shape;
+        t->n_shape = 2;
+        t->data.data = out;
+        t->data.len = (size_t)rows * cfg->dim * out_esz;
+        out = NULL;
+    }
+    free(out);
+    free(stored);
+    free(scales);
+    return rc;
+}
+
+static int h_get(req_t *r) {
+    Metaembed__GetRequest *m = (void *)unpack(r, &metaembed__get_request__descriptor);
+    if (!m) return r->reply->status;
+    me_shard_t *s = r->s;
+    Metaembed__Document *docs = NULL, **dptrs = NULL;
+    Metaembed__Tensor *tensors = NULL;
+    uint32_t *shapes = NULL;
+    char **missing = NULL, **metas = NULL;
+    size_t nfound = 0, nmissing = 0;
+    int rc, locked = 0;
+    pthread_rwlock_rdlock(&s->lock);
+    me_coll_t *c = need_coll(r, m->collection);
+    if (!c) { rc = r->reply->status; goto out; }
+    if ((rc = check_batch(r, m->n_ids, "id")) != 0) goto out;
+    for (size_t i = 0; i < m->n_ids; i++)
+        if ((rc = check_id(r, m->ids[i], i)) != 0) goto out;
+    size_t n = m->n_ids;
+    docs = calloc(n, sizeof *docs);
+    dptrs = calloc(n, sizeof *dptrs);
+    tensors = calloc(n, sizeof *tensors);
+    shapes = calloc(2 * n, sizeof *shapes);
+    missing = calloc(n, sizeof *missing);
+    metas = calloc(n, sizeof *metas);
+    if (!docs || !dptrs || !tensors || !shapes || !missing || !metas) {
+        rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    pthread_rwlock_rdlock(&c->lock);
+    locked = 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = m->ids[i];
+        long slot = me_coll_find(c, id, strlen(id));
+        if (slot < 0) { missing[nmissing++] = (char *)id; continue; }
+        Metaembed__Document *d = &docs[nfound];
+        metaembed__document__init(d);
+        d->id = (char *)id;
+        if (m->with_vectors) {
+            int e = read_vectors(s, c, (size_t)slot, &tensors[nfound], &shapes[2 * nfound]);
+            if (e) { rc = me_reply_error(r->reply, status_of(e), "reading document '%s': %s", id, me_strerror(e)); goto out; }
+            d->vectors = &tensors[nfound];
+        }
+        char key[4 + ME_DOC_ID_MAX];
+        size_t klen = me_doc_key(key, c->id, id, strlen(id));
+        size_t vlen = 0;
+        if (me_storage_get(s->storage, ME_CF_DOC, key, klen, &metas[nfound], &vlen) == 0) {
+            d->metadata.data = (uint8_t *)metas[nfound];
+            d->metadata.len = vlen;
+        }
+        dptrs[nfound++] = d;
+    }
+    Metaembed__GetReply rep = METAEMBED__GET_REPLY__INIT;
+    rep.documents = dptrs;
+    rep.n_documents = nfound;
+    rep.missing = missing;
+    rep.n_missing = nmissing;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (locked) pthread_rwlock_unlock(&c->lock);
+    pthread_rwlock_unlock(&s->lock);
+    if (tensors)
+        for (size_t i = 0; i < m->n_ids; i++) free(tensors[i].data.data);
+    if (metas)
+        for (size_t i = 0; i < m->n_ids; i++) me_storage_free(metas[i]);
+    free(docs);
+    free(dptrs);
+    free(tensors);
+    free(shapes);
+    free(missing);
+    free(metas);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+/* ---- search ---- */
+
+static int h_search(req_t *r) {
+    Metaembed__SearchRequest *m = (void *)unpack(r, &metaembed__search_request__descriptor);
+    if (!m) return r->reply->status;
+    me_shard_t *s = r->s;
+    float *q = NULL;
+    me_search_result_t res = { 0 };
+    Metaembed__Hit *hits = NULL, **hptrs = NULL;
+    char **metas = NULL;
+    int rc, locked = 0;
+    pthread_rwlock_rdlock(&s->lock);
+    me_coll_t *c = need_coll(r, m->collection);
+    if (!c) { rc = r->reply->status; goto out; }
+    const me_coll_config_t *cfg = &c->cfg;
+    tensor_view_t v;
+    if ((rc = view_tensor(r, m->query, "query", cfg->max_query_vectors, cfg->dim, &v)) != 0) goto out;
+    int r_q = m->r_q ? (int)(m->r_q > 100000 ? 100000 : m->r_q) : v.rows;
+    int r_c = m->r_c ? (int)(m->r_c > 100000 ? 100000 : m->r_c) : cfg->max_doc_vectors;
+    if (r_q > v.rows) { rc = BAD(r, "budget r_q=%d exceeds the %d query vectors sent", r_q, v.rows); goto out; }
+    if (r_c > cfg->max_doc_vectors) {
+        rc = BAD(r, "budget r_c=%d exceeds the collection's max_doc_vectors=%d", r_c, cfg->max_doc_vectors);
+        goto out;
+    }
+    if (m->k == 0) { rc = BAD(r, "k must be at least 1"); goto out; }
+    if ((long long)m->k > s->opts.max_k) { rc = BAD(r, "k=%u exceeds the limit of %lld", m->k, s->opts.max_k); goto out; }
+    if (m->n_candidates > 1) { rc = BAD(r, "give at most one candidate count (stage-1 survivors)"); goto out; }
+    size_t n1 = m->n_candidates ? m->candidates[0] : 0;
+    if (m->n_candidates && n1 < m->k) { rc = BAD(r, "candidates=%zu must be at least k=%u", n1, m->k); goto out; }
+    if ((long long)n1 > s->opts.max_candidates) {
+        rc = BAD(r, "candidates=%zu exceeds the limit of %lld", n1, s->opts.max_candidates);
+        goto out;
+    }
+    q = malloc((size_t)r_q * cfg->dim * sizeof *q);
+    if (!q) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    int bad_row = 0, bad_kind = 0;
+    if (me_rows_to_storage(ME_DTYPE_F32, cfg->dim, r_q, v.data, v.dtype, q, NULL, &bad_row, &bad_kind) != 0) {
+        rc = BAD(r, "query vector %d %s", bad_row, bad_kind == ME_BAD_ZERO_NORM ? "has zero norm" : "holds NaN or Inf");
+        goto out;
+    }
+    pthread_rwlock_rdlock(&c->lock);
+    locked = 1;
+    me_search_params_t p = { .query = q, .r_q = r_q, .r_c = r_c, .k = m->k, .candidates = n1,
+                             .exact = m->exact, .deadline_us = r->deadline_us };
+    char err[256] = "";
+    int e = me_search_run(c, s->storage, &p, &res, err, sizeof err);
+    if (e) { rc = me_reply_error(r->reply, status_of(e), "%s", err[0] ? err : me_strerror(e)); goto out; }
+
+    hits = calloc(res.nhits ? res.nhits : 1, sizeof *hits);
+    hptrs = calloc(res.nhits ? res.nhits : 1, sizeof *hptrs);
+    metas = calloc(res.nhits ? res.nhits : 1, sizeof *metas);
+    if (!hits || !hptrs || !metas) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    for (size_t i = 0; i < res.nhits; i++) {
+        metaembed__hit__init(&hits[i]);
+        hits[i].id = c->ids[res.hits[i].idx];
+        hits[i].score = res.hits[i].score;
+        if (m->with_metadata) {
+            char key[4 + ME_DOC_ID_MAX];
+            size_t klen = me_doc_key(key, c->id, hits[i].id, strlen(hits[i].id)), vlen = 0;
+            if (me_storage_get(s->storage, ME_CF_DOC, key, klen, &metas[i], &vlen) == 0) {
+                hits[i].metadata.data = (uint8_t *)metas[i];
+                hits[i].metadata.len = vlen;
+            }
+        }
+        hptrs[i] = &hits[i];
+    }
+    Metaembed__StageTiming st[ME_SEARCH_MAX_STAGES], *stp[ME_SEARCH_MAX_STAGES];
+    for (int i = 0; i < res.nstages; i++) {
+        metaembed__stage_timing__init(&st[i]);
+        st[i].stage = (char *)res.stages[i].name;
+        st[i].r_q = (uint32_t)res.stages[i].r_q;
+        st[i].r_c = (uint32_t)res.stages[i].r_c;
+        st[i].candidates_in = res.stages[i].in;
+        st[i].candidates_out = res.stages[i].out;
+        st[i].micros = res.stages[i].micros;
+        stp[i] = &st[i];
+    }
+    Metaembed__SearchReply rep = METAEMBED__SEARCH_REPLY__INIT;
+    rep.hits = hptrs;
+    rep.n_hits = res.nhits;
+    rep.r_q = (uint32_t)r_q;
+    rep.r_c = (uint32_t)r_c;
+    rep.stages = stp;
+    rep.n_stages = (size_t)res.nstages;
+    rep.documents = c->n;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (locked) pthread_rwlock_unlock(&c->lock);
+    pthread_rwlock_unlock(&s->lock);
+    if (metas)
+        for (size_t i = 0; i < res.nhits; i++) me_storage_free(metas[i]);
+    free(metas);
+    free(hits);
+    free(hptrs);
+    me_search_result_free(&res);
+    free(q);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+/* ---- dispatch ---- */
+
+typedef int (*handler_fn)(req_t *r);
+
+static const struct { int method; const char *name; handler_fn fn; } handlers[] = {
+    { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, "CreateCollection", h_create },
+    { METAEMBED__METHOD__METHOD_DROP_COLLECTION, "DropCollection", h_drop },
+    { METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, "ListCollections", h_list },
+    { METAEMBED__METHOD__METHOD_UPSERT, "Upsert", h_upsert },
+    { METAEMBED__METHOD__METHOD_DELETE, "Delete", h_delete },
+    { METAEMBED__METHOD__METHOD_GET, "Get", h_get },
+    { METAEMBED__METHOD__METHOD_SEARCH, "Search", h_search },
+    { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats },
+    { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health },
+};
+
+void me_shard_handle(me_shard_t *s, const uint8_t *frame, size_t len, uint64_t *request_id, me_reply_t *reply) {
+    uint64_t t0 = me_now_us();
+    me_reply_init(reply);
+    *request_id = 0;
+    atomic_fetch_add(&s->requests, 1);
+    if ((long long)len > s->opts.max_message) {
+        me_reply_error(reply, ME_STATUS_RESOURCE_EXHAUSTED,
+                       "request of %zu bytes exceeds the %lld-byte limit (--max-message); send smaller batches",
+                       len, s->opts.max_message);
+        atomic_fetch_add(&s->errors, 1);
+        return;
+    }
+    Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, len, frame);
+    if (!env) {
+        me_reply_error(reply, ME_STATUS_INVALID_ARGUMENT,
+                       "request is not a metaembed Envelope (protobuf parse failed); see proto/metaembed.proto");
+        atomic_fetch_add(&s->errors, 1);
+        return;
+    }
+    *request_id = env->request_id;
+    req_t r = { .s = s, .payload = &env->payload, .reply = reply };
+    uint64_t budget_ms = env->deadline_ms ? env->deadline_ms : (uint64_t)s->opts.default_deadline_ms;
+    r.deadline_us = t0 + budget_ms * 1000u;
+    const char *name = "unknown";
+    int found = 0;
+    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
+        if (handlers[i].method == (int)env->method) {
+            name = handlers[i].name;
+            handlers[i].fn(&r);
+            found = 1;
+            break;
+        }
+    }
+    if (!found) {
+        if (env->method == METAEMBED__METHOD__METHOD_ENCODE)
+            me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "shards do not encode text; send Encode to an encoder");
+        else
+            me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "unknown method %d", (int)env->method);
+    }
+    if (reply->status != ME_STATUS_OK) {
+        atomic_fetch_add(&s->errors, 1);
+        me_debug("%s rid=%llu -> %s: %s", name, (unsigned long long)env->request_id,
+                 me_status_name(reply->status), reply->message);
+    }
+    metaembed__envelope__free_unpacked(env, NULL);
+}

@@ -1,0 +1,199 @@
+#include "shard/search.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/wire.h"
+
+/* Documents scored per kernel call: bounds scratch memory and lets the
+ * deadline be checked during long scans. */
+#define CHUNK 4096
+
+static int tie_by_id(uint32_t a, uint32_t b, void *ctx) {
+    const me_coll_t *c = ctx;
+    return strcmp(c->ids[a], c->ids[b]);
+}
+
+static int past(uint64_t deadline_us) { return deadline_us && me_now_us() > deadline_us; }
+
+/* Scratch for documents assembled from RAM head rows + fetched tail rows. */
+typedef struct {
+    uint8_t *data;
+    float *scales;
+    size_t cap_docs;
+} fetch_buf_t;
+
+/* Fills refs[i] for slots[i] at budget r_c, fetching tail rows from storage
+ * when r_c > ram_vectors. */
+static int load_refs(me_coll_t *c, me_storage_t *st, int r_c, const uint32_t *slots, size_t n,
+                     me_docref_t *refs, fetch_buf_t *fb, char *err, size_t errcap) {
+    const me_coll_config_t *cfg = &c->cfg;
+    if (r_c <= cfg->coarse_vectors) {
+        for (size_t i = 0; i < n; i++) refs[i] = me_coll_coarse_ref(c, slots[i]);
+        return 0;
+    }
+    if (r_c <= cfg->ram_vectors) {
+        for (size_t i = 0; i < n; i++) refs[i] = me_coll_head_ref(c, slots[i]);
+        return 0;
+    }
+    /* Assemble [head rows | tail rows] per doc in the fetch buffer. */
+    size_t rb = me_coll_row_bytes(c);
+    int int8 = cfg->dtype == ME_DTYPE_INT8;
+    if (fb->cap_docs < n) {
+        free(fb->data);
+        free(fb->scales);
+        fb->data = malloc(n * (size_t)r_c * rb);
+        fb->scales = int8 ? malloc(n * (size_t)r_c * sizeof(float)) : NULL;
+        fb->cap_docs = n;
+        if (!fb->data || (int8 && !fb->scales)) { fb->cap_docs = 0; return ME_ENOMEM; }
+    }
+    char **keys = malloc(n * sizeof *keys);
+    size_t *klens = malloc(n * sizeof *klens);
+    char **vals = calloc(n, sizeof *vals);
+    size_t *vlens = calloc(n, sizeof *vlens);
+    char *keybuf = malloc(n * (4 + ME_DOC_ID_MAX));
+    int rc = 0;
+    if (!keys || !klens || !vals || !vlens || !keybuf) { rc = ME_ENOMEM; goto done; }
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = keybuf + i * (4 + ME_DOC_ID_MAX);
+        const char *id = c->ids[slots[i]];
+        klens[i] = me_doc_key(keys[i], c->id, id, strlen(id));
+    }
+    rc = me_storage_multi_get(st, ME_CF_TAIL, n, (const char *const *)keys, klens, vals, vlens);
+    if (rc) { snprintf(err, errcap, "reading stored vectors failed"); goto done; }
+    int ram = cfg->ram_vectors;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = slots[i];
+        int rows = c->rows[s];
+        uint8_t *dst = fb->data + i * (size_t)r_c * rb;
+        float *dsc = int8 ? fb->scales + i * (size_t)r_c : NULL;
+        int head_rows = rows < ram ? rows : ram;
+        me_docref_t h = me_coll_head_ref(c, s);
+        memcpy(dst, h.data, (size_t)head_rows * rb);
+        if (int8) memcpy(dsc, h.scales, head_rows * sizeof(float));
+        int have = head_rows;
+        if (rows > ram) {
+            int total, nrows;
+            const float *sc;
+            const void *data;
+            if (!vals[i] || me_record_parse((const uint8_t *)vals[i], vlens[i], cfg->dtype, cfg->dim,
+                                            &total, &nrows, &sc, &data) != 0 ||
+                total != rows || nrows != rows - ram) {
+                snprintf(err, errcap, "stored vectors of document '%s' are missing or corrupt", c->ids[s]);
+                rc = ME_ECORRUPT;
+                goto done;
+            }
+            int take = r_c - ram < nrows ? r_c - ram : nrows;
+            memcpy(dst + (size_t)ram * rb, data, (size_t)take * rb);
+            if (int8) memcpy(dsc + ram, sc, take * sizeof(float));
+            have = ram + take;
+        }
+        refs[i].data = dst;
+        refs[i].scales = dsc;
+        refs[i].rows = have;
+    }
+done:
+    if (vals)
+        for (size_t i = 0; i < n; i++) me_storage_free(vals[i]);
+    free(keys);
+    free(klens);
+    free(vals);
+    free(vlens);
+    free(keybuf);
+    return rc;
+}
+
+/* Scores slots (or every doc when slots is NULL) at (r_q, r_c) into topk. */
+static int score_into(me_coll_t *c, me_storage_t *st, me_mquery_t *q, int r_c,
+                      const uint32_t *slots, size_t n, me_topk_t *topk, uint64_t deadline_us,
+                      char *err, size_t errcap) {
+    uint32_t *idx = malloc(CHUNK * sizeof *idx);
+    me_docref_t *refs = malloc(CHUNK * sizeof *refs);
+    float *scores = malloc(CHUNK * sizeof *scores);
+    fetch_buf_t fb = { 0 };
+    int rc = 0;
+    if (!idx || !refs || !scores) { rc = ME_ENOMEM; goto done; }
+    for (size_t off = 0; off < n && rc == 0; off += CHUNK) {
+        if (past(deadline_us)) { rc = ME_ETIMEDOUT; break; }
+        size_t m = n - off < CHUNK ? n - off : CHUNK;
+        for (size_t i = 0; i < m; i++) idx[i] = slots ? slots[off + i] : (uint32_t)(off + i);
+        rc = load_refs(c, st, r_c, idx, m, refs, &fb, err, errcap);
+        if (rc) break;
+        me_maxsim_score(q, c->cfg.dtype, r_c, refs, m, scores, ME_MAXSIM_AUTO);
+        me_topk_push_n(topk, scores, idx, m);
+    }
+done:
+    free(idx);
+    free(refs);
+    free(scores);
+    free(fb.data);
+    free(fb.scales);
+    return rc;
+}
+
+static void stage_done(me_search_result_t *out, const char *name, int r_q, int r_c,
+                       uint64_t in, uint64_t nout, uint64_t t0) {
+    if (out->nstages == ME_SEARCH_MAX_STAGES) return;
+    me_stage_t *s = &out->stages[out->nstages++];
+    s->name = name;
+    s->r_q = r_q;
+    s->r_c = r_c;
+    s->in = in;
+    s->out = nout;
+    s->micros = me_now_us() - t0;
+}
+
+int me_search_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p,
+                  me_search_result_t *out, char *err, size_t errcap) {
+    memset(out, 0, sizeof *out);
+    size_t n = c->n;
+    me_mquery_t *q = me_mquery_new(p->query, p->r_q, c->cfg.dim);
+    if (!q) { snprintf(err, errcap, "out of memory"); return ME_ENOMEM; }
+    me_topk_t final_k, stage1;
+    int rc = me_topk_init(&final_k, p->k, tie_by_id, c);
+    if (rc) { me_mquery_free(q); return rc; }
+    int coarse_rc = p->r_c < c->cfg.coarse_vectors ? p->r_c : c->cfg.coarse_vectors;
+    size_t n1 = p->candidates ? p->candidates : ME_SEARCH_DEFAULT_CANDIDATES;
+    if (n1 < p->k) n1 = p->k;
+
+    uint64_t t0 = me_now_us();
+    if (p->exact || coarse_rc == p->r_c) {
+        /* One pass at the full budget (exact mode, or a budget the coarse
+         * copy already covers). */
+        rc = score_into(c, st, q, p->r_c, NULL, n, &final_k, p->deadline_us, err, errcap);
+        if (rc == 0) stage_done(out, p->exact ? "exact" : "coarse", p->r_q, p->r_c, n, final_k.n, t0);
+    } else {
+        rc = me_topk_init(&stage1, n1, tie_by_id, c);
+        if (rc == 0) {
+            rc = score_into(c, st, q, coarse_rc, NULL, n, &stage1, p->deadline_us, err, errcap);
+            if (rc == 0) {
+                stage_done(out, "coarse", p->r_q, coarse_rc, n, stage1.n, t0);
+                uint32_t *surv = malloc((stage1.n ? stage1.n : 1) * sizeof *surv);
+                if (!surv) rc = ME_ENOMEM;
+                else {
+                    size_t ns = stage1.n;
+                    for (size_t i = 0; i < ns; i++) surv[i] = stage1.items[i].idx;
+                    uint64_t t1 = me_now_us();
+                    rc = score_into(c, st, q, p->r_c, surv, ns, &final_k, p->deadline_us, err, errcap);
+                    if (rc == 0) stage_done(out, "rerank", p->r_q, p->r_c, ns, final_k.n, t1);
+                    free(surv);
+                }
+            }
+            me_topk_free(&stage1);
+        }
+    }
+    me_mquery_free(q);
+    if (rc == ME_ETIMEDOUT) snprintf(err, errcap, "deadline exceeded during search");
+    if (rc) { me_topk_free(&final_k); return rc; }
+    out->nhits = me_topk_finish(&final_k);
+    out->hits = final_k.items;  /* ownership moves to the result */
+    return 0;
+}
+
+void me_search_result_free(me_search_result_t *r) {
+    free(r->hits);
+    r->hits = NULL;
+    r->nhits = 0;
+}

@@ -1,0 +1,67 @@
+#include "shard/shard.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "shard/catalog.h"
+
+#define OPT(name, type, field, def, lo, hi, choices, help) \
+    { name, type, offsetof(me_shard_opts_t, field), def, lo, hi, choices, help }
+
+const me_cfg_opt_t me_shard_options[] = {
+    OPT("listen", ME_CFG_STRING, listen, "tcp://127.0.0.1:7600", 0, 0, NULL,
+        "ZeroMQ endpoint to bind (ROUTER), e.g. tcp://0.0.0.0:7600"),
+    OPT("data-dir", ME_CFG_STRING, data_dir, "./metaembed-data/shard", 0, 0, NULL,
+        "RocksDB directory (created if missing)"),
+    OPT("log-level", ME_CFG_ENUM, log_level, "info", 0, 0, "debug|info|warn|error", "log verbosity"),
+    OPT("threads", ME_CFG_INT, threads, "2", 1, 256, NULL, "request worker threads"),
+    OPT("sync", ME_CFG_BOOL, sync, "false", 0, 1, NULL,
+        "fsync the WAL on every write (survives power loss, not just kill -9)"),
+    OPT("max-message", ME_CFG_SIZE, max_message, "64M", 1024, 1LL << 31, NULL,
+        "largest request accepted; larger ones get RESOURCE_EXHAUSTED"),
+    OPT("max-batch", ME_CFG_INT, max_batch, "4096", 1, 1000000, NULL,
+        "most documents or ids in one Upsert/Delete/Get"),
+    OPT("max-k", ME_CFG_INT, max_k, "10000", 1, 10000000, NULL, "largest k a search may ask for"),
+    OPT("max-candidates", ME_CFG_INT, max_candidates, "1000000", 1, 100000000, NULL,
+        "largest stage-1 candidate count a search may ask for"),
+    OPT("deadline-ms", ME_CFG_INT, default_deadline_ms, "30000", 1, 3600000, NULL,
+        "deadline for requests that carry none"),
+    OPT("block-cache", ME_CFG_SIZE, block_cache, "256M", 1 << 20, 1LL << 40, NULL,
+        "RocksDB block cache for vectors read from disk"),
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+int me_shard_open(me_shard_t *s, const me_shard_opts_t *opts, char *err, size_t errcap) {
+    memset(s, 0, sizeof *s);
+    s->opts = *opts;
+    s->start_ms = me_now_ms();
+    pthread_rwlock_init(&s->lock, NULL);
+    me_storage_opts_t so = { .sync = opts->sync, .block_cache = opts->block_cache };
+    s->storage = me_storage_open(opts->data_dir, &so, err, errcap);
+    if (!s->storage) return ME_EIO;
+    uint64_t t0 = me_now_ms();
+    int rc = me_catalog_load(s, err, errcap);
+    if (rc) {
+        me_shard_close(s);
+        return rc;
+    }
+    size_t docs = 0;
+    for (size_t i = 0; i < s->ncolls; i++) docs += s->colls[i]->n;
+    me_info("loaded %zu collections, %zu documents from %s in %llu ms", s->ncolls, docs,
+            opts->data_dir, (unsigned long long)(me_now_ms() - t0));
+    return 0;
+}
+
+void me_shard_close(me_shard_t *s) {
+    for (size_t i = 0; i < s->ncolls; i++) me_coll_free(s->colls[i]);
+    free(s->colls);
+    s->colls = NULL;
+    s->ncolls = 0;
+    me_storage_close(s->storage);
+    s->storage = NULL;
+    pthread_rwlock_destroy(&s->lock);
+}

@@ -1,0 +1,55 @@
+/* A shard: its options, its storage, its collections, and the handler that
+ * turns one request frame into one reply. The daemon (shard/main.c) owns
+ * the sockets and threads; me_shard_handle is safe to call from several
+ * worker threads at once. */
+#ifndef ME_SHARD_H
+#define ME_SHARD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/wire.h"
+#include "shard/collection.h"
+#include "shard/storage.h"
+
+typedef struct {
+    char listen[ME_CFG_STR_MAX];
+    char data_dir[ME_CFG_STR_MAX];
+    char log_level[ME_CFG_STR_MAX];
+    long long threads;
+    long long max_message;     /* bytes */
+    long long max_batch;       /* documents per Upsert/Delete/Get */
+    long long max_k;
+    long long max_candidates;
+    long long default_deadline_ms;
+    long long block_cache;     /* bytes */
+    int sync;
+} me_shard_opts_t;
+
+extern const me_cfg_opt_t me_shard_options[];
+
+typedef struct {
+    me_shard_opts_t opts;
+    me_storage_t *storage;
+    pthread_rwlock_t lock;     /* the collection list; write for DDL */
+    me_coll_t **colls;
+    size_t ncolls;
+    uint32_t next_coll_id;
+    uint64_t start_ms;
+    atomic_uint_fast64_t requests, errors;
+} me_shard_t;
+
+/* Opens storage and loads every collection into RAM. */
+int me_shard_open(me_shard_t *s, const me_shard_opts_t *opts, char *err, size_t errcap);
+void me_shard_close(me_shard_t *s);
+
+/* Handles one request frame (a packed Envelope) of `len` bytes. Always
+ * fills reply (an error status for bad input) and *request_id (0 when the
+ * envelope could not be read). */
+void me_shard_handle(me_shard_t *s, const uint8_t *frame, size_t len,
+                     uint64_t *request_id, me_reply_t *reply);
+
+#endif

@@ -1,0 +1,206 @@
+#include "shard/storage.h"
+
+#include <rocksdb/c.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/error.h"
+
+static const char *cf_names[ME_CF_COUNT + 1] = { "meta", "head", "tail", "doc", "default" };
+
+struct me_storage {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_options_t *cf_opts[ME_CF_COUNT + 1];
+    rocksdb_block_based_table_options_t *table;
+    rocksdb_cache_t *cache;
+    rocksdb_column_family_handle_t *cf[ME_CF_COUNT + 1];
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_readoptions_t *ropts;
+};
+
+struct me_wbatch {
+    rocksdb_writebatch_t *wb;
+    me_storage_t *s;  /* the batch names column families of this database */
+};
+
+struct me_iter {
+    rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *ropts;
+    char *upper;
+    int started;
+};
+
+static void take_err(char *rerr, char *err, size_t errcap, const char *what) {
+    if (err && errcap) snprintf(err, errcap, "%s: %s", what, rerr);
+    rocksdb_free(rerr);
+}
+
+me_storage_t *me_storage_open(const char *dir, const me_storage_opts_t *o, char *err, size_t errcap) {
+    me_storage_t *s = calloc(1, sizeof *s);
+    if (!s) { snprintf(err, errcap, "out of memory"); return NULL; }
+    s->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(s->opts, 1);
+    rocksdb_options_set_create_missing_column_families(s->opts, 1);
+    rocksdb_options_increase_parallelism(s->opts, 2);
+    rocksdb_options_set_max_background_jobs(s->opts, 2);
+
+    s->cache = rocksdb_cache_create_lru(o->block_cache > 0 ? (size_t)o->block_cache : (64u << 20));
+    s->table = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(s->table, s->cache);
+    rocksdb_block_based_options_set_block_size(s->table, 16 * 1024);
+
+    for (int i = 0; i <= ME_CF_COUNT; i++) {
+        s->cf_opts[i] = rocksdb_options_create_copy(s->opts);
+        rocksdb_options_set_block_based_table_factory(s->cf_opts[i], s->table);
+        /* Vectors are high-entropy floats: compression costs CPU, saves little. */
+        if (i == ME_CF_HEAD || i == ME_CF_TAIL)
+            rocksdb_options_set_compression(s->cf_opts[i], rocksdb_no_compression);
+        if (i == ME_CF_HEAD || i == ME_CF_TAIL)
+            rocksdb_options_set_write_buffer_size(s->cf_opts[i], 64u << 20);
+    }
+    char *rerr = NULL;
+    s->db = rocksdb_open_column_families(s->opts, dir, ME_CF_COUNT + 1, cf_names,
+                                         (const rocksdb_options_t *const *)s->cf_opts, s->cf, &rerr);
+    if (rerr) {
+        take_err(rerr, err, errcap, "cannot open RocksDB");
+        me_storage_close(s);
+        return NULL;
+    }
+    s->wopts = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(s->wopts, o->sync ? 1 : 0);
+    rocksdb_writeoptions_disable_WAL(s->wopts, 0);
+    s->ropts = rocksdb_readoptions_create();
+    return s;
+}
+
+void me_storage_close(me_storage_t *s) {
+    if (!s) return;
+    if (s->db) {
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        rocksdb_flushoptions_set_wait(fo, 1);
+        for (int i = 0; i < ME_CF_COUNT; i++) {
+            char *rerr = NULL;
+            rocksdb_flush_cf(s->db, fo, s->cf[i], &rerr);
+            if (rerr) rocksdb_free(rerr);
+        }
+        rocksdb_flushoptions_destroy(fo);
+        for (int i = 0; i <= ME_CF_COUNT; i++)
+            if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
+        rocksdb_close(s->db);
+    }
+    if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
+    if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
+    for (int i = 0; i <= ME_CF_COUNT; i++)
+        if (s->cf_opts[i]) rocksdb_options_destroy(s->cf_opts[i]);
+    if (s->table) rocksdb_block_based_options_destroy(s->table);
+    if (s->cache) rocksdb_cache_destroy(s->cache);
+    if (s->opts) rocksdb_options_destroy(s->opts);
+    free(s);
+}
+
+me_wbatch_t *me_wbatch_new(me_storage_t *s) {
+    me_wbatch_t *b = malloc(sizeof *b);
+    if (!b) return NULL;
+    b->wb = rocksdb_writebatch_create();
+    b->s = s;
+    return b;
+}
+
+void me_wbatch_free(me_wbatch_t *b) {
+    if (!b) return;
+    rocksdb_writebatch_destroy(b->wb);
+    free(b);
+}
+
+void me_wbatch_put(me_wbatch_t *b, me_cf_t cf, const void *key, size_t klen, const void *val, size_t vlen) {
+    rocksdb_writebatch_put_cf(b->wb, b->s->cf[cf], key, klen, val, vlen);
+}
+
+void me_wbatch_delete(me_wbatch_t *b, me_cf_t cf, const void *key, size_t klen) {
+    rocksdb_writebatch_delete_cf(b->wb, b->s->cf[cf], key, klen);
+}
+
+void me_wbatch_delete_range(me_wbatch_t *b, me_cf_t cf, const void *start, size_t slen,
+                            const void *end, size_t elen) {
+    rocksdb_writebatch_delete_range_cf(b->wb, b->s->cf[cf], start, slen, end, elen);
+}
+
+int me_storage_write(me_storage_t *s, me_wbatch_t *b, char *err, size_t errcap) {
+    char *rerr = NULL;
+    rocksdb_write(s->db, s->wopts, b->wb, &rerr);
+    if (rerr) { take_err(rerr, err, errcap, "RocksDB write failed"); return ME_EIO; }
+    return 0;
+}
+
+int me_storage_get(me_storage_t *s, me_cf_t cf, const void *key, size_t klen, char **val, size_t *vlen) {
+    char *rerr = NULL;
+    *val = rocksdb_get_cf(s->db, s->ropts, s->cf[cf], key, klen, vlen, &rerr);
+    if (rerr) { rocksdb_free(rerr); return ME_EIO; }
+    return *val ? 0 : ME_ENOTFOUND;
+}
+
+int me_storage_multi_get(me_storage_t *s, me_cf_t cf, size_t n, const char *const *keys,
+                         const size_t *klens, char **vals, size_t *vlens) {
+    if (n == 0) return 0;
+    const rocksdb_column_family_handle_t **cfs = malloc(n * sizeof *cfs);
+    char **errs = calloc(n, sizeof *errs);
+    if (!cfs || !errs) { free(cfs); free(errs); return ME_ENOMEM; }
+    for (size_t i = 0; i < n; i++) cfs[i] = s->cf[cf];
+    rocksdb_multi_get_cf(s->db, s->ropts, cfs, n, keys, klens, vals, vlens, errs);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (errs[i]) { rocksdb_free(errs[i]); rc = ME_EIO; }
+    free(cfs);
+    free(errs);
+    return rc;
+}
+
+void me_storage_free(void *p) { if (p) rocksdb_free(p); }
+
+me_iter_t *me_storage_iter(me_storage_t *s, me_cf_t cf, const void *prefix, size_t plen) {
+    me_iter_t *it = calloc(1, sizeof *it);
+    if (!it) return NULL;
+    it->ropts = rocksdb_readoptions_create();
+    /* Upper bound = prefix with its last byte incremented (carrying). */
+    it->upper = malloc(plen ? plen : 1);
+    size_t ulen = plen;
+    memcpy(it->upper, prefix, plen);
+    while (ulen > 0 && (unsigned char)it->upper[ulen - 1] == 0xff) ulen--;
+    if (ulen > 0) {
+        it->upper[ulen - 1]++;
+        rocksdb_readoptions_set_iterate_upper_bound(it->ropts, it->upper, ulen);
+    }
+    rocksdb_readoptions_set_fill_cache(it->ropts, 0);
+    it->it = rocksdb_create_iterator_cf(s->db, it->ropts, s->cf[cf]);
+    rocksdb_iter_seek(it->it, prefix, plen);
+    return it;
+}
+
+int me_iter_next(me_iter_t *it, const char **key, size_t *klen, const char **val, size_t *vlen) {
+    if (it->started) rocksdb_iter_next(it->it);
+    it->started = 1;
+    if (!rocksdb_iter_valid(it->it)) return 0;
+    *key = rocksdb_iter_key(it->it, klen);
+    *val = rocksdb_iter_value(it->it, vlen);
+    return 1;
+}
+
+void me_iter_free(me_iter_t *it) {
+    if (!it) return;
+    rocksdb_iter_destroy(it->it);
+    rocksdb_readoptions_destroy(it->ropts);
+    free(it->upper);
+    free(it);
+}
+
+uint64_t me_storage_disk_bytes(me_storage_t *s) {
+    uint64_t total = 0;
+    for (int i = 0; i < ME_CF_COUNT; i++) {
+        uint64_t v = 0;
+        if (rocksdb_property_int_cf(s->db, s->cf[i], "rocksdb.total-sst-files-size", &v) == 0) total += v;
+        if (rocksdb_property_int_cf(s->db, s->cf[i], "rocksdb.cur-size-all-mem-tables", &v) == 0) total += v;
+    }
+    return total;
+}

@@ -1,0 +1,171 @@
+#include "tests/harness.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ME_TEST_MAX 512
+
+static struct { const char *name; me_test_fn fn; } g_tests[ME_TEST_MAX];
+static int g_ntests;
+static jmp_buf g_jmp;
+static char g_self_dir[4096];
+
+void me_test_register(const char *name, me_test_fn fn) {
+    if (g_ntests < ME_TEST_MAX) {
+        g_tests[g_ntests].name = name;
+        g_tests[g_ntests].fn = fn;
+        g_ntests++;
+    }
+}
+
+void me_test_fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "    %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    longjmp(g_jmp, 1);
+}
+
+double me_test_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int me_test_main(int argc, char **argv) {
+    const char *suite = "tests";
+    const char *filters[64];
+    int nfilters = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--suite") == 0 && i + 1 < argc) suite = argv[++i];
+        else if (strcmp(argv[i], "--list") == 0) {
+            for (int t = 0; t < g_ntests; t++) printf("%s\n", g_tests[t].name);
+            return 0;
+        } else if (nfilters < 64) filters[nfilters++] = argv[i];
+    }
+    const char *slash = strrchr(argv[0], '/');
+    if (slash) snprintf(g_self_dir, sizeof g_self_dir, "%.*s", (int)(slash - argv[0]), argv[0]);
+    else snprintf(g_self_dir, sizeof g_self_dir, ".");
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    int passed = 0, failed = 0;
+    for (int t = 0; t < g_ntests; t++) {
+        int match = nfilters == 0;
+        for (int f = 0; f < nfilters && !match; f++)
+            match = strstr(g_tests[t].name, filters[f]) != NULL;
+        if (!match) continue;
+        double t0 = me_test_now_ms();
+        if (setjmp(g_jmp) == 0) {
+            g_tests[t].fn();
+            printf("ok   %-44s %8.0f ms\n", g_tests[t].name, me_test_now_ms() - t0);
+            passed++;
+        } else {
+            printf("FAIL %-44s %8.0f ms\n", g_tests[t].name, me_test_now_ms() - t0);
+            failed++;
+        }
+    }
+    printf("%s: %d passed, %d failed\n", suite, passed, failed);
+    return failed ? 1 : 0;
+}
+
+uint64_t me_rng_next(me_rng_t *r) {
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+double me_rng_uniform(me_rng_t *r) { return (me_rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
+
+double me_rng_normal(me_rng_t *r) {
+    double u1 = me_rng_uniform(r), u2 = me_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+char *me_test_tmpdir(const char *tag) {
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/metaembed-%s-XXXXXX", base, tag);
+    char *dir = mkdtemp(tmpl);
+    return dir ? strdup(dir) : NULL;
+}
+
+void me_test_rmdir(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) { unlink(path); return; }
+    struct dirent *e;
+    char sub[4096];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        struct stat st;
+        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)) me_test_rmdir(sub);
+        else unlink(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+int me_test_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+const char *me_test_bin(const char *name, char *buf, size_t cap) {
+    const char *dir = getenv("ME_BIN");
+    snprintf(buf, cap, "%s/%s", dir && *dir ? dir : g_self_dir, name);
+    return buf;
+}
+
+pid_t me_test_spawn(char *const argv[], const char *log_path) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    if (log_path) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
+    }
+    execv(argv[0], argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+int me_test_stop(pid_t pid, int kill9) {
+    if (pid <= 0) return -1;
+    kill(pid, kill9 ? SIGKILL : SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 3000; i++) {  /* up to 30 s, then force */
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) return status;
+        if (r < 0) return -1;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return status;
+}

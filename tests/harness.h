@@ -1,0 +1,74 @@
+/* A small test harness: tests register themselves (TEST(name) { ... }),
+ * typed asserts report file:line and abort only the failing test, and the
+ * runner ends with one line "N passed, N failed". Also the helpers that
+ * integration tests share: temp dirs, free loopback ports, child daemons. */
+#ifndef ME_TESTS_HARNESS_H
+#define ME_TESTS_HARNESS_H
+
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+
+typedef void (*me_test_fn)(void);
+void me_test_register(const char *name, me_test_fn fn);
+
+#define TEST(name)                                                           \
+    static void test_##name(void);                                           \
+    __attribute__((constructor)) static void test_register_##name(void) {    \
+        me_test_register(#name, test_##name);                                \
+    }                                                                        \
+    static void test_##name(void)
+
+/* The runner's main: [--suite NAME] [--list] [substring ...] runs the tests
+ * whose name contains any substring (all when none), one line each, then
+ * "NAME: N passed, N failed". Returns non-zero when a test failed. */
+int me_test_main(int argc, char **argv);
+
+/* Records the failure and leaves the current test. */
+_Noreturn void me_test_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define ASSERT_TRUE(c)                                                        \
+    do { if (!(c)) me_test_fail(__FILE__, __LINE__, "expected: %s", #c); } while (0)
+#define ASSERT_EQ(a, b)                                                       \
+    do { long long a_ = (long long)(a), b_ = (long long)(b);                  \
+         if (a_ != b_) me_test_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", \
+                                    #a, #b, a_, b_); } while (0)
+#define ASSERT_OK(e)                                                          \
+    do { long long r_ = (long long)(e);                                       \
+         if (r_ != 0) me_test_fail(__FILE__, __LINE__, "%s returned %lld", #e, r_); } while (0)
+#define ASSERT_NEAR(a, b, tol)                                                \
+    do { double a_ = (double)(a), b_ = (double)(b), t_ = (double)(tol);       \
+         if (!(a_ - b_ <= t_ && b_ - a_ <= t_))                               \
+             me_test_fail(__FILE__, __LINE__, "%s ~ %s: %.9g vs %.9g (tol %.3g)", \
+                          #a, #b, a_, b_, t_); } while (0)
+#define ASSERT_STREQ(a, b)                                                    \
+    do { const char *a_ = (a), *b_ = (b);                                     \
+         if (!a_ || !b_ || strcmp(a_, b_) != 0)                               \
+             me_test_fail(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"",   \
+                          #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); } while (0)
+
+/* Deterministic random numbers for tests and benches (splitmix64). */
+typedef struct { uint64_t s; } me_rng_t;
+uint64_t me_rng_next(me_rng_t *r);
+double me_rng_uniform(me_rng_t *r);  /* [0, 1) */
+double me_rng_normal(me_rng_t *r);
+
+/* ---- integration helpers ---- */
+/* A fresh directory under $TMPDIR (or /tmp); removed by me_test_rmdir. */
+char *me_test_tmpdir(const char *tag);
+void me_test_rmdir(const char *path);
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int me_test_free_port(void);
+/* Path of a binary built next to the tests ($ME_BIN or the runner's dir). */
+const char *me_test_bin(const char *name, char *buf, size_t cap);
+/* Starts argv[0] with the given args; stdout/stderr go to log_path. */
+pid_t me_test_spawn(char *const argv[], const char *log_path);
+/* SIGTERM (or SIGKILL when kill9), then waitpid; returns the exit status. */
+int me_test_stop(pid_t pid, int kill9);
+/* Milliseconds on a monotonic clock. */
+double me_test_now_ms(void);
+
+#endif
