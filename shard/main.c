@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -56,14 +57,21 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+/* Self-pipe: the handler may run on any thread (libraries start threads of
+ * their own before main, so blocking signals cannot steer them), and only
+ * writes one byte; the signal thread does the rest. */
+static int g_sigpipe[2] = { -1, -1 };
+
+static void on_signal(int sig) {
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(g_sigpipe[1], &b, 1);
+    (void)w;
+}
+
 static void *signal_main(void *arg) {
     void *zctx = arg;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    int sig = 0;
-    sigwait(&set, &sig);
+    unsigned char sig = 0;
+    while (read(g_sigpipe[0], &sig, 1) < 0 && errno == EINTR) {}
     me_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     void *ctl = zmq_socket(zctx, ZMQ_PAIR);
     zmq_connect(ctl, CONTROL);
@@ -93,12 +101,17 @@ int main(int argc, char **argv) {
     }
     me_log_level = me_log_level_from_name(opts.log_level);
 
-    /* Block the signals in every thread; the signal thread waits for them. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (pipe(g_sigpipe) != 0) {
+        perror("metaembed-shard: pipe");
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     static me_shard_t shard;
