@@ -46,21 +46,23 @@ $(PROTO_C) $(PROTO_H): proto/metaembed.proto
 # ---- sources ----------------------------------------------------------------
 COMMON_SRC := $(wildcard common/*.c)
 SHARD_SRC  := $(filter-out shard/main.c,$(wildcard shard/*.c))
+CLIENT_SRC := client/metaembed.c
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/proto/metaembed.pb-c.o
 SHARD_OBJ  := $(SHARD_SRC:%.c=$(BUILD)/%.o)
+CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/%.o)
 
 BIN        := $(BUILD)/bin
 SHARD_BIN  := $(BIN)/metaembed-shard
 
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 INTEG_SRC  := $(wildcard tests/integration/*.c)
-TESTLIB_SRC := tests/harness.c tests/shard_client.c tests/synthetic.c
+TESTLIB_SRC := $(wildcard tests/*.c)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
 
-ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(BUILD)/shard/main.o $(TESTLIB_OBJ) \
+ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(BUILD)/shard/main.o $(TESTLIB_OBJ) \
            $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
            $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
@@ -83,15 +85,19 @@ $(SHARD_BIN): $(BUILD)/shard/main.o $(SHARD_OBJ) $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(SHARD_OBJ) $(BUILD)/libmecommon.a
+$(BUILD)/libmetaembed.a: $(CLIENT_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(SHARD_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/integration_tests: $(INTEG_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(BUILD)/libmecommon.a
+$(BIN)/integration_tests: $(INTEG_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/bench_%: $(BUILD)/tests/bench/bench_%.o $(TESTLIB_OBJ) $(SHARD_OBJ) $(BUILD)/libmecommon.a
+$(BIN)/bench_%: $(BUILD)/tests/bench/bench_%.o $(TESTLIB_OBJ) $(SHARD_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

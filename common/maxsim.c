@@ -2,11 +2,12 @@
  * (common/maxsim_simd.inc, instantiated below for AVX2 and AVX-512) and an
  * OpenBLAS sgemm path. See maxsim.h for the definition of the score.
  *
- * Determinism: every path reduces in an order fixed by the shape alone
+ * Determinism: NAIVE and FUSED reduce in an order fixed by the shape alone
  * (r_q, the doc's min(r_c, rows), dim, dtype, CPU), never by a document's
  * position in the batch, so a doc scores bit-identically in a full scan and
- * in a rerank of a few survivors. The BLAS path gets this by always calling
- * sgemm with the same N for a given r_c, padding short batches with zeros. */
+ * in a rerank of a few survivors. BLAS is deterministic for a given batch
+ * (sgemm always gets the same N for a given r_c, short batches padded with
+ * zeros) but not across batches: see me_maxsim_pick. */
 #include "common/maxsim.h"
 
 #include <cblas.h>
@@ -26,7 +27,8 @@
 /* Query rows and lanes are padded to this, the widest vector (16 floats):
  * every kernel can then load whole vectors from the prepared copies. */
 #define PAD 16
-/* BLAS: columns (docs × r_c) per sgemm call; fixed per r_c, see above. */
+/* BLAS: columns (docs × r_c) per sgemm call; fixed per r_c so that a batch
+ * rescored gives the same bits. */
 #define BLAS_COLS 256
 
 struct me_mquery {
@@ -466,12 +468,14 @@ void me_maxsim_score(me_mquery_t *q, me_dtype_t dtype, int r_c, const me_docref_
     for (size_t i = 0; i < n; i++) scores[i] = naive_one(q, dtype, r_c, &docs[i]);
 }
 
+/* BLAS is never picked: OpenBLAS rounds some columns of a product
+ * differently from others (on this Haswell kernel, the first 8), so a doc's
+ * BLAS score depends on where it sits in the batch, and the shard needs a
+ * scan and a rerank to agree bit for bit. FUSED beat it at every shape
+ * measured anyway (bench_maxsim); without SIMD, NAIVE is the fallback. */
 me_maxsim_impl_t me_maxsim_pick(int r_q, int r_c, int dim, me_dtype_t dtype) {
-    (void)dtype;
-    if (simd_level() != SIMD_SCALAR) return ME_MAXSIM_FUSED;
-    /* Without SIMD, sgemm wins once a document is more than a few dot
-     * products; below that its batching costs more than it saves. */
-    return (double)r_q * r_c * dim >= 4096.0 ? ME_MAXSIM_BLAS : ME_MAXSIM_NAIVE;
+    (void)r_q, (void)r_c, (void)dim, (void)dtype;
+    return simd_level() != SIMD_SCALAR ? ME_MAXSIM_FUSED : ME_MAXSIM_NAIVE;
 }
 
 const char *me_maxsim_impl_name(me_maxsim_impl_t impl) {

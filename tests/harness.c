@@ -47,13 +47,15 @@ double me_test_now_ms(void) {
 }
 
 int me_test_main(int argc, char **argv) {
-    const char *suite = "tests";
-    const char *filters[64];
-    int nfilters = 0;
+    /* static: these live across setjmp/longjmp. */
+    static const char *suite = "tests";
+    static const char *filters[64];
+    static int nfilters, passed, failed, t;
+    static double t0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--suite") == 0 && i + 1 < argc) suite = argv[++i];
         else if (strcmp(argv[i], "--list") == 0) {
-            for (int t = 0; t < g_ntests; t++) printf("%s\n", g_tests[t].name);
+            for (int j = 0; j < g_ntests; j++) printf("%s\n", g_tests[j].name);
             return 0;
         } else if (nfilters < 64) filters[nfilters++] = argv[i];
     }
@@ -63,13 +65,12 @@ int me_test_main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    int passed = 0, failed = 0;
-    for (int t = 0; t < g_ntests; t++) {
+    for (t = 0; t < g_ntests; t++) {
         int match = nfilters == 0;
         for (int f = 0; f < nfilters && !match; f++)
             match = strstr(g_tests[t].name, filters[f]) != NULL;
         if (!match) continue;
-        double t0 = me_test_now_ms();
+        t0 = me_test_now_ms();
         if (setjmp(g_jmp) == 0) {
             g_tests[t].fn();
             printf("ok   %-44s %8.0f ms\n", g_tests[t].name, me_test_now_ms() - t0);

@@ -1,0 +1,387 @@
+#include "client/metaembed.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/dtype.h"
+#include "common/error.h"
+#include "common/wire.h"
+
+struct me_client {
+    void *zctx;
+    void *sock;
+    char endpoint[256];
+    int timeout_ms;
+    uint64_t next_rid;
+};
+
+static int set_status(me_status_t *st, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int set_status(me_status_t *st, int code, const char *fmt, ...) {
+    if (st) {
+        st->code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(st->message, sizeof st->message, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+const char *me_code_name(int code) { return me_status_name(code); }
+
+/* Sends req, waits for the reply. On a timeout the socket is replaced, so a
+ * late reply cannot be mistaken for the next one (Lazy Pirate). */
+static int call(me_client_t *c, int method, const ProtobufCMessage *req, me_reply_t *rep, me_status_t *st) {
+    me_reply_init(rep);
+    uint64_t rid = ++c->next_rid;
+    int rc = me_wire_call(c->sock, rid, method, (uint32_t)c->timeout_ms, req, c->timeout_ms, rep);
+    if (rc == ME_ETIMEDOUT) {
+        zmq_close(c->sock);
+        c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
+        me_wire_socket_defaults(c->sock, 0);
+        zmq_connect(c->sock, c->endpoint);
+        return set_status(st, ME_STATUS_DEADLINE_EXCEEDED, "no reply from %s within %d ms", c->endpoint,
+                          c->timeout_ms);
+    }
+    if (rc) return set_status(st, ME_STATUS_UNAVAILABLE, "cannot talk to %s: %s", c->endpoint, zmq_strerror(errno));
+    if (rep->status != ME_STATUS_OK) {
+        int code = rep->status;
+        set_status(st, code, "%s: %s", me_status_name(code), rep->message);
+        me_reply_clear(rep);
+        return code;
+    }
+    return set_status(st, 0, "OK");
+}
+
+me_client_t *me_client_connect(const char *endpoint, int timeout_ms, me_status_t *st) {
+    me_client_t *c = calloc(1, sizeof *c);
+    if (!c) { set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); return NULL; }
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+    c->zctx = zmq_ctx_new();
+    c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
+    me_wire_socket_defaults(c->sock, 0);
+    if (zmq_connect(c->sock, endpoint) != 0) {
+        set_status(st, ME_STATUS_INVALID_ARGUMENT, "bad endpoint '%s': %s (expected e.g. tcp://127.0.0.1:7600)",
+                   endpoint, zmq_strerror(errno));
+        me_client_close(c);
+        return NULL;
+    }
+    if (me_client_health(c, st) != 0) {
+        me_client_close(c);
+        return NULL;
+    }
+    c->timeout_ms = 30000;
+    return c;
+}
+
+void me_client_close(me_client_t *c) {
+    if (!c) return;
+    if (c->sock) zmq_close(c->sock);
+    if (c->zctx) zmq_ctx_term(c->zctx);
+    free(c);
+}
+
+void me_client_set_timeout(me_client_t *c, int timeout_ms) { c->timeout_ms = timeout_ms > 0 ? timeout_ms : 1; }
+
+int me_client_health(me_client_t *c, me_status_t *st) {
+    Metaembed__HealthRequest req = METAEMBED__HEALTH_REQUEST__INIT;
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_HEALTH, &req.base, &rep, st);
+    me_reply_clear(&rep);
+    return rc;
+}
+
+int me_client_create_collection(me_client_t *c, const me_collection_spec_t *spec, me_status_t *st) {
+    Metaembed__CollectionConfig pc = METAEMBED__COLLECTION_CONFIG__INIT;
+    pc.name = (char *)(spec->name ? spec->name : "");
+    pc.dim = (uint32_t)spec->dim;
+    pc.max_doc_vectors = (uint32_t)spec->max_doc_vectors;
+    pc.max_query_vectors = (uint32_t)spec->max_query_vectors;
+    pc.ram_vectors = (uint32_t)spec->ram_vectors;
+    pc.coarse_vectors = (uint32_t)spec->coarse_vectors;
+    if (spec->dtype) {
+        me_dtype_t dt = me_dtype_from_name(spec->dtype);
+        if (!dt) return set_status(st, ME_STATUS_INVALID_ARGUMENT, "dtype '%s' is not f32, f16 or int8", spec->dtype);
+        pc.dtype = (Metaembed__DType)dt;
+    }
+    Metaembed__CreateCollectionRequest req = METAEMBED__CREATE_COLLECTION_REQUEST__INIT;
+    req.config = &pc;
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_CREATE_COLLECTION, &req.base, &rep, st);
+    me_reply_clear(&rep);
+    return rc;
+}
+
+int me_client_drop_collection(me_client_t *c, const char *name, me_status_t *st) {
+    Metaembed__DropCollectionRequest req = METAEMBED__DROP_COLLECTION_REQUEST__INIT;
+    req.name = (char *)name;
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_DROP_COLLECTION, &req.base, &rep, st);
+    me_reply_clear(&rep);
+    return rc;
+}
+
+int me_client_list_collections(me_client_t *c, me_collection_info_t **out, size_t *n, me_status_t *st) {
+    *out = NULL;
+    *n = 0;
+    Metaembed__ListCollectionsRequest req = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, &req.base, &rep, st);
+    if (rc) return rc;
+    Metaembed__ListCollectionsReply *m = metaembed__list_collections_reply__unpack(NULL, rep.payload_len, rep.payload);
+    me_reply_clear(&rep);
+    if (!m) return set_status(st, ME_STATUS_INTERNAL, "malformed ListCollections reply");
+    *out = calloc(m->n_collections ? m->n_collections : 1, sizeof **out);
+    if (!*out) { metaembed__list_collections_reply__free_unpacked(m, NULL); return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); }
+    for (size_t i = 0; i < m->n_collections; i++) {
+        const Metaembed__CollectionInfo *ci = m->collections[i];
+        me_collection_info_t *o = &(*out)[i];
+        if (ci->config) {
+            snprintf(o->name, sizeof o->name, "%s", ci->config->name);
+            o->dim = (int)ci->config->dim;
+            o->max_doc_vectors = (int)ci->config->max_doc_vectors;
+            o->max_query_vectors = (int)ci->config->max_query_vectors;
+            o->ram_vectors = (int)ci->config->ram_vectors;
+            o->coarse_vectors = (int)ci->config->coarse_vectors;
+            snprintf(o->dtype, sizeof o->dtype, "%s", me_dtype_name((me_dtype_t)ci->config->dtype));
+        }
+        o->documents = ci->documents;
+        o->ram_bytes = ci->ram_bytes;
+        o->index_bytes = ci->index_bytes;
+    }
+    *n = m->n_collections;
+    metaembed__list_collections_reply__free_unpacked(m, NULL);
+    return 0;
+}
+
+int me_client_upsert(me_client_t *c, const char *collection, const me_doc_t *docs, size_t n, int dim,
+                     me_status_t *st) {
+    Metaembed__Document *d = calloc(n ? n : 1, sizeof *d);
+    Metaembed__Document **dp = calloc(n ? n : 1, sizeof *dp);
+    Metaembed__Tensor *t = calloc(n ? n : 1, sizeof *t);
+    uint32_t *shapes = calloc(2 * (n ? n : 1), sizeof *shapes);
+    int rc;
+    if (!d || !dp || !t || !shapes) { rc = set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    for (size_t i = 0; i < n; i++) {
+        metaembed__document__init(&d[i]);
+        metaembed__tensor__init(&t[i]);
+        d[i].id = (char *)(docs[i].id ? docs[i].id : "");
+        shapes[2 * i] = (uint32_t)docs[i].rows;
+        shapes[2 * i + 1] = (uint32_t)dim;
+        t[i].dtype = docs[i].f16 ? METAEMBED__DTYPE__DTYPE_F16 : METAEMBED__DTYPE__DTYPE_F32;
+        t[i].shape = &shapes[2 * i];
+        t[i].n_shape = 2;
+        t[i].data.data = (uint8_t *)docs[i].vectors;
+        t[i].data.len = docs[i].vectors ? (size_t)docs[i].rows * dim * (docs[i].f16 ? 2 : 4) : 0;
+        d[i].vectors = &t[i];
+        d[i].metadata.data = (uint8_t *)docs[i].metadata;
+        d[i].metadata.len = docs[i].metadata ? docs[i].metadata_len : 0;
+        dp[i] = &d[i];
+    }
+    Metaembed__UpsertRequest req = METAEMBED__UPSERT_REQUEST__INIT;
+    req.collection = (char *)collection;
+    req.documents = dp;
+    req.n_documents = n;
+    me_reply_t rep;
+    rc = call(c, METAEMBED__METHOD__METHOD_UPSERT, &req.base, &rep, st);
+    me_reply_clear(&rep);
+out:
+    free(d);
+    free(dp);
+    free(t);
+    free(shapes);
+    return rc;
+}
+
+int me_client_delete(me_client_t *c, const char *collection, const char *const *ids, size_t n,
+                     uint32_t *deleted, me_status_t *st) {
+    Metaembed__DeleteRequest req = METAEMBED__DELETE_REQUEST__INIT;
+    req.collection = (char *)collection;
+    req.ids = (char **)ids;
+    req.n_ids = n;
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_DELETE, &req.base, &rep, st);
+    if (rc == 0 && deleted) {
+        Metaembed__DeleteReply *m = metaembed__delete_reply__unpack(NULL, rep.payload_len, rep.payload);
+        *deleted = m ? m->deleted : 0;
+        if (m) metaembed__delete_reply__free_unpacked(m, NULL);
+    }
+    me_reply_clear(&rep);
+    return rc;
+}
+
+/* Tensor → newly allocated f32 rows × dim. */
+static float *tensor_to_f32(const Metaembed__Tensor *t, int *rows, int *dim) {
+    if (!t || t->n_shape != 2) return NULL;
+    size_t n = (size_t)t->shape[0] * t->shape[1];
+    size_t esz = t->dtype == METAEMBED__DTYPE__DTYPE_F16 ? 2 : 4;
+    if (t->data.len != n * esz) return NULL;
+    float *out = malloc((n ? n : 1) * sizeof *out);
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (esz == 4) memcpy(&out[i], t->data.data + 4 * i, 4);
+        else {
+            uint16_t h;
+            memcpy(&h, t->data.data + 2 * i, 2);
+            out[i] = me_f16_to_f32(h);
+        }
+    }
+    *rows = (int)t->shape[0];
+    *dim = (int)t->shape[1];
+    return out;
+}
+
+static void *dup_bytes(const ProtobufCBinaryData *b, size_t *len) {
+    *len = b->len;
+    if (!b->len) return NULL;
+    void *p = malloc(b->len);
+    if (p) memcpy(p, b->data, b->len);
+    return p;
+}
+
+int me_client_get(me_client_t *c, const char *collection, const char *const *ids, size_t n_ids,
+                  int with_vectors, me_record_t **out, size_t *n, me_status_t *st) {
+    *out = NULL;
+    *n = 0;
+    Metaembed__GetRequest req = METAEMBED__GET_REQUEST__INIT;
+    req.collection = (char *)collection;
+    req.ids = (char **)ids;
+    req.n_ids = n_ids;
+    req.with_vectors = with_vectors;
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_GET, &req.base, &rep, st);
+    if (rc) return rc;
+    Metaembed__GetReply *m = metaembed__get_reply__unpack(NULL, rep.payload_len, rep.payload);
+    me_reply_clear(&rep);
+    if (!m) return set_status(st, ME_STATUS_INTERNAL, "malformed Get reply");
+    *out = calloc(m->n_documents ? m->n_documents : 1, sizeof **out);
+    if (!*out) { metaembed__get_reply__free_unpacked(m, NULL); return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); }
+    for (size_t i = 0; i < m->n_documents; i++) {
+        const Metaembed__Document *d = m->documents[i];
+        me_record_t *r = &(*out)[i];
+        r->id = strdup(d->id);
+        if (d->vectors) r->vectors = tensor_to_f32(d->vectors, &r->rows, &r->dim);
+        r->metadata = dup_bytes(&d->metadata, &r->metadata_len);
+    }
+    *n = m->n_documents;
+    metaembed__get_reply__free_unpacked(m, NULL);
+    return 0;
+}
+
+void me_records_free(me_record_t *r, size_t n) {
+    if (!r) return;
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].id);
+        free(r[i].vectors);
+        free(r[i].metadata);
+    }
+    free(r);
+}
+
+int me_client_search(me_client_t *c, const char *collection, const float *query, int rows, int dim,
+                     const me_search_opts_t *o, me_results_t *out, me_status_t *st) {
+    memset(out, 0, sizeof *out);
+    uint32_t shape[2] = { (uint32_t)rows, (uint32_t)dim };
+    Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
+    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
+    t.shape = shape;
+    t.n_shape = 2;
+    t.data.data = (uint8_t *)query;
+    t.data.len = query ? (size_t)rows * dim * 4 : 0;
+    Metaembed__SearchRequest req = METAEMBED__SEARCH_REQUEST__INIT;
+    req.collection = (char *)collection;
+    req.query = &t;
+    req.r_q = (uint32_t)o->r_q;
+    req.r_c = (uint32_t)o->r_c;
+    req.k = o->k;
+    uint32_t cand = o->candidates;
+    if (cand) { req.candidates = &cand; req.n_candidates = 1; }
+    req.exact = o->exact;
+    req.with_metadata = o->with_metadata;
+    req.all_or_nothing = o->all_or_nothing;
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_SEARCH, &req.base, &rep, st);
+    if (rc) return rc;
+    Metaembed__SearchReply *m = metaembed__search_reply__unpack(NULL, rep.payload_len, rep.payload);
+    me_reply_clear(&rep);
+    if (!m) return set_status(st, ME_STATUS_INTERNAL, "malformed Search reply");
+    out->hits = calloc(m->n_hits ? m->n_hits : 1, sizeof *out->hits);
+    out->missing_groups = calloc(m->n_missing_groups ? m->n_missing_groups : 1, sizeof *out->missing_groups);
+    if (!out->hits || !out->missing_groups) {
+        metaembed__search_reply__free_unpacked(m, NULL);
+        me_results_free(out);
+        return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    for (size_t i = 0; i < m->n_hits; i++) {
+        out->hits[i].id = strdup(m->hits[i]->id);
+        out->hits[i].score = m->hits[i]->score;
+        out->hits[i].metadata = dup_bytes(&m->hits[i]->metadata, &out->hits[i].metadata_len);
+    }
+    out->n = m->n_hits;
+    out->r_q = (int)m->r_q;
+    out->r_c = (int)m->r_c;
+    out->documents = m->documents;
+    out->partial = m->partial;
+    for (size_t i = 0; i < m->n_missing_groups; i++) out->missing_groups[i] = strdup(m->missing_groups[i]);
+    out->n_missing = m->n_missing_groups;
+    for (size_t i = 0; i < m->n_stages && i < 8; i++) {
+        me_stage_info_t *s = &out->stages[i];
+        snprintf(s->stage, sizeof s->stage, "%s", m->stages[i]->stage);
+        s->r_q = (int)m->stages[i]->r_q;
+        s->r_c = (int)m->stages[i]->r_c;
+        s->in = m->stages[i]->candidates_in;
+        s->out = m->stages[i]->candidates_out;
+        s->micros = m->stages[i]->micros;
+        out->n_stages = (int)i + 1;
+    }
+    metaembed__search_reply__free_unpacked(m, NULL);
+    return 0;
+}
+
+void me_results_free(me_results_t *r) {
+    if (r->hits)
+        for (size_t i = 0; i < r->n; i++) { free(r->hits[i].id); free(r->hits[i].metadata); }
+    if (r->missing_groups)
+        for (size_t i = 0; i < r->n_missing; i++) free(r->missing_groups[i]);
+    free(r->hits);
+    free(r->missing_groups);
+    memset(r, 0, sizeof *r);
+}
+
+/* Any protobuf payload: wrap the bytes as an opaque message for packing. */
+int me_client_call(me_client_t *c, int method, const void *payload, size_t len,
+                   void **reply, size_t *reply_len, me_status_t *st) {
+    /* Envelope built by hand so malformed payloads pass through untouched. */
+    Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
+    env.request_id = ++c->next_rid;
+    env.method = (Metaembed__Method)method;
+    env.deadline_ms = (uint32_t)c->timeout_ms;
+    env.payload.data = (uint8_t *)payload;
+    env.payload.len = len;
+    size_t elen = metaembed__envelope__get_packed_size(&env);
+    uint8_t *buf = malloc(elen ? elen : 1);
+    if (!buf) return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    metaembed__envelope__pack(&env, buf);
+    int rc = zmq_send(c->sock, buf, elen, 0) < 0 ? -1 : 0;
+    free(buf);
+    if (rc) return set_status(st, ME_STATUS_UNAVAILABLE, "send failed: %s", zmq_strerror(errno));
+    zmq_pollitem_t it = { c->sock, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll(&it, 1, c->timeout_ms) <= 0)
+        return set_status(st, ME_STATUS_DEADLINE_EXCEEDED, "no reply within %d ms", c->timeout_ms);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, c->sock, 0) < 0) { zmq_msg_close(&msg); return set_status(st, ME_STATUS_UNAVAILABLE, "receive failed"); }
+    Metaembed__Reply *r = metaembed__reply__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
+    zmq_msg_close(&msg);
+    if (!r) return set_status(st, ME_STATUS_INTERNAL, "malformed reply");
+    int code = r->status ? (int)r->status->code : 0;
+    set_status(st, code, "%s%s%s", me_status_name(code), r->status && *r->status->message ? ": " : "",
+               r->status ? r->status->message : "");
+    if (reply) *reply = dup_bytes(&r->payload, reply_len);
+    metaembed__reply__free_unpacked(r, NULL);
+    return code;
+}

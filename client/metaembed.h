@@ -1,0 +1,145 @@
+/* libmetaembed: the C client of a metaembed node (a coordinator, or a shard
+ * directly: both speak the same protocol).
+ *
+ * Every call returns a gRPC-style status code (0 = OK) and, when `st` is
+ * not NULL, fills it with the code and a readable message. Transport
+ * failures read as UNAVAILABLE (14) or DEADLINE_EXCEEDED (4).
+ *
+ * Thread safety: a me_client_t owns one ZeroMQ socket and is NOT
+ * thread-safe; use one client per thread (connecting is cheap). Results
+ * returned by a call are owned by the caller and freed with the matching
+ * _free function. */
+#ifndef ME_CLIENT_METAEMBED_H
+#define ME_CLIENT_METAEMBED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct me_client me_client_t;
+
+typedef struct {
+    int code;            /* 0 OK, else a gRPC status code */
+    char message[512];
+} me_status_t;
+
+/* Status code numbers (gRPC's). */
+enum {
+    ME_CODE_OK = 0, ME_CODE_INVALID_ARGUMENT = 3, ME_CODE_DEADLINE_EXCEEDED = 4,
+    ME_CODE_NOT_FOUND = 5, ME_CODE_ALREADY_EXISTS = 6, ME_CODE_RESOURCE_EXHAUSTED = 8,
+    ME_CODE_UNIMPLEMENTED = 12, ME_CODE_INTERNAL = 13, ME_CODE_UNAVAILABLE = 14,
+};
+
+/* Connects to endpoint (e.g. "tcp://127.0.0.1:7600") and checks it answers
+ * Health within timeout_ms. NULL on failure, with st saying why. */
+me_client_t *me_client_connect(const char *endpoint, int timeout_ms, me_status_t *st);
+void me_client_close(me_client_t *c);
+/* Per-call timeout (default 30 s); also sent as the request's deadline. */
+void me_client_set_timeout(me_client_t *c, int timeout_ms);
+
+typedef struct {
+    const char *name;
+    int dim;
+    int max_doc_vectors;    /* 0 = 64 */
+    int max_query_vectors;  /* 0 = 16 */
+    const char *dtype;      /* "f32" | "f16" | "int8"; NULL = "f16" */
+    int ram_vectors;        /* 0 = max_doc_vectors */
+    int coarse_vectors;     /* 0 = 1 */
+} me_collection_spec_t;
+
+typedef struct {
+    char name[65];
+    int dim, max_doc_vectors, max_query_vectors, ram_vectors, coarse_vectors;
+    char dtype[8];
+    uint64_t documents, ram_bytes, index_bytes;
+} me_collection_info_t;
+
+int me_client_create_collection(me_client_t *c, const me_collection_spec_t *spec, me_status_t *st);
+int me_client_drop_collection(me_client_t *c, const char *name, me_status_t *st);
+/* *out is malloc'd (free()); *n entries. */
+int me_client_list_collections(me_client_t *c, me_collection_info_t **out, size_t *n, me_status_t *st);
+
+typedef struct {
+    const char *id;
+    const void *vectors;    /* rows × dim, row-major */
+    int rows;
+    int f16;                /* vectors are IEEE f16 (uint16) instead of f32 */
+    const void *metadata;   /* optional opaque bytes */
+    size_t metadata_len;
+} me_doc_t;
+
+/* Writes a batch atomically (all or nothing). Duplicate ids: last wins. */
+int me_client_upsert(me_client_t *c, const char *collection, const me_doc_t *docs, size_t n,
+                     int dim, me_status_t *st);
+int me_client_delete(me_client_t *c, const char *collection, const char *const *ids, size_t n,
+                     uint32_t *deleted, me_status_t *st);
+
+typedef struct {
+    char *id;
+    float *vectors;         /* rows × dim f32 (NULL unless asked) */
+    int rows, dim;
+    void *metadata;
+    size_t metadata_len;
+} me_record_t;
+
+/* Found documents in request order; missing ids are left out (*n < n_ids). */
+int me_client_get(me_client_t *c, const char *collection, const char *const *ids, size_t n_ids,
+                  int with_vectors, me_record_t **out, size_t *n, me_status_t *st);
+void me_records_free(me_record_t *r, size_t n);
+
+typedef struct {
+    int r_q, r_c;            /* budget; 0 = all query rows / R_c */
+    uint32_t k;
+    uint32_t candidates;     /* stage-1 survivors; 0 = server default */
+    int exact;               /* score every document at the budget */
+    int with_metadata;
+    int all_or_nothing;      /* fail instead of a partial answer */
+} me_search_opts_t;
+
+typedef struct {
+    char *id;
+    float score;
+    void *metadata;
+    size_t metadata_len;
+} me_hit_t;
+
+typedef struct {
+    char stage[16];
+    int r_q, r_c;
+    uint64_t in, out, micros;
+} me_stage_info_t;
+
+typedef struct {
+    me_hit_t *hits;
+    size_t n;
+    int r_q, r_c;            /* budget used */
+    uint64_t documents;      /* documents searched */
+    int partial;
+    char **missing_groups;
+    size_t n_missing;
+    me_stage_info_t stages[8];
+    int n_stages;
+} me_results_t;
+
+/* query: rows × dim f32. */
+int me_client_search(me_client_t *c, const char *collection, const float *query, int rows, int dim,
+                     const me_search_opts_t *opts, me_results_t *out, me_status_t *st);
+void me_results_free(me_results_t *r);
+
+int me_client_health(me_client_t *c, me_status_t *st);
+
+/* Sends a raw payload under `method` (proto Method number) and returns the
+ * reply status; for tools and tests that speak the protocol directly. The
+ * reply payload (if any) is returned malloc'd in *reply. */
+int me_client_call(me_client_t *c, int method, const void *payload, size_t len,
+                   void **reply, size_t *reply_len, me_status_t *st);
+
+const char *me_code_name(int code);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,66 @@
+#include "tests/daemon.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/harness.h"
+
+static int launch(me_daemon_t *d) {
+    char *argv[24];
+    char listen[80];
+    int n = 0;
+    snprintf(listen, sizeof listen, "--listen=%s", d->endpoint);
+    char datadir[600];
+    snprintf(datadir, sizeof datadir, "--data-dir=%s/data", d->dir);
+    argv[n++] = d->bin;
+    argv[n++] = listen;
+    argv[n++] = datadir;
+    for (int i = 0; i < d->nextra && n < 22; i++) argv[n++] = (char *)d->extra[i];
+    argv[n] = NULL;
+    d->pid = me_test_spawn(argv, d->log);
+    if (d->pid <= 0) return -1;
+    double t0 = me_test_now_ms();
+    while (me_test_now_ms() - t0 < 30000) {
+        me_status_t st;
+        me_client_t *c = me_client_connect(d->endpoint, 500, &st);
+        if (c) { me_client_close(c); return 0; }
+        usleep(50000);
+    }
+    fprintf(stderr, "    daemon %s did not become healthy; log: %s\n", d->bin, d->log);
+    return -1;
+}
+
+int me_daemon_start(me_daemon_t *d, const char *binary, const char *tag) {
+    me_test_bin(binary, d->bin, sizeof d->bin);
+    char *dir = me_test_tmpdir(tag);
+    if (!dir) return -1;
+    snprintf(d->dir, sizeof d->dir, "%s", dir);
+    free(dir);
+    snprintf(d->log, sizeof d->log, "%s/daemon.log", d->dir);
+    d->port = me_test_free_port();
+    snprintf(d->endpoint, sizeof d->endpoint, "tcp://127.0.0.1:%d", d->port);
+    return launch(d);
+}
+
+int me_daemon_restart(me_daemon_t *d) { return launch(d); }
+
+int me_daemon_stop(me_daemon_t *d, int kill9) {
+    int st = me_test_stop(d->pid, kill9);
+    d->pid = 0;
+    return st;
+}
+
+void me_daemon_free(me_daemon_t *d) {
+    if (d->pid > 0) me_daemon_stop(d, 0);
+    if (d->dir[0] && !getenv("ME_KEEP_TMP")) me_test_rmdir(d->dir);
+    d->dir[0] = 0;
+}
+
+me_client_t *me_daemon_client(const me_daemon_t *d) {
+    me_status_t st;
+    me_client_t *c = me_client_connect(d->endpoint, 10000, &st);
+    if (!c) fprintf(stderr, "    connect %s: %s\n", d->endpoint, st.message);
+    return c;
+}

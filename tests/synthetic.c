@@ -1,0 +1,63 @@
+#include "tests/synthetic.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "tests/harness.h"
+
+me_synth_t me_synth_default(int dim, int rows, uint64_t seed) {
+    me_synth_t p = { .dim = dim, .rows = rows, .topics = 1000, .spread = 0.6f,
+                     .sigma0 = 0.15f, .sigma1 = 1.2f, .qnoise = 0.5f, .seed = seed };
+    return p;
+}
+
+static void normalise(float *v, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)v[i] * v[i];
+    float inv = (float)(1.0 / sqrt(s > 0 ? s : 1));
+    for (int i = 0; i < n; i++) v[i] *= inv;
+}
+
+/* out = base + scale · g / sqrt(dim) (so noise and base have comparable norms). */
+static void add_noise(me_rng_t *r, float *out, const float *base, float scale, int dim) {
+    float k = scale / sqrtf((float)dim);
+    for (int i = 0; i < dim; i++) out[i] = base[i] + k * (float)me_rng_normal(r);
+}
+
+static void topic_centre(const me_synth_t *p, uint64_t topic, float *out) {
+    me_rng_t r = { p->seed * 0x9e3779b97f4a7c15ULL ^ (topic + 1) * 0xd1b54a32d192ed03ULL };
+    for (int i = 0; i < p->dim; i++) out[i] = (float)me_rng_normal(&r);
+    normalise(out, p->dim);
+}
+
+static void summary(const me_synth_t *p, uint64_t doc, float *out, float *tmp) {
+    topic_centre(p, doc % (uint64_t)p->topics, tmp);
+    me_rng_t r = { p->seed ^ (doc + 1) * 0xa0761d6478bd642fULL };
+    add_noise(&r, out, tmp, p->spread, p->dim);
+    normalise(out, p->dim);
+}
+
+void me_synth_doc(const me_synth_t *p, uint64_t doc, float *out) {
+    float *s = malloc(2 * (size_t)p->dim * sizeof *s);
+    summary(p, doc, s, s + p->dim);
+    me_rng_t r = { p->seed ^ (doc + 1) * 0xe7037ed1a0b428dbULL };
+    for (int j = 0; j < p->rows; j++) {
+        float t = p->rows > 1 ? (float)j / (float)(p->rows - 1) : 0.0f;
+        float sigma = p->sigma0 + (p->sigma1 - p->sigma0) * t;
+        add_noise(&r, out + (size_t)j * p->dim, s, sigma, p->dim);
+        normalise(out + (size_t)j * p->dim, p->dim);
+    }
+    free(s);
+}
+
+void me_synth_query(const me_synth_t *p, uint64_t doc, uint64_t qseed, int qrows, float *out) {
+    float *d = malloc((size_t)p->rows * p->dim * sizeof *d);
+    me_synth_doc(p, doc, d);
+    me_rng_t r = { p->seed ^ (qseed + 1) * 0x8ebc6af09c88c6e3ULL ^ doc };
+    for (int i = 0; i < qrows; i++) {
+        int j = qrows > 1 ? (int)((int64_t)i * (p->rows - 1) / (qrows - 1)) : 0;
+        add_noise(&r, out + (size_t)i * p->dim, d + (size_t)j * p->dim, p->qnoise, p->dim);
+        normalise(out + (size_t)i * p->dim, p->dim);
+    }
+    free(d);
+}
