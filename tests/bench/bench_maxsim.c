@@ -124,7 +124,7 @@ static double time_impl(me_mquery_t *q, me_dtype_t dt, int r_c, const me_docref_
                         size_t n, int inner, int reps, me_maxsim_impl_t impl, float *scores) {
     double t[16];
     if (reps > 16) reps = 16;
-    me_maxsim_score(q, dt, r_c, refs, n < 64 ? n : 64, scores, impl);  /* warm-up */
+    me_maxsim_score(q, dt, r_c, refs, n, scores, impl);  /* warm-up: caches, TLB, scratch */
     for (int r = 0; r < reps; r++) {
         double t0 = now_s();
         for (int i = 0; i < inner; i++) me_maxsim_score(q, dt, r_c, refs, n, scores, impl);
