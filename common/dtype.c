@@ -11,6 +11,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define ME_DTYPE_X86 1
 #endif
@@ -125,8 +126,11 @@ static int have_f16c(void) {
     static int cached = -1;
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (v < 0) {
+        /* F16C straight from CPUID (leaf 1, ECX): not every compiler knows
+         * the name; the AVX2 check already covers OS support for YMM. */
+        unsigned a, b, c, d;
         __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+        v = __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
         __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     }
     return v;

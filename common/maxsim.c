@@ -20,6 +20,7 @@
 #include "common/error.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define ME_MAXSIM_X86 1
 #endif
@@ -181,9 +182,12 @@ static inline float hsum_avx512(__m512 v) {
 #undef LANE_B2
 
 static int detect_level(void) {
+    /* F16C from CPUID (leaf 1, ECX) since not every compiler's
+     * __builtin_cpu_supports knows it; AVX2 implies OS support for YMM. */
+    unsigned a, b, c, d;
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
-        !__builtin_cpu_supports("f16c"))
+        !__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_F16C))
         return SIMD_SCALAR;
     if (__builtin_cpu_supports("avx512f")) return SIMD_AVX512;
     return SIMD_AVX2;

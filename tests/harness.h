@@ -68,6 +68,9 @@ const char *me_test_bin(const char *name, char *buf, size_t cap);
 pid_t me_test_spawn(char *const argv[], const char *log_path);
 /* SIGTERM (or SIGKILL when kill9), then waitpid; returns the exit status. */
 int me_test_stop(pid_t pid, int kill9);
+/* p-th percentile (0..100) of v[0..n), sorting v in place; 0 when n == 0. */
+double me_percentile(double *v, int n, double p);
+
 /* Milliseconds on a monotonic clock. */
 double me_test_now_ms(void);
 

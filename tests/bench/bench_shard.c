@@ -1,0 +1,213 @@
+/* Shard search benchmark: a real metaembed-shard process on loopback,
+ * N documents of synthetic nested data (tests/synthetic.h), D=128, R_c=64,
+ * f16. Prints, per budget: exact and cascade latency (median, p99, measured
+ * by the client over loopback), the cascade's recall@10 against exact at the
+ * same budget for several candidate counts, index bytes per document, and
+ * ingest documents/s. Figures only; never fails on time.
+ *
+ *   bench_shard [--docs N] [--queries Q] [--json] [--help]
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/dtype.h"
+#include "common/maxsim.h"
+#include "tests/daemon.h"
+#include "tests/harness.h"
+#include "tests/synthetic.h"
+
+#define D 128
+#define RC 64
+#define RQ 16
+#define K 10
+
+static const int budgets[][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 16 }, { 16, 64 } };
+static const uint32_t cand_counts[] = { 50, 100, 200, 500, 1000, 2000 };
+#define NB (int)(sizeof budgets / sizeof budgets[0])
+#define NC (int)(sizeof cand_counts / sizeof cand_counts[0])
+
+typedef struct {
+    int ndocs;
+    uint16_t *vecs;  /* [ndocs, RC, D] f16 */
+    const me_synth_t *p;
+    int from, to;
+} gen_arg_t;
+
+static void *gen_main(void *arg) {
+    gen_arg_t *g = arg;
+    float *f = malloc((size_t)RC * D * sizeof *f);
+    for (int i = g->from; i < g->to; i++) {
+        me_synth_doc(g->p, (uint64_t)i, f);
+        me_f32_to_f16_n(g->vecs + (size_t)i * RC * D, f, (size_t)RC * D);
+    }
+    free(f);
+    return NULL;
+}
+
+static void die(const char *what, const me_status_t *st) {
+    fprintf(stderr, "bench_shard: %s: %s\n", what, st ? st->message : "");
+    exit(1);
+}
+
+typedef struct {
+    double med_ms, p99_ms;
+    double recall;
+    double stage1_us, stage2_us;
+} figure_t;
+
+int main(int argc, char **argv) {
+    int ndocs = 100000, nq = 50, json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--docs") && i + 1 < argc) ndocs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--queries") && i + 1 < argc) nq = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else {
+            printf("usage: bench_shard [--docs N (100000)] [--queries Q (50)] [--json]\n"
+                   "Starts metaembed-shard from $ME_BIN (or next to this binary) on a free\n"
+                   "loopback port and measures ingest and search; prints figures only.\n");
+            return !strcmp(argv[i], "--help") ? 0 : 2;
+        }
+    }
+    if (ndocs < 100 || nq < 1) { fprintf(stderr, "bench_shard: need --docs >= 100 and --queries >= 1\n"); return 2; }
+    char bindir[512];
+    me_test_bin("", bindir, sizeof bindir);
+    char *fake_argv[] = { argv[0], NULL };
+    (void)fake_argv;
+
+    me_synth_t p = me_synth_default(D, RC, 2026);
+    fprintf(stderr, "generating %d synthetic nested documents...\n", ndocs);
+    uint16_t *vecs = malloc((size_t)ndocs * RC * D * sizeof *vecs);
+    if (!vecs) { fprintf(stderr, "bench_shard: out of memory\n"); return 1; }
+    pthread_t th[2];
+    gen_arg_t ga[2] = { { ndocs, vecs, &p, 0, ndocs / 2 }, { ndocs, vecs, &p, ndocs / 2, ndocs } };
+    for (int t = 0; t < 2; t++) pthread_create(&th[t], NULL, gen_main, &ga[t]);
+    for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+
+    me_daemon_t d = { 0 };
+    if (me_daemon_start(&d, "metaembed-shard", "bench") != 0) die("cannot start metaembed-shard", NULL);
+    me_client_t *c = me_daemon_client(&d);
+    if (!c) die("cannot connect", NULL);
+    me_client_set_timeout(c, 600000);
+    me_status_t st;
+    me_collection_spec_t spec = { .name = "bench", .dim = D, .max_doc_vectors = RC, .max_query_vectors = RQ };
+    if (me_client_create_collection(c, &spec, &st)) die("create", &st);
+
+    /* Ingest in batches of 256 (4 MiB of f16 per request). */
+    fprintf(stderr, "ingesting...\n");
+    enum { BATCH = 256 };
+    me_doc_t docs[BATCH];
+    char (*ids)[16] = malloc((size_t)ndocs * sizeof *ids);
+    double t0 = me_test_now_ms();
+    for (int off = 0; off < ndocs; off += BATCH) {
+        int m = ndocs - off < BATCH ? ndocs - off : BATCH;
+        for (int i = 0; i < m; i++) {
+            snprintf(ids[off + i], sizeof ids[0], "d%07d", off + i);
+            docs[i] = (me_doc_t){ .id = ids[off + i], .vectors = vecs + (size_t)(off + i) * RC * D, .rows = RC, .f16 = 1 };
+        }
+        if (me_client_upsert(c, "bench", docs, (size_t)m, D, &st)) die("upsert", &st);
+    }
+    double ingest_s = (me_test_now_ms() - t0) / 1000.0;
+    me_collection_info_t *info;
+    size_t ninfo;
+    if (me_client_list_collections(c, &info, &ninfo, &st) || ninfo != 1) die("list", &st);
+    double ram_per_doc = (double)info[0].ram_bytes / ndocs;
+    free(info);
+
+    float *queries = malloc((size_t)nq * RQ * D * sizeof *queries);
+    me_rng_t rng = { 77 };
+    for (int i = 0; i < nq; i++)
+        me_synth_query(&p, me_rng_next(&rng) % (uint64_t)ndocs, (uint64_t)i, RQ, queries + (size_t)i * RQ * D);
+
+    figure_t exact[NB], casc[NB][NC];
+    double *lat = malloc((size_t)nq * sizeof *lat);
+    double *s1 = malloc((size_t)nq * sizeof *s1), *s2 = malloc((size_t)nq * sizeof *s2);
+    char (*truth)[K][16] = malloc((size_t)nq * sizeof *truth);
+    for (int b = 0; b < NB; b++) {
+        int r_q = budgets[b][0], r_c = budgets[b][1];
+        fprintf(stderr, "budget (%d,%d)...\n", r_q, r_c);
+        for (int qi = 0; qi < nq; qi++) {
+            me_results_t res;
+            me_search_opts_t o = { .r_q = r_q, .r_c = r_c, .k = K, .exact = 1 };
+            double q0 = me_test_now_ms();
+            if (me_client_search(c, "bench", queries + (size_t)qi * RQ * D, RQ, D, &o, &res, &st)) die("search", &st);
+            lat[qi] = me_test_now_ms() - q0;
+            s1[qi] = res.n_stages > 0 ? (double)res.stages[0].micros : 0;
+            for (int h = 0; h < K; h++) snprintf(truth[qi][h], 16, "%s", h < (int)res.n ? res.hits[h].id : "");
+            me_results_free(&res);
+        }
+        exact[b].med_ms = me_percentile(lat, nq, 50);
+        exact[b].p99_ms = me_percentile(lat, nq, 99);
+        exact[b].recall = 1.0;
+        exact[b].stage1_us = me_percentile(s1, nq, 50);
+        exact[b].stage2_us = 0;
+        for (int ci = 0; ci < NC; ci++) {
+            double hits = 0;
+            for (int qi = 0; qi < nq; qi++) {
+                me_results_t res;
+                me_search_opts_t o = { .r_q = r_q, .r_c = r_c, .k = K, .candidates = cand_counts[ci] };
+                double q0 = me_test_now_ms();
+                if (me_client_search(c, "bench", queries + (size_t)qi * RQ * D, RQ, D, &o, &res, &st)) die("search", &st);
+                lat[qi] = me_test_now_ms() - q0;
+                s1[qi] = res.n_stages > 0 ? (double)res.stages[0].micros : 0;
+                s2[qi] = res.n_stages > 1 ? (double)res.stages[1].micros : 0;
+                for (size_t h = 0; h < res.n; h++)
+                    for (int t = 0; t < K; t++)
+                        if (!strcmp(res.hits[h].id, truth[qi][t])) { hits++; break; }
+                me_results_free(&res);
+            }
+            casc[b][ci].med_ms = me_percentile(lat, nq, 50);
+            casc[b][ci].p99_ms = me_percentile(lat, nq, 99);
+            casc[b][ci].recall = hits / (nq * (double)K);
+            casc[b][ci].stage1_us = me_percentile(s1, nq, 50);
+            casc[b][ci].stage2_us = me_percentile(s2, nq, 50);
+        }
+    }
+
+    if (json) {
+        printf("{\"docs\":%d,\"dim\":%d,\"r_c\":%d,\"dtype\":\"f16\",\"queries\":%d,\"ingest_docs_per_s\":%.1f,"
+               "\"ram_bytes_per_doc\":%.1f,\"simd\":\"%s\",\"budgets\":[",
+               ndocs, D, RC, nq, ndocs / ingest_s, ram_per_doc, me_maxsim_simd_name());
+        for (int b = 0; b < NB; b++) {
+            printf("%s{\"r_q\":%d,\"r_c\":%d,\"index_bytes_per_doc\":%d,\"exact\":{\"median_ms\":%.3f,\"p99_ms\":%.3f},\"cascade\":[",
+                   b ? "," : "", budgets[b][0], budgets[b][1], budgets[b][1] * D * 2, exact[b].med_ms, exact[b].p99_ms);
+            for (int ci = 0; ci < NC; ci++)
+                printf("%s{\"candidates\":%u,\"median_ms\":%.3f,\"p99_ms\":%.3f,\"recall_at_10\":%.4f,\"speedup\":%.1f}",
+                       ci ? "," : "", cand_counts[ci], casc[b][ci].med_ms, casc[b][ci].p99_ms, casc[b][ci].recall,
+                       exact[b].med_ms / casc[b][ci].med_ms);
+            printf("]}");
+        }
+        printf("]}\n");
+    } else {
+        printf("shard search: %d docs, D=%d, R_c=%d, f16, synthetic nested data, %d queries, k=%d, kernel %s\n",
+               ndocs, D, RC, nq, K, me_maxsim_simd_name());
+        printf("ingest: %.0f docs/s (%.1f s); RAM %.0f bytes/doc (all 64 vectors + coarse copy)\n\n",
+               ndocs / ingest_s, ingest_s, ram_per_doc);
+        printf("| budget  | index B/doc | mode    | n1    | median ms | p99 ms | stage1 ms | stage2 ms | recall@10 | speedup |\n");
+        printf("|---------|-------------|---------|-------|-----------|--------|-----------|-----------|-----------|---------|\n");
+        for (int b = 0; b < NB; b++) {
+            char bud[16];
+            snprintf(bud, sizeof bud, "(%d,%d)", budgets[b][0], budgets[b][1]);
+            printf("| %-7s | %11d | exact   |     - | %9.2f | %6.2f | %9.2f |         - |    1.0000 |    1.0x |\n", bud,
+                   budgets[b][1] * D * 2, exact[b].med_ms, exact[b].p99_ms, exact[b].stage1_us / 1000);
+            for (int ci = 0; ci < NC; ci++)
+                printf("| %-7s | %11d | cascade | %5u | %9.2f | %6.2f | %9.2f | %9.2f |    %.4f | %6.1fx |\n", bud,
+                       budgets[b][1] * D * 2, cand_counts[ci], casc[b][ci].med_ms, casc[b][ci].p99_ms,
+                       casc[b][ci].stage1_us / 1000, casc[b][ci].stage2_us / 1000, casc[b][ci].recall,
+                       exact[b].med_ms / casc[b][ci].med_ms);
+        }
+        printf("\nrecall@10: share of exact mode's top 10 (same budget) that the cascade returns.\n"
+               "At budgets (1,1) the coarse copy already holds the budget: one pass, no rerank.\n");
+    }
+    me_client_close(c);
+    me_daemon_free(&d);
+    free(vecs);
+    free(ids);
+    free(queries);
+    free(lat);
+    free(s1);
+    free(s2);
+    free(truth);
+    return 0;
+}
