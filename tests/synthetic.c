@@ -6,8 +6,8 @@
 #include "tests/harness.h"
 
 me_synth_t me_synth_default(int dim, int rows, uint64_t seed) {
-    me_synth_t p = { .dim = dim, .rows = rows, .topics = 1000, .spread = 0.6f,
-                     .sigma0 = 0.15f, .sigma1 = 1.2f, .qnoise = 0.5f, .seed = seed };
+    me_synth_t p = { .dim = dim, .rows = rows, .topics = 50, .spread = 0.35f,
+                     .sigma0 = 0.3f, .sigma1 = 1.5f, .qnoise = 0.6f, .seed = seed };
     return p;
 }
 

@@ -24,7 +24,7 @@
 #define K 10
 
 static const int budgets[][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 16 }, { 16, 64 } };
-static const uint32_t cand_counts[] = { 50, 100, 200, 500, 1000, 2000 };
+static const uint32_t cand_counts[] = { 100, 250, 500, 1000, 2500, 5000, 10000 };
 #define NB (int)(sizeof budgets / sizeof budgets[0])
 #define NC (int)(sizeof cand_counts / sizeof cand_counts[0])
 
