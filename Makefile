@@ -1,5 +1,6 @@
 # metaembed — one top-level Makefile.
 #
+#   make demo                 install what is missing, build, run the main job
 #   make                      release build of every binary into build/release/
 #   make check                unit + integration tests under ASan + UBSan
 #   make bench                benchmarks (print figures, never fail on time)
@@ -66,7 +67,7 @@ ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(BUILD)/shard/main.o $(TEST
            $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
            $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all check check-build bench clean install-deps
+.PHONY: all check check-build bench demo clean install-deps
 all: $(SHARD_BIN)
 
 # Every object waits for the generated header so first builds are ordered.
@@ -119,6 +120,13 @@ bench:
 
 install-deps:
 	deploy/install-deps.sh
+
+# The main job: a real shard on loopback, 20k synthetic nested documents,
+# the quality/latency/size trade-off per budget (see docs/benchmarks.md).
+demo:
+	@deploy/install-deps.sh --check-only || deploy/install-deps.sh
+	$(MAKE) --no-print-directory $(SHARD_BIN) $(BIN)/bench_shard
+	ME_BIN=$(BIN) $(BIN)/bench_shard --docs 20000 --queries 20
 
 clean:
 	rm -rf build
