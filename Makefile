@@ -48,13 +48,20 @@ $(PROTO_C) $(PROTO_H): proto/metaembed.proto
 COMMON_SRC := $(wildcard common/*.c)
 SHARD_SRC  := $(filter-out shard/main.c,$(wildcard shard/*.c))
 CLIENT_SRC := client/metaembed.c
+CLI_SRC    := $(wildcard client/cli*.c)
+COORD_SRC  := $(filter-out coordinator/main.c,$(wildcard coordinator/*.c))
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/proto/metaembed.pb-c.o
 SHARD_OBJ  := $(SHARD_SRC:%.c=$(BUILD)/%.o)
 CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
+COORD_OBJ  := $(COORD_SRC:%.c=$(BUILD)/%.o)
 
 BIN        := $(BUILD)/bin
 SHARD_BIN  := $(BIN)/metaembed-shard
+COORD_BIN  := $(BIN)/metaembed-coordinator
+CLI_BIN    := $(BIN)/metaembed
+DAEMONS    := $(SHARD_BIN) $(if $(wildcard coordinator/main.c),$(COORD_BIN)) $(if $(CLI_SRC),$(CLI_BIN))
 
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 INTEG_SRC  := $(wildcard tests/integration/*.c)
@@ -63,12 +70,13 @@ TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
 
-ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(BUILD)/shard/main.o $(TESTLIB_OBJ) \
+ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) $(COORD_OBJ) $(BUILD)/shard/main.o \
+           $(BUILD)/coordinator/main.o $(TESTLIB_OBJ) \
            $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
            $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all check check-build bench demo clean install-deps
-all: $(SHARD_BIN)
+all: $(DAEMONS)
 
 # Every object waits for the generated header so first builds are ordered.
 $(BUILD)/%.o: %.c | $(PROTO_H)
@@ -86,11 +94,19 @@ $(SHARD_BIN): $(BUILD)/shard/main.o $(SHARD_OBJ) $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(COORD_BIN): $(BUILD)/coordinator/main.o $(COORD_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(CLI_BIN): $(CLI_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/libmetaembed.a: $(CLIENT_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(SHARD_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
+$(BIN)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(SHARD_OBJ) $(COORD_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -105,7 +121,7 @@ $(BIN)/bench_%: $(BUILD)/tests/bench/bench_%.o $(TESTLIB_OBJ) $(SHARD_OBJ) $(BUI
 # ---- targets ----------------------------------------------------------------
 CHECK_BUILD := build/address-undefined
 
-check-build: $(SHARD_BIN) $(BIN)/unit_tests $(BIN)/integration_tests
+check-build: $(DAEMONS) $(BIN)/unit_tests $(BIN)/integration_tests
 
 # Tests run under ASan + UBSan; the runner prints one closing line
 # "N passed, N failed" summed over both suites.
@@ -115,7 +131,7 @@ check:
 	@ME_BIN=$(CHECK_BUILD)/bin tests/run-tests.sh $(CHECK_BUILD)/bin
 
 bench:
-	$(MAKE) --no-print-directory $(SHARD_BIN) $(BENCH_BIN)
+	$(MAKE) --no-print-directory $(DAEMONS) $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; ME_BIN=$(BIN) $$b || exit 1; done
 
 install-deps:

@@ -125,6 +125,22 @@ int me_client_drop_collection(me_client_t *c, const char *name, me_status_t *st)
     return rc;
 }
 
+static void collection_info(me_collection_info_t *o, const Metaembed__CollectionInfo *ci) {
+    memset(o, 0, sizeof *o);
+    if (ci->config) {
+        snprintf(o->name, sizeof o->name, "%s", ci->config->name);
+        o->dim = (int)ci->config->dim;
+        o->max_doc_vectors = (int)ci->config->max_doc_vectors;
+        o->max_query_vectors = (int)ci->config->max_query_vectors;
+        o->ram_vectors = (int)ci->config->ram_vectors;
+        o->coarse_vectors = (int)ci->config->coarse_vectors;
+        snprintf(o->dtype, sizeof o->dtype, "%s", me_dtype_name((me_dtype_t)ci->config->dtype));
+    }
+    o->documents = ci->documents;
+    o->ram_bytes = ci->ram_bytes;
+    o->index_bytes = ci->index_bytes;
+}
+
 int me_client_list_collections(me_client_t *c, me_collection_info_t **out, size_t *n, me_status_t *st) {
     *out = NULL;
     *n = 0;
@@ -137,22 +153,7 @@ int me_client_list_collections(me_client_t *c, me_collection_info_t **out, size_
     if (!m) return set_status(st, ME_STATUS_INTERNAL, "malformed ListCollections reply");
     *out = calloc(m->n_collections ? m->n_collections : 1, sizeof **out);
     if (!*out) { metaembed__list_collections_reply__free_unpacked(m, NULL); return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); }
-    for (size_t i = 0; i < m->n_collections; i++) {
-        const Metaembed__CollectionInfo *ci = m->collections[i];
-        me_collection_info_t *o = &(*out)[i];
-        if (ci->config) {
-            snprintf(o->name, sizeof o->name, "%s", ci->config->name);
-            o->dim = (int)ci->config->dim;
-            o->max_doc_vectors = (int)ci->config->max_doc_vectors;
-            o->max_query_vectors = (int)ci->config->max_query_vectors;
-            o->ram_vectors = (int)ci->config->ram_vectors;
-            o->coarse_vectors = (int)ci->config->coarse_vectors;
-            snprintf(o->dtype, sizeof o->dtype, "%s", me_dtype_name((me_dtype_t)ci->config->dtype));
-        }
-        o->documents = ci->documents;
-        o->ram_bytes = ci->ram_bytes;
-        o->index_bytes = ci->index_bytes;
-    }
+    for (size_t i = 0; i < m->n_collections; i++) collection_info(&(*out)[i], m->collections[i]);
     *n = m->n_collections;
     metaembed__list_collections_reply__free_unpacked(m, NULL);
     return 0;
@@ -340,6 +341,59 @@ int me_client_search(me_client_t *c, const char *collection, const float *query,
     }
     metaembed__search_reply__free_unpacked(m, NULL);
     return 0;
+}
+
+int me_client_stats(me_client_t *c, const char *collection, me_stats_t *out, me_status_t *st) {
+    memset(out, 0, sizeof *out);
+    Metaembed__StatsRequest req = METAEMBED__STATS_REQUEST__INIT;
+    req.collection = (char *)(collection ? collection : "");
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_STATS, &req.base, &rep, st);
+    if (rc) return rc;
+    Metaembed__StatsReply *m = metaembed__stats_reply__unpack(NULL, rep.payload_len, rep.payload);
+    me_reply_clear(&rep);
+    if (!m) return set_status(st, ME_STATUS_INTERNAL, "malformed Stats reply");
+    snprintf(out->role, sizeof out->role, "%s", m->role);
+    out->uptime_ms = m->uptime_ms;
+    out->requests = m->requests;
+    out->errors = m->errors;
+    out->disk_bytes = m->disk_bytes;
+    out->collections = calloc(m->n_collections ? m->n_collections : 1, sizeof *out->collections);
+    out->groups = calloc(m->n_groups ? m->n_groups : 1, sizeof *out->groups);
+    if (!out->collections || !out->groups) goto oom;
+    for (size_t i = 0; i < m->n_collections; i++) collection_info(&out->collections[i], m->collections[i]);
+    out->n_collections = m->n_collections;
+    for (size_t g = 0; g < m->n_groups; g++) {
+        const Metaembed__GroupStatus *gs = m->groups[g];
+        me_group_info_t *o = &out->groups[g];
+        snprintf(o->name, sizeof o->name, "%s", gs->name);
+        o->replicas = calloc(gs->n_replicas ? gs->n_replicas : 1, sizeof *o->replicas);
+        if (!o->replicas) goto oom;
+        out->n_groups = g + 1;
+        for (size_t r = 0; r < gs->n_replicas; r++) {
+            me_replica_info_t *ri = &o->replicas[r];
+            snprintf(ri->endpoint, sizeof ri->endpoint, "%s", gs->replicas[r]->endpoint);
+            ri->up = gs->replicas[r]->up;
+            ri->documents = gs->replicas[r]->documents;
+            ri->latency_ms = gs->replicas[r]->latency_ms;
+            ri->liveness = (int)gs->replicas[r]->liveness;
+        }
+        o->n_replicas = gs->n_replicas;
+    }
+    metaembed__stats_reply__free_unpacked(m, NULL);
+    return 0;
+oom:
+    metaembed__stats_reply__free_unpacked(m, NULL);
+    me_stats_free(out);
+    return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+void me_stats_free(me_stats_t *s) {
+    if (s->groups)
+        for (size_t g = 0; g < s->n_groups; g++) free(s->groups[g].replicas);
+    free(s->groups);
+    free(s->collections);
+    memset(s, 0, sizeof *s);
 }
 
 void me_results_free(me_results_t *r) {

@@ -131,6 +131,33 @@ void me_results_free(me_results_t *r);
 
 int me_client_health(me_client_t *c, me_status_t *st);
 
+typedef struct {
+    char endpoint[128];
+    int up;
+    uint64_t documents;
+    double latency_ms;
+    int liveness;
+} me_replica_info_t;
+
+typedef struct {
+    char name[64];
+    me_replica_info_t *replicas;
+    size_t n_replicas;
+} me_group_info_t;
+
+typedef struct {
+    char role[16];                    /* "shard" or "coordinator" */
+    uint64_t uptime_ms, requests, errors, disk_bytes;
+    me_collection_info_t *collections;
+    size_t n_collections;
+    me_group_info_t *groups;          /* coordinator only */
+    size_t n_groups;
+} me_stats_t;
+
+/* collection NULL or "" = all. Free with me_stats_free. */
+int me_client_stats(me_client_t *c, const char *collection, me_stats_t *out, me_status_t *st);
+void me_stats_free(me_stats_t *s);
+
 /* Sends a raw payload under `method` (proto Method number) and returns the
  * reply status; for tools and tests that speak the protocol directly. The
  * reply payload (if any) is returned malloc'd in *reply. */

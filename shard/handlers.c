@@ -158,6 +158,7 @@ static int list_infos(req_t *r, const char *only, Metaembed__StatsReply *stats) 
         stats->requests = atomic_load(&s->requests);
         stats->errors = atomic_load(&s->errors);
         stats->disk_bytes = me_storage_disk_bytes(s->storage);
+        stats->role = "shard";
         rc = me_reply_ok(r->reply, &stats->base);
     } else {
         Metaembed__ListCollectionsReply rep = METAEMBED__LIST_COLLECTIONS_REPLY__INIT;

@@ -1,0 +1,136 @@
+#include "common/server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+#define BACKEND "inproc://me-workers"
+#define CONTROL "inproc://me-control"
+
+/* Self-pipe: the handler may run on any thread (libraries such as OpenBLAS
+ * start threads before main, so blocking signals cannot steer them); it only
+ * writes one byte, and the signal thread does the rest. */
+static int g_sigpipe[2] = { -1, -1 };
+static atomic_int g_stop;
+
+static void on_signal(int sig) {
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(g_sigpipe[1], &b, 1);
+    (void)w;
+}
+
+int me_server_signals(void) {
+    if (pipe(g_sigpipe) != 0) return ME_EIO;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+typedef struct {
+    const me_server_t *srv;
+    void *zctx;
+} thread_arg_t;
+
+static void *worker_main(void *arg) {
+    thread_arg_t *a = arg;
+    const me_server_t *srv = a->srv;
+    void *sock = zmq_socket(a->zctx, ZMQ_DEALER);
+    me_wire_socket_defaults(sock, 0);
+    if (zmq_connect(sock, BACKEND) != 0) {
+        me_error("worker cannot connect: %s", zmq_strerror(errno));
+        zmq_close(sock);
+        return NULL;
+    }
+    void *wstate = srv->worker_init ? srv->worker_init(srv->ctx, a->zctx) : NULL;
+    while (!atomic_load(&g_stop)) {
+        zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 200) <= 0) continue;
+        me_route_t route;
+        zmq_msg_t body;
+        int rc = me_wire_recv(sock, &route, &body);
+        if (rc == ME_EPROTO) continue;
+        if (rc) break;
+        uint64_t rid;
+        me_reply_t reply;
+        srv->handle(srv->ctx, wstate, zmq_msg_data(&body), zmq_msg_size(&body), &rid, &reply);
+        zmq_msg_close(&body);
+        if (me_wire_send_reply(sock, &route, rid, &reply) != 0)
+            me_warn("could not send a reply: %s", zmq_strerror(errno));
+        me_reply_clear(&reply);
+    }
+    if (srv->worker_free) srv->worker_free(srv->ctx, wstate);
+    zmq_close(sock);
+    return NULL;
+}
+
+static void *background_main(void *arg) {
+    thread_arg_t *a = arg;
+    a->srv->background(a->srv->ctx, a->zctx, &g_stop);
+    return NULL;
+}
+
+static void *signal_main(void *arg) {
+    void *zctx = arg;
+    unsigned char sig = 0;
+    while (read(g_sigpipe[0], &sig, 1) < 0 && errno == EINTR) {}
+    if (sig == 0) return NULL;  /* woken by me_server_run's own exit */
+    me_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    void *ctl = zmq_socket(zctx, ZMQ_PAIR);
+    zmq_connect(ctl, CONTROL);
+    zmq_send(ctl, "TERMINATE", 9, 0);
+    zmq_close(ctl);
+    return NULL;
+}
+
+int me_server_run(const me_server_t *srv) {
+    void *zctx = zmq_ctx_new();
+    void *front = zmq_socket(zctx, ZMQ_ROUTER);
+    void *back = zmq_socket(zctx, ZMQ_DEALER);
+    void *ctl = zmq_socket(zctx, ZMQ_PAIR);
+    me_wire_socket_defaults(front, srv->max_message);
+    me_wire_socket_defaults(back, 0);
+    int exit_code = 0;
+    if (zmq_bind(front, srv->listen) != 0) {
+        me_error("cannot listen on %s: %s (is another process using it? pick another --listen)",
+                 srv->listen, zmq_strerror(errno));
+        exit_code = 1;
+    } else if (zmq_bind(back, BACKEND) != 0 || zmq_bind(ctl, CONTROL) != 0) {
+        me_error("cannot bind inproc sockets: %s", zmq_strerror(errno));
+        exit_code = 1;
+    }
+    if (exit_code == 0) {
+        thread_arg_t arg = { srv, zctx };
+        pthread_t sig_thread, bg_thread;
+        pthread_create(&sig_thread, NULL, signal_main, zctx);
+        if (srv->background) pthread_create(&bg_thread, NULL, background_main, &arg);
+        int n = srv->threads > 0 ? srv->threads : 1;
+        pthread_t *workers = calloc((size_t)n, sizeof *workers);
+        for (int i = 0; i < n; i++) pthread_create(&workers[i], NULL, worker_main, &arg);
+        me_info("serving on %s with %d workers", srv->listen, n);
+        zmq_proxy_steerable(front, back, NULL, ctl);
+        atomic_store(&g_stop, 1);
+        for (int i = 0; i < n; i++) pthread_join(workers[i], NULL);
+        free(workers);
+        if (srv->background) pthread_join(bg_thread, NULL);
+        pthread_join(sig_thread, NULL);
+    }
+    zmq_close(front);
+    zmq_close(back);
+    zmq_close(ctl);
+    zmq_ctx_term(zctx);
+    return exit_code;
+}

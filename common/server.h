@@ -1,0 +1,37 @@
+/* The request-serving skeleton every daemon shares: a ROUTER bound where
+ * told, a zmq_proxy to N worker threads over inproc, and a clean stop on
+ * SIGTERM/SIGINT (the proxy ends, workers finish their current request,
+ * me_server_run returns and the caller closes its state). */
+#ifndef ME_SERVER_H
+#define ME_SERVER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/wire.h"
+
+typedef struct {
+    const char *role;            /* for logs: "shard", "coordinator" */
+    const char *listen;          /* e.g. tcp://127.0.0.1:7600 */
+    int threads;
+    long long max_message;
+    void *ctx;                   /* the daemon's state, passed to every call */
+    /* Optional per-worker state (e.g. the worker's own sockets): made on the
+     * worker's thread before it serves, freed when it stops. */
+    void *(*worker_init)(void *ctx, void *zctx);
+    void (*worker_free)(void *ctx, void *wstate);
+    /* Turns one request frame into one reply; must always fill reply. */
+    void (*handle)(void *ctx, void *wstate, const uint8_t *frame, size_t len,
+                   uint64_t *request_id, me_reply_t *reply);
+    /* Optional: run on its own thread while serving (e.g. heartbeats); must
+     * return soon after *stop becomes non-zero. */
+    void (*background)(void *ctx, void *zctx, const atomic_int *stop);
+} me_server_t;
+
+/* Installs the signal handlers; call once, early in main. */
+int me_server_signals(void);
+/* Serves until SIGTERM/SIGINT. Returns 0, or 1 when it could not bind. */
+int me_server_run(const me_server_t *srv);
+
+#endif
