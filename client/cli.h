@@ -1,0 +1,113 @@
+/* Internals of the `metaembed` command-line tool, shared by client/cli*.c:
+ * argument parsing over common/config.h option tables, error reporting,
+ * a JSON writer and aligned text tables. */
+#ifndef ME_CLIENT_CLI_H
+#define ME_CLIENT_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "client/metaembed.h"
+#include "common/config.h"
+
+#define CLI_DEFAULT_ADDR "tcp://127.0.0.1:7700"
+
+/* Exit codes. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+typedef struct {
+    char addr[ME_CFG_STR_MAX];
+    int json;
+    long long timeout;      /* ms, per request */
+} cli_global_t;
+
+typedef struct {
+    cli_global_t g;
+    const char *cmd;        /* "search", "collection create", ... for messages */
+    me_client_t *client;
+} cli_t;
+
+/* One command's description: drives parsing and --help. */
+typedef struct {
+    const char *name;       /* "collection create" */
+    const char *args;       /* "NAME --dim D [options]" */
+    const char *summary;    /* one paragraph */
+    const me_cfg_opt_t *opts;  /* may be NULL */
+    int max_pos;            /* positional arguments accepted */
+} cli_cmd_t;
+
+extern const me_cfg_opt_t cli_global_opts[];
+
+/* Parses argv[0..argc) (the words after the command name) into target
+ * (options of cmd) and c->g (global options, accepted anywhere).
+ * Returns CLI_OK, CLI_USAGE (message printed), or -1 when --help was
+ * printed (the command should exit 0). */
+int cli_parse(cli_t *c, const cli_cmd_t *cmd, void *target, int argc, char **argv, char **pos, int *npos);
+void cli_usage(FILE *out, const cli_cmd_t *cmd);
+
+/* "metaembed: <cmd>: <message>" on stderr; returns code. */
+int cli_error(const cli_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A usage error: the message and a pointer to --help; returns CLI_USAGE. */
+int cli_usage_error(const cli_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reports a failed call with a hint for the common codes; returns CLI_FAIL. */
+int cli_status_error(const cli_t *c, const me_status_t *st, const char *what);
+/* Connects to c->g.addr (after --addr / METAEMBED_ADDR / default) or
+ * reports why not; NULL on failure. */
+me_client_t *cli_connect(cli_t *c);
+/* The collection's info, or reports (NOT_FOUND with a hint) and fails. */
+int cli_find_collection(cli_t *c, const char *name, me_collection_info_t *out);
+
+/* ---- JSON on a FILE: commas and escaping handled here ---- */
+typedef struct {
+    FILE *f;
+    int depth;
+    unsigned char first[64];
+} cli_json_t;
+
+void jw_begin(cli_json_t *j, FILE *f);          /* '{' */
+void jw_end(cli_json_t *j);                     /* '}' and newline */
+void jw_obj(cli_json_t *j, const char *key);    /* key NULL inside arrays */
+void jw_obj_end(cli_json_t *j);
+void jw_arr(cli_json_t *j, const char *key);
+void jw_arr_end(cli_json_t *j);
+void jw_str(cli_json_t *j, const char *key, const char *s);
+void jw_strn(cli_json_t *j, const char *key, const char *s, size_t n);
+void jw_int(cli_json_t *j, const char *key, long long v);
+void jw_u64(cli_json_t *j, const char *key, uint64_t v);
+void jw_num(cli_json_t *j, const char *key, double v);   /* NaN/Inf → null */
+void jw_bool(cli_json_t *j, const char *key, int v);
+void jw_null(cli_json_t *j, const char *key);
+/* Metadata bytes: embedded as JSON when they are valid JSON, else a string. */
+void jw_meta(cli_json_t *j, const char *key, const void *data, size_t n);
+
+/* 1 when s[0..n) is exactly one JSON value (whitespace around allowed). */
+int cli_json_valid(const char *s, size_t n);
+/* Writes s[0..n) as a JSON string literal (quotes included). */
+void cli_json_string(FILE *f, const char *s, size_t n);
+
+/* ---- text tables, columns aligned ---- */
+typedef struct {
+    int ncols;
+    char **cells;           /* rows × ncols, row 0 the header */
+    size_t nrows, cap;
+    unsigned right;         /* bit i: right-align column i */
+} cli_table_t;
+
+void tbl_init(cli_table_t *t, int ncols, const char *const *header, unsigned right);
+/* One row of ncols cells, each formatted by the caller. */
+void tbl_row(cli_table_t *t, const char *const *cells);
+void tbl_print(const cli_table_t *t, FILE *out, const char *indent);
+void tbl_free(cli_table_t *t);
+/* "12.3 MiB" style sizes. */
+const char *cli_bytes(char *buf, size_t cap, uint64_t n);
+
+/* Commands. */
+int cli_cmd_collection(cli_t *c, int argc, char **argv);
+int cli_cmd_ingest(cli_t *c, int argc, char **argv);
+int cli_cmd_search(cli_t *c, int argc, char **argv);
+int cli_cmd_get(cli_t *c, int argc, char **argv);
+int cli_cmd_delete(cli_t *c, int argc, char **argv);
+int cli_cmd_status(cli_t *c, int argc, char **argv);
+
+#endif

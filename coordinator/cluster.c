@@ -1,0 +1,216 @@
+#include "coordinator/cluster.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/wire.h"
+
+int me_jump_hash(uint64_t key, int buckets) {
+    int64_t b = -1, j = 0;
+    while (j < buckets) {
+        b = j;
+        key = key * 2862933555777941757ULL + 1;
+        j = (int64_t)((double)(b + 1) * ((double)(1LL << 31) / (double)((key >> 33) + 1)));
+    }
+    return (int)b;
+}
+
+int me_cluster_place(const me_cluster_t *c, const char *id, size_t len) {
+    return me_jump_hash(me_hash64(id, len), c->n_groups);
+}
+
+int me_cluster_load(me_cluster_t *c, const char *path, int liveness_max, char *err, size_t errcap) {
+    memset(c, 0, sizeof *c);
+    c->liveness_max = liveness_max > 0 ? liveness_max : 3;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errcap, "cannot open cluster map %s: %s", path, strerror(errno));
+        return ME_EIO;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save);
+        if (!tok) continue;
+        if (strcmp(tok, "group") != 0) {
+            snprintf(err, errcap, "%s:%d: expected 'group NAME ENDPOINT...', got '%s'", path, lineno, tok);
+            rc = ME_EINVAL;
+            break;
+        }
+        char *name = strtok_r(NULL, " \t\r\n", &save);
+        if (!name || strlen(name) > ME_GROUP_NAME_MAX) {
+            snprintf(err, errcap, "%s:%d: group needs a name of 1..%d characters", path, lineno, ME_GROUP_NAME_MAX);
+            rc = ME_EINVAL;
+            break;
+        }
+        for (int g = 0; g < c->n_groups; g++)
+            if (strcmp(c->groups[g].name, name) == 0) {
+                snprintf(err, errcap, "%s:%d: group '%s' appears twice", path, lineno, name);
+                rc = ME_EINVAL;
+            }
+        if (rc) break;
+        me_group_t *ng = realloc(c->groups, (size_t)(c->n_groups + 1) * sizeof *ng);
+        if (!ng) { rc = ME_ENOMEM; break; }
+        c->groups = ng;
+        me_group_t *g = &c->groups[c->n_groups];
+        memset(g, 0, sizeof *g);
+        snprintf(g->name, sizeof g->name, "%s", name);
+        g->first_replica = c->n_replicas;
+        char *ep;
+        while ((ep = strtok_r(NULL, " \t\r\n", &save)) != NULL) {
+            if (strlen(ep) > ME_ENDPOINT_MAX || strstr(ep, "://") == NULL) {
+                snprintf(err, errcap, "%s:%d: '%s' is not an endpoint like tcp://host:port", path, lineno, ep);
+                rc = ME_EINVAL;
+                break;
+            }
+            me_replica_t *nr = realloc(c->replicas, (size_t)(c->n_replicas + 1) * sizeof *nr);
+            if (!nr) { rc = ME_ENOMEM; break; }
+            c->replicas = nr;
+            me_replica_t *r = &c->replicas[c->n_replicas++];
+            memset(r, 0, sizeof *r);
+            snprintf(r->endpoint, sizeof r->endpoint, "%s", ep);
+            r->group = c->n_groups;
+            /* Optimistic start: usable until heartbeats say otherwise. */
+            atomic_store(&r->up, 1);
+            atomic_store(&r->liveness, c->liveness_max);
+            g->n_replicas++;
+        }
+        if (rc) break;
+        if (g->n_replicas == 0) {
+            snprintf(err, errcap, "%s:%d: group '%s' has no replica endpoints", path, lineno, name);
+            rc = ME_EINVAL;
+            break;
+        }
+        c->n_groups++;
+    }
+    fclose(f);
+    if (rc == 0 && c->n_groups == 0) {
+        snprintf(err, errcap, "%s: no groups (expected lines like 'group g0 tcp://127.0.0.1:7600')", path);
+        rc = ME_EINVAL;
+    }
+    if (rc) me_cluster_free(c);
+    return rc;
+}
+
+void me_cluster_free(me_cluster_t *c) {
+    free(c->groups);
+    free(c->replicas);
+    memset(c, 0, sizeof *c);
+}
+
+void me_cluster_ok(me_cluster_t *c, int r, uint64_t latency_us) {
+    me_replica_t *rep = &c->replicas[r];
+    if (!atomic_exchange(&rep->up, 1)) me_info("replica %s is up", rep->endpoint);
+    atomic_store(&rep->liveness, c->liveness_max);
+    atomic_store(&rep->latency_us, latency_us);
+}
+
+void me_cluster_miss(me_cluster_t *c, int r) {
+    me_replica_t *rep = &c->replicas[r];
+    int left = atomic_load(&rep->liveness);
+    if (left > 0) left = atomic_fetch_sub(&rep->liveness, 1) - 1;
+    if (left <= 0 && atomic_exchange(&rep->up, 0)) me_warn("replica %s is down", rep->endpoint);
+}
+
+/* ---- heartbeats ---- */
+
+typedef struct {
+    void *sock;
+    uint64_t rid;          /* in flight, 0 = none */
+    uint64_t sent_us;
+    uint64_t next_us;      /* when to send the next one */
+    int backoff_ms;
+} hb_t;
+
+static void *hb_socket(void *zctx, const char *endpoint) {
+    void *s = zmq_socket(zctx, ZMQ_DEALER);
+    me_wire_socket_defaults(s, 0);
+    zmq_connect(s, endpoint);
+    return s;
+}
+
+void me_cluster_heartbeat(me_cluster_t *c, void *zctx, int interval_ms, int max_backoff_ms,
+                          const atomic_int *stop) {
+    hb_t *hb = calloc((size_t)c->n_replicas, sizeof *hb);
+    zmq_pollitem_t *items = calloc((size_t)c->n_replicas, sizeof *items);
+    if (!hb || !items) { free(hb); free(items); return; }
+    for (int r = 0; r < c->n_replicas; r++) {
+        hb[r].sock = hb_socket(zctx, c->replicas[r].endpoint);
+        hb[r].backoff_ms = interval_ms;
+    }
+    uint64_t rid = 0;
+    Metaembed__StatsRequest req = METAEMBED__STATS_REQUEST__INIT;
+    uint8_t reqbuf[16];
+    size_t reqlen = metaembed__stats_request__pack(&req, reqbuf);
+    uint64_t timeout_us = (uint64_t)interval_ms * 1000u;
+    while (!atomic_load(stop)) {
+        uint64_t now = me_now_us();
+        for (int r = 0; r < c->n_replicas; r++) {
+            hb_t *h = &hb[r];
+            if (h->rid && now - h->sent_us > timeout_us) {
+                /* Missed: count it, drop the socket so a late reply or a queued
+                 * request cannot surface later, and back off if it is down. */
+                me_cluster_miss(c, r);
+                zmq_close(h->sock);
+                h->sock = hb_socket(zctx, c->replicas[r].endpoint);
+                h->rid = 0;
+                if (!atomic_load(&c->replicas[r].up)) {
+                    h->backoff_ms = h->backoff_ms * 2 > max_backoff_ms ? max_backoff_ms : h->backoff_ms * 2;
+                    h->next_us = now + (uint64_t)h->backoff_ms * 1000u;
+                } else h->next_us = now;
+            }
+            if (!h->rid && now >= h->next_us) {
+                Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
+                env.request_id = ++rid;
+                env.method = METAEMBED__METHOD__METHOD_STATS;
+                env.deadline_ms = (uint32_t)interval_ms;
+                env.payload.data = reqbuf;
+                env.payload.len = reqlen;
+                uint8_t buf[64];
+                size_t len = metaembed__envelope__pack(&env, buf);
+                if (zmq_send(h->sock, buf, len, ZMQ_DONTWAIT) >= 0) {
+                    h->rid = rid;
+                    h->sent_us = now;
+                } else h->next_us = now + timeout_us;
+            }
+            items[r] = (zmq_pollitem_t){ h->sock, 0, ZMQ_POLLIN, 0 };
+        }
+        if (zmq_poll(items, c->n_replicas, 50) < 0) continue;
+        now = me_now_us();
+        for (int r = 0; r < c->n_replicas; r++) {
+            if (!(items[r].revents & ZMQ_POLLIN)) continue;
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, hb[r].sock, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); continue; }
+            Metaembed__Reply *rep = metaembed__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+            zmq_msg_close(&m);
+            if (!rep) continue;
+            if (rep->request_id == hb[r].rid) {
+                me_cluster_ok(c, r, now - hb[r].sent_us);
+                Metaembed__StatsReply *st = metaembed__stats_reply__unpack(NULL, rep->payload.len, rep->payload.data);
+                if (st) {
+                    uint64_t docs = 0;
+                    for (size_t i = 0; i < st->n_collections; i++) docs += st->collections[i]->documents;
+                    atomic_store(&c->replicas[r].documents, docs);
+                    metaembed__stats_reply__free_unpacked(st, NULL);
+                }
+                hb[r].rid = 0;
+                hb[r].backoff_ms = interval_ms;
+                hb[r].next_us = hb[r].sent_us + timeout_us;
+            }
+            metaembed__reply__free_unpacked(rep, NULL);
+        }
+    }
+    for (int r = 0; r < c->n_replicas; r++) zmq_close(hb[r].sock);
+    free(hb);
+    free(items);
+}

@@ -1,0 +1,69 @@
+/* The coordinator's view of the cluster: shard groups and their replicas
+ * from the cluster map file, document placement, and replica liveness kept
+ * up to date by heartbeats.
+ *
+ * Cluster map file (one group per line, order matters: it is the placement
+ * index; '#' starts a comment):
+ *
+ *     group g0 tcp://10.0.0.1:7600 tcp://10.0.0.2:7600
+ *     group g1 tcp://10.0.0.3:7600
+ *
+ * Placement: group = jump_consistent_hash(me_hash64(doc id), groups), the
+ * Lamping–Veach jump hash over a stable 64-bit hash of the id bytes. It never
+ * changes for a given map; adding a group moves about 1/(n+1) of the ids, and
+ * moving them is not automatic (re-ingest), so grow by starting a new map. */
+#ifndef ME_CLUSTER_H
+#define ME_CLUSTER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ME_GROUP_NAME_MAX 63
+#define ME_ENDPOINT_MAX 127
+
+typedef struct {
+    char endpoint[ME_ENDPOINT_MAX + 1];
+    int group;
+    /* Written by the heartbeat thread, read by workers. */
+    atomic_int up;
+    atomic_int liveness;
+    _Atomic uint64_t documents;
+    _Atomic uint64_t latency_us;
+} me_replica_t;
+
+typedef struct {
+    char name[ME_GROUP_NAME_MAX + 1];
+    int first_replica, n_replicas;   /* indices into replicas[] */
+    atomic_uint next;                /* round-robin start for reads */
+} me_group_t;
+
+typedef struct {
+    me_group_t *groups;
+    int n_groups;
+    me_replica_t *replicas;
+    int n_replicas;
+    int liveness_max;                /* heartbeats missed before "down" */
+} me_cluster_t;
+
+/* Parses the map; 0 or ME_EINVAL/ME_EIO with a line-numbered message. */
+int me_cluster_load(me_cluster_t *c, const char *path, int liveness_max, char *err, size_t errcap);
+void me_cluster_free(me_cluster_t *c);
+
+/* Jump consistent hash (Lamping & Veach 2014). */
+int me_jump_hash(uint64_t key, int buckets);
+/* The group that owns a doc id. */
+int me_cluster_place(const me_cluster_t *c, const char *id, size_t len);
+
+/* Records the outcome of a request or heartbeat to replica r. */
+void me_cluster_ok(me_cluster_t *c, int r, uint64_t latency_us);
+void me_cluster_miss(me_cluster_t *c, int r);
+
+/* Heartbeat loop (run on its own thread): a Stats request to every replica
+ * every interval_ms; a replica that misses liveness_max in a row is marked
+ * down and then pinged with capped exponential back-off (up to
+ * max_backoff_ms) until it answers. Returns when *stop is set. */
+void me_cluster_heartbeat(me_cluster_t *c, void *zctx, int interval_ms, int max_backoff_ms,
+                          const atomic_int *stop);
+
+#endif

@@ -1,0 +1,44 @@
+/* The coordinator: the cluster's front door. Routes writes to the owning
+ * shard group (every replica, acknowledged at the write quorum), fans reads
+ * and searches out to one live replica per group, merges, and answers
+ * partial results when a group is missing. Stateless: several can run
+ * behind a load balancer with the same cluster map. */
+#ifndef ME_COORDINATOR_H
+#define ME_COORDINATOR_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/wire.h"
+#include "coordinator/cluster.h"
+#include "coordinator/fanout.h"
+
+typedef struct {
+    char listen[ME_CFG_STR_MAX];
+    char cluster[ME_CFG_STR_MAX];
+    char log_level[ME_CFG_STR_MAX];
+    long long threads;
+    long long write_quorum;      /* 0 = every replica */
+    long long heartbeat_ms;
+    long long liveness;
+    long long max_backoff_ms;
+    long long default_deadline_ms;
+    long long max_message;
+    long long max_batch;
+} me_coord_opts_t;
+
+extern const me_cfg_opt_t me_coord_options[];
+
+typedef struct {
+    me_coord_opts_t opts;
+    me_cluster_t cluster;
+    uint64_t start_ms;
+    atomic_uint_fast64_t requests, errors, retries, partial_replies;
+} me_coord_t;
+
+/* Handles one request frame with this worker's connections. */
+void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_t len,
+                     uint64_t *request_id, me_reply_t *reply);
+
+#endif

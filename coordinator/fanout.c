@@ -1,0 +1,197 @@
+#include "coordinator/fanout.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+struct me_fanout {
+    me_cluster_t *cluster;
+    void *zctx;
+    void **socks;             /* [n_replicas] DEALER */
+    uint64_t next_rid;
+};
+
+static void *open_sock(me_fanout_t *f, int r) {
+    void *s = zmq_socket(f->zctx, ZMQ_DEALER);
+    me_wire_socket_defaults(s, 0);
+    zmq_connect(s, f->cluster->replicas[r].endpoint);
+    return s;
+}
+
+me_fanout_t *me_fanout_new(me_cluster_t *c, void *zctx) {
+    me_fanout_t *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->cluster = c;
+    f->zctx = zctx;
+    f->socks = calloc((size_t)c->n_replicas, sizeof *f->socks);
+    if (!f->socks) { free(f); return NULL; }
+    for (int r = 0; r < c->n_replicas; r++) f->socks[r] = open_sock(f, r);
+    return f;
+}
+
+void me_fanout_free(me_fanout_t *f) {
+    if (!f) return;
+    for (int r = 0; r < f->cluster->n_replicas; r++) zmq_close(f->socks[r]);
+    free(f->socks);
+    free(f);
+}
+
+void me_calls_clear(me_call_t *calls, int n) {
+    for (int i = 0; i < n; i++) me_reply_clear(&calls[i].reply);
+}
+
+static void reset_sock(me_fanout_t *f, int r) {
+    zmq_close(f->socks[r]);
+    f->socks[r] = open_sock(f, r);
+}
+
+/* The next replica to try for a read call: live and untried, starting at
+ * the group's round-robin position; -1 when none is left. */
+static int next_replica(me_fanout_t *f, me_call_t *c) {
+    me_group_t *g = &f->cluster->groups[c->group];
+    unsigned start = atomic_fetch_add(&g->next, 1);
+    for (int i = 0; i < g->n_replicas; i++) {
+        int k = (int)((start + (unsigned)i) % (unsigned)g->n_replicas);
+        if (c->tried & (1ULL << k)) continue;
+        if (!atomic_load(&f->cluster->replicas[g->first_replica + k].up)) continue;
+        return k;
+    }
+    return -1;
+}
+
+static int untried_live(me_fanout_t *f, const me_call_t *c) {
+    me_group_t *g = &f->cluster->groups[c->group];
+    int n = 0;
+    for (int k = 0; k < g->n_replicas; k++)
+        if (!(c->tried & (1ULL << k)) && atomic_load(&f->cluster->replicas[g->first_replica + k].up)) n++;
+    return n;
+}
+
+/* Sends the call to its next replica; 0 when nothing is left to try. */
+static int start(me_fanout_t *f, me_call_t *c, uint64_t deadline_us) {
+    me_group_t *g = &f->cluster->groups[c->group];
+    int r;
+    for (;;) {
+        uint64_t now = me_now_us();
+        if (now >= deadline_us) return 0;
+        if (c->replica >= 0) {
+            if (c->attempts > 0 || !atomic_load(&f->cluster->replicas[c->replica].up)) return 0;
+            r = c->replica;
+        } else {
+            int k = next_replica(f, c);
+            if (k < 0) return 0;
+            c->tried |= 1ULL << k;
+            r = g->first_replica + k;
+        }
+        c->attempts++;
+        uint64_t left = deadline_us - now;
+        /* Leave time for a retry when another replica could take it. */
+        uint64_t share = c->replica < 0 && untried_live(f, c) > 0 ? left / 2 : left;
+        Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
+        env.request_id = c->rid = ++f->next_rid;
+        env.method = (Metaembed__Method)c->method;
+        env.deadline_ms = (uint32_t)(share / 1000u > 0 ? share / 1000u : 1);
+        env.payload.data = (uint8_t *)c->payload;
+        env.payload.len = c->len;
+        size_t len = metaembed__envelope__get_packed_size(&env);
+        zmq_msg_t m;
+        if (zmq_msg_init_size(&m, len) != 0) return 0;
+        metaembed__envelope__pack(&env, zmq_msg_data(&m));
+        if (zmq_msg_send(&m, f->socks[r], ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            reset_sock(f, r);
+            if (c->replica >= 0) return 0;
+            continue;
+        }
+        c->replica_used = r;
+        c->sent_us = now;
+        c->attempt_deadline_us = now + share;
+        c->pending = 1;
+        return 1;
+    }
+}
+
+static int retryable(int status) {
+    return status == ME_STATUS_UNAVAILABLE || status == ME_STATUS_INTERNAL || status == ME_STATUS_DEADLINE_EXCEEDED;
+}
+
+void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries) {
+    zmq_pollitem_t *items = calloc((size_t)(n ? n : 1), sizeof *items);
+    int *who = calloc((size_t)(n ? n : 1), sizeof *who);
+    if (!items || !who) { free(items); free(who); return; }
+    for (int i = 0; i < n; i++) {
+        me_reply_init(&calls[i].reply);
+        calls[i].answered = calls[i].attempts = calls[i].pending = 0;
+        calls[i].tried = 0;
+        calls[i].replica_used = -1;
+        start(f, &calls[i], deadline_us);
+    }
+    for (;;) {
+        uint64_t now = me_now_us();
+        int np = 0;
+        uint64_t wake = deadline_us;
+        for (int i = 0; i < n; i++) {
+            me_call_t *c = &calls[i];
+            if (!c->pending) continue;
+            if (now >= c->attempt_deadline_us) {
+                /* No answer in its share of the time: drop the socket and
+                 * try the next replica if there is one and time is left. */
+                c->pending = 0;
+                reset_sock(f, c->replica_used);
+                if (start(f, c, deadline_us) && retries) (*retries)++;
+                if (!c->pending) continue;
+            }
+            if (c->attempt_deadline_us < wake) wake = c->attempt_deadline_us;
+            items[np] = (zmq_pollitem_t){ f->socks[c->replica_used], 0, ZMQ_POLLIN, 0 };
+            who[np++] = i;
+        }
+        if (np == 0) break;
+        long wait_ms = wake > now ? (long)((wake - now + 999) / 1000) : 0;
+        if (zmq_poll(items, np, wait_ms) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        for (int p = 0; p < np; p++) {
+            if (!(items[p].revents & ZMQ_POLLIN)) continue;
+            me_call_t *c = &calls[who[p]];
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, items[p].socket, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); continue; }
+            Metaembed__Reply *rep = metaembed__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+            zmq_msg_close(&m);
+            if (!rep) continue;
+            if (rep->request_id != c->rid) {  /* late answer to an older request */
+                metaembed__reply__free_unpacked(rep, NULL);
+                continue;
+            }
+            int status = rep->status ? (int)rep->status->code : 0;
+            me_cluster_ok(f->cluster, c->replica_used, me_now_us() - c->sent_us);
+            c->pending = 0;
+            if (retryable(status) && c->replica < 0 && start(f, c, deadline_us)) {
+                if (retries) (*retries)++;
+                metaembed__reply__free_unpacked(rep, NULL);
+                continue;
+            }
+            c->answered = 1;
+            c->reply.status = status;
+            if (rep->status && rep->status->message)
+                snprintf(c->reply.message, sizeof c->reply.message, "%s", rep->status->message);
+            if (rep->payload.len) {
+                c->reply.payload = malloc(rep->payload.len);
+                if (c->reply.payload) {
+                    memcpy(c->reply.payload, rep->payload.data, rep->payload.len);
+                    c->reply.payload_len = rep->payload.len;
+                }
+            }
+            metaembed__reply__free_unpacked(rep, NULL);
+        }
+    }
+    /* Anything still pending has run out of time: drop its socket. */
+    for (int i = 0; i < n; i++)
+        if (calls[i].pending) { reset_sock(f, calls[i].replica_used); calls[i].pending = 0; }
+    free(items);
+    free(who);
+}

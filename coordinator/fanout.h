@@ -1,0 +1,49 @@
+/* One coordinator worker's connections to every replica, and the engine
+ * that runs a set of calls to shard groups in parallel within a deadline.
+ *
+ * A read call names a group: it goes to one live replica (round-robin) and,
+ * if that replica fails (UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED) or does
+ * not answer in its share of the time left, it is retried on the group's
+ * next live replica. A write call names one replica and is not retried
+ * elsewhere. Replicas the heartbeats mark down are skipped at once, so a
+ * dead shard costs nothing per query. After a timeout the socket to that
+ * replica is replaced, so a request still queued for it is dropped and a
+ * late reply cannot be taken for another one. */
+#ifndef ME_FANOUT_H
+#define ME_FANOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/wire.h"
+#include "coordinator/cluster.h"
+
+typedef struct me_fanout me_fanout_t;
+
+typedef struct {
+    int group;                /* target group */
+    int replica;              /* a replica index for writes, -1 for reads */
+    int method;
+    const uint8_t *payload;   /* packed request message */
+    size_t len;
+    /* results */
+    int answered;             /* reply holds the replica's answer */
+    me_reply_t reply;
+    int replica_used;
+    int attempts;
+    /* engine state */
+    uint64_t rid, attempt_deadline_us, sent_us;
+    uint64_t tried;           /* bit i: the group's i-th replica was tried */
+    int pending;
+} me_call_t;
+
+me_fanout_t *me_fanout_new(me_cluster_t *c, void *zctx);
+void me_fanout_free(me_fanout_t *f);
+
+/* Runs the calls until each is answered or deadline_us (monotonic) passes.
+ * Adds the number of retries on another replica to *retries. */
+void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries);
+/* Frees the calls' reply payloads. */
+void me_calls_clear(me_call_t *calls, int n);
+
+#endif

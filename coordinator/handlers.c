@@ -1,0 +1,764 @@
+/* The coordinator's request handlers: routing, fan-out and merging. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/dtype.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "coordinator/coordinator.h"
+
+#define ME_VERSION "0.1.0"
+
+typedef struct {
+    me_coord_t *co;
+    me_fanout_t *f;
+    int method;
+    const ProtobufCBinaryData *payload;
+    uint64_t deadline_us;
+    me_reply_t *reply;
+} req_t;
+
+#define BAD(r, ...) me_reply_error((r)->reply, ME_STATUS_INVALID_ARGUMENT, __VA_ARGS__)
+#define OOM(r) me_reply_error((r)->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory")
+
+static const char *group_name(req_t *r, int g) { return r->co->cluster.groups[g].name; }
+
+static ProtobufCMessage *unpack(req_t *r, const ProtobufCMessageDescriptor *desc) {
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, r->payload->len, r->payload->data);
+    if (!m) BAD(r, "malformed %s (protobuf parse failed)", desc->short_name);
+    return m;
+}
+
+static int retryable(int status) {
+    return status == ME_STATUS_UNAVAILABLE || status == ME_STATUS_INTERNAL || status == ME_STATUS_DEADLINE_EXCEEDED;
+}
+
+/* One read call per group with the same payload. */
+static me_call_t *read_calls(req_t *r, const uint8_t *payload, size_t len) {
+    int n = r->co->cluster.n_groups;
+    me_call_t *calls = calloc((size_t)n, sizeof *calls);
+    if (!calls) return NULL;
+    for (int g = 0; g < n; g++)
+        calls[g] = (me_call_t){ .group = g, .replica = -1, .method = r->method, .payload = payload, .len = len };
+    uint64_t retries = 0;
+    me_fanout_run(r->f, calls, n, r->deadline_us, &retries);
+    atomic_fetch_add(&r->co->retries, retries);
+    return calls;
+}
+
+/* The first answer that is a request error (not an availability problem):
+ * every group would say the same, so it is the reply. */
+static int first_request_error(req_t *r, me_call_t *calls, int n) {
+    for (int i = 0; i < n; i++)
+        if (calls[i].answered && calls[i].reply.status != ME_STATUS_OK && !retryable(calls[i].reply.status))
+            return me_reply_error(r->reply, calls[i].reply.status, "%s", calls[i].reply.message);
+    return 0;
+}
+
+static int group_ok(const me_call_t *c) { return c->answered && c->reply.status == ME_STATUS_OK; }
+
+/* ---- search ---- */
+
+typedef struct {
+    Metaembed__Hit *hit;
+} hitref_t;
+
+static int hit_cmp(const void *a, const void *b) {
+    const Metaembed__Hit *x = ((const hitref_t *)a)->hit, *y = ((const hitref_t *)b)->hit;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static int h_search(req_t *r) {
+    Metaembed__SearchRequest *m = (void *)unpack(r, &metaembed__search_request__descriptor);
+    if (!m) return r->reply->status;
+    int ng = r->co->cluster.n_groups, rc = 0;
+    uint64_t t0 = me_now_us();
+    me_call_t *calls = NULL;
+    Metaembed__SearchReply **parts = calloc((size_t)ng, sizeof *parts);
+    char **missing = calloc((size_t)ng, sizeof *missing);
+    hitref_t *all = NULL;
+    Metaembed__Hit **hits = NULL;
+    if (!parts || !missing) { rc = OOM(r); goto out; }
+    if (m->k == 0) { rc = BAD(r, "k must be at least 1"); goto out; }
+    calls = read_calls(r, r->payload->data, r->payload->len);
+    if (!calls) { rc = OOM(r); goto out; }
+    if ((rc = first_request_error(r, calls, ng)) != 0) goto out;
+    size_t nmissing = 0, total = 0;
+    for (int g = 0; g < ng; g++) {
+        if (group_ok(&calls[g]))
+            parts[g] = metaembed__search_reply__unpack(NULL, calls[g].reply.payload_len, calls[g].reply.payload);
+        if (!parts[g]) missing[nmissing++] = (char *)group_name(r, g);
+        else total += parts[g]->n_hits;
+    }
+    if (nmissing == (size_t)ng) {
+        rc = me_reply_error(r->reply, ME_STATUS_UNAVAILABLE, "no shard group answered within the deadline (%s%s)",
+                            missing[0], ng > 1 ? ", ..." : "");
+        goto out;
+    }
+    if (nmissing && m->all_or_nothing) {
+        char names[512] = "";
+        for (size_t i = 0; i < nmissing; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", missing[i]);
+        rc = me_reply_error(r->reply, ME_STATUS_UNAVAILABLE,
+                            "groups unavailable: %s (the request asked for all or nothing)", names);
+        goto out;
+    }
+    /* Scores from different shards are comparable (same formula, same
+     * query), so the global top k is the top k of the union. */
+    all = calloc(total ? total : 1, sizeof *all);
+    hits = calloc(total ? total : 1, sizeof *hits);
+    if (!all || !hits) { rc = OOM(r); goto out; }
+    size_t n = 0;
+    uint64_t docs = 0;
+    Metaembed__SearchReply rep = METAEMBED__SEARCH_REPLY__INIT;
+    Metaembed__StageTiming *slowest[8] = { 0 };
+    size_t nst = 0;
+    for (int g = 0; g < ng; g++) {
+        if (!parts[g]) continue;
+        for (size_t i = 0; i < parts[g]->n_hits; i++) all[n++].hit = parts[g]->hits[i];
+        docs += parts[g]->documents;
+        rep.r_q = parts[g]->r_q;
+        rep.r_c = parts[g]->r_c;
+        /* Per stage, the slowest group's figure: that is what the client waited for. */
+        for (size_t s = 0; s < parts[g]->n_stages && s < 7; s++) {
+            if (s >= nst) { slowest[s] = parts[g]->stages[s]; nst = s + 1; }
+            else if (parts[g]->stages[s]->micros > slowest[s]->micros) slowest[s] = parts[g]->stages[s];
+        }
+    }
+    qsort(all, n, sizeof *all, hit_cmp);
+    size_t k = n < m->k ? n : m->k;
+    for (size_t i = 0; i < k; i++) hits[i] = all[i].hit;
+    Metaembed__StageTiming fan = METAEMBED__STAGE_TIMING__INIT;
+    fan.stage = "fanout";
+    fan.r_q = rep.r_q;
+    fan.r_c = rep.r_c;
+    fan.candidates_in = n;
+    fan.candidates_out = k;
+    fan.micros = me_now_us() - t0;
+    slowest[nst++] = &fan;
+    rep.hits = hits;
+    rep.n_hits = k;
+    rep.stages = slowest;
+    rep.n_stages = nst;
+    rep.documents = docs;
+    rep.partial = nmissing > 0;
+    rep.missing_groups = missing;
+    rep.n_missing_groups = nmissing;
+    if (nmissing) atomic_fetch_add(&r->co->partial_replies, 1);
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (parts)
+        for (int g = 0; g < ng; g++)
+            if (parts[g]) metaembed__search_reply__free_unpacked(parts[g], NULL);
+    if (calls) me_calls_clear(calls, ng);
+    free(calls);
+    free(parts);
+    free(missing);
+    free(all);
+    free(hits);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+/* ---- writes ---- */
+
+/* Calls for every replica of every group in `groups` (NULL = all groups),
+ * payloads[g] for group g. */
+static me_call_t *write_calls(req_t *r, uint8_t **payloads, size_t *lens, const int *groups, int *ncalls) {
+    me_cluster_t *cl = &r->co->cluster;
+    me_call_t *calls = calloc((size_t)cl->n_replicas, sizeof *calls);
+    if (!calls) return NULL;
+    int n = 0;
+    for (int rep = 0; rep < cl->n_replicas; rep++) {
+        int g = cl->replicas[rep].group;
+        if (groups && !groups[g]) continue;
+        calls[n++] = (me_call_t){ .group = g, .replica = rep, .method = r->method, .payload = payloads[g], .len = lens[g] };
+    }
+    me_fanout_run(r->f, calls, n, r->deadline_us, NULL);
+    *ncalls = n;
+    return calls;
+}
+
+/* Checks the write quorum per group; sets UNAVAILABLE naming the groups
+ * that fell short. Returns 0 when every group met it. */
+static int check_quorum(req_t *r, me_call_t *calls, int n, const int *groups) {
+    me_cluster_t *cl = &r->co->cluster;
+    char names[512] = "";
+    int short_groups = 0;
+    for (int g = 0; g < cl->n_groups; g++) {
+        if (groups && !groups[g]) continue;
+        int acks = 0;
+        for (int i = 0; i < n; i++)
+            if (calls[i].group == g && group_ok(&calls[i])) acks++;
+        int need = r->co->opts.write_quorum > 0 ? (int)r->co->opts.write_quorum : cl->groups[g].n_replicas;
+        if (need > cl->groups[g].n_replicas) need = cl->groups[g].n_replicas;
+        if (acks < need) {
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s (%d of %d acknowledged)",
+                     short_groups ? ", " : "", cl->groups[g].name, acks, need);
+            short_groups++;
+        }
+    }
+    if (!short_groups) return 0;
+    return me_reply_error(r->reply, ME_STATUS_UNAVAILABLE,
+                          "write quorum not met for group %s; the write may be applied on some replicas: "
+                          "retry it (upserts and deletes are idempotent)", names);
+}
+
+/* Validation a coordinator can do without the collection's config, so a
+ * bad document cannot be written to some groups and refused by others. */
+static int check_document(req_t *r, const Metaembed__Document *d, size_t i) {
+    size_t idlen = d->id ? strlen(d->id) : 0;
+    if (idlen == 0) return BAD(r, "document %zu: empty id", i);
+    if (idlen > 256) return BAD(r, "document %zu: id longer than 256 bytes", i);
+    const Metaembed__Tensor *t = d->vectors;
+    if (!t) return BAD(r, "document %zu ('%s'): no vectors given", i, d->id);
+    if (t->dtype != METAEMBED__DTYPE__DTYPE_F32 && t->dtype != METAEMBED__DTYPE__DTYPE_F16)
+        return BAD(r, "document %zu ('%s'): dtype must be f32 or f16", i, d->id);
+    if (t->n_shape < 1 || t->n_shape > 2)
+        return BAD(r, "document %zu ('%s'): shape must be [rows, dim], got %zu dimensions", i, d->id, t->n_shape);
+    uint64_t rows = t->n_shape == 2 ? t->shape[0] : 1, dim = t->shape[t->n_shape - 1];
+    size_t esz = t->dtype == METAEMBED__DTYPE__DTYPE_F32 ? 4 : 2;
+    if (rows == 0 || dim == 0 || t->data.len != rows * dim * esz)
+        return BAD(r, "document %zu ('%s'): %zu data bytes do not match shape [%llu, %llu]", i, d->id, t->data.len,
+                   (unsigned long long)rows, (unsigned long long)dim);
+    for (uint64_t row = 0; row < rows; row++) {
+        double norm = 0;
+        for (uint64_t k = 0; k < dim; k++) {
+            float v;
+            size_t off = (size_t)(row * dim + k);
+            if (esz == 4) memcpy(&v, t->data.data + 4 * off, 4);
+            else {
+                uint16_t h;
+                memcpy(&h, t->data.data + 2 * off, 2);
+                v = me_f16_to_f32(h);
+            }
+            if (!isfinite(v))
+                return BAD(r, "document %zu ('%s'): vector %llu holds NaN or Inf", i, d->id, (unsigned long long)row);
+            norm += (double)v * v;
+        }
+        if (!(norm > 0))
+            return BAD(r, "document %zu ('%s'): vector %llu has zero norm", i, d->id, (unsigned long long)row);
+    }
+    return 0;
+}
+
+/* The collection's dim and R_c, asked of the groups (any one that knows
+ * it), so documents are checked against them before anything is sent. */
+static int collection_shape(req_t *r, const char *name, uint32_t *dim, uint32_t *max_rows) {
+    Metaembed__ListCollectionsRequest lreq = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
+    uint8_t buf[8];
+    size_t len = metaembed__list_collections_request__pack(&lreq, buf);
+    int saved = r->method, ng = r->co->cluster.n_groups, found = 0, answered = 0;
+    r->method = METAEMBED__METHOD__METHOD_LIST_COLLECTIONS;
+    me_call_t *calls = read_calls(r, buf, len);
+    r->method = saved;
+    if (!calls) return OOM(r);
+    for (int g = 0; g < ng && !found; g++) {
+        if (!group_ok(&calls[g])) continue;
+        answered++;
+        Metaembed__ListCollectionsReply *l =
+            metaembed__list_collections_reply__unpack(NULL, calls[g].reply.payload_len, calls[g].reply.payload);
+        for (size_t i = 0; l && i < l->n_collections && !found; i++) {
+            const Metaembed__CollectionConfig *c = l->collections[i]->config;
+            if (c && strcmp(c->name, name) == 0) {
+                *dim = c->dim;
+                *max_rows = c->max_doc_vectors;
+                found = 1;
+            }
+        }
+        if (l) metaembed__list_collections_reply__free_unpacked(l, NULL);
+    }
+    me_calls_clear(calls, ng);
+    free(calls);
+    if (found) return 0;
+    if (!answered) return me_reply_error(r->reply, ME_STATUS_UNAVAILABLE, "no shard group answered; retry later");
+    return me_reply_error(r->reply, ME_STATUS_NOT_FOUND,
+                          "collection '%s' not found (create it first, or check the name)", name);
+}
+
+/* Groups the request's ids/documents by owning group: owner[i]. */
+static int *place(req_t *r, char **ids, size_t n) {
+    int *owner = malloc((n ? n : 1) * sizeof *owner);
+    if (!owner) return NULL;
+    for (size_t i = 0; i < n; i++) owner[i] = me_cluster_place(&r->co->cluster, ids[i], strlen(ids[i]));
+    return owner;
+}
+
+static int check_batch(req_t *r, size_t n, const char *what) {
+    if (n == 0) return BAD(r, "empty batch: send at least one %s", what);
+    if ((long long)n > r->co->opts.max_batch)
+        return me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "batch of %zu %ss exceeds the limit of %lld; split it",
+                              n, what, r->co->opts.max_batch);
+    return 0;
+}
+
+static int h_upsert(req_t *r) {
+    Metaembed__UpsertRequest *m = (void *)unpack(r, &metaembed__upsert_request__descriptor);
+    if (!m) return r->reply->status;
+    int ng = r->co->cluster.n_groups, rc, ncalls = 0;
+    me_call_t *calls = NULL;
+    uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
+    size_t *lens = calloc((size_t)ng, sizeof *lens);
+    int *used = calloc((size_t)ng, sizeof *used);
+    char **ids = calloc(m->n_documents ? m->n_documents : 1, sizeof *ids);
+    Metaembed__Document **sub = calloc(m->n_documents ? m->n_documents : 1, sizeof *sub);
+    int *owner = NULL;
+    if (!payloads || !lens || !used || !ids || !sub) { rc = OOM(r); goto out; }
+    if ((rc = check_batch(r, m->n_documents, "document")) != 0) goto out;
+    uint32_t dim = 0, max_rows = 0;
+    for (size_t i = 0; i < m->n_documents; i++) {
+        if ((rc = check_document(r, m->documents[i], i)) != 0) goto out;
+        ids[i] = m->documents[i]->id;
+    }
+    if ((rc = collection_shape(r, m->collection, &dim, &max_rows)) != 0) goto out;
+    for (size_t i = 0; i < m->n_documents; i++) {
+        const Metaembed__Tensor *t = m->documents[i]->vectors;
+        uint64_t rows = t->n_shape == 2 ? t->shape[0] : 1, d = t->shape[t->n_shape - 1];
+        if (d != dim) {
+            rc = BAD(r, "document %zu ('%s'): dim %llu does not match the collection's dim %u", i, ids[i],
+                     (unsigned long long)d, dim);
+            goto out;
+        }
+        if (rows > max_rows) {
+            rc = BAD(r, "document %zu ('%s'): %llu vectors, must be 1..%u", i, ids[i], (unsigned long long)rows, max_rows);
+            goto out;
+        }
+    }
+    if (!(owner = place(r, ids, m->n_documents))) { rc = OOM(r); goto out; }
+    for (int g = 0; g < ng; g++) {
+        size_t k = 0;
+        for (size_t i = 0; i < m->n_documents; i++)
+            if (owner[i] == g) sub[k++] = m->documents[i];
+        if (!k) continue;
+        Metaembed__UpsertRequest part = METAEMBED__UPSERT_REQUEST__INIT;
+        part.collection = m->collection;
+        part.documents = sub;
+        part.n_documents = k;
+        lens[g] = metaembed__upsert_request__get_packed_size(&part);
+        payloads[g] = malloc(lens[g] ? lens[g] : 1);
+        if (!payloads[g]) { rc = OOM(r); goto out; }
+        metaembed__upsert_request__pack(&part, payloads[g]);
+        used[g] = 1;
+    }
+    calls = write_calls(r, payloads, lens, used, &ncalls);
+    if (!calls) { rc = OOM(r); goto out; }
+    if ((rc = first_request_error(r, calls, ncalls)) != 0) goto out;
+    if ((rc = check_quorum(r, calls, ncalls, used)) != 0) goto out;
+    Metaembed__UpsertReply rep = METAEMBED__UPSERT_REPLY__INIT;
+    rep.upserted = (uint32_t)m->n_documents;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (calls) me_calls_clear(calls, ncalls);
+    free(calls);
+    if (payloads)
+        for (int g = 0; g < ng; g++) free(payloads[g]);
+    free(payloads);
+    free(lens);
+    free(used);
+    free(ids);
+    free(sub);
+    free(owner);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+/* Splits a list of ids by group into per-group packed requests built by
+ * `pack_ids` (Delete or Get). */
+typedef size_t (*pack_ids_fn)(const void *proto, char **ids, size_t n, uint8_t **out);
+
+static size_t pack_delete(const void *proto, char **ids, size_t n, uint8_t **out) {
+    Metaembed__DeleteRequest part = *(const Metaembed__DeleteRequest *)proto;
+    part.ids = ids;
+    part.n_ids = n;
+    size_t len = metaembed__delete_request__get_packed_size(&part);
+    *out = malloc(len ? len : 1);
+    if (*out) metaembed__delete_request__pack(&part, *out);
+    return len;
+}
+
+static size_t pack_get(const void *proto, char **ids, size_t n, uint8_t **out) {
+    Metaembed__GetRequest part = *(const Metaembed__GetRequest *)proto;
+    part.ids = ids;
+    part.n_ids = n;
+    size_t len = metaembed__get_request__get_packed_size(&part);
+    *out = malloc(len ? len : 1);
+    if (*out) metaembed__get_request__pack(&part, *out);
+    return len;
+}
+
+/* Fills payloads/lens/used per group; returns owner[] (caller frees) or NULL. */
+static int *split_ids(req_t *r, const void *proto, char **ids, size_t n, pack_ids_fn pack,
+                      uint8_t **payloads, size_t *lens, int *used) {
+    int ng = r->co->cluster.n_groups;
+    int *owner = place(r, ids, n);
+    char **sub = calloc(n ? n : 1, sizeof *sub);
+    if (!owner || !sub) { free(owner); free(sub); return NULL; }
+    for (int g = 0; g < ng; g++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (owner[i] == g) sub[k++] = ids[i];
+        if (!k) continue;
+        lens[g] = pack(proto, sub, k, &payloads[g]);
+        if (!payloads[g]) { free(owner); free(sub); return NULL; }
+        used[g] = 1;
+    }
+    free(sub);
+    return owner;
+}
+
+static int check_ids(req_t *r, char **ids, size_t n) {
+    int rc = check_batch(r, n, "id");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t len = strlen(ids[i]);
+        if (len == 0) rc = BAD(r, "document %zu: empty id", i);
+        else if (len > 256) rc = BAD(r, "document %zu: id longer than 256 bytes", i);
+    }
+    return rc;
+}
+
+static int h_delete(req_t *r) {
+    Metaembed__DeleteRequest *m = (void *)unpack(r, &metaembed__delete_request__descriptor);
+    if (!m) return r->reply->status;
+    int ng = r->co->cluster.n_groups, rc, ncalls = 0;
+    me_call_t *calls = NULL;
+    uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
+    size_t *lens = calloc((size_t)ng, sizeof *lens);
+    int *used = calloc((size_t)ng, sizeof *used), *owner = NULL;
+    if (!payloads || !lens || !used) { rc = OOM(r); goto out; }
+    if ((rc = check_ids(r, m->ids, m->n_ids)) != 0) goto out;
+    if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_delete, payloads, lens, used))) { rc = OOM(r); goto out; }
+    calls = write_calls(r, payloads, lens, used, &ncalls);
+    if (!calls) { rc = OOM(r); goto out; }
+    if ((rc = first_request_error(r, calls, ncalls)) != 0) goto out;
+    if ((rc = check_quorum(r, calls, ncalls, used)) != 0) goto out;
+    /* Per group, the most any replica deleted (replicas agree when in sync). */
+    uint32_t deleted = 0;
+    for (int g = 0; g < ng; g++) {
+        uint32_t best = 0;
+        for (int i = 0; i < ncalls; i++) {
+            if (calls[i].group != g || !group_ok(&calls[i])) continue;
+            Metaembed__DeleteReply *d = metaembed__delete_reply__unpack(NULL, calls[i].reply.payload_len, calls[i].reply.payload);
+            if (d) {
+                if (d->deleted > best) best = d->deleted;
+                metaembed__delete_reply__free_unpacked(d, NULL);
+            }
+        }
+        deleted += best;
+    }
+    Metaembed__DeleteReply rep = METAEMBED__DELETE_REPLY__INIT;
+    rep.deleted = deleted;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (calls) me_calls_clear(calls, ncalls);
+    free(calls);
+    if (payloads)
+        for (int g = 0; g < ng; g++) free(payloads[g]);
+    free(payloads);
+    free(lens);
+    free(used);
+    free(owner);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+static int missing_groups_error(req_t *r, me_call_t *calls, int n, const int *used) {
+    char names[512] = "";
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if ((!used || used[calls[i].group]) && !group_ok(&calls[i]))
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k++ ? ", " : "",
+                     group_name(r, calls[i].group));
+    if (!k) return 0;
+    return me_reply_error(r->reply, ME_STATUS_UNAVAILABLE, "no live replica answered for group %s; retry later", names);
+}
+
+static int h_get(req_t *r) {
+    Metaembed__GetRequest *m = (void *)unpack(r, &metaembed__get_request__descriptor);
+    if (!m) return r->reply->status;
+    int ng = r->co->cluster.n_groups, rc;
+    me_call_t *calls = calloc((size_t)ng, sizeof *calls);
+    uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
+    size_t *lens = calloc((size_t)ng, sizeof *lens);
+    int *used = calloc((size_t)ng, sizeof *used), *owner = NULL;
+    Metaembed__GetReply **parts = calloc((size_t)ng, sizeof *parts);
+    size_t *cursor = calloc((size_t)ng, sizeof *cursor);
+    Metaembed__Document **docs = calloc(m->n_ids ? m->n_ids : 1, sizeof *docs);
+    char **missing = calloc(m->n_ids ? m->n_ids : 1, sizeof *missing);
+    int ncalls = 0;
+    if (!calls || !payloads || !lens || !used || !parts || !cursor || !docs || !missing) { rc = OOM(r); goto out; }
+    if ((rc = check_ids(r, m->ids, m->n_ids)) != 0) goto out;
+    if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_get, payloads, lens, used))) { rc = OOM(r); goto out; }
+    for (int g = 0; g < ng; g++)
+        if (used[g])
+            calls[ncalls++] = (me_call_t){ .group = g, .replica = -1, .method = r->method, .payload = payloads[g], .len = lens[g] };
+    uint64_t retries = 0;
+    me_fanout_run(r->f, calls, ncalls, r->deadline_us, &retries);
+    atomic_fetch_add(&r->co->retries, retries);
+    if ((rc = first_request_error(r, calls, ncalls)) != 0) goto out;
+    if ((rc = missing_groups_error(r, calls, ncalls, NULL)) != 0) goto out;
+    for (int i = 0; i < ncalls; i++) {
+        parts[calls[i].group] = metaembed__get_reply__unpack(NULL, calls[i].reply.payload_len, calls[i].reply.payload);
+        if (!parts[calls[i].group]) { rc = me_reply_error(r->reply, ME_STATUS_INTERNAL, "malformed Get reply from a shard"); goto out; }
+    }
+    /* Each group answers its ids in request order, found ones only. */
+    size_t nd = 0, nm = 0;
+    for (size_t i = 0; i < m->n_ids; i++) {
+        Metaembed__GetReply *p = parts[owner[i]];
+        size_t *c = &cursor[owner[i]];
+        if (*c < p->n_documents && strcmp(p->documents[*c]->id, m->ids[i]) == 0) docs[nd++] = p->documents[(*c)++];
+        else missing[nm++] = m->ids[i];
+    }
+    Metaembed__GetReply rep = METAEMBED__GET_REPLY__INIT;
+    rep.documents = docs;
+    rep.n_documents = nd;
+    rep.missing = missing;
+    rep.n_missing = nm;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (calls) me_calls_clear(calls, ncalls);
+    if (parts)
+        for (int g = 0; g < ng; g++)
+            if (parts[g]) metaembed__get_reply__free_unpacked(parts[g], NULL);
+    if (payloads)
+        for (int g = 0; g < ng; g++) free(payloads[g]);
+    free(calls);
+    free(payloads);
+    free(lens);
+    free(used);
+    free(owner);
+    free(parts);
+    free(cursor);
+    free(docs);
+    free(missing);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+/* ---- collections, stats, health ---- */
+
+/* Create/Drop go to every replica. A replica that already has (create) or
+ * already lacks (drop) the collection counts as done, so a DDL that failed
+ * half-way can simply be repeated. */
+static int h_ddl(req_t *r) {
+    int ng = r->co->cluster.n_groups, ncalls = 0, rc;
+    uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
+    size_t *lens = calloc((size_t)ng, sizeof *lens);
+    if (!payloads || !lens) { free(payloads); free(lens); return OOM(r); }
+    for (int g = 0; g < ng; g++) { payloads[g] = r->payload->data; lens[g] = r->payload->len; }
+    me_call_t *calls = write_calls(r, payloads, lens, NULL, &ncalls);
+    free(payloads);
+    free(lens);
+    if (!calls) return OOM(r);
+    int benign = r->method == METAEMBED__METHOD__METHOD_CREATE_COLLECTION ? ME_STATUS_ALREADY_EXISTS : ME_STATUS_NOT_FOUND;
+    int done = 0, fresh = 0, ok_idx = -1;
+    char down[512] = "";
+    rc = 0;
+    for (int i = 0; i < ncalls; i++) {
+        if (group_ok(&calls[i])) { done++; fresh++; ok_idx = i; }
+        else if (calls[i].answered && calls[i].reply.status == benign) done++;
+        else if (calls[i].answered && !retryable(calls[i].reply.status)) {
+            rc = me_reply_error(r->reply, calls[i].reply.status, "%s", calls[i].reply.message);
+            break;
+        } else
+            snprintf(down + strlen(down), sizeof down - strlen(down), "%s%s", down[0] ? ", " : "",
+                     r->co->cluster.replicas[calls[i].replica].endpoint);
+    }
+    if (rc == 0) {
+        if (done < ncalls)
+            rc = me_reply_error(r->reply, ME_STATUS_UNAVAILABLE,
+                                "applied on %d of %d replicas; unreachable: %s. Repeat the request when they are back",
+                                done, ncalls, down);
+        else if (fresh == 0)
+            rc = me_reply_error(r->reply, calls[0].reply.status, "%s", calls[0].reply.message);
+        else {
+            r->reply->status = ME_STATUS_OK;
+            r->reply->payload = calls[ok_idx].reply.payload;  /* take the shard's reply as ours */
+            r->reply->payload_len = calls[ok_idx].reply.payload_len;
+            calls[ok_idx].reply.payload = NULL;
+        }
+    }
+    me_calls_clear(calls, ncalls);
+    free(calls);
+    return rc;
+}
+
+/* Sums per-collection figures over groups (one replica each). */
+static int h_list_or_stats(req_t *r, int stats) {
+    me_coord_t *co = r->co;
+    int ng = co->cluster.n_groups, rc = 0;
+    Metaembed__ListCollectionsRequest lreq = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
+    uint8_t buf[8];
+    size_t len = metaembed__list_collections_request__pack(&lreq, buf);
+    int saved = r->method;
+    r->method = METAEMBED__METHOD__METHOD_LIST_COLLECTIONS;
+    me_call_t *calls = read_calls(r, buf, len);
+    r->method = saved;
+    if (!calls) return OOM(r);
+    Metaembed__ListCollectionsReply **parts = calloc((size_t)ng, sizeof *parts);
+    Metaembed__CollectionInfo *infos = NULL, **iptrs = NULL;
+    size_t ninfo = 0, cap = 0;
+    Metaembed__GroupStatus *gs = NULL, **gptrs = NULL;
+    Metaembed__ReplicaStatus *rs = NULL, **rptrs = NULL;
+    Metaembed__StatsRequest *sreq = NULL;
+    if (!parts) { rc = OOM(r); goto out; }
+    if (stats) {
+        sreq = (void *)unpack(r, &metaembed__stats_request__descriptor);
+        if (!sreq) { rc = r->reply->status; goto out; }
+    }
+    for (int g = 0; g < ng; g++) {
+        if (group_ok(&calls[g]))
+            parts[g] = metaembed__list_collections_reply__unpack(NULL, calls[g].reply.payload_len, calls[g].reply.payload);
+        if (parts[g]) cap += parts[g]->n_collections;
+    }
+    infos = calloc(cap ? cap : 1, sizeof *infos);
+    iptrs = calloc(cap ? cap : 1, sizeof *iptrs);
+    if (!infos || !iptrs) { rc = OOM(r); goto out; }
+    for (int g = 0; g < ng; g++) {
+        if (!parts[g]) continue;
+        for (size_t i = 0; i < parts[g]->n_collections; i++) {
+            Metaembed__CollectionInfo *ci = parts[g]->collections[i];
+            if (!ci->config) continue;
+            if (sreq && sreq->collection[0] && strcmp(sreq->collection, ci->config->name) != 0) continue;
+            size_t j;
+            for (j = 0; j < ninfo; j++)
+                if (strcmp(infos[j].config->name, ci->config->name) == 0) break;
+            if (j == ninfo) {
+                metaembed__collection_info__init(&infos[j]);
+                infos[j].config = ci->config;
+                iptrs[j] = &infos[j];
+                ninfo++;
+            }
+            infos[j].documents += ci->documents;
+            infos[j].ram_bytes += ci->ram_bytes;
+            infos[j].index_bytes += ci->index_bytes;
+        }
+    }
+    if (!stats) {
+        Metaembed__ListCollectionsReply rep = METAEMBED__LIST_COLLECTIONS_REPLY__INIT;
+        rep.collections = iptrs;
+        rep.n_collections = ninfo;
+        rc = me_reply_ok(r->reply, &rep.base);
+        goto out;
+    }
+    if (sreq->collection[0] && ninfo == 0) {
+        rc = me_reply_error(r->reply, ME_STATUS_NOT_FOUND, "collection '%s' not found", sreq->collection);
+        goto out;
+    }
+    me_cluster_t *cl = &co->cluster;
+    gs = calloc((size_t)ng, sizeof *gs);
+    gptrs = calloc((size_t)ng, sizeof *gptrs);
+    rs = calloc((size_t)cl->n_replicas, sizeof *rs);
+    rptrs = calloc((size_t)cl->n_replicas, sizeof *rptrs);
+    if (!gs || !gptrs || !rs || !rptrs) { rc = OOM(r); goto out; }
+    for (int rep = 0; rep < cl->n_replicas; rep++) {
+        metaembed__replica_status__init(&rs[rep]);
+        rs[rep].endpoint = cl->replicas[rep].endpoint;
+        rs[rep].up = atomic_load(&cl->replicas[rep].up);
+        rs[rep].documents = atomic_load(&cl->replicas[rep].documents);
+        rs[rep].latency_ms = atomic_load(&cl->replicas[rep].latency_us) / 1000.0;
+        rs[rep].liveness = (uint32_t)atomic_load(&cl->replicas[rep].liveness);
+        rptrs[rep] = &rs[rep];
+    }
+    for (int g = 0; g < ng; g++) {
+        metaembed__group_status__init(&gs[g]);
+        gs[g].name = cl->groups[g].name;
+        gs[g].replicas = rptrs + cl->groups[g].first_replica;
+        gs[g].n_replicas = (size_t)cl->groups[g].n_replicas;
+        gptrs[g] = &gs[g];
+    }
+    Metaembed__StatsReply rep = METAEMBED__STATS_REPLY__INIT;
+    rep.collections = iptrs;
+    rep.n_collections = ninfo;
+    rep.uptime_ms = me_now_ms() - co->start_ms;
+    rep.requests = atomic_load(&co->requests);
+    rep.errors = atomic_load(&co->errors);
+    rep.groups = gptrs;
+    rep.n_groups = (size_t)ng;
+    rep.role = "coordinator";
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (parts)
+        for (int g = 0; g < ng; g++)
+            if (parts[g]) metaembed__list_collections_reply__free_unpacked(parts[g], NULL);
+    if (sreq) protobuf_c_message_free_unpacked(&sreq->base, NULL);
+    me_calls_clear(calls, ng);
+    free(calls);
+    free(parts);
+    free(infos);
+    free(iptrs);
+    free(gs);
+    free(gptrs);
+    free(rs);
+    free(rptrs);
+    return rc;
+}
+
+static int h_list(req_t *r) { return h_list_or_stats(r, 0); }
+static int h_stats(req_t *r) { return h_list_or_stats(r, 1); }
+
+static int h_health(req_t *r) {
+    Metaembed__HealthReply rep = METAEMBED__HEALTH_REPLY__INIT;
+    rep.serving = 1;
+    rep.role = "coordinator";
+    rep.version = ME_VERSION;
+    rep.uptime_ms = me_now_ms() - r->co->start_ms;
+    return me_reply_ok(r->reply, &rep.base);
+}
+
+typedef int (*handler_fn)(req_t *r);
+
+static const struct { int method; const char *name; handler_fn fn; } handlers[] = {
+    { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, "CreateCollection", h_ddl },
+    { METAEMBED__METHOD__METHOD_DROP_COLLECTION, "DropCollection", h_ddl },
+    { METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, "ListCollections", h_list },
+    { METAEMBED__METHOD__METHOD_UPSERT, "Upsert", h_upsert },
+    { METAEMBED__METHOD__METHOD_DELETE, "Delete", h_delete },
+    { METAEMBED__METHOD__METHOD_GET, "Get", h_get },
+    { METAEMBED__METHOD__METHOD_SEARCH, "Search", h_search },
+    { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats },
+    { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health },
+};
+
+void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_t len,
+                     uint64_t *request_id, me_reply_t *reply) {
+    uint64_t t0 = me_now_us();
+    me_reply_init(reply);
+    *request_id = 0;
+    atomic_fetch_add(&co->requests, 1);
+    if ((long long)len > co->opts.max_message) {
+        me_reply_error(reply, ME_STATUS_RESOURCE_EXHAUSTED,
+                       "request of %zu bytes exceeds the %lld-byte limit (--max-message); send smaller batches",
+                       len, co->opts.max_message);
+        atomic_fetch_add(&co->errors, 1);
+        return;
+    }
+    Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, len, frame);
+    if (!env) {
+        me_reply_error(reply, ME_STATUS_INVALID_ARGUMENT,
+                       "request is not a metaembed Envelope (protobuf parse failed); see proto/metaembed.proto");
+        atomic_fetch_add(&co->errors, 1);
+        return;
+    }
+    *request_id = env->request_id;
+    uint64_t budget_ms = env->deadline_ms ? env->deadline_ms : (uint64_t)co->opts.default_deadline_ms;
+    req_t r = { .co = co, .f = f, .method = (int)env->method, .payload = &env->payload,
+                .deadline_us = t0 + budget_ms * 1000u, .reply = reply };
+    int found = 0;
+    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+        if (handlers[i].method == (int)env->method) {
+            handlers[i].fn(&r);
+            found = 1;
+            break;
+        }
+    if (!found)
+        me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "unknown method %d", (int)env->method);
+    if (reply->status != ME_STATUS_OK) {
+        atomic_fetch_add(&co->errors, 1);
+        me_debug("method %d rid=%llu -> %s: %s", (int)env->method, (unsigned long long)env->request_id,
+                 me_status_name(reply->status), reply->message);
+    }
+    metaembed__envelope__free_unpacked(env, NULL);
+}

@@ -1,0 +1,102 @@
+/* metaembed-coordinator: the cluster's front door (see coordinator.h).
+ * Threads: common/server.c's workers, each with its own sockets to every
+ * replica (coordinator/fanout.c), plus one heartbeat thread. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/server.h"
+#include "coordinator/coordinator.h"
+
+#define OPT(name, type, field, def, lo, hi, choices, help) \
+    { name, type, offsetof(me_coord_opts_t, field), def, lo, hi, choices, help }
+
+const me_cfg_opt_t me_coord_options[] = {
+    OPT("listen", ME_CFG_STRING, listen, "tcp://127.0.0.1:7700", 0, 0, NULL, "ZeroMQ endpoint to bind (ROUTER)"),
+    OPT("cluster", ME_CFG_STRING, cluster, "", 0, 0, NULL,
+        "cluster map file: lines 'group NAME tcp://HOST:PORT [more replicas...]' (required)"),
+    OPT("log-level", ME_CFG_ENUM, log_level, "info", 0, 0, "debug|info|warn|error", "log verbosity"),
+    OPT("threads", ME_CFG_INT, threads, "4", 1, 256, NULL, "request worker threads"),
+    OPT("write-quorum", ME_CFG_INT, write_quorum, "0", 0, 64, NULL,
+        "replicas per group that must acknowledge a write; 0 = all of them"),
+    OPT("heartbeat-ms", ME_CFG_INT, heartbeat_ms, "500", 10, 60000, NULL, "heartbeat interval per replica"),
+    OPT("liveness", ME_CFG_INT, liveness, "3", 1, 100, NULL, "heartbeats a replica may miss before it is marked down"),
+    OPT("max-backoff-ms", ME_CFG_INT, max_backoff_ms, "4000", 10, 600000, NULL,
+        "longest gap between heartbeats to a replica that is down"),
+    OPT("deadline-ms", ME_CFG_INT, default_deadline_ms, "5000", 1, 3600000, NULL,
+        "deadline for requests that carry none"),
+    OPT("max-message", ME_CFG_SIZE, max_message, "64M", 1024, 1LL << 31, NULL, "largest request accepted"),
+    OPT("max-batch", ME_CFG_INT, max_batch, "4096", 1, 1000000, NULL, "most documents or ids in one request"),
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static void *worker_init(void *ctx, void *zctx) {
+    me_coord_t *co = ctx;
+    return me_fanout_new(&co->cluster, zctx);
+}
+
+static void worker_free(void *ctx, void *wstate) {
+    (void)ctx;
+    me_fanout_free(wstate);
+}
+
+static void handle(void *ctx, void *wstate, const uint8_t *frame, size_t len, uint64_t *rid, me_reply_t *reply) {
+    if (!wstate) {
+        me_reply_init(reply);
+        me_reply_error(reply, ME_STATUS_RESOURCE_EXHAUSTED, "coordinator worker has no connections (out of memory)");
+        return;
+    }
+    me_coord_handle(ctx, wstate, frame, len, rid, reply);
+}
+
+static void heartbeat(void *ctx, void *zctx, const atomic_int *stop) {
+    me_coord_t *co = ctx;
+    me_cluster_heartbeat(&co->cluster, zctx, (int)co->opts.heartbeat_ms, (int)co->opts.max_backoff_ms, stop);
+}
+
+int main(int argc, char **argv) {
+    static me_coord_t co;
+    char err[512];
+    const char *summary =
+        "metaembed-coordinator: one endpoint for a cluster of metaembed shards. Routes writes\n"
+        "to the owning shard group, fans searches out to one live replica per group, merges\n"
+        "the results, and answers partial results (naming the missing groups) when a group is down.\n\n"
+        "usage: metaembed-coordinator --cluster cluster.conf [--listen tcp://127.0.0.1:7700] [options]";
+    me_log_set_role("coordinator");
+    if (me_config_defaults(me_coord_options, &co.opts, err, sizeof err) != 0) {
+        fprintf(stderr, "metaembed-coordinator: %s\n", err);
+        return 2;
+    }
+    int rc = me_config_parse(me_coord_options, &co.opts, argc, argv, "metaembed-coordinator", summary, NULL, 0,
+                             NULL, err, sizeof err);
+    if (rc == 1) return 0;
+    if (rc) {
+        fprintf(stderr, "metaembed-coordinator: %s\n", err);
+        return 2;
+    }
+    if (!co.opts.cluster[0]) {
+        fprintf(stderr, "metaembed-coordinator: --cluster FILE is required (see --help)\n");
+        return 2;
+    }
+    me_log_level = me_log_level_from_name(co.opts.log_level);
+    if (me_cluster_load(&co.cluster, co.opts.cluster, (int)co.opts.liveness, err, sizeof err) != 0) {
+        fprintf(stderr, "metaembed-coordinator: %s\n", err);
+        return 2;
+    }
+    if (me_server_signals() != 0) {
+        perror("metaembed-coordinator: signals");
+        return 1;
+    }
+    co.start_ms = me_now_ms();
+    me_info("cluster map %s: %d groups, %d replicas, write quorum %s", co.opts.cluster, co.cluster.n_groups,
+            co.cluster.n_replicas, co.opts.write_quorum ? "explicit" : "all");
+    me_server_t srv = { .role = "coordinator", .listen = co.opts.listen, .threads = (int)co.opts.threads,
+                        .max_message = co.opts.max_message, .ctx = &co, .worker_init = worker_init,
+                        .worker_free = worker_free, .handle = handle, .background = heartbeat };
+    int exit_code = me_server_run(&srv);
+    me_cluster_free(&co.cluster);
+    me_info("stopped cleanly");
+    return exit_code;
+}
