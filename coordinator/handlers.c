@@ -743,9 +743,12 @@ void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_
         return;
     }
     *request_id = env->request_id;
-    uint64_t budget_ms = env->deadline_ms ? env->deadline_ms : (uint64_t)co->opts.default_deadline_ms;
+    uint64_t budget_us = (env->deadline_ms ? env->deadline_ms : (uint64_t)co->opts.default_deadline_ms) * 1000u;
+    /* Keep a tenth of the budget (at least 2 ms) to merge and answer, so a
+     * partial reply reaches the client before its own deadline. */
+    uint64_t margin = budget_us / 10 > 2000 ? budget_us / 10 : 2000;
     req_t r = { .co = co, .f = f, .method = (int)env->method, .payload = &env->payload,
-                .deadline_us = t0 + budget_ms * 1000u, .reply = reply };
+                .deadline_us = t0 + (budget_us > margin ? budget_us - margin : budget_us / 2), .reply = reply };
     int found = 0;
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
         if (handlers[i].method == (int)env->method) {

@@ -16,7 +16,7 @@ static int launch(me_daemon_t *d) {
     snprintf(datadir, sizeof datadir, "--data-dir=%s/data", d->dir);
     argv[n++] = d->bin;
     argv[n++] = listen;
-    argv[n++] = datadir;
+    if (!d->no_data_dir) argv[n++] = datadir;
     for (int i = 0; i < d->nextra && n < 22; i++) argv[n++] = (char *)d->extra[i];
     argv[n] = NULL;
     d->pid = me_test_spawn(argv, d->log);
@@ -39,7 +39,7 @@ int me_daemon_start(me_daemon_t *d, const char *binary, const char *tag) {
     snprintf(d->dir, sizeof d->dir, "%s", dir);
     free(dir);
     snprintf(d->log, sizeof d->log, "%s/daemon.log", d->dir);
-    d->port = me_test_free_port();
+    if (!d->port_fixed) d->port = me_test_free_port();
     snprintf(d->endpoint, sizeof d->endpoint, "tcp://127.0.0.1:%d", d->port);
     return launch(d);
 }

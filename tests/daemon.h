@@ -17,6 +17,8 @@ typedef struct {
     pid_t pid;
     const char *extra[16];    /* extra command-line arguments */
     int nextra;
+    int no_data_dir;          /* do not pass --data-dir (the coordinator has none) */
+    int port_fixed;           /* use .port as given instead of a free one */
 } me_daemon_t;
 
 /* Starts `binary` (e.g. "metaembed-shard") with --listen/--data-dir and the
