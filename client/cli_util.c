@@ -139,7 +139,7 @@ int cli_usage_error(const cli_t *c, const char *fmt, ...) {
     va_start(ap, fmt);
     vreport(c, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (see 'metaembed %s--help')\n", c && c->cmd ? c->cmd : "");
+    fprintf(stderr, " (see 'metaembed %s%s--help')\n", c && c->cmd ? c->cmd : "", c && c->cmd ? " " : "");
     return CLI_USAGE;
 }
 

@@ -1,8 +1,10 @@
 #include "tests/synthetic.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
+#include "common/dtype.h"
 #include "tests/harness.h"
 
 me_synth_t me_synth_default(int dim, int rows, uint64_t seed) {
@@ -60,4 +62,35 @@ void me_synth_query(const me_synth_t *p, uint64_t doc, uint64_t qseed, int qrows
         normalise(out + (size_t)i * p->dim, p->dim);
     }
     free(d);
+}
+
+typedef struct {
+    const me_synth_t *p;
+    uint64_t first;
+    size_t from, to;
+    uint16_t *out;
+} gen_job_t;
+
+static void *gen_main(void *arg) {
+    gen_job_t *j = arg;
+    size_t per = (size_t)j->p->rows * j->p->dim;
+    float *f = malloc(per * sizeof *f);
+    for (size_t i = j->from; f && i < j->to; i++) {
+        me_synth_doc(j->p, j->first + i, f);
+        me_f32_to_f16_n(j->out + i * per, f, per);
+    }
+    free(f);
+    return NULL;
+}
+
+void me_synth_docs_f16(const me_synth_t *p, uint64_t first, size_t n, uint16_t *out, int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > 16) threads = 16;
+    pthread_t th[16];
+    gen_job_t jobs[16];
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (gen_job_t){ p, first, n * (size_t)t / (size_t)threads, n * (size_t)(t + 1) / (size_t)threads, out };
+        pthread_create(&th[t], NULL, gen_main, &jobs[t]);
+    }
+    for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
 }

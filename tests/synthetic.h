@@ -15,6 +15,7 @@
 #ifndef ME_TESTS_SYNTHETIC_H
 #define ME_TESTS_SYNTHETIC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -32,5 +33,9 @@ me_synth_t me_synth_default(int dim, int rows, uint64_t seed);
 void me_synth_doc(const me_synth_t *p, uint64_t doc, float *out);
 /* out: qrows × dim f32, the query whose answer is `doc`. */
 void me_synth_query(const me_synth_t *p, uint64_t doc, uint64_t qseed, int qrows, float *out);
+
+/* Documents first..first+n as f16 into out ([n, rows, dim]), on `threads`
+ * threads (generation is the slow part of big benchmarks). */
+void me_synth_docs_f16(const me_synth_t *p, uint64_t first, size_t n, uint16_t *out, int threads);
 
 #endif

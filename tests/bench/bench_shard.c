@@ -7,7 +7,6 @@
  *
  *   bench_shard [--docs N] [--queries Q] [--json] [--help]
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,24 +26,6 @@ static const int budgets[][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 16 }, { 16,
 static const uint32_t cand_counts[] = { 100, 250, 500, 1000, 2500, 5000, 10000 };
 #define NB (int)(sizeof budgets / sizeof budgets[0])
 #define NC (int)(sizeof cand_counts / sizeof cand_counts[0])
-
-typedef struct {
-    int ndocs;
-    uint16_t *vecs;  /* [ndocs, RC, D] f16 */
-    const me_synth_t *p;
-    int from, to;
-} gen_arg_t;
-
-static void *gen_main(void *arg) {
-    gen_arg_t *g = arg;
-    float *f = malloc((size_t)RC * D * sizeof *f);
-    for (int i = g->from; i < g->to; i++) {
-        me_synth_doc(g->p, (uint64_t)i, f);
-        me_f32_to_f16_n(g->vecs + (size_t)i * RC * D, f, (size_t)RC * D);
-    }
-    free(f);
-    return NULL;
-}
 
 static void die(const char *what, const me_status_t *st) {
     fprintf(stderr, "bench_shard: %s: %s\n", what, st ? st->message : "");
@@ -71,19 +52,12 @@ int main(int argc, char **argv) {
         }
     }
     if (ndocs < 100 || nq < 1) { fprintf(stderr, "bench_shard: need --docs >= 100 and --queries >= 1\n"); return 2; }
-    char bindir[512];
-    me_test_bin("", bindir, sizeof bindir);
-    char *fake_argv[] = { argv[0], NULL };
-    (void)fake_argv;
 
     me_synth_t p = me_synth_default(D, RC, 2026);
     fprintf(stderr, "generating %d synthetic nested documents...\n", ndocs);
     uint16_t *vecs = malloc((size_t)ndocs * RC * D * sizeof *vecs);
     if (!vecs) { fprintf(stderr, "bench_shard: out of memory\n"); return 1; }
-    pthread_t th[2];
-    gen_arg_t ga[2] = { { ndocs, vecs, &p, 0, ndocs / 2 }, { ndocs, vecs, &p, ndocs / 2, ndocs } };
-    for (int t = 0; t < 2; t++) pthread_create(&th[t], NULL, gen_main, &ga[t]);
-    for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+    me_synth_docs_f16(&p, 0, (size_t)ndocs, vecs, 2);
 
     me_daemon_t d = { 0 };
     if (me_daemon_start(&d, "metaembed-shard", "bench") != 0) die("cannot start metaembed-shard", NULL);

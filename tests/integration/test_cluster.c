@@ -8,58 +8,13 @@
 
 #include "common/npy.h"
 #include "tests/brute.h"
+#include "tests/cluster.h"
 #include "tests/daemon.h"
 #include "tests/harness.h"
 #include "tests/synthetic.h"
 
 #define DIM 32
 #define ROWS 8
-
-typedef struct {
-    int groups, replicas;
-    me_daemon_t shards[8];
-    me_daemon_t coord;
-    char dir[512];
-    char map[600];
-} cluster_t;
-
-static void write_map(cluster_t *c) {
-    FILE *f = fopen(c->map, "w");
-    fprintf(f, "# test cluster\n");
-    for (int g = 0; g < c->groups; g++) {
-        fprintf(f, "group g%d", g);
-        for (int r = 0; r < c->replicas; r++) fprintf(f, " %s", c->shards[g * c->replicas + r].endpoint);
-        fprintf(f, "\n");
-    }
-    fclose(f);
-}
-
-/* extra: further coordinator flags (NULL-terminated). */
-static int cluster_start(cluster_t *c, int groups, int replicas, const char *const *extra) {
-    memset(c, 0, sizeof *c);
-    c->groups = groups;
-    c->replicas = replicas;
-    char *dir = me_test_tmpdir("cluster");
-    snprintf(c->dir, sizeof c->dir, "%s", dir);
-    free(dir);
-    snprintf(c->map, sizeof c->map, "%s/cluster.conf", c->dir);
-    for (int i = 0; i < groups * replicas; i++)
-        if (me_daemon_start(&c->shards[i], "metaembed-shard", "cshard") != 0) return -1;
-    write_map(c);
-    static char cluster_arg[700];
-    snprintf(cluster_arg, sizeof cluster_arg, "--cluster=%s", c->map);
-    c->coord.no_data_dir = 1;
-    c->coord.extra[c->coord.nextra++] = cluster_arg;
-    c->coord.extra[c->coord.nextra++] = "--heartbeat-ms=100";
-    for (int i = 0; extra && extra[i]; i++) c->coord.extra[c->coord.nextra++] = extra[i];
-    return me_daemon_start(&c->coord, "metaembed-coordinator", "coord");
-}
-
-static void cluster_stop(cluster_t *c) {
-    me_daemon_free(&c->coord);
-    for (int i = 0; i < c->groups * c->replicas; i++) me_daemon_free(&c->shards[i]);
-    me_test_rmdir(c->dir);
-}
 
 static void make_corpus(corpus_t *cp, int n, uint64_t seed) {
     me_synth_t p = me_synth_default(DIM, ROWS, seed);
@@ -401,4 +356,48 @@ TEST(cluster_bad_input_through_coordinator_loses_nothing) {
     me_client_close(cli);
     free_corpus(&cp);
     cluster_stop(&c);
+}
+
+/* deploy/local: one command starts a coordinator and S×R shards, ready when
+ * it returns; the other stops them all cleanly. */
+TEST(local_cluster_launcher_starts_and_stops) {
+    char *dir = me_test_tmpdir("launcher");
+    char bindir[512], port[16], out[600], err[600];
+    me_test_bin("", bindir, sizeof bindir);
+    bindir[strlen(bindir) - 1] = 0;  /* drop the trailing '/' */
+    snprintf(port, sizeof port, "%d", me_test_free_port());
+    snprintf(out, sizeof out, "%s/start.out", dir);
+    snprintf(err, sizeof err, "%s/start.err", dir);
+    char cdir[600];
+    snprintf(cdir, sizeof cdir, "%s/c", dir);
+    char *start[] = { "deploy/local/start-cluster.sh", "--shards", "2", "--replicas", "2", "--dir", cdir, "--port", port,
+                      "--bin", bindir, NULL };
+    int code = me_test_run(start, out, err);
+    if (code) {
+        char *e = me_test_slurp(err);
+        fprintf(stderr, "    start-cluster: %s\n", e ? e : "");
+        free(e);
+    }
+    ASSERT_EQ(code, 0);
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%s", port);
+    me_status_t st;
+    me_client_t *cli = me_client_connect(ep, 5000, &st);
+    ASSERT_TRUE(cli != NULL);
+    me_stats_t stats;
+    ASSERT_OK(me_client_stats(cli, NULL, &stats, &st));
+    ASSERT_EQ(stats.n_groups, 2);
+    ASSERT_EQ(stats.groups[1].n_replicas, 2);
+    me_stats_free(&stats);
+    me_client_close(cli);
+    char *stop[] = { "deploy/local/stop-cluster.sh", "--dir", cdir, NULL };
+    ASSERT_EQ(me_test_run(stop, NULL, NULL), 0);
+    /* Every shard shut down cleanly. */
+    char log[700];
+    snprintf(log, sizeof log, "%s/g1-r1.log", cdir);
+    char *text = me_test_slurp(log);
+    ASSERT_TRUE(text && strstr(text, "stopped cleanly"));
+    free(text);
+    me_test_rmdir(dir);
+    free(dir);
 }

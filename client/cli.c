@@ -1,0 +1,537 @@
+/* metaembed: the command-line tool for a metaembed coordinator or shard.
+ *
+ *   metaembed [--addr tcp://HOST:PORT] [--json] [--timeout MS] COMMAND ...
+ *
+ * This file: main, dispatch, and the small commands (collection, get,
+ * delete, status). ingest and search live in cli_data.c. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/cli.h"
+
+static void main_usage(FILE *out) {
+    fprintf(out,
+            "usage: metaembed [--addr tcp://HOST:PORT] [--json] [--timeout MS] COMMAND ...\n"
+            "\n"
+            "Talks to a metaembed coordinator or shard.\n"
+            "\n"
+            "commands:\n"
+            "  collection create NAME --dim D    create a collection\n"
+            "  collection list                   list collections with document counts\n"
+            "  collection drop NAME              drop a collection and all its documents\n"
+            "  ingest --collection NAME --vectors emb.npy --ids ids.txt [--meta meta.jsonl]\n"
+            "                                    upsert documents ([N, R, D] float32/float16)\n"
+            "  search --collection NAME --vectors q.npy [-k 10] [--budget RQ,RC]\n"
+            "                                    search with one query [R, D] or several [N, R, D]\n"
+            "  get --collection NAME ID...       fetch documents (metadata; --vectors)\n"
+            "  delete --collection NAME ID...    delete documents\n"
+            "  status                            groups, replicas, health, documents, latency\n"
+            "\n"
+            "global options (accepted before or after the command):\n"
+            "  --addr tcp://HOST:PORT        server address (else $METAEMBED_ADDR, else " CLI_DEFAULT_ADDR ")\n"
+            "  --json                        print one JSON object on stdout instead of text\n"
+            "  --timeout MS                  per-request timeout [default: 30000]\n"
+            "  -h, --help                    show this help; 'metaembed COMMAND --help' for a command\n"
+            "\n"
+            "Errors go to stderr; exit status 0 on success, 1 on failure, 2 on a usage error.\n");
+}
+
+/* ---- shared rendering of a collection ---- */
+
+static void json_collection(cli_json_t *j, const char *key, const me_collection_info_t *ci) {
+    jw_obj(j, key);
+    jw_str(j, "name", ci->name);
+    jw_int(j, "dim", ci->dim);
+    jw_int(j, "max_doc_vectors", ci->max_doc_vectors);
+    jw_int(j, "max_query_vectors", ci->max_query_vectors);
+    jw_str(j, "dtype", ci->dtype);
+    jw_int(j, "ram_vectors", ci->ram_vectors);
+    jw_int(j, "coarse_vectors", ci->coarse_vectors);
+    jw_u64(j, "documents", ci->documents);
+    jw_u64(j, "ram_bytes", ci->ram_bytes);
+    jw_u64(j, "index_bytes", ci->index_bytes);
+    jw_obj_end(j);
+}
+
+static void print_collections(FILE *out, const me_collection_info_t *cs, size_t n, const char *indent) {
+    static const char *const head[] = { "NAME", "DIM", "R_C", "R_Q", "DTYPE", "RAM_VECTORS", "COARSE",
+                                        "DOCUMENTS", "RAM", "INDEX" };
+    cli_table_t t;
+    tbl_init(&t, 10, head, 0x3ce);  /* numbers right-aligned */
+    for (size_t i = 0; i < n; i++) {
+        char c[10][48];
+        snprintf(c[0], sizeof c[0], "%s", cs[i].name);
+        snprintf(c[1], sizeof c[1], "%d", cs[i].dim);
+        snprintf(c[2], sizeof c[2], "%d", cs[i].max_doc_vectors);
+        snprintf(c[3], sizeof c[3], "%d", cs[i].max_query_vectors);
+        snprintf(c[4], sizeof c[4], "%s", cs[i].dtype);
+        snprintf(c[5], sizeof c[5], "%d", cs[i].ram_vectors);
+        snprintf(c[6], sizeof c[6], "%d", cs[i].coarse_vectors);
+        snprintf(c[7], sizeof c[7], "%llu", (unsigned long long)cs[i].documents);
+        cli_bytes(c[8], sizeof c[8], cs[i].ram_bytes);
+        cli_bytes(c[9], sizeof c[9], cs[i].index_bytes);
+        const char *row[10];
+        for (int k = 0; k < 10; k++) row[k] = c[k];
+        tbl_row(&t, row);
+    }
+    tbl_print(&t, out, indent);
+    tbl_free(&t);
+}
+
+/* ---- collection create | list | drop ---- */
+
+typedef struct {
+    long long dim, max_doc, max_query, ram, coarse;
+    char dtype[ME_CFG_STR_MAX];
+} create_opts_t;
+
+static const me_cfg_opt_t create_table[] = {
+    { "dim", ME_CFG_INT, offsetof(create_opts_t, dim), "0", 0, 1 << 20, NULL, "vector dimension D (required)" },
+    { "max-doc-vectors", ME_CFG_INT, offsetof(create_opts_t, max_doc), "64", 1, 1 << 16, NULL,
+      "R_c: most vectors per document" },
+    { "max-query-vectors", ME_CFG_INT, offsetof(create_opts_t, max_query), "16", 1, 1 << 16, NULL,
+      "R_q: most vectors per query" },
+    { "dtype", ME_CFG_ENUM, offsetof(create_opts_t, dtype), "f16", 0, 0, "f16|f32|int8",
+      "storage type of document vectors" },
+    { "ram-vectors", ME_CFG_INT, offsetof(create_opts_t, ram), "0", 0, 1 << 16, NULL,
+      "leading vectors per document kept in RAM (0 = max-doc-vectors)" },
+    { "coarse-vectors", ME_CFG_INT, offsetof(create_opts_t, coarse), "0", 0, 1 << 16, NULL,
+      "vectors per document in the stage-1 coarse index (0 = 1)" },
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const cli_cmd_t create_cmd = {
+    "collection create", "NAME --dim D [options]",
+    "Creates a collection of documents of up to R_c vectors of dimension D each.", create_table, 1,
+};
+static const cli_cmd_t list_cmd = {
+    "collection list", "", "Lists collections with their settings and document counts.", NULL, 0,
+};
+static const cli_cmd_t drop_cmd = {
+    "collection drop", "NAME", "Drops a collection and every document in it.", NULL, 1,
+};
+
+static void collection_usage(FILE *out) {
+    fprintf(out,
+            "usage: metaembed [--addr tcp://HOST:PORT] [--json] collection SUBCOMMAND ...\n"
+            "\n"
+            "subcommands:\n"
+            "  create NAME --dim D [--max-doc-vectors 64] [--max-query-vectors 16] [--dtype f16|f32|int8]\n"
+            "         [--ram-vectors N] [--coarse-vectors N]\n"
+            "  list\n"
+            "  drop NAME\n"
+            "\n"
+            "'metaembed collection SUBCOMMAND --help' describes each.\n");
+}
+
+static int collection_create(cli_t *c, int argc, char **argv) {
+    create_opts_t o;
+    char err[256];
+    me_config_defaults(create_table, &o, err, sizeof err);
+    char *pos[1];
+    int npos = 0;
+    int rc = cli_parse(c, &create_cmd, &o, argc, argv, pos, &npos);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (npos != 1) return cli_usage_error(c, "needs the collection NAME");
+    if (o.dim <= 0) return cli_usage_error(c, "needs --dim D (the vector dimension, > 0)");
+    if (!cli_connect(c)) return CLI_FAIL;
+    me_collection_spec_t spec = {
+        .name = pos[0], .dim = (int)o.dim, .max_doc_vectors = (int)o.max_doc,
+        .max_query_vectors = (int)o.max_query, .dtype = o.dtype, .ram_vectors = (int)o.ram,
+        .coarse_vectors = (int)o.coarse,
+    };
+    me_status_t st;
+    if (me_client_create_collection(c->client, &spec, &st) != 0) {
+        char what[128];
+        snprintf(what, sizeof what, "cannot create collection '%s'", pos[0]);
+        return cli_status_error(c, &st, what);
+    }
+    me_collection_info_t ci;
+    if (cli_find_collection(c, pos[0], &ci) != CLI_OK) return CLI_FAIL;
+    if (c->g.json) {
+        cli_json_t j;
+        jw_begin(&j, stdout);
+        json_collection(&j, "created", &ci);
+        jw_end(&j);
+    } else {
+        printf("created collection '%s': dim %d, max-doc-vectors %d, max-query-vectors %d, dtype %s, "
+               "ram-vectors %d, coarse-vectors %d\n", ci.name, ci.dim, ci.max_doc_vectors, ci.max_query_vectors,
+               ci.dtype, ci.ram_vectors, ci.coarse_vectors);
+    }
+    return CLI_OK;
+}
+
+static int collection_list(cli_t *c, int argc, char **argv) {
+    int rc = cli_parse(c, &list_cmd, NULL, argc, argv, NULL, NULL);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (!cli_connect(c)) return CLI_FAIL;
+    me_collection_info_t *cs = NULL;
+    size_t n = 0;
+    me_status_t st;
+    if (me_client_list_collections(c->client, &cs, &n, &st) != 0)
+        return cli_status_error(c, &st, "cannot list collections");
+    if (c->g.json) {
+        cli_json_t j;
+        jw_begin(&j, stdout);
+        jw_arr(&j, "collections");
+        for (size_t i = 0; i < n; i++) json_collection(&j, NULL, &cs[i]);
+        jw_arr_end(&j);
+        jw_end(&j);
+    } else if (n == 0) {
+        printf("no collections (create one with 'metaembed collection create NAME --dim D')\n");
+    } else {
+        print_collections(stdout, cs, n, "");
+    }
+    free(cs);
+    return CLI_OK;
+}
+
+static int collection_drop(cli_t *c, int argc, char **argv) {
+    char *pos[1];
+    int npos = 0;
+    int rc = cli_parse(c, &drop_cmd, NULL, argc, argv, pos, &npos);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (npos != 1) return cli_usage_error(c, "needs the collection NAME");
+    if (!cli_connect(c)) return CLI_FAIL;
+    me_status_t st;
+    if (me_client_drop_collection(c->client, pos[0], &st) != 0) {
+        char what[128];
+        snprintf(what, sizeof what, "cannot drop collection '%s'", pos[0]);
+        return cli_status_error(c, &st, what);
+    }
+    if (c->g.json) {
+        cli_json_t j;
+        jw_begin(&j, stdout);
+        jw_str(&j, "dropped", pos[0]);
+        jw_end(&j);
+    } else {
+        printf("dropped collection '%s'\n", pos[0]);
+    }
+    return CLI_OK;
+}
+
+int cli_cmd_collection(cli_t *c, int argc, char **argv) {
+    if (argc == 0) {
+        c->cmd = "collection";
+        collection_usage(stderr);
+        return cli_usage_error(c, "needs a subcommand: create, list or drop");
+    }
+    const char *sub = argv[0];
+    if (!strcmp(sub, "-h") || !strcmp(sub, "--help") || !strcmp(sub, "help")) {
+        collection_usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(sub, "create")) { c->cmd = create_cmd.name; return collection_create(c, argc - 1, argv + 1); }
+    if (!strcmp(sub, "list")) { c->cmd = list_cmd.name; return collection_list(c, argc - 1, argv + 1); }
+    if (!strcmp(sub, "drop")) { c->cmd = drop_cmd.name; return collection_drop(c, argc - 1, argv + 1); }
+    c->cmd = "collection";
+    return cli_usage_error(c, "unknown subcommand '%s' (expected create, list or drop)", sub);
+}
+
+/* ---- get ---- */
+
+typedef struct {
+    char collection[ME_CFG_STR_MAX];
+    int vectors;
+} get_opts_t;
+
+static const me_cfg_opt_t get_table[] = {
+    { "collection", ME_CFG_STRING, offsetof(get_opts_t, collection), "", 0, 0, NULL, "collection to read (required)" },
+    { "vectors", ME_CFG_BOOL, offsetof(get_opts_t, vectors), "false", 0, 1, NULL,
+      "also print each document's vectors (f32)" },
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const cli_cmd_t get_cmd = {
+    "get", "--collection NAME [--vectors] ID...",
+    "Prints the documents with these ids: metadata and, with --vectors, their vectors.\n"
+    "Exits 1 when an id is not found (the others are still printed).",
+    get_table, 1 << 20,
+};
+
+static void print_text_bytes(FILE *out, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) fputc(p[i] >= 0x20 || p[i] == '\t' ? p[i] : '?', out);
+}
+
+int cli_cmd_get(cli_t *c, int argc, char **argv) {
+    get_opts_t o;
+    char err[256];
+    me_config_defaults(get_table, &o, err, sizeof err);
+    char **ids = calloc((size_t)argc + 1, sizeof *ids);
+    if (!ids) return cli_error(c, CLI_FAIL, "out of memory");
+    int nids = 0, rc = cli_parse(c, &get_cmd, &o, argc, argv, ids, &nids);
+    if (rc) { free(ids); return rc < 0 ? CLI_OK : rc; }
+    if (!o.collection[0]) { free(ids); return cli_usage_error(c, "needs --collection NAME"); }
+    if (nids == 0) { free(ids); return cli_usage_error(c, "needs at least one document ID"); }
+    if (!cli_connect(c)) { free(ids); return CLI_FAIL; }
+    me_record_t *recs = NULL;
+    size_t n = 0;
+    me_status_t st;
+    if (me_client_get(c->client, o.collection, (const char *const *)ids, (size_t)nids, o.vectors, &recs, &n, &st)) {
+        free(ids);
+        return cli_status_error(c, &st, "get failed");
+    }
+    /* Found documents come back in request order: walk both lists. */
+    char **missing = calloc((size_t)nids, sizeof *missing);
+    size_t nmissing = 0, r = 0;
+    for (int i = 0; i < nids && missing; i++) {
+        if (r < n && !strcmp(recs[r].id, ids[i])) r++;
+        else missing[nmissing++] = ids[i];
+    }
+    if (c->g.json) {
+        cli_json_t j;
+        jw_begin(&j, stdout);
+        jw_str(&j, "collection", o.collection);
+        jw_arr(&j, "documents");
+        for (size_t i = 0; i < n; i++) {
+            jw_obj(&j, NULL);
+            jw_str(&j, "id", recs[i].id);
+            jw_meta(&j, "metadata", recs[i].metadata, recs[i].metadata_len);
+            if (o.vectors) {
+                jw_int(&j, "rows", recs[i].rows);
+                jw_int(&j, "dim", recs[i].dim);
+                jw_arr(&j, "vectors");
+                for (int a = 0; a < recs[i].rows; a++) {
+                    jw_arr(&j, NULL);
+                    for (int b = 0; b < recs[i].dim; b++)
+                        jw_num(&j, NULL, recs[i].vectors[(size_t)a * recs[i].dim + b]);
+                    jw_arr_end(&j);
+                }
+                jw_arr_end(&j);
+            }
+            jw_obj_end(&j);
+        }
+        jw_arr_end(&j);
+        jw_arr(&j, "missing");
+        for (size_t i = 0; i < nmissing; i++) jw_str(&j, NULL, missing[i]);
+        jw_arr_end(&j);
+        jw_end(&j);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            printf("%s", recs[i].id);
+            if (o.vectors) printf("  %d x %d", recs[i].rows, recs[i].dim);
+            if (recs[i].metadata_len) {
+                fputs("  ", stdout);
+                print_text_bytes(stdout, recs[i].metadata, recs[i].metadata_len);
+            }
+            fputc('\n', stdout);
+            if (o.vectors && recs[i].vectors)
+                for (int a = 0; a < recs[i].rows; a++) {
+                    printf("  [%d]", a);
+                    for (int b = 0; b < recs[i].dim; b++) printf(" %.6g", recs[i].vectors[(size_t)a * recs[i].dim + b]);
+                    fputc('\n', stdout);
+                }
+        }
+    }
+    fflush(stdout);
+    rc = CLI_OK;
+    if (nmissing) {
+        fprintf(stderr, "metaembed: get: %zu of %d ids not found in '%s':", nmissing, nids, o.collection);
+        for (size_t i = 0; i < nmissing && i < 20; i++) fprintf(stderr, " %s", missing[i]);
+        fprintf(stderr, "%s\n", nmissing > 20 ? " ..." : "");
+        rc = CLI_FAIL;
+    }
+    free(missing);
+    me_records_free(recs, n);
+    free(ids);
+    return rc;
+}
+
+/* ---- delete ---- */
+
+typedef struct {
+    char collection[ME_CFG_STR_MAX];
+} delete_opts_t;
+
+static const me_cfg_opt_t delete_table[] = {
+    { "collection", ME_CFG_STRING, offsetof(delete_opts_t, collection), "", 0, 0, NULL,
+      "collection to delete from (required)" },
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const cli_cmd_t delete_cmd = {
+    "delete", "--collection NAME ID...",
+    "Deletes the documents with these ids and prints how many existed.", delete_table, 1 << 20,
+};
+
+int cli_cmd_delete(cli_t *c, int argc, char **argv) {
+    delete_opts_t o;
+    char err[256];
+    me_config_defaults(delete_table, &o, err, sizeof err);
+    char **ids = calloc((size_t)argc + 1, sizeof *ids);
+    if (!ids) return cli_error(c, CLI_FAIL, "out of memory");
+    int nids = 0, rc = cli_parse(c, &delete_cmd, &o, argc, argv, ids, &nids);
+    if (rc) { free(ids); return rc < 0 ? CLI_OK : rc; }
+    if (!o.collection[0]) { free(ids); return cli_usage_error(c, "needs --collection NAME"); }
+    if (nids == 0) { free(ids); return cli_usage_error(c, "needs at least one document ID"); }
+    if (!cli_connect(c)) { free(ids); return CLI_FAIL; }
+    uint32_t deleted = 0;
+    me_status_t st;
+    rc = me_client_delete(c->client, o.collection, (const char *const *)ids, (size_t)nids, &deleted, &st);
+    free(ids);
+    if (rc) return cli_status_error(c, &st, "delete failed");
+    if (c->g.json) {
+        cli_json_t j;
+        jw_begin(&j, stdout);
+        jw_str(&j, "collection", o.collection);
+        jw_int(&j, "requested", nids);
+        jw_u64(&j, "deleted", deleted);
+        jw_end(&j);
+    } else {
+        printf("deleted %u of %d documents from '%s'\n", deleted, nids, o.collection);
+    }
+    return CLI_OK;
+}
+
+/* ---- status ---- */
+
+static const cli_cmd_t status_cmd = {
+    "status", "",
+    "Prints the server's groups and replicas (endpoint, health, documents, latency) and its collections.\n"
+    "A shard has no groups: it is shown as one replica.",
+    NULL, 0,
+};
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int cli_cmd_status(cli_t *c, int argc, char **argv) {
+    int rc = cli_parse(c, &status_cmd, NULL, argc, argv, NULL, NULL);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (!cli_connect(c)) return CLI_FAIL;
+    me_stats_t s;
+    me_status_t st;
+    double t0 = now_ms();
+    if (me_client_stats(c->client, NULL, &s, &st) != 0) return cli_status_error(c, &st, "cannot read stats");
+    double rtt = now_ms() - t0;
+    uint64_t docs = 0;
+    for (size_t i = 0; i < s.n_collections; i++) docs += s.collections[i].documents;
+    /* A shard reports no groups: show it as the one replica we just timed. */
+    me_replica_info_t self = { .up = 1, .documents = docs, .latency_ms = rtt };
+    snprintf(self.endpoint, sizeof self.endpoint, "%.*s", (int)sizeof self.endpoint - 1, c->g.addr);
+    me_group_info_t self_group = { .replicas = &self, .n_replicas = 1 };
+    snprintf(self_group.name, sizeof self_group.name, "-");
+    const me_group_info_t *groups = s.n_groups ? s.groups : &self_group;
+    size_t ngroups = s.n_groups ? s.n_groups : 1;
+
+    if (c->g.json) {
+        cli_json_t j;
+        jw_begin(&j, stdout);
+        jw_str(&j, "addr", c->g.addr);
+        jw_str(&j, "role", s.role);
+        jw_u64(&j, "uptime_ms", s.uptime_ms);
+        jw_u64(&j, "requests", s.requests);
+        jw_u64(&j, "errors", s.errors);
+        jw_u64(&j, "disk_bytes", s.disk_bytes);
+        jw_arr(&j, "groups");
+        for (size_t g = 0; g < ngroups; g++) {
+            jw_obj(&j, NULL);
+            jw_str(&j, "name", groups[g].name);
+            jw_arr(&j, "replicas");
+            for (size_t r = 0; r < groups[g].n_replicas; r++) {
+                const me_replica_info_t *ri = &groups[g].replicas[r];
+                jw_obj(&j, NULL);
+                jw_str(&j, "endpoint", ri->endpoint);
+                jw_bool(&j, "up", ri->up);
+                jw_u64(&j, "documents", ri->documents);
+                jw_num(&j, "latency_ms", ri->latency_ms);
+                jw_obj_end(&j);
+            }
+            jw_arr_end(&j);
+            jw_obj_end(&j);
+        }
+        jw_arr_end(&j);
+        jw_arr(&j, "collections");
+        for (size_t i = 0; i < s.n_collections; i++) json_collection(&j, NULL, &s.collections[i]);
+        jw_arr_end(&j);
+        jw_end(&j);
+    } else {
+        char disk[32];
+        printf("%s: %s, up %.0f s, %llu requests, %llu errors, %s on disk\n\n", c->g.addr, s.role,
+               s.uptime_ms / 1e3, (unsigned long long)s.requests, (unsigned long long)s.errors,
+               cli_bytes(disk, sizeof disk, s.disk_bytes));
+        static const char *const head[] = { "GROUP", "REPLICA", "HEALTH", "DOCUMENTS", "LATENCY_MS" };
+        cli_table_t t;
+        tbl_init(&t, 5, head, 0x18);
+        for (size_t g = 0; g < ngroups; g++)
+            for (size_t r = 0; r < groups[g].n_replicas; r++) {
+                const me_replica_info_t *ri = &groups[g].replicas[r];
+                char d[32], l[32];
+                snprintf(d, sizeof d, "%llu", (unsigned long long)ri->documents);
+                snprintf(l, sizeof l, "%.2f", ri->latency_ms);
+                const char *row[] = { groups[g].name, ri->endpoint, ri->up ? "up" : "down", d, l };
+                tbl_row(&t, row);
+            }
+        tbl_print(&t, stdout, "");
+        tbl_free(&t);
+        fputc('\n', stdout);
+        if (s.n_collections) print_collections(stdout, s.collections, s.n_collections, "");
+        else printf("no collections\n");
+    }
+    me_stats_free(&s);
+    return CLI_OK;
+}
+
+/* ---- main ---- */
+
+static const cli_cmd_t main_cmd = { "", "COMMAND ...", "", NULL, 0 };
+
+int main(int argc, char **argv) {
+    cli_t c;
+    memset(&c, 0, sizeof c);
+    char err[256];
+    me_config_defaults(cli_global_opts, &c.g, err, sizeof err);
+
+    /* Global options up to the command word. */
+    int i = 1;
+    while (i < argc && argv[i][0] == '-' && argv[i][1]) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { main_usage(stdout); return CLI_OK; }
+        if (!strcmp(a, "--")) break;
+        int takes_value = 0;
+        for (const me_cfg_opt_t *o = cli_global_opts; o->name; o++)
+            if (!strncmp(a, "--", 2) && !strcmp(a + 2, o->name) && o->type != ME_CFG_BOOL) takes_value = 1;
+        i += takes_value ? 2 : 1;
+    }
+    if (i > argc) i = argc;
+    int rc = cli_parse(&c, &main_cmd, NULL, i - 1, argv + 1, NULL, NULL);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (i < argc && !strcmp(argv[i], "--")) i++;
+    if (i >= argc) {
+        main_usage(stderr);
+        return cli_usage_error(&c, "needs a COMMAND");
+    }
+    const char *cmd = argv[i];
+    int sub_argc = argc - i - 1;
+    char **sub_argv = argv + i + 1;
+    static char help_flag[] = "--help";
+    char *hv[2];
+    if (!strcmp(cmd, "help")) {
+        if (sub_argc == 0) { main_usage(stdout); return CLI_OK; }
+        /* "metaembed help search" = "metaembed search --help" */
+        cmd = sub_argv[0];
+        if (!strcmp(cmd, "collection") && sub_argc > 1) { hv[0] = sub_argv[1]; hv[1] = help_flag; sub_argc = 2; }
+        else { hv[0] = help_flag; sub_argc = 1; }
+        sub_argv = hv;
+    }
+    c.cmd = cmd;
+    if (!strcmp(cmd, "collection")) rc = cli_cmd_collection(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "ingest")) rc = cli_cmd_ingest(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "search")) rc = cli_cmd_search(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "get")) rc = cli_cmd_get(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "delete")) rc = cli_cmd_delete(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "status")) rc = cli_cmd_status(&c, sub_argc, sub_argv);
+    else {
+        c.cmd = NULL;
+        rc = cli_usage_error(&c, "unknown command '%s' (commands: collection, ingest, search, get, delete, "
+                                 "status)", cmd);
+    }
+    me_client_close(c.client);
+    return rc;
+}

@@ -1,0 +1,502 @@
+/* metaembed CLI: ingest (.npy vectors + ids + metadata → batched upserts)
+ * and search (.npy queries → ranked hits). */
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "client/cli.h"
+#include "common/npy.h"
+#include "common/progress.h"
+
+#define MAX_ID_BYTES 256
+/* Upserts stay well under the server's 64 MiB message limit. */
+#define BATCH_BYTES (32u << 20)
+
+/* ---- one-item-per-line text files ---- */
+
+typedef struct {
+    char *buf;
+    char **line;
+    size_t *len;
+    size_t n;
+} lines_t;
+
+static void lines_free(lines_t *l) {
+    free(l->buf);
+    free(l->line);
+    free(l->len);
+    memset(l, 0, sizeof *l);
+}
+
+/* Reads path and splits it at '\n' (a final line without one counts; a
+ * trailing '\r' is dropped). */
+static int read_lines(cli_t *c, const char *path, lines_t *l) {
+    memset(l, 0, sizeof *l);
+    FILE *f = fopen(path, "rb");
+    if (!f) return cli_error(c, CLI_FAIL, "cannot open %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return cli_error(c, CLI_FAIL, "%s is not a regular file", path);
+    }
+    size_t size = (size_t)sb.st_size;
+    l->buf = malloc(size + 1);
+    if (!l->buf) { fclose(f); return cli_error(c, CLI_FAIL, "out of memory reading %s", path); }
+    size_t got = fread(l->buf, 1, size, f);
+    fclose(f);
+    if (got != size) { lines_free(l); return cli_error(c, CLI_FAIL, "cannot read %s", path); }
+    l->buf[size] = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < size; i++) n += l->buf[i] == '\n';
+    if (size && l->buf[size - 1] != '\n') n++;
+    l->line = calloc(n ? n : 1, sizeof *l->line);
+    l->len = calloc(n ? n : 1, sizeof *l->len);
+    if (!l->line || !l->len) { lines_free(l); return cli_error(c, CLI_FAIL, "out of memory reading %s", path); }
+    char *p = l->buf, *end = l->buf + size;
+    for (size_t i = 0; i < n; i++) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *e = nl ? nl : end;
+        if (e > p && e[-1] == '\r') e--;
+        *e = 0;
+        l->line[i] = p;
+        l->len[i] = (size_t)(e - p);
+        p = nl ? nl + 1 : end;
+    }
+    l->n = n;
+    return CLI_OK;
+}
+
+/* ---- ingest ---- */
+
+typedef struct {
+    char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], ids[ME_CFG_STR_MAX], meta[ME_CFG_STR_MAX];
+    long long batch;
+} ingest_opts_t;
+
+static const me_cfg_opt_t ingest_table[] = {
+    { "collection", ME_CFG_STRING, offsetof(ingest_opts_t, collection), "", 0, 0, NULL,
+      "collection to write into (required)" },
+    { "vectors", ME_CFG_STRING, offsetof(ingest_opts_t, vectors), "", 0, 0, NULL,
+      "float32 or float16 array of shape [N, R, D] (required)" },
+    { "ids", ME_CFG_STRING, offsetof(ingest_opts_t, ids), "", 0, 0, NULL,
+      "document ids, one per line, N lines (required)" },
+    { "meta", ME_CFG_STRING, offsetof(ingest_opts_t, meta), "", 0, 0, NULL,
+      "metadata: one JSON object per line, N lines, stored verbatim" },
+    { "batch", ME_CFG_INT, offsetof(ingest_opts_t, batch), "256", 1, 4096, NULL, "documents per upsert request" },
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const cli_cmd_t ingest_cmd = {
+    "ingest", "--collection NAME --vectors emb.npy --ids ids.txt [--meta meta.jsonl] [--batch 256]",
+    "Upserts N documents: document i has the vectors emb.npy[i] (R rows of dimension D, R at most\n"
+    "the collection's max-doc-vectors), id line i of ids.txt and metadata line i of meta.jsonl.\n"
+    "Trailing all-zero rows are padding and are not sent (documents may have fewer than R vectors).\n"
+    "Everything is checked before the first write; an existing id is replaced. float16 arrays are\n"
+    "sent as float16.",
+    ingest_table, 0,
+};
+
+static int is_zero(const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != 0.0f) return 0;
+    return 1;
+}
+
+/* Rows of each document without trailing zero padding; checks every value. */
+static int check_vectors(cli_t *c, const me_npy_t *a, const char *path, const lines_t *ids, int f16_target,
+                         uint16_t *rows) {
+    uint64_t n = a->shape[0], r = a->shape[1], d = a->shape[2];
+    float *v = malloc(d * sizeof *v);
+    if (!v) return cli_error(c, CLI_FAIL, "out of memory");
+    me_progress_t p;
+    me_progress_init(&p, "check", "docs", n, -1);
+    int rc = CLI_OK;
+    for (uint64_t i = 0; i < n && rc == CLI_OK; i++) {
+        uint64_t kept = 0, first_zero = r;
+        for (uint64_t j = 0; j < r && rc == CLI_OK; j++) {
+            me_npy_read_f32(a, (i * r + j) * d, d, v);
+            for (uint64_t k = 0; k < d; k++) {
+                if (!isfinite(v[k])) {
+                    rc = cli_error(c, CLI_FAIL, "%s: document %llu (id '%s') vector %llu holds %s at index %llu",
+                                   path, (unsigned long long)i, ids->line[i], (unsigned long long)j,
+                                   isnan(v[k]) ? "NaN" : "Inf", (unsigned long long)k);
+                    break;
+                }
+                if (f16_target && fabsf(v[k]) > 65504.0f) {
+                    rc = cli_error(c, CLI_FAIL, "%s: document %llu (id '%s') vector %llu: %g at index %llu is "
+                                   "beyond float16 range, which the collection stores", path,
+                                   (unsigned long long)i, ids->line[i], (unsigned long long)j, v[k],
+                                   (unsigned long long)k);
+                    break;
+                }
+            }
+            if (is_zero(v, d)) { if (first_zero == r) first_zero = j; }
+            else {
+                if (first_zero != r && rc == CLI_OK)
+                    rc = cli_error(c, CLI_FAIL, "%s: document %llu (id '%s') vector %llu is all zeros (only "
+                                   "trailing all-zero rows are taken as padding)", path, (unsigned long long)i,
+                                   ids->line[i], (unsigned long long)first_zero);
+                kept = j + 1;
+            }
+        }
+        if (rc == CLI_OK && kept == 0)
+            rc = cli_error(c, CLI_FAIL, "%s: document %llu (id '%s') has only all-zero vectors", path,
+                           (unsigned long long)i, ids->line[i]);
+        rows[i] = (uint16_t)kept;
+        if ((i & 63) == 0) me_progress_update(&p, i);
+    }
+    me_progress_finish(&p);
+    free(v);
+    return rc;
+}
+
+int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
+    ingest_opts_t o;
+    char err[512];
+    me_config_defaults(ingest_table, &o, err, sizeof err);
+    int rc = cli_parse(c, &ingest_cmd, &o, argc, argv, NULL, NULL);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (!o.collection[0]) return cli_usage_error(c, "needs --collection NAME");
+    if (!o.vectors[0]) return cli_usage_error(c, "needs --vectors FILE.npy (shape [N, R, D])");
+    if (!o.ids[0]) return cli_usage_error(c, "needs --ids FILE (one id per line)");
+
+    me_npy_t a;
+    lines_t ids = { 0 }, meta = { 0 };
+    uint16_t *rows = NULL;
+    me_doc_t *docs = NULL;
+    char shp[256];
+    if (me_npy_open(&a, o.vectors, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+    me_npy_shape_str(&a, shp, sizeof shp);
+    if (a.ndim != 3) {
+        rc = cli_error(c, CLI_FAIL, "%s has shape %s; expected [N, R, D] (documents, vectors per document, "
+                       "dimension)", o.vectors, shp);
+        goto out;
+    }
+    uint64_t n = a.shape[0], r = a.shape[1], d = a.shape[2];
+    if (n == 0 || r == 0 || d == 0) {
+        rc = cli_error(c, CLI_FAIL, "%s has shape %s: no documents or no vectors to ingest", o.vectors, shp);
+        goto out;
+    }
+    if (r > 65535) {
+        rc = cli_error(c, CLI_FAIL, "%s has R=%llu vectors per document: too many", o.vectors, (unsigned long long)r);
+        goto out;
+    }
+    if ((rc = read_lines(c, o.ids, &ids)) != CLI_OK) goto out;
+    if (ids.n != n) {
+        rc = cli_error(c, CLI_FAIL, "%s has %zu lines but %s holds %llu documents (shape %s); give one id per "
+                       "line, in the same order", o.ids, ids.n, o.vectors, (unsigned long long)n, shp);
+        goto out;
+    }
+    for (size_t i = 0; i < ids.n; i++) {
+        if (ids.len[i] == 0) { rc = cli_error(c, CLI_FAIL, "%s line %zu is empty: every document needs an id", o.ids, i + 1); goto out; }
+        if (ids.len[i] > MAX_ID_BYTES) {
+            rc = cli_error(c, CLI_FAIL, "%s line %zu: id of %zu bytes, the limit is %d", o.ids, i + 1, ids.len[i],
+                           MAX_ID_BYTES);
+            goto out;
+        }
+    }
+    if (o.meta[0]) {
+        if ((rc = read_lines(c, o.meta, &meta)) != CLI_OK) goto out;
+        if (meta.n != n) {
+            rc = cli_error(c, CLI_FAIL, "%s has %zu lines but %s holds %llu documents (shape %s); give one JSON "
+                           "object per line ({} for none), in the same order", o.meta, meta.n, o.vectors,
+                           (unsigned long long)n, shp);
+            goto out;
+        }
+        for (size_t i = 0; i < meta.n; i++) {
+            if (meta.len[i] == 0 || meta.line[i][0] != '{' || !cli_json_valid(meta.line[i], meta.len[i])) {
+                rc = cli_error(c, CLI_FAIL, "%s line %zu is %s; every line must be one JSON object ({} for none)",
+                               o.meta, i + 1, meta.len[i] == 0 ? "empty" : meta.line[i][0] != '{'
+                               ? "not a JSON object" : "not valid JSON");
+                goto out;
+            }
+        }
+    }
+
+    if (!cli_connect(c)) { rc = CLI_FAIL; goto out; }
+    me_collection_info_t ci;
+    if ((rc = cli_find_collection(c, o.collection, &ci)) != CLI_OK) goto out;
+    if (d != (uint64_t)ci.dim) {
+        rc = cli_error(c, CLI_FAIL, "%s has dimension D=%llu (shape %s) but collection '%s' has dim %d", o.vectors,
+                       (unsigned long long)d, shp, o.collection, ci.dim);
+        goto out;
+    }
+    if (r > (uint64_t)ci.max_doc_vectors) {
+        rc = cli_error(c, CLI_FAIL, "%s has R=%llu vectors per document (shape %s) but collection '%s' takes at "
+                       "most %d (its max-doc-vectors)", o.vectors, (unsigned long long)r, shp, o.collection,
+                       ci.max_doc_vectors);
+        goto out;
+    }
+    rows = calloc(n, sizeof *rows);
+    docs = calloc((size_t)o.batch, sizeof *docs);
+    if (!rows || !docs) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out; }
+    int f16_target = !strcmp(ci.dtype, "f16") && a.dtype == ME_DTYPE_F32;
+    if ((rc = check_vectors(c, &a, o.vectors, &ids, f16_target, rows)) != CLI_OK) goto out;
+
+    size_t esz = me_dtype_size(a.dtype), doc_bytes = (size_t)(r * d) * esz;
+    me_progress_t p;
+    me_progress_init(&p, "ingest", "docs", n, -1);
+    uint64_t batches = 0;
+    for (uint64_t start = 0; start < n;) {
+        size_t m = 0, bytes = 0;
+        while (start + m < n && m < (size_t)o.batch && (m == 0 || bytes < BATCH_BYTES)) {
+            uint64_t i = start + m;
+            me_doc_t *doc = &docs[m++];
+            doc->id = ids.line[i];
+            doc->vectors = (const char *)a.data + i * doc_bytes;
+            doc->rows = rows[i];
+            doc->f16 = a.dtype == ME_DTYPE_F16;
+            doc->metadata = meta.n ? meta.line[i] : NULL;
+            doc->metadata_len = meta.n ? meta.len[i] : 0;
+            bytes += (size_t)rows[i] * d * esz + ids.len[i] + doc->metadata_len + 64;
+        }
+        me_status_t st;
+        if (me_client_upsert(c->client, o.collection, docs, m, (int)d, &st) != 0) {
+            me_progress_finish(&p);
+            char what[512];
+            snprintf(what, sizeof what, "upsert of documents %llu..%llu (ids '%s'..'%s') failed; the %llu documents "
+                     "before them are stored, none of this batch is (ids are replaced on upsert, so re-running is "
+                     "safe)", (unsigned long long)start, (unsigned long long)(start + m - 1), ids.line[start],
+                     ids.line[start + m - 1], (unsigned long long)start);
+            rc = cli_status_error(c, &st, what);
+            goto out;
+        }
+        batches++;
+        start += m;
+        me_progress_update(&p, start);
+    }
+    me_progress_finish(&p);
+    double secs = me_progress_elapsed(&p);
+    if (c->g.json) {
+        cli_json_t j;
+        jw_begin(&j, stdout);
+        jw_str(&j, "collection", o.collection);
+        jw_u64(&j, "documents", n);
+        jw_u64(&j, "batches", batches);
+        jw_str(&j, "dtype", a.dtype == ME_DTYPE_F16 ? "f16" : "f32");
+        jw_num(&j, "seconds", secs);
+        jw_num(&j, "docs_per_s", secs > 0 ? (double)n / secs : 0);
+        jw_end(&j);
+    } else {
+        printf("ingested %llu documents into '%s' in %.2f s (%.0f docs/s, %llu batches)\n", (unsigned long long)n,
+               o.collection, secs, secs > 0 ? (double)n / secs : 0.0, (unsigned long long)batches);
+    }
+    rc = CLI_OK;
+out:
+    free(docs);
+    free(rows);
+    lines_free(&ids);
+    lines_free(&meta);
+    me_npy_close(&a);
+    return rc;
+}
+
+/* ---- search ---- */
+
+typedef struct {
+    char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], budget[ME_CFG_STR_MAX];
+    long long k, candidates, row;
+    int exact, metadata, all_or_nothing;
+} search_opts_t;
+
+static const me_cfg_opt_t search_table[] = {
+    { "collection", ME_CFG_STRING, offsetof(search_opts_t, collection), "", 0, 0, NULL,
+      "collection to search (required)" },
+    { "vectors", ME_CFG_STRING, offsetof(search_opts_t, vectors), "", 0, 0, NULL,
+      "float32/float16 queries: [R, D] for one, [N, R, D] for several (required)" },
+    { "budget", ME_CFG_STRING, offsetof(search_opts_t, budget), "", 0, 0, NULL,
+      "query and document vectors to use, e.g. 4,16 (0 = all query rows / R_c) [default: 0,0]" },
+    { "k", ME_CFG_INT, offsetof(search_opts_t, k), "10", 1, 1000000, NULL, "hits per query" },
+    { "candidates", ME_CFG_INT, offsetof(search_opts_t, candidates), "0", 0, 1LL << 31, NULL,
+      "stage-1 survivors (0 = the server's default)" },
+    { "exact", ME_CFG_BOOL, offsetof(search_opts_t, exact), "false", 0, 1, NULL,
+      "score every document at the budget (no cascade)" },
+    { "metadata", ME_CFG_BOOL, offsetof(search_opts_t, metadata), "false", 0, 1, NULL, "print each hit's metadata" },
+    { "all-or-nothing", ME_CFG_BOOL, offsetof(search_opts_t, all_or_nothing), "false", 0, 1, NULL,
+      "fail instead of returning a partial answer when a group is down" },
+    { "row", ME_CFG_INT, offsetof(search_opts_t, row), "-1", -1, 1LL << 40, NULL,
+      "search only query I of an [N, R, D] file (default: every query)" },
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const cli_cmd_t search_cmd = {
+    "search", "--collection NAME --vectors q.npy [options]",
+    "Searches with each query in q.npy and prints rank, id and score of the best k documents, the\n"
+    "budget used, whether the answer is partial (and which groups are missing) and stage timings.",
+    search_table, 0,
+};
+
+static void print_results_text(uint64_t q, const me_results_t *res, int with_meta) {
+    printf("query %llu: %zu hits from %llu documents, budget r_q=%d r_c=%d%s\n", (unsigned long long)q, res->n,
+           (unsigned long long)res->documents, res->r_q, res->r_c, res->partial ? ", PARTIAL" : "");
+    if (res->partial) {
+        printf("  missing groups:");
+        for (size_t i = 0; i < res->n_missing; i++) printf(" %s", res->missing_groups[i]);
+        printf("\n");
+    }
+    static const char *const head[] = { "RANK", "ID", "SCORE", "METADATA" };
+    cli_table_t t;
+    tbl_init(&t, with_meta ? 4 : 3, head, 0x5);
+    for (size_t i = 0; i < res->n; i++) {
+        char rank[24], score[32], *meta = NULL;
+        snprintf(rank, sizeof rank, "%zu", i + 1);
+        snprintf(score, sizeof score, "%.6f", res->hits[i].score);
+        if (with_meta) {
+            meta = malloc(res->hits[i].metadata_len + 1);
+            if (meta) {
+                for (size_t b = 0; b < res->hits[i].metadata_len; b++) {
+                    unsigned char ch = ((const unsigned char *)res->hits[i].metadata)[b];
+                    meta[b] = (char)(ch >= 0x20 || ch == '\t' ? ch : '?');
+                }
+                meta[res->hits[i].metadata_len] = 0;
+            }
+        }
+        const char *row[] = { rank, res->hits[i].id, score, meta ? meta : "" };
+        tbl_row(&t, row);
+        free(meta);
+    }
+    tbl_print(&t, stdout, "  ");
+    tbl_free(&t);
+    printf("  stages:");
+    for (int s = 0; s < res->n_stages; s++) {
+        const me_stage_info_t *st = &res->stages[s];
+        printf("%s %s (r_q=%d r_c=%d) %llu -> %llu in %.3f ms", s ? ";" : "", st->stage, st->r_q, st->r_c,
+               (unsigned long long)st->in, (unsigned long long)st->out, st->micros / 1e3);
+    }
+    printf("\n");
+}
+
+static void print_results_json(cli_json_t *j, uint64_t q, const me_results_t *res, int with_meta) {
+    jw_obj(j, NULL);
+    jw_u64(j, "query", q);
+    jw_int(j, "r_q", res->r_q);
+    jw_int(j, "r_c", res->r_c);
+    jw_u64(j, "documents", res->documents);
+    jw_bool(j, "partial", res->partial);
+    jw_arr(j, "missing_groups");
+    for (size_t i = 0; i < res->n_missing; i++) jw_str(j, NULL, res->missing_groups[i]);
+    jw_arr_end(j);
+    jw_arr(j, "hits");
+    for (size_t i = 0; i < res->n; i++) {
+        jw_obj(j, NULL);
+        jw_u64(j, "rank", i + 1);
+        jw_str(j, "id", res->hits[i].id);
+        jw_num(j, "score", res->hits[i].score);
+        if (with_meta) jw_meta(j, "metadata", res->hits[i].metadata, res->hits[i].metadata_len);
+        jw_obj_end(j);
+    }
+    jw_arr_end(j);
+    jw_arr(j, "stages");
+    for (int s = 0; s < res->n_stages; s++) {
+        const me_stage_info_t *st = &res->stages[s];
+        jw_obj(j, NULL);
+        jw_str(j, "stage", st->stage);
+        jw_int(j, "r_q", st->r_q);
+        jw_int(j, "r_c", st->r_c);
+        jw_u64(j, "in", st->in);
+        jw_u64(j, "out", st->out);
+        jw_num(j, "ms", st->micros / 1e3);
+        jw_obj_end(j);
+    }
+    jw_arr_end(j);
+    jw_obj_end(j);
+}
+
+int cli_cmd_search(cli_t *c, int argc, char **argv) {
+    search_opts_t o;
+    char err[512];
+    me_config_defaults(search_table, &o, err, sizeof err);
+    int rc = cli_parse(c, &search_cmd, &o, argc, argv, NULL, NULL);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (!o.collection[0]) return cli_usage_error(c, "needs --collection NAME");
+    if (!o.vectors[0]) return cli_usage_error(c, "needs --vectors FILE.npy (shape [R, D] or [N, R, D])");
+    me_search_opts_t so = { .k = (uint32_t)o.k, .candidates = (uint32_t)o.candidates, .exact = o.exact,
+                            .with_metadata = o.metadata, .all_or_nothing = o.all_or_nothing };
+    if (o.budget[0]) {
+        char extra;
+        if (sscanf(o.budget, "%d,%d%c", &so.r_q, &so.r_c, &extra) != 2 || so.r_q < 0 || so.r_c < 0)
+            return cli_usage_error(c, "--budget '%s' is not RQ,RC (two counts >= 0, e.g. 4,16; 0 = all)", o.budget);
+    }
+
+    me_npy_t a;
+    if (me_npy_open(&a, o.vectors, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+    char shp[256];
+    me_npy_shape_str(&a, shp, sizeof shp);
+    me_results_t *res = NULL;
+    float *q = NULL;
+    uint64_t nq = 0, first = 0, count = 0;
+    if (a.ndim != 2 && a.ndim != 3) {
+        rc = cli_error(c, CLI_FAIL, "%s has shape %s; expected [R, D] (one query) or [N, R, D] (N queries)",
+                       o.vectors, shp);
+        goto out;
+    }
+    nq = a.ndim == 3 ? a.shape[0] : 1;
+    uint64_t r = a.shape[a.ndim - 2], d = a.shape[a.ndim - 1];
+    if (nq == 0 || r == 0 || d == 0) {
+        rc = cli_error(c, CLI_FAIL, "%s has shape %s: no query vectors", o.vectors, shp);
+        goto out;
+    }
+    first = 0;
+    count = nq;
+    if (o.row >= 0) {
+        if ((uint64_t)o.row >= nq) {
+            rc = cli_usage_error(c, "--row %lld is out of range: %s holds %llu quer%s", o.row, o.vectors,
+                                 (unsigned long long)nq, nq == 1 ? "y" : "ies");
+            goto out;
+        }
+        first = (uint64_t)o.row;
+        count = 1;
+    }
+    if (!cli_connect(c)) { rc = CLI_FAIL; goto out; }
+    me_collection_info_t ci;
+    if ((rc = cli_find_collection(c, o.collection, &ci)) != CLI_OK) goto out;
+    if (d != (uint64_t)ci.dim) {
+        rc = cli_error(c, CLI_FAIL, "%s has dimension D=%llu (shape %s) but collection '%s' has dim %d", o.vectors,
+                       (unsigned long long)d, shp, o.collection, ci.dim);
+        goto out;
+    }
+    if (r > (uint64_t)ci.max_query_vectors) {
+        rc = cli_error(c, CLI_FAIL, "%s has R=%llu vectors per query (shape %s) but collection '%s' takes at most "
+                       "%d (its max-query-vectors)", o.vectors, (unsigned long long)r, shp, o.collection,
+                       ci.max_query_vectors);
+        goto out;
+    }
+    res = calloc(count, sizeof *res);
+    q = malloc(r * d * sizeof *q);
+    if (!res || !q) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out; }
+    for (uint64_t i = 0; i < count; i++) {
+        me_npy_read_f32(&a, (first + i) * r * d, r * d, q);
+        me_status_t st;
+        if (me_client_search(c->client, o.collection, q, (int)r, (int)d, &so, &res[i], &st) != 0) {
+            char what[64];
+            snprintf(what, sizeof what, "query %llu", (unsigned long long)(first + i));
+            rc = cli_status_error(c, &st, what);
+            goto out;
+        }
+    }
+    if (c->g.json) {
+        cli_json_t j;
+        jw_begin(&j, stdout);
+        jw_str(&j, "collection", o.collection);
+        jw_arr(&j, "queries");
+        for (uint64_t i = 0; i < count; i++) print_results_json(&j, first + i, &res[i], o.metadata);
+        jw_arr_end(&j);
+        jw_end(&j);
+    } else {
+        for (uint64_t i = 0; i < count; i++) {
+            if (i) fputc('\n', stdout);
+            print_results_text(first + i, &res[i], o.metadata);
+        }
+    }
+    rc = CLI_OK;
+out:
+    if (res)
+        for (uint64_t i = 0; i < count; i++) me_results_free(&res[i]);
+    free(res);
+    free(q);
+    me_npy_close(&a);
+    return rc;
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Starts a local metaembed cluster on loopback: S shard groups with R
+# replicas each, and a coordinator in front; waits until every process
+# answers, then prints how to use and stop it.
+#
+#   deploy/local/start-cluster.sh [--shards S] [--replicas R] [--dir DIR]
+#                                 [--port P] [--bin DIR] [-- extra coordinator flags]
+#
+# Defaults: 2 shards, 1 replica, ./metaembed-cluster, coordinator on 7700,
+# shards on 7701.., binaries from build/release/bin. Stop it with
+# deploy/local/stop-cluster.sh --dir DIR.
+set -euo pipefail
+
+shards=2; replicas=1; dir=./metaembed-cluster; port=7700
+here=$(cd "$(dirname "$0")/../.." && pwd)
+bin="$here/build/release/bin"
+extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --shards) shards=$2; shift 2 ;;
+    --replicas) replicas=$2; shift 2 ;;
+    --dir) dir=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    --) shift; extra=("$@"); break ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "start-cluster: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+for b in metaembed-shard metaembed-coordinator; do
+  [ -x "$bin/$b" ] || { echo "start-cluster: $bin/$b not found; run 'make' first" >&2; exit 1; }
+done
+if [ -f "$dir/pids" ] && xargs -r kill -0 < "$dir/pids" 2>/dev/null; then
+  echo "start-cluster: a cluster is already running from $dir (stop it with deploy/local/stop-cluster.sh --dir $dir)" >&2
+  exit 1
+fi
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+: > "$dir/pids"
+map="$dir/cluster.conf"
+echo "# written by deploy/local/start-cluster.sh" > "$map"
+
+wait_port() {  # a port accepts TCP connections (ZeroMQ listens on it)
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "start-cluster: nothing listening on 127.0.0.1:$1 after 10 s; see $dir/*.log" >&2
+  return 1
+}
+
+p=$((port + 1))
+for ((s = 0; s < shards; s++)); do
+  line="group g$s"
+  for ((r = 0; r < replicas; r++)); do
+    name="g$s-r$r"
+    "$bin/metaembed-shard" --listen "tcp://127.0.0.1:$p" --data-dir "$dir/$name" >> "$dir/$name.log" 2>&1 &
+    echo $! >> "$dir/pids"
+    line="$line tcp://127.0.0.1:$p"
+    wait_port "$p"
+    p=$((p + 1))
+  done
+  echo "$line" >> "$map"
+done
+"$bin/metaembed-coordinator" --listen "tcp://127.0.0.1:$port" --cluster "$map" "${extra[@]}" >> "$dir/coordinator.log" 2>&1 &
+echo $! >> "$dir/pids"
+wait_port "$port"
+cat <<MSG
+metaembed cluster up: coordinator tcp://127.0.0.1:$port, $shards shard group(s) x $replicas replica(s)
+  data and logs:  $dir
+  cluster map:    $map
+  try:            export METAEMBED_ADDR=tcp://127.0.0.1:$port; $bin/metaembed status
+  stop:           deploy/local/stop-cluster.sh --dir $dir
+MSG

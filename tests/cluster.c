@@ -1,0 +1,46 @@
+#include "tests/cluster.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/harness.h"
+
+static void write_map(cluster_t *c) {
+    FILE *f = fopen(c->map, "w");
+    fprintf(f, "# test cluster\n");
+    for (int g = 0; g < c->groups; g++) {
+        fprintf(f, "group g%d", g);
+        for (int r = 0; r < c->replicas; r++) fprintf(f, " %s", c->shards[g * c->replicas + r].endpoint);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+}
+
+/* extra: further coordinator flags (NULL-terminated). */
+int cluster_start(cluster_t *c, int groups, int replicas, const char *const *extra) {
+    memset(c, 0, sizeof *c);
+    if (groups * replicas > (int)(sizeof c->shards / sizeof c->shards[0])) return -1;
+    c->groups = groups;
+    c->replicas = replicas;
+    char *dir = me_test_tmpdir("cluster");
+    snprintf(c->dir, sizeof c->dir, "%s", dir);
+    free(dir);
+    snprintf(c->map, sizeof c->map, "%s/cluster.conf", c->dir);
+    for (int i = 0; i < groups * replicas; i++)
+        if (me_daemon_start(&c->shards[i], "metaembed-shard", "cshard") != 0) return -1;
+    write_map(c);
+    snprintf(c->cluster_arg, sizeof c->cluster_arg, "--cluster=%s", c->map);
+    c->coord.no_data_dir = 1;
+    c->coord.extra[c->coord.nextra++] = c->cluster_arg;
+    c->coord.extra[c->coord.nextra++] = "--heartbeat-ms=100";
+    for (int i = 0; extra && extra[i]; i++) c->coord.extra[c->coord.nextra++] = extra[i];
+    return me_daemon_start(&c->coord, "metaembed-coordinator", "coord");
+}
+
+void cluster_stop(cluster_t *c) {
+    me_daemon_free(&c->coord);
+    for (int i = 0; i < c->groups * c->replicas; i++) me_daemon_free(&c->shards[i]);
+    me_test_rmdir(c->dir);
+}
+

@@ -1,0 +1,22 @@
+/* A real cluster for tests and benches: G shard groups × R replicas and a
+ * coordinator, each a process on its own loopback port and data dir. */
+#ifndef ME_TESTS_CLUSTER_H
+#define ME_TESTS_CLUSTER_H
+
+#include "tests/daemon.h"
+
+typedef struct {
+    int groups, replicas;
+    me_daemon_t shards[16];
+    me_daemon_t coord;
+    char dir[512];
+    char map[600];
+    char cluster_arg[700];
+} cluster_t;
+
+/* extra: further coordinator flags (NULL-terminated, may be NULL).
+ * Returns 0 when every process answers. */
+int cluster_start(cluster_t *c, int groups, int replicas, const char *const *extra);
+void cluster_stop(cluster_t *c);
+
+#endif
