@@ -59,7 +59,7 @@ static void print_collections(FILE *out, const me_collection_info_t *cs, size_t 
     static const char *const head[] = { "NAME", "DIM", "R_C", "R_Q", "DTYPE", "RAM_VECTORS", "COARSE",
                                         "DOCUMENTS", "RAM", "INDEX" };
     cli_table_t t;
-    tbl_init(&t, 10, head, 0x3ce);  /* numbers right-aligned */
+    tbl_init(&t, 10, head, 0x3ee);  /* numbers right-aligned */
     for (size_t i = 0; i < n; i++) {
         char c[10][48];
         snprintf(c[0], sizeof c[0], "%s", cs[i].name);
