@@ -75,7 +75,7 @@ ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) $(COORD_OBJ) $(BU
            $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
            $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all check check-build bench demo clean install-deps
+.PHONY: all check check-build bench demo clean install install-deps
 all: $(DAEMONS)
 
 # Every object waits for the generated header so first builds are ordered.
@@ -143,6 +143,24 @@ demo:
 	@deploy/install-deps.sh --check-only || deploy/install-deps.sh
 	$(MAKE) --no-print-directory $(SHARD_BIN) $(BIN)/bench_shard
 	ME_BIN=$(BIN) $(BIN)/bench_shard --docs 20000 --queries 20
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binaries, libmetaembed
+# (static, self-contained apart from libzmq and libprotobuf-c), its header
+# and a pkg-config file: cc app.c $(pkg-config --cflags --libs metaembed).
+PREFIX ?= /usr/local
+LIB_OBJ := $(CLIENT_OBJ) $(BUILD)/common/wire.o $(BUILD)/common/dtype.o $(BUILD)/common/error.o \
+           $(BUILD)/gen/proto/metaembed.pb-c.o
+$(BUILD)/dist/libmetaembed.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+install: all $(BUILD)/dist/libmetaembed.a
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(DAEMONS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/dist/libmetaembed.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 client/metaembed.h $(DESTDIR)$(PREFIX)/include/
+	sed 's|@PREFIX@|$(PREFIX)|' client/metaembed.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/metaembed.pc
 
 clean:
 	rm -rf build
