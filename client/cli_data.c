@@ -105,52 +105,51 @@ static int is_zero(const float *v, size_t n) {
     return 1;
 }
 
-/* Rows of each document without trailing zero padding; checks every value. */
+/* Rows of each document without trailing zero padding; checks every value
+ * so a bad document fails the run before anything is written. */
 static int check_vectors(cli_t *c, const me_npy_t *a, const char *path, const lines_t *ids, int f16_target,
                          uint16_t *rows) {
     uint64_t n = a->shape[0], r = a->shape[1], d = a->shape[2];
     float *v = malloc(d * sizeof *v);
     if (!v) return cli_error(c, CLI_FAIL, "out of memory");
+    char msg[768] = "";
     me_progress_t p;
     me_progress_init(&p, "check", "docs", n, -1);
-    int rc = CLI_OK;
-    for (uint64_t i = 0; i < n && rc == CLI_OK; i++) {
+    for (uint64_t i = 0; i < n && !msg[0]; i++) {
         uint64_t kept = 0, first_zero = r;
-        for (uint64_t j = 0; j < r && rc == CLI_OK; j++) {
+        for (uint64_t j = 0; j < r && !msg[0]; j++) {
             me_npy_read_f32(a, (i * r + j) * d, d, v);
-            for (uint64_t k = 0; k < d; k++) {
-                if (!isfinite(v[k])) {
-                    rc = cli_error(c, CLI_FAIL, "%s: document %llu (id '%s') vector %llu holds %s at index %llu",
-                                   path, (unsigned long long)i, ids->line[i], (unsigned long long)j,
-                                   isnan(v[k]) ? "NaN" : "Inf", (unsigned long long)k);
-                    break;
-                }
-                if (f16_target && fabsf(v[k]) > 65504.0f) {
-                    rc = cli_error(c, CLI_FAIL, "%s: document %llu (id '%s') vector %llu: %g at index %llu is "
-                                   "beyond float16 range, which the collection stores", path,
-                                   (unsigned long long)i, ids->line[i], (unsigned long long)j, v[k],
-                                   (unsigned long long)k);
-                    break;
-                }
+            for (uint64_t k = 0; k < d && !msg[0]; k++) {
+                if (!isfinite(v[k]))
+                    snprintf(msg, sizeof msg, "document %llu (id '%s') vector %llu holds %s at index %llu",
+                             (unsigned long long)i, ids->line[i], (unsigned long long)j,
+                             isnan(v[k]) ? "NaN" : "Inf", (unsigned long long)k);
+                else if (f16_target && fabsf(v[k]) > 65504.0f)
+                    snprintf(msg, sizeof msg, "document %llu (id '%s') vector %llu: %g at index %llu is beyond "
+                             "the float16 range the collection stores", (unsigned long long)i, ids->line[i],
+                             (unsigned long long)j, v[k], (unsigned long long)k);
             }
-            if (is_zero(v, d)) { if (first_zero == r) first_zero = j; }
-            else {
-                if (first_zero != r && rc == CLI_OK)
-                    rc = cli_error(c, CLI_FAIL, "%s: document %llu (id '%s') vector %llu is all zeros (only "
-                                   "trailing all-zero rows are taken as padding)", path, (unsigned long long)i,
-                                   ids->line[i], (unsigned long long)first_zero);
-                kept = j + 1;
+            if (msg[0]) break;
+            if (is_zero(v, d)) {
+                if (first_zero == r) first_zero = j;
+                continue;
             }
+            if (first_zero != r)
+                snprintf(msg, sizeof msg, "document %llu (id '%s') vector %llu is all zeros (only trailing "
+                         "all-zero rows are taken as padding)", (unsigned long long)i, ids->line[i],
+                         (unsigned long long)first_zero);
+            kept = j + 1;
         }
-        if (rc == CLI_OK && kept == 0)
-            rc = cli_error(c, CLI_FAIL, "%s: document %llu (id '%s') has only all-zero vectors", path,
-                           (unsigned long long)i, ids->line[i]);
+        if (!msg[0] && kept == 0)
+            snprintf(msg, sizeof msg, "document %llu (id '%s') has only all-zero vectors", (unsigned long long)i,
+                     ids->line[i]);
         rows[i] = (uint16_t)kept;
         if ((i & 63) == 0) me_progress_update(&p, i);
     }
     me_progress_finish(&p);
     free(v);
-    return rc;
+    if (msg[0]) return cli_error(c, CLI_FAIL, "%s: %s; nothing was written", path, msg);
+    return CLI_OK;
 }
 
 int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
@@ -256,12 +255,10 @@ int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
         me_status_t st;
         if (me_client_upsert(c->client, o.collection, docs, m, (int)d, &st) != 0) {
             me_progress_finish(&p);
-            char what[512];
-            snprintf(what, sizeof what, "upsert of documents %llu..%llu (ids '%s'..'%s') failed; the %llu documents "
-                     "before them are stored, none of this batch is (ids are replaced on upsert, so re-running is "
-                     "safe)", (unsigned long long)start, (unsigned long long)(start + m - 1), ids.line[start],
-                     ids.line[start + m - 1], (unsigned long long)start);
-            rc = cli_status_error(c, &st, what);
+            rc = cli_error(c, CLI_FAIL, "upsert of documents %llu..%llu (ids '%s'..'%s') failed (the %llu "
+                           "documents before them were stored): %s; re-running the ingest is safe (upserts replace "
+                           "documents by id)", (unsigned long long)start, (unsigned long long)(start + m - 1),
+                           ids.line[start], ids.line[start + m - 1], (unsigned long long)start, st.message);
             goto out;
         }
         batches++;

@@ -145,7 +145,12 @@ int cli_usage_error(const cli_t *c, const char *fmt, ...) {
 
 int cli_status_error(const cli_t *c, const me_status_t *st, const char *what) {
     const char *hint = "";
-    if (st->code == ME_CODE_UNAVAILABLE) hint = "; is a metaembed coordinator or shard running there?";
+    /* Replies from the server start with the code's name; the library's own
+     * transport failures do not, and only those mean the server is absent. */
+    size_t nl = strlen(me_code_name(st->code));
+    int from_server = !strncmp(st->message, me_code_name(st->code), nl) && st->message[nl] == ':';
+    if (st->code == ME_CODE_UNAVAILABLE && !from_server)
+        hint = "; is a metaembed coordinator or shard running there?";
     else if (st->code == ME_CODE_DEADLINE_EXCEEDED) hint = "; the server may be overloaded (raise --timeout MS)";
     else if (st->code == ME_CODE_RESOURCE_EXHAUSTED) hint = "; send less per request (e.g. a smaller --batch)";
     return cli_error(c, CLI_FAIL, "%s: %s%s", what, st->message, hint);
@@ -161,8 +166,11 @@ me_client_t *cli_connect(cli_t *c) {
     int connect_ms = c->g.timeout < 5000 ? (int)c->g.timeout : 5000;
     c->client = me_client_connect(c->g.addr, connect_ms, &st);
     if (!c->client) {
-        cli_error(c, CLI_FAIL, "cannot reach %s: %s; is a metaembed coordinator or shard running there? "
-                  "(set --addr or METAEMBED_ADDR)", c->g.addr, st.message);
+        if (st.code == ME_CODE_INVALID_ARGUMENT)
+            cli_error(c, CLI_FAIL, "%s (set --addr or METAEMBED_ADDR)", st.message);
+        else
+            cli_error(c, CLI_FAIL, "cannot reach %s: %s; is a metaembed coordinator or shard running there? "
+                      "(set --addr or METAEMBED_ADDR)", c->g.addr, st.message);
         return NULL;
     }
     me_client_set_timeout(c->client, (int)c->g.timeout);

@@ -1,0 +1,595 @@
+/* The `metaembed` CLI as a subprocess against a real shard: collections,
+ * ingest of .npy files (f32 and f16) checked through libmetaembed, search,
+ * get, delete, and bad input that must fail clearly and change nothing. */
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/dtype.h"
+#include "common/npy.h"
+#include "tests/daemon.h"
+#include "tests/harness.h"
+
+#define NDOCS 300
+#define R 8
+#define D 16
+
+typedef struct {
+    int code;       /* exit status, or 128 + signal */
+    char *out, *err;
+} run_t;
+
+static char g_tmp[512];  /* the current test's scratch dir */
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+static void run_free(run_t *r) {
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+/* Runs `metaembed --addr ADDR args...`, capturing stdout and stderr in
+ * files under g_tmp. Fails the test on a sanitizer report. */
+static int run_cli(run_t *r, const char *addr, const char *const *args) {
+    char bin[512], outp[600], errp[600];
+    me_test_bin("metaembed", bin, sizeof bin);
+    snprintf(outp, sizeof outp, "%s/cli.out", g_tmp);
+    snprintf(errp, sizeof errp, "%s/cli.err", g_tmp);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = bin;
+    if (addr) { argv[n++] = "--addr"; argv[n++] = addr; }
+    for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fi = open("/dev/null", O_RDONLY);
+        if (fo < 0 || fe < 0 || fi < 0) _exit(126);
+        dup2(fi, 0);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    r->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r->out = slurp(outp);
+    r->err = slurp(errp);
+    if (strstr(r->err, "Sanitizer")) {
+        fprintf(stderr, "%s", r->err);
+        me_test_fail(__FILE__, __LINE__, "sanitizer report from metaembed %s", args[0]);
+    }
+    if (r->code == 127) me_test_fail(__FILE__, __LINE__, "cannot exec %s (built?)", bin);
+    return r->code;
+}
+
+#define CLI(r, addr, ...) run_cli((r), (addr), (const char *const[]){ __VA_ARGS__, NULL })
+
+#define ASSERT_HAS(s, sub)                                                     \
+    do { if (!strstr((s), (sub))) me_test_fail(__FILE__, __LINE__, "output lacks \"%s\":\n%s", (sub), (s)); } while (0)
+
+/* Exits with `code`, says "metaembed: ..." naming `sub` on stderr, prints nothing on stdout. */
+#define ASSERT_FAILS(r, want, sub)                                             \
+    do {                                                                       \
+        if ((r)->code != (want))                                               \
+            me_test_fail(__FILE__, __LINE__, "exit %d, expected %d; stderr:\n%s", (r)->code, (want), (r)->err); \
+        ASSERT_HAS((r)->err, "metaembed: ");                                   \
+        ASSERT_HAS((r)->err, sub);                                             \
+        ASSERT_STREQ((r)->out, "");                                            \
+    } while (0)
+
+static void setup(const char *tag) {
+    char *dir = me_test_tmpdir(tag);
+    ASSERT_TRUE(dir != NULL);
+    snprintf(g_tmp, sizeof g_tmp, "%s", dir);
+    free(dir);
+}
+
+static const char *tmp_path(char *buf, size_t cap, const char *name) {
+    snprintf(buf, cap, "%s/%s", g_tmp, name);
+    return buf;
+}
+
+static void write_text(const char *path, const char *s) {
+    FILE *f = fopen(path, "w");
+    ASSERT_TRUE(f != NULL);
+    fputs(s, f);
+    fclose(f);
+}
+
+/* Unit vectors, so a document's own rows score exactly 1 against a query
+ * copied from it and it is the top hit. Documents i % 10 == 3 have only 5
+ * rows: the other 3 are zero padding. */
+static void make_docs(float *v, uint64_t seed) {
+    me_rng_t rng = { seed };
+    for (int i = 0; i < NDOCS; i++)
+        for (int j = 0; j < R; j++) {
+            float *row = v + ((size_t)i * R + j) * D;
+            if (i % 10 == 3 && j >= 5) { memset(row, 0, D * sizeof *row); continue; }
+            double norm = 0;
+            for (int k = 0; k < D; k++) { row[k] = (float)me_rng_normal(&rng); norm += (double)row[k] * row[k]; }
+            for (int k = 0; k < D; k++) row[k] = (float)(row[k] / sqrt(norm));
+        }
+}
+
+static void write_ids_meta(const char *ids_path, const char *meta_path, int n) {
+    FILE *fi = fopen(ids_path, "w"), *fm = meta_path ? fopen(meta_path, "w") : NULL;
+    ASSERT_TRUE(fi != NULL);
+    for (int i = 0; i < n; i++) {
+        fprintf(fi, "doc-%04d\n", i);
+        if (fm) fprintf(fm, "{\"i\": %d, \"title\": \"doc \\\"%d\\\"\\ttab\"}\n", i, i);
+    }
+    fclose(fi);
+    if (fm) fclose(fm);
+}
+
+static uint64_t doc_count(me_client_t *c, const char *coll) {
+    me_collection_info_t *cs = NULL;
+    size_t n = 0;
+    me_status_t st;
+    ASSERT_OK(me_client_list_collections(c, &cs, &n, &st));
+    uint64_t docs = UINT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(cs[i].name, coll)) docs = cs[i].documents;
+    free(cs);
+    return docs;
+}
+
+TEST(cli_help_and_collections) {
+    setup("cli");
+    me_daemon_t d = { 0 };
+    ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "cli"));
+    run_t r = { 0 };
+
+    ASSERT_EQ(CLI(&r, NULL, "--help"), 0);
+    ASSERT_HAS(r.out, "collection create");
+    ASSERT_HAS(r.out, "METAEMBED_ADDR");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, NULL, "search", "--help"), 0);
+    ASSERT_HAS(r.out, "--budget RQ,RC");
+    ASSERT_HAS(r.out, "-k N");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, NULL, "collection", "--help"), 0);
+    ASSERT_HAS(r.out, "drop NAME");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, NULL, "collection", "create", "--help"), 0);
+    ASSERT_HAS(r.out, "--max-doc-vectors");
+    run_free(&r);
+    CLI(&r, NULL, "frobnicate");
+    ASSERT_FAILS(&r, 2, "unknown command 'frobnicate'");
+    run_free(&r);
+    CLI(&r, d.endpoint, "collection", "create", "x");
+    ASSERT_FAILS(&r, 2, "--dim");
+    run_free(&r);
+    CLI(&r, d.endpoint, "collection", "create", "x", "--dim", "16", "--dtype", "f64");
+    ASSERT_FAILS(&r, 2, "'f64' is not one of f16|f32|int8");
+    run_free(&r);
+    CLI(&r, d.endpoint, "collection", "list", "--bogus");
+    ASSERT_FAILS(&r, 2, "unknown option '--bogus'");
+    run_free(&r);
+
+    /* nothing listening: fails fast with a hint */
+    char dead[64];
+    snprintf(dead, sizeof dead, "tcp://127.0.0.1:%d", me_test_free_port());
+    CLI(&r, dead, "--timeout", "300", "collection", "list");
+    ASSERT_FAILS(&r, 1, "cannot reach");
+    run_free(&r);
+
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "create", "alpha", "--dim", "16", "--max-doc-vectors", "8"), 0);
+    ASSERT_HAS(r.out, "created collection 'alpha'");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, d.endpoint, "--json", "collection", "create", "beta", "--dim", "32", "--dtype", "f32"), 0);
+    ASSERT_HAS(r.out, "{\"created\":{\"name\":\"beta\",\"dim\":32,\"max_doc_vectors\":64,");
+    ASSERT_HAS(r.out, "\"dtype\":\"f32\"");
+    run_free(&r);
+    CLI(&r, d.endpoint, "collection", "create", "alpha", "--dim", "16");
+    ASSERT_FAILS(&r, 1, "ALREADY_EXISTS");
+    run_free(&r);
+
+    /* the address from the environment */
+    setenv("METAEMBED_ADDR", d.endpoint, 1);
+    ASSERT_EQ(CLI(&r, NULL, "collection", "list"), 0);
+    unsetenv("METAEMBED_ADDR");
+    ASSERT_HAS(r.out, "NAME");
+    ASSERT_HAS(r.out, "alpha");
+    ASSERT_HAS(r.out, "beta");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "list", "--json"), 0);
+    ASSERT_HAS(r.out, "{\"collections\":[");
+    ASSERT_HAS(r.out, "\"name\":\"alpha\",\"dim\":16,\"max_doc_vectors\":8");
+    ASSERT_EQ(r.out[strlen(r.out) - 1], '\n');
+    ASSERT_TRUE(strchr(r.out, '\n') == r.out + strlen(r.out) - 1);  /* one line */
+    run_free(&r);
+
+    ASSERT_EQ(CLI(&r, d.endpoint, "status"), 0);
+    ASSERT_HAS(r.out, "shard");
+    ASSERT_HAS(r.out, d.endpoint);
+    ASSERT_HAS(r.out, " up ");
+    ASSERT_HAS(r.out, "alpha");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, d.endpoint, "status", "--json"), 0);
+    ASSERT_HAS(r.out, "\"role\":\"shard\"");
+    ASSERT_HAS(r.out, "\"replicas\":[{\"endpoint\":\"");
+    ASSERT_HAS(r.out, "\"up\":true");
+    run_free(&r);
+
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "drop", "alpha"), 0);
+    ASSERT_HAS(r.out, "dropped collection 'alpha'");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, d.endpoint, "--json", "collection", "drop", "beta"), 0);
+    ASSERT_STREQ(r.out, "{\"dropped\":\"beta\"}\n");
+    run_free(&r);
+    CLI(&r, d.endpoint, "collection", "drop", "beta");
+    ASSERT_FAILS(&r, 1, "beta");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "list", "--json"), 0);
+    ASSERT_STREQ(r.out, "{\"collections\":[]}\n");
+    run_free(&r);
+
+    me_daemon_free(&d);
+    me_test_rmdir(g_tmp);
+}
+
+/* Ingests [NDOCS, R, D] into a collection of dtype `dtype` from a file of
+ * `file_dtype`, checks what was stored, then searches, gets and deletes. */
+static void ingest_search_roundtrip(const char *dtype, me_dtype_t file_dtype) {
+    setup("cli");
+    me_daemon_t d = { 0 };
+    ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "cli"));
+    me_client_t *c = me_daemon_client(&d);
+    ASSERT_TRUE(c != NULL);
+    run_t r = { 0 };
+    char npy[600], ids[600], meta[600], q[600], err[512];
+    tmp_path(npy, sizeof npy, "emb.npy");
+    tmp_path(ids, sizeof ids, "ids.txt");
+    tmp_path(meta, sizeof meta, "meta.jsonl");
+    tmp_path(q, sizeof q, "q.npy");
+
+    float *v = malloc((size_t)NDOCS * R * D * sizeof *v);
+    uint16_t *h = malloc((size_t)NDOCS * R * D * sizeof *h);
+    make_docs(v, 7);
+    uint64_t shape[3] = { NDOCS, R, D };
+    if (file_dtype == ME_DTYPE_F16) {
+        me_f32_to_f16_n(h, v, (size_t)NDOCS * R * D);
+        me_f16_to_f32_n(v, h, (size_t)NDOCS * R * D);  /* what the shard will hold */
+        ASSERT_OK(me_npy_write(npy, ME_DTYPE_F16, shape, 3, h, 2, err, sizeof err));
+    } else {
+        ASSERT_OK(me_npy_write(npy, ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
+    }
+    write_ids_meta(ids, meta, NDOCS);
+
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "create", "docs", "--dim", "16", "--max-doc-vectors", "8",
+                  "--max-query-vectors", "8", "--dtype", dtype), 0);
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids, "--meta", meta,
+                  "--batch", "64"), 0);
+    ASSERT_HAS(r.out, "ingested 300 documents into 'docs'");
+    ASSERT_HAS(r.out, "docs/s");
+    ASSERT_HAS(r.out, "5 batches");
+    ASSERT_STREQ(r.err, "");  /* no progress bar off a terminal */
+    run_free(&r);
+    ASSERT_EQ(doc_count(c, "docs"), NDOCS);
+
+    /* stored vectors and metadata, through the library */
+    const char *want[] = { "doc-0000", "doc-0003", "doc-0150", "doc-0299" };
+    const int idx[] = { 0, 3, 150, 299 };
+    me_record_t *recs = NULL;
+    size_t n = 0;
+    me_status_t st;
+    ASSERT_OK(me_client_get(c, "docs", want, 4, 1, &recs, &n, &st));
+    ASSERT_EQ(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        int di = idx[i];
+        ASSERT_STREQ(recs[i].id, want[i]);
+        ASSERT_EQ(recs[i].rows, di % 10 == 3 ? 5 : R);  /* zero padding was not sent */
+        ASSERT_EQ(recs[i].dim, D);
+        for (int k = 0; k < recs[i].rows * D; k++) {
+            float expect = v[(size_t)di * R * D + k];
+            if (!strcmp(dtype, "f16")) expect = me_f16_to_f32(me_f32_to_f16(expect));
+            ASSERT_NEAR(recs[i].vectors[k], expect, 0);
+        }
+        char m[128];
+        snprintf(m, sizeof m, "{\"i\": %d, \"title\": \"doc \\\"%d\\\"\\ttab\"}", di, di);
+        ASSERT_EQ(recs[i].metadata_len, strlen(m));
+        ASSERT_TRUE(memcmp(recs[i].metadata, m, strlen(m)) == 0);
+    }
+    me_records_free(recs, n);
+
+    /* search: queries copied from documents 42, 77 and 123 (first 4 rows) */
+    const int qd[3] = { 42, 77, 123 };
+    float qv[3 * 4 * D];
+    for (int i = 0; i < 3; i++) memcpy(qv + i * 4 * D, v + (size_t)qd[i] * R * D, 4 * D * sizeof *qv);
+    uint64_t qshape[3] = { 3, 4, D };
+    ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, qshape, 3, qv, 1, err, sizeof err));
+    ASSERT_EQ(CLI(&r, d.endpoint, "search", "--collection", "docs", "--vectors", q, "-k", "5", "--json",
+                  "--metadata"), 0);
+    ASSERT_HAS(r.out, "{\"collection\":\"docs\",\"queries\":[{\"query\":0,\"r_q\":4,\"r_c\":8,\"documents\":300,"
+                      "\"partial\":false,\"missing_groups\":[],\"hits\":[{\"rank\":1,\"id\":\"doc-0042\",\"score\":");
+    ASSERT_HAS(r.out, "{\"query\":1,");
+    ASSERT_HAS(r.out, "\"hits\":[{\"rank\":1,\"id\":\"doc-0077\"");
+    ASSERT_HAS(r.out, "\"hits\":[{\"rank\":1,\"id\":\"doc-0123\"");
+    ASSERT_HAS(r.out, "\"metadata\":{\"i\": 42, \"title\": \"doc \\\"42\\\"\\ttab\"}");
+    ASSERT_HAS(r.out, "\"stages\":[{\"stage\":");
+    ASSERT_HAS(r.out, "{\"rank\":5,");
+    ASSERT_TRUE(!strstr(r.out, "{\"rank\":6,"));
+    run_free(&r);
+    /* one query [R, D] in f16, text output, a budget, exact */
+    uint16_t qh[4 * D];
+    me_f32_to_f16_n(qh, qv + 4 * D, 4 * D);
+    uint64_t qshape2[2] = { 4, D };
+    ASSERT_OK(me_npy_write(q, ME_DTYPE_F16, qshape2, 2, qh, 1, err, sizeof err));
+    ASSERT_EQ(CLI(&r, d.endpoint, "search", "--collection", "docs", "--vectors", q, "--budget", "2,8", "--exact"), 0);
+    ASSERT_HAS(r.out, "query 0: 10 hits from 300 documents, budget r_q=2 r_c=8");
+    ASSERT_HAS(r.out, "RANK  ID");
+    ASSERT_HAS(r.out, "   1  doc-0077  ");
+    ASSERT_HAS(r.out, "stages: exact");
+    run_free(&r);
+    /* --row picks one query of [N, R, D] */
+    ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, qshape, 3, qv, 3, err, sizeof err));
+    ASSERT_EQ(CLI(&r, d.endpoint, "--json", "search", "--collection", "docs", "--vectors", q, "--row", "2", "-k",
+                  "1"), 0);
+    ASSERT_HAS(r.out, "\"queries\":[{\"query\":2,");
+    ASSERT_HAS(r.out, "\"id\":\"doc-0123\"");
+    ASSERT_TRUE(!strstr(r.out, "doc-0042"));
+    run_free(&r);
+
+    /* get through the CLI */
+    ASSERT_EQ(CLI(&r, d.endpoint, "get", "--collection", "docs", "doc-0005", "doc-0006", "--json"), 0);
+    ASSERT_HAS(r.out, "{\"collection\":\"docs\",\"documents\":[{\"id\":\"doc-0005\",\"metadata\":{\"i\": 5,");
+    ASSERT_HAS(r.out, "\"missing\":[]}");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, d.endpoint, "get", "--collection", "docs", "doc-0013", "--vectors"), 0);
+    ASSERT_HAS(r.out, "doc-0013  5 x 16  {\"i\": 13,");
+    ASSERT_HAS(r.out, "  [4] ");
+    ASSERT_TRUE(!strstr(r.out, "  [5] "));
+    run_free(&r);
+    CLI(&r, d.endpoint, "get", "--collection", "docs", "doc-0001", "nope");
+    ASSERT_EQ(r.code, 1);
+    ASSERT_HAS(r.out, "doc-0001");
+    ASSERT_HAS(r.err, "not found in 'docs': nope");
+    run_free(&r);
+
+    /* delete through the CLI */
+    ASSERT_EQ(CLI(&r, d.endpoint, "--json", "delete", "--collection", "docs", "doc-0001", "doc-0002", "nope"), 0);
+    ASSERT_STREQ(r.out, "{\"collection\":\"docs\",\"requested\":3,\"deleted\":2}\n");
+    run_free(&r);
+    ASSERT_EQ(doc_count(c, "docs"), NDOCS - 2);
+    ASSERT_EQ(CLI(&r, d.endpoint, "delete", "--collection", "docs", "doc-0003"), 0);
+    ASSERT_HAS(r.out, "deleted 1 of 1 documents from 'docs'");
+    run_free(&r);
+    ASSERT_EQ(doc_count(c, "docs"), NDOCS - 3);
+
+    /* re-ingesting replaces by id: the count comes back to NDOCS */
+    ASSERT_EQ(CLI(&r, d.endpoint, "--json", "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids), 0);
+    ASSERT_HAS(r.out, "{\"collection\":\"docs\",\"documents\":300,\"batches\":2,");
+    run_free(&r);
+    ASSERT_EQ(doc_count(c, "docs"), NDOCS);
+
+    free(v);
+    free(h);
+    me_client_close(c);
+    me_daemon_free(&d);
+    me_test_rmdir(g_tmp);
+}
+
+TEST(cli_ingest_f32_search_get_delete) { ingest_search_roundtrip("f32", ME_DTYPE_F32); }
+TEST(cli_ingest_f16_search_get_delete) { ingest_search_roundtrip("f16", ME_DTYPE_F16); }
+
+TEST(cli_bad_input_fails_clearly_and_keeps_data) {
+    setup("cli");
+    me_daemon_t d = { 0 };
+    d.extra[d.nextra++] = "--max-batch=200";  /* so a --batch 256 ingest is refused by the server */
+    ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "cli"));
+    me_client_t *c = me_daemon_client(&d);
+    ASSERT_TRUE(c != NULL);
+    run_t r = { 0 };
+    char npy[600], ids[600], meta[600], bad[600], q[600], err[512];
+    tmp_path(npy, sizeof npy, "emb.npy");
+    tmp_path(ids, sizeof ids, "ids.txt");
+    tmp_path(meta, sizeof meta, "meta.jsonl");
+    tmp_path(bad, sizeof bad, "bad.npy");
+    tmp_path(q, sizeof q, "q.npy");
+    float *v = malloc((size_t)NDOCS * R * D * sizeof *v);
+    make_docs(v, 11);
+    uint64_t shape[3] = { NDOCS, R, D };
+    ASSERT_OK(me_npy_write(npy, ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
+    write_ids_meta(ids, meta, NDOCS);
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "create", "docs", "--dim", "16", "--max-doc-vectors", "8"), 0);
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids, "--meta", meta,
+                  "--batch", "100"), 0);
+    run_free(&r);
+    ASSERT_EQ(doc_count(c, "docs"), NDOCS);
+
+    /* a different id set, so a wrongly accepted ingest would change the count */
+    char ids2[600], meta2[600];
+    tmp_path(ids2, sizeof ids2, "ids2.txt");
+    tmp_path(meta2, sizeof meta2, "meta2.jsonl");
+    FILE *f = fopen(ids2, "w");
+    for (int i = 0; i < NDOCS; i++) fprintf(f, "new-%04d\n", i);
+    fclose(f);
+
+    /* truncated .npy */
+    ASSERT_OK(me_npy_write(bad, ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
+    ASSERT_OK(truncate(bad, 64 + 1000));
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", bad, "--ids", ids2);
+    ASSERT_FAILS(&r, 1, "truncated");
+    ASSERT_HAS(r.err, "bad.npy");
+    run_free(&r);
+    /* wrong dtype: '<f8' */
+    {
+        char hdr[256];
+        size_t hn = me_npy_format_header(hdr, sizeof hdr, ME_DTYPE_F32, shape, 3, 1);
+        char *p = memmem(hdr, hn, "<f4", 3);
+        ASSERT_TRUE(p != NULL);
+        p[2] = '8';
+        FILE *fb = fopen(bad, "wb");
+        fwrite(hdr, 1, hn, fb);
+        for (int i = 0; i < NDOCS * R * D; i++) { double x = v[i]; fwrite(&x, sizeof x, 1, fb); }
+        fclose(fb);
+    }
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", bad, "--ids", ids2);
+    ASSERT_FAILS(&r, 1, "unsupported dtype '<f8'");
+    run_free(&r);
+    /* bad magic */
+    write_text(bad, "this is not a numpy file at all");
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", bad, "--ids", ids2);
+    ASSERT_FAILS(&r, 1, "bad magic");
+    run_free(&r);
+    /* ids count mismatch */
+    char ids_short[600];
+    tmp_path(ids_short, sizeof ids_short, "short.txt");
+    write_ids_meta(ids_short, NULL, NDOCS - 1);
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids_short);
+    ASSERT_FAILS(&r, 1, "has 299 lines but");
+    ASSERT_HAS(r.err, "300 documents");
+    run_free(&r);
+    /* an empty id line */
+    write_text(ids_short, "a\n\nc\n");
+    uint64_t s3[3] = { 3, R, D };
+    ASSERT_OK(me_npy_write(bad, ME_DTYPE_F32, s3, 3, v, 1, err, sizeof err));
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", bad, "--ids", ids_short);
+    ASSERT_FAILS(&r, 1, "line 2 is empty");
+    run_free(&r);
+    /* metadata: a line that is not an object, and a line that is not JSON */
+    f = fopen(meta2, "w");
+    for (int i = 0; i < NDOCS; i++) fprintf(f, i == 17 ? "[1, 2]\n" : "{\"i\": %d}\n", i);
+    fclose(f);
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids2, "--meta", meta2);
+    ASSERT_FAILS(&r, 1, "line 18 is not a JSON object");
+    run_free(&r);
+    f = fopen(meta2, "w");
+    for (int i = 0; i < NDOCS; i++) fprintf(f, i == 40 ? "{\"i\": %d\n" : "{\"i\": %d}\n", i);
+    fclose(f);
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids2, "--meta", meta2);
+    ASSERT_FAILS(&r, 1, "line 41 is not valid JSON");
+    run_free(&r);
+    /* wrong dimension, too many vectors per document, wrong rank */
+    uint64_t s12[3] = { NDOCS, R, 12 };
+    ASSERT_OK(me_npy_write(bad, ME_DTYPE_F32, s12, 3, v, 1, err, sizeof err));
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", bad, "--ids", ids2);
+    ASSERT_FAILS(&r, 1, "dimension D=12");
+    ASSERT_HAS(r.err, "has dim 16");
+    run_free(&r);
+    uint64_t s9[3] = { NDOCS / 2, 9, D };
+    ASSERT_OK(me_npy_write(bad, ME_DTYPE_F32, s9, 3, v, 1, err, sizeof err));
+    write_ids_meta(ids_short, NULL, NDOCS / 2);
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", bad, "--ids", ids_short);
+    ASSERT_FAILS(&r, 1, "max-doc-vectors");
+    run_free(&r);
+    uint64_t s2[2] = { NDOCS, R * D };
+    ASSERT_OK(me_npy_write(bad, ME_DTYPE_F32, s2, 2, v, 1, err, sizeof err));
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", bad, "--ids", ids2);
+    ASSERT_FAILS(&r, 1, "expected [N, R, D]");
+    run_free(&r);
+    /* a NaN in the last document: caught before anything is sent */
+    float keep = v[(size_t)NDOCS * R * D - 3];
+    v[(size_t)NDOCS * R * D - 3] = NAN;
+    ASSERT_OK(me_npy_write(bad, ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
+    v[(size_t)NDOCS * R * D - 3] = keep;
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", bad, "--ids", ids2, "--batch", "16");
+    ASSERT_FAILS(&r, 1, "document 299 (id 'new-0299') vector 7 holds NaN");
+    run_free(&r);
+    /* a batch the server refuses: reported with what was and was not stored */
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids2, "--batch", "256");
+    ASSERT_FAILS(&r, 1, "upsert of documents 0..255 (ids 'new-0000'..'new-0255') failed (the 0 documents before");
+    ASSERT_HAS(r.err, "RESOURCE_EXHAUSTED");
+    ASSERT_HAS(r.err, "re-running the ingest is safe");
+    run_free(&r);
+    /* an all-zero vector before a non-zero one is not padding */
+    float *row = v + ((size_t)10 * R + 2) * D;
+    float saved[D];
+    memcpy(saved, row, sizeof saved);
+    memset(row, 0, sizeof saved);
+    ASSERT_OK(me_npy_write(bad, ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
+    memcpy(row, saved, sizeof saved);
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", bad, "--ids", ids2);
+    ASSERT_FAILS(&r, 1, "document 10 (id 'new-0010') vector 2 is all zeros");
+    ASSERT_HAS(r.err, "nothing was written");
+    run_free(&r);
+    /* unknown collection */
+    CLI(&r, d.endpoint, "ingest", "--collection", "nope", "--vectors", npy, "--ids", ids2);
+    ASSERT_FAILS(&r, 1, "collection 'nope' does not exist");
+    run_free(&r);
+    /* missing required options */
+    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", npy);
+    ASSERT_FAILS(&r, 2, "needs --ids");
+    run_free(&r);
+    ASSERT_EQ(doc_count(c, "docs"), NDOCS);
+    ASSERT_EQ(doc_count(c, "nope"), UINT64_MAX);
+
+    /* search: k out of range, bad budget, wrong dims, unknown collection,
+     * a bad --row, and a request the server refuses */
+    uint64_t qs[2] = { 4, D };
+    ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, qs, 2, v, 1, err, sizeof err));
+    CLI(&r, d.endpoint, "search", "--collection", "docs", "--vectors", q, "-k", "0");
+    ASSERT_FAILS(&r, 2, "-k: 0 is out of range");
+    run_free(&r);
+    CLI(&r, d.endpoint, "search", "--collection", "docs", "--vectors", q, "--budget", "4");
+    ASSERT_FAILS(&r, 2, "--budget '4' is not RQ,RC");
+    run_free(&r);
+    CLI(&r, d.endpoint, "search", "--collection", "docs", "--vectors", q, "--row", "3");
+    ASSERT_FAILS(&r, 2, "--row 3 is out of range");
+    run_free(&r);
+    CLI(&r, d.endpoint, "search", "--collection", "nope", "--vectors", q);
+    ASSERT_FAILS(&r, 1, "collection 'nope' does not exist");
+    run_free(&r);
+    CLI(&r, d.endpoint, "search", "--collection", "docs", "--vectors", q, "-k", "20", "--candidates", "5");
+    ASSERT_FAILS(&r, 1, "INVALID_ARGUMENT");
+    run_free(&r);
+    CLI(&r, d.endpoint, "search", "--collection", "docs", "--vectors", q, "--budget", "4,9");
+    ASSERT_FAILS(&r, 1, "INVALID_ARGUMENT");
+    run_free(&r);
+    uint64_t qs12[2] = { 4, 12 };
+    ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, qs12, 2, v, 1, err, sizeof err));
+    CLI(&r, d.endpoint, "search", "--collection", "docs", "--vectors", q);
+    ASSERT_FAILS(&r, 1, "dimension D=12");
+    run_free(&r);
+    ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, qs, 2, v, 1, err, sizeof err));
+    ASSERT_OK(truncate(q, 100));
+    CLI(&r, d.endpoint, "search", "--collection", "docs", "--vectors", q);
+    ASSERT_FAILS(&r, 1, "truncated");
+    run_free(&r);
+    /* get/delete on an unknown collection */
+    CLI(&r, d.endpoint, "get", "--collection", "nope", "doc-0001");
+    ASSERT_FAILS(&r, 1, "NOT_FOUND");
+    run_free(&r);
+    CLI(&r, d.endpoint, "delete", "--collection", "docs");
+    ASSERT_FAILS(&r, 2, "needs at least one document ID");
+    run_free(&r);
+
+    ASSERT_EQ(doc_count(c, "docs"), NDOCS);
+    me_record_t *recs = NULL;
+    size_t n = 0;
+    me_status_t st;
+    const char *one[] = { "doc-0299" };
+    ASSERT_OK(me_client_get(c, "docs", one, 1, 0, &recs, &n, &st));
+    ASSERT_EQ(n, 1);
+    me_records_free(recs, n);
+    free(v);
+    me_client_close(c);
+    me_daemon_free(&d);
+    me_test_rmdir(g_tmp);
+}
