@@ -134,3 +134,47 @@ int me_server_run(const me_server_t *srv) {
     zmq_ctx_term(zctx);
     return exit_code;
 }
+
+void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, const uint8_t *frame,
+                 size_t len, long long max_message, long long default_deadline_ms,
+                 atomic_uint_fast64_t *requests, atomic_uint_fast64_t *errors,
+                 uint64_t *request_id, me_reply_t *reply) {
+    uint64_t t0 = me_now_us();
+    me_reply_init(reply);
+    *request_id = 0;
+    atomic_fetch_add(requests, 1);
+    if ((long long)len > max_message) {
+        me_reply_error(reply, ME_STATUS_RESOURCE_EXHAUSTED,
+                       "request of %zu bytes exceeds the %lld-byte limit (--max-message); send smaller batches",
+                       len, max_message);
+        atomic_fetch_add(errors, 1);
+        return;
+    }
+    Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, len, frame);
+    if (!env) {
+        me_reply_error(reply, ME_STATUS_INVALID_ARGUMENT,
+                       "request is not a metaembed Envelope (protobuf parse failed); see proto/metaembed.proto");
+        atomic_fetch_add(errors, 1);
+        return;
+    }
+    *request_id = env->request_id;
+    uint64_t budget_ms = env->deadline_ms ? env->deadline_ms : (uint64_t)default_deadline_ms;
+    me_request_t r = { .ctx = ctx, .wstate = wstate, .method = (int)env->method, .payload = &env->payload,
+                       .deadline_us = t0 + budget_ms * 1000u, .reply = reply };
+    const char *name = "unknown";
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (methods[i].method == (int)env->method) break;
+    if (i < n) {
+        name = methods[i].name;
+        methods[i].fn(&r);
+    } else {
+        me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "unknown method %d", (int)env->method);
+    }
+    if (reply->status != ME_STATUS_OK) {
+        atomic_fetch_add(errors, 1);
+        me_debug("%s rid=%llu -> %s: %s", name, (unsigned long long)env->request_id,
+                 me_status_name(reply->status), reply->message);
+    }
+    metaembed__envelope__free_unpacked(env, NULL);
+}

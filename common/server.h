@@ -29,6 +29,32 @@ typedef struct {
     void (*background)(void *ctx, void *zctx, const atomic_int *stop);
 } me_server_t;
 
+/* A decoded request as a method handler sees it. */
+typedef struct {
+    void *ctx;                          /* the daemon's state */
+    void *wstate;                       /* the worker's state (may be NULL) */
+    int method;
+    const ProtobufCBinaryData *payload; /* the method's packed request */
+    uint64_t deadline_us;               /* monotonic */
+    me_reply_t *reply;                  /* always filled by the handler */
+} me_request_t;
+
+typedef int (*me_method_fn)(me_request_t *r);
+typedef struct {
+    int method;
+    const char *name;
+    me_method_fn fn;
+} me_method_t;
+
+/* Decodes one request frame and runs the handler for its method. The size
+ * limit, malformed envelopes, unknown methods, the deadline (deadline_ms
+ * from the envelope, else default_deadline_ms, counted from now) and the
+ * request/error counters are handled here, the same for every daemon. */
+void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, const uint8_t *frame,
+                 size_t len, long long max_message, long long default_deadline_ms,
+                 atomic_uint_fast64_t *requests, atomic_uint_fast64_t *errors,
+                 uint64_t *request_id, me_reply_t *reply);
+
 /* Installs the signal handlers; call once, early in main. */
 int me_server_signals(void);
 /* Serves until SIGTERM/SIGINT. Returns 0, or 1 when it could not bind. */

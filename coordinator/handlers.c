@@ -7,28 +7,34 @@
 #include "common/dtype.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/server.h"
 #include "coordinator/coordinator.h"
 
 #define ME_VERSION "0.1.0"
 
-typedef struct {
-    me_coord_t *co;
-    me_fanout_t *f;
-    int method;
-    const ProtobufCBinaryData *payload;
-    uint64_t deadline_us;
-    me_reply_t *reply;
-} req_t;
+typedef me_request_t req_t;
+#define COORD(r) ((me_coord_t *)(r)->ctx)
+#define FANOUT(r) ((me_fanout_t *)(r)->wstate)
 
 #define BAD(r, ...) me_reply_error((r)->reply, ME_STATUS_INVALID_ARGUMENT, __VA_ARGS__)
 #define OOM(r) me_reply_error((r)->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory")
 
-static const char *group_name(req_t *r, int g) { return r->co->cluster.groups[g].name; }
+static const char *group_name(req_t *r, int g) { return COORD(r)->cluster.groups[g].name; }
 
 static ProtobufCMessage *unpack(req_t *r, const ProtobufCMessageDescriptor *desc) {
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, r->payload->len, r->payload->data);
     if (!m) BAD(r, "malformed %s (protobuf parse failed)", desc->short_name);
     return m;
+}
+
+/* The fan-out stops a tenth of the time left (at least 2 ms) before the
+ * request's deadline, keeping that to merge and answer, so a partial reply
+ * reaches the client before its own deadline runs out. */
+static uint64_t fanout_deadline(const req_t *r) {
+    uint64_t now = me_now_us();
+    if (r->deadline_us <= now) return now;
+    uint64_t left = r->deadline_us - now, margin = left / 10 > 2000 ? left / 10 : 2000;
+    return margin < left ? r->deadline_us - margin : now + left / 2;
 }
 
 static int retryable(int status) {
@@ -37,14 +43,14 @@ static int retryable(int status) {
 
 /* One read call per group with the same payload. */
 static me_call_t *read_calls(req_t *r, const uint8_t *payload, size_t len) {
-    int n = r->co->cluster.n_groups;
+    int n = COORD(r)->cluster.n_groups;
     me_call_t *calls = calloc((size_t)n, sizeof *calls);
     if (!calls) return NULL;
     for (int g = 0; g < n; g++)
         calls[g] = (me_call_t){ .group = g, .replica = -1, .method = r->method, .payload = payload, .len = len };
     uint64_t retries = 0;
-    me_fanout_run(r->f, calls, n, r->deadline_us, &retries);
-    atomic_fetch_add(&r->co->retries, retries);
+    me_fanout_run(FANOUT(r), calls, n, fanout_deadline(r), &retries);
+    atomic_fetch_add(&COORD(r)->retries, retries);
     return calls;
 }
 
@@ -74,7 +80,7 @@ static int hit_cmp(const void *a, const void *b) {
 static int h_search(req_t *r) {
     Metaembed__SearchRequest *m = (void *)unpack(r, &metaembed__search_request__descriptor);
     if (!m) return r->reply->status;
-    int ng = r->co->cluster.n_groups, rc = 0;
+    int ng = COORD(r)->cluster.n_groups, rc = 0;
     uint64_t t0 = me_now_us();
     me_call_t *calls = NULL;
     Metaembed__SearchReply **parts = calloc((size_t)ng, sizeof *parts);
@@ -147,7 +153,7 @@ static int h_search(req_t *r) {
     rep.partial = nmissing > 0;
     rep.missing_groups = missing;
     rep.n_missing_groups = nmissing;
-    if (nmissing) atomic_fetch_add(&r->co->partial_replies, 1);
+    if (nmissing) atomic_fetch_add(&COORD(r)->partial_replies, 1);
     rc = me_reply_ok(r->reply, &rep.base);
 out:
     if (parts)
@@ -168,7 +174,7 @@ out:
 /* Calls for every replica of every group in `groups` (NULL = all groups),
  * payloads[g] for group g. */
 static me_call_t *write_calls(req_t *r, uint8_t **payloads, size_t *lens, const int *groups, int *ncalls) {
-    me_cluster_t *cl = &r->co->cluster;
+    me_cluster_t *cl = &COORD(r)->cluster;
     me_call_t *calls = calloc((size_t)cl->n_replicas, sizeof *calls);
     if (!calls) return NULL;
     int n = 0;
@@ -177,7 +183,7 @@ static me_call_t *write_calls(req_t *r, uint8_t **payloads, size_t *lens, const 
         if (groups && !groups[g]) continue;
         calls[n++] = (me_call_t){ .group = g, .replica = rep, .method = r->method, .payload = payloads[g], .len = lens[g] };
     }
-    me_fanout_run(r->f, calls, n, r->deadline_us, NULL);
+    me_fanout_run(FANOUT(r), calls, n, fanout_deadline(r), NULL);
     *ncalls = n;
     return calls;
 }
@@ -185,7 +191,7 @@ static me_call_t *write_calls(req_t *r, uint8_t **payloads, size_t *lens, const 
 /* Checks the write quorum per group; sets UNAVAILABLE naming the groups
  * that fell short. Returns 0 when every group met it. */
 static int check_quorum(req_t *r, me_call_t *calls, int n, const int *groups) {
-    me_cluster_t *cl = &r->co->cluster;
+    me_cluster_t *cl = &COORD(r)->cluster;
     char names[512] = "";
     int short_groups = 0;
     for (int g = 0; g < cl->n_groups; g++) {
@@ -193,7 +199,7 @@ static int check_quorum(req_t *r, me_call_t *calls, int n, const int *groups) {
         int acks = 0;
         for (int i = 0; i < n; i++)
             if (calls[i].group == g && group_ok(&calls[i])) acks++;
-        int need = r->co->opts.write_quorum > 0 ? (int)r->co->opts.write_quorum : cl->groups[g].n_replicas;
+        int need = COORD(r)->opts.write_quorum > 0 ? (int)COORD(r)->opts.write_quorum : cl->groups[g].n_replicas;
         if (need > cl->groups[g].n_replicas) need = cl->groups[g].n_replicas;
         if (acks < need) {
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s (%d of %d acknowledged)",
@@ -251,7 +257,7 @@ static int collection_shape(req_t *r, const char *name, uint32_t *dim, uint32_t 
     Metaembed__ListCollectionsRequest lreq = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
     uint8_t buf[8];
     size_t len = metaembed__list_collections_request__pack(&lreq, buf);
-    int saved = r->method, ng = r->co->cluster.n_groups, found = 0, answered = 0;
+    int saved = r->method, ng = COORD(r)->cluster.n_groups, found = 0, answered = 0;
     r->method = METAEMBED__METHOD__METHOD_LIST_COLLECTIONS;
     me_call_t *calls = read_calls(r, buf, len);
     r->method = saved;
@@ -283,22 +289,22 @@ static int collection_shape(req_t *r, const char *name, uint32_t *dim, uint32_t 
 static int *place(req_t *r, char **ids, size_t n) {
     int *owner = malloc((n ? n : 1) * sizeof *owner);
     if (!owner) return NULL;
-    for (size_t i = 0; i < n; i++) owner[i] = me_cluster_place(&r->co->cluster, ids[i], strlen(ids[i]));
+    for (size_t i = 0; i < n; i++) owner[i] = me_cluster_place(&COORD(r)->cluster, ids[i], strlen(ids[i]));
     return owner;
 }
 
 static int check_batch(req_t *r, size_t n, const char *what) {
     if (n == 0) return BAD(r, "empty batch: send at least one %s", what);
-    if ((long long)n > r->co->opts.max_batch)
+    if ((long long)n > COORD(r)->opts.max_batch)
         return me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "batch of %zu %ss exceeds the limit of %lld; split it",
-                              n, what, r->co->opts.max_batch);
+                              n, what, COORD(r)->opts.max_batch);
     return 0;
 }
 
 static int h_upsert(req_t *r) {
     Metaembed__UpsertRequest *m = (void *)unpack(r, &metaembed__upsert_request__descriptor);
     if (!m) return r->reply->status;
-    int ng = r->co->cluster.n_groups, rc, ncalls = 0;
+    int ng = COORD(r)->cluster.n_groups, rc, ncalls = 0;
     me_call_t *calls = NULL;
     uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
     size_t *lens = calloc((size_t)ng, sizeof *lens);
@@ -392,7 +398,7 @@ static size_t pack_get(const void *proto, char **ids, size_t n, uint8_t **out) {
 /* Fills payloads/lens/used per group; returns owner[] (caller frees) or NULL. */
 static int *split_ids(req_t *r, const void *proto, char **ids, size_t n, pack_ids_fn pack,
                       uint8_t **payloads, size_t *lens, int *used) {
-    int ng = r->co->cluster.n_groups;
+    int ng = COORD(r)->cluster.n_groups;
     int *owner = place(r, ids, n);
     char **sub = calloc(n ? n : 1, sizeof *sub);
     if (!owner || !sub) { free(owner); free(sub); return NULL; }
@@ -422,7 +428,7 @@ static int check_ids(req_t *r, char **ids, size_t n) {
 static int h_delete(req_t *r) {
     Metaembed__DeleteRequest *m = (void *)unpack(r, &metaembed__delete_request__descriptor);
     if (!m) return r->reply->status;
-    int ng = r->co->cluster.n_groups, rc, ncalls = 0;
+    int ng = COORD(r)->cluster.n_groups, rc, ncalls = 0;
     me_call_t *calls = NULL;
     uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
     size_t *lens = calloc((size_t)ng, sizeof *lens);
@@ -478,7 +484,7 @@ static int missing_groups_error(req_t *r, me_call_t *calls, int n, const int *us
 static int h_get(req_t *r) {
     Metaembed__GetRequest *m = (void *)unpack(r, &metaembed__get_request__descriptor);
     if (!m) return r->reply->status;
-    int ng = r->co->cluster.n_groups, rc;
+    int ng = COORD(r)->cluster.n_groups, rc;
     me_call_t *calls = calloc((size_t)ng, sizeof *calls);
     uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
     size_t *lens = calloc((size_t)ng, sizeof *lens);
@@ -495,8 +501,8 @@ static int h_get(req_t *r) {
         if (used[g])
             calls[ncalls++] = (me_call_t){ .group = g, .replica = -1, .method = r->method, .payload = payloads[g], .len = lens[g] };
     uint64_t retries = 0;
-    me_fanout_run(r->f, calls, ncalls, r->deadline_us, &retries);
-    atomic_fetch_add(&r->co->retries, retries);
+    me_fanout_run(FANOUT(r), calls, ncalls, fanout_deadline(r), &retries);
+    atomic_fetch_add(&COORD(r)->retries, retries);
     if ((rc = first_request_error(r, calls, ncalls)) != 0) goto out;
     if ((rc = missing_groups_error(r, calls, ncalls, NULL)) != 0) goto out;
     for (int i = 0; i < ncalls; i++) {
@@ -543,7 +549,7 @@ out:
  * already lacks (drop) the collection counts as done, so a DDL that failed
  * half-way can simply be repeated. */
 static int h_ddl(req_t *r) {
-    int ng = r->co->cluster.n_groups, ncalls = 0, rc;
+    int ng = COORD(r)->cluster.n_groups, ncalls = 0, rc;
     uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
     size_t *lens = calloc((size_t)ng, sizeof *lens);
     if (!payloads || !lens) { free(payloads); free(lens); return OOM(r); }
@@ -564,7 +570,7 @@ static int h_ddl(req_t *r) {
             break;
         } else
             snprintf(down + strlen(down), sizeof down - strlen(down), "%s%s", down[0] ? ", " : "",
-                     r->co->cluster.replicas[calls[i].replica].endpoint);
+                     COORD(r)->cluster.replicas[calls[i].replica].endpoint);
     }
     if (rc == 0) {
         if (done < ncalls)
@@ -587,7 +593,7 @@ static int h_ddl(req_t *r) {
 
 /* Sums per-collection figures over groups (one replica each). */
 static int h_list_or_stats(req_t *r, int stats) {
-    me_coord_t *co = r->co;
+    me_coord_t *co = COORD(r);
     int ng = co->cluster.n_groups, rc = 0;
     Metaembed__ListCollectionsRequest lreq = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
     uint8_t buf[8];
@@ -704,13 +710,11 @@ static int h_health(req_t *r) {
     rep.serving = 1;
     rep.role = "coordinator";
     rep.version = ME_VERSION;
-    rep.uptime_ms = me_now_ms() - r->co->start_ms;
+    rep.uptime_ms = me_now_ms() - COORD(r)->start_ms;
     return me_reply_ok(r->reply, &rep.base);
 }
 
-typedef int (*handler_fn)(req_t *r);
-
-static const struct { int method; const char *name; handler_fn fn; } handlers[] = {
+static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, "CreateCollection", h_ddl },
     { METAEMBED__METHOD__METHOD_DROP_COLLECTION, "DropCollection", h_ddl },
     { METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, "ListCollections", h_list },
@@ -724,44 +728,6 @@ static const struct { int method; const char *name; handler_fn fn; } handlers[] 
 
 void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_t len,
                      uint64_t *request_id, me_reply_t *reply) {
-    uint64_t t0 = me_now_us();
-    me_reply_init(reply);
-    *request_id = 0;
-    atomic_fetch_add(&co->requests, 1);
-    if ((long long)len > co->opts.max_message) {
-        me_reply_error(reply, ME_STATUS_RESOURCE_EXHAUSTED,
-                       "request of %zu bytes exceeds the %lld-byte limit (--max-message); send smaller batches",
-                       len, co->opts.max_message);
-        atomic_fetch_add(&co->errors, 1);
-        return;
-    }
-    Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, len, frame);
-    if (!env) {
-        me_reply_error(reply, ME_STATUS_INVALID_ARGUMENT,
-                       "request is not a metaembed Envelope (protobuf parse failed); see proto/metaembed.proto");
-        atomic_fetch_add(&co->errors, 1);
-        return;
-    }
-    *request_id = env->request_id;
-    uint64_t budget_us = (env->deadline_ms ? env->deadline_ms : (uint64_t)co->opts.default_deadline_ms) * 1000u;
-    /* Keep a tenth of the budget (at least 2 ms) to merge and answer, so a
-     * partial reply reaches the client before its own deadline. */
-    uint64_t margin = budget_us / 10 > 2000 ? budget_us / 10 : 2000;
-    req_t r = { .co = co, .f = f, .method = (int)env->method, .payload = &env->payload,
-                .deadline_us = t0 + (budget_us > margin ? budget_us - margin : budget_us / 2), .reply = reply };
-    int found = 0;
-    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
-        if (handlers[i].method == (int)env->method) {
-            handlers[i].fn(&r);
-            found = 1;
-            break;
-        }
-    if (!found)
-        me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "unknown method %d", (int)env->method);
-    if (reply->status != ME_STATUS_OK) {
-        atomic_fetch_add(&co->errors, 1);
-        me_debug("method %d rid=%llu -> %s: %s", (int)env->method, (unsigned long long)env->request_id,
-                 me_status_name(reply->status), reply->message);
-    }
-    metaembed__envelope__free_unpacked(env, NULL);
+    me_dispatch(handlers, sizeof handlers / sizeof handlers[0], co, f, frame, len, co->opts.max_message,
+                co->opts.default_deadline_ms, &co->requests, &co->errors, request_id, reply);
 }

@@ -9,16 +9,13 @@
 #include "common/log.h"
 #include "shard/catalog.h"
 #include "shard/search.h"
+#include "common/server.h"
 #include "shard/shard.h"
 
 #define ME_VERSION "0.1.0"
 
-typedef struct {
-    me_shard_t *s;
-    const ProtobufCBinaryData *payload;
-    uint64_t deadline_us;
-    me_reply_t *reply;
-} req_t;
+typedef me_request_t req_t;
+#define SHARD(r) ((me_shard_t *)(r)->ctx)
 
 #define BAD(r, ...) me_reply_error((r)->reply, ME_STATUS_INVALID_ARGUMENT, __VA_ARGS__)
 
@@ -31,7 +28,7 @@ static ProtobufCMessage *unpack(req_t *r, const ProtobufCMessageDescriptor *desc
 
 /* Looks up the collection under the registry lock the caller holds. */
 static me_coll_t *need_coll(req_t *r, const char *name) {
-    me_coll_t *c = me_catalog_find(r->s, name ? name : "");
+    me_coll_t *c = me_catalog_find(SHARD(r), name ? name : "");
     if (!c)
         me_reply_error(r->reply, ME_STATUS_NOT_FOUND,
                        "collection '%s' not found (create it first, or check the name)", name ? name : "");
@@ -94,9 +91,9 @@ static int h_create(req_t *r) {
     if (!m->config) { rc = BAD(r, "CreateCollection needs a config (name, dim, ...)"); goto out; }
     me_config_from_proto(&cfg, m->config);
     if (me_coll_config_check(&cfg, err, sizeof err) != 0) { rc = BAD(r, "%s", err); goto out; }
-    pthread_rwlock_wrlock(&r->s->lock);
-    rc = me_catalog_create(r->s, &cfg, err, sizeof err);
-    pthread_rwlock_unlock(&r->s->lock);
+    pthread_rwlock_wrlock(&SHARD(r)->lock);
+    rc = me_catalog_create(SHARD(r), &cfg, err, sizeof err);
+    pthread_rwlock_unlock(&SHARD(r)->lock);
     if (rc) { rc = me_reply_error(r->reply, status_of(rc), "%s", err); goto out; }
     me_info("created collection %s (dim %d, R_c %d, R_q %d, %s, ram %d, coarse %d)", cfg.name, cfg.dim,
             cfg.max_doc_vectors, cfg.max_query_vectors, me_dtype_name(cfg.dtype), cfg.ram_vectors,
@@ -115,9 +112,9 @@ static int h_drop(req_t *r) {
     Metaembed__DropCollectionRequest *m = (void *)unpack(r, &metaembed__drop_collection_request__descriptor);
     if (!m) return r->reply->status;
     char err[256];
-    pthread_rwlock_wrlock(&r->s->lock);
-    int rc = me_catalog_drop(r->s, m->name, err, sizeof err);
-    pthread_rwlock_unlock(&r->s->lock);
+    pthread_rwlock_wrlock(&SHARD(r)->lock);
+    int rc = me_catalog_drop(SHARD(r), m->name, err, sizeof err);
+    pthread_rwlock_unlock(&SHARD(r)->lock);
     if (rc) rc = me_reply_error(r->reply, status_of(rc), "%s", err);
     else {
         me_info("dropped collection %s", m->name);
@@ -129,7 +126,7 @@ static int h_drop(req_t *r) {
 }
 
 static int list_infos(req_t *r, const char *only, Metaembed__StatsReply *stats) {
-    me_shard_t *s = r->s;
+    me_shard_t *s = SHARD(r);
     pthread_rwlock_rdlock(&s->lock);
     size_t n = s->ncolls;
     Metaembed__CollectionInfo *infos = calloc(n ? n : 1, sizeof *infos);
@@ -190,7 +187,7 @@ static int h_health(req_t *r) {
     rep.serving = 1;
     rep.role = "shard";
     rep.version = ME_VERSION;
-    rep.uptime_ms = me_now_ms() - r->s->start_ms;
+    rep.uptime_ms = me_now_ms() - SHARD(r)->start_ms;
     return me_reply_ok(r->reply, &rep.base);
 }
 
@@ -205,10 +202,10 @@ static int check_id(req_t *r, const char *id, size_t i) {
 
 static int check_batch(req_t *r, size_t n, const char *what) {
     if (n == 0) return BAD(r, "empty batch: send at least one %s", what);
-    if ((long long)n > r->s->opts.max_batch)
+    if ((long long)n > SHARD(r)->opts.max_batch)
         return me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED,
                               "batch of %zu %ss exceeds the limit of %lld; split it", n, what,
-                              r->s->opts.max_batch);
+                              SHARD(r)->opts.max_batch);
     return 0;
 }
 
@@ -221,7 +218,7 @@ typedef struct {
 static int h_upsert(req_t *r) {
     Metaembed__UpsertRequest *m = (void *)unpack(r, &metaembed__upsert_request__descriptor);
     if (!m) return r->reply->status;
-    me_shard_t *s = r->s;
+    me_shard_t *s = SHARD(r);
     conv_doc_t *docs = NULL;
     me_wbatch_t *b = NULL;
     uint8_t *rec = NULL;
@@ -315,7 +312,7 @@ out:
 static int h_delete(req_t *r) {
     Metaembed__DeleteRequest *m = (void *)unpack(r, &metaembed__delete_request__descriptor);
     if (!m) return r->reply->status;
-    me_shard_t *s = r->s;
+    me_shard_t *s = SHARD(r);
     me_wbatch_t *b = NULL;
     int rc, locked = 0;
     pthread_rwlock_rdlock(&s->lock);
@@ -412,7 +409,7 @@ static int read_vectors(me_shard_t *s, me_coll_t *c, size_t slot, Metaembed__Ten
 static int h_get(req_t *r) {
     Metaembed__GetRequest *m = (void *)unpack(r, &metaembed__get_request__descriptor);
     if (!m) return r->reply->status;
-    me_shard_t *s = r->s;
+    me_shard_t *s = SHARD(r);
     Metaembed__Document *docs = NULL, **dptrs = NULL;
     Metaembed__Tensor *tensors = NULL;
     uint32_t *shapes = NULL;
@@ -487,7 +484,7 @@ out:
 static int h_search(req_t *r) {
     Metaembed__SearchRequest *m = (void *)unpack(r, &metaembed__search_request__descriptor);
     if (!m) return r->reply->status;
-    me_shard_t *s = r->s;
+    me_shard_t *s = SHARD(r);
     float *q = NULL;
     me_search_result_t res = { 0 };
     Metaembed__Hit *hits = NULL, **hptrs = NULL;
@@ -584,9 +581,11 @@ out:
 
 /* ---- dispatch ---- */
 
-typedef int (*handler_fn)(req_t *r);
+static int h_encode(req_t *r) {
+    return me_reply_error(r->reply, ME_STATUS_UNIMPLEMENTED, "shards do not encode text; send Encode to an encoder");
+}
 
-static const struct { int method; const char *name; handler_fn fn; } handlers[] = {
+static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, "CreateCollection", h_create },
     { METAEMBED__METHOD__METHOD_DROP_COLLECTION, "DropCollection", h_drop },
     { METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, "ListCollections", h_list },
@@ -594,53 +593,12 @@ static const struct { int method; const char *name; handler_fn fn; } handlers[] 
     { METAEMBED__METHOD__METHOD_DELETE, "Delete", h_delete },
     { METAEMBED__METHOD__METHOD_GET, "Get", h_get },
     { METAEMBED__METHOD__METHOD_SEARCH, "Search", h_search },
+    { METAEMBED__METHOD__METHOD_ENCODE, "Encode", h_encode },
     { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats },
     { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health },
 };
 
 void me_shard_handle(me_shard_t *s, const uint8_t *frame, size_t len, uint64_t *request_id, me_reply_t *reply) {
-    uint64_t t0 = me_now_us();
-    me_reply_init(reply);
-    *request_id = 0;
-    atomic_fetch_add(&s->requests, 1);
-    if ((long long)len > s->opts.max_message) {
-        me_reply_error(reply, ME_STATUS_RESOURCE_EXHAUSTED,
-                       "request of %zu bytes exceeds the %lld-byte limit (--max-message); send smaller batches",
-                       len, s->opts.max_message);
-        atomic_fetch_add(&s->errors, 1);
-        return;
-    }
-    Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, len, frame);
-    if (!env) {
-        me_reply_error(reply, ME_STATUS_INVALID_ARGUMENT,
-                       "request is not a metaembed Envelope (protobuf parse failed); see proto/metaembed.proto");
-        atomic_fetch_add(&s->errors, 1);
-        return;
-    }
-    *request_id = env->request_id;
-    req_t r = { .s = s, .payload = &env->payload, .reply = reply };
-    uint64_t budget_ms = env->deadline_ms ? env->deadline_ms : (uint64_t)s->opts.default_deadline_ms;
-    r.deadline_us = t0 + budget_ms * 1000u;
-    const char *name = "unknown";
-    int found = 0;
-    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
-        if (handlers[i].method == (int)env->method) {
-            name = handlers[i].name;
-            handlers[i].fn(&r);
-            found = 1;
-            break;
-        }
-    }
-    if (!found) {
-        if (env->method == METAEMBED__METHOD__METHOD_ENCODE)
-            me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "shards do not encode text; send Encode to an encoder");
-        else
-            me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "unknown method %d", (int)env->method);
-    }
-    if (reply->status != ME_STATUS_OK) {
-        atomic_fetch_add(&s->errors, 1);
-        me_debug("%s rid=%llu -> %s: %s", name, (unsigned long long)env->request_id,
-                 me_status_name(reply->status), reply->message);
-    }
-    metaembed__envelope__free_unpacked(env, NULL);
+    me_dispatch(handlers, sizeof handlers / sizeof handlers[0], s, NULL, frame, len, s->opts.max_message,
+                s->opts.default_deadline_ms, &s->requests, &s->errors, request_id, reply);
 }
