@@ -66,8 +66,9 @@ int me_test_free_port(void);
 const char *me_test_bin(const char *name, char *buf, size_t cap);
 /* Starts argv[0] with the given args; stdout/stderr go to log_path. */
 pid_t me_test_spawn(char *const argv[], const char *log_path);
-/* Runs argv to completion with stdout and stderr into the given files (NULL:
- * /dev/null); returns the exit code, or -1 when it did not exit normally. */
+/* Runs argv to completion, stdin from /dev/null, stdout and stderr into the
+ * given files (NULL: /dev/null); returns the exit code, 128 + the signal
+ * when it was killed, -1 when it could not run. */
 int me_test_run(char *const argv[], const char *out_path, const char *err_path);
 /* Reads a whole file (malloc'd, NUL-terminated); NULL when unreadable. */
 char *me_test_slurp(const char *path);

@@ -27,16 +27,8 @@ typedef struct {
 static char g_tmp[512];  /* the current test's scratch dir */
 
 static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
+    char *s = me_test_slurp(path);
+    return s ? s : strdup("");
 }
 
 static void run_free(run_t *r) {
@@ -58,23 +50,7 @@ static int run_cli(run_t *r, const char *addr, const char *const *args) {
     if (addr) { argv[n++] = "--addr"; argv[n++] = addr; }
     for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
     argv[n] = NULL;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fi = open("/dev/null", O_RDONLY);
-        if (fo < 0 || fe < 0 || fi < 0) _exit(126);
-        dup2(fi, 0);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    r->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r->code = me_test_run((char *const *)argv, outp, errp);
     r->out = slurp(outp);
     r->err = slurp(errp);
     if (strstr(r->err, "Sanitizer")) {
