@@ -35,7 +35,7 @@ endif
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -MMD -MP \
            -I. -I$(BUILD)/gen $(PKG_CFLAGS) $(BLAS_CFLAGS)
 LDFLAGS += $(SANFLAGS)
-LDLIBS  += $(PKG_LIBS) $(BLAS_LIBS) -lpthread -lm
+LDLIBS  += $(PKG_LIBS) $(BLAS_LIBS) -lz -lpthread -lm
 
 # ---- generated protocol code ------------------------------------------------
 PROTO_C := $(BUILD)/gen/proto/metaembed.pb-c.c
@@ -50,12 +50,14 @@ SHARD_SRC  := $(filter-out shard/main.c,$(wildcard shard/*.c))
 CLIENT_SRC := client/metaembed.c
 CLI_SRC    := $(wildcard client/cli*.c)
 COORD_SRC  := $(filter-out coordinator/main.c,$(wildcard coordinator/*.c))
+ENCODER_SRC := $(wildcard encoder/*.c)
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/proto/metaembed.pb-c.o
 SHARD_OBJ  := $(SHARD_SRC:%.c=$(BUILD)/%.o)
 CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
 COORD_OBJ  := $(COORD_SRC:%.c=$(BUILD)/%.o)
+ENCODER_OBJ := $(ENCODER_SRC:%.c=$(BUILD)/%.o)
 
 BIN        := $(BUILD)/bin
 SHARD_BIN  := $(BIN)/metaembed-shard
@@ -70,7 +72,7 @@ TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
 
-ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) $(COORD_OBJ) $(BUILD)/shard/main.o \
+ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) $(COORD_OBJ) $(ENCODER_OBJ) $(BUILD)/shard/main.o \
            $(BUILD)/coordinator/main.o $(TESTLIB_OBJ) \
            $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
            $(BENCH_SRC:%.c=$(BUILD)/%.o)
@@ -98,7 +100,7 @@ $(COORD_BIN): $(BUILD)/coordinator/main.o $(COORD_OBJ) $(BUILD)/libmetaembed.a $
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(CLI_BIN): $(CLI_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
+$(CLI_BIN): $(CLI_OBJ) $(ENCODER_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -106,7 +108,7 @@ $(BUILD)/libmetaembed.a: $(CLIENT_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(SHARD_OBJ) $(COORD_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
+$(BIN)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(SHARD_OBJ) $(COORD_OBJ) $(ENCODER_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

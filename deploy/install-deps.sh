@@ -12,6 +12,7 @@ PACKAGES=(
   librocksdb-dev                           # shard storage
   libopenblas-dev                          # sgemm path + reference
   libuv1-dev                               # HTTP metrics endpoint
+  zlib1g-dev                               # reading the gzipped training data
   procps                                   # pgrep/pkill in tests and scripts
 )
 
