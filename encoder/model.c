@@ -50,3 +50,329 @@ size_t me_model_param_sizes(const me_model_config_t *cfg, size_t sizes[ME_MODEL_
     }
     return total;
 }
+
+/* ---- the model: arenas, init, forward, backward, update ---- */
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoder/ops.h"
+
+struct me_model {
+    me_model_config_t cfg;
+    size_t sizes[ME_MODEL_NUM_PARAMS];
+    size_t n;              /* total parameters */
+    float *mem, *gmem, *m1, *m2;
+    me_params_t p, g;
+};
+
+/* Points the 20 tensors of s at consecutive ranges of base. */
+static void carve(me_params_t *s, float *base, const size_t sizes[ME_MODEL_NUM_PARAMS]) {
+    float **ptrs[ME_MODEL_NUM_PARAMS] = {
+        &s->wte, &s->wpe, &s->meta_q, &s->meta_c, &s->ln1w, &s->ln1b, &s->qkvw, &s->qkvb,
+        &s->attprojw, &s->attprojb, &s->ln2w, &s->ln2b, &s->fcw, &s->fcb, &s->fcprojw, &s->fcprojb,
+        &s->lnfw, &s->lnfb, &s->projw, &s->projb,
+    };
+    for (int i = 0; i < ME_MODEL_NUM_PARAMS; i++) {
+        *ptrs[i] = base;
+        base += sizes[i];
+    }
+}
+
+me_model_t *me_model_new(const me_model_config_t *cfg) {
+    me_model_t *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->cfg = *cfg;
+    m->n = me_model_param_sizes(cfg, m->sizes, NULL);
+    m->mem = calloc(m->n, sizeof(float));
+    m->gmem = calloc(m->n, sizeof(float));
+    m->m1 = calloc(m->n, sizeof(float));
+    m->m2 = calloc(m->n, sizeof(float));
+    if (!m->mem || !m->gmem || !m->m1 || !m->m2) {
+        me_model_free(m);
+        return NULL;
+    }
+    carve(&m->p, m->mem, m->sizes);
+    carve(&m->g, m->gmem, m->sizes);
+    return m;
+}
+
+void me_model_free(me_model_t *m) {
+    if (!m) return;
+    free(m->mem);
+    free(m->gmem);
+    free(m->m1);
+    free(m->m2);
+    free(m);
+}
+
+const me_model_config_t *me_model_config(const me_model_t *m) { return &m->cfg; }
+me_params_t *me_model_params(me_model_t *m) { return &m->p; }
+me_params_t *me_model_grads(me_model_t *m) { return &m->g; }
+float *me_model_param_data(me_model_t *m, size_t *n) { *n = m->n; return m->mem; }
+float *me_model_grad_data(me_model_t *m, size_t *n) { *n = m->n; return m->gmem; }
+void me_model_zero_grad(me_model_t *m) { memset(m->gmem, 0, m->n * sizeof(float)); }
+
+void me_model_opt_state(me_model_t *m, float **mom1, float **mom2, size_t *n) {
+    *mom1 = m->m1;
+    *mom2 = m->m2;
+    *n = m->n;
+}
+
+/* splitmix64 → Box-Muller, so weights do not depend on the C library. */
+static double rng_normal(uint64_t *s) {
+    uint64_t z1 = (*s += 0x9e3779b97f4a7c15ULL), z2 = (*s += 0x9e3779b97f4a7c15ULL);
+    z1 = (z1 ^ (z1 >> 30)) * 0xbf58476d1ce4e5b9ULL; z1 = (z1 ^ (z1 >> 27)) * 0x94d049bb133111ebULL; z1 ^= z1 >> 31;
+    z2 = (z2 ^ (z2 >> 30)) * 0xbf58476d1ce4e5b9ULL; z2 = (z2 ^ (z2 >> 27)) * 0x94d049bb133111ebULL; z2 ^= z2 >> 31;
+    double u1 = ((z1 >> 11) + 1.0) / 9007199254740993.0, u2 = (z2 >> 11) / 9007199254740992.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static void fill_normal(float *p, size_t n, double std, uint64_t *s) {
+    for (size_t i = 0; i < n; i++) p[i] = (float)(std * rng_normal(s));
+}
+
+static void fill_const(float *p, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) p[i] = v;
+}
+
+void me_model_init(me_model_t *m, uint64_t seed) {
+    const me_model_config_t *c = &m->cfg;
+    me_params_t *p = &m->p;
+    uint64_t s = seed * 0x2545f4914f6cdd1dULL + 1;
+    memset(m->mem, 0, m->n * sizeof(float));
+    double resid = 0.02 / sqrt(2.0 * c->layers);
+    fill_normal(p->wte, m->sizes[0], 0.02, &s);
+    fill_normal(p->wpe, m->sizes[1], 0.01, &s);
+    fill_normal(p->meta_q, m->sizes[2], 0.02, &s);
+    fill_normal(p->meta_c, m->sizes[3], 0.02, &s);
+    fill_const(p->ln1w, m->sizes[4], 1.0f);
+    fill_normal(p->qkvw, m->sizes[6], 0.02, &s);
+    fill_normal(p->attprojw, m->sizes[8], resid, &s);
+    fill_const(p->ln2w, m->sizes[10], 1.0f);
+    fill_normal(p->fcw, m->sizes[12], 0.02, &s);
+    fill_normal(p->fcprojw, m->sizes[14], resid, &s);
+    fill_const(p->lnfw, m->sizes[16], 1.0f);
+    fill_normal(p->projw, m->sizes[18], 1.0 / sqrt((double)c->width), &s);
+    memset(m->m1, 0, m->n * sizeof(float));
+    memset(m->m2, 0, m->n * sizeof(float));
+}
+
+void me_model_update(me_model_t *m, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
+    /* Decay only the matrices that mix features (not embeddings of single
+     * positions or meta tokens, biases, or layernorm gains). */
+    static const int decayed[ME_MODEL_NUM_PARAMS] = { 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0 };
+    size_t off = 0;
+    for (int i = 0; i < ME_MODEL_NUM_PARAMS; i++) {
+        adamw_update(m->mem + off, m->m1 + off, m->m2 + off, m->gmem + off, m->sizes[i], lr, beta1, beta2, eps,
+                     decayed[i] ? weight_decay : 0.0f, t);
+        off += m->sizes[i];
+    }
+}
+
+/* ---- activations ---- */
+
+struct me_acts {
+    me_side_t side;
+    int Bmax, B, Tt, M, T;
+    int32_t *tokens;   /* (B, Tt) */
+    uint8_t *mask;     /* (B, T) */
+    int32_t *idx;      /* (B, M) meta positions */
+    float *encoded;    /* (B, T, C) */
+    float *ln1, *ln1_mean, *ln1_rstd;   /* (L, B, T, C), (L, B, T) x2 */
+    float *qkv;        /* (L, B, T, 3C) */
+    float *atty;       /* (L, B, T, C) */
+    float *att;        /* (L, B, NH, T, T) */
+    float *attproj;    /* (L, B, T, C) */
+    float *residual2;  /* (L, B, T, C) */
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fch, *fch_gelu;              /* (L, B, T, 4C) */
+    float *fcproj;     /* (L, B, T, C) */
+    float *residual3;  /* (L, B, T, C) */
+    float *metares;    /* (B, M, C) last residual at the meta positions */
+    float *lnf, *lnf_mean, *lnf_rstd;   /* (B, M, C), (B, M) x2 */
+    float *proj;       /* (B, M, D) */
+    float *out;        /* (B, M, D) */
+    float *norm;       /* (B, M) */
+    /* backward scratch, reused layer by layer */
+    float *dres, *dres2, *dbuf, *dqkv, *dfch, *dfch_gelu, *dmeta, *dlnf, *dproj;
+};
+
+me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B) {
+    const me_model_config_t *c = &m->cfg;
+    me_acts_t *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->side = side;
+    a->Bmax = B;
+    a->Tt = c->max_text;
+    a->M = side == ME_SIDE_QUERY ? c->meta_q : c->meta_c;
+    a->T = a->Tt + a->M;
+    size_t L = (size_t)c->layers, C = (size_t)c->width, NH = (size_t)c->heads, D = (size_t)c->dim;
+    size_t BT = (size_t)B * a->T, BM = (size_t)B * a->M;
+    int ok = 1;
+#define ALLOC(field, count) do { size_t n_ = (count); a->field = calloc(n_ > 0 ? n_ : 1, sizeof *a->field); ok &= a->field != NULL; } while (0)
+    ALLOC(tokens, (size_t)B * a->Tt);
+    ALLOC(mask, BT);
+    ALLOC(idx, BM);
+    ALLOC(encoded, BT * C);
+    ALLOC(ln1, L * BT * C); ALLOC(ln1_mean, L * BT); ALLOC(ln1_rstd, L * BT);
+    ALLOC(qkv, L * BT * 3 * C);
+    ALLOC(atty, L * BT * C);
+    ALLOC(att, L * (size_t)B * NH * a->T * a->T);
+    ALLOC(attproj, L * BT * C);
+    ALLOC(residual2, L * BT * C);
+    ALLOC(ln2, L * BT * C); ALLOC(ln2_mean, L * BT); ALLOC(ln2_rstd, L * BT);
+    ALLOC(fch, L * BT * 4 * C); ALLOC(fch_gelu, L * BT * 4 * C);
+    ALLOC(fcproj, L * BT * C);
+    ALLOC(residual3, L * BT * C);
+    ALLOC(metares, BM * C);
+    ALLOC(lnf, BM * C); ALLOC(lnf_mean, BM); ALLOC(lnf_rstd, BM);
+    ALLOC(proj, BM * D); ALLOC(out, BM * D); ALLOC(norm, BM);
+    ALLOC(dres, BT * C); ALLOC(dres2, BT * C); ALLOC(dbuf, BT * C); ALLOC(dqkv, BT * 3 * C);
+    ALLOC(dfch, BT * 4 * C); ALLOC(dfch_gelu, BT * 4 * C);
+    ALLOC(dmeta, BM * C); ALLOC(dlnf, BM * C); ALLOC(dproj, BM * D);
+#undef ALLOC
+    if (!ok) { me_acts_free(a); return NULL; }
+    return a;
+}
+
+void me_acts_free(me_acts_t *a) {
+    if (!a) return;
+    void *ptrs[] = { a->tokens, a->mask, a->idx, a->encoded, a->ln1, a->ln1_mean, a->ln1_rstd, a->qkv, a->atty,
+                     a->att, a->attproj, a->residual2, a->ln2, a->ln2_mean, a->ln2_rstd, a->fch, a->fch_gelu,
+                     a->fcproj, a->residual3, a->metares, a->lnf, a->lnf_mean, a->lnf_rstd, a->proj, a->out,
+                     a->norm, a->dres, a->dres2, a->dbuf, a->dqkv, a->dfch, a->dfch_gelu, a->dmeta, a->dlnf,
+                     a->dproj };
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
+    free(a);
+}
+
+/* out[b,t] = wte[tok] + wpe[t] for text, meta[t - Tt] for meta positions,
+ * 0 for padding (masked out of attention anyway). */
+static void input_embedding_forward(float *out, const int32_t *tokens, const uint8_t *mask, const float *wte,
+                                    const float *wpe, const float *meta, int B, int Tt, int M, int C) {
+    int T = Tt + M;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)b * T + t) * C;
+            if (t >= Tt) memcpy(o, meta + (size_t)(t - Tt) * C, (size_t)C * sizeof(float));
+            else if (!mask[(size_t)b * T + t]) memset(o, 0, (size_t)C * sizeof(float));
+            else {
+                const float *e = wte + (size_t)tokens[(size_t)b * Tt + t] * C, *pe = wpe + (size_t)t * C;
+                for (int i = 0; i < C; i++) o[i] = e[i] + pe[i];
+            }
+        }
+}
+
+static void input_embedding_backward(float *dwte, float *dwpe, float *dmeta, const float *dout, const int32_t *tokens,
+                                     const uint8_t *mask, int B, int Tt, int M, int C) {
+    int T = Tt + M;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *d = dout + ((size_t)b * T + t) * C;
+            if (t >= Tt) {
+                float *dm = dmeta + (size_t)(t - Tt) * C;
+                for (int i = 0; i < C; i++) dm[i] += d[i];
+            } else if (mask[(size_t)b * T + t]) {
+                float *de = dwte + (size_t)tokens[(size_t)b * Tt + t] * C, *dp = dwpe + (size_t)t * C;
+                for (int i = 0; i < C; i++) { de[i] += d[i]; dp[i] += d[i]; }
+            }
+        }
+}
+
+void me_model_forward(me_model_t *m, me_acts_t *a, const int32_t *tokens, const int *lens, int B, float *out) {
+    const me_model_config_t *c = &m->cfg;
+    const me_params_t *p = &m->p;
+    int L = c->layers, C = c->width, NH = c->heads, D = c->dim, Tt = a->Tt, M = a->M, T = a->T;
+    a->B = B;
+    memcpy(a->tokens, tokens, (size_t)B * Tt * sizeof *tokens);
+    for (int b = 0; b < B; b++) {
+        int len = lens[b] < 0 ? 0 : lens[b] > Tt ? Tt : lens[b];
+        for (int t = 0; t < T; t++) a->mask[(size_t)b * T + t] = (uint8_t)(t < len || t >= Tt);
+        for (int k = 0; k < M; k++) a->idx[(size_t)b * M + k] = Tt + k;
+    }
+    const float *meta = a->side == ME_SIDE_QUERY ? p->meta_q : p->meta_c;
+    input_embedding_forward(a->encoded, a->tokens, a->mask, p->wte, p->wpe, meta, B, Tt, M, C);
+    size_t BTC = (size_t)B * T * C, BT = (size_t)B * T;
+    /* Layer buffers are indexed with the allocated batch (Bmax) stride so the
+     * same acts serve smaller batches. */
+    size_t sBTC = (size_t)a->Bmax * T * C, sBT = (size_t)a->Bmax * T, sATT = (size_t)a->Bmax * NH * T * T;
+    for (int l = 0; l < L; l++) {
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (l - 1) * sBTC;
+        float *ln1 = a->ln1 + l * sBTC, *qkv = a->qkv + l * 3 * sBTC, *atty = a->atty + l * sBTC;
+        float *att = a->att + l * sATT, *attproj = a->attproj + l * sBTC, *res2 = a->residual2 + l * sBTC;
+        float *ln2 = a->ln2 + l * sBTC, *fch = a->fch + l * 4 * sBTC, *fchg = a->fch_gelu + l * 4 * sBTC;
+        float *fcproj = a->fcproj + l * sBTC, *res3 = a->residual3 + l * sBTC;
+        layernorm_forward(ln1, a->ln1_mean + l * sBT, a->ln1_rstd + l * sBT, residual, p->ln1w + l * C,
+                          p->ln1b + l * C, B, T, C);
+        matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, B, T, C, 3 * C);
+        attention_forward(atty, att, qkv, a->mask, B, T, C, NH);
+        matmul_forward(attproj, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, B, T, C, C);
+        residual_forward(res2, residual, attproj, BTC);
+        layernorm_forward(ln2, a->ln2_mean + l * sBT, a->ln2_rstd + l * sBT, res2, p->ln2w + l * C, p->ln2b + l * C,
+                          B, T, C);
+        matmul_forward(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, B, T, C, 4 * C);
+        gelu_forward(fchg, fch, BTC * 4);
+        matmul_forward(fcproj, fchg, p->fcprojw + (size_t)l * C * 4 * C, p->fcprojb + l * C, B, T, 4 * C, C);
+        residual_forward(res3, res2, fcproj, BTC);
+    }
+    (void)BT;
+    /* Only the meta positions go on: final layernorm, projection, L2 norm. */
+    gather_forward(a->metares, a->residual3 + (L - 1) * sBTC, a->idx, B, T, M, C);
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->metares, p->lnfw, p->lnfb, B, M, C);
+    matmul_forward(a->proj, a->lnf, p->projw, p->projb, B, M, C, D);
+    l2norm_forward(a->out, a->norm, a->proj, B * M, D);
+    if (out) memcpy(out, a->out, (size_t)B * M * D * sizeof *out);
+}
+
+void me_model_backward(me_model_t *m, me_acts_t *a, const float *dout) {
+    const me_model_config_t *c = &m->cfg;
+    const me_params_t *p = &m->p;
+    me_params_t *g = &m->g;
+    int L = c->layers, C = c->width, NH = c->heads, D = c->dim, Tt = a->Tt, M = a->M, T = a->T, B = a->B;
+    size_t BTC = (size_t)B * T * C, BM = (size_t)B * M;
+    size_t sBTC = (size_t)a->Bmax * T * C, sBT = (size_t)a->Bmax * T, sATT = (size_t)a->Bmax * NH * T * T;
+
+    memset(a->dproj, 0, BM * D * sizeof(float));
+    memset(a->dlnf, 0, BM * C * sizeof(float));
+    memset(a->dmeta, 0, BM * C * sizeof(float));
+    memset(a->dres, 0, BTC * sizeof(float));
+    l2norm_backward(a->dproj, dout, a->out, a->norm, B * M, D);
+    matmul_backward(a->dlnf, g->projw, g->projb, a->dproj, a->lnf, p->projw, B, M, C, D);
+    layernorm_backward(a->dmeta, g->lnfw, g->lnfb, a->dlnf, a->metares, p->lnfw, a->lnf_mean, a->lnf_rstd, B, M, C);
+    gather_backward(a->dres, a->dmeta, a->idx, B, T, M, C);
+
+    for (int l = L - 1; l >= 0; l--) {
+        const float *residual = l == 0 ? a->encoded : a->residual3 + (l - 1) * sBTC;
+        float *ln1 = a->ln1 + l * sBTC, *qkv = a->qkv + l * 3 * sBTC, *atty = a->atty + l * sBTC;
+        float *att = a->att + l * sATT, *res2 = a->residual2 + l * sBTC;
+        float *ln2 = a->ln2 + l * sBTC, *fch = a->fch + l * 4 * sBTC, *fchg = a->fch_gelu + l * 4 * sBTC;
+        /* res3 = res2 + fcproj: both get dres. */
+        memcpy(a->dres2, a->dres, BTC * sizeof(float));
+        memset(a->dfch_gelu, 0, 4 * BTC * sizeof(float));
+        matmul_backward(a->dfch_gelu, g->fcprojw + (size_t)l * C * 4 * C, g->fcprojb + l * C, a->dres, fchg,
+                        p->fcprojw + (size_t)l * C * 4 * C, B, T, 4 * C, C);
+        memset(a->dfch, 0, 4 * BTC * sizeof(float));
+        gelu_backward(a->dfch, a->dfch_gelu, fch, 4 * BTC);
+        memset(a->dbuf, 0, BTC * sizeof(float));
+        matmul_backward(a->dbuf, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, a->dfch, ln2,
+                        p->fcw + (size_t)l * 4 * C * C, B, T, C, 4 * C);
+        layernorm_backward(a->dres2, g->ln2w + l * C, g->ln2b + l * C, a->dbuf, res2, p->ln2w + l * C,
+                           a->ln2_mean + l * sBT, a->ln2_rstd + l * sBT, B, T, C);
+        /* res2 = residual + attproj: both get dres2. */
+        memcpy(a->dres, a->dres2, BTC * sizeof(float));
+        memset(a->dbuf, 0, BTC * sizeof(float));
+        matmul_backward(a->dbuf, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, a->dres2, atty,
+                        p->attprojw + (size_t)l * C * C, B, T, C, C);
+        memset(a->dqkv, 0, 3 * BTC * sizeof(float));
+        attention_backward(a->dqkv, a->dbuf, qkv, att, a->mask, B, T, C, NH);
+        memset(a->dbuf, 0, BTC * sizeof(float));
+        matmul_backward(a->dbuf, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, a->dqkv, ln1,
+                        p->qkvw + (size_t)l * 3 * C * C, B, T, C, 3 * C);
+        layernorm_backward(a->dres, g->ln1w + l * C, g->ln1b + l * C, a->dbuf, residual, p->ln1w + l * C,
+                           a->ln1_mean + l * sBT, a->ln1_rstd + l * sBT, B, T, C);
+    }
+    float *dmeta_params = a->side == ME_SIDE_QUERY ? g->meta_q : g->meta_c;
+    input_embedding_backward(g->wte, g->wpe, dmeta_params, a->dres, a->tokens, a->mask, B, Tt, M, C);
+}

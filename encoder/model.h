@@ -55,6 +55,42 @@ typedef struct {
 
 extern const char *const me_model_param_names[ME_MODEL_NUM_PARAMS];
 
+typedef struct me_model me_model_t;
+typedef struct me_acts me_acts_t;
+
+/* Which meta tokens an input gets: R_q for queries, R_c for candidates. */
+typedef enum { ME_SIDE_QUERY = 0, ME_SIDE_DOC = 1 } me_side_t;
+
+me_model_t *me_model_new(const me_model_config_t *cfg);
+void me_model_free(me_model_t *m);
+const me_model_config_t *me_model_config(const me_model_t *m);
+me_params_t *me_model_params(me_model_t *m);
+me_params_t *me_model_grads(me_model_t *m);
+float *me_model_param_data(me_model_t *m, size_t *n);   /* the whole arena */
+float *me_model_grad_data(me_model_t *m, size_t *n);
+/* GPT-2-style initialisation (normal(0, 0.02), residual projections scaled
+ * by 1/sqrt(2L), layernorm weights 1), seeded and deterministic. */
+void me_model_init(me_model_t *m, uint64_t seed);
+void me_model_zero_grad(me_model_t *m);
+
+/* Activations for up to B inputs of one side (text padded to T_text). */
+me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B);
+void me_acts_free(me_acts_t *a);
+
+/* Encodes B token sequences (tokens (B, T_text) row-major, lens[b] ≤ T_text
+ * real tokens each, the rest ignored) into out (B, M, D): unit vectors,
+ * coarse to fine. Keeps what backward needs in acts. */
+void me_model_forward(me_model_t *m, me_acts_t *a, const int32_t *tokens, const int *lens, int B,
+                      float *out);
+/* Adds the gradients of a loss whose gradient w.r.t. the last forward's out
+ * is dout (B, M, D) into the model's gradient arena. */
+void me_model_backward(me_model_t *m, me_acts_t *a, const float *dout);
+/* One AdamW step over every parameter (no weight decay on biases, layernorm
+ * and meta/position vectors). t counts from 1. */
+void me_model_update(me_model_t *m, float lr, float beta1, float beta2, float eps, float weight_decay, int t);
+/* AdamW moments (n floats each, the parameter arena's layout), for checkpoints. */
+void me_model_opt_state(me_model_t *m, float **mom1, float **mom2, size_t *n);
+
 /* Fills sizes[i] (elements) and shapes (up to 3 dims, unused = 0) for each
  * parameter tensor; returns the total element count. */
 size_t me_model_param_sizes(const me_model_config_t *cfg, size_t sizes[ME_MODEL_NUM_PARAMS],
