@@ -111,3 +111,79 @@ TEST(model_outputs_unit_norm_deterministic_padding_ignored) {
     me_acts_free(a);
     me_model_free(m);
 }
+
+#include "encoder/weights.h"
+
+/* Save → load is bit-exact (parameters, AdamW moments, metadata); a file
+ * whose config and tensors disagree, or that is not a model, is refused. */
+TEST(model_weights_round_trip_and_rejects) {
+    me_model_config_t c = tiny();
+    me_model_t *m = me_model_new(&c);
+    me_model_init(m, 5);
+    size_t n;
+    float *m1, *m2;
+    me_model_opt_state(m, &m1, &m2, &n);
+    for (size_t i = 0; i < n; i++) { m1[i] = (float)i * 1e-3f; m2[i] = (float)i * 1e-6f; }
+    char *dir = me_test_tmpdir("weights");
+    char path[600], err[300];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    const char *k[1] = { "step" }, *v[1] = { "123" };
+    ASSERT_OK(me_weights_save(m, path, "TOKENIZER-BLOB", 1, k, v, 1, err, sizeof err));
+    me_model_t *l;
+    char *tok, *vals[2];
+    const char *keys[2] = { "step", "absent" };
+    ASSERT_OK(me_weights_load(path, 1, &l, &tok, keys, vals, 2, err, sizeof err));
+    ASSERT_STREQ(tok, "TOKENIZER-BLOB");
+    ASSERT_STREQ(vals[0], "123");
+    ASSERT_TRUE(vals[1] == NULL);
+    size_t n2;
+    float *a = me_model_param_data(m, &n), *b = me_model_param_data(l, &n2);
+    ASSERT_EQ(n, n2);
+    ASSERT_TRUE(memcmp(a, b, n * sizeof *a) == 0);
+    float *l1, *l2;
+    me_model_opt_state(l, &l1, &l2, &n2);
+    ASSERT_TRUE(memcmp(m1, l1, n * sizeof *m1) == 0 && memcmp(m2, l2, n * sizeof *m2) == 0);
+    ASSERT_EQ(memcmp(me_model_config(l), &c, sizeof c), 0);
+    free(tok);
+    free(vals[0]);
+    me_model_free(l);
+
+    /* Weights only: loading the optimiser state is refused clearly. */
+    ASSERT_OK(me_weights_save(m, path, NULL, 0, NULL, NULL, 0, err, sizeof err));
+    ASSERT_EQ(me_weights_load(path, 1, &l, NULL, NULL, NULL, 0, err, sizeof err), ME_ENOTFOUND);
+    ASSERT_TRUE(strstr(err, "checkpoint") != NULL);
+    ASSERT_OK(me_weights_load(path, 0, &l, NULL, NULL, NULL, 0, err, sizeof err));
+    me_model_free(l);
+
+    /* Truncated at every 97th byte: always a clean error. */
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)size);
+    ASSERT_EQ(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    char cut[600];
+    snprintf(cut, sizeof cut, "%s/cut.safetensors", dir);
+    for (long len = 0; len < size; len += 97) {
+        f = fopen(cut, "wb");
+        fwrite(buf, 1, (size_t)len, f);
+        fclose(f);
+        int rc = me_weights_load(cut, 0, &l, NULL, NULL, NULL, 0, err, sizeof err);
+        ASSERT_TRUE(rc == ME_ECORRUPT);
+    }
+    /* A config that disagrees with the tensors. */
+    char *cfgpos = memmem(buf, (size_t)size, "\\\"dim\\\":4", 9);
+    ASSERT_TRUE(cfgpos != NULL);
+    cfgpos[8] = '6';  /* dim 6 → the projection has the wrong shape */
+    f = fopen(cut, "wb");
+    fwrite(buf, 1, (size_t)size, f);
+    fclose(f);
+    ASSERT_EQ(me_weights_load(cut, 0, &l, NULL, NULL, NULL, 0, err, sizeof err), ME_ECORRUPT);
+    if (!strstr(err, "wrong shape")) fprintf(stderr, "    err: %s\n", err);
+    ASSERT_TRUE(strstr(err, "wrong shape") != NULL);
+    free(buf);
+    me_model_free(m);
+    me_test_rmdir(dir);
+    free(dir);
+}
