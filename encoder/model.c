@@ -199,13 +199,16 @@ struct me_acts {
     float *dres, *dres2, *dbuf, *dqkv, *dfch, *dfch_gelu, *dmeta, *dlnf, *dproj;
 };
 
-me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B) {
+int me_acts_text_len(const me_acts_t *a) { return a->Tt; }
+
+me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B, int text_len) {
     const me_model_config_t *c = &m->cfg;
+    if (B < 1 || text_len < 1 || text_len > c->max_text) return NULL;
     me_acts_t *a = calloc(1, sizeof *a);
     if (!a) return NULL;
     a->side = side;
     a->Bmax = B;
-    a->Tt = c->max_text;
+    a->Tt = text_len;
     a->M = side == ME_SIDE_QUERY ? c->meta_q : c->meta_c;
     a->T = a->Tt + a->M;
     size_t L = (size_t)c->layers, C = (size_t)c->width, NH = (size_t)c->heads, D = (size_t)c->dim;

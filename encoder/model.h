@@ -73,11 +73,14 @@ float *me_model_grad_data(me_model_t *m, size_t *n);
 void me_model_init(me_model_t *m, uint64_t seed);
 void me_model_zero_grad(me_model_t *m);
 
-/* Activations for up to B inputs of one side (text padded to T_text). */
-me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B);
+/* Activations for up to B inputs of one side, each text padded (or cut) to
+ * text_len ≤ T_text tokens: queries are short, so their side can use a
+ * smaller text_len and skip the padding's compute. */
+me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B, int text_len);
+int me_acts_text_len(const me_acts_t *a);
 void me_acts_free(me_acts_t *a);
 
-/* Encodes B token sequences (tokens (B, T_text) row-major, lens[b] ≤ T_text
+/* Encodes B token sequences (tokens (B, text_len) row-major, lens[b] ≤ text_len
  * real tokens each, the rest ignored) into out (B, M, D): unit vectors,
  * coarse to fine. Keeps what backward needs in acts. */
 void me_model_forward(me_model_t *m, me_acts_t *a, const int32_t *tokens, const int *lens, int B,

@@ -42,7 +42,7 @@ static void grad_check(me_side_t side) {
     for (size_t i = 0; i < n; i++) theta[i] += 0.2f * (float)me_rng_normal(&r);
     enum { B = 3 };
     int M = side == ME_SIDE_QUERY ? c.meta_q : c.meta_c;
-    me_acts_t *a = me_acts_new(m, side, B);
+    me_acts_t *a = me_acts_new(m, side, B, c.max_text);
     int32_t tok[B * 5] = { 4, 9, 299, 17, 0, 5, 5, 6, 0, 0, 7, 8, 9, 10, 11 };
     int lens[B] = { 4, 3, 5 };
     int nout = B * M * c.dim;
@@ -94,7 +94,7 @@ TEST(model_outputs_unit_norm_deterministic_padding_ignored) {
     me_model_config_t c = tiny();
     me_model_t *m = me_model_new(&c);
     me_model_init(m, 1);
-    me_acts_t *a = me_acts_new(m, ME_SIDE_DOC, 2);
+    me_acts_t *a = me_acts_new(m, ME_SIDE_DOC, 2, c.max_text);
     int32_t tok[10] = { 4, 9, 10, 0, 0, 4, 9, 10, 77, 123 };  /* same real tokens, different padding */
     int lens[2] = { 3, 3 };
     float out1[2 * 4 * 4], out2[2 * 4 * 4];
