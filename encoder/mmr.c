@@ -1,0 +1,214 @@
+/* The MMR loss (see mmr.h). */
+#include "encoder/mmr.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+
+struct me_mmr {
+    me_mmr_group_t groups[ME_MMR_MAX_GROUPS];
+    int ngroups;
+    float tau;
+    int Rq, Rc, D;
+    me_mmr_impl_t impl;
+    int B, N;          /* of the last forward; 0 before one */
+    float *sim;        /* (B·Rq, N·Rc) pairwise products; dS in the backward */
+    float *scores;     /* (ngroups, B, N) MaxSim scores */
+    float *prob;       /* (ngroups, B, N) softmax over candidates */
+    int32_t *argmax;   /* per group (B, N, rq): the b each max picked */
+    size_t cap_sim, cap_scores, cap_prob, cap_arg;
+};
+
+int me_mmr_default_groups(me_mmr_group_t *out) {
+    static const me_mmr_group_t k[] = {
+        { 1, 1, 1.0f }, { 2, 4, 1.0f }, { 4, 8, 1.0f }, { 8, 16, 1.0f }, { 16, 64, 1.0f },
+    };
+    memcpy(out, k, sizeof k);
+    return (int)(sizeof k / sizeof k[0]);
+}
+
+me_mmr_t *me_mmr_new(const me_mmr_group_t *groups, int ngroups, float tau,
+                     int Rq, int Rc, int D, me_mmr_impl_t impl) {
+    if (!groups || ngroups < 1 || ngroups > ME_MMR_MAX_GROUPS || !(tau > 0.0f) || Rq < 1 ||
+        Rc < 1 || D < 1 || (impl != ME_MMR_BLAS && impl != ME_MMR_NAIVE))
+        return NULL;
+    for (int g = 0; g < ngroups; g++)
+        if (groups[g].rq < 1 || groups[g].rq > Rq || groups[g].rc < 1 || groups[g].rc > Rc)
+            return NULL;
+    me_mmr_t *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    memcpy(m->groups, groups, (size_t)ngroups * sizeof *groups);
+    m->ngroups = ngroups;
+    m->tau = tau;
+    m->Rq = Rq;
+    m->Rc = Rc;
+    m->D = D;
+    m->impl = impl;
+    return m;
+}
+
+void me_mmr_free(me_mmr_t *m) {
+    if (!m) return;
+    free(m->sim);
+    free(m->scores);
+    free(m->prob);
+    free(m->argmax);
+    free(m);
+}
+
+/* Grows *p to hold n elements of size es; 0 or ME_ENOMEM (*p kept). */
+static int grow(void **p, size_t *cap, size_t n, size_t es) {
+    if (*cap >= n) return 0;
+    void *q = realloc(*p, n * es);
+    if (!q) return ME_ENOMEM;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static int reserve(me_mmr_t *m, int B, int N) {
+    size_t pair = (size_t)m->ngroups * B * N, arg = 0;
+    for (int g = 0; g < m->ngroups; g++) arg += (size_t)B * N * m->groups[g].rq;
+    int rc = grow((void **)&m->sim, &m->cap_sim, (size_t)B * m->Rq * N * m->Rc, sizeof(float));
+    if (!rc) rc = grow((void **)&m->scores, &m->cap_scores, pair, sizeof(float));
+    if (!rc) rc = grow((void **)&m->prob, &m->cap_prob, pair, sizeof(float));
+    if (!rc) rc = grow((void **)&m->argmax, &m->cap_arg, arg, sizeof(int32_t));
+    return rc;
+}
+
+/* sim (B·Rq, N·Rc) = Q (B·Rq, D) · Cᵀ (D, N·Rc) */
+static void pairwise(const me_mmr_t *m, const float *Q, const float *C, int B, int N) {
+    int rows = B * m->Rq, cols = N * m->Rc, D = m->D;
+    if (m->impl == ME_MMR_BLAS) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, 1.0f, Q, D, C, D,
+                    0.0f, m->sim, cols);
+        return;
+    }
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            const float *q = Q + (size_t)r * D, *d = C + (size_t)c * D;
+            float v = 0.0f;
+            for (int k = 0; k < D; k++) v += q[k] * d[k];
+            m->sim[(size_t)r * cols + c] = v;
+        }
+}
+
+int me_mmr_forward(me_mmr_t *m, float *loss, float *group_loss, float *group_acc,
+                   const float *Q, const float *C, int B, int N) {
+    if (!m || !loss || !Q || !C || B < 1 || N < B) return ME_EINVAL;
+    m->B = 0;
+    int rc = reserve(m, B, N);
+    if (rc) return rc;
+    pairwise(m, Q, C, B, N);
+
+    int Rq = m->Rq, Rc = m->Rc;
+    size_t cols = (size_t)N * Rc;
+    double total = 0.0;
+    int32_t *arg = m->argmax;
+    for (int g = 0; g < m->ngroups; g++) {
+        int rq = m->groups[g].rq, rcg = m->groups[g].rc;
+        float *sc = m->scores + (size_t)g * B * N;
+        float *pr = m->prob + (size_t)g * B * N;
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < N; j++) {
+                float s = 0.0f;
+                for (int a = 0; a < rq; a++) {
+                    const float *row = m->sim + ((size_t)i * Rq + a) * cols + (size_t)j * Rc;
+                    float best = row[0];
+                    int32_t bi = 0;
+                    for (int b = 1; b < rcg; b++)
+                        if (row[b] > best) { best = row[b]; bi = b; }
+                    s += best;
+                    arg[((size_t)i * N + j) * rq + a] = bi;
+                }
+                sc[(size_t)i * N + j] = s;
+            }
+        arg += (size_t)B * N * rq;
+
+        /* log-softmax over the N candidates of each query, in double,
+         * shifted by the row max */
+        double lsum = 0.0;
+        int correct = 0;
+        for (int i = 0; i < B; i++) {
+            const float *srow = sc + (size_t)i * N;
+            double zmax = srow[0] / (double)m->tau;
+            int jbest = 0;
+            for (int j = 1; j < N; j++) {
+                double z = srow[j] / (double)m->tau;
+                if (z > zmax) { zmax = z; jbest = j; }
+            }
+            double se = 0.0;
+            for (int j = 0; j < N; j++) se += exp(srow[j] / (double)m->tau - zmax);
+            double lse = zmax + log(se);
+            for (int j = 0; j < N; j++)
+                pr[(size_t)i * N + j] = (float)exp(srow[j] / (double)m->tau - lse);
+            lsum += lse - srow[i] / (double)m->tau;
+            correct += jbest == i;
+        }
+        double gl = lsum / B;
+        if (group_loss) group_loss[g] = (float)gl;
+        if (group_acc) group_acc[g] = (float)correct / (float)B;
+        total += m->groups[g].weight * gl;
+    }
+    *loss = (float)total;
+    m->B = B;
+    m->N = N;
+    return 0;
+}
+
+int me_mmr_backward(me_mmr_t *m, float *dQ, float *dC, const float *Q, const float *C,
+                    float dloss) {
+    if (!m || !m->B || !dQ || !dC || !Q || !C) return ME_EINVAL;
+    int B = m->B, N = m->N, Rq = m->Rq, Rc = m->Rc, D = m->D;
+    int rows = B * Rq, cols = N * Rc;
+    /* The products are not needed any more (argmax and prob are kept), so
+     * their buffer holds dS; the backward may run again. */
+    float *dS = m->sim;
+    memset(dS, 0, (size_t)rows * cols * sizeof *dS);
+
+    /* d loss / d s_g(i,j) = w_g / (B τ) · (p_ij - [i == j]), routed to the
+     * argmax of each of the rq maxima. */
+    const int32_t *arg = m->argmax;
+    for (int g = 0; g < m->ngroups; g++) {
+        int rq = m->groups[g].rq;
+        const float *pr = m->prob + (size_t)g * B * N;
+        float coef = dloss * m->groups[g].weight / ((float)B * m->tau);
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < N; j++) {
+                float d = coef * (pr[(size_t)i * N + j] - (i == j ? 1.0f : 0.0f));
+                const int32_t *aij = arg + ((size_t)i * N + j) * rq;
+                for (int a = 0; a < rq; a++)
+                    dS[((size_t)i * Rq + a) * cols + (size_t)j * Rc + aij[a]] += d;
+            }
+        arg += (size_t)B * N * rq;
+    }
+
+    if (m->impl == ME_MMR_BLAS) {
+        /* dQ (B·Rq, D) += dS (B·Rq, N·Rc) · C (N·Rc, D) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, cols, 1.0f, dS, cols, C,
+                    D, 1.0f, dQ, D);
+        /* dC (N·Rc, D) += dSᵀ (N·Rc, B·Rq) · Q (B·Rq, D) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, D, rows, 1.0f, dS, cols, Q, D,
+                    1.0f, dC, D);
+    } else {
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) {
+                float d = dS[(size_t)r * cols + c];
+                if (d == 0.0f) continue;
+                for (int k = 0; k < D; k++) {
+                    dQ[(size_t)r * D + k] += d * C[(size_t)c * D + k];
+                    dC[(size_t)c * D + k] += d * Q[(size_t)r * D + k];
+                }
+            }
+    }
+    return 0;
+}
+
+const float *me_mmr_scores(const me_mmr_t *m, int g) {
+    if (!m || !m->B || g < 0 || g >= m->ngroups) return NULL;
+    return m->scores + (size_t)g * m->B * m->N;
+}

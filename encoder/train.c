@@ -1,0 +1,199 @@
+#include "encoder/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "encoder/ops.h"
+
+struct me_trainer {
+    me_model_t *m;
+    const me_train_data_t *data;
+    me_train_opts_t o;
+    me_mmr_t *mmr;
+    me_acts_t *qa, *da;
+    int32_t *q_tok, *d_tok;    /* batch rows */
+    int *q_len, *d_len;
+    float *Q, *C, *dQ, *dC;
+    int *order;                /* the current epoch's permutation */
+    long order_epoch;
+    long step, step0;          /* done; done when this process started */
+    double t0;
+};
+
+void me_train_defaults(me_train_opts_t *o) {
+    memset(o, 0, sizeof *o);
+    o->batch = 32;
+    o->steps = 1000;
+    o->lr = 1e-3f;
+    o->lr_floor = 1e-4f;
+    o->warmup = 100;
+    o->weight_decay = 0.01f;
+    o->clip = 1.0f;
+    o->tau = ME_MMR_DEFAULT_TAU;
+    o->ngroups = me_mmr_default_groups(o->groups);
+    o->seed = 1234;
+    o->threads = 0;
+}
+
+float me_train_lr(const me_train_opts_t *o, long step) {
+    if (step < o->warmup) return o->lr * (float)(step + 1) / (float)o->warmup;
+    double span = (double)(o->steps > o->warmup ? o->steps - o->warmup : 1);
+    double frac = (double)(step - o->warmup) / span;
+    if (frac > 1) frac = 1;
+    return o->lr_floor + (o->lr - o->lr_floor) * (float)(0.5 * (1 + cos(3.141592653589793 * frac)));
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t mix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* Fisher–Yates with a generator seeded by (seed, epoch): the same epoch
+ * always has the same order, which is what makes resuming exact. */
+static void make_order(me_trainer_t *t, long epoch) {
+    int n = t->data->n;
+    for (int i = 0; i < n; i++) t->order[i] = i;
+    uint64_t s = mix(t->o.seed ^ mix((uint64_t)epoch + 1));
+    for (int i = n - 1; i > 0; i--) {
+        s = mix(s);
+        int j = (int)(s % (uint64_t)(i + 1));
+        int tmp = t->order[i]; t->order[i] = t->order[j]; t->order[j] = tmp;
+    }
+    t->order_epoch = epoch;
+}
+
+me_trainer_t *me_trainer_new(me_model_t *m, const me_train_data_t *data, const me_train_opts_t *o,
+                             char *err, size_t errcap) {
+    const me_model_config_t *c = me_model_config(m);
+    if (data->n < o->batch || o->batch < 1) {
+        snprintf(err, errcap, "need at least batch=%d training examples, got %d", o->batch, data->n);
+        return NULL;
+    }
+    if (data->q_len_max > c->max_text || data->d_len_max > c->max_text) {
+        snprintf(err, errcap, "token rows longer than the model's max_text %d", c->max_text);
+        return NULL;
+    }
+    me_trainer_t *t = calloc(1, sizeof *t);
+    if (!t) { snprintf(err, errcap, "out of memory"); return NULL; }
+    t->m = m;
+    t->data = data;
+    t->o = *o;
+    int B = o->batch, D = c->dim, Rq = c->meta_q, Rc = c->meta_c;
+    t->mmr = me_mmr_new(o->groups, o->ngroups, o->tau, Rq, Rc, D, ME_MMR_BLAS);
+    t->qa = me_acts_new(m, ME_SIDE_QUERY, B, data->q_len_max);
+    t->da = me_acts_new(m, ME_SIDE_DOC, 2 * B, data->d_len_max);
+    t->q_tok = malloc((size_t)B * data->q_len_max * sizeof *t->q_tok);
+    t->d_tok = malloc((size_t)2 * B * data->d_len_max * sizeof *t->d_tok);
+    t->q_len = malloc((size_t)B * sizeof *t->q_len);
+    t->d_len = malloc((size_t)2 * B * sizeof *t->d_len);
+    t->Q = malloc((size_t)B * Rq * D * sizeof *t->Q);
+    t->dQ = malloc((size_t)B * Rq * D * sizeof *t->dQ);
+    t->C = malloc((size_t)2 * B * Rc * D * sizeof *t->C);
+    t->dC = malloc((size_t)2 * B * Rc * D * sizeof *t->dC);
+    t->order = malloc((size_t)data->n * sizeof *t->order);
+    if (!t->mmr || !t->qa || !t->da || !t->q_tok || !t->d_tok || !t->q_len || !t->d_len || !t->Q || !t->dQ ||
+        !t->C || !t->dC || !t->order) {
+        snprintf(err, errcap, "out of memory for batch %d (or a bad MMR group for R_q=%d, R_c=%d)", B, Rq, Rc);
+        me_trainer_free(t);
+        return NULL;
+    }
+    t->order_epoch = -1;
+    me_ops_set_threads(o->threads);
+    t->t0 = now_s();
+    return t;
+}
+
+void me_trainer_free(me_trainer_t *t) {
+    if (!t) return;
+    me_mmr_free(t->mmr);
+    me_acts_free(t->qa);
+    me_acts_free(t->da);
+    free(t->q_tok);
+    free(t->d_tok);
+    free(t->q_len);
+    free(t->d_len);
+    free(t->Q);
+    free(t->dQ);
+    free(t->C);
+    free(t->dC);
+    free(t->order);
+    free(t);
+}
+
+long me_trainer_steps_done(const me_trainer_t *t) { return t->step; }
+void me_trainer_resume_at(me_trainer_t *t, long step) { t->step = t->step0 = step; }
+
+static void copy_row(int32_t *dst, int *dlen, const int32_t *src, const int *slen, int i, int width) {
+    memcpy(dst, src + (size_t)i * width, (size_t)width * sizeof *dst);
+    *dlen = slen[i];
+}
+
+int me_trainer_step(me_trainer_t *t, me_train_stats_t *st) {
+    const me_train_data_t *d = t->data;
+    const me_model_config_t *c = me_model_config(t->m);
+    int B = t->o.batch, Wq = d->q_len_max, Wd = d->d_len_max;
+    long per_epoch = d->n / B;
+    long epoch = t->step / per_epoch, pos = t->step % per_epoch;
+    if (epoch != t->order_epoch) make_order(t, epoch);
+    const int *idx = t->order + pos * B;
+    /* Rows 0..B-1: positives; B..2B-1: hard negatives, replaced by a seeded
+     * random example when the hard negative is itself in the batch (it
+     * would be a second positive). */
+    uint64_t s = mix(t->o.seed ^ mix((uint64_t)t->step * 7919 + 3));
+    for (int i = 0; i < B; i++) {
+        int e = idx[i];
+        copy_row(t->q_tok + (size_t)i * Wq, &t->q_len[i], d->q_tok, d->q_len, e, Wq);
+        copy_row(t->d_tok + (size_t)i * Wd, &t->d_len[i], d->d_tok, d->d_len, e, Wd);
+        int h = d->hard ? d->hard[e] : -1;
+        for (int tries = 0; tries < 8; tries++) {
+            int clash = h < 0 || h == e;
+            for (int k = 0; k < B && !clash; k++) clash = idx[k] == h;
+            if (!clash) break;
+            s = mix(s);
+            h = (int)(s % (uint64_t)d->n);
+        }
+        copy_row(t->d_tok + (size_t)(B + i) * Wd, &t->d_len[B + i], d->d_tok, d->d_len, h, Wd);
+    }
+    me_model_zero_grad(t->m);
+    me_model_forward(t->m, t->qa, t->q_tok, t->q_len, B, t->Q);
+    me_model_forward(t->m, t->da, t->d_tok, t->d_len, 2 * B, t->C);
+    float loss = 0;
+    int rc = me_mmr_forward(t->mmr, &loss, st ? st->group_loss : NULL, st ? st->group_acc : NULL, t->Q, t->C, B, 2 * B);
+    if (rc) return rc;
+    memset(t->dQ, 0, (size_t)B * c->meta_q * c->dim * sizeof(float));
+    memset(t->dC, 0, (size_t)2 * B * c->meta_c * c->dim * sizeof(float));
+    if ((rc = me_mmr_backward(t->mmr, t->dQ, t->dC, t->Q, t->C, 1.0f)) != 0) return rc;
+    me_model_backward(t->m, t->da, t->dC);
+    me_model_backward(t->m, t->qa, t->dQ);
+    size_t n;
+    float *g = me_model_grad_data(t->m, &n);
+    float norm = grad_norm(g, n);
+    if (t->o.clip > 0 && norm > t->o.clip) {
+        float k = t->o.clip / norm;
+        for (size_t i = 0; i < n; i++) g[i] *= k;
+    }
+    float lr = me_train_lr(&t->o, t->step);
+    me_model_update(t->m, lr, 0.9f, 0.999f, 1e-8f, t->o.weight_decay, (int)(t->step + 1));
+    t->step++;
+    if (st) {
+        st->step = t->step;
+        st->loss = loss;
+        st->grad_norm = norm;
+        st->lr = lr;
+        double el = now_s() - t->t0;
+        st->examples_per_s = el > 0 ? (double)B * (double)(t->step - t->step0) / el : 0;
+    }
+    return 0;
+}
