@@ -40,19 +40,19 @@ static void main_usage(FILE *out) {
 
 /* ---- shared rendering of a collection ---- */
 
-static void json_collection(cli_json_t *j, const char *key, const me_collection_info_t *ci) {
-    jw_obj(j, key);
-    jw_str(j, "name", ci->name);
-    jw_int(j, "dim", ci->dim);
-    jw_int(j, "max_doc_vectors", ci->max_doc_vectors);
-    jw_int(j, "max_query_vectors", ci->max_query_vectors);
-    jw_str(j, "dtype", ci->dtype);
-    jw_int(j, "ram_vectors", ci->ram_vectors);
-    jw_int(j, "coarse_vectors", ci->coarse_vectors);
-    jw_u64(j, "documents", ci->documents);
-    jw_u64(j, "ram_bytes", ci->ram_bytes);
-    jw_u64(j, "index_bytes", ci->index_bytes);
-    jw_obj_end(j);
+static void json_collection(me_json_writer_t *j, const char *key, const me_collection_info_t *ci) {
+    me_json_obj_begin(j, key);
+    me_json_put_str(j, "name", ci->name);
+    me_json_put_int(j, "dim", ci->dim);
+    me_json_put_int(j, "max_doc_vectors", ci->max_doc_vectors);
+    me_json_put_int(j, "max_query_vectors", ci->max_query_vectors);
+    me_json_put_str(j, "dtype", ci->dtype);
+    me_json_put_int(j, "ram_vectors", ci->ram_vectors);
+    me_json_put_int(j, "coarse_vectors", ci->coarse_vectors);
+    me_json_put_u64(j, "documents", ci->documents);
+    me_json_put_u64(j, "ram_bytes", ci->ram_bytes);
+    me_json_put_u64(j, "index_bytes", ci->index_bytes);
+    me_json_obj_end(j);
 }
 
 static void print_collections(FILE *out, const me_collection_info_t *cs, size_t n, const char *indent) {
@@ -151,10 +151,10 @@ static int collection_create(cli_t *c, int argc, char **argv) {
     me_collection_info_t ci;
     if (cli_find_collection(c, pos[0], &ci) != CLI_OK) return CLI_FAIL;
     if (c->g.json) {
-        cli_json_t j;
-        jw_begin(&j, stdout);
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
         json_collection(&j, "created", &ci);
-        jw_end(&j);
+        cli_json_end(&j);
     } else {
         printf("created collection '%s': dim %d, max-doc-vectors %d, max-query-vectors %d, dtype %s, "
                "ram-vectors %d, coarse-vectors %d\n", ci.name, ci.dim, ci.max_doc_vectors, ci.max_query_vectors,
@@ -173,12 +173,12 @@ static int collection_list(cli_t *c, int argc, char **argv) {
     if (me_client_list_collections(c->client, &cs, &n, &st) != 0)
         return cli_status_error(c, &st, "cannot list collections");
     if (c->g.json) {
-        cli_json_t j;
-        jw_begin(&j, stdout);
-        jw_arr(&j, "collections");
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_arr_begin(&j, "collections");
         for (size_t i = 0; i < n; i++) json_collection(&j, NULL, &cs[i]);
-        jw_arr_end(&j);
-        jw_end(&j);
+        me_json_arr_end(&j);
+        cli_json_end(&j);
     } else if (n == 0) {
         printf("no collections (create one with 'metaembed collection create NAME --dim D')\n");
     } else {
@@ -202,10 +202,10 @@ static int collection_drop(cli_t *c, int argc, char **argv) {
         return cli_status_error(c, &st, what);
     }
     if (c->g.json) {
-        cli_json_t j;
-        jw_begin(&j, stdout);
-        jw_str(&j, "dropped", pos[0]);
-        jw_end(&j);
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_put_str(&j, "dropped", pos[0]);
+        cli_json_end(&j);
     } else {
         printf("dropped collection '%s'\n", pos[0]);
     }
@@ -282,33 +282,33 @@ int cli_cmd_get(cli_t *c, int argc, char **argv) {
         else missing[nmissing++] = ids[i];
     }
     if (c->g.json) {
-        cli_json_t j;
-        jw_begin(&j, stdout);
-        jw_str(&j, "collection", o.collection);
-        jw_arr(&j, "documents");
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_put_str(&j, "collection", o.collection);
+        me_json_arr_begin(&j, "documents");
         for (size_t i = 0; i < n; i++) {
-            jw_obj(&j, NULL);
-            jw_str(&j, "id", recs[i].id);
-            jw_meta(&j, "metadata", recs[i].metadata, recs[i].metadata_len);
+            me_json_obj_begin(&j, NULL);
+            me_json_put_str(&j, "id", recs[i].id);
+            cli_json_meta(&j, "metadata", recs[i].metadata, recs[i].metadata_len);
             if (o.vectors) {
-                jw_int(&j, "rows", recs[i].rows);
-                jw_int(&j, "dim", recs[i].dim);
-                jw_arr(&j, "vectors");
+                me_json_put_int(&j, "rows", recs[i].rows);
+                me_json_put_int(&j, "dim", recs[i].dim);
+                me_json_arr_begin(&j, "vectors");
                 for (int a = 0; a < recs[i].rows; a++) {
-                    jw_arr(&j, NULL);
+                    me_json_arr_begin(&j, NULL);
                     for (int b = 0; b < recs[i].dim; b++)
-                        jw_num(&j, NULL, recs[i].vectors[(size_t)a * recs[i].dim + b]);
-                    jw_arr_end(&j);
+                        me_json_put_num_prec(&j, NULL, recs[i].vectors[(size_t)a * recs[i].dim + b], 9);
+                    me_json_arr_end(&j);
                 }
-                jw_arr_end(&j);
+                me_json_arr_end(&j);
             }
-            jw_obj_end(&j);
+            me_json_obj_end(&j);
         }
-        jw_arr_end(&j);
-        jw_arr(&j, "missing");
-        for (size_t i = 0; i < nmissing; i++) jw_str(&j, NULL, missing[i]);
-        jw_arr_end(&j);
-        jw_end(&j);
+        me_json_arr_end(&j);
+        me_json_arr_begin(&j, "missing");
+        for (size_t i = 0; i < nmissing; i++) me_json_put_str(&j, NULL, missing[i]);
+        me_json_arr_end(&j);
+        cli_json_end(&j);
     } else {
         for (size_t i = 0; i < n; i++) {
             printf("%s", recs[i].id);
@@ -374,12 +374,12 @@ int cli_cmd_delete(cli_t *c, int argc, char **argv) {
     free(ids);
     if (rc) return cli_status_error(c, &st, "delete failed");
     if (c->g.json) {
-        cli_json_t j;
-        jw_begin(&j, stdout);
-        jw_str(&j, "collection", o.collection);
-        jw_int(&j, "requested", nids);
-        jw_u64(&j, "deleted", deleted);
-        jw_end(&j);
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_put_str(&j, "collection", o.collection);
+        me_json_put_int(&j, "requested", nids);
+        me_json_put_u64(&j, "deleted", deleted);
+        cli_json_end(&j);
     } else {
         printf("deleted %u of %d documents from '%s'\n", deleted, nids, o.collection);
     }
@@ -421,36 +421,36 @@ int cli_cmd_status(cli_t *c, int argc, char **argv) {
     size_t ngroups = s.n_groups ? s.n_groups : 1;
 
     if (c->g.json) {
-        cli_json_t j;
-        jw_begin(&j, stdout);
-        jw_str(&j, "addr", c->g.addr);
-        jw_str(&j, "role", s.role);
-        jw_u64(&j, "uptime_ms", s.uptime_ms);
-        jw_u64(&j, "requests", s.requests);
-        jw_u64(&j, "errors", s.errors);
-        jw_u64(&j, "disk_bytes", s.disk_bytes);
-        jw_arr(&j, "groups");
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_put_str(&j, "addr", c->g.addr);
+        me_json_put_str(&j, "role", s.role);
+        me_json_put_u64(&j, "uptime_ms", s.uptime_ms);
+        me_json_put_u64(&j, "requests", s.requests);
+        me_json_put_u64(&j, "errors", s.errors);
+        me_json_put_u64(&j, "disk_bytes", s.disk_bytes);
+        me_json_arr_begin(&j, "groups");
         for (size_t g = 0; g < ngroups; g++) {
-            jw_obj(&j, NULL);
-            jw_str(&j, "name", groups[g].name);
-            jw_arr(&j, "replicas");
+            me_json_obj_begin(&j, NULL);
+            me_json_put_str(&j, "name", groups[g].name);
+            me_json_arr_begin(&j, "replicas");
             for (size_t r = 0; r < groups[g].n_replicas; r++) {
                 const me_replica_info_t *ri = &groups[g].replicas[r];
-                jw_obj(&j, NULL);
-                jw_str(&j, "endpoint", ri->endpoint);
-                jw_bool(&j, "up", ri->up);
-                jw_u64(&j, "documents", ri->documents);
-                jw_num(&j, "latency_ms", ri->latency_ms);
-                jw_obj_end(&j);
+                me_json_obj_begin(&j, NULL);
+                me_json_put_str(&j, "endpoint", ri->endpoint);
+                me_json_put_bool(&j, "up", ri->up);
+                me_json_put_u64(&j, "documents", ri->documents);
+                me_json_put_num_prec(&j, "latency_ms", ri->latency_ms, 9);
+                me_json_obj_end(&j);
             }
-            jw_arr_end(&j);
-            jw_obj_end(&j);
+            me_json_arr_end(&j);
+            me_json_obj_end(&j);
         }
-        jw_arr_end(&j);
-        jw_arr(&j, "collections");
+        me_json_arr_end(&j);
+        me_json_arr_begin(&j, "collections");
         for (size_t i = 0; i < s.n_collections; i++) json_collection(&j, NULL, &s.collections[i]);
-        jw_arr_end(&j);
-        jw_end(&j);
+        me_json_arr_end(&j);
+        cli_json_end(&j);
     } else {
         char disk[32];
         printf("%s: %s, up %.0f s, %llu requests, %llu errors, %s on disk\n\n", c->g.addr, s.role,

@@ -1,6 +1,6 @@
 /* Internals of the `metaembed` command-line tool, shared by client/cli*.c:
  * argument parsing over common/config.h option tables, error reporting,
- * a JSON writer and aligned text tables. */
+ * JSON output over common/json.h and aligned text tables. */
 #ifndef ME_CLIENT_CLI_H
 #define ME_CLIENT_CLI_H
 
@@ -10,6 +10,7 @@
 
 #include "client/metaembed.h"
 #include "common/config.h"
+#include "common/json.h"
 
 #define CLI_DEFAULT_ADDR "tcp://127.0.0.1:7700"
 
@@ -58,33 +59,14 @@ me_client_t *cli_connect(cli_t *c);
 /* The collection's info, or reports (NOT_FOUND with a hint) and fails. */
 int cli_find_collection(cli_t *c, const char *name, me_collection_info_t *out);
 
-/* ---- JSON on a FILE: commas and escaping handled here ---- */
-typedef struct {
-    FILE *f;
-    int depth;
-    unsigned char first[64];
-} cli_json_t;
-
-void jw_begin(cli_json_t *j, FILE *f);          /* '{' */
-void jw_end(cli_json_t *j);                     /* '}' and newline */
-void jw_obj(cli_json_t *j, const char *key);    /* key NULL inside arrays */
-void jw_obj_end(cli_json_t *j);
-void jw_arr(cli_json_t *j, const char *key);
-void jw_arr_end(cli_json_t *j);
-void jw_str(cli_json_t *j, const char *key, const char *s);
-void jw_strn(cli_json_t *j, const char *key, const char *s, size_t n);
-void jw_int(cli_json_t *j, const char *key, long long v);
-void jw_u64(cli_json_t *j, const char *key, uint64_t v);
-void jw_num(cli_json_t *j, const char *key, double v);   /* NaN/Inf → null */
-void jw_bool(cli_json_t *j, const char *key, int v);
-void jw_null(cli_json_t *j, const char *key);
-/* Metadata bytes: embedded as JSON when they are valid JSON, else a string. */
-void jw_meta(cli_json_t *j, const char *key, const void *data, size_t n);
-
-/* 1 when s[0..n) is exactly one JSON value (whitespace around allowed). */
-int cli_json_valid(const char *s, size_t n);
-/* Writes s[0..n) as a JSON string literal (quotes included). */
-void cli_json_string(FILE *f, const char *s, size_t n);
+/* ---- JSON output (common/json.h) ---- */
+/* Starts the one JSON object a --json command prints on f. */
+void cli_json_begin(me_json_writer_t *j, FILE *f);
+/* Closes it with '}' and a newline, and flushes. */
+void cli_json_end(me_json_writer_t *j);
+/* Metadata bytes: embedded as JSON when they are valid JSON on one line,
+ * else as a string. */
+void cli_json_meta(me_json_writer_t *j, const char *key, const void *data, size_t n);
 
 /* ---- text tables, columns aligned ---- */
 typedef struct {

@@ -206,7 +206,7 @@ int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
             goto out;
         }
         for (size_t i = 0; i < meta.n; i++) {
-            if (meta.len[i] == 0 || meta.line[i][0] != '{' || !cli_json_valid(meta.line[i], meta.len[i])) {
+            if (meta.len[i] == 0 || meta.line[i][0] != '{' || !me_json_valid(meta.line[i], meta.len[i])) {
                 rc = cli_error(c, CLI_FAIL, "%s line %zu is %s; every line must be one JSON object ({} for none)",
                                o.meta, i + 1, meta.len[i] == 0 ? "empty" : meta.line[i][0] != '{'
                                ? "not a JSON object" : "not valid JSON");
@@ -268,15 +268,15 @@ int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
     me_progress_finish(&p);
     double secs = me_progress_elapsed(&p);
     if (c->g.json) {
-        cli_json_t j;
-        jw_begin(&j, stdout);
-        jw_str(&j, "collection", o.collection);
-        jw_u64(&j, "documents", n);
-        jw_u64(&j, "batches", batches);
-        jw_str(&j, "dtype", a.dtype == ME_DTYPE_F16 ? "f16" : "f32");
-        jw_num(&j, "seconds", secs);
-        jw_num(&j, "docs_per_s", secs > 0 ? (double)n / secs : 0);
-        jw_end(&j);
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_put_str(&j, "collection", o.collection);
+        me_json_put_u64(&j, "documents", n);
+        me_json_put_u64(&j, "batches", batches);
+        me_json_put_str(&j, "dtype", a.dtype == ME_DTYPE_F16 ? "f16" : "f32");
+        me_json_put_num_prec(&j, "seconds", secs, 9);
+        me_json_put_num_prec(&j, "docs_per_s", secs > 0 ? (double)n / secs : 0, 9);
+        cli_json_end(&j);
     } else {
         printf("ingested %llu documents into '%s' in %.2f s (%.0f docs/s, %llu batches)\n", (unsigned long long)n,
                o.collection, secs, secs > 0 ? (double)n / secs : 0.0, (unsigned long long)batches);
@@ -366,40 +366,40 @@ static void print_results_text(uint64_t q, const me_results_t *res, int with_met
     printf("\n");
 }
 
-static void print_results_json(cli_json_t *j, uint64_t q, const me_results_t *res, int with_meta) {
-    jw_obj(j, NULL);
-    jw_u64(j, "query", q);
-    jw_int(j, "r_q", res->r_q);
-    jw_int(j, "r_c", res->r_c);
-    jw_u64(j, "documents", res->documents);
-    jw_bool(j, "partial", res->partial);
-    jw_arr(j, "missing_groups");
-    for (size_t i = 0; i < res->n_missing; i++) jw_str(j, NULL, res->missing_groups[i]);
-    jw_arr_end(j);
-    jw_arr(j, "hits");
+static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results_t *res, int with_meta) {
+    me_json_obj_begin(j, NULL);
+    me_json_put_u64(j, "query", q);
+    me_json_put_int(j, "r_q", res->r_q);
+    me_json_put_int(j, "r_c", res->r_c);
+    me_json_put_u64(j, "documents", res->documents);
+    me_json_put_bool(j, "partial", res->partial);
+    me_json_arr_begin(j, "missing_groups");
+    for (size_t i = 0; i < res->n_missing; i++) me_json_put_str(j, NULL, res->missing_groups[i]);
+    me_json_arr_end(j);
+    me_json_arr_begin(j, "hits");
     for (size_t i = 0; i < res->n; i++) {
-        jw_obj(j, NULL);
-        jw_u64(j, "rank", i + 1);
-        jw_str(j, "id", res->hits[i].id);
-        jw_num(j, "score", res->hits[i].score);
-        if (with_meta) jw_meta(j, "metadata", res->hits[i].metadata, res->hits[i].metadata_len);
-        jw_obj_end(j);
+        me_json_obj_begin(j, NULL);
+        me_json_put_u64(j, "rank", i + 1);
+        me_json_put_str(j, "id", res->hits[i].id);
+        me_json_put_num_prec(j, "score", res->hits[i].score, 9);
+        if (with_meta) cli_json_meta(j, "metadata", res->hits[i].metadata, res->hits[i].metadata_len);
+        me_json_obj_end(j);
     }
-    jw_arr_end(j);
-    jw_arr(j, "stages");
+    me_json_arr_end(j);
+    me_json_arr_begin(j, "stages");
     for (int s = 0; s < res->n_stages; s++) {
         const me_stage_info_t *st = &res->stages[s];
-        jw_obj(j, NULL);
-        jw_str(j, "stage", st->stage);
-        jw_int(j, "r_q", st->r_q);
-        jw_int(j, "r_c", st->r_c);
-        jw_u64(j, "in", st->in);
-        jw_u64(j, "out", st->out);
-        jw_num(j, "ms", st->micros / 1e3);
-        jw_obj_end(j);
+        me_json_obj_begin(j, NULL);
+        me_json_put_str(j, "stage", st->stage);
+        me_json_put_int(j, "r_q", st->r_q);
+        me_json_put_int(j, "r_c", st->r_c);
+        me_json_put_u64(j, "in", st->in);
+        me_json_put_u64(j, "out", st->out);
+        me_json_put_num_prec(j, "ms", st->micros / 1e3, 9);
+        me_json_obj_end(j);
     }
-    jw_arr_end(j);
-    jw_obj_end(j);
+    me_json_arr_end(j);
+    me_json_obj_end(j);
 }
 
 int cli_cmd_search(cli_t *c, int argc, char **argv) {
@@ -475,13 +475,13 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
         }
     }
     if (c->g.json) {
-        cli_json_t j;
-        jw_begin(&j, stdout);
-        jw_str(&j, "collection", o.collection);
-        jw_arr(&j, "queries");
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_put_str(&j, "collection", o.collection);
+        me_json_arr_begin(&j, "queries");
         for (uint64_t i = 0; i < count; i++) print_results_json(&j, first + i, &res[i], o.metadata);
-        jw_arr_end(&j);
-        jw_end(&j);
+        me_json_arr_end(&j);
+        cli_json_end(&j);
     } else {
         for (uint64_t i = 0; i < count; i++) {
             if (i) fputc('\n', stdout);

@@ -1,5 +1,4 @@
 /* metaembed CLI: argument parsing, errors, connection, JSON and tables. */
-#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -197,202 +196,24 @@ int cli_find_collection(cli_t *c, const char *name, me_collection_info_t *out) {
 
 /* ---- JSON ---- */
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *e) {
-    unsigned char b = p[0];
-    size_t n;
-    unsigned min;
-    if (b < 0x80) return 1;
-    if (b >= 0xc2 && b <= 0xdf) { n = 2; min = 0x80; }
-    else if (b >= 0xe0 && b <= 0xef) { n = 3; min = 0x800; }
-    else if (b >= 0xf0 && b <= 0xf4) { n = 4; min = 0x10000; }
-    else return 0;
-    if ((size_t)(e - p) < n) return 0;
-    unsigned cp = b & (0x7f >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return n;
+void cli_json_begin(me_json_writer_t *j, FILE *f) {
+    me_json_writer_init_file(j, f);
+    me_json_obj_begin(j, NULL);
 }
 
-void cli_json_string(FILE *f, const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s, *e = p + n;
-    fputc('"', f);
-    while (p < e) {
-        unsigned char ch = *p;
-        if (ch == '"' || ch == '\\') { fputc('\\', f); fputc(ch, f); p++; }
-        else if (ch == '\n') { fputs("\\n", f); p++; }
-        else if (ch == '\r') { fputs("\\r", f); p++; }
-        else if (ch == '\t') { fputs("\\t", f); p++; }
-        else if (ch < 0x20) { fprintf(f, "\\u%04x", ch); p++; }
-        else {
-            size_t len = utf8_len(p, e);
-            if (len == 0) { fputs("\\ufffd", f); p++; }  /* not UTF-8: keep the output valid JSON */
-            else { fwrite(p, 1, len, f); p += len; }
-        }
-    }
-    fputc('"', f);
-}
-
-typedef struct {
-    const unsigned char *p, *e;
-    int depth;
-} jv_t;
-
-static void jv_ws(jv_t *v) {
-    while (v->p < v->e && (*v->p == ' ' || *v->p == '\t' || *v->p == '\n' || *v->p == '\r')) v->p++;
-}
-
-static int jv_lit(jv_t *v, const char *w) {
-    size_t n = strlen(w);
-    if ((size_t)(v->e - v->p) < n || memcmp(v->p, w, n) != 0) return 0;
-    v->p += n;
-    return 1;
-}
-
-static int jv_digits(jv_t *v) {
-    const unsigned char *s = v->p;
-    while (v->p < v->e && *v->p >= '0' && *v->p <= '9') v->p++;
-    return v->p > s;
-}
-
-static int jv_string(jv_t *v) {
-    v->p++;  /* opening quote */
-    while (v->p < v->e) {
-        unsigned char ch = *v->p;
-        if (ch == '"') { v->p++; return 1; }
-        if (ch < 0x20) return 0;
-        if (ch == '\\') {
-            if (++v->p >= v->e) return 0;
-            if (*v->p == 'u') {
-                for (int i = 1; i <= 4; i++)
-                    if (v->p + i >= v->e || !strchr("0123456789abcdefABCDEF", v->p[i]) || !v->p[i]) return 0;
-                v->p += 5;
-            } else if (strchr("\"\\/bfnrt", *v->p) && *v->p) v->p++;
-            else return 0;
-            continue;
-        }
-        size_t len = utf8_len(v->p, v->e);
-        if (!len) return 0;
-        v->p += len;
-    }
-    return 0;
-}
-
-static int jv_value(jv_t *v) {
-    jv_ws(v);
-    if (v->p >= v->e) return 0;
-    switch (*v->p) {
-    case '{':
-    case '[': {
-        char close = *v->p == '{' ? '}' : ']';
-        int obj = close == '}';
-        if (++v->depth > 128) return 0;
-        v->p++;
-        jv_ws(v);
-        if (v->p < v->e && *v->p == close) { v->p++; v->depth--; return 1; }
-        for (;;) {
-            if (obj) {
-                jv_ws(v);
-                if (v->p >= v->e || *v->p != '"' || !jv_string(v)) return 0;
-                jv_ws(v);
-                if (v->p >= v->e || *v->p++ != ':') return 0;
-            }
-            if (!jv_value(v)) return 0;
-            jv_ws(v);
-            if (v->p >= v->e) return 0;
-            if (*v->p == ',') { v->p++; continue; }
-            if (*v->p == close) { v->p++; v->depth--; return 1; }
-            return 0;
-        }
-    }
-    case '"': return jv_string(v);
-    case 't': return jv_lit(v, "true");
-    case 'f': return jv_lit(v, "false");
-    case 'n': return jv_lit(v, "null");
-    default:
-        if (*v->p == '-') v->p++;
-        if (v->p < v->e && *v->p == '0') v->p++;
-        else if (!jv_digits(v)) return 0;
-        if (v->p < v->e && *v->p == '.') { v->p++; if (!jv_digits(v)) return 0; }
-        if (v->p < v->e && (*v->p == 'e' || *v->p == 'E')) {
-            v->p++;
-            if (v->p < v->e && (*v->p == '+' || *v->p == '-')) v->p++;
-            if (!jv_digits(v)) return 0;
-        }
-        return 1;
-    }
-}
-
-int cli_json_valid(const char *s, size_t n) {
-    jv_t v = { (const unsigned char *)s, (const unsigned char *)s + n, 0 };
-    if (!jv_value(&v)) return 0;
-    jv_ws(&v);
-    return v.p == v.e;
-}
-
-static void jw_sep(cli_json_t *j, const char *key) {
-    if (!j->first[j->depth]) fputc(',', j->f);
-    j->first[j->depth] = 0;
-    if (key) {
-        cli_json_string(j->f, key, strlen(key));
-        fputc(':', j->f);
-    }
-}
-
-void jw_begin(cli_json_t *j, FILE *f) {
-    memset(j, 0, sizeof *j);
-    j->f = f;
-    j->first[0] = 1;
-    fputc('{', f);
-}
-
-void jw_end(cli_json_t *j) {
-    fputs("}\n", j->f);
+void cli_json_end(me_json_writer_t *j) {
+    me_json_obj_end(j);
+    me_json_write_bytes(j, "\n", 1);
     fflush(j->f);
 }
 
-static void jw_open(cli_json_t *j, const char *key, char ch) {
-    jw_sep(j, key);
-    fputc(ch, j->f);
-    if (j->depth + 1 < (int)sizeof j->first) j->depth++;
-    j->first[j->depth] = 1;
-}
-
-void jw_obj(cli_json_t *j, const char *key) { jw_open(j, key, '{'); }
-void jw_arr(cli_json_t *j, const char *key) { jw_open(j, key, '['); }
-void jw_obj_end(cli_json_t *j) { fputc('}', j->f); if (j->depth) j->depth--; }
-void jw_arr_end(cli_json_t *j) { fputc(']', j->f); if (j->depth) j->depth--; }
-
-void jw_str(cli_json_t *j, const char *key, const char *s) { jw_strn(j, key, s, strlen(s)); }
-
-void jw_strn(cli_json_t *j, const char *key, const char *s, size_t n) {
-    jw_sep(j, key);
-    cli_json_string(j->f, s, n);
-}
-
-void jw_int(cli_json_t *j, const char *key, long long v) { jw_sep(j, key); fprintf(j->f, "%lld", v); }
-void jw_u64(cli_json_t *j, const char *key, uint64_t v) { jw_sep(j, key); fprintf(j->f, "%llu", (unsigned long long)v); }
-void jw_bool(cli_json_t *j, const char *key, int v) { jw_sep(j, key); fputs(v ? "true" : "false", j->f); }
-void jw_null(cli_json_t *j, const char *key) { jw_sep(j, key); fputs("null", j->f); }
-
-void jw_num(cli_json_t *j, const char *key, double v) {
-    jw_sep(j, key);
-    if (isfinite(v)) fprintf(j->f, "%.9g", v);
-    else fputs("null", j->f);
-}
-
-void jw_meta(cli_json_t *j, const char *key, const void *data, size_t n) {
-    if (!data || !n) { jw_null(j, key); return; }
+void cli_json_meta(me_json_writer_t *j, const char *key, const void *data, size_t n) {
+    if (!data || !n) { me_json_put_null(j, key); return; }
     /* Raw only when it cannot break the one-line output. */
-    if (!memchr(data, '\n', n) && !memchr(data, '\r', n) && cli_json_valid(data, n)) {
-        jw_sep(j, key);
-        fwrite(data, 1, n, j->f);
-    } else {
-        jw_strn(j, key, data, n);
-    }
+    if (!memchr(data, '\n', n) && !memchr(data, '\r', n) && me_json_valid(data, n))
+        me_json_put_raw(j, key, data, n);
+    else
+        me_json_put_strn(j, key, data, n);
 }
 
 /* ---- tables ---- */

@@ -222,7 +222,7 @@ static int parse_number(parser_t *ps, me_json_t *v) {
     char buf[32];
     if (p < e && *p == '-') p++;
     if (p >= e || *p < '0' || *p > '9')
-        return fail(ps, p, p >= e ? ME_JSON_ERR_EOF : ME_JSON_ERR_NUMBER, "expected a digit, found %s",
+        return fail(ps, p, ME_JSON_ERR_NUMBER, "expected a digit, found %s",
                     show(p, e, buf, sizeof buf));
     if (*p == '0') {
         p++;

@@ -1,13 +1,13 @@
 /* The MMR loss (see mmr.h). */
 #include "encoder/mmr.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
+#include "encoder/ops.h"
 
 struct me_mmr {
     me_mmr_group_t groups[ME_MMR_MAX_GROUPS];
@@ -18,9 +18,9 @@ struct me_mmr {
     int B, N;          /* of the last forward; 0 before one */
     float *sim;        /* (B·Rq, N·Rc) pairwise products; dS in the backward */
     float *scores;     /* (ngroups, B, N) MaxSim scores */
-    float *prob;       /* (ngroups, B, N) softmax over candidates */
+    float *dz;         /* (ngroups, B, N) p_ij - [i == j], p the softmax */
     int32_t *argmax;   /* per group (B, N, rq): the b each max picked */
-    size_t cap_sim, cap_scores, cap_prob, cap_arg;
+    size_t cap_sim, cap_scores, cap_dz, cap_arg;
 };
 
 int me_mmr_default_groups(me_mmr_group_t *out) {
@@ -55,7 +55,7 @@ void me_mmr_free(me_mmr_t *m) {
     if (!m) return;
     free(m->sim);
     free(m->scores);
-    free(m->prob);
+    free(m->dz);
     free(m->argmax);
     free(m);
 }
@@ -75,7 +75,7 @@ static int reserve(me_mmr_t *m, int B, int N) {
     for (int g = 0; g < m->ngroups; g++) arg += (size_t)B * N * m->groups[g].rq;
     int rc = grow((void **)&m->sim, &m->cap_sim, (size_t)B * m->Rq * N * m->Rc, sizeof(float));
     if (!rc) rc = grow((void **)&m->scores, &m->cap_scores, pair, sizeof(float));
-    if (!rc) rc = grow((void **)&m->prob, &m->cap_prob, pair, sizeof(float));
+    if (!rc) rc = grow((void **)&m->dz, &m->cap_dz, pair, sizeof(float));
     if (!rc) rc = grow((void **)&m->argmax, &m->cap_arg, arg, sizeof(int32_t));
     return rc;
 }
@@ -84,8 +84,7 @@ static int reserve(me_mmr_t *m, int B, int N) {
 static void pairwise(const me_mmr_t *m, const float *Q, const float *C, int B, int N) {
     int rows = B * m->Rq, cols = N * m->Rc, D = m->D;
     if (m->impl == ME_MMR_BLAS) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, 1.0f, Q, D, C, D,
-                    0.0f, m->sim, cols);
+        me_ops_sgemm(0, 1, rows, cols, D, 1.0f, Q, D, C, D, 0.0f, m->sim, cols);
         return;
     }
     for (int r = 0; r < rows; r++)
@@ -112,7 +111,7 @@ int me_mmr_forward(me_mmr_t *m, float *loss, float *group_loss, float *group_acc
     for (int g = 0; g < m->ngroups; g++) {
         int rq = m->groups[g].rq, rcg = m->groups[g].rc;
         float *sc = m->scores + (size_t)g * B * N;
-        float *pr = m->prob + (size_t)g * B * N;
+        float *dz = m->dz + (size_t)g * B * N;
         for (int i = 0; i < B; i++)
             for (int j = 0; j < N; j++) {
                 float s = 0.0f;
@@ -130,23 +129,26 @@ int me_mmr_forward(me_mmr_t *m, float *loss, float *group_loss, float *group_acc
         arg += (size_t)B * N * rq;
 
         /* log-softmax over the N candidates of each query, in double,
-         * shifted by the row max */
+         * shifted by the row max. The max's own term is kept out of the
+         * sum (log1p) and p_ii - 1 comes from expm1, so a confident query
+         * keeps its small loss and gradient instead of rounding them to 0. */
         double lsum = 0.0;
         int correct = 0;
+        double inv_tau = 1.0 / (double)m->tau;
         for (int i = 0; i < B; i++) {
             const float *srow = sc + (size_t)i * N;
-            double zmax = srow[0] / (double)m->tau;
             int jbest = 0;
-            for (int j = 1; j < N; j++) {
-                double z = srow[j] / (double)m->tau;
-                if (z > zmax) { zmax = z; jbest = j; }
-            }
-            double se = 0.0;
-            for (int j = 0; j < N; j++) se += exp(srow[j] / (double)m->tau - zmax);
-            double lse = zmax + log(se);
+            for (int j = 1; j < N; j++)
+                if (srow[j] > srow[jbest]) jbest = j;
+            double zmax = srow[jbest] * inv_tau, others = 0.0;
             for (int j = 0; j < N; j++)
-                pr[(size_t)i * N + j] = (float)exp(srow[j] / (double)m->tau - lse);
-            lsum += lse - srow[i] / (double)m->tau;
+                if (j != jbest) others += exp(srow[j] * inv_tau - zmax);
+            double l1p = log1p(others);
+            for (int j = 0; j < N; j++) {
+                double lp = (srow[j] * inv_tau - zmax) - l1p; /* log p_ij */
+                dz[(size_t)i * N + j] = (float)(j == i ? expm1(lp) : exp(lp));
+                if (j == i) lsum -= lp;
+            }
             correct += jbest == i;
         }
         double gl = lsum / B;
@@ -165,7 +167,7 @@ int me_mmr_backward(me_mmr_t *m, float *dQ, float *dC, const float *Q, const flo
     if (!m || !m->B || !dQ || !dC || !Q || !C) return ME_EINVAL;
     int B = m->B, N = m->N, Rq = m->Rq, Rc = m->Rc, D = m->D;
     int rows = B * Rq, cols = N * Rc;
-    /* The products are not needed any more (argmax and prob are kept), so
+    /* The products are not needed any more (argmax and dz are kept), so
      * their buffer holds dS; the backward may run again. */
     float *dS = m->sim;
     memset(dS, 0, (size_t)rows * cols * sizeof *dS);
@@ -175,11 +177,11 @@ int me_mmr_backward(me_mmr_t *m, float *dQ, float *dC, const float *Q, const flo
     const int32_t *arg = m->argmax;
     for (int g = 0; g < m->ngroups; g++) {
         int rq = m->groups[g].rq;
-        const float *pr = m->prob + (size_t)g * B * N;
+        const float *dz = m->dz + (size_t)g * B * N;
         float coef = dloss * m->groups[g].weight / ((float)B * m->tau);
         for (int i = 0; i < B; i++)
             for (int j = 0; j < N; j++) {
-                float d = coef * (pr[(size_t)i * N + j] - (i == j ? 1.0f : 0.0f));
+                float d = coef * dz[(size_t)i * N + j];
                 const int32_t *aij = arg + ((size_t)i * N + j) * rq;
                 for (int a = 0; a < rq; a++)
                     dS[((size_t)i * Rq + a) * cols + (size_t)j * Rc + aij[a]] += d;
@@ -189,11 +191,9 @@ int me_mmr_backward(me_mmr_t *m, float *dQ, float *dC, const float *Q, const flo
 
     if (m->impl == ME_MMR_BLAS) {
         /* dQ (B·Rq, D) += dS (B·Rq, N·Rc) · C (N·Rc, D) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, cols, 1.0f, dS, cols, C,
-                    D, 1.0f, dQ, D);
+        me_ops_sgemm(0, 0, rows, D, cols, 1.0f, dS, cols, C, D, 1.0f, dQ, D);
         /* dC (N·Rc, D) += dSᵀ (N·Rc, B·Rq) · Q (B·Rq, D) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, D, rows, 1.0f, dS, cols, Q, D,
-                    1.0f, dC, D);
+        me_ops_sgemm(1, 0, cols, D, rows, 1.0f, dS, cols, Q, D, 1.0f, dC, D);
     } else {
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++) {

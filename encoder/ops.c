@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,6 +14,12 @@
 #define MAX_THREADS 64
 
 static int g_threads = 1;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+/* OpenBLAS's pool threads spin after each call and would compete with ours
+ * for the cores, so it runs single-threaded, inside our threads. */
+static void blas_single(void) { openblas_set_num_threads(1); }
+static void ops_init(void) { pthread_once(&g_once, blas_single); }
 
 void me_ops_set_threads(int n) {
     if (n <= 0) {
@@ -21,7 +28,7 @@ void me_ops_set_threads(int n) {
     }
     if (n > MAX_THREADS) n = MAX_THREADS;
     g_threads = n;
-    openblas_set_num_threads(n);
+    ops_init();
 }
 
 int me_ops_threads(void) { return g_threads; }
@@ -67,24 +74,43 @@ static void parallel_for(size_t n, size_t min_per_thread, range_fn fn, void *ctx
     }
 }
 
-/* ---- small kernels ------------------------------------------------------------ */
+/* ---- sgemm over our threads ------------------------------------------------------ */
 
-/* <a, b> in 8 independent lanes summed in a fixed order: the compiler can
- * keep the lanes in vector registers without reassociating anything, so it
- * vectorises without fast-math and stays deterministic. */
-static inline float dot8(const float *restrict a, const float *restrict b, int n) {
-    float acc[8] = { 0 };
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
+/* Row blocks are multiples of this (OpenBLAS's widest M unroll), so each
+ * thread's block runs the same kernels as the whole would. */
+#define SGEMM_ROW_ALIGN 16
+/* Below this many multiply-adds a thread costs more than it saves. */
+#define SGEMM_MIN_WORK (1L << 20)
+
+typedef struct {
+    int ta, tb, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+} sgemm_ctx_t;
+
+static void sgemm_range(void *p, size_t begin, size_t end) {
+    const sgemm_ctx_t *c = p;
+    int m0 = (int)begin * SGEMM_ROW_ALIGN, m1 = (int)end * SGEMM_ROW_ALIGN;
+    if (m1 > c->M) m1 = c->M;
+    if (m0 >= m1) return;
+    /* rows m0..m1 of op(A): rows of A, or columns when A is transposed */
+    const float *A = c->A + (c->ta ? (size_t)m0 : (size_t)m0 * c->lda);
+    cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans,
+                m1 - m0, c->N, c->K, c->alpha, A, c->lda, c->B, c->ldb, c->beta,
+                c->C + (size_t)m0 * c->ldc, c->ldc);
 }
 
-/* y += alpha · x */
-static inline void axpy(float *restrict y, float alpha, const float *restrict x, int n) {
-    for (int i = 0; i < n; i++) y[i] += alpha * x[i];
+void me_ops_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+    ops_init();
+    sgemm_ctx_t c = { transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc };
+    size_t blocks = ((size_t)M + SGEMM_ROW_ALIGN - 1) / SGEMM_ROW_ALIGN;
+    double work = (double)M * N * K;
+    size_t per = work < 2.0 * SGEMM_MIN_WORK ? blocks : 1;
+    parallel_for(blocks, per, sgemm_range, &c);
 }
 
 /* ---- embedding ---------------------------------------------------------------- */
@@ -200,8 +226,7 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
         return;
     }
     /* out (rows, OC) = inp (rows, C) · weightᵀ (C, OC) + beta · out */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, OC, C, 1.0f, inp, C, weight, C,
-                beta, out, OC);
+    me_ops_sgemm(0, 1, rows, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
 }
 
 void matmul_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -229,11 +254,9 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
     if (C > 0) {
         /* dinp (rows, C) += dout (rows, OC) · weight (OC, C) */
         if (dinp)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, OC, 1.0f, dout, OC,
-                        weight, C, 1.0f, dinp, C);
+            me_ops_sgemm(0, 0, rows, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
         /* dweight (OC, C) += doutᵀ (OC, rows) · inp (rows, C) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, rows, 1.0f, dout, OC, inp, C,
-                    1.0f, dweight, C);
+        me_ops_sgemm(1, 0, OC, C, rows, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     }
     if (dbias)
         for (int r = 0; r < rows; r++) {
@@ -248,91 +271,99 @@ static int key_valid(const uint8_t *mask, int b, int T, int t) {
     return !mask || mask[(size_t)b * T + t];
 }
 
-void attention_forward_naive(float *out, float *att, const float *inp, const uint8_t *mask,
-                             int B, int T, int C, int NH) {
+/* The references work one (b, h) at a time, as llm.c's loops would with b
+ * and h outermost: every (b, h) reads and writes only its own slices. */
+static void attn_forward_bh_naive(float *out, float *att, const float *inp, const uint8_t *mask,
+                                  int b, int h, int T, int C, int NH) {
     int C3 = 3 * C, hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            for (int h = 0; h < NH; h++) {
-                float *att_row = att + (((size_t)b * NH + h) * T + t) * T;
-                float *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
-                const float *q = inp + ((size_t)b * T + t) * C3 + (size_t)h * hs;
-                for (int t2 = 0; t2 < T; t2++) att_row[t2] = 0.0f;
-                for (int i = 0; i < hs; i++) o[i] = 0.0f;
-                if (!key_valid(mask, b, T, t)) continue;
+    for (int t = 0; t < T; t++) {
+        float *att_row = att + (((size_t)b * NH + h) * T + t) * T;
+        float *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
+        const float *q = inp + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+        for (int t2 = 0; t2 < T; t2++) att_row[t2] = 0.0f;
+        for (int i = 0; i < hs; i++) o[i] = 0.0f;
+        if (!key_valid(mask, b, T, t)) continue;
 
-                float maxval = -INFINITY;
-                for (int t2 = 0; t2 < T; t2++) {
-                    if (!key_valid(mask, b, T, t2)) continue;
-                    const float *k = inp + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
-                    float v = 0.0f;
-                    for (int i = 0; i < hs; i++) v += q[i] * k[i];
-                    v *= scale;
-                    att_row[t2] = v;
-                    if (v > maxval) maxval = v;
-                }
-                if (maxval == -INFINITY) continue; /* no valid key: all zero */
-                float sum = 0.0f;
-                for (int t2 = 0; t2 < T; t2++) {
-                    if (!key_valid(mask, b, T, t2)) continue;
-                    float e = expf(att_row[t2] - maxval);
-                    att_row[t2] = e;
-                    sum += e;
-                }
-                float inv = 1.0f / sum;
-                for (int t2 = 0; t2 < T; t2++) att_row[t2] *= inv;
-                for (int t2 = 0; t2 < T; t2++) {
-                    if (!key_valid(mask, b, T, t2)) continue;
-                    const float *v = inp + ((size_t)b * T + t2) * C3 + 2 * C + (size_t)h * hs;
-                    for (int i = 0; i < hs; i++) o[i] += att_row[t2] * v[i];
-                }
+        float maxval = -INFINITY;
+        for (int t2 = 0; t2 < T; t2++) {
+            if (!key_valid(mask, b, T, t2)) continue;
+            const float *k = inp + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+            float v = 0.0f;
+            for (int i = 0; i < hs; i++) v += q[i] * k[i];
+            v *= scale;
+            att_row[t2] = v;
+            if (v > maxval) maxval = v;
+        }
+        if (maxval == -INFINITY) continue; /* no valid key: all zero */
+        float sum = 0.0f;
+        for (int t2 = 0; t2 < T; t2++) {
+            if (!key_valid(mask, b, T, t2)) continue;
+            float e = expf(att_row[t2] - maxval);
+            att_row[t2] = e;
+            sum += e;
+        }
+        float inv = 1.0f / sum;
+        for (int t2 = 0; t2 < T; t2++) att_row[t2] *= inv;
+        for (int t2 = 0; t2 < T; t2++) {
+            if (!key_valid(mask, b, T, t2)) continue;
+            const float *v = inp + ((size_t)b * T + t2) * C3 + 2 * C + (size_t)h * hs;
+            for (int i = 0; i < hs; i++) o[i] += att_row[t2] * v[i];
+        }
+    }
+}
+
+static void attn_backward_bh_naive(float *dinp, const float *dout, const float *inp,
+                                   const float *att, const uint8_t *mask,
+                                   int b, int h, int T, int C, int NH) {
+    int C3 = 3 * C, hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int t = 0; t < T; t++) {
+        if (!key_valid(mask, b, T, t)) continue;
+        const float *att_row = att + (((size_t)b * NH + h) * T + t) * T;
+        const float *d = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
+        const float *q = inp + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+        float *dq = dinp + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+        /* softmax backward: dpre[t2] = att[t2] · (datt[t2] - Σ_k att[k] datt[k]),
+         * datt[t2] = <dout_t, v_t2>; datt is recomputed rather than stored. */
+        float s = 0.0f;
+        for (int t2 = 0; t2 < T; t2++) {
+            if (!key_valid(mask, b, T, t2)) continue;
+            const float *v = inp + ((size_t)b * T + t2) * C3 + 2 * C + (size_t)h * hs;
+            float datt = 0.0f;
+            for (int i = 0; i < hs; i++) datt += d[i] * v[i];
+            s += att_row[t2] * datt;
+        }
+        for (int t2 = 0; t2 < T; t2++) {
+            if (!key_valid(mask, b, T, t2)) continue;
+            const float *k = inp + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+            const float *v = k + C;
+            float *dk = dinp + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+            float *dv = dk + C;
+            float datt = 0.0f;
+            for (int i = 0; i < hs; i++) datt += d[i] * v[i];
+            float dpre = att_row[t2] * (datt - s) * scale;
+            for (int i = 0; i < hs; i++) {
+                dv[i] += att_row[t2] * d[i];
+                dq[i] += dpre * k[i];
+                dk[i] += dpre * q[i];
             }
         }
     }
 }
 
+void attention_forward_naive(float *out, float *att, const float *inp, const uint8_t *mask,
+                             int B, int T, int C, int NH) {
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) attn_forward_bh_naive(out, att, inp, mask, b, h, T, C, NH);
+}
+
 void attention_backward_naive(float *dinp, const float *dout, const float *inp,
                               const float *att, const uint8_t *mask,
                               int B, int T, int C, int NH) {
-    int C3 = 3 * C, hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            if (!key_valid(mask, b, T, t)) continue;
-            for (int h = 0; h < NH; h++) {
-                const float *att_row = att + (((size_t)b * NH + h) * T + t) * T;
-                const float *d = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
-                const float *q = inp + ((size_t)b * T + t) * C3 + (size_t)h * hs;
-                float *dq = dinp + ((size_t)b * T + t) * C3 + (size_t)h * hs;
-                /* softmax backward: dpre[t2] = att[t2] · (datt[t2] - Σ_k att[k] datt[k]),
-                 * datt[t2] = <dout_t, v_t2>; datt is recomputed rather than stored. */
-                float s = 0.0f;
-                for (int t2 = 0; t2 < T; t2++) {
-                    if (!key_valid(mask, b, T, t2)) continue;
-                    const float *v = inp + ((size_t)b * T + t2) * C3 + 2 * C + (size_t)h * hs;
-                    float datt = 0.0f;
-                    for (int i = 0; i < hs; i++) datt += d[i] * v[i];
-                    s += att_row[t2] * datt;
-                }
-                for (int t2 = 0; t2 < T; t2++) {
-                    if (!key_valid(mask, b, T, t2)) continue;
-                    const float *k = inp + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
-                    const float *v = k + C;
-                    float *dk = dinp + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
-                    float *dv = dk + C;
-                    float datt = 0.0f;
-                    for (int i = 0; i < hs; i++) datt += d[i] * v[i];
-                    float dpre = att_row[t2] * (datt - s) * scale;
-                    for (int i = 0; i < hs; i++) {
-                        dv[i] += att_row[t2] * d[i];
-                        dq[i] += dpre * k[i];
-                        dk[i] += dpre * q[i];
-                    }
-                }
-            }
-        }
-    }
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            attn_backward_bh_naive(dinp, dout, inp, att, mask, b, h, T, C, NH);
 }
 
 typedef struct {
@@ -342,51 +373,52 @@ typedef struct {
     int B, T, C, NH;
 } attn_ctx_t;
 
-/* The valid key positions of sequence b, in order; returns their count. */
-static int valid_keys(int *keys, const uint8_t *mask, int b, int T) {
-    int n = 0;
-    for (int t = 0; t < T; t++)
-        if (key_valid(mask, b, T, t)) keys[n++] = t;
-    return n;
-}
-
-/* One task per (b, h): it alone writes out[b, :, h] and att[b, h], so the
- * tasks need no locks and the split cannot change a result. */
+/* Fast path: per (b, h), the products as sgemms on strided views of q, k,
+ * v (leading dimension 3C), and the masked softmax between them. OpenBLAS
+ * runs single-threaded (see me_ops_set_threads), in our threads. One task per (b, h): it alone writes out[b, :, h], att[b, h] and
+ * dinp[b, :, h], so tasks need no locks and the split changes no result. */
 static void attn_forward_range(void *p, size_t begin, size_t end) {
     const attn_ctx_t *c = p;
     int T = c->T, C = c->C, NH = c->NH, C3 = 3 * C, hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-    int keys[ME_ATTN_MAX_T];
     for (size_t bh = begin; bh < end; bh++) {
         int b = (int)(bh / (size_t)NH), h = (int)(bh % (size_t)NH);
-        int nk = valid_keys(keys, c->mask, b, T);
-        const float *base = c->inp + (size_t)b * T * C3 + (size_t)h * hs;
+        const float *q = c->inp + (size_t)b * T * C3 + (size_t)h * hs;
+        const float *k = q + C, *v = q + 2 * C;
+        float *att = c->att + bh * T * T;
+        float *o = c->out + (size_t)b * T * C + (size_t)h * hs;
+        /* att (T, T) = scale · q (T, hs) · kᵀ (hs, T) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3,
+                    0.0f, att, T);
+        const uint8_t *mk = c->mask ? c->mask + (size_t)b * T : NULL;
         for (int t = 0; t < T; t++) {
-            float *att_row = c->att + (((size_t)b * NH + h) * T + t) * T;
-            float *o = c->out + ((size_t)b * T + t) * C + (size_t)h * hs;
-            memset(att_row, 0, (size_t)T * sizeof *att_row);
-            memset(o, 0, (size_t)hs * sizeof *o);
-            if (!key_valid(c->mask, b, T, t) || nk == 0) continue;
-            const float *q = base + (size_t)t * C3;
+            float *row = att + (size_t)t * T;
             float maxval = -INFINITY;
-            for (int j = 0; j < nk; j++) {
-                float v = dot8(q, base + (size_t)keys[j] * C3 + C, hs) * scale;
-                att_row[keys[j]] = v;
-                if (v > maxval) maxval = v;
+            if (!mk || mk[t]) {
+                if (mk) {
+                    for (int t2 = 0; t2 < T; t2++)
+                        if (mk[t2] && row[t2] > maxval) maxval = row[t2];
+                } else {
+                    for (int t2 = 0; t2 < T; t2++)
+                        if (row[t2] > maxval) maxval = row[t2];
+                }
+            }
+            if (maxval == -INFINITY) { /* a padding query, or no valid key */
+                memset(row, 0, (size_t)T * sizeof *row);
+                continue;
             }
             float sum = 0.0f;
-            for (int j = 0; j < nk; j++) {
-                float e = expf(att_row[keys[j]] - maxval);
-                att_row[keys[j]] = e;
+            for (int t2 = 0; t2 < T; t2++) {
+                float e = !mk || mk[t2] ? expf(row[t2] - maxval) : 0.0f;
+                row[t2] = e;
                 sum += e;
             }
             float inv = 1.0f / sum;
-            for (int j = 0; j < nk; j++) {
-                float a = att_row[keys[j]] * inv;
-                att_row[keys[j]] = a;
-                axpy(o, a, base + (size_t)keys[j] * C3 + 2 * C, hs);
-            }
+            for (int t2 = 0; t2 < T; t2++) row[t2] *= inv;
         }
+        /* out (T, hs) = att (T, T) · v (T, hs) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, att, T, v, C3,
+                    0.0f, o, C);
     }
 }
 
@@ -394,85 +426,177 @@ static void attn_backward_range(void *p, size_t begin, size_t end) {
     const attn_ctx_t *c = p;
     int T = c->T, C = c->C, NH = c->NH, C3 = 3 * C, hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-    int keys[ME_ATTN_MAX_T];
-    float datt[ME_ATTN_MAX_T]; /* indexed like keys */
+    float *dpre = malloc((size_t)T * T * sizeof *dpre);
     for (size_t bh = begin; bh < end; bh++) {
         int b = (int)(bh / (size_t)NH), h = (int)(bh % (size_t)NH);
-        int nk = valid_keys(keys, c->mask, b, T);
-        const float *base = c->inp + (size_t)b * T * C3 + (size_t)h * hs;
-        float *dbase = c->dinp + (size_t)b * T * C3 + (size_t)h * hs;
-        for (int t = 0; t < T; t++) {
-            if (!key_valid(c->mask, b, T, t)) continue;
-            const float *att_row = c->catt + (((size_t)b * NH + h) * T + t) * T;
-            const float *d = c->dout + ((size_t)b * T + t) * C + (size_t)h * hs;
-            const float *q = base + (size_t)t * C3;
-            float *dq = dbase + (size_t)t * C3;
-            float s = 0.0f;
-            for (int j = 0; j < nk; j++) {
-                size_t off = (size_t)keys[j] * C3;
-                float a = att_row[keys[j]];
-                datt[j] = dot8(d, base + off + 2 * C, hs);
-                s += a * datt[j];
-                axpy(dbase + off + 2 * C, a, d, hs);
-            }
-            for (int j = 0; j < nk; j++) {
-                size_t off = (size_t)keys[j] * C3;
-                float dpre = att_row[keys[j]] * (datt[j] - s) * scale;
-                axpy(dq, dpre, base + off + C, hs);
-                axpy(dbase + off + C, dpre, q, hs);
-            }
+        if (!dpre) { /* no scratch: the reference needs none */
+            attn_backward_bh_naive(c->dinp, c->dout, c->inp, c->catt, c->mask, b, h, T, C, NH);
+            continue;
         }
+        const float *q = c->inp + (size_t)b * T * C3 + (size_t)h * hs;
+        const float *k = q + C, *v = q + 2 * C;
+        float *dq = c->dinp + (size_t)b * T * C3 + (size_t)h * hs;
+        float *dk = dq + C, *dv = dq + 2 * C;
+        const float *att = c->catt + bh * T * T;
+        const float *d = c->dout + (size_t)b * T * C + (size_t)h * hs;
+        /* datt (T, T) = dout (T, hs) · vᵀ (hs, T), into dpre */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, d, C, v, C3, 0.0f,
+                    dpre, T);
+        /* dv (T, hs) += attᵀ (T, T) · dout (T, hs) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, att, T, d, C, 1.0f,
+                    dv, C3);
+        /* softmax backward, scale folded in; att = 0 at masked entries and
+         * in padding rows makes their dpre 0 too */
+        for (int t = 0; t < T; t++) {
+            const float *a = att + (size_t)t * T;
+            float *row = dpre + (size_t)t * T;
+            float s = 0.0f;
+            for (int t2 = 0; t2 < T; t2++) s += a[t2] * row[t2];
+            for (int t2 = 0; t2 < T; t2++) row[t2] = a[t2] * (row[t2] - s) * scale;
+        }
+        /* dq (T, hs) += dpre (T, T) · k (T, hs);  dk (T, hs) += dpreᵀ · q */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, dpre, T, k, C3,
+                    1.0f, dq, C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, dpre, T, q, C3,
+                    1.0f, dk, C3);
     }
+    free(dpre);
+}
+
+static void attn_run(range_fn fn, attn_ctx_t *c) {
+    ops_init();
+    parallel_for((size_t)c->B * c->NH, 1, fn, c);
 }
 
 void attention_forward(float *out, float *att, const float *inp, const uint8_t *mask,
                        int B, int T, int C, int NH) {
-    assert(T <= ME_ATTN_MAX_T && NH > 0 && C % NH == 0);
+    assert(NH > 0 && C % NH == 0);
+    if (B == 0 || T == 0 || C == 0) return;
     attn_ctx_t c = { .out = out, .att = att, .inp = inp, .mask = mask,
                      .B = B, .T = T, .C = C, .NH = NH };
-    parallel_for((size_t)B * NH, 1, attn_forward_range, &c);
+    attn_run(attn_forward_range, &c);
 }
 
 void attention_backward(float *dinp, const float *dout, const float *inp, const float *att,
                         const uint8_t *mask, int B, int T, int C, int NH) {
-    assert(T <= ME_ATTN_MAX_T && NH > 0 && C % NH == 0);
+    assert(NH > 0 && C % NH == 0);
+    if (B == 0 || T == 0 || C == 0) return;
     attn_ctx_t c = { .dinp = dinp, .dout = dout, .inp = inp, .catt = att, .mask = mask,
                      .B = B, .T = T, .C = C, .NH = NH };
-    parallel_for((size_t)B * NH, 1, attn_backward_range, &c);
+    attn_run(attn_backward_range, &c);
 }
 
 /* ---- GELU ----------------------------------------------------------------------- */
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_CUBE 0.044715f
+#define GELU_CUBE3 0.134145f           /* 3 · GELU_CUBE */
 /* Below this many elements a thread costs more than it saves. */
 #define GELU_MIN_PER_THREAD 16384
+#define TANH_LIM 7.90531110763549805f
+
+/* tanh as Eigen's fast float tanh: an odd degree-13 over even degree-6
+ * rational on [-7.905, 7.905] (beyond, tanh rounds to ±1 in float), within
+ * 4e-7 of tanh. No libm call, so it vectorises: the vector version below
+ * performs the same IEEE operations in the same order, so both give the
+ * same bits (no FMA contraction under -std=c11). */
+#define TANH_RATIONAL(x, x2, p, q)                                             \
+    x2 = x * x;                                                                \
+    p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;                   \
+    p = p * x2 + -8.60467152213735e-11f;                                       \
+    p = p * x2 + 5.12229709037114e-08f;                                        \
+    p = p * x2 + 1.48572235717979e-05f;                                        \
+    p = p * x2 + 6.37261928875436e-04f;                                        \
+    p = p * x2 + 4.89352455891786e-03f;                                        \
+    q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;                    \
+    q = q * x2 + 2.26843463243900e-03f;                                        \
+    q = q * x2 + 4.89352518554385e-03f;
+
+static inline float tanh_rational(float x) {
+    float x2, p, q;
+    x = x > TANH_LIM ? TANH_LIM : x;
+    x = x < -TANH_LIM ? -TANH_LIM : x;
+    TANH_RATIONAL(x, x2, p, q)
+    return p * x / q;
+}
+
+static inline float gelu_arg(float x) { return GELU_SCALE * (x + GELU_CUBE * x * x * x); }
+
+static inline float gelu_fwd1(float x, float th) { return 0.5f * x * (1.0f + th); }
+
+/* d gelu / dx; sech² = 1 - tanh² avoids coshf (and its overflow). */
+static inline float gelu_grad1(float x, float th) {
+    float sech2 = 1.0f - th * th;
+    return 0.5f * (1.0f + th) + x * 0.5f * sech2 * GELU_SCALE * (1.0f + GELU_CUBE3 * x * x);
+}
+
+/* The references: tanhf from libm. */
+void gelu_forward_naive(float *out, const float *inp, size_t N) {
+    for (size_t i = 0; i < N; i++) out[i] = gelu_fwd1(inp[i], tanhf(gelu_arg(inp[i])));
+}
+
+void gelu_backward_naive(float *dinp, const float *dout, const float *inp, size_t N) {
+    for (size_t i = 0; i < N; i++)
+        dinp[i] += gelu_grad1(inp[i], tanhf(gelu_arg(inp[i]))) * dout[i];
+}
+
+/* 16 floats as a GCC generic vector; target_clones lowers it to one
+ * AVX-512 register, two AVX2 or four SSE registers, chosen at load time. */
+typedef float vf16_t __attribute__((vector_size(64)));
+typedef int32_t vi16_t __attribute__((vector_size(64)));
+#define VF16 16
+#define GELU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* Macros rather than functions: a 64-byte vector argument would change
+ * the calling convention between clones (-Wpsabi). */
+#define VSEL(m, a, b) ((vf16_t)(((m) & (vi16_t)(a)) | (~(m) & (vi16_t)(b)))) /* m ? a : b */
+#define GELU_ARG16(x) (GELU_SCALE * ((x) + GELU_CUBE * (x) * (x) * (x)))
+#define TANH_RATIONAL16(th, y)                                                 \
+    do {                                                                       \
+        vf16_t x_ = (y), x2_, p_, q_, lim_ = { 0 }, nlim_;                     \
+        lim_ += TANH_LIM;                                                      \
+        nlim_ = -lim_;                                                         \
+        x_ = VSEL(x_ > lim_, lim_, x_);                                        \
+        x_ = VSEL(x_ < nlim_, nlim_, x_);                                      \
+        TANH_RATIONAL(x_, x2_, p_, q_)                                         \
+        (th) = p_ * x_ / q_;                                                   \
+    } while (0)
 
 typedef struct {
     float *out;
     const float *inp, *dout;
 } gelu_ctx_t;
 
-static void gelu_forward_range(void *p, size_t begin, size_t end) {
-    const gelu_ctx_t *c = p;
-    for (size_t i = begin; i < end; i++) {
-        float x = c->inp[i];
-        float cube = GELU_CUBE * x * x * x;
-        c->out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + cube)));
+GELU_CLONES
+static void gelu_forward_range(void *ctx, size_t begin, size_t end) {
+    const gelu_ctx_t *c = ctx;
+    size_t i = begin;
+    for (; i + VF16 <= end; i += VF16) {
+        vf16_t x, th, y;
+        memcpy(&x, c->inp + i, sizeof x);
+        TANH_RATIONAL16(th, GELU_ARG16(x));
+        y = 0.5f * x * (1.0f + th);
+        memcpy(c->out + i, &y, sizeof y);
     }
+    for (; i < end; i++) c->out[i] = gelu_fwd1(c->inp[i], tanh_rational(gelu_arg(c->inp[i])));
 }
 
-static void gelu_backward_range(void *p, size_t begin, size_t end) {
-    const gelu_ctx_t *c = p;
-    for (size_t i = begin; i < end; i++) {
-        float x = c->inp[i];
-        float cube = GELU_CUBE * x * x * x;
-        float th = tanhf(GELU_SCALE * (x + cube));
-        float sech2 = 1.0f - th * th; /* sech² = 1 - tanh²: no coshf overflow */
-        float local = 0.5f * (1.0f + th) +
-                      x * 0.5f * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * x * x);
-        c->out[i] += local * c->dout[i];
+GELU_CLONES
+static void gelu_backward_range(void *ctx, size_t begin, size_t end) {
+    const gelu_ctx_t *c = ctx;
+    size_t i = begin;
+    for (; i + VF16 <= end; i += VF16) {
+        vf16_t x, d, g, th, sech2;
+        memcpy(&x, c->inp + i, sizeof x);
+        memcpy(&d, c->dout + i, sizeof d);
+        memcpy(&g, c->out + i, sizeof g);
+        TANH_RATIONAL16(th, GELU_ARG16(x));
+        sech2 = 1.0f - th * th;
+        g += (0.5f * (1.0f + th) + x * 0.5f * sech2 * GELU_SCALE * (1.0f + GELU_CUBE3 * x * x)) * d;
+        memcpy(c->out + i, &g, sizeof g);
     }
+    for (; i < end; i++)
+        c->out[i] += gelu_grad1(c->inp[i], tanh_rational(gelu_arg(c->inp[i]))) * c->dout[i];
 }
 
 void gelu_forward(float *out, const float *inp, size_t N) {

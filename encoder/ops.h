@@ -8,28 +8,43 @@
  * collects both contributions. A gradient marked "may be NULL" is skipped
  * when NULL.
  *
- * Two kernels have a fast path that differs from the plain loops, and each
- * keeps its naive reference beside it (tests compare them):
+ * Three kernels have a fast path that differs from the plain loops, and
+ * each keeps its naive reference beside it (tests compare them):
  *   matmul     OpenBLAS sgemm;
- *   attention  threads over (b, h), dot products in 8 independent lanes.
- * GELU is threaded too, but every element is computed by the same scalar
- * formula, so it is bit-identical to a single-threaded loop.
+ *   attention  threads over (b, h), each running single-threaded sgemms;
+ *   gelu       a vectorised rational tanh, threaded.
+ * The other ops are the plain loops themselves.
  *
- * Threads: one setting, me_ops_set_threads(), for the ops' own threads and
- * for OpenBLAS. Every op is deterministic: work is split so that no sum
- * depends on the thread count, so two runs give bit-identical results. */
+ * Threads: one setting, me_ops_set_threads(), for all the ops (sgemms
+ * included, see me_ops_sgemm). Every op is deterministic: two runs give
+ * bit-identical results. Work is split so that no sum depends on the
+ * thread count (sgemm splits rows of the output), so 1 and 2 threads give
+ * the same bits too, as far as OpenBLAS runs the same kernel on a row
+ * block as on the whole (the tests check it at the sizes they use). */
 #ifndef ME_OPS_H
 #define ME_OPS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* n ≤ 0: the number of online CPUs. Also sets OpenBLAS's thread count (the
- * only place the encoder does so). Default 1. Not thread-safe: call before
- * running the model. Note: common/maxsim.c sets OpenBLAS to 1 thread the
- * first time its BLAS path runs; call this again after scoring. */
+/* The number of threads the ops use; n ≤ 0: the online CPUs. Default 1.
+ * OpenBLAS itself is set to one thread (here and on the first op; its pool
+ * threads spin after each call and would compete with ours): the ops split
+ * their sgemms over their own threads. Not thread-safe: set it before
+ * running the model, and with n > 1 run the ops from one thread at a time. */
 void me_ops_set_threads(int n);
 int me_ops_threads(void);
+
+/* C (M, N) = alpha · op(A) · op(B) + beta · C, row-major, op(X) = Xᵀ when
+ * transX; the rows of C split over the ops' threads (in blocks of 16), each
+ * block one single-threaded OpenBLAS call. K ≥ 1. */
+void me_ops_sgemm(int transA, int transB, int M, int N, int K, float alpha,
+                  const float *A,            /* op(A): (M, K), leading dim lda */
+                  int lda,
+                  const float *B,            /* op(B): (K, N), leading dim ldb */
+                  int ldb, float beta,
+                  float *C,                  /* (M, N), leading dim ldc */
+                  int ldc);
 
 /* ---- embedding ------------------------------------------------------------- */
 
@@ -92,9 +107,6 @@ void matmul_backward_naive(float *dinp, float *dweight, float *dbias, const floa
 
 /* ---- attention ----------------------------------------------------------------- */
 
-/* The most positions attention accepts (per-row scratch lives on the stack). */
-#define ME_ATTN_MAX_T 2048
-
 /* Bidirectional multi-head self-attention. inp holds q, k, v side by side
  * (inp[b,t, 0:C] = q, [C:2C] = k, [2C:3C] = v), heads of C/NH channels;
  * scores are scaled by 1/sqrt(C/NH). mask[b,t] = 1 marks a real or meta
@@ -102,7 +114,7 @@ void matmul_backward_naive(float *dinp, float *dweight, float *dbias, const floa
  * attends nor is attended: its keys get weight 0 and its own output row and
  * att row are 0, so nothing is NaN and no gradient reaches it. att keeps the
  * softmax probabilities for the backward (0 at masked entries).
- * C % NH == 0, T ≤ ME_ATTN_MAX_T. */
+ * C % NH == 0. */
 void attention_forward(float *out,           /* (B, T, C) */
                        float *att,           /* (B, NH, T, T) */
                        const float *inp,     /* (B, T, 3C) */
@@ -123,7 +135,10 @@ void attention_backward_naive(float *dinp, const float *dout, const float *inp,
 
 /* ---- pointwise ----------------------------------------------------------------- */
 
-/* GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+/* GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+ * The fast path computes tanh by a rational function (within 4e-7 of it),
+ * 16 lanes at a time (AVX-512 / AVX2 / SSE picked at load time), threaded;
+ * every lane and the scalar tail give the same bits. */
 void gelu_forward(float *out,                /* (N) */
                   const float *inp,          /* (N) */
                   size_t N);
@@ -131,6 +146,9 @@ void gelu_backward(float *dinp,              /* (N) */
                    const float *dout,        /* (N) */
                    const float *inp,         /* (N) */
                    size_t N);
+/* The references: libm tanhf, one thread. */
+void gelu_forward_naive(float *out, const float *inp, size_t N);
+void gelu_backward_naive(float *dinp, const float *dout, const float *inp, size_t N);
 
 /* out = inp1 + inp2 (the residual stream). */
 void residual_forward(float *out,            /* (N) */

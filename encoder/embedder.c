@@ -1,0 +1,105 @@
+#include "encoder/embedder.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "encoder/weights.h"
+
+struct me_embedder {
+    me_model_t *m;
+    me_tok_t *tok_owned;
+    const me_tok_t *tok;
+    int owns_model;
+    me_acts_t *acts[2];        /* per side, made on first use */
+    int32_t *ids;              /* (ME_EMBED_BATCH, text_len) */
+    int lens[ME_EMBED_BATCH];
+};
+
+me_embedder_t *me_embedder_wrap(me_model_t *m, const me_tok_t *tok) {
+    me_embedder_t *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->m = m;
+    e->tok = tok;
+    e->ids = malloc((size_t)ME_EMBED_BATCH * me_model_config(m)->max_text * sizeof *e->ids);
+    if (!e->ids) { free(e); return NULL; }
+    return e;
+}
+
+int me_embedder_load(const char *path, me_embedder_t **out, char *err, size_t errcap) {
+    *out = NULL;
+    me_model_t *m;
+    char *tokstr = NULL;
+    int rc = me_weights_load(path, 0, &m, &tokstr, NULL, NULL, 0, err, errcap);
+    if (rc) return rc;
+    me_tok_t *tok = NULL;
+    char sub[256];
+    if (!tokstr) {
+        snprintf(err, errcap, "%s: the model file has no tokenizer", path);
+        rc = ME_ECORRUPT;
+    } else if ((rc = me_tok_load(tokstr, strlen(tokstr), &tok, sub, sizeof sub)) != 0) {
+        snprintf(err, errcap, "%s: tokenizer: %s", path, sub);
+    } else if (me_tok_vocab_size(tok) > me_model_config(m)->vocab) {
+        snprintf(err, errcap, "%s: tokenizer has %d ids but the model only %d", path, me_tok_vocab_size(tok),
+                 me_model_config(m)->vocab);
+        rc = ME_ECORRUPT;
+    }
+    free(tokstr);
+    me_embedder_t *e = rc ? NULL : me_embedder_wrap(m, tok);
+    if (!e) {
+        if (!rc) { rc = ME_ENOMEM; snprintf(err, errcap, "out of memory"); }
+        me_tok_free(tok);
+        me_model_free(m);
+        return rc;
+    }
+    e->tok_owned = tok;
+    e->owns_model = 1;
+    *out = e;
+    return 0;
+}
+
+void me_embedder_free(me_embedder_t *e) {
+    if (!e) return;
+    me_acts_free(e->acts[0]);
+    me_acts_free(e->acts[1]);
+    free(e->ids);
+    me_tok_free(e->tok_owned);
+    if (e->owns_model) me_model_free(e->m);
+    free(e);
+}
+
+const me_model_config_t *me_embedder_config(const me_embedder_t *e) { return me_model_config(e->m); }
+const me_tok_t *me_embedder_tokenizer(const me_embedder_t *e) { return e->tok; }
+
+int me_embedder_rows(const me_embedder_t *e, me_side_t side) {
+    const me_model_config_t *c = me_model_config(e->m);
+    return side == ME_SIDE_QUERY ? c->meta_q : c->meta_c;
+}
+
+int me_embedder_text_len(const me_embedder_t *e, me_side_t side) {
+    int max = me_model_config(e->m)->max_text;
+    return side == ME_SIDE_QUERY && max > ME_QUERY_TEXT_LEN ? ME_QUERY_TEXT_LEN : max;
+}
+
+int me_embedder_encode(me_embedder_t *e, me_side_t side, const char *const *texts, const size_t *lens, int n,
+                       float *out) {
+    int W = me_embedder_text_len(e, side);
+    if (!e->acts[side]) {
+        e->acts[side] = me_acts_new(e->m, side, ME_EMBED_BATCH, W);
+        if (!e->acts[side]) return ME_ENOMEM;
+    }
+    size_t per = (size_t)me_embedder_rows(e, side) * me_model_config(e->m)->dim;
+    for (int off = 0; off < n; off += ME_EMBED_BATCH) {
+        int b = n - off < ME_EMBED_BATCH ? n - off : ME_EMBED_BATCH;
+        for (int i = 0; i < b; i++) {
+            const char *t = texts[off + i] ? texts[off + i] : "";
+            size_t len = lens ? lens[off + i] : strlen(t);
+            int32_t *row = e->ids + (size_t)i * W;
+            e->lens[i] = me_tok_encode(e->tok, t, len, row, W);
+            for (int k = e->lens[i]; k < W; k++) row[k] = ME_TOK_PAD;
+        }
+        me_model_forward(e->m, e->acts[side], e->ids, e->lens, b, out + (size_t)off * per);
+    }
+    return 0;
+}

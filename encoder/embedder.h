@@ -1,0 +1,36 @@
+/* The inference API: a model file (weights + tokenizer) turned into an
+ * encoder of texts. me_embedder_encode maps N texts to N × R × D unit
+ * vectors, R = R_q on the query side and R_c on the candidate side, coarse
+ * to fine. Texts longer than the model's max_text tokens (queries: 32) are
+ * truncated. One embedder per thread (it owns activation buffers). */
+#ifndef ME_EMBEDDER_H
+#define ME_EMBEDDER_H
+
+#include <stddef.h>
+
+#include "encoder/model.h"
+#include "encoder/tokenizer.h"
+
+#define ME_QUERY_TEXT_LEN 32
+#define ME_EMBED_BATCH 32
+
+typedef struct me_embedder me_embedder_t;
+
+/* Loads a model file written by `metaembed train` (encoder/weights.h). */
+int me_embedder_load(const char *path, me_embedder_t **out, char *err, size_t errcap);
+/* Wraps a model and tokenizer the caller keeps alive (training, tests). */
+me_embedder_t *me_embedder_wrap(me_model_t *m, const me_tok_t *tok);
+void me_embedder_free(me_embedder_t *e);
+
+const me_model_config_t *me_embedder_config(const me_embedder_t *e);
+const me_tok_t *me_embedder_tokenizer(const me_embedder_t *e);
+/* Vectors per text on a side (R_q or R_c). */
+int me_embedder_rows(const me_embedder_t *e, me_side_t side);
+/* Tokenised length cap on a side. */
+int me_embedder_text_len(const me_embedder_t *e, me_side_t side);
+
+/* out: n × rows × dim floats. lens NULL: NUL-terminated texts. */
+int me_embedder_encode(me_embedder_t *e, me_side_t side, const char *const *texts, const size_t *lens, int n,
+                       float *out);
+
+#endif

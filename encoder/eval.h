@@ -1,0 +1,47 @@
+/* Retrieval evaluation with the protocol of shared/data/README.md: the
+ * corpus is every record's text (all splits), the queries are the chosen
+ * split's synopses, and a query's one relevant document is the record with
+ * its id. For each budget (r_q, r_c): Recall@1, MRR@10, Recall@10, the
+ * index bytes per document (r_c · D · 2, f16 as the shard stores them), and
+ * the documents/s of encoding. Scores are exact MaxSim (common/maxsim.c) over
+ * the f16 document vectors, the same arithmetic as a shard's exact mode. */
+#ifndef ME_EVAL_H
+#define ME_EVAL_H
+
+#include <stdint.h>
+
+#include "encoder/dataset.h"
+#include "encoder/embedder.h"
+#include "encoder/mmr.h"
+
+typedef struct {
+    int r_q, r_c;
+    double recall1, mrr10, recall10;
+    uint64_t index_bytes_per_doc;
+} me_eval_row_t;
+
+typedef struct {
+    int nrows;
+    me_eval_row_t rows[ME_MMR_MAX_GROUPS];
+    size_t docs, queries;
+    double encode_docs_per_s, encode_queries_per_s;
+    double seconds;
+} me_eval_result_t;
+
+typedef struct {
+    me_split_t split;            /* whose queries (default: test) */
+    size_t max_docs;             /* 0 = the whole corpus; else a prefix that keeps every query's answer */
+    size_t max_queries;          /* 0 = all */
+    int threads;
+    me_mmr_group_t budgets[ME_MMR_MAX_GROUPS];
+    int nbudgets;
+    /* Progress callback (may be NULL): phase name, done, total. */
+    void (*progress)(void *ctx, const char *phase, size_t done, size_t total);
+    void *progress_ctx;
+} me_eval_opts_t;
+
+void me_eval_defaults(me_eval_opts_t *o);
+int me_eval_run(me_embedder_t *e, const me_dataset_t *ds, const me_eval_opts_t *o, me_eval_result_t *out,
+                char *err, size_t errcap);
+
+#endif
