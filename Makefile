@@ -112,7 +112,7 @@ $(BIN)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(SHARD_OBJ) $(CO
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/integration_tests: $(INTEG_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
+$(BIN)/integration_tests: $(INTEG_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(ENCODER_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

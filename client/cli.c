@@ -28,6 +28,11 @@ static void main_usage(FILE *out) {
             "  get --collection NAME ID...       fetch documents (metadata; --vectors)\n"
             "  delete --collection NAME ID...    delete documents\n"
             "  status                            groups, replicas, health, documents, latency\n"
+            "  train [--steps N] [--out MODEL]   train the encoder on the Debian data (MMR loss)\n"
+            "  encode --input X.jsonl --out E.npy [--side doc|query]\n"
+            "                                    embed texts into [N, R, D] for ingest\n"
+            "  eval [--model MODEL] [--plot F.svg]\n"
+            "                                    quality at every budget on the held-out split\n"
             "\n"
             "global options (accepted before or after the command):\n"
             "  --addr tcp://HOST:PORT        server address (else $METAEMBED_ADDR, else " CLI_DEFAULT_ADDR ")\n"
@@ -527,10 +532,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "get")) rc = cli_cmd_get(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "delete")) rc = cli_cmd_delete(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "status")) rc = cli_cmd_status(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "train")) rc = cli_cmd_train(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "encode")) rc = cli_cmd_encode(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "eval")) rc = cli_cmd_eval(&c, sub_argc, sub_argv);
     else {
         c.cmd = NULL;
         rc = cli_usage_error(&c, "unknown command '%s' (commands: collection, ingest, search, get, delete, "
-                                 "status)", cmd);
+                                 "status, train, encode, eval)", cmd);
     }
     me_client_close(c.client);
     return rc;

@@ -135,6 +135,8 @@ int me_eval_run(me_embedder_t *e, const me_dataset_t *ds, const me_eval_opts_t *
 
     int nt = o->threads > 0 ? (o->threads > 16 ? 16 : o->threads) : 1;
     for (int g = 0; g < o->nbudgets; g++) {
+        /* A budget beyond the model's vectors does not exist for it. */
+        if (o->budgets[g].rq > Rq || o->budgets[g].rc > Rc) continue;
         job_t jobs[16];
         pthread_t th[16];
         for (int t = 0; t < nt; t++) {

@@ -76,10 +76,12 @@ static void parallel_for(size_t n, size_t min_per_thread, range_fn fn, void *ctx
 
 /* ---- sgemm over our threads ------------------------------------------------------ */
 
-/* Row blocks are multiples of this (OpenBLAS's widest M unroll), so each
- * thread's block runs the same kernels as the whole would. */
+/* Row blocks are multiples of this (OpenBLAS's widest M unroll), so that a
+ * block goes through the same kernels as the whole: every output element
+ * is one K-long sum whichever thread computes it (ops_determinism checks
+ * 1 vs 2 threads bit for bit). */
 #define SGEMM_ROW_ALIGN 16
-/* Below this many multiply-adds a thread costs more than it saves. */
+/* Below twice this many multiply-adds one thread does it all. */
 #define SGEMM_MIN_WORK (1L << 20)
 
 typedef struct {
@@ -374,9 +376,10 @@ typedef struct {
 } attn_ctx_t;
 
 /* Fast path: per (b, h), the products as sgemms on strided views of q, k,
- * v (leading dimension 3C), and the masked softmax between them. OpenBLAS
- * runs single-threaded (see me_ops_set_threads), in our threads. One task per (b, h): it alone writes out[b, :, h], att[b, h] and
- * dinp[b, :, h], so tasks need no locks and the split changes no result. */
+ * v (leading dimension 3C) with the masked softmax between them; OpenBLAS
+ * runs single-threaded inside our threads. One task per (b, h): it alone
+ * writes out[b, :, h], att[b, h] and dinp[b, :, h], so tasks need no locks
+ * and the split changes no result. */
 static void attn_forward_range(void *p, size_t begin, size_t end) {
     const attn_ctx_t *c = p;
     int T = c->T, C = c->C, NH = c->NH, C3 = 3 * C, hs = C / NH;

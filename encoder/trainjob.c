@@ -16,7 +16,7 @@ void me_trainjob_defaults(me_trainjob_t *j) {
     memset(j, 0, sizeof *j);
     j->vocab = ME_TOK_DEFAULT_VOCAB;
     j->checkpoint_every = 500;
-    j->model = (me_model_config_t){ .vocab = 0, .max_text = 96, .layers = 2, .width = 192, .heads = 4,
+    j->model = (me_model_config_t){ .vocab = 0, .max_text = 96, .layers = 3, .width = 192, .heads = 4,
                                     .dim = 128, .meta_q = 16, .meta_c = 64 };
     me_train_defaults(&j->train);
 }

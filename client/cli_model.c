@@ -1,0 +1,414 @@
+/* `metaembed train`, `encode` and `eval`: the encoder model from the
+ * command line (encoder/trainjob.c, embedder.c, eval.c do the work). */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/cli.h"
+#include "common/dtype.h"
+#include "common/error.h"
+#include "common/jsonl.h"
+#include "common/npy.h"
+#include "common/progress.h"
+#include "encoder/dataset.h"
+#include "encoder/embedder.h"
+#include "encoder/eval.h"
+#include "encoder/ops.h"
+#include "encoder/trainjob.h"
+
+#define DEFAULT_MODEL "models/metaembed-default.safetensors"
+
+/* ---- train ---- */
+
+typedef struct {
+    char data[ME_CFG_STR_MAX], out[ME_CFG_STR_MAX], groups[ME_CFG_STR_MAX];
+    long long steps, batch, vocab, layers, width, heads, dim, max_text, meta_q, meta_c, warmup, threads, seed;
+    long long checkpoint_every, max_examples;
+    char lr[ME_CFG_STR_MAX], tau[ME_CFG_STR_MAX];
+    int resume;
+} train_opts_t;
+
+#define T_OPT(name, type, field, def, lo, hi, help) \
+    { name, type, offsetof(train_opts_t, field), def, lo, hi, NULL, help }
+
+static const me_cfg_opt_t train_table[] = {
+    T_OPT("data", ME_CFG_STRING, data, "", 0, 0, "training data (.jsonl[.gz]); default: the shared Debian data"),
+    T_OPT("out", ME_CFG_STRING, out, DEFAULT_MODEL, 0, 0, "model file to write"),
+    T_OPT("steps", ME_CFG_INT, steps, "5500", 1, 100000000, "optimiser steps"),
+    T_OPT("batch", ME_CFG_INT, batch, "32", 2, 4096, "queries per step (each with a positive and a hard negative)"),
+    T_OPT("lr", ME_CFG_STRING, lr, "1e-3", 0, 0, "peak learning rate (warm-up, then cosine decay to a tenth)"),
+    T_OPT("warmup", ME_CFG_INT, warmup, "100", 1, 1000000, "warm-up steps"),
+    T_OPT("tau", ME_CFG_STRING, tau, "0.03", 0, 0, "InfoNCE temperature"),
+    T_OPT("groups", ME_CFG_STRING, groups, "1x1,2x4,4x8,8x16,16x64", 0, 0,
+          "MMR groups RQxRC[:WEIGHT],... (e.g. 16x64 alone for the no-MMR baseline)"),
+    T_OPT("vocab", ME_CFG_INT, vocab, "8192", 260, 65536, "tokenizer vocabulary"),
+    T_OPT("layers", ME_CFG_INT, layers, "3", 1, 64, "transformer layers"),
+    T_OPT("width", ME_CFG_INT, width, "192", 8, 8192, "model width C"),
+    T_OPT("heads", ME_CFG_INT, heads, "4", 1, 256, "attention heads"),
+    T_OPT("dim", ME_CFG_INT, dim, "128", 1, 8192, "embedding dimension D"),
+    T_OPT("max-text", ME_CFG_INT, max_text, "96", 8, 4096, "tokens kept per document (longer ones are truncated)"),
+    T_OPT("meta-q", ME_CFG_INT, meta_q, "16", 1, 1024, "query meta tokens R_q"),
+    T_OPT("meta-c", ME_CFG_INT, meta_c, "64", 1, 1024, "candidate meta tokens R_c"),
+    T_OPT("threads", ME_CFG_INT, threads, "0", 0, 256, "threads (0 = every core)"),
+    T_OPT("seed", ME_CFG_INT, seed, "1234", 0, 1LL << 62, "seed for init, data order and negatives"),
+    T_OPT("checkpoint-every", ME_CFG_INT, checkpoint_every, "250", 0, 100000000, "steps between checkpoints (OUT.ckpt)"),
+    T_OPT("resume", ME_CFG_BOOL, resume, "false", 0, 1, "continue from OUT.ckpt when it exists"),
+    T_OPT("max-examples", ME_CFG_INT, max_examples, "0", 0, 100000000, "use only the first N train records (0 = all)"),
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const cli_cmd_t train_cmd = {
+    "train", "[--data FILE] [--out MODEL] [--steps N] [options]",
+    "Trains the MetaEmbed encoder with the Matryoshka Multi-Vector (MMR) loss on the train split "
+    "(never on dev or test): learns the tokenizer, then runs AdamW over (query, description, hard "
+    "negative) triples, printing each group's loss, examples/s and the ETA, checkpointing to OUT.ckpt.",
+    train_table, 0,
+};
+
+/* "1x1,2x4:0.5,..." → groups. */
+static int parse_groups(const char *s, me_mmr_group_t *g, int *n) {
+    *n = 0;
+    while (*s) {
+        int rq, rc, used = 0;
+        float w = 1;
+        if (sscanf(s, "%dx%d%n", &rq, &rc, &used) != 2) return ME_EINVAL;
+        s += used;
+        if (*s == ':') {
+            char *end;
+            w = strtof(s + 1, &end);
+            if (end == s + 1) return ME_EINVAL;
+            s = end;
+        }
+        if (*n == ME_MMR_MAX_GROUPS || rq < 1 || rc < 1 || !(w > 0)) return ME_EINVAL;
+        g[(*n)++] = (me_mmr_group_t){ rq, rc, w };
+        if (*s == ',') s++;
+        else if (*s) return ME_EINVAL;
+    }
+    return *n ? 0 : ME_EINVAL;
+}
+
+static int locate_data(cli_t *c, const char *given, char *out, size_t cap) {
+    if (given[0]) {
+        snprintf(out, cap, "%s", given);
+        return 0;
+    }
+    if (me_dataset_locate(NULL, out, cap) != 0)
+        return cli_error(c, CLI_FAIL, "no training data found at %s; pass --data FILE or set METAEMBED_DATA", out);
+    return 0;
+}
+
+int cli_cmd_train(cli_t *c, int argc, char **argv) {
+    train_opts_t o;
+    char err[512];
+    me_config_defaults(train_table, &o, err, sizeof err);
+    int rc = cli_parse(c, &train_cmd, &o, argc, argv, NULL, NULL);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    me_trainjob_t j;
+    me_trainjob_defaults(&j);
+    if (locate_data(c, o.data, j.data, sizeof j.data)) return CLI_FAIL;
+    snprintf(j.out, sizeof j.out, "%s", o.out);
+    j.resume = o.resume;
+    j.checkpoint_every = o.checkpoint_every;
+    j.vocab = (int)o.vocab;
+    j.max_examples = o.max_examples;
+    j.model = (me_model_config_t){ 0, (int)o.max_text, (int)o.layers, (int)o.width, (int)o.heads, (int)o.dim,
+                                   (int)o.meta_q, (int)o.meta_c };
+    j.train.steps = o.steps;
+    j.train.batch = (int)o.batch;
+    j.train.warmup = (int)o.warmup;
+    j.train.threads = (int)o.threads;
+    j.train.seed = (uint64_t)o.seed;
+    char *end;
+    j.train.lr = strtof(o.lr, &end);
+    if (*end || !(j.train.lr > 0)) return cli_usage_error(c, "--lr '%s' is not a positive number", o.lr);
+    j.train.lr_floor = j.train.lr / 10;
+    j.train.tau = strtof(o.tau, &end);
+    if (*end || !(j.train.tau > 0)) return cli_usage_error(c, "--tau '%s' is not a positive number", o.tau);
+    if (parse_groups(o.groups, j.train.groups, &j.train.ngroups) != 0)
+        return cli_usage_error(c, "--groups '%s': expected RQxRC[:WEIGHT],... with positive values", o.groups);
+    for (int g = 0; g < j.train.ngroups; g++)
+        if (j.train.groups[g].rq > o.meta_q || j.train.groups[g].rc > o.meta_c)
+            return cli_usage_error(c, "--groups: %dx%d exceeds the meta tokens (%lld, %lld)", j.train.groups[g].rq,
+                                   j.train.groups[g].rc, o.meta_q, o.meta_c);
+    j.log = stderr;
+    j.progress_bar = 0;  /* the log lines already carry the progress */
+    if ((rc = me_trainjob_run(&j, err, sizeof err)) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+    if (c->g.json) {
+        me_json_writer_t w;
+        cli_json_begin(&w, stdout);
+        me_json_put_str(&w, "model", j.out);
+        me_json_put_int(&w, "steps", j.train.steps);
+        cli_json_end(&w);
+    } else {
+        printf("trained %s\n", j.out);
+    }
+    return CLI_OK;
+}
+
+/* ---- encode ---- */
+
+typedef struct {
+    char model[ME_CFG_STR_MAX], input[ME_CFG_STR_MAX], out[ME_CFG_STR_MAX], side[ME_CFG_STR_MAX];
+    char field[ME_CFG_STR_MAX], ids[ME_CFG_STR_MAX];
+    long long threads;
+    int f32;
+} encode_opts_t;
+
+#define E_OPT(name, type, field, def, lo, hi, choices, help) \
+    { name, type, offsetof(encode_opts_t, field), def, lo, hi, choices, help }
+
+static const me_cfg_opt_t encode_table[] = {
+    E_OPT("model", ME_CFG_STRING, model, DEFAULT_MODEL, 0, 0, NULL, "model file"),
+    E_OPT("input", ME_CFG_STRING, input, "", 0, 0, NULL, "JSON lines (.jsonl or .jsonl.gz), one object per line"),
+    E_OPT("field", ME_CFG_STRING, field, "", 0, 0, NULL, "the member holding the text (default: text, or query with --side query)"),
+    E_OPT("side", ME_CFG_ENUM, side, "doc", 0, 0, "doc|query", "candidate (64 vectors) or query (16) side"),
+    E_OPT("out", ME_CFG_STRING, out, "", 0, 0, NULL, "output .npy [N, R, D] (float16 unless --f32)"),
+    E_OPT("ids", ME_CFG_STRING, ids, "", 0, 0, NULL, "also write the ids (member \"id\"), one per line"),
+    E_OPT("f32", ME_CFG_BOOL, f32, "false", 0, 1, NULL, "write float32 instead of float16"),
+    E_OPT("threads", ME_CFG_INT, threads, "0", 0, 256, NULL, "threads (0 = every core)"),
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const cli_cmd_t encode_cmd = {
+    "encode", "--input items.jsonl --out emb.npy [--side doc|query] [--ids ids.txt]",
+    "Encodes texts with the model into nested multi-vector embeddings, written as a NumPy array "
+    "[N, R, D] that 'metaembed ingest --vectors' accepts (with --ids for its --ids).",
+    encode_table, 0,
+};
+
+int cli_cmd_encode(cli_t *c, int argc, char **argv) {
+    encode_opts_t o;
+    char err[512];
+    me_config_defaults(encode_table, &o, err, sizeof err);
+    int rc = cli_parse(c, &encode_cmd, &o, argc, argv, NULL, NULL);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (!o.input[0] || !o.out[0]) return cli_usage_error(c, "needs --input FILE and --out FILE.npy");
+    me_side_t side = !strcmp(o.side, "query") ? ME_SIDE_QUERY : ME_SIDE_DOC;
+    const char *field = o.field[0] ? o.field : side == ME_SIDE_QUERY ? "query" : "text";
+    me_embedder_t *e;
+    if (me_embedder_load(o.model, &e, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+    me_ops_set_threads((int)o.threads);
+    /* Reads the lines with the dataset loader's gzip-aware reader. */
+    FILE *ids_out = NULL;
+    float *vec = NULL;
+    uint16_t *half = NULL;
+    char **texts = NULL;
+    size_t *lens = NULL;
+    size_t n = 0, cap = 0;
+    rc = CLI_OK;
+    me_jsonl_t *in = NULL;
+    if (me_jsonl_open(o.input, &in, err, sizeof err) != 0) { rc = cli_error(c, CLI_FAIL, "%s", err); goto out; }
+    if (o.ids[0] && !(ids_out = fopen(o.ids, "w"))) { rc = cli_error(c, CLI_FAIL, "cannot write %s", o.ids); goto out; }
+    const me_json_t *obj;
+    long line;
+    while ((rc = me_jsonl_next(in, &obj, &line, err, sizeof err)) == 1) {
+        const char *text = me_json_str(me_json_get(obj, field));
+        if (!text) { rc = cli_error(c, CLI_FAIL, "%s:%ld: no string member \"%s\"", o.input, line, field); goto out; }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            texts = realloc(texts, cap * sizeof *texts);
+            lens = realloc(lens, cap * sizeof *lens);
+        }
+        lens[n] = me_json_get(obj, field)->len;
+        texts[n] = malloc(lens[n] + 1);
+        memcpy(texts[n], text, lens[n] + 1);
+        n++;
+        if (ids_out) {
+            const char *id = me_json_str(me_json_get(obj, "id"));
+            if (!id) { rc = cli_error(c, CLI_FAIL, "%s:%ld: no string member \"id\" (needed for --ids)", o.input, line); goto out; }
+            fprintf(ids_out, "%s\n", id);
+        }
+    }
+    if (rc < 0) { rc = cli_error(c, CLI_FAIL, "%s", err); goto out; }
+    int R = me_embedder_rows(e, side), D = me_embedder_config(e)->dim;
+    vec = malloc((n ? n : 1) * (size_t)R * D * sizeof *vec);
+    if (!vec) { rc = cli_error(c, CLI_FAIL, "out of memory for %zu embeddings", n); goto out; }
+    me_progress_t bar;
+    me_progress_init(&bar, "encode", "texts", n, -1);
+    for (size_t off = 0; off < n; off += 256) {
+        int b = (int)(n - off < 256 ? n - off : 256);
+        me_embedder_encode(e, side, (const char *const *)texts + off, lens + off, b, vec + off * (size_t)R * D);
+        me_progress_update(&bar, off + (size_t)b);
+    }
+    me_progress_finish(&bar);
+    uint64_t shape[3] = { n, (uint64_t)R, (uint64_t)D };
+    if (o.f32) rc = me_npy_write(o.out, ME_DTYPE_F32, shape, 3, vec, 1, err, sizeof err);
+    else {
+        half = malloc((n ? n : 1) * (size_t)R * D * sizeof *half);
+        me_f32_to_f16_n(half, vec, n * (size_t)R * D);
+        rc = me_npy_write(o.out, ME_DTYPE_F16, shape, 3, half, 1, err, sizeof err);
+    }
+    if (rc) { rc = cli_error(c, CLI_FAIL, "%s", err); goto out; }
+    if (c->g.json) {
+        me_json_writer_t w;
+        cli_json_begin(&w, stdout);
+        me_json_put_str(&w, "out", o.out);
+        me_json_put_u64(&w, "texts", n);
+        me_json_put_int(&w, "rows", R);
+        me_json_put_int(&w, "dim", D);
+        me_json_put_num(&w, "texts_per_s", n / (me_progress_elapsed(&bar) > 0 ? me_progress_elapsed(&bar) : 1));
+        cli_json_end(&w);
+    } else {
+        printf("wrote %s: %zu texts x %d vectors x %d (%s)\n", o.out, n, R, D, o.f32 ? "float32" : "float16");
+        me_progress_summary(&bar, stdout, "encoded");
+    }
+    rc = CLI_OK;
+out:
+    if (ids_out) fclose(ids_out);
+    me_jsonl_close(in);
+    for (size_t i = 0; i < n; i++) free(texts[i]);
+    free(texts);
+    free(lens);
+    free(vec);
+    free(half);
+    me_embedder_free(e);
+    return rc;
+}
+
+/* ---- eval ---- */
+
+typedef struct {
+    char model[ME_CFG_STR_MAX], data[ME_CFG_STR_MAX], split[ME_CFG_STR_MAX], plot[ME_CFG_STR_MAX];
+    long long max_docs, max_queries, threads;
+} eval_opts_t;
+
+#define V_OPT(name, type, field, def, lo, hi, choices, help) \
+    { name, type, offsetof(eval_opts_t, field), def, lo, hi, choices, help }
+
+static const me_cfg_opt_t eval_table[] = {
+    V_OPT("model", ME_CFG_STRING, model, DEFAULT_MODEL, 0, 0, NULL, "model file"),
+    V_OPT("data", ME_CFG_STRING, data, "", 0, 0, NULL, "evaluation data; default: the shared Debian data"),
+    V_OPT("split", ME_CFG_ENUM, split, "test", 0, 0, "test|dev|train", "whose synopses are the queries"),
+    V_OPT("max-docs", ME_CFG_INT, max_docs, "0", 0, 100000000, NULL, "corpus size cap (0 = every text; the answers always stay in)"),
+    V_OPT("max-queries", ME_CFG_INT, max_queries, "0", 0, 100000000, NULL, "query cap (0 = all of the split)"),
+    V_OPT("plot", ME_CFG_STRING, plot, "", 0, 0, NULL, "also write an SVG plot of quality against budget"),
+    V_OPT("threads", ME_CFG_INT, threads, "0", 0, 256, NULL, "threads (0 = every core)"),
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const cli_cmd_t eval_cmd = {
+    "eval", "[--model MODEL] [--split test] [--plot quality.svg]",
+    "Evaluates the model with the data's protocol: the corpus is every text (all splits), the queries "
+    "the split's synopses. Prints Recall@1, MRR@10, Recall@10 and index bytes per document at every "
+    "MMR budget, and the encoder's documents/s.",
+    eval_table, 0,
+};
+
+static void eval_progress(void *ctx, const char *phase, size_t done, size_t total) {
+    me_progress_t *bar = ctx;
+    if (bar->label != phase) {
+        me_progress_finish(bar);
+        me_progress_init(bar, phase, "items", total, -1);
+    }
+    me_progress_update(bar, done);
+}
+
+/* A small SVG: MRR@10 and Recall@10 against the budget, BM25 as a line. */
+static int write_plot(const char *path, const me_eval_result_t *r) {
+    FILE *f = fopen(path, "w");
+    if (!f) return ME_EIO;
+    int W = 640, H = 400, L = 60, R = 20, T = 40, B = 60;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
+    fprintf(f, "<text x=\"%d\" y=\"22\" font-size=\"15\">metaembed: quality against budget (r_q, r_c)</text>\n", L);
+    for (int k = 0; k <= 5; k++) {
+        double y = T + (H - T - B) * (1 - k / 5.0);
+        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                   "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n", L, W - R, y, y, L - 6, y + 4, k / 5.0);
+    }
+    int n = r->nrows;
+    double step = n > 1 ? (double)(W - L - R - 40) / (n - 1) : 0;
+    const char *colors[2] = { "#1f77b4", "#d62728" };
+    const char *names[2] = { "MRR@10", "Recall@10" };
+    for (int s = 0; s < 2; s++) {
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", colors[s]);
+        for (int i = 0; i < n; i++) {
+            double v = s == 0 ? r->rows[i].mrr10 : r->rows[i].recall10;
+            fprintf(f, "%.1f,%.1f ", L + 20 + i * step, T + (H - T - B) * (1 - v));
+        }
+        fprintf(f, "\"/>\n<text x=\"%d\" y=\"%d\" fill=\"%s\">%s</text>\n", W - R - 160, T + 16 + 16 * s, colors[s], names[s]);
+    }
+    double bm25 = 0.6239, ybm = T + (H - T - B) * (1 - bm25);
+    fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" stroke-dasharray=\"6 4\"/>"
+               "<text x=\"%d\" y=\"%.1f\" fill=\"#888\">BM25 MRR@10 0.624</text>\n", L, W - R, ybm, ybm, L + 4, ybm - 4);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">(%d,%d)</text>\n", L + 20 + i * step, H - B + 18,
+                r->rows[i].r_q, r->rows[i].r_c);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">budget (query vectors, document vectors)</text>\n</svg>\n",
+            (L + W - R) / 2, H - 16);
+    return fclose(f) == 0 ? 0 : ME_EIO;
+}
+
+int cli_cmd_eval(cli_t *c, int argc, char **argv) {
+    eval_opts_t o;
+    char err[512], path[1024];
+    me_config_defaults(eval_table, &o, err, sizeof err);
+    int rc = cli_parse(c, &eval_cmd, &o, argc, argv, NULL, NULL);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (locate_data(c, o.data, path, sizeof path)) return CLI_FAIL;
+    me_embedder_t *e;
+    if (me_embedder_load(o.model, &e, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+    me_dataset_t *ds;
+    if (me_dataset_load(path, 0, &ds, err, sizeof err) != 0) {
+        me_embedder_free(e);
+        return cli_error(c, CLI_FAIL, "%s", err);
+    }
+    me_eval_opts_t eo;
+    me_eval_defaults(&eo);
+    eo.split = !strcmp(o.split, "dev") ? ME_SPLIT_DEV : !strcmp(o.split, "train") ? ME_SPLIT_TRAIN : ME_SPLIT_TEST;
+    eo.max_docs = (size_t)o.max_docs;
+    eo.max_queries = (size_t)o.max_queries;
+    eo.threads = o.threads > 0 ? (int)o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    me_progress_t bar = { 0 };
+    eo.progress = eval_progress;
+    eo.progress_ctx = &bar;
+    me_eval_result_t r;
+    rc = me_eval_run(e, ds, &eo, &r, err, sizeof err);
+    me_progress_finish(&bar);
+    if (rc) {
+        me_dataset_free(ds);
+        me_embedder_free(e);
+        return cli_error(c, CLI_FAIL, "%s", err);
+    }
+    if (o.plot[0] && write_plot(o.plot, &r) != 0) fprintf(stderr, "metaembed: eval: cannot write %s\n", o.plot);
+    if (c->g.json) {
+        me_json_writer_t w;
+        cli_json_begin(&w, stdout);
+        me_json_put_str(&w, "model", o.model);
+        me_json_put_str(&w, "split", o.split);
+        me_json_put_u64(&w, "documents", r.docs);
+        me_json_put_u64(&w, "queries", r.queries);
+        me_json_put_num_prec(&w, "encode_docs_per_s", r.encode_docs_per_s, 6);
+        me_json_arr_begin(&w, "budgets");
+        for (int i = 0; i < r.nrows; i++) {
+            me_json_obj_begin(&w, NULL);
+            me_json_put_int(&w, "r_q", r.rows[i].r_q);
+            me_json_put_int(&w, "r_c", r.rows[i].r_c);
+            me_json_put_num_prec(&w, "recall_at_1", r.rows[i].recall1, 6);
+            me_json_put_num_prec(&w, "mrr_at_10", r.rows[i].mrr10, 6);
+            me_json_put_num_prec(&w, "recall_at_10", r.rows[i].recall10, 6);
+            me_json_put_u64(&w, "index_bytes_per_doc", r.rows[i].index_bytes_per_doc);
+            me_json_obj_end(&w);
+        }
+        me_json_arr_end(&w);
+        cli_json_end(&w);
+    } else {
+        printf("%s on %s: %zu documents, %zu %s queries; encoding %.1f documents/s\n\n", o.model, path, r.docs,
+               r.queries, o.split, r.encode_docs_per_s);
+        printf("| budget  | Recall@1 | MRR@10 | Recall@10 | index bytes/doc |\n");
+        printf("|---------|----------|--------|-----------|-----------------|\n");
+        for (int i = 0; i < r.nrows; i++) {
+            char b[16];
+            snprintf(b, sizeof b, "(%d,%d)", r.rows[i].r_q, r.rows[i].r_c);
+            printf("| %-7s |   %.4f | %.4f |    %.4f | %15llu |\n", b, r.rows[i].recall1, r.rows[i].mrr10,
+                   r.rows[i].recall10, (unsigned long long)r.rows[i].index_bytes_per_doc);
+        }
+        printf("| BM25    |   0.5379 | 0.6239 |    0.7897 | (data README)   |\n");
+        if (o.plot[0]) printf("\nplot: %s\n", o.plot);
+    }
+    me_dataset_free(ds);
+    me_embedder_free(e);
+    return CLI_OK;
+}
