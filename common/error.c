@@ -1,5 +1,8 @@
 #include "common/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *me_strerror(int err) {
     switch (err) {
     case ME_OK: return "ok";
@@ -29,4 +32,12 @@ const char *me_status_name(int status) {
     };
     if (status < 0 || status >= (int)(sizeof names / sizeof names[0])) return "UNKNOWN";
     return names[status];
+}
+
+void me_set_err(char *err, size_t cap, const char *fmt, ...) {
+    if (!err || !cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
 }

@@ -4,6 +4,8 @@
 #ifndef ME_ERROR_H
 #define ME_ERROR_H
 
+#include <stddef.h>
+
 #define ME_ERRORS(X)                                                        \
     X(ME_EINVAL,    -1,  "invalid argument",            3  /* INVALID_ARGUMENT */) \
     X(ME_ENOTFOUND, -2,  "not found",                   5  /* NOT_FOUND */)        \
@@ -42,6 +44,8 @@ enum {
 };
 
 const char *me_strerror(int err);
+/* snprintf into a caller's error buffer; a NULL or empty buffer is fine. */
+void me_set_err(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The wire status code for an error (0 → OK). */
 int me_error_status(int err);
 /* Name of a status code, e.g. "INVALID_ARGUMENT". */

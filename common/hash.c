@@ -7,6 +7,10 @@ uint64_t me_hash64(const void *data, size_t len) {
         h ^= p[i];
         h *= 0x100000001b3ULL;
     }
+    return me_fmix64(h);
+}
+
+uint64_t me_fmix64(uint64_t h) {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;

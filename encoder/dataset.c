@@ -14,15 +14,6 @@
 #include "common/hash.h"
 #include "common/json.h"
 
-static void set_err(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t cap, const char *fmt, ...) {
-    if (!err || !cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
-
 const char *me_split_name(me_split_t s) {
     switch (s) {
     case ME_SPLIT_TRAIN: return "train";
@@ -98,25 +89,25 @@ static int add_line(loader_t *ld, const char *line, size_t len, uint32_t lineno,
     me_json_error_t je;
     int rc = me_json_parse(line, len, &doc, &je);
     if (rc == ME_ENOMEM) return rc;
-    if (rc != 0) { set_err(why, whycap, "invalid JSON: %s", je.msg); return ME_EINVAL; }
+    if (rc != 0) { me_set_err(why, whycap, "invalid JSON: %s", je.msg); return ME_EINVAL; }
     const me_json_t *root = me_json_root(doc);
     static const char *const names[] = { "id", "split", "query", "text" };
     const me_json_t *f[4];
     rc = ME_EINVAL;
-    if (root->type != ME_JSON_OBJECT) { set_err(why, whycap, "not a JSON object"); goto out; }
+    if (root->type != ME_JSON_OBJECT) { me_set_err(why, whycap, "not a JSON object"); goto out; }
     for (int i = 0; i < 4; i++) {
         f[i] = me_json_get(root, names[i]);
-        if (!f[i]) { set_err(why, whycap, "no \"%s\" member", names[i]); goto out; }
-        if (f[i]->type != ME_JSON_STRING) { set_err(why, whycap, "\"%s\" is not a string", names[i]); goto out; }
-        if (f[i]->len > UINT32_MAX - 1) { set_err(why, whycap, "\"%s\" is too long", names[i]); goto out; }
+        if (!f[i]) { me_set_err(why, whycap, "no \"%s\" member", names[i]); goto out; }
+        if (f[i]->type != ME_JSON_STRING) { me_set_err(why, whycap, "\"%s\" is not a string", names[i]); goto out; }
+        if (f[i]->len > UINT32_MAX - 1) { me_set_err(why, whycap, "\"%s\" is too long", names[i]); goto out; }
     }
-    if (f[0]->len == 0) { set_err(why, whycap, "empty \"id\""); goto out; }
+    if (f[0]->len == 0) { me_set_err(why, whycap, "empty \"id\""); goto out; }
     me_split_t split;
     const char *sp = f[1]->u.str;
     if (!strcmp(sp, "train")) split = ME_SPLIT_TRAIN;
     else if (!strcmp(sp, "dev")) split = ME_SPLIT_DEV;
     else if (!strcmp(sp, "test")) split = ME_SPLIT_TEST;
-    else { set_err(why, whycap, "\"split\" is \"%.40s\", not train, dev or test", sp); goto out; }
+    else { me_set_err(why, whycap, "\"split\" is \"%.40s\", not train, dev or test", sp); goto out; }
 
     if (ds->mask_ == 0 || 2 * (ds->n + 1) > ds->mask_ + 1)
         if ((rc = id_table_grow(ds)) != 0) goto out;
@@ -160,9 +151,9 @@ static int take_line(loader_t *ld, const char *path, char *line, size_t len, uin
     if (len == 0) return 0;
     char why[180];
     int rc = add_line(ld, line, len, lineno, why, sizeof why);
-    if (rc == ME_ENOMEM) { set_err(err, errcap, "%s:%u: out of memory", path, lineno); return rc; }
+    if (rc == ME_ENOMEM) { me_set_err(err, errcap, "%s:%u: out of memory", path, lineno); return rc; }
     if (rc != 0) {
-        if (!skip) { set_err(err, errcap, "%s:%u: %s", path, lineno, why); return rc; }
+        if (!skip) { me_set_err(err, errcap, "%s:%u: %s", path, lineno, why); return rc; }
         if (ld->ds->skipped++ == 0)
             snprintf(ld->ds->first_skip, sizeof ld->ds->first_skip, "line %u: %s", lineno, why);
     }
@@ -178,19 +169,19 @@ int me_dataset_load(const char *path, int skip_malformed, me_dataset_t **out, ch
     uint32_t lineno = 0;
     int rc = ME_ENOMEM;
     gzFile gz = NULL;
-    if (!ds) { set_err(err, errcap, "out of memory"); return ME_ENOMEM; }
+    if (!ds) { me_set_err(err, errcap, "out of memory"); return ME_ENOMEM; }
     gz = gzopen(path, "rb");
-    if (!gz) { set_err(err, errcap, "cannot open %s", path); rc = ME_EIO; goto fail; }
+    if (!gz) { me_set_err(err, errcap, "cannot open %s", path); rc = ME_EIO; goto fail; }
     gzbuffer(gz, 1 << 17);
     enum { BLOCK = 1 << 20 };
     buf = malloc(BLOCK);
-    if (!buf) { set_err(err, errcap, "out of memory"); goto fail; }
+    if (!buf) { me_set_err(err, errcap, "out of memory"); goto fail; }
     for (;;) {
         int got = gzread(gz, buf, BLOCK);
         if (got < 0) {
             int zerr;
             const char *msg = gzerror(gz, &zerr);
-            set_err(err, errcap, "%s: near line %u: %s", path, lineno + 1, msg);
+            me_set_err(err, errcap, "%s: near line %u: %s", path, lineno + 1, msg);
             rc = zerr == Z_ERRNO ? ME_EIO : ME_ECORRUPT;
             goto fail;
         }
@@ -203,7 +194,7 @@ int me_dataset_load(const char *path, int skip_malformed, me_dataset_t **out, ch
                 size_t cap = capline ? capline : 4096;
                 while (cap - nline < n + 1) cap *= 2;
                 char *nlbuf = realloc(line, cap);
-                if (!nlbuf) { set_err(err, errcap, "out of memory"); goto fail; }
+                if (!nlbuf) { me_set_err(err, errcap, "out of memory"); goto fail; }
                 line = nlbuf;
                 capline = cap;
             }
@@ -212,7 +203,7 @@ int me_dataset_load(const char *path, int skip_malformed, me_dataset_t **out, ch
             p += n;
             if (!nl) break;
             p++;
-            if (lineno == UINT32_MAX) { set_err(err, errcap, "%s: too many lines", path); rc = ME_ETOOBIG; goto fail; }
+            if (lineno == UINT32_MAX) { me_set_err(err, errcap, "%s: too many lines", path); rc = ME_ETOOBIG; goto fail; }
             if ((rc = take_line(&ld, path, line, nline, ++lineno, skip_malformed, err, errcap)) != 0) goto fail;
             nline = 0;
         }
@@ -221,7 +212,7 @@ int me_dataset_load(const char *path, int skip_malformed, me_dataset_t **out, ch
     int zerr = Z_OK;
     const char *zmsg = gzerror(gz, &zerr);
     if (zerr != Z_OK && zerr != Z_STREAM_END) {
-        set_err(err, errcap, "%s: after line %u: %s", path, lineno, zmsg);
+        me_set_err(err, errcap, "%s: after line %u: %s", path, lineno, zmsg);
         rc = ME_ECORRUPT;
         goto fail;
     }

@@ -25,26 +25,8 @@ struct me_tok {
     char *pool;
 };
 
-static void set_err(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t cap, const char *fmt, ...) {
-    if (!err || !cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
-
 static inline uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t)(uint32_t)a << 32 | (uint32_t)b; }
 
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
 
 /* ---- words ---- */
 
@@ -117,7 +99,7 @@ size_t me_tok_normalize(const char *text, size_t len, char *out, size_t cap) {
 
 static int32_t rank_of(const me_tok_t *t, int32_t a, int32_t b) {
     uint64_t k = pair_key(a, b);
-    for (size_t i = mix64(k) & t->hmask;; i = (i + 1) & t->hmask) {
+    for (size_t i = me_fmix64(k) & t->hmask;; i = (i + 1) & t->hmask) {
         if (t->hkeys[i] == k) return t->hrank[i];
         if (t->hkeys[i] == 0) return -1;
     }
@@ -150,26 +132,26 @@ static int tok_build(int32_t *merges, int nmerges, me_tok_t **out, char *err, si
     for (int i = 0; i < nmerges; i++) {
         int32_t a = merges[2 * i], b = merges[2 * i + 1], id = ME_TOK_BASE_VOCAB + i;
         if (a < ME_TOK_WORD_START || a >= id || b < ME_TOK_WORD_START || b >= id) {
-            set_err(err, errcap, "merge %d (%d, %d) uses an id outside [2, %d)", i, a, b, id);
+            me_set_err(err, errcap, "merge %d (%d, %d) uses an id outside [2, %d)", i, a, b, id);
             goto corrupt;
         }
         if (t->pws[b]) {
-            set_err(err, errcap, "merge %d (%d, %d): the word-start symbol can only begin a token", i, a, b);
+            me_set_err(err, errcap, "merge %d (%d, %d): the word-start symbol can only begin a token", i, a, b);
             goto corrupt;
         }
         t->pws[id] = t->pws[a];
         t->plen[id] = t->plen[a] + t->plen[b];
         if (t->plen[id] > ME_TOK_MAX_WORD) {
-            set_err(err, errcap, "merge %d (%d, %d) makes a token of %u bytes, more than a word holds", i, a, b,
+            me_set_err(err, errcap, "merge %d (%d, %d) makes a token of %u bytes, more than a word holds", i, a, b,
                     t->plen[id]);
             goto corrupt;
         }
         total += t->plen[id];
         uint64_t k = pair_key(a, b);
-        size_t h = mix64(k) & t->hmask;
+        size_t h = me_fmix64(k) & t->hmask;
         while (t->hkeys[h] && t->hkeys[h] != k) h = (h + 1) & t->hmask;
         if (t->hkeys[h] == k) {
-            set_err(err, errcap, "merge %d (%d, %d) repeats merge %d", i, a, b, t->hrank[h]);
+            me_set_err(err, errcap, "merge %d (%d, %d) repeats merge %d", i, a, b, t->hrank[h]);
             goto corrupt;
         }
         t->hkeys[h] = k;
@@ -193,7 +175,7 @@ static int tok_build(int32_t *merges, int nmerges, me_tok_t **out, char *err, si
     return 0;
 nomem:
     me_tok_free(t);
-    set_err(err, errcap, "out of memory");
+    me_set_err(err, errcap, "out of memory");
     return ME_ENOMEM;
 corrupt:
     me_tok_free(t);
@@ -335,7 +317,7 @@ static int pairs_grow(pairs_t *ps) {
     if (!slot) return ME_ENOMEM;
     memset(slot, 0xff, cap * sizeof *slot);
     for (size_t i = 0; i < ps->n; i++) {
-        size_t h = mix64(ps->v[i].key) & (cap - 1);
+        size_t h = me_fmix64(ps->v[i].key) & (cap - 1);
         while (slot[h] >= 0) h = (h + 1) & (cap - 1);
         slot[h] = (int32_t)i;
     }
@@ -349,7 +331,7 @@ static int pairs_grow(pairs_t *ps) {
 static int32_t pairs_get(pairs_t *ps, uint64_t key) {
     if (ps->mask == 0 || 2 * (ps->n + 1) > ps->mask + 1)
         if (pairs_grow(ps) != 0) return -1;
-    size_t h = mix64(key) & ps->mask;
+    size_t h = me_fmix64(key) & ps->mask;
     while (ps->slot[h] >= 0) {
         if (ps->v[ps->slot[h]].key == key) return ps->slot[h];
         h = (h + 1) & ps->mask;
@@ -565,7 +547,7 @@ int me_tok_train(const char *const *texts, const size_t *lens, size_t n, int voc
                  char *err, size_t errcap) {
     *out = NULL;
     if (vocab_size <= ME_TOK_BASE_VOCAB || vocab_size > ME_TOK_MAX_VOCAB) {
-        set_err(err, errcap, "vocabulary size %d is outside %d..%d", vocab_size, ME_TOK_BASE_VOCAB + 1,
+        me_set_err(err, errcap, "vocabulary size %d is outside %d..%d", vocab_size, ME_TOK_BASE_VOCAB + 1,
                 ME_TOK_MAX_VOCAB);
         return ME_EINVAL;
     }
@@ -663,7 +645,7 @@ int me_tok_train(const char *const *texts, const size_t *lens, size_t n, int voc
     return tok_build(merges, nm, out, err, errcap);
 fail:
     if (rc == 0) rc = ME_ENOMEM;
-    set_err(err, errcap, "tokenizer training: %s", me_strerror(rc));
+    me_set_err(err, errcap, "tokenizer training: %s", me_strerror(rc));
     free(merges);
     wordmap_free(&wm);
     trainer_free(&tr);
@@ -715,24 +697,24 @@ int me_tok_load(const char *s, size_t len, me_tok_t **out, char *err, size_t err
     const char *p = s ? s : "", *e = p + (s ? len : 0);
     long norm, vocab, nm;
     if (expect(&p, e, TOK_MAGIC " norm=") != 0) {
-        set_err(err, errcap, "tokenizer: not a serialised tokenizer (expected \"" TOK_MAGIC " norm=...\")");
+        me_set_err(err, errcap, "tokenizer: not a serialised tokenizer (expected \"" TOK_MAGIC " norm=...\")");
         return ME_ECORRUPT;
     }
     if (read_uint(&p, e, 1000, &norm) != 0) {
-        set_err(err, errcap, "tokenizer: bad normalisation version at byte %zu", (size_t)(p - s));
+        me_set_err(err, errcap, "tokenizer: bad normalisation version at byte %zu", (size_t)(p - s));
         return ME_ECORRUPT;
     }
     if (norm != ME_TOK_NORM_VERSION) {
-        set_err(err, errcap, "tokenizer: normalisation version %ld, this build knows %d", norm, ME_TOK_NORM_VERSION);
+        me_set_err(err, errcap, "tokenizer: normalisation version %ld, this build knows %d", norm, ME_TOK_NORM_VERSION);
         return ME_EUNIMPL;
     }
     if (expect(&p, e, " vocab=") != 0 || read_uint(&p, e, ME_TOK_MAX_VOCAB, &vocab) != 0 ||
         expect(&p, e, " merges=") != 0 || read_uint(&p, e, ME_TOK_MAX_VOCAB, &nm) != 0) {
-        set_err(err, errcap, "tokenizer: bad header at byte %zu", (size_t)(p - s));
+        me_set_err(err, errcap, "tokenizer: bad header at byte %zu", (size_t)(p - s));
         return ME_ECORRUPT;
     }
     if (vocab != ME_TOK_BASE_VOCAB + nm) {
-        set_err(err, errcap, "tokenizer: vocab=%ld does not match %d + merges=%ld", vocab, ME_TOK_BASE_VOCAB, nm);
+        me_set_err(err, errcap, "tokenizer: vocab=%ld does not match %d + merges=%ld", vocab, ME_TOK_BASE_VOCAB, nm);
         return ME_ECORRUPT;
     }
     int32_t *merges = malloc(((size_t)nm + 1) * 2 * sizeof *merges);
@@ -740,24 +722,24 @@ int me_tok_load(const char *s, size_t len, me_tok_t **out, char *err, size_t err
     for (long i = 0; i < 2 * nm; i++) {
         long v;
         if (p >= e) {
-            set_err(err, errcap, "tokenizer: truncated after %ld of %ld merges", i / 2, nm);
+            me_set_err(err, errcap, "tokenizer: truncated after %ld of %ld merges", i / 2, nm);
             free(merges);
             return ME_ECORRUPT;
         }
         if (expect(&p, e, " ") != 0 || read_uint(&p, e, ME_TOK_MAX_VOCAB, &v) != 0) {
-            set_err(err, errcap, "tokenizer: bad merge %ld at byte %zu", i / 2, (size_t)(p - s));
+            me_set_err(err, errcap, "tokenizer: bad merge %ld at byte %zu", i / 2, (size_t)(p - s));
             free(merges);
             return ME_ECORRUPT;
         }
         merges[i] = (int32_t)v;
     }
     if (p != e) {
-        set_err(err, errcap, "tokenizer: %zu unexpected bytes after %ld merges", (size_t)(e - p), nm);
+        me_set_err(err, errcap, "tokenizer: %zu unexpected bytes after %ld merges", (size_t)(e - p), nm);
         free(merges);
         return ME_ECORRUPT;
     }
     char why[160] = "";
     int rc = tok_build(merges, (int)nm, out, why, sizeof why);
-    if (rc != 0) set_err(err, errcap, "tokenizer: %s", why);
+    if (rc != 0) me_set_err(err, errcap, "tokenizer: %s", why);
     return rc;
 }
