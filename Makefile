@@ -50,7 +50,7 @@ SHARD_SRC  := $(filter-out shard/main.c,$(wildcard shard/*.c))
 CLIENT_SRC := client/metaembed.c
 CLI_SRC    := $(wildcard client/cli*.c)
 COORD_SRC  := $(filter-out coordinator/main.c,$(wildcard coordinator/*.c))
-ENCODER_SRC := $(wildcard encoder/*.c)
+ENCODER_SRC := $(filter-out encoder/main.c,$(wildcard encoder/*.c))
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/proto/metaembed.pb-c.o
 SHARD_OBJ  := $(SHARD_SRC:%.c=$(BUILD)/%.o)
@@ -62,8 +62,9 @@ ENCODER_OBJ := $(ENCODER_SRC:%.c=$(BUILD)/%.o)
 BIN        := $(BUILD)/bin
 SHARD_BIN  := $(BIN)/metaembed-shard
 COORD_BIN  := $(BIN)/metaembed-coordinator
+ENC_BIN    := $(BIN)/metaembed-encoder
 CLI_BIN    := $(BIN)/metaembed
-DAEMONS    := $(SHARD_BIN) $(if $(wildcard coordinator/main.c),$(COORD_BIN)) $(if $(CLI_SRC),$(CLI_BIN))
+DAEMONS    := $(SHARD_BIN) $(COORD_BIN) $(ENC_BIN) $(CLI_BIN)
 
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 INTEG_SRC  := $(wildcard tests/integration/*.c)
@@ -73,7 +74,7 @@ BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
 
 ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) $(COORD_OBJ) $(ENCODER_OBJ) $(BUILD)/shard/main.o \
-           $(BUILD)/coordinator/main.o $(TESTLIB_OBJ) \
+           $(BUILD)/coordinator/main.o $(BUILD)/encoder/main.o $(TESTLIB_OBJ) \
            $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
            $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
@@ -93,6 +94,10 @@ $(BUILD)/libmecommon.a: $(COMMON_OBJ)
 	ar rcs $@ $^
 
 $(SHARD_BIN): $(BUILD)/shard/main.o $(SHARD_OBJ) $(BUILD)/libmecommon.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(ENC_BIN): $(BUILD)/encoder/main.o $(ENCODER_OBJ) $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

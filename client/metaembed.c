@@ -396,6 +396,32 @@ void me_stats_free(me_stats_t *s) {
     memset(s, 0, sizeof *s);
 }
 
+int me_client_encode(me_client_t *c, const char *const *texts, size_t n, int query_side, float **vectors,
+                     int *rows, int *dim, me_status_t *st) {
+    *vectors = NULL;
+    Metaembed__EncodeRequest req = METAEMBED__ENCODE_REQUEST__INIT;
+    req.texts = (char **)texts;
+    req.n_texts = n;
+    req.query_side = query_side;
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_ENCODE, &req.base, &rep, st);
+    if (rc) return rc;
+    Metaembed__EncodeReply *m = metaembed__encode_reply__unpack(NULL, rep.payload_len, rep.payload);
+    me_reply_clear(&rep);
+    const Metaembed__Tensor *t = m ? m->vectors : NULL;
+    if (!t || t->n_shape != 3 || t->dtype != METAEMBED__DTYPE__DTYPE_F32 || t->shape[0] != n ||
+        t->data.len != (size_t)t->shape[0] * t->shape[1] * t->shape[2] * 4) {
+        if (m) metaembed__encode_reply__free_unpacked(m, NULL);
+        return set_status(st, ME_STATUS_INTERNAL, "malformed Encode reply");
+    }
+    *vectors = malloc(t->data.len ? t->data.len : 1);
+    if (*vectors) memcpy(*vectors, t->data.data, t->data.len);
+    *rows = (int)t->shape[1];
+    *dim = (int)t->shape[2];
+    metaembed__encode_reply__free_unpacked(m, NULL);
+    return *vectors ? 0 : set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+}
+
 void me_results_free(me_results_t *r) {
     if (r->hits)
         for (size_t i = 0; i < r->n; i++) { free(r->hits[i].id); free(r->hits[i].metadata); }

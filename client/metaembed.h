@@ -131,6 +131,11 @@ void me_results_free(me_results_t *r);
 
 int me_client_health(me_client_t *c, me_status_t *st);
 
+/* Asks an encoder for the embeddings of n texts: *vectors (malloc'd,
+ * n × *rows × *dim f32) on the query side (16 rows) or document side (64). */
+int me_client_encode(me_client_t *c, const char *const *texts, size_t n, int query_side, float **vectors,
+                     int *rows, int *dim, me_status_t *st);
+
 typedef struct {
     char endpoint[128];
     int up;

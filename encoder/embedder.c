@@ -59,6 +59,8 @@ int me_embedder_load(const char *path, me_embedder_t **out, char *err, size_t er
     return 0;
 }
 
+me_embedder_t *me_embedder_share(const me_embedder_t *e) { return me_embedder_wrap(e->m, e->tok); }
+
 void me_embedder_free(me_embedder_t *e) {
     if (!e) return;
     me_acts_free(e->acts[0]);

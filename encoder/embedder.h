@@ -20,6 +20,9 @@ typedef struct me_embedder me_embedder_t;
 int me_embedder_load(const char *path, me_embedder_t **out, char *err, size_t errcap);
 /* Wraps a model and tokenizer the caller keeps alive (training, tests). */
 me_embedder_t *me_embedder_wrap(me_model_t *m, const me_tok_t *tok);
+/* Another embedder over e's model and tokenizer with its own buffers, for
+ * another thread; e must outlive it. */
+me_embedder_t *me_embedder_share(const me_embedder_t *e);
 void me_embedder_free(me_embedder_t *e);
 
 const me_model_config_t *me_embedder_config(const me_embedder_t *e);

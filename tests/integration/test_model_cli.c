@@ -224,3 +224,97 @@ TEST(model_cli_train_resumes_exactly_after_kill9) {
     free(dir);
 #undef TRAIN_ARGS
 }
+
+#include <math.h>
+
+#include "common/wire.h"
+
+/* metaembed-encoder serves Encode: shapes, unit norms, the same vectors as
+ * `metaembed encode`, determinism, long texts truncated, bad requests
+ * refused with a clear status while it keeps serving. */
+TEST(encoder_daemon_encode_matches_cli_and_refuses_bad_input) {
+    char *dir = me_test_tmpdir("encd");
+    char slice[600], model[600], npy[600], input[600], bin[512];
+    snprintf(slice, sizeof slice, "%s/slice.jsonl", dir);
+    snprintf(model, sizeof model, "%s/tiny.safetensors", dir);
+    snprintf(npy, sizeof npy, "%s/q.npy", dir);
+    snprintf(input, sizeof input, "%s/in.jsonl", dir);
+    if (write_slice(slice) != 0) {
+        fprintf(stderr, "    real data not found: skipped (set METAEMBED_DATA)\n");
+        me_test_rmdir(dir);
+        free(dir);
+        return;
+    }
+    me_test_bin("metaembed", bin, sizeof bin);
+    char *train[] = { bin, "train", "--data", slice, "--out", model, "--steps", "20", "--batch", "8", "--layers", "1",
+                      "--width", "32", "--heads", "2", "--dim", "16", "--max-text", "32", "--meta-q", "2", "--meta-c", "4",
+                      "--groups", "1x1,2x4", "--vocab", "1000", "--threads", "2", NULL };
+    char *out, *err;
+    ASSERT_EQ(run(train, dir, "train", &out, &err), 0);
+    free(out);
+    free(err);
+    const char *texts[3] = { "Real-time strategy game of ancient warfare", "", "cross-distribution packaging system" };
+    FILE *f = fopen(input, "w");
+    for (int i = 0; i < 3; i++) fprintf(f, "{\"query\":\"%s\"}\n", texts[i]);
+    fclose(f);
+    char *enc[] = { bin, "encode", "--model", model, "--input", input, "--side", "query", "--f32", "--out", npy, NULL };
+    ASSERT_EQ(run(enc, dir, "encode", &out, &err), 0);
+    free(out);
+    free(err);
+
+    char model_arg[700];
+    snprintf(model_arg, sizeof model_arg, "--model=%s", model);
+    me_daemon_t d = { .no_data_dir = 1, .extra = { model_arg, "--max-batch=4" }, .nextra = 2 };
+    ASSERT_OK(me_daemon_start(&d, "metaembed-encoder", "encoder"));
+    me_client_t *c = me_daemon_client(&d);
+    ASSERT_TRUE(c != NULL);
+    me_status_t st;
+    float *v, *v2;
+    int rows, dim;
+    ASSERT_OK(me_client_encode(c, texts, 3, 1, &v, &rows, &dim, &st));
+    ASSERT_EQ(rows, 2);
+    ASSERT_EQ(dim, 16);
+    me_npy_t a;
+    char msg[256];
+    ASSERT_OK(me_npy_open(&a, npy, msg, sizeof msg));
+    ASSERT_EQ(a.shape[0], 3);
+    float *cli = malloc(3 * 2 * 16 * sizeof *cli);
+    me_npy_read_f32(&a, 0, 3 * 2 * 16, cli);
+    me_npy_close(&a);
+    for (int i = 0; i < 3 * 2 * 16; i++) ASSERT_NEAR(v[i], cli[i], 1e-5);
+    for (int r = 0; r < 6; r++) {
+        double s = 0;
+        for (int k = 0; k < 16; k++) s += (double)v[r * 16 + k] * v[r * 16 + k];
+        ASSERT_NEAR(s, 1.0, 1e-4);
+    }
+    ASSERT_OK(me_client_encode(c, texts, 3, 1, &v2, &rows, &dim, &st));
+    ASSERT_TRUE(memcmp(v, v2, 3 * 2 * 16 * sizeof *v) == 0);
+    free(v);
+    free(v2);
+    free(cli);
+    /* Document side: 4 vectors; a 1 MB text is truncated, not refused. */
+    char *huge = malloc(1 << 20);
+    for (int i = 0; i < (1 << 20) - 1; i++) huge[i] = (char)('a' + i % 26 - (i % 7 == 0 ? 'a' - ' ' : 0));
+    huge[(1 << 20) - 1] = 0;
+    const char *one[1] = { huge };
+    ASSERT_OK(me_client_encode(c, one, 1, 0, &v, &rows, &dim, &st));
+    ASSERT_EQ(rows, 4);
+    free(v);
+    free(huge);
+    /* Refusals. */
+    ASSERT_EQ(me_client_encode(c, texts, 0, 1, &v, &rows, &dim, &st), ME_CODE_INVALID_ARGUMENT);
+    ASSERT_TRUE(strstr(st.message, "empty batch") != NULL);
+    const char *five[5] = { "a", "b", "c", "d", "e" };
+    ASSERT_EQ(me_client_encode(c, five, 5, 1, &v, &rows, &dim, &st), ME_CODE_RESOURCE_EXHAUSTED);
+    void *rep;
+    size_t rlen;
+    ASSERT_EQ(me_client_call(c, METAEMBED__METHOD__METHOD_ENCODE, "\x0a\x7f", 2, &rep, &rlen, &st), ME_CODE_INVALID_ARGUMENT);
+    ASSERT_EQ(me_client_call(c, METAEMBED__METHOD__METHOD_SEARCH, "", 0, &rep, &rlen, &st), ME_CODE_UNIMPLEMENTED);
+    ASSERT_OK(me_client_encode(c, texts, 1, 0, &v, &rows, &dim, &st));
+    free(v);
+    me_client_close(c);
+    ASSERT_EQ(me_daemon_stop(&d, 0), 0);
+    me_daemon_free(&d);
+    me_test_rmdir(dir);
+    free(dir);
+}

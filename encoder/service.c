@@ -1,0 +1,119 @@
+#include "encoder/service.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/server.h"
+#include "encoder/ops.h"
+
+#define ME_VERSION "0.1.0"
+
+#define OPT(name, type, field, def, lo, hi, choices, help) \
+    { name, type, offsetof(me_encoder_opts_t, field), def, lo, hi, choices, help }
+
+const me_cfg_opt_t me_encoder_options[] = {
+    OPT("listen", ME_CFG_STRING, listen, "tcp://127.0.0.1:7800", 0, 0, NULL, "ZeroMQ endpoint to bind (ROUTER)"),
+    OPT("model", ME_CFG_STRING, model, "models/metaembed-default.safetensors", 0, 0, NULL, "model file"),
+    OPT("log-level", ME_CFG_ENUM, log_level, "info", 0, 0, "debug|info|warn|error", "log verbosity"),
+    OPT("threads", ME_CFG_INT, threads, "2", 1, 256, NULL, "worker threads, one request each at a time"),
+    OPT("max-message", ME_CFG_SIZE, max_message, "16M", 1024, 1LL << 31, NULL, "largest request accepted"),
+    OPT("max-batch", ME_CFG_INT, max_batch, "512", 1, 100000, NULL, "most texts in one Encode"),
+    OPT("deadline-ms", ME_CFG_INT, default_deadline_ms, "30000", 1, 3600000, NULL, "deadline for requests that carry none"),
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+int me_encoder_open(me_encoder_t *e, const me_encoder_opts_t *opts, char *err, size_t errcap) {
+    memset(e, 0, sizeof *e);
+    e->opts = *opts;
+    e->start_ms = me_now_ms();
+    int rc = me_embedder_load(opts->model, &e->base, err, errcap);
+    /* Workers run concurrently, so each forward pass stays on its own thread. */
+    me_ops_set_threads(1);
+    return rc;
+}
+
+void me_encoder_close(me_encoder_t *e) {
+    me_embedder_free(e->base);
+    e->base = NULL;
+}
+
+me_embedder_t *me_encoder_worker(me_encoder_t *e) {
+    return me_embedder_share(e->base);
+}
+
+typedef me_request_t req_t;
+#define ENC(r) ((me_encoder_t *)(r)->ctx)
+
+static int h_encode(req_t *r) {
+    Metaembed__EncodeRequest *m = metaembed__encode_request__unpack(NULL, r->payload->len, r->payload->data);
+    if (!m) return me_reply_error(r->reply, ME_STATUS_INVALID_ARGUMENT, "malformed EncodeRequest (protobuf parse failed)");
+    me_encoder_t *e = ENC(r);
+    me_embedder_t *w = r->wstate;
+    int rc;
+    float *out = NULL;
+    if (m->n_texts == 0) { rc = me_reply_error(r->reply, ME_STATUS_INVALID_ARGUMENT, "empty batch: send at least one text"); goto done; }
+    if ((long long)m->n_texts > e->opts.max_batch) {
+        rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "batch of %zu texts exceeds the limit of %lld; split it",
+                            m->n_texts, e->opts.max_batch);
+        goto done;
+    }
+    me_side_t side = m->query_side ? ME_SIDE_QUERY : ME_SIDE_DOC;
+    int R = me_embedder_rows(w, side), D = me_embedder_config(w)->dim;
+    out = malloc(m->n_texts * (size_t)R * D * sizeof *out);
+    if (!out) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto done; }
+    /* Texts are truncated to the model's length (documented), never refused. */
+    if (me_embedder_encode(w, side, (const char *const *)m->texts, NULL, (int)m->n_texts, out) != 0) {
+        rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory encoding");
+        goto done;
+    }
+    atomic_fetch_add(&e->texts, m->n_texts);
+    uint32_t shape[3] = { (uint32_t)m->n_texts, (uint32_t)R, (uint32_t)D };
+    Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
+    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
+    t.shape = shape;
+    t.n_shape = 3;
+    t.data.data = (uint8_t *)out;
+    t.data.len = m->n_texts * (size_t)R * D * sizeof *out;
+    Metaembed__EncodeReply rep = METAEMBED__ENCODE_REPLY__INIT;
+    rep.vectors = &t;
+    rc = me_reply_ok(r->reply, &rep.base);
+done:
+    free(out);
+    metaembed__encode_request__free_unpacked(m, NULL);
+    return rc;
+}
+
+static int h_health(req_t *r) {
+    Metaembed__HealthReply rep = METAEMBED__HEALTH_REPLY__INIT;
+    rep.serving = 1;
+    rep.role = "encoder";
+    rep.version = ME_VERSION;
+    rep.uptime_ms = me_now_ms() - ENC(r)->start_ms;
+    return me_reply_ok(r->reply, &rep.base);
+}
+
+static int h_stats(req_t *r) {
+    me_encoder_t *e = ENC(r);
+    Metaembed__StatsReply rep = METAEMBED__STATS_REPLY__INIT;
+    rep.role = "encoder";
+    rep.uptime_ms = me_now_ms() - e->start_ms;
+    rep.requests = atomic_load(&e->requests);
+    rep.errors = atomic_load(&e->errors);
+    return me_reply_ok(r->reply, &rep.base);
+}
+
+static const me_method_t methods[] = {
+    { METAEMBED__METHOD__METHOD_ENCODE, "Encode", h_encode },
+    { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health },
+    { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats },
+};
+
+void me_encoder_handle(me_encoder_t *e, me_embedder_t *w, const uint8_t *frame, size_t len, uint64_t *rid,
+                       me_reply_t *reply) {
+    me_dispatch(methods, sizeof methods / sizeof methods[0], e, w, frame, len, e->opts.max_message,
+                e->opts.default_deadline_ms, &e->requests, &e->errors, rid, reply);
+}

@@ -1,0 +1,40 @@
+/* The encoder node's request handling: Encode (texts → nested vectors on
+ * the query or document side), Health and Stats. Each worker thread has its
+ * own embedder (activation buffers) over one shared, read-only model. */
+#ifndef ME_ENCODER_SERVICE_H
+#define ME_ENCODER_SERVICE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/wire.h"
+#include "encoder/embedder.h"
+
+typedef struct {
+    char listen[ME_CFG_STR_MAX];
+    char model[ME_CFG_STR_MAX];
+    char log_level[ME_CFG_STR_MAX];
+    long long threads;
+    long long max_message;
+    long long max_batch;         /* texts per Encode */
+    long long default_deadline_ms;
+} me_encoder_opts_t;
+
+extern const me_cfg_opt_t me_encoder_options[];
+
+typedef struct {
+    me_encoder_opts_t opts;
+    me_embedder_t *base;         /* owns the model and tokenizer */
+    uint64_t start_ms;
+    atomic_uint_fast64_t requests, errors, texts;
+} me_encoder_t;
+
+int me_encoder_open(me_encoder_t *e, const me_encoder_opts_t *opts, char *err, size_t errcap);
+void me_encoder_close(me_encoder_t *e);
+/* Per-worker embedder sharing e's model. */
+me_embedder_t *me_encoder_worker(me_encoder_t *e);
+void me_encoder_handle(me_encoder_t *e, me_embedder_t *w, const uint8_t *frame, size_t len, uint64_t *rid,
+                       me_reply_t *reply);
+
+#endif
