@@ -320,11 +320,71 @@ static const me_cfg_opt_t search_table[] = {
 };
 
 static const cli_cmd_t search_cmd = {
-    "search", "--collection NAME --vectors q.npy [options]",
-    "Searches with each query in q.npy and prints rank, id and score of the best k documents, the\n"
-    "budget used, whether the answer is partial (and which groups are missing) and stage timings.",
-    search_table, 0,
+    "search", "--collection NAME (--vectors q.npy | \"free text\") [options]",
+    "Searches with each query in q.npy, or with a text that the cluster's encoders turn into query\n"
+    "vectors, and prints rank, id and score of the best k documents (with a snippet of the stored\n"
+    "text for text queries), the budget used, whether the answer is partial (and which groups are\n"
+    "missing) and stage timings.",
+    search_table, 1,
 };
+
+static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results_t *res, int with_meta);
+
+/* The stored text of a hit (metadata member "text"), cut to `width` bytes
+ * on a UTF-8 boundary, newlines as spaces; "" when there is none. */
+static void snippet(const me_hit_t *h, char *out, size_t width) {
+    out[0] = 0;
+    me_json_doc_t *doc;
+    if (!h->metadata_len || me_json_parse(h->metadata, h->metadata_len, &doc, NULL) != 0) return;
+    const char *t = me_json_str(me_json_get(me_json_root(doc), "text"));
+    size_t n = 0;
+    for (; t && t[n] && n < width; n++) out[n] = t[n] == '\n' || t[n] == '\t' ? ' ' : t[n];
+    while (n > 0 && t && t[n] && ((unsigned char)t[n] & 0xc0) == 0x80) n--;  /* do not split a character */
+    if (t && t[n] && n >= 3) { out[n - 3] = out[n - 2] = out[n - 1] = '.'; }
+    out[n] = 0;
+    me_json_free(doc);
+}
+
+static int search_text(cli_t *c, const search_opts_t *o, me_search_opts_t *so, const char *text) {
+    if (!cli_connect(c)) return CLI_FAIL;
+    so->with_metadata = 1;
+    me_results_t res;
+    me_status_t st;
+    if (me_client_search_text(c->client, o->collection, text, so, &res, &st) != 0)
+        return cli_status_error(c, &st, "text search");
+    if (c->g.json) {
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_put_str(&j, "collection", o->collection);
+        me_json_put_str(&j, "text", text);
+        me_json_arr_begin(&j, "queries");
+        print_results_json(&j, 0, &res, 1);
+        me_json_arr_end(&j);
+        cli_json_end(&j);
+    } else {
+        printf("\"%s\": %zu hits from %llu documents, budget r_q=%d r_c=%d%s\n", text, res.n,
+               (unsigned long long)res.documents, res.r_q, res.r_c, res.partial ? ", PARTIAL" : "");
+        static const char *const head[] = { "RANK", "ID", "SCORE", "TEXT" };
+        cli_table_t t;
+        tbl_init(&t, 4, head, 0x5);
+        for (size_t i = 0; i < res.n; i++) {
+            char rank[24], score[32], snip[96];
+            snprintf(rank, sizeof rank, "%zu", i + 1);
+            snprintf(score, sizeof score, "%.4f", res.hits[i].score);
+            snippet(&res.hits[i], snip, 72);
+            const char *row[] = { rank, res.hits[i].id, score, snip };
+            tbl_row(&t, row);
+        }
+        tbl_print(&t, stdout, "  ");
+        tbl_free(&t);
+        printf("  stages:");
+        for (int s = 0; s < res.n_stages; s++)
+            printf("%s %s %.3f ms", s ? ";" : "", res.stages[s].stage, res.stages[s].micros / 1e3);
+        printf("\n");
+    }
+    me_results_free(&res);
+    return CLI_OK;
+}
 
 static void print_results_text(uint64_t q, const me_results_t *res, int with_meta) {
     printf("query %llu: %zu hits from %llu documents, budget r_q=%d r_c=%d%s\n", (unsigned long long)q, res->n,
@@ -406,10 +466,14 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
     search_opts_t o;
     char err[512];
     me_config_defaults(search_table, &o, err, sizeof err);
-    int rc = cli_parse(c, &search_cmd, &o, argc, argv, NULL, NULL);
+    char *pos[1];
+    int npos = 0;
+    int rc = cli_parse(c, &search_cmd, &o, argc, argv, pos, &npos);
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (!o.collection[0]) return cli_usage_error(c, "needs --collection NAME");
-    if (!o.vectors[0]) return cli_usage_error(c, "needs --vectors FILE.npy (shape [R, D] or [N, R, D])");
+    if (!o.vectors[0] && npos == 0)
+        return cli_usage_error(c, "needs a query: --vectors FILE.npy (shape [R, D] or [N, R, D]) or a \"free text\"");
+    if (o.vectors[0] && npos) return cli_usage_error(c, "give either --vectors or a text, not both");
     me_search_opts_t so = { .k = (uint32_t)o.k, .candidates = (uint32_t)o.candidates, .exact = o.exact,
                             .with_metadata = o.metadata, .all_or_nothing = o.all_or_nothing };
     if (o.budget[0]) {
@@ -417,6 +481,7 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
         if (sscanf(o.budget, "%d,%d%c", &so.r_q, &so.r_c, &extra) != 2 || so.r_q < 0 || so.r_c < 0)
             return cli_usage_error(c, "--budget '%s' is not RQ,RC (two counts >= 0, e.g. 4,16; 0 = all)", o.budget);
     }
+    if (npos) return search_text(c, &o, &so, pos[0]);
 
     me_npy_t a;
     if (me_npy_open(&a, o.vectors, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);

@@ -283,19 +283,14 @@ void me_records_free(me_record_t *r, size_t n) {
     free(r);
 }
 
-int me_client_search(me_client_t *c, const char *collection, const float *query, int rows, int dim,
-                     const me_search_opts_t *o, me_results_t *out, me_status_t *st) {
+/* Sends a search whose query is either vectors (t) or text. */
+static int search_call(me_client_t *c, const char *collection, Metaembed__Tensor *t, const char *text,
+                       const me_search_opts_t *o, me_results_t *out, me_status_t *st) {
     memset(out, 0, sizeof *out);
-    uint32_t shape[2] = { (uint32_t)rows, (uint32_t)dim };
-    Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
-    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
-    t.shape = shape;
-    t.n_shape = 2;
-    t.data.data = (uint8_t *)query;
-    t.data.len = query ? (size_t)rows * dim * 4 : 0;
     Metaembed__SearchRequest req = METAEMBED__SEARCH_REQUEST__INIT;
     req.collection = (char *)collection;
-    req.query = &t;
+    req.query = t;
+    if (text) req.text = (char *)text;
     req.r_q = (uint32_t)o->r_q;
     req.r_c = (uint32_t)o->r_c;
     req.k = o->k;
@@ -341,6 +336,23 @@ int me_client_search(me_client_t *c, const char *collection, const float *query,
     }
     metaembed__search_reply__free_unpacked(m, NULL);
     return 0;
+}
+
+int me_client_search(me_client_t *c, const char *collection, const float *query, int rows, int dim,
+                     const me_search_opts_t *o, me_results_t *out, me_status_t *st) {
+    uint32_t shape[2] = { (uint32_t)rows, (uint32_t)dim };
+    Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
+    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
+    t.shape = shape;
+    t.n_shape = 2;
+    t.data.data = (uint8_t *)query;
+    t.data.len = query ? (size_t)rows * dim * 4 : 0;
+    return search_call(c, collection, &t, NULL, o, out, st);
+}
+
+int me_client_search_text(me_client_t *c, const char *collection, const char *text, const me_search_opts_t *o,
+                          me_results_t *out, me_status_t *st) {
+    return search_call(c, collection, NULL, text ? text : "", o, out, st);
 }
 
 int me_client_stats(me_client_t *c, const char *collection, me_stats_t *out, me_status_t *st) {

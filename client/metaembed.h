@@ -127,6 +127,10 @@ typedef struct {
 /* query: rows × dim f32. */
 int me_client_search(me_client_t *c, const char *collection, const float *query, int rows, int dim,
                      const me_search_opts_t *opts, me_results_t *out, me_status_t *st);
+/* A text query, turned into query vectors by one of the cluster's encoder
+ * nodes (coordinator only). */
+int me_client_search_text(me_client_t *c, const char *collection, const char *text, const me_search_opts_t *opts,
+                          me_results_t *out, me_status_t *st);
 void me_results_free(me_results_t *r);
 
 int me_client_health(me_client_t *c, me_status_t *st);

@@ -25,8 +25,50 @@ int me_cluster_place(const me_cluster_t *c, const char *id, size_t len) {
     return me_jump_hash(me_hash64(id, len), c->n_groups);
 }
 
+/* Adds one group and its replica endpoints (the rest of the line). */
+static int add_group(me_cluster_t *c, const char *name, char **save, const char *path, int lineno, char *err,
+                     size_t errcap) {
+    for (int g = 0; g < c->n_groups + (c->encoder_group >= 0); g++)
+        if (strcmp(c->groups[g].name, name) == 0) {
+            snprintf(err, errcap, "%s:%d: group '%s' appears twice", path, lineno, name);
+            return ME_EINVAL;
+        }
+    int idx = c->n_groups + (c->encoder_group >= 0);
+    me_group_t *ng = realloc(c->groups, (size_t)(idx + 1) * sizeof *ng);
+    if (!ng) return ME_ENOMEM;
+    c->groups = ng;
+    me_group_t *g = &c->groups[idx];
+    memset(g, 0, sizeof *g);
+    snprintf(g->name, sizeof g->name, "%s", name);
+    g->first_replica = c->n_replicas;
+    char *ep;
+    while ((ep = strtok_r(NULL, " \t\r\n", save)) != NULL) {
+        if (strlen(ep) > ME_ENDPOINT_MAX || strstr(ep, "://") == NULL) {
+            snprintf(err, errcap, "%s:%d: '%s' is not an endpoint like tcp://host:port", path, lineno, ep);
+            return ME_EINVAL;
+        }
+        me_replica_t *nr = realloc(c->replicas, (size_t)(c->n_replicas + 1) * sizeof *nr);
+        if (!nr) return ME_ENOMEM;
+        c->replicas = nr;
+        me_replica_t *r = &c->replicas[c->n_replicas++];
+        memset(r, 0, sizeof *r);
+        snprintf(r->endpoint, sizeof r->endpoint, "%s", ep);
+        r->group = idx;
+        /* Optimistic start: usable until heartbeats say otherwise. */
+        atomic_store(&r->up, 1);
+        atomic_store(&r->liveness, c->liveness_max);
+        g->n_replicas++;
+    }
+    if (g->n_replicas == 0) {
+        snprintf(err, errcap, "%s:%d: '%s' has no endpoints", path, lineno, name);
+        return ME_EINVAL;
+    }
+    return 0;
+}
+
 int me_cluster_load(me_cluster_t *c, const char *path, int liveness_max, char *err, size_t errcap) {
     memset(c, 0, sizeof *c);
+    c->encoder_group = -1;
     c->liveness_max = liveness_max > 0 ? liveness_max : 3;
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -34,63 +76,39 @@ int me_cluster_load(me_cluster_t *c, const char *path, int liveness_max, char *e
         return ME_EIO;
     }
     char line[4096];
-    int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        lineno++;
-        char *hash = strchr(line, '#');
-        if (hash) *hash = 0;
-        char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save);
-        if (!tok) continue;
-        if (strcmp(tok, "group") != 0) {
-            snprintf(err, errcap, "%s:%d: expected 'group NAME ENDPOINT...', got '%s'", path, lineno, tok);
-            rc = ME_EINVAL;
-            break;
-        }
-        char *name = strtok_r(NULL, " \t\r\n", &save);
-        if (!name || strlen(name) > ME_GROUP_NAME_MAX) {
-            snprintf(err, errcap, "%s:%d: group needs a name of 1..%d characters", path, lineno, ME_GROUP_NAME_MAX);
-            rc = ME_EINVAL;
-            break;
-        }
-        for (int g = 0; g < c->n_groups; g++)
-            if (strcmp(c->groups[g].name, name) == 0) {
-                snprintf(err, errcap, "%s:%d: group '%s' appears twice", path, lineno, name);
+    int rc = 0;
+    /* Two passes: shard groups first, so the encoders' group (and its
+     * replicas) come after them in the arrays. */
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        rewind(f);
+        int lineno = 0;
+        while (rc == 0 && fgets(line, sizeof line, f)) {
+            lineno++;
+            char *hash = strchr(line, '#');
+            if (hash) *hash = 0;
+            char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save);
+            if (!tok) continue;
+            if (!strcmp(tok, "group")) {
+                if (pass) continue;
+                char *name = strtok_r(NULL, " \t\r\n", &save);
+                if (!name || strlen(name) > ME_GROUP_NAME_MAX) {
+                    snprintf(err, errcap, "%s:%d: group needs a name of 1..%d characters", path, lineno, ME_GROUP_NAME_MAX);
+                    rc = ME_EINVAL;
+                } else if ((rc = add_group(c, name, &save, path, lineno, err, errcap)) == 0)
+                    c->n_groups++;
+            } else if (!strcmp(tok, "encoders")) {
+                if (!pass) continue;
+                if (c->encoder_group >= 0) {
+                    snprintf(err, errcap, "%s:%d: only one 'encoders' line", path, lineno);
+                    rc = ME_EINVAL;
+                } else if ((rc = add_group(c, "encoders", &save, path, lineno, err, errcap)) == 0)
+                    c->encoder_group = c->n_groups;
+            } else {
+                snprintf(err, errcap, "%s:%d: expected 'group NAME ENDPOINT...' or 'encoders ENDPOINT...', got '%s'",
+                         path, lineno, tok);
                 rc = ME_EINVAL;
             }
-        if (rc) break;
-        me_group_t *ng = realloc(c->groups, (size_t)(c->n_groups + 1) * sizeof *ng);
-        if (!ng) { rc = ME_ENOMEM; break; }
-        c->groups = ng;
-        me_group_t *g = &c->groups[c->n_groups];
-        memset(g, 0, sizeof *g);
-        snprintf(g->name, sizeof g->name, "%s", name);
-        g->first_replica = c->n_replicas;
-        char *ep;
-        while ((ep = strtok_r(NULL, " \t\r\n", &save)) != NULL) {
-            if (strlen(ep) > ME_ENDPOINT_MAX || strstr(ep, "://") == NULL) {
-                snprintf(err, errcap, "%s:%d: '%s' is not an endpoint like tcp://host:port", path, lineno, ep);
-                rc = ME_EINVAL;
-                break;
-            }
-            me_replica_t *nr = realloc(c->replicas, (size_t)(c->n_replicas + 1) * sizeof *nr);
-            if (!nr) { rc = ME_ENOMEM; break; }
-            c->replicas = nr;
-            me_replica_t *r = &c->replicas[c->n_replicas++];
-            memset(r, 0, sizeof *r);
-            snprintf(r->endpoint, sizeof r->endpoint, "%s", ep);
-            r->group = c->n_groups;
-            /* Optimistic start: usable until heartbeats say otherwise. */
-            atomic_store(&r->up, 1);
-            atomic_store(&r->liveness, c->liveness_max);
-            g->n_replicas++;
         }
-        if (rc) break;
-        if (g->n_replicas == 0) {
-            snprintf(err, errcap, "%s:%d: group '%s' has no replica endpoints", path, lineno, name);
-            rc = ME_EINVAL;
-            break;
-        }
-        c->n_groups++;
     }
     fclose(f);
     if (rc == 0 && c->n_groups == 0) {
@@ -105,6 +123,7 @@ void me_cluster_free(me_cluster_t *c) {
     free(c->groups);
     free(c->replicas);
     memset(c, 0, sizeof *c);
+    c->encoder_group = -1;
 }
 
 void me_cluster_ok(me_cluster_t *c, int r, uint64_t latency_us) {

@@ -7,6 +7,11 @@
  *
  *     group g0 tcp://10.0.0.1:7600 tcp://10.0.0.2:7600
  *     group g1 tcp://10.0.0.3:7600
+ *     encoders tcp://10.0.0.5:7800 tcp://10.0.0.6:7800
+ *
+ * The optional `encoders` line lists encoder nodes: they are kept as one
+ * more group (index n_groups, outside placement) so heartbeats, load
+ * balancing and failover treat them like shard replicas.
  *
  * Placement: group = jump_consistent_hash(me_hash64(doc id), groups), the
  * Lamping–Veach jump hash over a stable 64-bit hash of the id bytes. It never
@@ -39,8 +44,9 @@ typedef struct {
 } me_group_t;
 
 typedef struct {
-    me_group_t *groups;
+    me_group_t *groups;        /* n_groups shard groups, then the encoders' group when present */
     int n_groups;
+    int encoder_group;         /* index of the encoders' group, or -1 */
     me_replica_t *replicas;
     int n_replicas;
     int liveness_max;                /* heartbeats missed before "down" */

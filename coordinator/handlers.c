@@ -77,19 +77,84 @@ static int hit_cmp(const void *a, const void *b) {
     return strcmp(x->id, y->id);
 }
 
+/* Sends payload to one live encoder (round-robin, failing over) and keeps
+ * its answer in *call (caller clears it). 0, or the reply status set. */
+static int ask_encoders(req_t *r, const uint8_t *payload, size_t len, me_call_t *call) {
+    int eg = COORD(r)->cluster.encoder_group;
+    if (eg < 0)
+        return me_reply_error(r->reply, ME_STATUS_FAILED_PRECONDITION,
+                              "no encoders in the cluster map: add a line 'encoders tcp://HOST:PORT ...' "
+                              "or send query vectors instead of text");
+    *call = (me_call_t){ .group = eg, .replica = -1, .method = METAEMBED__METHOD__METHOD_ENCODE, .payload = payload, .len = len };
+    uint64_t retries = 0;
+    me_fanout_run(FANOUT(r), call, 1, fanout_deadline(r), &retries);
+    atomic_fetch_add(&COORD(r)->retries, retries);
+    if (!call->answered)
+        return me_reply_error(r->reply, ME_STATUS_UNAVAILABLE, "no encoder answered within the deadline; retry later");
+    if (call->reply.status != ME_STATUS_OK)
+        return me_reply_error(r->reply, call->reply.status, "encoder: %s", call->reply.message);
+    return 0;
+}
+
+/* Turns the request's text into query vectors (the encoder's query side). */
+static int encode_text_query(req_t *r, Metaembed__SearchRequest *m, me_call_t *call, Metaembed__EncodeReply **enc) {
+    char *texts[1] = { m->text };
+    Metaembed__EncodeRequest er = METAEMBED__ENCODE_REQUEST__INIT;
+    er.texts = texts;
+    er.n_texts = 1;
+    er.query_side = 1;
+    uint8_t *buf = malloc(metaembed__encode_request__get_packed_size(&er) + 1);
+    if (!buf) return OOM(r);
+    size_t len = metaembed__encode_request__pack(&er, buf);
+    int rc = ask_encoders(r, buf, len, call);
+    free(buf);
+    if (rc) return rc;
+    *enc = metaembed__encode_reply__unpack(NULL, call->reply.payload_len, call->reply.payload);
+    Metaembed__Tensor *t = *enc ? (*enc)->vectors : NULL;
+    if (!t || t->n_shape != 3 || t->shape[0] != 1)
+        return me_reply_error(r->reply, ME_STATUS_INTERNAL, "malformed Encode reply from an encoder");
+    /* [1, R, D] → the query [R, D]. */
+    t->shape[0] = t->shape[1];
+    t->shape[1] = t->shape[2];
+    t->n_shape = 2;
+    m->query = t;
+    return 0;
+}
+
 static int h_search(req_t *r) {
     Metaembed__SearchRequest *m = (void *)unpack(r, &metaembed__search_request__descriptor);
     if (!m) return r->reply->status;
     int ng = COORD(r)->cluster.n_groups, rc = 0;
-    uint64_t t0 = me_now_us();
-    me_call_t *calls = NULL;
+    uint64_t t0 = me_now_us(), encode_us = 0;
+    me_call_t *calls = NULL, enc_call = { 0 };
+    Metaembed__EncodeReply *enc = NULL;
+    Metaembed__Tensor *own_query = m->query;
+    uint8_t *fwd = NULL;
+    const uint8_t *payload = r->payload->data;
+    size_t payload_len = r->payload->len;
     Metaembed__SearchReply **parts = calloc((size_t)ng, sizeof *parts);
     char **missing = calloc((size_t)ng, sizeof *missing);
     hitref_t *all = NULL;
     Metaembed__Hit **hits = NULL;
     if (!parts || !missing) { rc = OOM(r); goto out; }
     if (m->k == 0) { rc = BAD(r, "k must be at least 1"); goto out; }
-    calls = read_calls(r, r->payload->data, r->payload->len);
+    if (!m->query && m->text && m->text[0]) {
+        uint64_t te = me_now_us();
+        if ((rc = encode_text_query(r, m, &enc_call, &enc)) != 0) goto out;
+        /* Shards get the vectors, not the text. */
+        char *text = m->text;
+        m->text = "";
+        fwd = malloc(metaembed__search_request__get_packed_size(m) + 1);
+        if (!fwd) { m->text = text; rc = OOM(r); goto out; }
+        payload_len = metaembed__search_request__pack(m, fwd);
+        payload = fwd;
+        m->text = text;
+        encode_us = me_now_us() - te;
+    } else if (!m->query) {
+        rc = BAD(r, "give query vectors or a query text");
+        goto out;
+    }
+    calls = read_calls(r, payload, payload_len);
     if (!calls) { rc = OOM(r); goto out; }
     if ((rc = first_request_error(r, calls, ng)) != 0) goto out;
     size_t nmissing = 0, total = 0;
@@ -120,7 +185,7 @@ static int h_search(req_t *r) {
     size_t n = 0;
     uint64_t docs = 0;
     Metaembed__SearchReply rep = METAEMBED__SEARCH_REPLY__INIT;
-    Metaembed__StageTiming *slowest[8] = { 0 };
+    Metaembed__StageTiming *slowest[9] = { 0 };
     size_t nst = 0;
     for (int g = 0; g < ng; g++) {
         if (!parts[g]) continue;
@@ -137,6 +202,14 @@ static int h_search(req_t *r) {
     qsort(all, n, sizeof *all, hit_cmp);
     size_t k = n < m->k ? n : m->k;
     for (size_t i = 0; i < k; i++) hits[i] = all[i].hit;
+    Metaembed__StageTiming encst = METAEMBED__STAGE_TIMING__INIT;
+    if (encode_us) {
+        encst.stage = "encode";
+        encst.micros = encode_us;
+        memmove(slowest + 1, slowest, nst * sizeof *slowest);
+        slowest[0] = &encst;
+        nst++;
+    }
     Metaembed__StageTiming fan = METAEMBED__STAGE_TIMING__INIT;
     fan.stage = "fanout";
     fan.r_q = rep.r_q;
@@ -165,7 +238,25 @@ out:
     free(missing);
     free(all);
     free(hits);
+    free(fwd);
+    m->query = own_query;  /* the encoded query belongs to enc */
+    if (enc) metaembed__encode_reply__free_unpacked(enc, NULL);
+    me_calls_clear(&enc_call, 1);
     protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+/* Encode through the coordinator: forwarded to a live encoder. */
+static int h_encode(req_t *r) {
+    me_call_t call = { 0 };
+    int rc = ask_encoders(r, r->payload->data, r->payload->len, &call);
+    if (rc == 0) {
+        r->reply->status = ME_STATUS_OK;
+        r->reply->payload = call.reply.payload;  /* the encoder's reply is ours */
+        r->reply->payload_len = call.reply.payload_len;
+        call.reply.payload = NULL;
+    }
+    me_calls_clear(&call, 1);
     return rc;
 }
 
@@ -654,8 +745,9 @@ static int h_list_or_stats(req_t *r, int stats) {
         goto out;
     }
     me_cluster_t *cl = &co->cluster;
-    gs = calloc((size_t)ng, sizeof *gs);
-    gptrs = calloc((size_t)ng, sizeof *gptrs);
+    int ngs = ng + (cl->encoder_group >= 0);  /* the encoders show as one more group */
+    gs = calloc((size_t)ngs, sizeof *gs);
+    gptrs = calloc((size_t)ngs, sizeof *gptrs);
     rs = calloc((size_t)cl->n_replicas, sizeof *rs);
     rptrs = calloc((size_t)cl->n_replicas, sizeof *rptrs);
     if (!gs || !gptrs || !rs || !rptrs) { rc = OOM(r); goto out; }
@@ -668,7 +760,7 @@ static int h_list_or_stats(req_t *r, int stats) {
         rs[rep].liveness = (uint32_t)atomic_load(&cl->replicas[rep].liveness);
         rptrs[rep] = &rs[rep];
     }
-    for (int g = 0; g < ng; g++) {
+    for (int g = 0; g < ngs; g++) {
         metaembed__group_status__init(&gs[g]);
         gs[g].name = cl->groups[g].name;
         gs[g].replicas = rptrs + cl->groups[g].first_replica;
@@ -682,7 +774,7 @@ static int h_list_or_stats(req_t *r, int stats) {
     rep.requests = atomic_load(&co->requests);
     rep.errors = atomic_load(&co->errors);
     rep.groups = gptrs;
-    rep.n_groups = (size_t)ng;
+    rep.n_groups = (size_t)ngs;
     rep.role = "coordinator";
     rc = me_reply_ok(r->reply, &rep.base);
 out:
@@ -722,6 +814,7 @@ static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_DELETE, "Delete", h_delete },
     { METAEMBED__METHOD__METHOD_GET, "Get", h_get },
     { METAEMBED__METHOD__METHOD_SEARCH, "Search", h_search },
+    { METAEMBED__METHOD__METHOD_ENCODE, "Encode", h_encode },
     { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats },
     { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health },
 };
