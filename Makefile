@@ -97,7 +97,7 @@ $(SHARD_BIN): $(BUILD)/shard/main.o $(SHARD_OBJ) $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(ENC_BIN): $(BUILD)/encoder/main.o $(ENCODER_OBJ) $(BUILD)/libmecommon.a
+$(ENC_BIN): $(BUILD)/encoder/main.o $(ENCODER_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -89,6 +89,9 @@ int cli_cmd_collection(cli_t *c, int argc, char **argv);
 int cli_cmd_ingest(cli_t *c, int argc, char **argv);
 int cli_cmd_search(cli_t *c, int argc, char **argv);
 int cli_cmd_train(cli_t *c, int argc, char **argv);
+/* Text ingest through the encoders' stream (client/cli_ingest_text.c). */
+int cli_ingest_text(cli_t *c, const char *collection, const char *path, const char *stream, int batch,
+                    int resend_s, int force);
 int cli_cmd_encode(cli_t *c, int argc, char **argv);
 int cli_cmd_eval(cli_t *c, int argc, char **argv);
 int cli_cmd_get(cli_t *c, int argc, char **argv);

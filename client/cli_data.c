@@ -73,7 +73,9 @@ static int read_lines(cli_t *c, const char *path, lines_t *l) {
 
 typedef struct {
     char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], ids[ME_CFG_STR_MAX], meta[ME_CFG_STR_MAX];
-    long long batch;
+    char stream[ME_CFG_STR_MAX];
+    long long batch, resend_s;
+    int force;
 } ingest_opts_t;
 
 static const me_cfg_opt_t ingest_table[] = {
@@ -85,18 +87,31 @@ static const me_cfg_opt_t ingest_table[] = {
       "document ids, one per line, N lines (required)" },
     { "meta", ME_CFG_STRING, offsetof(ingest_opts_t, meta), "", 0, 0, NULL,
       "metadata: one JSON object per line, N lines, stored verbatim" },
-    { "batch", ME_CFG_INT, offsetof(ingest_opts_t, batch), "256", 1, 4096, NULL, "documents per upsert request" },
+    { "batch", ME_CFG_INT, offsetof(ingest_opts_t, batch), "256", 1, 4096, NULL,
+      "documents per upsert request (texts per stream batch: 16 when this is left at 256)" },
+    { "stream", ME_CFG_STRING, offsetof(ingest_opts_t, stream), "tcp://127.0.0.1:7790", 0, 0, NULL,
+      "text ingest: endpoint to bind for the encoders' --ingest-from" },
+    { "resend-s", ME_CFG_INT, offsetof(ingest_opts_t, resend_s), "30", 1, 3600, NULL,
+      "text ingest: send a batch again when no encoder acknowledged it within this many seconds" },
+    { "force", ME_CFG_BOOL, offsetof(ingest_opts_t, force), "false", 0, 1, NULL,
+      "text ingest: re-encode ids that are already stored (default: skip them, so a re-run resumes)" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
 static const cli_cmd_t ingest_cmd = {
-    "ingest", "--collection NAME --vectors emb.npy --ids ids.txt [--meta meta.jsonl] [--batch 256]",
+    "ingest", "--collection NAME (--vectors emb.npy --ids ids.txt [--meta meta.jsonl] | corpus.jsonl)",
     "Upserts N documents: document i has the vectors emb.npy[i] (R rows of dimension D, R at most\n"
     "the collection's max-doc-vectors), id line i of ids.txt and metadata line i of meta.jsonl.\n"
     "Trailing all-zero rows are padding and are not sent (documents may have fewer than R vectors).\n"
     "Everything is checked before the first write; an existing id is replaced. float16 arrays are\n"
-    "sent as float16.",
-    ingest_table, 0,
+    "sent as float16.\n"
+    "With corpus.jsonl instead (one object per line with \"id\" and \"text\"), the texts go to the\n"
+    "cluster's encoders over a ZeroMQ stream (bound at --stream; encoders run with --ingest-from it),\n"
+    "which embed and store them; each batch counts once an encoder acknowledged it stored, and is\n"
+    "sent again when none did within --resend-s. Malformed lines are reported with their numbers and\n"
+    "skipped; ids already stored are skipped unless --force, so running it again finishes an\n"
+    "interrupted ingest. Each line is stored as the document's metadata.",
+    ingest_table, 1,
 };
 
 static int is_zero(const float *v, size_t n) {
@@ -156,10 +171,17 @@ int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
     ingest_opts_t o;
     char err[512];
     me_config_defaults(ingest_table, &o, err, sizeof err);
-    int rc = cli_parse(c, &ingest_cmd, &o, argc, argv, NULL, NULL);
+    char *pos[1];
+    int npos = 0;
+    int rc = cli_parse(c, &ingest_cmd, &o, argc, argv, pos, &npos);
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (!o.collection[0]) return cli_usage_error(c, "needs --collection NAME");
-    if (!o.vectors[0]) return cli_usage_error(c, "needs --vectors FILE.npy (shape [N, R, D])");
+    if (npos) {
+        if (o.vectors[0]) return cli_usage_error(c, "give either corpus.jsonl or --vectors, not both");
+        return cli_ingest_text(c, o.collection, pos[0], o.stream, o.batch == 256 ? 16 : (int)o.batch,
+                               (int)o.resend_s, o.force);
+    }
+    if (!o.vectors[0]) return cli_usage_error(c, "needs --vectors FILE.npy (shape [N, R, D]) or a corpus.jsonl");
     if (!o.ids[0]) return cli_usage_error(c, "needs --ids FILE (one id per line)");
 
     me_npy_t a;

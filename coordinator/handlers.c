@@ -271,6 +271,7 @@ static me_call_t *write_calls(req_t *r, uint8_t **payloads, size_t *lens, const 
     int n = 0;
     for (int rep = 0; rep < cl->n_replicas; rep++) {
         int g = cl->replicas[rep].group;
+        if (g >= cl->n_groups) continue;  /* encoders store nothing */
         if (groups && !groups[g]) continue;
         calls[n++] = (me_call_t){ .group = g, .replica = rep, .method = r->method, .payload = payloads[g], .len = lens[g] };
     }

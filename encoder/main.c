@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/server.h"
+#include "encoder/ingest.h"
 #include "encoder/service.h"
 
 static void *worker_init(void *ctx, void *zctx) {
@@ -25,6 +26,15 @@ static void handle(void *ctx, void *w, const uint8_t *frame, size_t len, uint64_
         return;
     }
     me_encoder_handle(ctx, w, frame, len, rid, reply);
+}
+
+static void ingest_loop(void *ctx, void *zctx, const atomic_int *stop) {
+    me_encoder_t *enc = ctx;
+    me_embedder_t *e = me_encoder_worker(enc);
+    if (!e) return;
+    me_ingest_opts_t o = { enc->opts.ingest_from, enc->opts.coordinator, enc->opts.listen, e, &enc->ingested };
+    me_ingest_run(&o, zctx, stop);
+    me_embedder_free(e);
 }
 
 int main(int argc, char **argv) {
@@ -56,7 +66,8 @@ int main(int argc, char **argv) {
     me_info("model %s loaded", opts.model);
     me_server_t srv = { .role = "encoder", .listen = opts.listen, .threads = (int)opts.threads,
                         .max_message = opts.max_message, .ctx = &enc, .worker_init = worker_init,
-                        .worker_free = worker_free, .handle = handle };
+                        .worker_free = worker_free, .handle = handle,
+                        .background = opts.ingest_from[0] ? ingest_loop : NULL };
     int code = me_server_run(&srv);
     me_encoder_close(&enc);
     me_info("stopped cleanly");

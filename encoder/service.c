@@ -23,6 +23,10 @@ const me_cfg_opt_t me_encoder_options[] = {
     OPT("max-message", ME_CFG_SIZE, max_message, "16M", 1024, 1LL << 31, NULL, "largest request accepted"),
     OPT("max-batch", ME_CFG_INT, max_batch, "512", 1, 100000, NULL, "most texts in one Encode"),
     OPT("deadline-ms", ME_CFG_INT, default_deadline_ms, "30000", 1, 3600000, NULL, "deadline for requests that carry none"),
+    OPT("ingest-from", ME_CFG_STRING, ingest_from, "", 0, 0, NULL,
+        "text stream to pull documents from (the endpoint 'metaembed ingest corpus.jsonl --stream' binds); empty = off"),
+    OPT("coordinator", ME_CFG_STRING, coordinator, "tcp://127.0.0.1:7700", 0, 0, NULL,
+        "coordinator that ingested documents are upserted through"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 

@@ -19,6 +19,8 @@ typedef struct {
     long long max_message;
     long long max_batch;         /* texts per Encode */
     long long default_deadline_ms;
+    char ingest_from[ME_CFG_STR_MAX];  /* text stream to pull; "" = no ingest */
+    char coordinator[ME_CFG_STR_MAX];  /* where ingested documents go */
 } me_encoder_opts_t;
 
 extern const me_cfg_opt_t me_encoder_options[];
@@ -27,7 +29,7 @@ typedef struct {
     me_encoder_opts_t opts;
     me_embedder_t *base;         /* owns the model and tokenizer */
     uint64_t start_ms;
-    atomic_uint_fast64_t requests, errors, texts;
+    atomic_uint_fast64_t requests, errors, texts, ingested;
 } me_encoder_t;
 
 int me_encoder_open(me_encoder_t *e, const me_encoder_opts_t *opts, char *err, size_t errcap);

@@ -17,10 +17,17 @@ static void write_map(cluster_t *c) {
     fclose(f);
 }
 
-/* extra: further coordinator flags (NULL-terminated). */
 int cluster_start(cluster_t *c, int groups, int replicas, const char *const *extra) {
     memset(c, 0, sizeof *c);
+    return cluster_start_with(c, groups, replicas, extra, NULL);
+}
+
+int cluster_start_with(cluster_t *c, int groups, int replicas, const char *const *extra, const char *map_line) {
     if (groups * replicas > (int)(sizeof c->shards / sizeof c->shards[0])) return -1;
+    int port = c->coord.port, fixed = c->coord.port_fixed;
+    memset(c, 0, sizeof *c);
+    c->coord.port = port;
+    c->coord.port_fixed = fixed;
     c->groups = groups;
     c->replicas = replicas;
     char *dir = me_test_tmpdir("cluster");
@@ -30,6 +37,11 @@ int cluster_start(cluster_t *c, int groups, int replicas, const char *const *ext
     for (int i = 0; i < groups * replicas; i++)
         if (me_daemon_start(&c->shards[i], "metaembed-shard", "cshard") != 0) return -1;
     write_map(c);
+    if (map_line) {
+        FILE *f = fopen(c->map, "a");
+        fprintf(f, "%s\n", map_line);
+        fclose(f);
+    }
     snprintf(c->cluster_arg, sizeof c->cluster_arg, "--cluster=%s", c->map);
     c->coord.no_data_dir = 1;
     c->coord.extra[c->coord.nextra++] = c->cluster_arg;

@@ -17,6 +17,9 @@ typedef struct {
 /* extra: further coordinator flags (NULL-terminated, may be NULL).
  * Returns 0 when every process answers. */
 int cluster_start(cluster_t *c, int groups, int replicas, const char *const *extra);
+/* The same with one more line for the cluster map (e.g. "encoders ..."),
+ * and the coordinator's port taken from c->coord when c->coord.port_fixed. */
+int cluster_start_with(cluster_t *c, int groups, int replicas, const char *const *extra, const char *map_line);
 void cluster_stop(cluster_t *c);
 
 #endif

@@ -1,0 +1,257 @@
+/* `metaembed ingest corpus.jsonl`: texts to the cluster's encoders over a
+ * ZeroMQ PUSH stream, with acknowledgements back on a PULL socket.
+ *
+ * Batches of `batch` documents are kept in flight (a window of 4 per
+ * encoder-sized slot); a batch counts once an encoder acknowledged that it
+ * stored it, and goes out again when no acknowledgement came within
+ * resend_s (its encoder died, say). Upserts are idempotent, so a batch
+ * stored twice still leaves each id stored once. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/cli.h"
+#include "common/error.h"
+#include "common/json.h"
+#include "common/jsonl.h"
+#include "common/progress.h"
+#include "common/wire.h"
+
+#define WINDOW 8
+
+typedef struct {
+    char *id, *text, *line;   /* the line is the document's metadata */
+    size_t line_len;
+} item_t;
+
+typedef struct {
+    size_t first, n;          /* items[first .. first+n) */
+    uint64_t sent_ms;         /* 0: not sent yet */
+    int done;
+    int attempts;
+} batch_t;
+
+/* Ids already stored, asked in chunks (Get without vectors). */
+static int mark_existing(cli_t *c, const char *coll, item_t *items, size_t n, char *skip, size_t *nskip) {
+    *nskip = 0;
+    enum { CHUNK = 1000 };
+    const char **ids = malloc(CHUNK * sizeof *ids);
+    if (!ids) return ME_ENOMEM;
+    for (size_t off = 0; off < n; off += CHUNK) {
+        size_t m = n - off < CHUNK ? n - off : CHUNK;
+        for (size_t i = 0; i < m; i++) ids[i] = items[off + i].id;
+        me_record_t *recs;
+        size_t nrec;
+        me_status_t st;
+        if (me_client_get(c->client, coll, ids, m, 0, &recs, &nrec, &st) != 0) {
+            free(ids);
+            return cli_status_error(c, &st, "checking which ids are stored");
+        }
+        /* Found ones come back in request order. */
+        size_t k = 0;
+        for (size_t i = 0; i < m && k < nrec; i++)
+            if (!strcmp(recs[k].id, items[off + i].id)) { skip[off + i] = 1; (*nskip)++; k++; }
+        me_records_free(recs, nrec);
+    }
+    free(ids);
+    return 0;
+}
+
+static int send_batch(void *push, const char *coll, const char *ack_to, item_t *items, const size_t *order,
+                      batch_t *b, uint64_t id) {
+    Metaembed__IngestItem *its = calloc(b->n, sizeof *its), **ptrs = calloc(b->n, sizeof *ptrs);
+    if (!its || !ptrs) { free(its); free(ptrs); return ME_ENOMEM; }
+    for (size_t i = 0; i < b->n; i++) {
+        item_t *it = &items[order[b->first + i]];
+        metaembed__ingest_item__init(&its[i]);
+        its[i].id = it->id;
+        its[i].text = it->text;
+        its[i].metadata.data = (uint8_t *)it->line;
+        its[i].metadata.len = it->line_len;
+        ptrs[i] = &its[i];
+    }
+    Metaembed__IngestBatch msg = METAEMBED__INGEST_BATCH__INIT;
+    msg.batch_id = id;
+    msg.collection = (char *)coll;
+    msg.ack_to = (char *)ack_to;
+    msg.items = ptrs;
+    msg.n_items = b->n;
+    size_t len = metaembed__ingest_batch__get_packed_size(&msg);
+    zmq_msg_t m;
+    int rc = zmq_msg_init_size(&m, len) == 0 ? 0 : ME_ENOMEM;
+    if (rc == 0) {
+        metaembed__ingest_batch__pack(&msg, zmq_msg_data(&m));
+        /* No encoder connected yet: wait here rather than queue unboundedly. */
+        if (zmq_msg_send(&m, push, 0) < 0) { zmq_msg_close(&m); rc = ME_EIO; }
+    }
+    free(its);
+    free(ptrs);
+    b->sent_ms = me_now_ms();
+    b->attempts++;
+    return rc;
+}
+
+int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *stream, int batch, int resend_s,
+                    int force) {
+    char err[512];
+    me_jsonl_t *in;
+    if (me_jsonl_open(path, &in, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+    item_t *items = NULL;
+    size_t n = 0, cap = 0, bad = 0;
+    const me_json_t *obj;
+    long line;
+    int rc;
+    me_json_writer_t w;
+    /* Read and check every line first: malformed ones are reported and skipped. */
+    while ((rc = me_jsonl_next(in, &obj, &line, err, sizeof err)) != 0) {
+        const char *id = rc == 1 ? me_json_str(me_json_get(obj, "id")) : NULL;
+        const char *text = rc == 1 ? me_json_str(me_json_get(obj, "text")) : NULL;
+        if (rc < 0 || !id || !text || !id[0] || strlen(id) > 256) {
+            if (rc < 0) fprintf(stderr, "metaembed: ingest: %s (skipped)\n", err);
+            else fprintf(stderr, "metaembed: ingest: %s:%ld: needs a non-empty string \"id\" (at most 256 bytes) and "
+                                 "a string \"text\" (skipped)\n", path, line);
+            bad++;
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            item_t *ni = realloc(items, cap * sizeof *ni);
+            if (!ni) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out_early; }
+            items = ni;
+        }
+        /* Store the line's object as the metadata, re-serialised compactly. */
+        me_json_writer_init_buf(&w);
+        me_json_obj_begin(&w, NULL);
+        for (size_t k = 0; k < obj->len; k++) {
+            const me_json_member_t *mb = &obj->u.members[k];
+            if (mb->value.type == ME_JSON_STRING) me_json_put_strn(&w, mb->key, mb->value.u.str, mb->value.len);
+            else if (mb->value.type == ME_JSON_NUMBER) me_json_put_raw(&w, mb->key, mb->value.u.str, mb->value.len);
+            else if (mb->value.type == ME_JSON_TRUE || mb->value.type == ME_JSON_FALSE) me_json_put_bool(&w, mb->key, mb->value.type == ME_JSON_TRUE);
+            else if (mb->value.type == ME_JSON_NULL) me_json_put_null(&w, mb->key);
+        }
+        me_json_obj_end(&w);
+        item_t *it = &items[n++];
+        it->id = strdup(id);
+        it->text = strdup(text);
+        it->line = me_json_writer_take(&w, &it->line_len);
+        me_json_writer_free(&w);
+        if (!it->id || !it->text || !it->line) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out_early; }
+    }
+    me_jsonl_close(in);
+    in = NULL;
+    if (!cli_connect(c)) { rc = CLI_FAIL; goto out_early; }
+    me_collection_info_t ci;
+    if ((rc = cli_find_collection(c, coll, &ci)) != CLI_OK) goto out_early;
+
+    char *skip = calloc(n ? n : 1, 1);
+    size_t *order = malloc((n ? n : 1) * sizeof *order), nskip = 0, todo = 0;
+    batch_t *batches = NULL;
+    void *zctx = zmq_ctx_new(), *push = zmq_socket(zctx, ZMQ_PUSH), *pull = zmq_socket(zctx, ZMQ_PULL);
+    me_wire_socket_defaults(push, 0);
+    me_wire_socket_defaults(pull, 0);
+    if (!skip || !order) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out; }
+    if (!force && mark_existing(c, coll, items, n, skip, &nskip) != 0) { rc = CLI_FAIL; goto out; }
+    for (size_t i = 0; i < n; i++)
+        if (!skip[i]) order[todo++] = i;
+    size_t nb = (todo + (size_t)batch - 1) / (size_t)batch;
+    batches = calloc(nb ? nb : 1, sizeof *batches);
+    if (!batches) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out; }
+    for (size_t b = 0; b < nb; b++) {
+        batches[b].first = b * (size_t)batch;
+        batches[b].n = todo - batches[b].first < (size_t)batch ? todo - batches[b].first : (size_t)batch;
+    }
+    if (zmq_bind(push, stream) != 0) {
+        rc = cli_error(c, CLI_FAIL, "cannot bind the ingest stream %s: %s (another ingest running? use --stream)",
+                       stream, zmq_strerror(errno));
+        goto out;
+    }
+    char ack_to[256];
+    size_t alen = sizeof ack_to;
+    if (zmq_bind(pull, "tcp://127.0.0.1:*") != 0 || zmq_getsockopt(pull, ZMQ_LAST_ENDPOINT, ack_to, &alen) != 0) {
+        rc = cli_error(c, CLI_FAIL, "cannot bind a socket for acknowledgements: %s", zmq_strerror(errno));
+        goto out;
+    }
+    me_progress_t bar;
+    me_progress_init(&bar, "ingest", "docs", todo, -1);
+    size_t done_docs = 0, done_batches = 0, next = 0, resent = 0;
+    uint64_t last_ack = me_now_ms();
+    rc = CLI_OK;
+    while (done_batches < nb) {
+        /* Keep the window full: new batches first, then overdue ones. */
+        size_t inflight = 0;
+        for (size_t b = 0; b < next; b++) inflight += !batches[b].done;
+        uint64_t now = me_now_ms();
+        for (size_t b = 0; b < next && inflight <= WINDOW; b++)
+            if (!batches[b].done && now - batches[b].sent_ms > (uint64_t)resend_s * 1000u) {
+                send_batch(push, coll, ack_to, items, order, &batches[b], b);
+                resent++;
+            }
+        while (next < nb && inflight < WINDOW) {
+            if (send_batch(push, coll, ack_to, items, order, &batches[next], next) != 0) {
+                rc = cli_error(c, CLI_FAIL, "sending on %s failed: %s", stream, zmq_strerror(errno));
+                goto out;
+            }
+            next++;
+            inflight++;
+        }
+        zmq_pollitem_t it = { pull, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 200) <= 0) {
+            if (now - last_ack > 60000 && now - last_ack < 60200)
+                fprintf(stderr, "metaembed: ingest: no acknowledgement for a minute: are encoders running with "
+                                "--ingest-from %s?\n", stream);
+            continue;
+        }
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, pull, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); continue; }
+        Metaembed__IngestAck *a = metaembed__ingest_ack__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        zmq_msg_close(&m);
+        if (!a) continue;
+        last_ack = me_now_ms();
+        if (a->batch_id < nb && !batches[a->batch_id].done) {
+            batch_t *b = &batches[a->batch_id];
+            int code = a->status ? (int)a->status->code : 0;
+            if (code == 0) {
+                b->done = 1;
+                done_batches++;
+                done_docs += b->n;
+                me_progress_update(&bar, done_docs);
+            } else if (code == ME_STATUS_INVALID_ARGUMENT || code == ME_STATUS_NOT_FOUND) {
+                rc = cli_error(c, CLI_FAIL, "batch of ids %s..: %s", items[order[b->first]].id,
+                               a->status->message);
+                metaembed__ingest_ack__free_unpacked(a, NULL);
+                goto out;
+            } else {
+                b->sent_ms = 0;  /* an availability problem: send it again soon */
+            }
+        }
+        metaembed__ingest_ack__free_unpacked(a, NULL);
+    }
+    me_progress_finish(&bar);
+    if (c->g.json) {
+        cli_json_begin(&w, stdout);
+        me_json_put_str(&w, "collection", coll);
+        me_json_put_u64(&w, "stored", done_docs);
+        me_json_put_u64(&w, "already_stored", nskip);
+        me_json_put_u64(&w, "malformed_lines", bad);
+        me_json_put_u64(&w, "batches_resent", resent);
+        me_json_put_num_prec(&w, "seconds", me_progress_elapsed(&bar), 6);
+        cli_json_end(&w);
+    } else {
+        me_progress_summary(&bar, stdout, "stored");
+        printf("%zu already stored (skipped), %zu malformed lines skipped, %zu batches sent again\n", nskip, bad, resent);
+    }
+out:
+    zmq_close(push);
+    zmq_close(pull);
+    zmq_ctx_term(zctx);
+    free(skip);
+    free(order);
+    free(batches);
+out_early:
+    me_jsonl_close(in);
+    for (size_t i = 0; i < n; i++) { free(items[i].id); free(items[i].text); free(items[i].line); }
+    free(items);
+    return rc;
+}

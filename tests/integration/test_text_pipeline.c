@@ -1,0 +1,171 @@
+/* Text in, text out: a cluster (coordinator, 2 shards, 2 encoders pulling
+ * one ingest stream) takes JSON lines through `metaembed ingest
+ * corpus.jsonl`, survives an encoder killed mid-ingest, stores every
+ * document once, resumes without redoing work, and answers text searches. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/json.h"
+#include "encoder/dataset.h"
+#include "tests/cluster.h"
+#include "tests/harness.h"
+
+enum { NDOCS = 2000 };
+
+static int run_cli(char **argv, const char *dir, const char *tag, char **out, char **err) {
+    char o[700], e[700];
+    snprintf(o, sizeof o, "%s/%s.out", dir, tag);
+    snprintf(e, sizeof e, "%s/%s.err", dir, tag);
+    int code = me_test_run(argv, o, e);
+    *out = me_test_slurp(o);
+    *err = me_test_slurp(e);
+    if (code) fprintf(stderr, "    %s exit %d: %s\n", tag, code, *err ? *err : "");
+    return code;
+}
+
+TEST(text_pipeline_ingest_kill_encoder_resume_search) {
+    char data[1024], msg[256];
+    if (me_dataset_locate(NULL, data, sizeof data) != 0) {
+        fprintf(stderr, "    real data not found: skipped (set METAEMBED_DATA)\n");
+        return;
+    }
+    me_dataset_t *ds;
+    ASSERT_OK(me_dataset_load(data, 0, &ds, msg, sizeof msg));
+    char *dir = me_test_tmpdir("textpipe");
+    char corpus[600], slice[600], model[600], bin[512];
+    snprintf(corpus, sizeof corpus, "%s/corpus.jsonl", dir);
+    snprintf(slice, sizeof slice, "%s/train.jsonl", dir);
+    snprintf(model, sizeof model, "%s/tiny.safetensors", dir);
+    /* The corpus: NDOCS descriptions with unique ids, plus two bad lines. */
+    FILE *f = fopen(corpus, "w"), *fs = fopen(slice, "w");
+    me_json_writer_t w, ws;
+    me_json_writer_init_file(&w, f);
+    me_json_writer_init_file(&ws, fs);
+    size_t written = 0;
+    for (size_t i = 0; i < ds->n && written < NDOCS; i++) {
+        const me_datarec_t *r = &ds->recs[i];
+        if (me_dataset_find(ds, r->id) != (long)i) continue;  /* the first of a duplicated id only */
+        me_json_obj_begin(&w, NULL);
+        me_json_put_strn(&w, "id", r->id, r->id_len);
+        me_json_put_strn(&w, "text", r->text, r->text_len);
+        me_json_put_str(&w, "split", me_split_name(r->split));
+        me_json_obj_end(&w);
+        me_json_write_bytes(&w, "\n", 1);
+        if (written == 10) me_json_write_bytes(&w, "{\"id\": 3}\nnot json at all\n", 26);
+        me_json_obj_begin(&ws, NULL);
+        me_json_put_strn(&ws, "id", r->id, r->id_len);
+        me_json_put_str(&ws, "split", "train");
+        me_json_put_strn(&ws, "query", r->query, r->query_len);
+        me_json_put_strn(&ws, "text", r->text, r->text_len);
+        me_json_obj_end(&ws);
+        me_json_write_bytes(&ws, "\n", 1);
+        written++;
+    }
+    me_json_writer_free(&w);
+    me_json_writer_free(&ws);
+    fclose(f);
+    fclose(fs);
+    me_dataset_free(ds);
+    me_test_bin("metaembed", bin, sizeof bin);
+    char *out, *err;
+    char *train[] = { bin, "train", "--data", slice, "--out", model, "--steps", "150", "--batch", "16", "--layers", "1",
+                      "--width", "48", "--heads", "2", "--dim", "32", "--max-text", "48", "--meta-q", "4", "--meta-c", "8",
+                      "--groups", "1x1,2x4,4x8", "--vocab", "2000", "--tau", "0.05", "--lr", "3e-3", "--warmup", "20",
+                      "--threads", "2", NULL };
+    ASSERT_EQ(run_cli(train, dir, "train", &out, &err), 0);
+    free(out);
+    free(err);
+
+    /* Shards, then encoders pulling from the stream, then the coordinator
+     * whose map names the encoders. */
+    cluster_t c;
+    char stream[64], model_arg[700], stream_arg[100], coord_arg[100];
+    snprintf(stream, sizeof stream, "tcp://127.0.0.1:%d", me_test_free_port());
+    snprintf(model_arg, sizeof model_arg, "--model=%s", model);
+    snprintf(stream_arg, sizeof stream_arg, "--ingest-from=%s", stream);
+    int coord_port = me_test_free_port();
+    snprintf(coord_arg, sizeof coord_arg, "--coordinator=tcp://127.0.0.1:%d", coord_port);
+    me_daemon_t enc[2] = { 0 };
+    for (int i = 0; i < 2; i++) {
+        enc[i] = (me_daemon_t){ .no_data_dir = 1, .extra = { model_arg, stream_arg, coord_arg }, .nextra = 3 };
+        ASSERT_OK(me_daemon_start(&enc[i], "metaembed-encoder", "enc"));
+    }
+    char encoders_line[200];
+    snprintf(encoders_line, sizeof encoders_line, "encoders %s %s", enc[0].endpoint, enc[1].endpoint);
+    const char *extra[] = { NULL };
+    c.coord.port = coord_port;
+    c.coord.port_fixed = 1;
+    ASSERT_OK(cluster_start_with(&c, 2, 1, extra, encoders_line));
+    char *create[] = { bin, "--addr", c.coord.endpoint, "collection", "create", "deb", "--dim", "32",
+                       "--max-doc-vectors", "8", "--max-query-vectors", "4", NULL };
+    ASSERT_EQ(run_cli(create, dir, "create", &out, &err), 0);
+    free(out);
+    free(err);
+
+    /* Ingest, killing encoder 0 once part of the corpus is stored. */
+    char *ingest[] = { bin, "--addr", c.coord.endpoint, "--json", "ingest", "deb_placeholder", "--collection", "deb",
+                       "--stream", stream, "--resend-s", "3", NULL };
+    ingest[5] = corpus;
+    char log[700];
+    snprintf(log, sizeof log, "%s/ingest.log", dir);
+    pid_t pid = me_test_spawn(ingest, log);
+    me_client_t *cli = me_daemon_client(&c.coord);
+    ASSERT_TRUE(cli != NULL);
+    me_status_t st;
+    me_stats_t stats;
+    for (int i = 0; i < 600; i++) {
+        ASSERT_OK(me_client_stats(cli, "deb", &stats, &st));
+        uint64_t docs = stats.collections[0].documents;
+        me_stats_free(&stats);
+        if (docs >= NDOCS / 4) break;
+        usleep(50000);
+    }
+    me_daemon_stop(&enc[0], 1);
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    char *text = me_test_slurp(log);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fprintf(stderr, "    ingest: %s\n", text);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ASSERT_TRUE(strstr(text, ":12: needs a non-empty string \"id\"") != NULL);   /* line numbers of the bad lines */
+    ASSERT_TRUE(strstr(text, ":13: not JSON") != NULL);
+    free(text);
+    ASSERT_OK(me_client_stats(cli, "deb", &stats, &st));
+    ASSERT_EQ(stats.collections[0].documents, NDOCS);  /* every document, once */
+    me_stats_free(&stats);
+
+    /* Running it again resumes: nothing left to do. */
+    ASSERT_EQ(run_cli(ingest, dir, "again", &out, &err), 0);
+    me_json_doc_t *doc;
+    ASSERT_OK(me_json_parse(out, strlen(out), &doc, NULL));
+    int64_t stored, already;
+    ASSERT_OK(me_json_int64(me_json_get(me_json_root(doc), "stored"), &stored));
+    ASSERT_OK(me_json_int64(me_json_get(me_json_root(doc), "already_stored"), &already));
+    ASSERT_EQ(stored, 0);
+    ASSERT_EQ(already, NDOCS);
+    me_json_free(doc);
+    free(out);
+    free(err);
+
+    /* Text search through the coordinator and the surviving encoder. */
+    char *search[] = { bin, "--addr", c.coord.endpoint, "--json", "search", "--collection", "deb",
+                       "Real-time strategy game of ancient warfare", "-k", "5", NULL };
+    ASSERT_EQ(run_cli(search, dir, "search", &out, &err), 0);
+    ASSERT_OK(me_json_parse(out, strlen(out), &doc, NULL));
+    const me_json_t *hits = me_json_get(me_json_at(me_json_get(me_json_root(doc), "queries"), 0), "hits");
+    ASSERT_EQ(me_json_len(hits), 5);
+    ASSERT_TRUE(me_json_str(me_json_get(me_json_get(me_json_at(hits, 0), "metadata"), "text")) != NULL);
+    me_json_free(doc);
+    free(out);
+    free(err);
+
+    me_client_close(cli);
+    cluster_stop(&c);
+    me_daemon_free(&enc[0]);
+    me_daemon_free(&enc[1]);
+    me_test_rmdir(dir);
+    free(dir);
+}
