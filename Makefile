@@ -144,12 +144,12 @@ bench:
 install-deps:
 	deploy/install-deps.sh
 
-# The main job: a real shard on loopback, 20k synthetic nested documents,
-# the quality/latency/size trade-off per budget (see docs/benchmarks.md).
+# The main job: a local cluster ingests the Debian descriptions as text and
+# prints the quality / latency / size table per budget (deploy/demo.sh).
 demo:
 	@deploy/install-deps.sh --check-only || deploy/install-deps.sh
-	$(MAKE) --no-print-directory $(SHARD_BIN) $(BIN)/bench_shard
-	ME_BIN=$(BIN) $(BIN)/bench_shard --docs 20000 --queries 20
+	$(MAKE) --no-print-directory all
+	deploy/demo.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binaries, libmetaembed
 # (static, self-contained apart from libzmq and libprotobuf-c), its header

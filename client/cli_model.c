@@ -12,6 +12,7 @@
 #include "common/jsonl.h"
 #include "common/npy.h"
 #include "common/progress.h"
+#include "common/wire.h"
 #include "encoder/dataset.h"
 #include "encoder/embedder.h"
 #include "encoder/eval.h"
@@ -271,7 +272,9 @@ out:
 
 typedef struct {
     char model[ME_CFG_STR_MAX], data[ME_CFG_STR_MAX], split[ME_CFG_STR_MAX], plot[ME_CFG_STR_MAX];
-    long long max_docs, max_queries, threads;
+    char collection[ME_CFG_STR_MAX];
+    long long max_docs, max_queries, threads, candidates;
+    int cluster, exact;
 } eval_opts_t;
 
 #define V_OPT(name, type, field, def, lo, hi, choices, help) \
@@ -285,6 +288,12 @@ static const me_cfg_opt_t eval_table[] = {
     V_OPT("max-queries", ME_CFG_INT, max_queries, "0", 0, 100000000, NULL, "query cap (0 = all of the split)"),
     V_OPT("plot", ME_CFG_STRING, plot, "", 0, 0, NULL, "also write an SVG plot of quality against budget"),
     V_OPT("threads", ME_CFG_INT, threads, "0", 0, 256, NULL, "threads (0 = every core)"),
+    V_OPT("cluster", ME_CFG_BOOL, cluster, "false", 0, 1, NULL,
+          "measure through the running cluster at --addr instead: text searches of the split's queries "
+          "against --collection (ingested from the same data), with latency per budget"),
+    V_OPT("collection", ME_CFG_STRING, collection, "debian", 0, 0, NULL, "with --cluster: the collection"),
+    V_OPT("exact", ME_CFG_BOOL, exact, "false", 0, 1, NULL, "with --cluster: exact search instead of the cascade"),
+    V_OPT("candidates", ME_CFG_INT, candidates, "0", 0, 100000000, NULL, "with --cluster: stage-1 candidates (0 = default)"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -341,6 +350,102 @@ static int write_plot(const char *path, const me_eval_result_t *r) {
     return fclose(f) == 0 ? 0 : ME_EIO;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The efficiency table measured end to end: every query of the split as a
+ * text search through the coordinator (its encoders make the query vectors),
+ * at every budget. */
+static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, me_split_t split) {
+    if (!cli_connect(c)) return CLI_FAIL;
+    me_collection_info_t ci;
+    int rc = cli_find_collection(c, o->collection, &ci);
+    if (rc != CLI_OK) return rc;
+    me_mmr_group_t budgets[ME_MMR_MAX_GROUPS];
+    int nb = me_mmr_default_groups(budgets);
+    size_t nq = 0;
+    for (size_t i = 0; i < ds->n; i++)
+        if (ds->recs[i].split == split && (!o->max_queries || nq < (size_t)o->max_queries)) nq++;
+    double *lat = malloc((nq ? nq : 1) * sizeof *lat);
+    if (!lat) return cli_error(c, CLI_FAIL, "out of memory");
+    me_json_writer_t w;
+    if (c->g.json) {
+        cli_json_begin(&w, stdout);
+        me_json_put_str(&w, "collection", o->collection);
+        me_json_put_u64(&w, "documents", ci.documents);
+        me_json_put_u64(&w, "queries", nq);
+        me_json_arr_begin(&w, "budgets");
+    } else {
+        printf("through the cluster at %s: collection '%s', %llu documents, %zu %s queries as text, %s\n\n",
+               c->g.addr, o->collection, (unsigned long long)ci.documents, nq, o->split,
+               o->exact ? "exact search" : "cascade");
+        printf("| budget  | Recall@1 | MRR@10 | Recall@10 | median ms | p99 ms | index bytes/doc |\n");
+        printf("|---------|----------|--------|-----------|-----------|--------|-----------------|\n");
+    }
+    me_progress_t bar;
+    for (int b = 0; b < nb; b++) {
+        if (budgets[b].rq > ci.max_query_vectors || budgets[b].rc > ci.max_doc_vectors) continue;
+        me_search_opts_t so = { .r_q = budgets[b].rq, .r_c = budgets[b].rc, .k = 10, .exact = o->exact,
+                                .candidates = (uint32_t)o->candidates };
+        double r1 = 0, mrr = 0, r10 = 0;
+        size_t q = 0;
+        me_progress_init(&bar, "search", "queries", nq, -1);
+        for (size_t i = 0; i < ds->n && q < nq; i++) {
+            const me_datarec_t *r = &ds->recs[i];
+            if (r->split != split) continue;
+            me_results_t res;
+            me_status_t st;
+            uint64_t t0 = me_now_us();
+            if (me_client_search_text(c->client, o->collection, r->query, &so, &res, &st) != 0) {
+                free(lat);
+                return cli_status_error(c, &st, "text search");
+            }
+            lat[q++] = (double)(me_now_us() - t0) / 1000.0;
+            for (size_t h = 0; h < res.n; h++)
+                if (!strcmp(res.hits[h].id, r->id)) {
+                    if (h == 0) r1 += 1;
+                    mrr += 1.0 / (double)(h + 1);
+                    r10 += 1;
+                    break;
+                }
+            me_results_free(&res);
+            me_progress_update(&bar, q);
+        }
+        me_progress_finish(&bar);
+        qsort(lat, q, sizeof *lat, cmp_double);
+        double med = q ? lat[q / 2] : 0, p99 = q ? lat[(size_t)((q - 1) * 0.99)] : 0;
+        uint64_t bytes = (uint64_t)budgets[b].rc * ci.dim * 2;
+        if (c->g.json) {
+            me_json_obj_begin(&w, NULL);
+            me_json_put_int(&w, "r_q", budgets[b].rq);
+            me_json_put_int(&w, "r_c", budgets[b].rc);
+            me_json_put_num_prec(&w, "recall_at_1", q ? r1 / q : 0, 6);
+            me_json_put_num_prec(&w, "mrr_at_10", q ? mrr / q : 0, 6);
+            me_json_put_num_prec(&w, "recall_at_10", q ? r10 / q : 0, 6);
+            me_json_put_num_prec(&w, "median_ms", med, 6);
+            me_json_put_num_prec(&w, "p99_ms", p99, 6);
+            me_json_put_u64(&w, "index_bytes_per_doc", bytes);
+            me_json_obj_end(&w);
+        } else {
+            char bud[16];
+            snprintf(bud, sizeof bud, "(%d,%d)", budgets[b].rq, budgets[b].rc);
+            printf("| %-7s |   %.4f | %.4f |    %.4f | %9.2f | %6.2f | %15llu |\n", bud, q ? r1 / q : 0,
+                   q ? mrr / q : 0, q ? r10 / q : 0, med, p99, (unsigned long long)bytes);
+            fflush(stdout);
+        }
+    }
+    if (c->g.json) {
+        me_json_arr_end(&w);
+        cli_json_end(&w);
+    } else {
+        printf("| BM25    |   0.5379 | 0.6239 |    0.7897 |         - |      - | (data README)   |\n");
+    }
+    free(lat);
+    return CLI_OK;
+}
+
 int cli_cmd_eval(cli_t *c, int argc, char **argv) {
     eval_opts_t o;
     char err[512], path[1024];
@@ -348,6 +453,14 @@ int cli_cmd_eval(cli_t *c, int argc, char **argv) {
     int rc = cli_parse(c, &eval_cmd, &o, argc, argv, NULL, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (locate_data(c, o.data, path, sizeof path)) return CLI_FAIL;
+    me_split_t split = !strcmp(o.split, "dev") ? ME_SPLIT_DEV : !strcmp(o.split, "train") ? ME_SPLIT_TRAIN : ME_SPLIT_TEST;
+    if (o.cluster) {
+        me_dataset_t *cds;
+        if (me_dataset_load(path, 0, &cds, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+        rc = eval_cluster(c, &o, cds, split);
+        me_dataset_free(cds);
+        return rc;
+    }
     me_embedder_t *e;
     if (me_embedder_load(o.model, &e, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
     me_dataset_t *ds;
@@ -357,7 +470,7 @@ int cli_cmd_eval(cli_t *c, int argc, char **argv) {
     }
     me_eval_opts_t eo;
     me_eval_defaults(&eo);
-    eo.split = !strcmp(o.split, "dev") ? ME_SPLIT_DEV : !strcmp(o.split, "train") ? ME_SPLIT_TRAIN : ME_SPLIT_TEST;
+    eo.split = split;
     eo.max_docs = (size_t)o.max_docs;
     eo.max_queries = (size_t)o.max_queries;
     eo.threads = o.threads > 0 ? (int)o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);

@@ -3,31 +3,37 @@
 # replicas each, and a coordinator in front; waits until every process
 # answers, then prints how to use and stop it.
 #
-#   deploy/local/start-cluster.sh [--shards S] [--replicas R] [--dir DIR]
-#                                 [--port P] [--bin DIR] [-- extra coordinator flags]
+#   deploy/local/start-cluster.sh [--shards S] [--replicas R] [--encoders E]
+#                                 [--model FILE] [--dir DIR] [--port P] [--bin DIR]
+#                                 [-- extra coordinator flags]
 #
-# Defaults: 2 shards, 1 replica, ./metaembed-cluster, coordinator on 7700,
-# shards on 7701.., binaries from build/release/bin. Stop it with
+# Defaults: 2 shards, 1 replica, no encoders, ./metaembed-cluster,
+# coordinator on 7700, shards on 7701.., encoders on 7800.. pulling the text
+# ingest stream tcp://127.0.0.1:P+90 (what 'metaembed ingest corpus.jsonl'
+# binds by default for P=7700), binaries from build/release/bin. Stop it with
 # deploy/local/stop-cluster.sh --dir DIR.
 set -euo pipefail
 
-shards=2; replicas=1; dir=./metaembed-cluster; port=7700
+shards=2; replicas=1; encoders=0; dir=./metaembed-cluster; port=7700
 here=$(cd "$(dirname "$0")/../.." && pwd)
 bin="$here/build/release/bin"
+model="$here/models/metaembed-default.safetensors"
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --shards) shards=$2; shift 2 ;;
     --replicas) replicas=$2; shift 2 ;;
+    --encoders) encoders=$2; shift 2 ;;
+    --model) model=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "start-cluster: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-for b in metaembed-shard metaembed-coordinator; do
+for b in metaembed-shard metaembed-coordinator metaembed-encoder; do
   [ -x "$bin/$b" ] || { echo "start-cluster: $bin/$b not found; run 'make' first" >&2; exit 1; }
 done
 if [ -f "$dir/pids" ] && xargs -r kill -0 < "$dir/pids" 2>/dev/null; then
@@ -62,13 +68,28 @@ for ((s = 0; s < shards; s++)); do
   done
   echo "$line" >> "$map"
 done
+stream="tcp://127.0.0.1:$((port + 90))"
+if [ "$encoders" -gt 0 ]; then
+  [ -f "$model" ] || { echo "start-cluster: model $model not found (train one: metaembed train)" >&2; exit 1; }
+  line="encoders"
+  for ((e = 0; e < encoders; e++)); do
+    ep=$((port + 100 + e))
+    "$bin/metaembed-encoder" --listen "tcp://127.0.0.1:$ep" --model "$model" --ingest-from "$stream" \
+      --coordinator "tcp://127.0.0.1:$port" >> "$dir/encoder$e.log" 2>&1 &
+    echo $! >> "$dir/pids"
+    line="$line tcp://127.0.0.1:$ep"
+    wait_port "$ep"
+  done
+  echo "$line" >> "$map"
+fi
 "$bin/metaembed-coordinator" --listen "tcp://127.0.0.1:$port" --cluster "$map" "${extra[@]}" >> "$dir/coordinator.log" 2>&1 &
 echo $! >> "$dir/pids"
 wait_port "$port"
 cat <<MSG
-metaembed cluster up: coordinator tcp://127.0.0.1:$port, $shards shard group(s) x $replicas replica(s)
+metaembed cluster up: coordinator tcp://127.0.0.1:$port, $shards shard group(s) x $replicas replica(s), $encoders encoder(s)
   data and logs:  $dir
   cluster map:    $map
   try:            export METAEMBED_ADDR=tcp://127.0.0.1:$port; $bin/metaembed status
+  text ingest:    $bin/metaembed ingest corpus.jsonl --collection NAME --stream $stream
   stop:           deploy/local/stop-cluster.sh --dir $dir
 MSG
