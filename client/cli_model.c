@@ -274,7 +274,7 @@ typedef struct {
     char model[ME_CFG_STR_MAX], data[ME_CFG_STR_MAX], split[ME_CFG_STR_MAX], plot[ME_CFG_STR_MAX];
     char collection[ME_CFG_STR_MAX];
     long long max_docs, max_queries, threads, candidates;
-    int cluster, exact;
+    int cluster, exact, compare_exact;
 } eval_opts_t;
 
 #define V_OPT(name, type, field, def, lo, hi, choices, help) \
@@ -294,6 +294,9 @@ static const me_cfg_opt_t eval_table[] = {
     V_OPT("collection", ME_CFG_STRING, collection, "debian", 0, 0, NULL, "with --cluster: the collection"),
     V_OPT("exact", ME_CFG_BOOL, exact, "false", 0, 1, NULL, "with --cluster: exact search instead of the cascade"),
     V_OPT("candidates", ME_CFG_INT, candidates, "0", 0, 100000000, NULL, "with --cluster: stage-1 candidates (0 = default)"),
+    V_OPT("compare-exact", ME_CFG_BOOL, compare_exact, "false", 0, 1, NULL,
+          "with --cluster: also run every query in exact mode and report the share of exact's top 10 the "
+          "cascade returns and the search-time speedup (the fan-out stage, encoding excluded)"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -385,11 +388,15 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
         printf("|---------|----------|--------|-----------|-----------|--------|-----------------|\n");
     }
     me_progress_t bar;
+    int cmp_rows[ME_MMR_MAX_GROUPS][2], ncmp = 0;
+    double cmp_vals[ME_MMR_MAX_GROUPS][3];
     for (int b = 0; b < nb; b++) {
         if (budgets[b].rq > ci.max_query_vectors || budgets[b].rc > ci.max_doc_vectors) continue;
         me_search_opts_t so = { .r_q = budgets[b].rq, .r_c = budgets[b].rc, .k = 10, .exact = o->exact,
                                 .candidates = (uint32_t)o->candidates };
-        double r1 = 0, mrr = 0, r10 = 0;
+        double r1 = 0, mrr = 0, r10 = 0, overlap = 0;
+        double *fan_c = o->compare_exact ? malloc((nq ? nq : 1) * sizeof *fan_c) : NULL;
+        double *fan_e = o->compare_exact ? malloc((nq ? nq : 1) * sizeof *fan_e) : NULL;
         size_t q = 0;
         me_progress_init(&bar, "search", "queries", nq, -1);
         for (size_t i = 0; i < ds->n && q < nq; i++) {
@@ -402,7 +409,7 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
                 free(lat);
                 return cli_status_error(c, &st, "text search");
             }
-            lat[q++] = (double)(me_now_us() - t0) / 1000.0;
+            lat[q] = (double)(me_now_us() - t0) / 1000.0;
             for (size_t h = 0; h < res.n; h++)
                 if (!strcmp(res.hits[h].id, r->id)) {
                     if (h == 0) r1 += 1;
@@ -410,10 +417,56 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
                     r10 += 1;
                     break;
                 }
+            if (fan_c && fan_e) {
+                me_search_opts_t eo = so;
+                eo.exact = 1;
+                me_results_t ex;
+                if (me_client_search_text(c->client, o->collection, r->query, &eo, &ex, &st) != 0) {
+                    me_results_free(&res);
+                    free(lat); free(fan_c); free(fan_e);
+                    return cli_status_error(c, &st, "exact text search");
+                }
+                size_t same = 0;
+                for (size_t a = 0; a < ex.n; a++)
+                    for (size_t h = 0; h < res.n; h++)
+                        if (!strcmp(ex.hits[a].id, res.hits[h].id)) { same++; break; }
+                overlap += ex.n ? (double)same / (double)ex.n : 1.0;
+                fan_c[q] = fan_e[q] = 0;
+                for (int k = 0; k < res.n_stages; k++)
+                    if (!strcmp(res.stages[k].stage, "fanout")) fan_c[q] = res.stages[k].micros / 1000.0;
+                for (int k = 0; k < ex.n_stages; k++)
+                    if (!strcmp(ex.stages[k].stage, "fanout")) fan_e[q] = ex.stages[k].micros / 1000.0;
+                me_results_free(&ex);
+            }
+            q++;
             me_results_free(&res);
             me_progress_update(&bar, q);
         }
         me_progress_finish(&bar);
+        if (fan_c && fan_e && q) {
+            qsort(fan_c, q, sizeof *fan_c, cmp_double);
+            qsort(fan_e, q, sizeof *fan_e, cmp_double);
+            double mc = fan_c[q / 2], me_ = fan_e[q / 2];
+            if (c->g.json) {
+                me_json_obj_begin(&w, NULL);
+                me_json_put_str(&w, "compare", "cascade_vs_exact");
+                me_json_put_int(&w, "r_q", budgets[b].rq);
+                me_json_put_int(&w, "r_c", budgets[b].rc);
+                me_json_put_num_prec(&w, "overlap_at_10", overlap / q, 6);
+                me_json_put_num_prec(&w, "cascade_search_ms", mc, 6);
+                me_json_put_num_prec(&w, "exact_search_ms", me_, 6);
+                me_json_obj_end(&w);
+            } else {
+                cmp_rows[ncmp][0] = budgets[b].rq;
+                cmp_rows[ncmp][1] = budgets[b].rc;
+                cmp_vals[ncmp][0] = overlap / q;
+                cmp_vals[ncmp][1] = mc;
+                cmp_vals[ncmp][2] = me_;
+                ncmp++;
+            }
+        }
+        free(fan_c);
+        free(fan_e);
         qsort(lat, q, sizeof *lat, cmp_double);
         double med = q ? lat[q / 2] : 0, p99 = q ? lat[(size_t)((q - 1) * 0.99)] : 0;
         uint64_t bytes = (uint64_t)budgets[b].rc * ci.dim * 2;
@@ -441,6 +494,18 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
         cli_json_end(&w);
     } else {
         printf("| BM25    |   0.5379 | 0.6239 |    0.7897 |         - |      - | (data README)   |\n");
+        if (ncmp) {
+            printf("\ncascade vs exact (share of exact's top 10 the cascade returns; median search time, the\n"
+                   "fan-out stage, encoding excluded):\n\n");
+            printf("| budget  | top-10 overlap | cascade ms | exact ms | speedup |\n");
+            printf("|---------|----------------|------------|----------|---------|\n");
+            for (int i = 0; i < ncmp; i++) {
+                char bud[16];
+                snprintf(bud, sizeof bud, "(%d,%d)", cmp_rows[i][0], cmp_rows[i][1]);
+                printf("| %-7s |         %.4f | %10.2f | %8.2f | %6.1fx |\n", bud, cmp_vals[i][0], cmp_vals[i][1],
+                       cmp_vals[i][2], cmp_vals[i][1] > 0 ? cmp_vals[i][2] / cmp_vals[i][1] : 0);
+            }
+        }
     }
     free(lat);
     return CLI_OK;
