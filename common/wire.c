@@ -39,7 +39,10 @@ int me_reply_error(me_reply_t *r, int status, const char *fmt, ...) {
 int me_reply_ok(me_reply_t *r, const ProtobufCMessage *msg) {
     size_t len = protobuf_c_message_get_packed_size(msg);
     uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) return me_reply_error(r, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory packing reply"), ME_ENOMEM;
+    if (!buf) {
+        me_reply_error(r, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory packing reply");
+        return ME_ENOMEM;
+    }
     protobuf_c_message_pack(msg, buf);
     free(r->payload);
     r->payload = buf;
