@@ -137,7 +137,7 @@ int me_server_run(const me_server_t *srv) {
 
 void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, const uint8_t *frame,
                  size_t len, long long max_message, long long default_deadline_ms,
-                 atomic_uint_fast64_t *requests, atomic_uint_fast64_t *errors,
+                 atomic_uint_fast64_t *requests, atomic_uint_fast64_t *errors, me_metrics_t *metrics,
                  uint64_t *request_id, me_reply_t *reply) {
     uint64_t t0 = me_now_us();
     me_reply_init(reply);
@@ -148,6 +148,7 @@ void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, 
                        "request of %zu bytes exceeds the %lld-byte limit (--max-message); send smaller batches",
                        len, max_message);
         atomic_fetch_add(errors, 1);
+        if (metrics) me_metrics_observe(metrics, 0, reply->status, me_now_us() - t0);
         return;
     }
     Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, len, frame);
@@ -155,6 +156,7 @@ void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, 
         me_reply_error(reply, ME_STATUS_INVALID_ARGUMENT,
                        "request is not a metaembed Envelope (protobuf parse failed); see proto/metaembed.proto");
         atomic_fetch_add(errors, 1);
+        if (metrics) me_metrics_observe(metrics, 0, reply->status, me_now_us() - t0);
         return;
     }
     *request_id = env->request_id;
@@ -176,5 +178,6 @@ void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, 
         me_debug("%s rid=%llu -> %s: %s", name, (unsigned long long)env->request_id,
                  me_status_name(reply->status), reply->message);
     }
+    if (metrics) me_metrics_observe(metrics, i < n ? methods[i].method : 0, reply->status, me_now_us() - t0);
     metaembed__envelope__free_unpacked(env, NULL);
 }

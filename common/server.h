@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/metrics.h"
 #include "common/wire.h"
 
 typedef struct {
@@ -52,7 +53,7 @@ typedef struct {
  * request/error counters are handled here, the same for every daemon. */
 void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, const uint8_t *frame,
                  size_t len, long long max_message, long long default_deadline_ms,
-                 atomic_uint_fast64_t *requests, atomic_uint_fast64_t *errors,
+                 atomic_uint_fast64_t *requests, atomic_uint_fast64_t *errors, me_metrics_t *metrics,
                  uint64_t *request_id, me_reply_t *reply);
 
 /* Installs the signal handlers; call once, early in main. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/metrics.h"
 #include "common/wire.h"
 #include "coordinator/cluster.h"
 #include "coordinator/fanout.h"
@@ -26,6 +27,7 @@ typedef struct {
     long long default_deadline_ms;
     long long max_message;
     long long max_batch;
+    char metrics_addr[ME_CFG_STR_MAX];
 } me_coord_opts_t;
 
 extern const me_cfg_opt_t me_coord_options[];
@@ -35,7 +37,13 @@ typedef struct {
     me_cluster_t cluster;
     uint64_t start_ms;
     atomic_uint_fast64_t requests, errors, retries, partial_replies;
+    me_metrics_t metrics;
 } me_coord_t;
+
+/* Replica up/down, retries, partial replies; ready when every group has a
+ * live replica. */
+void me_coord_render_metrics(void *co, me_buf_t *out);
+int me_coord_ready(void *co, char *why, size_t cap);
 
 /* Handles one request frame with this worker's connections. */
 void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_t len,

@@ -823,5 +823,47 @@ static const me_method_t handlers[] = {
 void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_t len,
                      uint64_t *request_id, me_reply_t *reply) {
     me_dispatch(handlers, sizeof handlers / sizeof handlers[0], co, f, frame, len, co->opts.max_message,
-                co->opts.default_deadline_ms, &co->requests, &co->errors, request_id, reply);
+                co->opts.default_deadline_ms, &co->requests, &co->errors, &co->metrics, request_id, reply);
+}
+
+int me_coord_ready(void *ctx, char *why, size_t cap) {
+    me_coord_t *co = ctx;
+    me_cluster_t *cl = &co->cluster;
+    for (int g = 0; g < cl->n_groups; g++) {
+        int up = 0;
+        for (int r = 0; r < cl->groups[g].n_replicas; r++) up |= atomic_load(&cl->replicas[cl->groups[g].first_replica + r].up);
+        if (!up) {
+            snprintf(why, cap, "not ready: no live replica in group %s", cl->groups[g].name);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void me_coord_render_metrics(void *ctx, me_buf_t *out) {
+    me_coord_t *co = ctx;
+    me_cluster_t *cl = &co->cluster;
+    me_buf_printf(out, "# HELP metaembed_replica_up 1 when the replica answers heartbeats.\n"
+                       "# TYPE metaembed_replica_up gauge\n");
+    for (int r = 0; r < cl->n_replicas; r++)
+        me_buf_printf(out, "metaembed_replica_up{group=\"%s\",endpoint=\"%s\"} %d\n", cl->groups[cl->replicas[r].group].name,
+                      cl->replicas[r].endpoint, atomic_load(&cl->replicas[r].up));
+    me_buf_printf(out, "# HELP metaembed_replica_documents Documents a replica reported at its last heartbeat.\n"
+                       "# TYPE metaembed_replica_documents gauge\n");
+    for (int r = 0; r < cl->n_replicas; r++)
+        me_buf_printf(out, "metaembed_replica_documents{group=\"%s\",endpoint=\"%s\"} %llu\n",
+                      cl->groups[cl->replicas[r].group].name, cl->replicas[r].endpoint,
+                      (unsigned long long)atomic_load(&cl->replicas[r].documents));
+    me_buf_printf(out, "# HELP metaembed_replica_heartbeat_seconds Last heartbeat round trip.\n"
+                       "# TYPE metaembed_replica_heartbeat_seconds gauge\n");
+    for (int r = 0; r < cl->n_replicas; r++)
+        me_buf_printf(out, "metaembed_replica_heartbeat_seconds{group=\"%s\",endpoint=\"%s\"} %.6f\n",
+                      cl->groups[cl->replicas[r].group].name, cl->replicas[r].endpoint,
+                      (double)atomic_load(&cl->replicas[r].latency_us) / 1e6);
+    me_buf_printf(out, "# HELP metaembed_retries_total Calls retried on another replica.\n"
+                       "# TYPE metaembed_retries_total counter\n"
+                       "metaembed_retries_total %llu\n", (unsigned long long)atomic_load(&co->retries));
+    me_buf_printf(out, "# HELP metaembed_partial_replies_total Searches answered without every group.\n"
+                       "# TYPE metaembed_partial_replies_total counter\n"
+                       "metaembed_partial_replies_total %llu\n", (unsigned long long)atomic_load(&co->partial_replies));
 }

@@ -29,6 +29,8 @@ const me_cfg_opt_t me_coord_options[] = {
         "deadline for requests that carry none"),
     OPT("max-message", ME_CFG_SIZE, max_message, "64M", 1024, 1LL << 31, NULL, "largest request accepted"),
     OPT("max-batch", ME_CFG_INT, max_batch, "4096", 1, 1000000, NULL, "most documents or ids in one request"),
+    OPT("metrics-addr", ME_CFG_STRING, metrics_addr, "127.0.0.1:9200", 0, 0, NULL,
+        "HTTP /metrics, /healthz, /readyz (HOST:PORT; empty = off)"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -90,12 +92,16 @@ int main(int argc, char **argv) {
         return 1;
     }
     co.start_ms = me_now_ms();
+    me_metrics_init(&co.metrics);
+    me_endpoints_t ep = { "coordinator", &co.metrics, &co, me_coord_render_metrics, me_coord_ready };
+    me_http_t *http = me_endpoints_start(co.opts.metrics_addr, &ep);
     me_info("cluster map %s: %d groups, %d replicas, write quorum %s", co.opts.cluster, co.cluster.n_groups,
             co.cluster.n_replicas, co.opts.write_quorum ? "explicit" : "all");
     me_server_t srv = { .role = "coordinator", .listen = co.opts.listen, .threads = (int)co.opts.threads,
                         .max_message = co.opts.max_message, .ctx = &co, .worker_init = worker_init,
                         .worker_free = worker_free, .handle = handle, .background = heartbeat };
     int exit_code = me_server_run(&srv);
+    me_http_stop(http);
     me_cluster_free(&co.cluster);
     me_info("stopped cleanly");
     return exit_code;

@@ -59,8 +59,12 @@ int main(int argc, char **argv) {
         perror("metaembed-encoder: signals");
         return 1;
     }
+    me_metrics_init(&enc.metrics);
+    me_endpoints_t ep = { "encoder", &enc.metrics, &enc, me_encoder_render_metrics, me_encoder_ready };
+    me_http_t *http = me_endpoints_start(opts.metrics_addr, &ep);
     if (me_encoder_open(&enc, &opts, err, sizeof err) != 0) {
         me_error("cannot load the model: %s (train one with 'metaembed train', or pass --model FILE)", err);
+        me_http_stop(http);
         return 1;
     }
     me_info("model %s loaded", opts.model);
@@ -69,6 +73,7 @@ int main(int argc, char **argv) {
                         .worker_free = worker_free, .handle = handle,
                         .background = opts.ingest_from[0] ? ingest_loop : NULL };
     int code = me_server_run(&srv);
+    me_http_stop(http);
     me_encoder_close(&enc);
     me_info("stopped cleanly");
     return code;

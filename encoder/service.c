@@ -27,17 +27,36 @@ const me_cfg_opt_t me_encoder_options[] = {
         "text stream to pull documents from (the endpoint 'metaembed ingest corpus.jsonl --stream' binds); empty = off"),
     OPT("coordinator", ME_CFG_STRING, coordinator, "tcp://127.0.0.1:7700", 0, 0, NULL,
         "coordinator that ingested documents are upserted through"),
+    OPT("metrics-addr", ME_CFG_STRING, metrics_addr, "127.0.0.1:9300", 0, 0, NULL,
+        "HTTP /metrics, /healthz, /readyz (HOST:PORT; empty = off)"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
 int me_encoder_open(me_encoder_t *e, const me_encoder_opts_t *opts, char *err, size_t errcap) {
-    memset(e, 0, sizeof *e);
     e->opts = *opts;
     e->start_ms = me_now_ms();
     int rc = me_embedder_load(opts->model, &e->base, err, errcap);
     /* Workers run concurrently, so each forward pass stays on its own thread. */
     me_ops_set_threads(1);
+    if (rc == 0) atomic_store(&e->ready, 1);
     return rc;
+}
+
+int me_encoder_ready(void *ctx, char *why, size_t cap) {
+    me_encoder_t *e = ctx;
+    if (atomic_load(&e->ready)) return 1;
+    snprintf(why, cap, "not ready: loading the model");
+    return 0;
+}
+
+void me_encoder_render_metrics(void *ctx, me_buf_t *out) {
+    me_encoder_t *e = ctx;
+    me_buf_printf(out, "# HELP metaembed_encoded_texts_total Texts encoded for Encode requests.\n"
+                       "# TYPE metaembed_encoded_texts_total counter\n"
+                       "metaembed_encoded_texts_total %llu\n", (unsigned long long)atomic_load(&e->texts));
+    me_buf_printf(out, "# HELP metaembed_ingested_documents_total Documents encoded and stored from the ingest stream.\n"
+                       "# TYPE metaembed_ingested_documents_total counter\n"
+                       "metaembed_ingested_documents_total %llu\n", (unsigned long long)atomic_load(&e->ingested));
 }
 
 void me_encoder_close(me_encoder_t *e) {
@@ -119,5 +138,5 @@ static const me_method_t methods[] = {
 void me_encoder_handle(me_encoder_t *e, me_embedder_t *w, const uint8_t *frame, size_t len, uint64_t *rid,
                        me_reply_t *reply) {
     me_dispatch(methods, sizeof methods / sizeof methods[0], e, w, frame, len, e->opts.max_message,
-                e->opts.default_deadline_ms, &e->requests, &e->errors, rid, reply);
+                e->opts.default_deadline_ms, &e->requests, &e->errors, &e->metrics, rid, reply);
 }

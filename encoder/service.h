@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/metrics.h"
 #include "common/wire.h"
 #include "encoder/embedder.h"
 
@@ -21,6 +22,7 @@ typedef struct {
     long long default_deadline_ms;
     char ingest_from[ME_CFG_STR_MAX];  /* text stream to pull; "" = no ingest */
     char coordinator[ME_CFG_STR_MAX];  /* where ingested documents go */
+    char metrics_addr[ME_CFG_STR_MAX];
 } me_encoder_opts_t;
 
 extern const me_cfg_opt_t me_encoder_options[];
@@ -30,8 +32,14 @@ typedef struct {
     me_embedder_t *base;         /* owns the model and tokenizer */
     uint64_t start_ms;
     atomic_uint_fast64_t requests, errors, texts, ingested;
+    me_metrics_t metrics;
+    atomic_int ready;            /* model loaded */
 } me_encoder_t;
 
+void me_encoder_render_metrics(void *enc, me_buf_t *out);
+int me_encoder_ready(void *enc, char *why, size_t cap);
+
+/* e starts zeroed (its metrics may be initialised first). */
 int me_encoder_open(me_encoder_t *e, const me_encoder_opts_t *opts, char *err, size_t errcap);
 void me_encoder_close(me_encoder_t *e);
 /* Per-worker embedder sharing e's model. */

@@ -600,5 +600,5 @@ static const me_method_t handlers[] = {
 
 void me_shard_handle(me_shard_t *s, const uint8_t *frame, size_t len, uint64_t *request_id, me_reply_t *reply) {
     me_dispatch(handlers, sizeof handlers / sizeof handlers[0], s, NULL, frame, len, s->opts.max_message,
-                s->opts.default_deadline_ms, &s->requests, &s->errors, request_id, reply);
+                s->opts.default_deadline_ms, &s->requests, &s->errors, &s->metrics, request_id, reply);
 }

@@ -36,14 +36,20 @@ int main(int argc, char **argv) {
         return 1;
     }
     static me_shard_t shard;
+    me_metrics_init(&shard.metrics);
+    /* Up before storage opens, so /readyz can say "not yet" during a long load. */
+    me_endpoints_t ep = { "shard", &shard.metrics, &shard, me_shard_render_metrics, me_shard_ready };
+    me_http_t *http = me_endpoints_start(opts.metrics_addr, &ep);
     if (me_shard_open(&shard, &opts, err, sizeof err) != 0) {
         me_error("cannot open shard: %s", err);
+        me_http_stop(http);
         return 1;
     }
     me_info("data %s, sync %s", opts.data_dir, opts.sync ? "on" : "off");
     me_server_t srv = { .role = "shard", .listen = opts.listen, .threads = (int)opts.threads,
                         .max_message = opts.max_message, .ctx = &shard, .handle = handle };
     int exit_code = me_server_run(&srv);
+    me_http_stop(http);
     me_shard_close(&shard);
     me_info("stopped cleanly");
     return exit_code;

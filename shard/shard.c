@@ -32,11 +32,14 @@ const me_cfg_opt_t me_shard_options[] = {
         "deadline for requests that carry none"),
     OPT("block-cache", ME_CFG_SIZE, block_cache, "256M", 1 << 20, 1LL << 40, NULL,
         "RocksDB block cache for vectors read from disk"),
+    OPT("metrics-addr", ME_CFG_STRING, metrics_addr, "127.0.0.1:9100", 0, 0, NULL,
+        "HTTP /metrics, /healthz, /readyz (HOST:PORT; empty = off)"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
+/* s starts zeroed with its metrics initialised (the endpoint may already
+ * be reading them). */
 int me_shard_open(me_shard_t *s, const me_shard_opts_t *opts, char *err, size_t errcap) {
-    memset(s, 0, sizeof *s);
     s->opts = *opts;
     s->start_ms = me_now_ms();
     pthread_rwlock_init(&s->lock, NULL);
@@ -53,7 +56,43 @@ int me_shard_open(me_shard_t *s, const me_shard_opts_t *opts, char *err, size_t 
     for (size_t i = 0; i < s->ncolls; i++) docs += s->colls[i]->n;
     me_info("loaded %zu collections, %zu documents from %s in %llu ms", s->ncolls, docs,
             opts->data_dir, (unsigned long long)(me_now_ms() - t0));
+    atomic_store(&s->ready, 1);
     return 0;
+}
+
+int me_shard_ready(void *shard, char *why, size_t cap) {
+    me_shard_t *s = shard;
+    if (atomic_load(&s->ready)) return 1;
+    snprintf(why, cap, "not ready: opening storage and loading collections");
+    return 0;
+}
+
+void me_shard_render_metrics(void *shard, me_buf_t *out) {
+    me_shard_t *s = shard;
+    if (!atomic_load(&s->ready)) return;
+    me_buf_printf(out, "# HELP metaembed_collection_documents Documents per collection.\n"
+                       "# TYPE metaembed_collection_documents gauge\n");
+    pthread_rwlock_rdlock(&s->lock);
+    for (size_t i = 0; i < s->ncolls; i++)
+        me_buf_printf(out, "metaembed_collection_documents{collection=\"%s\"} %zu\n", s->colls[i]->cfg.name, s->colls[i]->n);
+    me_buf_printf(out, "# HELP metaembed_collection_ram_bytes Vector bytes held in RAM per collection.\n"
+                       "# TYPE metaembed_collection_ram_bytes gauge\n");
+    for (size_t i = 0; i < s->ncolls; i++)
+        me_buf_printf(out, "metaembed_collection_ram_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,
+                      (unsigned long long)me_coll_ram_bytes(s->colls[i]));
+    me_buf_printf(out, "# HELP metaembed_collection_index_bytes Stored vector bytes per collection.\n"
+                       "# TYPE metaembed_collection_index_bytes gauge\n");
+    for (size_t i = 0; i < s->ncolls; i++)
+        me_buf_printf(out, "metaembed_collection_index_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,
+                      (unsigned long long)me_coll_index_bytes(s->colls[i]));
+    pthread_rwlock_unlock(&s->lock);
+    me_buf_printf(out, "# HELP metaembed_rocksdb_live_bytes RocksDB SST and memtable bytes.\n"
+                       "# TYPE metaembed_rocksdb_live_bytes gauge\n"
+                       "metaembed_rocksdb_live_bytes %llu\n", (unsigned long long)me_storage_disk_bytes(s->storage));
+    me_buf_printf(out, "# HELP metaembed_rocksdb_pending_compaction_bytes Estimated bytes awaiting compaction.\n"
+                       "# TYPE metaembed_rocksdb_pending_compaction_bytes gauge\n"
+                       "metaembed_rocksdb_pending_compaction_bytes %llu\n",
+                  (unsigned long long)me_storage_property(s->storage, "rocksdb.estimate-pending-compaction-bytes"));
 }
 
 void me_shard_close(me_shard_t *s) {

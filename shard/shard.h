@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/metrics.h"
 #include "common/wire.h"
 #include "shard/collection.h"
 #include "shard/storage.h"
@@ -27,6 +28,7 @@ typedef struct {
     long long default_deadline_ms;
     long long block_cache;     /* bytes */
     int sync;
+    char metrics_addr[ME_CFG_STR_MAX];
 } me_shard_opts_t;
 
 extern const me_cfg_opt_t me_shard_options[];
@@ -40,9 +42,16 @@ typedef struct {
     uint32_t next_coll_id;
     uint64_t start_ms;
     atomic_uint_fast64_t requests, errors;
+    me_metrics_t metrics;
+    atomic_int ready;          /* storage open and collections loaded */
 } me_shard_t;
 
-/* Opens storage and loads every collection into RAM. */
+/* The shard's own /metrics lines (collections, storage) and readiness. */
+void me_shard_render_metrics(void *shard, me_buf_t *out);
+int me_shard_ready(void *shard, char *why, size_t cap);
+
+/* Opens storage and loads every collection into RAM; s must be zeroed
+ * (metrics may be initialised first). */
 int me_shard_open(me_shard_t *s, const me_shard_opts_t *opts, char *err, size_t errcap);
 void me_shard_close(me_shard_t *s);
 

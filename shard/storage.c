@@ -204,3 +204,12 @@ uint64_t me_storage_disk_bytes(me_storage_t *s) {
     }
     return total;
 }
+
+uint64_t me_storage_property(me_storage_t *s, const char *name) {
+    uint64_t total = 0;
+    for (int i = 0; i < ME_CF_COUNT; i++) {
+        uint64_t v = 0;
+        if (rocksdb_property_int_cf(s->db, s->cf[i], name, &v) == 0) total += v;
+    }
+    return total;
+}

@@ -56,6 +56,8 @@ me_iter_t *me_storage_iter(me_storage_t *s, me_cf_t cf, const void *prefix, size
 int me_iter_next(me_iter_t *it, const char **key, size_t *klen, const char **val, size_t *vlen);
 void me_iter_free(me_iter_t *it);
 
+/* An integer RocksDB property summed over all families (0 when unknown). */
+uint64_t me_storage_property(me_storage_t *s, const char *name);
 /* Live SST + memtable bytes over all families. */
 uint64_t me_storage_disk_bytes(me_storage_t *s);
 

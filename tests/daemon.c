@@ -14,8 +14,11 @@ static int launch(me_daemon_t *d) {
     snprintf(listen, sizeof listen, "--listen=%s", d->endpoint);
     char datadir[600];
     snprintf(datadir, sizeof datadir, "--data-dir=%s/data", d->dir);
+    char metrics[64];
+    snprintf(metrics, sizeof metrics, "--metrics-addr=127.0.0.1:%d", d->metrics_port);
     argv[n++] = d->bin;
     argv[n++] = listen;
+    argv[n++] = metrics;
     if (!d->no_data_dir) argv[n++] = datadir;
     for (int i = 0; i < d->nextra && n < 22; i++) argv[n++] = (char *)d->extra[i];
     argv[n] = NULL;
@@ -40,6 +43,7 @@ int me_daemon_start(me_daemon_t *d, const char *binary, const char *tag) {
     free(dir);
     snprintf(d->log, sizeof d->log, "%s/daemon.log", d->dir);
     if (!d->port_fixed) d->port = me_test_free_port();
+    d->metrics_port = me_test_free_port();
     snprintf(d->endpoint, sizeof d->endpoint, "tcp://127.0.0.1:%d", d->port);
     return launch(d);
 }

@@ -18,6 +18,7 @@ typedef struct {
     const char *extra[16];    /* extra command-line arguments */
     int nextra;
     int no_data_dir;          /* do not pass --data-dir (the coordinator has none) */
+    int metrics_port;         /* its HTTP endpoint (a free port, chosen at start) */
     int port_fixed;           /* use .port as given instead of a free one */
 } me_daemon_t;
 

@@ -218,3 +218,36 @@ double me_percentile(double *v, int n, double p) {
     if (lo >= n - 1) return v[n - 1];
     return v[lo] + (pos - lo) * (v[lo + 1] - v[lo]);
 }
+
+int me_test_http_get(int port, const char *path, char **body) {
+    if (body) *body = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) { close(fd); return -1; }
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) { close(fd); return -1; }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while (buf && (r = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)r;
+        if (len + 1 == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) break;
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    close(fd);
+    if (!buf) return -1;
+    buf[len] = 0;
+    int status = -1;
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    char *sep = strstr(buf, "\r\n\r\n");
+    if (body) *body = strdup(sep ? sep + 4 : "");
+    free(buf);
+    return status;
+}

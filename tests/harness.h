@@ -77,6 +77,10 @@ int me_test_stop(pid_t pid, int kill9);
 /* p-th percentile (0..100) of v[0..n), sorting v in place; 0 when n == 0. */
 double me_percentile(double *v, int n, double p);
 
+/* GET http://127.0.0.1:port/path: the status code (or -1) and the body
+ * (malloc'd, NUL-terminated) in *body when body != NULL. */
+int me_test_http_get(int port, const char *path, char **body);
+
 /* Milliseconds on a monotonic clock. */
 double me_test_now_ms(void);
 

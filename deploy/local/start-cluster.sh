@@ -60,7 +60,8 @@ for ((s = 0; s < shards; s++)); do
   line="group g$s"
   for ((r = 0; r < replicas; r++)); do
     name="g$s-r$r"
-    "$bin/metaembed-shard" --listen "tcp://127.0.0.1:$p" --data-dir "$dir/$name" >> "$dir/$name.log" 2>&1 &
+    "$bin/metaembed-shard" --listen "tcp://127.0.0.1:$p" --data-dir "$dir/$name" \
+      --metrics-addr "127.0.0.1:$((p + 1400))" >> "$dir/$name.log" 2>&1 &
     echo $! >> "$dir/pids"
     line="$line tcp://127.0.0.1:$p"
     wait_port "$p"
@@ -75,20 +76,22 @@ if [ "$encoders" -gt 0 ]; then
   for ((e = 0; e < encoders; e++)); do
     ep=$((port + 100 + e))
     "$bin/metaembed-encoder" --listen "tcp://127.0.0.1:$ep" --model "$model" --ingest-from "$stream" \
-      --coordinator "tcp://127.0.0.1:$port" >> "$dir/encoder$e.log" 2>&1 &
+      --coordinator "tcp://127.0.0.1:$port" --metrics-addr "127.0.0.1:$((ep + 1400))" >> "$dir/encoder$e.log" 2>&1 &
     echo $! >> "$dir/pids"
     line="$line tcp://127.0.0.1:$ep"
     wait_port "$ep"
   done
   echo "$line" >> "$map"
 fi
-"$bin/metaembed-coordinator" --listen "tcp://127.0.0.1:$port" --cluster "$map" "${extra[@]}" >> "$dir/coordinator.log" 2>&1 &
+"$bin/metaembed-coordinator" --listen "tcp://127.0.0.1:$port" --cluster "$map" \
+  --metrics-addr "127.0.0.1:$((port + 1400))" "${extra[@]}" >> "$dir/coordinator.log" 2>&1 &
 echo $! >> "$dir/pids"
 wait_port "$port"
 cat <<MSG
 metaembed cluster up: coordinator tcp://127.0.0.1:$port, $shards shard group(s) x $replicas replica(s), $encoders encoder(s)
   data and logs:  $dir
   cluster map:    $map
+  metrics:        http://127.0.0.1:$((port + 1400))/metrics (coordinator; each process: its port + 1400)
   try:            export METAEMBED_ADDR=tcp://127.0.0.1:$port; $bin/metaembed status
   text ingest:    $bin/metaembed ingest corpus.jsonl --collection NAME --stream $stream
   stop:           deploy/local/stop-cluster.sh --dir $dir

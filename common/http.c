@@ -1,0 +1,230 @@
+#include "common/http.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define MAX_REQUEST 8192
+
+struct me_http {
+    uv_loop_t loop;
+    uv_tcp_t server;
+    uv_async_t stop;
+    pthread_t thread;
+    me_http_handler_fn fn;
+    void *ctx;
+};
+
+typedef struct {
+    uv_tcp_t tcp;
+    me_http_t *h;
+    char req[MAX_REQUEST];
+    size_t len;
+    int responded;
+    uv_write_t wr;
+    me_buf_t out;
+} conn_t;
+
+void me_buf_printf(me_buf_t *b, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        size_t room = b->cap - b->len;
+        va_start(ap, fmt);
+        int n = b->data ? vsnprintf(b->data + b->len, room, fmt, ap) : -1;
+        va_end(ap);
+        if (n >= 0 && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t need = b->len + (n > 0 ? (size_t)n : 0) + 1;
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < need) cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) return;  /* out of memory: the body is cut short */
+        b->data = d;
+        b->cap = cap;
+    }
+}
+
+void me_buf_free(me_buf_t *b) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static void on_close(uv_handle_t *h) {
+    conn_t *c = h->data;
+    me_buf_free(&c->out);
+    free(c);
+}
+
+static void on_written(uv_write_t *w, int status) {
+    (void)status;
+    conn_t *c = w->data;
+    /* On shutdown the handle may already be closing (the write was cancelled). */
+    if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    conn_t *c = h->data;
+    buf->base = c->req + c->len;
+    buf->len = MAX_REQUEST - 1 - c->len;
+}
+
+static const char *reason(int status) {
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+static void respond(conn_t *c) {
+    c->responded = 1;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    int status = 400, head = 0;
+    me_buf_t body = { 0 };
+    const char *ctype = "text/plain; charset=utf-8";
+    char method[8] = "", path[1024] = "";
+    if (sscanf(c->req, "%7s %1023s", method, path) == 2) {
+        head = !strcmp(method, "HEAD");
+        if (strcmp(method, "GET") != 0 && !head) {
+            status = 405;
+            me_buf_printf(&body, "only GET and HEAD\n");
+        } else {
+            char *q = strchr(path, '?');
+            if (q) *q = 0;
+            status = c->h->fn(c->h->ctx, path, &body, &ctype);
+        }
+    } else {
+        me_buf_printf(&body, "malformed request\n");
+    }
+    me_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                  status, reason(status), ctype, body.len);
+    if (!head && body.len) {
+        /* Append the body (it may hold NULs in principle: copy bytes). */
+        size_t need = c->out.len + body.len;
+        if (need > c->out.cap) {
+            char *d = realloc(c->out.data, need);
+            if (d) { c->out.data = d; c->out.cap = need; }
+        }
+        if (need <= c->out.cap) {
+            memcpy(c->out.data + c->out.len, body.data, body.len);
+            c->out.len = need;
+        }
+    }
+    me_buf_free(&body);
+    uv_buf_t buf = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    c->wr.data = c;
+    if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0)
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+    (void)buf;
+    conn_t *c = s->data;
+    if (c->responded) return;
+    if (n < 0) {
+        uv_close((uv_handle_t *)s, on_close);
+        return;
+    }
+    c->len += (size_t)n;
+    c->req[c->len] = 0;
+    if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n") || c->len >= MAX_REQUEST - 1) respond(c);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+    if (status < 0) return;
+    me_http_t *h = server->data;
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c) return;
+    c->h = h;
+    uv_tcp_init(&h->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+}
+
+static void close_walk(uv_handle_t *handle, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(handle)) uv_close(handle, handle->type == UV_TCP && handle->data && handle->data != arg ? on_close : NULL);
+}
+
+static void on_stop(uv_async_t *a) {
+    me_http_t *h = a->data;
+    uv_close((uv_handle_t *)&h->server, NULL);
+    uv_close((uv_handle_t *)&h->stop, NULL);
+    uv_walk(&h->loop, close_walk, h);
+}
+
+static void *loop_main(void *arg) {
+    me_http_t *h = arg;
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+me_http_t *me_http_start(const char *addr, me_http_handler_fn fn, void *ctx, int *port, char *err, size_t errcap) {
+    char host[256];
+    int p = -1;
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= sizeof host || sscanf(colon + 1, "%d", &p) != 1 || p < 0 || p > 65535) {
+        snprintf(err, errcap, "'%s' is not HOST:PORT (e.g. 127.0.0.1:9100)", addr);
+        return NULL;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    me_http_t *h = calloc(1, sizeof *h);
+    if (!h) { snprintf(err, errcap, "out of memory"); return NULL; }
+    h->fn = fn;
+    h->ctx = ctx;
+    uv_loop_init(&h->loop);
+    uv_tcp_init(&h->loop, &h->server);
+    h->server.data = h;
+    struct sockaddr_in sa;
+    int rc = uv_ip4_addr(host, p, &sa);
+    if (rc == 0) rc = uv_tcp_bind(&h->server, (const struct sockaddr *)&sa, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&h->server, 64, on_connection);
+    if (rc != 0) {
+        snprintf(err, errcap, "cannot listen on %s: %s", addr, uv_strerror(rc));
+        uv_close((uv_handle_t *)&h->server, NULL);
+        uv_run(&h->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&h->loop);
+        free(h);
+        return NULL;
+    }
+    if (port) {
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        uv_tcp_getsockname(&h->server, (struct sockaddr *)&ss, &len);
+        *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    uv_async_init(&h->loop, &h->stop, on_stop);
+    h->stop.data = h;
+    if (pthread_create(&h->thread, NULL, loop_main, h) != 0) {
+        snprintf(err, errcap, "cannot start the HTTP thread");
+        uv_close((uv_handle_t *)&h->server, NULL);
+        uv_close((uv_handle_t *)&h->stop, NULL);
+        uv_run(&h->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&h->loop);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void me_http_stop(me_http_t *h) {
+    if (!h) return;
+    uv_async_send(&h->stop);
+    pthread_join(h->thread, NULL);
+    uv_loop_close(&h->loop);
+    free(h);
+}

@@ -1,0 +1,53 @@
+/* Request metrics every daemon keeps, rendered in the Prometheus text
+ * exposition format: requests by method and status code, and a latency
+ * histogram by method. Updates are relaxed atomic adds on the request path;
+ * rendering only reads them, so a scrape never waits on a request. */
+#ifndef ME_METRICS_H
+#define ME_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common/http.h"
+
+#define ME_METRICS_METHODS 16    /* proto Method numbers 0..15 */
+#define ME_METRICS_CODES 17      /* gRPC codes 0..16 */
+#define ME_METRICS_BUCKETS 16
+
+typedef struct {
+    atomic_uint_fast64_t requests[ME_METRICS_METHODS][ME_METRICS_CODES];
+    atomic_uint_fast64_t buckets[ME_METRICS_METHODS][ME_METRICS_BUCKETS + 1];  /* last: +Inf */
+    atomic_uint_fast64_t sum_us[ME_METRICS_METHODS];
+    uint64_t start_ms;
+} me_metrics_t;
+
+void me_metrics_init(me_metrics_t *m);
+/* Records one request (method and code outside the tables count as 0). */
+void me_metrics_observe(me_metrics_t *m, int method, int code, uint64_t micros);
+
+/* Writes metaembed_requests_total, metaembed_request_duration_seconds and
+ * the process figures (metaembed_process_resident_memory_bytes,
+ * metaembed_process_open_fds, metaembed_uptime_seconds) with a `role` label. */
+void me_metrics_render(const me_metrics_t *m, const char *role, me_buf_t *out);
+
+/* The endpoints a daemon serves on --metrics-addr:
+ *   /metrics  the request metrics above, then the daemon's own (render);
+ *   /healthz  200 while the process runs;
+ *   /readyz   200 when ready(ctx) says so, else 503 with the reason. */
+typedef struct {
+    const char *role;
+    me_metrics_t *metrics;
+    void *ctx;
+    void (*render)(void *ctx, me_buf_t *out);          /* may be NULL */
+    int (*ready)(void *ctx, char *why, size_t cap);    /* 1 = ready; NULL = always */
+} me_endpoints_t;
+
+/* Starts the HTTP thread; NULL (and a warning in the log) when addr is
+ * empty or cannot be bound: the daemon still serves requests. ep must
+ * outlive the server. */
+me_http_t *me_endpoints_start(const char *addr, me_endpoints_t *ep);
+
+/* The upper bounds of the latency buckets, in seconds. */
+extern const double me_metrics_bucket_bounds[ME_METRICS_BUCKETS];
+
+#endif

@@ -1,0 +1,178 @@
+/* Every daemon's HTTP endpoint: /metrics parses as the Prometheus text
+ * format and its counters move by exactly the requests sent; /healthz;
+ * /readyz follows readiness (the coordinator's follows its shards). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/daemon.h"
+#include "tests/harness.h"
+
+/* Checks the exposition format line by line: comments are "# HELP name
+ * text" or "# TYPE name counter|gauge|histogram"; samples are
+ * name{label="value",...} number, and every sample's family was declared
+ * by a TYPE line before it. Returns the number of samples, -1 if malformed. */
+static int parse_prometheus(const char *text) {
+    char families[256][128];
+    int nf = 0, samples = 0;
+    const char *p = text;
+    while (*p) {
+        const char *end = strchr(p, '\n');
+        if (!end) return -1;  /* the format ends every line with \n */
+        char line[2048];
+        size_t len = (size_t)(end - p);
+        if (len >= sizeof line) return -1;
+        memcpy(line, p, len);
+        line[len] = 0;
+        p = end + 1;
+        if (line[0] == '#') {
+            char kind[16], name[128], type[32];
+            if (sscanf(line, "# %15s %127s %31s", kind, name, type) < 2) return -1;
+            if (!strcmp(kind, "TYPE")) {
+                if (strcmp(type, "counter") && strcmp(type, "gauge") && strcmp(type, "histogram")) return -1;
+                if (nf < 256) snprintf(families[nf++], sizeof families[0], "%s", name);
+            } else if (strcmp(kind, "HELP")) return -1;
+            continue;
+        }
+        char *q = line;
+        if (!(isalpha((unsigned char)*q) || *q == '_')) return -1;
+        while (isalnum((unsigned char)*q) || *q == '_' || *q == ':') q++;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(q - line), line);
+        if (*q == '{') {
+            q++;
+            while (*q != '}') {
+                while (isalnum((unsigned char)*q) || *q == '_') q++;
+                if (*q++ != '=' || *q++ != '"') return -1;
+                while (*q && *q != '"') { if (*q == '\\') q++; q++; }
+                if (*q++ != '"') return -1;
+                if (*q == ',') q++;
+                else if (*q != '}') return -1;
+            }
+            q++;
+        }
+        if (*q++ != ' ') return -1;
+        char *num_end;
+        strtod(q, &num_end);
+        if (num_end == q || *num_end) return -1;
+        /* Its family: the name less a histogram suffix. */
+        int found = 0;
+        for (int f = 0; f < nf && !found; f++) {
+            size_t fl = strlen(families[f]);
+            if (!strncmp(name, families[f], fl) &&
+                (!name[fl] || !strcmp(name + fl, "_bucket") || !strcmp(name + fl, "_sum") || !strcmp(name + fl, "_count")))
+                found = 1;
+        }
+        if (!found) return -1;
+        samples++;
+    }
+    return samples;
+}
+
+/* The value of the sample whose line starts with `prefix` (0 when absent). */
+static double sample(const char *text, const char *prefix) {
+    const char *p = strstr(text, prefix);
+    if (!p) return 0;
+    p = strchr(p + strlen(prefix) - 1, ' ');
+    return p ? atof(p + 1) : 0;
+}
+
+static char *scrape(const me_daemon_t *d) {
+    char *body;
+    int code = me_test_http_get(d->metrics_port, "/metrics", &body);
+    if (code != 200) { free(body); return NULL; }
+    return body;
+}
+
+TEST(metrics_shard_counts_exactly_and_parses) {
+    me_daemon_t d = { 0 };
+    ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "metrics"));
+    char *body;
+    ASSERT_EQ(me_test_http_get(d.metrics_port, "/healthz", &body), 200);
+    free(body);
+    ASSERT_EQ(me_test_http_get(d.metrics_port, "/readyz", &body), 200);
+    free(body);
+    ASSERT_EQ(me_test_http_get(d.metrics_port, "/nope", &body), 404);
+    free(body);
+    me_client_t *c = me_daemon_client(&d);
+    ASSERT_TRUE(c != NULL);
+    me_status_t st;
+    me_collection_spec_t spec = { .name = "m", .dim = 4, .max_doc_vectors = 2, .max_query_vectors = 2 };
+    ASSERT_OK(me_client_create_collection(c, &spec, &st));
+    float v[2 * 4] = { 1, 0, 0, 0, 0, 1, 0, 0 };
+    me_doc_t doc = { .id = "a", .vectors = v, .rows = 2 };
+    ASSERT_OK(me_client_upsert(c, "m", &doc, 1, 4, &st));
+    char *before = scrape(&d);
+    ASSERT_TRUE(before != NULL);
+    ASSERT_TRUE(parse_prometheus(before) > 0);
+    me_search_opts_t o = { .k = 1 };
+    me_results_t res;
+    for (int i = 0; i < 7; i++) {
+        ASSERT_OK(me_client_search(c, "m", v, 1, 4, &o, &res, &st));
+        me_results_free(&res);
+    }
+    me_search_opts_t bad = { .k = 0 };
+    ASSERT_EQ(me_client_search(c, "m", v, 1, 4, &bad, &res, &st), ME_CODE_INVALID_ARGUMENT);
+    char *after = scrape(&d);
+    ASSERT_TRUE(after != NULL);
+    int n = parse_prometheus(after);
+    if (n <= 0) fprintf(stderr, "%s\n", after);
+    ASSERT_TRUE(n > 0);
+    const char *ok = "metaembed_requests_total{role=\"shard\",method=\"Search\",code=\"OK\"}";
+    const char *inv = "metaembed_requests_total{role=\"shard\",method=\"Search\",code=\"INVALID_ARGUMENT\"}";
+    const char *cnt = "metaembed_request_duration_seconds_count{role=\"shard\",method=\"Search\"}";
+    ASSERT_EQ(sample(after, ok) - sample(before, ok), 7);
+    ASSERT_EQ(sample(after, inv) - sample(before, inv), 1);
+    ASSERT_EQ(sample(after, cnt) - sample(before, cnt), 8);
+    ASSERT_EQ(sample(after, "metaembed_collection_documents{collection=\"m\"}"), 1);
+    ASSERT_TRUE(sample(after, "metaembed_process_resident_memory_bytes{role=\"shard\"}") > 1e6);
+    free(before);
+    free(after);
+    me_client_close(c);
+    me_daemon_free(&d);
+}
+
+/* The coordinator is ready only while every group has a live replica. */
+TEST(metrics_coordinator_readyz_follows_its_shards) {
+    char *dir = me_test_tmpdir("ready");
+    int shard_port = me_test_free_port();
+    char map[600], cluster_arg[700];
+    snprintf(map, sizeof map, "%s/cluster.conf", dir);
+    FILE *f = fopen(map, "w");
+    fprintf(f, "group g0 tcp://127.0.0.1:%d\n", shard_port);
+    fclose(f);
+    snprintf(cluster_arg, sizeof cluster_arg, "--cluster=%s", map);
+    me_daemon_t co = { .no_data_dir = 1, .extra = { cluster_arg, "--heartbeat-ms=100" }, .nextra = 2 };
+    ASSERT_OK(me_daemon_start(&co, "metaembed-coordinator", "readyco"));
+    int code = 0;
+    for (int i = 0; i < 100 && code != 503; i++) {
+        char *body;
+        code = me_test_http_get(co.metrics_port, "/readyz", &body);
+        if (code == 503) ASSERT_TRUE(strstr(body, "g0") != NULL);
+        free(body);
+        if (code != 503) usleep(50000);
+    }
+    ASSERT_EQ(code, 503);  /* its only shard is not there */
+    me_daemon_t sh = { .port = shard_port, .port_fixed = 1 };
+    ASSERT_OK(me_daemon_start(&sh, "metaembed-shard", "readysh"));
+    for (int i = 0; i < 100 && code != 200; i++) {
+        char *body;
+        code = me_test_http_get(co.metrics_port, "/readyz", &body);
+        free(body);
+        if (code != 200) usleep(50000);
+    }
+    ASSERT_EQ(code, 200);
+    char *m = scrape(&co);
+    ASSERT_TRUE(m != NULL);
+    ASSERT_TRUE(parse_prometheus(m) > 0);
+    char key[200];
+    snprintf(key, sizeof key, "metaembed_replica_up{group=\"g0\",endpoint=\"tcp://127.0.0.1:%d\"}", shard_port);
+    ASSERT_EQ(sample(m, key), 1);
+    free(m);
+    me_daemon_free(&sh);
+    me_daemon_free(&co);
+    me_test_rmdir(dir);
+    free(dir);
+}
