@@ -117,6 +117,11 @@ static int endpoints_handle(void *ctx, const char *path, me_buf_t *body, const c
         me_buf_printf(body, "%s\n", why);
         return 503;
     }
+    if (!strcmp(path, "/") && ep->index_html) {
+        *content_type = "text/html; charset=utf-8";
+        me_buf_printf(body, "%s", ep->index_html);
+        return 200;
+    }
     me_buf_printf(body, "not found: try /metrics, /healthz or /readyz\n");
     return 404;
 }

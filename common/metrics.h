@@ -40,6 +40,7 @@ typedef struct {
     void *ctx;
     void (*render)(void *ctx, me_buf_t *out);          /* may be NULL */
     int (*ready)(void *ctx, char *why, size_t cap);    /* 1 = ready; NULL = always */
+    const char *index_html;                            /* served at / (may be NULL) */
 } me_endpoints_t;
 
 /* Starts the HTTP thread; NULL (and a warning in the log) when addr is

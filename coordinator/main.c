@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/server.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/dashboard.h"
 
 #define OPT(name, type, field, def, lo, hi, choices, help) \
     { name, type, offsetof(me_coord_opts_t, field), def, lo, hi, choices, help }
@@ -93,7 +94,8 @@ int main(int argc, char **argv) {
     }
     co.start_ms = me_now_ms();
     me_metrics_init(&co.metrics);
-    me_endpoints_t ep = { "coordinator", &co.metrics, &co, me_coord_render_metrics, me_coord_ready };
+    me_endpoints_t ep = { .role = "coordinator", .metrics = &co.metrics, .ctx = &co, .render = me_coord_render_metrics,
+                          .ready = me_coord_ready, .index_html = me_dashboard_html };
     me_http_t *http = me_endpoints_start(co.opts.metrics_addr, &ep);
     me_info("cluster map %s: %d groups, %d replicas, write quorum %s", co.opts.cluster, co.cluster.n_groups,
             co.cluster.n_replicas, co.opts.write_quorum ? "explicit" : "all");

@@ -60,7 +60,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     me_metrics_init(&enc.metrics);
-    me_endpoints_t ep = { "encoder", &enc.metrics, &enc, me_encoder_render_metrics, me_encoder_ready };
+    me_endpoints_t ep = { .role = "encoder", .metrics = &enc.metrics, .ctx = &enc,
+                          .render = me_encoder_render_metrics, .ready = me_encoder_ready };
     me_http_t *http = me_endpoints_start(opts.metrics_addr, &ep);
     if (me_encoder_open(&enc, &opts, err, sizeof err) != 0) {
         me_error("cannot load the model: %s (train one with 'metaembed train', or pass --model FILE)", err);

@@ -38,7 +38,8 @@ int main(int argc, char **argv) {
     static me_shard_t shard;
     me_metrics_init(&shard.metrics);
     /* Up before storage opens, so /readyz can say "not yet" during a long load. */
-    me_endpoints_t ep = { "shard", &shard.metrics, &shard, me_shard_render_metrics, me_shard_ready };
+    me_endpoints_t ep = { .role = "shard", .metrics = &shard.metrics, .ctx = &shard,
+                          .render = me_shard_render_metrics, .ready = me_shard_ready };
     me_http_t *http = me_endpoints_start(opts.metrics_addr, &ep);
     if (me_shard_open(&shard, &opts, err, sizeof err) != 0) {
         me_error("cannot open shard: %s", err);

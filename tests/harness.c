@@ -20,6 +20,23 @@
 static struct { const char *name; me_test_fn fn; } g_tests[ME_TEST_MAX];
 static int g_ntests;
 static jmp_buf g_jmp;
+/* Children started with me_test_spawn and not stopped yet: a failing test
+ * leaves through longjmp, so the runner kills what it left running. */
+static pid_t g_children[256];
+static int g_nchildren;
+
+static void forget_child(pid_t pid) {
+    for (int i = 0; i < g_nchildren; i++)
+        if (g_children[i] == pid) { g_children[i] = g_children[--g_nchildren]; return; }
+}
+
+static void kill_children(void) {
+    for (int i = 0; i < g_nchildren; i++) {
+        kill(g_children[i], SIGKILL);
+        waitpid(g_children[i], NULL, 0);
+    }
+    g_nchildren = 0;
+}
 static char g_self_dir[4096];
 
 void me_test_register(const char *name, me_test_fn fn) {
@@ -73,9 +90,11 @@ int me_test_main(int argc, char **argv) {
         t0 = me_test_now_ms();
         if (setjmp(g_jmp) == 0) {
             g_tests[t].fn();
+            kill_children();
             printf("ok   %-44s %8.0f ms\n", g_tests[t].name, me_test_now_ms() - t0);
             passed++;
         } else {
+            kill_children();
             printf("FAIL %-44s %8.0f ms\n", g_tests[t].name, me_test_now_ms() - t0);
             failed++;
         }
@@ -146,6 +165,7 @@ const char *me_test_bin(const char *name, char *buf, size_t cap) {
 
 pid_t me_test_spawn(char *const argv[], const char *log_path) {
     pid_t pid = fork();
+    if (pid > 0 && g_nchildren < (int)(sizeof g_children / sizeof g_children[0])) g_children[g_nchildren++] = pid;
     if (pid != 0) return pid;
     if (log_path) {
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -190,8 +210,16 @@ char *me_test_slurp(const char *path) {
     return buf;
 }
 
+int me_test_wait(pid_t pid) {
+    int status = 0;
+    forget_child(pid);
+    if (waitpid(pid, &status, 0) != pid) return -1;
+    return status;
+}
+
 int me_test_stop(pid_t pid, int kill9) {
     if (pid <= 0) return -1;
+    forget_child(pid);
     kill(pid, kill9 ? SIGKILL : SIGTERM);
     int status = 0;
     for (int i = 0; i < 3000; i++) {  /* up to 30 s, then force */

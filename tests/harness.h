@@ -72,6 +72,8 @@ pid_t me_test_spawn(char *const argv[], const char *log_path);
 int me_test_run(char *const argv[], const char *out_path, const char *err_path);
 /* Reads a whole file (malloc'd, NUL-terminated); NULL when unreadable. */
 char *me_test_slurp(const char *path);
+/* Waits for a spawned child to exit by itself; returns the wait status. */
+int me_test_wait(pid_t pid);
 /* SIGTERM (or SIGKILL when kill9), then waitpid; returns the exit status. */
 int me_test_stop(pid_t pid, int kill9);
 /* p-th percentile (0..100) of v[0..n), sorting v in place; 0 when n == 0. */

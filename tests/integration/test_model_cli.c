@@ -196,9 +196,7 @@ TEST(model_cli_train_resumes_exactly_after_kill9) {
     struct stat stt;
     double t0 = me_test_now_ms();
     while (stat(ckpt, &stt) != 0 && me_test_now_ms() - t0 < 60000) usleep(20000);
-    kill(pid, SIGKILL);
-    int status;
-    waitpid(pid, &status, 0);
+    me_test_stop(pid, 1);
     ASSERT_TRUE(stat(ckpt, &stt) == 0);
     ASSERT_TRUE(stat(b, &stt) != 0);  /* it died before finishing */
     /* The resumed run gets the same flags (the seed too) plus --resume. */

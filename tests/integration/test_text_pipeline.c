@@ -130,8 +130,7 @@ TEST(text_pipeline_ingest_kill_encoder_resume_search) {
         usleep(50000);
     }
     me_daemon_stop(&enc[0], 1);
-    int status;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    int status = me_test_wait(pid);
     char *text = me_test_slurp(log);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fprintf(stderr, "    ingest: %s\n", text);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
