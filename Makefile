@@ -78,7 +78,7 @@ ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) $(COORD_OBJ) $(EN
            $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
            $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all check check-build bench demo clean install install-deps dashboard-screenshot
+.PHONY: all check check-build bench demo clean install install-deps dashboard-screenshot deploy-lint
 all: $(DAEMONS)
 
 # Every object waits for the generated header so first builds are ordered.
@@ -150,6 +150,10 @@ demo:
 	@deploy/install-deps.sh --check-only || deploy/install-deps.sh
 	$(MAKE) --no-print-directory all
 	deploy/demo.sh
+
+# Parses deploy/ (YAML via npm's js-yaml, JSON, shell syntax).
+deploy-lint:
+	tests/deploy-lint.sh
 
 # The coordinator's dashboard in headless Chromium, with live figures.
 dashboard-screenshot: all
