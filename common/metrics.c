@@ -34,6 +34,27 @@ void me_metrics_observe(me_metrics_t *m, int method, int code, uint64_t micros) 
     atomic_fetch_add_explicit(&m->sum_us[method], micros, memory_order_relaxed);
 }
 
+void me_hist_observe(me_hist_t *h, uint64_t micros) {
+    double s = (double)micros / 1e6;
+    int b = 0;
+    while (b < ME_METRICS_BUCKETS && s > me_metrics_bucket_bounds[b]) b++;
+    atomic_fetch_add_explicit(&h->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_us, micros, memory_order_relaxed);
+}
+
+void me_hist_render(const me_hist_t *h, const char *name, const char *labels, me_buf_t *out) {
+    uint64_t counts[ME_METRICS_BUCKETS + 1], total = 0, cum = 0;
+    for (int b = 0; b <= ME_METRICS_BUCKETS; b++) total += counts[b] = atomic_load_explicit(&h->buckets[b], memory_order_relaxed);
+    if (!total) return;
+    for (int b = 0; b < ME_METRICS_BUCKETS; b++) {
+        cum += counts[b];
+        me_buf_printf(out, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels, me_metrics_bucket_bounds[b], (unsigned long long)cum);
+    }
+    me_buf_printf(out, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long)total);
+    me_buf_printf(out, "%s_sum{%s} %.6f\n", name, labels, (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6);
+    me_buf_printf(out, "%s_count{%s} %llu\n", name, labels, (unsigned long long)total);
+}
+
 static long open_fds(void) {
     DIR *d = opendir("/proc/self/fd");
     if (!d) return -1;

@@ -21,6 +21,17 @@ typedef struct {
     uint64_t start_ms;
 } me_metrics_t;
 
+/* A latency histogram with the same buckets, for a daemon's own figures. */
+typedef struct {
+    atomic_uint_fast64_t buckets[ME_METRICS_BUCKETS + 1];
+    atomic_uint_fast64_t sum_us;
+} me_hist_t;
+
+void me_hist_observe(me_hist_t *h, uint64_t micros);
+/* Writes name_bucket/_sum/_count samples with `labels` (e.g. "stage=\"coarse\"");
+ * the caller writes the family's HELP and TYPE lines once. Skips an empty one. */
+void me_hist_render(const me_hist_t *h, const char *name, const char *labels, me_buf_t *out);
+
 void me_metrics_init(me_metrics_t *m);
 /* Records one request (method and code outside the tables count as 0). */
 void me_metrics_observe(me_metrics_t *m, int method, int code, uint64_t micros);

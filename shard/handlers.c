@@ -524,7 +524,20 @@ static int h_search(req_t *r) {
     me_search_params_t p = { .query = q, .r_q = r_q, .r_c = r_c, .k = m->k, .candidates = n1,
                              .exact = m->exact, .deadline_us = r->deadline_us };
     char err[256] = "";
+    uint64_t t_search = me_now_us();
     int e = me_search_run(c, s->storage, &p, &res, err, sizeof err);
+    if (e == 0) {
+        static const int std_budgets[5][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 16 }, { 16, 64 } };
+        int bi = 5;
+        for (int i = 0; i < 5; i++)
+            if (std_budgets[i][0] == r_q && std_budgets[i][1] == r_c) bi = i;
+        me_hist_observe(&s->search_by_budget[bi], me_now_us() - t_search);
+        for (int i = 0; i < res.nstages; i++) {
+            const char *n = res.stages[i].name;
+            int si = !strcmp(n, "coarse") ? 0 : !strcmp(n, "rerank") ? 1 : 2;
+            me_hist_observe(&s->search_by_stage[si], res.stages[i].micros);
+        }
+    }
     if (e) { rc = me_reply_error(r->reply, status_of(e), "%s", err[0] ? err : me_strerror(e)); goto out; }
 
     hits = calloc(res.nhits ? res.nhits : 1, sizeof *hits);

@@ -86,6 +86,21 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
         me_buf_printf(out, "metaembed_collection_index_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,
                       (unsigned long long)me_coll_index_bytes(s->colls[i]));
     pthread_rwlock_unlock(&s->lock);
+    static const char *budgets[6] = { "1x1", "2x4", "4x8", "8x16", "16x64", "other" };
+    static const char *stages[3] = { "coarse", "rerank", "exact" };
+    char labels[64];
+    me_buf_printf(out, "# HELP metaembed_search_duration_seconds Search time in the shard, by budget (r_q x r_c).\n"
+                       "# TYPE metaembed_search_duration_seconds histogram\n");
+    for (int i = 0; i < 6; i++) {
+        snprintf(labels, sizeof labels, "budget=\"%s\"", budgets[i]);
+        me_hist_render(&s->search_by_budget[i], "metaembed_search_duration_seconds", labels, out);
+    }
+    me_buf_printf(out, "# HELP metaembed_search_stage_seconds Time per search stage.\n"
+                       "# TYPE metaembed_search_stage_seconds histogram\n");
+    for (int i = 0; i < 3; i++) {
+        snprintf(labels, sizeof labels, "stage=\"%s\"", stages[i]);
+        me_hist_render(&s->search_by_stage[i], "metaembed_search_stage_seconds", labels, out);
+    }
     me_buf_printf(out, "# HELP metaembed_rocksdb_live_bytes RocksDB SST and memtable bytes.\n"
                        "# TYPE metaembed_rocksdb_live_bytes gauge\n"
                        "metaembed_rocksdb_live_bytes %llu\n", (unsigned long long)me_storage_disk_bytes(s->storage));

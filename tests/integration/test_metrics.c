@@ -127,6 +127,14 @@ TEST(metrics_shard_counts_exactly_and_parses) {
     ASSERT_EQ(sample(after, inv) - sample(before, inv), 1);
     ASSERT_EQ(sample(after, cnt) - sample(before, cnt), 8);
     ASSERT_EQ(sample(after, "metaembed_collection_documents{collection=\"m\"}"), 1);
+    /* Budget (1, 2) is none of the five MMR budgets; each search ran a coarse
+     * stage and a rerank. */
+    const char *bud = "metaembed_search_duration_seconds_count{budget=\"other\"}";
+    const char *coarse = "metaembed_search_stage_seconds_count{stage=\"coarse\"}";
+    const char *rerank = "metaembed_search_stage_seconds_count{stage=\"rerank\"}";
+    ASSERT_EQ(sample(after, bud) - sample(before, bud), 7);
+    ASSERT_EQ(sample(after, coarse) - sample(before, coarse), 7);
+    ASSERT_EQ(sample(after, rerank) - sample(before, rerank), 7);
     ASSERT_TRUE(sample(after, "metaembed_process_resident_memory_bytes{role=\"shard\"}") > 1e6);
     free(before);
     free(after);
