@@ -76,9 +76,9 @@ BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
 ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) $(COORD_OBJ) $(ENCODER_OBJ) $(BUILD)/shard/main.o \
            $(BUILD)/coordinator/main.o $(BUILD)/encoder/main.o $(TESTLIB_OBJ) \
            $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
-           $(BENCH_SRC:%.c=$(BUILD)/%.o)
+           $(BENCH_SRC:%.c=$(BUILD)/%.o) $(FUZZ_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all check check-build bench demo clean install install-deps dashboard-screenshot deploy-lint
+.PHONY: all check check-build bench demo clean install install-deps dashboard-screenshot deploy-lint fuzz fuzz-build
 all: $(DAEMONS)
 
 # Every object waits for the generated header so first builds are ordered.
@@ -150,6 +150,21 @@ demo:
 	@deploy/install-deps.sh --check-only || deploy/install-deps.sh
 	$(MAKE) --no-print-directory all
 	deploy/demo.sh
+
+# libFuzzer targets (clang): `make fuzz` runs each for FUZZ_SECONDS from the
+# seeds in tests/fuzz/seeds, then replays tests/fuzz/regressions.
+FUZZ_SRC := $(wildcard tests/fuzz/*.c)
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(MAKE) --no-print-directory CC=clang BUILD=build/fuzz SANITIZER=address,undefined,fuzzer-no-link OPT=-O1 fuzz-build
+	tests/fuzz/run.sh build/fuzz/bin $(FUZZ_SECONDS)
+
+fuzz-build: $(FUZZ_SRC:tests/fuzz/%.c=$(BIN)/%)
+.SECONDARY:
+
+$(BIN)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(SHARD_OBJ) $(ENCODER_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 # Parses deploy/ (YAML via npm's js-yaml, JSON, shell syntax).
 deploy-lint:

@@ -14,6 +14,7 @@ PACKAGES=(
   libuv1-dev                               # HTTP metrics endpoint
   zlib1g-dev                               # reading the gzipped training data
   procps                                   # pgrep/pkill in tests and scripts
+  clang                                    # make fuzz (libFuzzer)
 )
 
 missing=()
