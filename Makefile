@@ -78,7 +78,7 @@ ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) $(COORD_OBJ) $(EN
            $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
            $(BENCH_SRC:%.c=$(BUILD)/%.o) $(FUZZ_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all check check-build bench demo clean install install-deps dashboard-screenshot deploy-lint fuzz fuzz-build
+.PHONY: all check check-build bench demo clean install install-deps dashboard-screenshot deploy-lint fuzz fuzz-build soak
 all: $(DAEMONS)
 
 # Every object waits for the generated header so first builds are ordered.
@@ -150,6 +150,12 @@ demo:
 	@deploy/install-deps.sh --check-only || deploy/install-deps.sh
 	$(MAKE) --no-print-directory all
 	deploy/demo.sh
+
+# The long form of the crash-consistency loop (make check kills 20 times).
+SOAK_KILLS ?= 200
+soak:
+	$(MAKE) --no-print-directory SANITIZER=address,undefined OPT=-O1 check-build
+	ME_SOAK_KILLS=$(SOAK_KILLS) ME_BIN=$(CHECK_BUILD)/bin $(CHECK_BUILD)/bin/integration_tests --suite soak crash_
 
 # libFuzzer targets (clang): `make fuzz` runs each for FUZZ_SECONDS from the
 # seeds in tests/fuzz/seeds, then replays tests/fuzz/regressions.
