@@ -401,3 +401,48 @@ TEST(local_cluster_launcher_starts_and_stops) {
     me_test_rmdir(dir);
     free(dir);
 }
+
+#include <signal.h>
+
+/* A hung shard (SIGSTOP: connections stay open, nothing answers): every
+ * search still answers within its deadline, partial and naming the group;
+ * after SIGCONT the answers are complete again. */
+TEST(cluster_hung_shard_answers_within_deadline) {
+    cluster_t c;
+    ASSERT_OK(cluster_start(&c, 2, 1, NULL));
+    me_client_t *cli = connect_coord(&c);
+    ASSERT_TRUE(cli != NULL);
+    corpus_t cp;
+    make_corpus(&cp, 1000, 21);
+    upsert_corpus(cli, &cp);
+    float q[4 * DIM];
+    me_synth_t p = me_synth_default(DIM, ROWS, 21);
+    me_synth_query(&p, 3, 1, 4, q);
+    me_search_opts_t o = { .k = 10 };
+    me_results_t res;
+    me_status_t st;
+    kill(c.shards[1].pid, SIGSTOP);
+    me_client_set_timeout(cli, 1000);
+    for (int i = 0; i < 8; i++) {
+        double t0 = me_test_now_ms();
+        ASSERT_OK(me_client_search(cli, "c", q, 4, DIM, &o, &res, &st));
+        ASSERT_TRUE(me_test_now_ms() - t0 < 1000);
+        ASSERT_EQ(res.partial, 1);
+        ASSERT_STREQ(res.missing_groups[0], "g1");
+        me_results_free(&res);
+    }
+    kill(c.shards[1].pid, SIGCONT);
+    me_client_set_timeout(cli, 5000);
+    int complete = 0;
+    for (int i = 0; i < 100 && !complete; i++) {
+        ASSERT_OK(me_client_search(cli, "c", q, 4, DIM, &o, &res, &st));
+        complete = !res.partial;
+        me_results_free(&res);
+        if (!complete) usleep(100000);
+    }
+    ASSERT_TRUE(complete);
+    check_searches(cli, &cp, 21, 1);
+    me_client_close(cli);
+    free_corpus(&cp);
+    cluster_stop(&c);
+}
