@@ -151,7 +151,7 @@ int me_search_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p,
     size_t n = c->n;
     me_mquery_t *q = me_mquery_new(p->query, p->r_q, c->cfg.dim);
     if (!q) { snprintf(err, errcap, "out of memory"); return ME_ENOMEM; }
-    me_topk_t final_k, stage1;
+    me_topk_t final_k, stage1 = { 0 };
     int rc = me_topk_init(&final_k, p->k, tie_by_id, c);
     if (rc) { me_mquery_free(q); return rc; }
     int coarse_rc = p->r_c < c->cfg.coarse_vectors ? p->r_c : c->cfg.coarse_vectors;
@@ -166,10 +166,18 @@ int me_search_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p,
         if (rc == 0) stage_done(out, p->exact ? "exact" : "coarse", p->r_q, p->r_c, n, final_k.n, t0);
     } else {
         rc = me_topk_init(&stage1, n1, tie_by_id, c);
+        /* Stage 1 scores the coarsest budget the model was trained for:
+         * the first query vector against the first document vector(s).
+         * Summing every query vector against d_0 instead is no budget the
+         * MMR loss trains, and on real embeddings it loses most answers. */
+        int coarse_rq = p->r_q < ME_SEARCH_COARSE_QUERY_VECTORS ? p->r_q : ME_SEARCH_COARSE_QUERY_VECTORS;
+        me_mquery_t *q1 = rc == 0 ? me_mquery_new(p->query, coarse_rq, c->cfg.dim) : NULL;
+        if (rc == 0 && !q1) rc = ME_ENOMEM;
         if (rc == 0) {
-            rc = score_into(c, st, q, coarse_rc, NULL, n, &stage1, p->deadline_us, err, errcap);
+            rc = score_into(c, st, q1, coarse_rc, NULL, n, &stage1, p->deadline_us, err, errcap);
+            me_mquery_free(q1);
             if (rc == 0) {
-                stage_done(out, "coarse", p->r_q, coarse_rc, n, stage1.n, t0);
+                stage_done(out, "coarse", coarse_rq, coarse_rc, n, stage1.n, t0);
                 uint32_t *surv = malloc((stage1.n ? stage1.n : 1) * sizeof *surv);
                 if (!surv) rc = ME_ENOMEM;
                 else {
@@ -181,8 +189,8 @@ int me_search_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p,
                     free(surv);
                 }
             }
-            me_topk_free(&stage1);
         }
+        me_topk_free(&stage1);
     }
     me_mquery_free(q);
     if (rc == ME_ETIMEDOUT) snprintf(err, errcap, "deadline exceeded during search");

@@ -1,7 +1,8 @@
 /* The shard's search cascade over one collection.
  *
- *   stage 1 "coarse": MaxSim at (r_q, min(r_c, coarse_vectors)) over the
- *            dense RAM copy of every document's first vectors → top n1;
+ *   stage 1 "coarse": MaxSim at (1, min(r_c, coarse_vectors)): the first
+ *            query vector against the dense RAM copy of every document's
+ *            first vectors (the (1,1) budget MMR trains) → top n1;
  *   stage 2 "rerank": MaxSim at (r_q, r_c) over the survivors → top k,
  *            from the RAM arena, or with the tail vectors fetched from
  *            RocksDB when r_c > ram_vectors.
@@ -25,6 +26,8 @@
  * ≥ 0.99 of exact on the benchmark's nested data (tests/bench). */
 #define ME_SEARCH_DEFAULT_CANDIDATES 1000
 #define ME_SEARCH_MAX_STAGES 4
+/* Query vectors stage 1 uses (the coarsest trained budget). */
+#define ME_SEARCH_COARSE_QUERY_VECTORS 1
 
 typedef struct {
     const float *query;   /* [r_q, dim] f32 */
