@@ -157,6 +157,29 @@ int me_test_free_port(void) {
     return port;
 }
 
+static int port_free(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+int me_test_free_port_block(int n, int off) {
+    me_rng_t r = { (uint64_t)getpid() * 7919 + (uint64_t)me_test_now_ms() };
+    for (int tries = 0; tries < 200; tries++) {
+        int base = 20000 + (int)(me_rng_next(&r) % 9000);
+        int ok = 1;
+        for (int i = 0; i < n && ok; i++) ok = port_free(base + i) && port_free(base + off + i);
+        if (ok) return base;
+    }
+    return -1;
+}
+
 const char *me_test_bin(const char *name, char *buf, size_t cap) {
     const char *dir = getenv("ME_BIN");
     snprintf(buf, cap, "%s/%s", dir && *dir ? dir : g_self_dir, name);

@@ -62,6 +62,9 @@ char *me_test_tmpdir(const char *tag);
 void me_test_rmdir(const char *path);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int me_test_free_port(void);
+/* A base port P below the kernel's ephemeral range (so no client socket
+ * takes one meanwhile) with P..P+n-1 and P+off..P+off+n-1 all free now. */
+int me_test_free_port_block(int n, int off);
 /* Path of a binary built next to the tests ($ME_BIN or the runner's dir). */
 const char *me_test_bin(const char *name, char *buf, size_t cap);
 /* Starts argv[0] with the given args; stdout/stderr go to log_path. */

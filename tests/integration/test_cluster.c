@@ -365,7 +365,8 @@ TEST(local_cluster_launcher_starts_and_stops) {
     char bindir[512], port[16], out[600], err[600];
     me_test_bin("", bindir, sizeof bindir);
     bindir[strlen(bindir) - 1] = 0;  /* drop the trailing '/' */
-    snprintf(port, sizeof port, "%d", me_test_free_port());
+    /* The launcher takes P (coordinator), P+1.. (shards) and P+1400.. (metrics). */
+    snprintf(port, sizeof port, "%d", me_test_free_port_block(6, 1400));
     snprintf(out, sizeof out, "%s/start.out", dir);
     snprintf(err, sizeof err, "%s/start.err", dir);
     char cdir[600];
