@@ -220,6 +220,17 @@ int me_test_run(char *const argv[], const char *out_path, const char *err_path) 
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+int me_test_run_capture(char *const argv[], const char *dir, const char *tag, char **out, char **err) {
+    char o[700], e[700];
+    snprintf(o, sizeof o, "%s/%s.out", dir, tag);
+    snprintf(e, sizeof e, "%s/%s.err", dir, tag);
+    int code = me_test_run(argv, o, e);
+    *out = me_test_slurp(o);
+    *err = me_test_slurp(e);
+    if (code) fprintf(stderr, "    %s exit %d: %s\n", tag, code, *err ? *err : "");
+    return code;
+}
+
 char *me_test_slurp(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;

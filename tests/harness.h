@@ -73,6 +73,9 @@ pid_t me_test_spawn(char *const argv[], const char *log_path);
  * given files (NULL: /dev/null); returns the exit code, 128 + the signal
  * when it was killed, -1 when it could not run. */
 int me_test_run(char *const argv[], const char *out_path, const char *err_path);
+/* me_test_run with stdout and stderr kept in DIR/TAG.out and .err and
+ * returned in *out and *err (malloc'd); a failure's stderr is printed. */
+int me_test_run_capture(char *const argv[], const char *dir, const char *tag, char **out, char **err);
 /* Reads a whole file (malloc'd, NUL-terminated); NULL when unreadable. */
 char *me_test_slurp(const char *path);
 /* Waits for a spawned child to exit by itself; returns the wait status. */

@@ -51,16 +51,7 @@ static int parse_losses(const char *line, double *loss, int max) {
     return n;
 }
 
-static int run(char **argv, const char *dir, const char *tag, char **out, char **err) {
-    char o[700], e[700];
-    snprintf(o, sizeof o, "%s/%s.out", dir, tag);
-    snprintf(e, sizeof e, "%s/%s.err", dir, tag);
-    int code = me_test_run(argv, o, e);
-    *out = me_test_slurp(o);
-    *err = me_test_slurp(e);
-    if (code) fprintf(stderr, "    %s exit %d: %s\n", tag, code, *err ? *err : "");
-    return code;
-}
+#define run me_test_run_capture
 
 TEST(model_cli_train_eval_encode_ingest_on_real_slice) {
     char *dir = me_test_tmpdir("modelcli");

@@ -16,16 +16,7 @@
 
 enum { NDOCS = 2000 };
 
-static int run_cli(char **argv, const char *dir, const char *tag, char **out, char **err) {
-    char o[700], e[700];
-    snprintf(o, sizeof o, "%s/%s.out", dir, tag);
-    snprintf(e, sizeof e, "%s/%s.err", dir, tag);
-    int code = me_test_run(argv, o, e);
-    *out = me_test_slurp(o);
-    *err = me_test_slurp(e);
-    if (code) fprintf(stderr, "    %s exit %d: %s\n", tag, code, *err ? *err : "");
-    return code;
-}
+#define run_cli me_test_run_capture
 
 TEST(text_pipeline_ingest_kill_encoder_resume_search) {
     char data[1024], msg[256];
