@@ -23,6 +23,11 @@ while [ $# -gt 0 ]; do
 done
 if [ -z "$data" ]; then
   data=${METAEMBED_DATA:-$here/../shared/data/debian-descriptions.jsonl.gz}
+  # No frozen copy on this machine: rebuild the data set from the Debian archive.
+  if [ ! -f "$data" ]; then
+    data="$here/data/debian-descriptions.jsonl.gz"
+    [ -f "$data" ] || "$here/deploy/fetch-debian-data.sh" "$data"
+  fi
 fi
 [ -f "$data" ] || { echo "demo: no data at $data (pass --data FILE or set METAEMBED_DATA)" >&2; exit 1; }
 [ -f "$model" ] || { echo "demo: no model at $model; train it with: $bin/metaembed train" >&2; exit 1; }
