@@ -121,7 +121,7 @@ $(BIN)/integration_tests: $(INTEG_SRC:%.c=$(BUILD)/%.o) $(TESTLIB_OBJ) $(ENCODER
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/bench_%: $(BUILD)/tests/bench/bench_%.o $(TESTLIB_OBJ) $(SHARD_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
+$(BIN)/bench_%: $(BUILD)/tests/bench/bench_%.o $(TESTLIB_OBJ) $(SHARD_OBJ) $(ENCODER_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -33,11 +33,14 @@ static void main_usage(FILE *out) {
             "                                    embed texts into [N, R, D] for ingest\n"
             "  eval [--model MODEL] [--plot F.svg]\n"
             "                                    quality at every budget on the held-out split\n"
+            "  keygen --dir DIR [--client NAME]  CurveZMQ keys for an encrypted cluster (--curve-dir)\n"
             "\n"
             "global options (accepted before or after the command):\n"
             "  --addr tcp://HOST:PORT        server address (else $METAEMBED_ADDR, else " CLI_DEFAULT_ADDR ")\n"
             "  --json                        print one JSON object on stdout instead of text\n"
             "  --timeout MS                  per-request timeout [default: 30000]\n"
+            "  --curve-dir DIR               CurveZMQ keys (else $METAEMBED_CURVE_DIR; empty = plain)\n"
+            "  --curve-key NAME              with --curve-dir: this client's key pair NAME.key [default: client]\n"
             "  -h, --help                    show this help; 'metaembed COMMAND --help' for a command\n"
             "\n"
             "Errors go to stderr; exit status 0 on success, 1 on failure, 2 on a usage error.\n");
@@ -535,10 +538,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "train")) rc = cli_cmd_train(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "encode")) rc = cli_cmd_encode(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "eval")) rc = cli_cmd_eval(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "keygen")) rc = cli_cmd_keygen(&c, sub_argc, sub_argv);
     else {
         c.cmd = NULL;
         rc = cli_usage_error(&c, "unknown command '%s' (commands: collection, ingest, search, get, delete, "
-                                 "status, train, encode, eval)", cmd);
+                                 "status, train, encode, eval, keygen)", cmd);
     }
     me_client_close(c.client);
     return rc;

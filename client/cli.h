@@ -21,6 +21,8 @@ typedef struct {
     char addr[ME_CFG_STR_MAX];
     int json;
     long long timeout;      /* ms, per request */
+    char curve_dir[ME_CFG_STR_MAX];  /* CurveZMQ keys; "" = $METAEMBED_CURVE_DIR or plain */
+    char curve_key[ME_CFG_STR_MAX];  /* this client's key pair name in curve_dir */
 } cli_global_t;
 
 typedef struct {
@@ -53,6 +55,8 @@ int cli_error(const cli_t *c, int code, const char *fmt, ...) __attribute__((for
 int cli_usage_error(const cli_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Reports a failed call with a hint for the common codes; returns CLI_FAIL. */
 int cli_status_error(const cli_t *c, const me_status_t *st, const char *what);
+/* --curve-dir, else $METAEMBED_CURVE_DIR, else "" (plain). */
+const char *cli_curve_dir(cli_t *c);
 /* Connects to c->g.addr (after --addr / METAEMBED_ADDR / default) or
  * reports why not; NULL on failure. */
 me_client_t *cli_connect(cli_t *c);
@@ -94,6 +98,7 @@ int cli_ingest_text(cli_t *c, const char *collection, const char *path, const ch
                     int resend_s, int force);
 int cli_cmd_encode(cli_t *c, int argc, char **argv);
 int cli_cmd_eval(cli_t *c, int argc, char **argv);
+int cli_cmd_keygen(cli_t *c, int argc, char **argv);
 int cli_cmd_get(cli_t *c, int argc, char **argv);
 int cli_cmd_delete(cli_t *c, int argc, char **argv);
 int cli_cmd_status(cli_t *c, int argc, char **argv);

@@ -317,7 +317,7 @@ out:
 
 typedef struct {
     char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], budget[ME_CFG_STR_MAX];
-    long long k, candidates, row;
+    long long k, candidates, refine_candidates, row;
     int exact, metadata, all_or_nothing;
 } search_opts_t;
 
@@ -330,7 +330,9 @@ static const me_cfg_opt_t search_table[] = {
       "query and document vectors to use, e.g. 4,16 (0 = all query rows / R_c) [default: 0,0]" },
     { "k", ME_CFG_INT, offsetof(search_opts_t, k), "10", 1, 1000000, NULL, "hits per query" },
     { "candidates", ME_CFG_INT, offsetof(search_opts_t, candidates), "0", 0, 1LL << 31, NULL,
-      "stage-1 survivors (0 = the server's default)" },
+      "stage-1 survivors per shard (0 = the server's default)" },
+    { "refine-candidates", ME_CFG_INT, offsetof(search_opts_t, refine_candidates), "0", 0, 1LL << 31, NULL,
+      "stage-2 survivors per shard, scored at the full budget (0 = the server's default)" },
     { "exact", ME_CFG_BOOL, offsetof(search_opts_t, exact), "false", 0, 1, NULL,
       "score every document at the budget (no cascade)" },
     { "metadata", ME_CFG_BOOL, offsetof(search_opts_t, metadata), "false", 0, 1, NULL, "print each hit's metadata" },
@@ -496,7 +498,8 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
     if (!o.vectors[0] && npos == 0)
         return cli_usage_error(c, "needs a query: --vectors FILE.npy (shape [R, D] or [N, R, D]) or a \"free text\"");
     if (o.vectors[0] && npos) return cli_usage_error(c, "give either --vectors or a text, not both");
-    me_search_opts_t so = { .k = (uint32_t)o.k, .candidates = (uint32_t)o.candidates, .exact = o.exact,
+    me_search_opts_t so = { .k = (uint32_t)o.k, .candidates = (uint32_t)o.candidates,
+                            .refine_candidates = (uint32_t)o.refine_candidates, .exact = o.exact,
                             .with_metadata = o.metadata, .all_or_nothing = o.all_or_nothing };
     if (o.budget[0]) {
         char extra;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "client/cli.h"
+#include "common/curve.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/jsonl.h"
@@ -150,7 +151,29 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
     void *zctx = zmq_ctx_new(), *push = zmq_socket(zctx, ZMQ_PUSH), *pull = zmq_socket(zctx, ZMQ_PULL);
     me_wire_socket_defaults(push, 0);
     me_wire_socket_defaults(pull, 0);
+    /* The stream carries the documents' text: the encoders connect to it as
+     * clients, so with keys it is served like a daemon's socket. */
+    me_curve_t curve;
+    me_zap_t *zap = NULL;
+    char cerr[512];
+    int curve_rc = me_curve_load(cli_curve_dir(c), c->g.curve_key, &curve, cerr, sizeof cerr);
     if (!skip || !order) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out; }
+    if (curve_rc) { rc = cli_error(c, CLI_FAIL, "--curve-dir: %s", cerr); goto out; }
+    if (curve.on && !curve.can_serve) {
+        rc = cli_error(c, CLI_FAIL, "text ingest with --curve-dir serves the stream the encoders connect to, so it "
+                                    "needs the cluster's server.key in %s", cli_curve_dir(c));
+        goto out;
+    }
+    if (!curve.on && !me_endpoint_is_local(stream)) {
+        rc = cli_error(c, CLI_FAIL, "refusing to send documents over %s unencrypted (not loopback): pass --curve-dir",
+                       stream);
+        goto out;
+    }
+    if (curve.on && (!(zap = me_curve_zap_start(zctx, &curve, cerr, sizeof cerr)) ||
+                     me_curve_server(push, &curve) != 0 || me_curve_server(pull, &curve) != 0)) {
+        rc = cli_error(c, CLI_FAIL, "cannot enable CurveZMQ on the stream: %s", zap ? zmq_strerror(errno) : cerr);
+        goto out;
+    }
     if (!force && mark_existing(c, coll, items, n, skip, &nskip) != 0) { rc = CLI_FAIL; goto out; }
     for (size_t i = 0; i < n; i++)
         if (!skip[i]) order[todo++] = i;
@@ -246,6 +269,8 @@ out:
     zmq_close(push);
     zmq_close(pull);
     zmq_ctx_term(zctx);
+    me_curve_zap_join(zap);
+    me_curve_free(&curve);
     free(skip);
     free(order);
     free(batches);

@@ -273,7 +273,7 @@ out:
 typedef struct {
     char model[ME_CFG_STR_MAX], data[ME_CFG_STR_MAX], split[ME_CFG_STR_MAX], plot[ME_CFG_STR_MAX];
     char collection[ME_CFG_STR_MAX];
-    long long max_docs, max_queries, threads, candidates;
+    long long max_docs, max_queries, threads, candidates, refine_candidates;
     int cluster, exact, compare_exact;
 } eval_opts_t;
 
@@ -293,7 +293,9 @@ static const me_cfg_opt_t eval_table[] = {
           "against --collection (ingested from the same data), with latency per budget"),
     V_OPT("collection", ME_CFG_STRING, collection, "debian", 0, 0, NULL, "with --cluster: the collection"),
     V_OPT("exact", ME_CFG_BOOL, exact, "false", 0, 1, NULL, "with --cluster: exact search instead of the cascade"),
-    V_OPT("candidates", ME_CFG_INT, candidates, "0", 0, 100000000, NULL, "with --cluster: stage-1 candidates (0 = default)"),
+    V_OPT("candidates", ME_CFG_INT, candidates, "0", 0, 100000000, NULL, "with --cluster: stage-1 candidates per shard (0 = default)"),
+    V_OPT("refine-candidates", ME_CFG_INT, refine_candidates, "0", 0, 100000000, NULL,
+          "with --cluster: stage-2 candidates per shard (0 = default)"),
     V_OPT("compare-exact", ME_CFG_BOOL, compare_exact, "false", 0, 1, NULL,
           "with --cluster: also run every query in exact mode and report the share of exact's top 10 the "
           "cascade returns and the search-time speedup (the fan-out stage, encoding excluded)"),
@@ -393,7 +395,8 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
     for (int b = 0; b < nb; b++) {
         if (budgets[b].rq > ci.max_query_vectors || budgets[b].rc > ci.max_doc_vectors) continue;
         me_search_opts_t so = { .r_q = budgets[b].rq, .r_c = budgets[b].rc, .k = 10, .exact = o->exact,
-                                .candidates = (uint32_t)o->candidates };
+                                .candidates = (uint32_t)o->candidates,
+                                .refine_candidates = (uint32_t)o->refine_candidates };
         double r1 = 0, mrr = 0, r10 = 0, overlap = 0;
         double *fan_c = o->compare_exact ? malloc((nq ? nq : 1) * sizeof *fan_c) : NULL;
         double *fan_e = o->compare_exact ? malloc((nq ? nq : 1) * sizeof *fan_e) : NULL;

@@ -13,6 +13,10 @@ const me_cfg_opt_t cli_global_opts[] = {
       "print one JSON object on stdout instead of text" },
     { "timeout", ME_CFG_INT, offsetof(cli_global_t, timeout), "30000", 1, 3600000, NULL,
       "per-request timeout in milliseconds" },
+    { "curve-dir", ME_CFG_STRING, offsetof(cli_global_t, curve_dir), "", 0, 0, NULL,
+      "CurveZMQ key directory of the cluster (else $METAEMBED_CURVE_DIR; empty = plain)" },
+    { "curve-key", ME_CFG_STRING, offsetof(cli_global_t, curve_key), "client", 0, 0, NULL,
+      "with --curve-dir: this client's key pair, NAME.key in that directory" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -27,6 +31,7 @@ static const me_cfg_opt_t *find_opt(const me_cfg_opt_t *opts, const char *name, 
 static const char *metavar(const me_cfg_opt_t *o) {
     static const struct { const char *name, *var; } vars[] = {
         { "addr", "tcp://HOST:PORT" }, { "timeout", "MS" }, { "collection", "NAME" },
+        { "curve-dir", "DIR" }, { "curve-key", "NAME" },
         { "vectors", "FILE.npy" }, { "ids", "FILE" }, { "meta", "FILE.jsonl" }, { "budget", "RQ,RC" },
         { "dim", "D" }, { "row", "I" },
     };
@@ -155,6 +160,14 @@ int cli_status_error(const cli_t *c, const me_status_t *st, const char *what) {
     return cli_error(c, CLI_FAIL, "%s: %s%s", what, st->message, hint);
 }
 
+const char *cli_curve_dir(cli_t *c) {
+    if (!c->g.curve_dir[0]) {
+        const char *env = getenv("METAEMBED_CURVE_DIR");
+        if (env && *env) snprintf(c->g.curve_dir, sizeof c->g.curve_dir, "%s", env);
+    }
+    return c->g.curve_dir;
+}
+
 me_client_t *cli_connect(cli_t *c) {
     if (!c->g.addr[0]) {
         const char *env = getenv("METAEMBED_ADDR");
@@ -163,7 +176,7 @@ me_client_t *cli_connect(cli_t *c) {
     me_status_t st;
     /* Health answers at once from a live server: do not wait 30 s for a dead one. */
     int connect_ms = c->g.timeout < 5000 ? (int)c->g.timeout : 5000;
-    c->client = me_client_connect(c->g.addr, connect_ms, &st);
+    c->client = me_client_connect_secure(c->g.addr, connect_ms, cli_curve_dir(c), c->g.curve_key, &st);
     if (!c->client) {
         if (st.code == ME_CODE_INVALID_ARGUMENT)
             cli_error(c, CLI_FAIL, "%s (set --addr or METAEMBED_ADDR)", st.message);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/curve.h"
 #include "common/dtype.h"
 #include "common/error.h"
 #include "common/wire.h"
@@ -16,7 +17,17 @@ struct me_client {
     char endpoint[256];
     int timeout_ms;
     uint64_t next_rid;
+    me_curve_t curve;         /* off unless connected with a key directory */
 };
+
+/* A fresh DEALER to the endpoint, with CurveZMQ when the client has keys. */
+static int open_socket(me_client_t *c) {
+    c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
+    if (!c->sock) return -1;
+    me_wire_socket_defaults(c->sock, 0);
+    if (me_curve_client(c->sock, &c->curve) != 0) return -1;
+    return zmq_connect(c->sock, c->endpoint);
+}
 
 static int set_status(me_status_t *st, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int set_status(me_status_t *st, int code, const char *fmt, ...) {
@@ -40,9 +51,7 @@ static int call(me_client_t *c, int method, const ProtobufCMessage *req, me_repl
     int rc = me_wire_call(c->sock, rid, method, (uint32_t)c->timeout_ms, req, c->timeout_ms, rep);
     if (rc == ME_ETIMEDOUT) {
         zmq_close(c->sock);
-        c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
-        me_wire_socket_defaults(c->sock, 0);
-        zmq_connect(c->sock, c->endpoint);
+        open_socket(c);
         return set_status(st, ME_STATUS_DEADLINE_EXCEEDED, "no reply from %s within %d ms", c->endpoint,
                           c->timeout_ms);
     }
@@ -57,20 +66,69 @@ static int call(me_client_t *c, int method, const ProtobufCMessage *req, me_repl
 }
 
 me_client_t *me_client_connect(const char *endpoint, int timeout_ms, me_status_t *st) {
+    return me_client_connect_secure(endpoint, timeout_ms, NULL, NULL, st);
+}
+
+/* What the socket monitor saw of the handshake: a refusal explains a
+ * silent timeout far better than "no reply". */
+static const char *handshake_failure(void *zctx, void *monitor) {
+    const char *why = NULL;
+    if (!monitor) return NULL;
+    (void)zctx;
+    for (;;) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, monitor, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&ev); break; }
+        uint16_t event = 0;
+        if (zmq_msg_size(&ev) >= 2) memcpy(&event, zmq_msg_data(&ev), 2);
+        zmq_msg_close(&ev);
+        zmq_msg_init(&addr);
+        zmq_msg_recv(&addr, monitor, 0);
+        zmq_msg_close(&addr);
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            why = "the server refused this client's key (add its public key to the server's allowed_clients)";
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            why = "the security handshake failed (one side uses CurveZMQ and the other does not, or server.pub "
+                  "is not the server's key: check --curve-dir on both)";
+    }
+    return why;
+}
+
+me_client_t *me_client_connect_secure(const char *endpoint, int timeout_ms, const char *curve_dir,
+                                      const char *key_name, me_status_t *st) {
     me_client_t *c = calloc(1, sizeof *c);
     if (!c) { set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); return NULL; }
     snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+    char err[512];
+    if (me_curve_load(curve_dir, key_name, &c->curve, err, sizeof err) != 0) {
+        set_status(st, ME_STATUS_INVALID_ARGUMENT, "%s", err);
+        free(c);
+        return NULL;
+    }
     c->zctx = zmq_ctx_new();
-    c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
-    me_wire_socket_defaults(c->sock, 0);
-    if (zmq_connect(c->sock, endpoint) != 0) {
+    if (open_socket(c) != 0) {
         set_status(st, ME_STATUS_INVALID_ARGUMENT, "bad endpoint '%s': %s (expected e.g. tcp://127.0.0.1:7600)",
                    endpoint, zmq_strerror(errno));
         me_client_close(c);
         return NULL;
     }
-    if (me_client_health(c, st) != 0) {
+    void *monitor = NULL;
+    char mon_ep[64];
+    snprintf(mon_ep, sizeof mon_ep, "inproc://me-client-monitor-%p", (void *)c);
+    if (zmq_socket_monitor(c->sock, mon_ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
+        monitor = zmq_socket(c->zctx, ZMQ_PAIR);
+        if (monitor && zmq_connect(monitor, mon_ep) != 0) { zmq_close(monitor); monitor = NULL; }
+    }
+    int rc = me_client_health(c, st);
+    if (rc != 0 && rc == ME_STATUS_DEADLINE_EXCEEDED) {
+        const char *why = handshake_failure(c->zctx, monitor);
+        if (why) set_status(st, ME_STATUS_UNAVAILABLE, "cannot talk to %s: %s", endpoint, why);
+    }
+    zmq_socket_monitor(c->sock, NULL, 0);
+    if (monitor) zmq_close(monitor);
+    if (rc != 0) {
         me_client_close(c);
         return NULL;
     }
@@ -82,6 +140,7 @@ void me_client_close(me_client_t *c) {
     if (!c) return;
     if (c->sock) zmq_close(c->sock);
     if (c->zctx) zmq_ctx_term(c->zctx);
+    me_curve_free(&c->curve);
     free(c);
 }
 
@@ -294,8 +353,8 @@ static int search_call(me_client_t *c, const char *collection, Metaembed__Tensor
     req.r_q = (uint32_t)o->r_q;
     req.r_c = (uint32_t)o->r_c;
     req.k = o->k;
-    uint32_t cand = o->candidates;
-    if (cand) { req.candidates = &cand; req.n_candidates = 1; }
+    uint32_t cand[2] = { o->candidates, o->refine_candidates };
+    if (cand[0] || cand[1]) { req.candidates = cand; req.n_candidates = cand[1] ? 2 : 1; }
     req.exact = o->exact;
     req.with_metadata = o->with_metadata;
     req.all_or_nothing = o->all_or_nothing;

@@ -36,6 +36,13 @@ enum {
 /* Connects to endpoint (e.g. "tcp://127.0.0.1:7600") and checks it answers
  * Health within timeout_ms. NULL on failure, with st saying why. */
 me_client_t *me_client_connect(const char *endpoint, int timeout_ms, me_status_t *st);
+/* The same over CurveZMQ (encrypted, authenticated), with the keys in
+ * curve_dir as `metaembed keygen` makes them: the server's public key
+ * server.pub and this client's key pair KEY_NAME.key (NULL: "client").
+ * curve_dir NULL or "": a plain connection. A server that refuses the key
+ * is reported as such, not as a timeout. */
+me_client_t *me_client_connect_secure(const char *endpoint, int timeout_ms, const char *curve_dir,
+                                      const char *key_name, me_status_t *st);
 void me_client_close(me_client_t *c);
 /* Per-call timeout (default 30 s); also sent as the request's deadline. */
 void me_client_set_timeout(me_client_t *c, int timeout_ms);
@@ -93,7 +100,8 @@ void me_records_free(me_record_t *r, size_t n);
 typedef struct {
     int r_q, r_c;            /* budget; 0 = all query rows / R_c */
     uint32_t k;
-    uint32_t candidates;     /* stage-1 survivors; 0 = server default */
+    uint32_t candidates;     /* stage-1 survivors per shard; 0 = server default */
+    uint32_t refine_candidates; /* stage-2 survivors per shard; 0 = server default */
     int exact;               /* score every document at the budget */
     int with_metadata;
     int all_or_nothing;      /* fail instead of a partial answer */

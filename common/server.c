@@ -103,8 +103,22 @@ int me_server_run(const me_server_t *srv) {
     void *ctl = zmq_socket(zctx, ZMQ_PAIR);
     me_wire_socket_defaults(front, srv->max_message);
     me_wire_socket_defaults(back, 0);
-    int exit_code = 0;
-    if (zmq_bind(front, srv->listen) != 0) {
+    int exit_code = 0, curve = srv->curve && srv->curve->on;
+    me_zap_t *zap = NULL;
+    char err[512];
+    if (!curve && !srv->insecure && !me_endpoint_is_local(srv->listen)) {
+        me_error("refusing to listen on %s without encryption: it is not a loopback address. Pass --curve-dir DIR "
+                 "(keys from 'metaembed keygen --dir DIR'), or --insecure on a network you trust",
+                 srv->listen);
+        exit_code = 1;
+    } else if (curve && !srv->curve->can_serve) {
+        me_error("--curve-dir has no server.key: a server needs the cluster's server key pair (metaembed keygen)");
+        exit_code = 1;
+    } else if (curve && (!(zap = me_curve_zap_start(zctx, srv->curve, err, sizeof err)) ||
+                         me_curve_server(front, srv->curve) != 0)) {
+        me_error("cannot enable CurveZMQ: %s", zap ? zmq_strerror(errno) : err);
+        exit_code = 1;
+    } else if (zmq_bind(front, srv->listen) != 0) {
         me_error("cannot listen on %s: %s (is another process using it? pick another --listen)",
                  srv->listen, zmq_strerror(errno));
         exit_code = 1;
@@ -120,7 +134,8 @@ int me_server_run(const me_server_t *srv) {
         int n = srv->threads > 0 ? srv->threads : 1;
         pthread_t *workers = calloc((size_t)n, sizeof *workers);
         for (int i = 0; i < n; i++) pthread_create(&workers[i], NULL, worker_main, &arg);
-        me_info("serving on %s with %d workers", srv->listen, n);
+        me_info("serving on %s with %d workers%s", srv->listen, n,
+                curve ? ", CurveZMQ on (clients in allowed_clients only)" : "");
         zmq_proxy_steerable(front, back, NULL, ctl);
         atomic_store(&g_stop, 1);
         for (int i = 0; i < n; i++) pthread_join(workers[i], NULL);
@@ -132,6 +147,7 @@ int me_server_run(const me_server_t *srv) {
     zmq_close(back);
     zmq_close(ctl);
     zmq_ctx_term(zctx);
+    me_curve_zap_join(zap);
     return exit_code;
 }
 

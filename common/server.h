@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/curve.h"
 #include "common/metrics.h"
 #include "common/wire.h"
 
@@ -17,6 +18,10 @@ typedef struct {
     const char *listen;          /* e.g. tcp://127.0.0.1:7600 */
     int threads;
     long long max_message;
+    /* CurveZMQ on the listening socket (NULL or off: plain). Plain is only
+     * allowed on a loopback endpoint unless insecure is set. */
+    const me_curve_t *curve;
+    int insecure;
     void *ctx;                   /* the daemon's state, passed to every call */
     /* Optional per-worker state (e.g. the worker's own sockets): made on the
      * worker's thread before it serves, freed when it stops. */

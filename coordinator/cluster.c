@@ -150,10 +150,11 @@ typedef struct {
     int backoff_ms;
 } hb_t;
 
-static void *hb_socket(void *zctx, const char *endpoint) {
+void *me_cluster_connect(const me_cluster_t *c, void *zctx, int r) {
     void *s = zmq_socket(zctx, ZMQ_DEALER);
     me_wire_socket_defaults(s, 0);
-    zmq_connect(s, endpoint);
+    me_curve_client(s, c->curve);
+    zmq_connect(s, c->replicas[r].endpoint);
     return s;
 }
 
@@ -163,7 +164,7 @@ void me_cluster_heartbeat(me_cluster_t *c, void *zctx, int interval_ms, int max_
     zmq_pollitem_t *items = calloc((size_t)c->n_replicas, sizeof *items);
     if (!hb || !items) { free(hb); free(items); return; }
     for (int r = 0; r < c->n_replicas; r++) {
-        hb[r].sock = hb_socket(zctx, c->replicas[r].endpoint);
+        hb[r].sock = me_cluster_connect(c, zctx, r);
         hb[r].backoff_ms = interval_ms;
     }
     uint64_t rid = 0;
@@ -180,7 +181,7 @@ void me_cluster_heartbeat(me_cluster_t *c, void *zctx, int interval_ms, int max_
                  * request cannot surface later, and back off if it is down. */
                 me_cluster_miss(c, r);
                 zmq_close(h->sock);
-                h->sock = hb_socket(zctx, c->replicas[r].endpoint);
+                h->sock = me_cluster_connect(c, zctx, r);
                 h->rid = 0;
                 if (!atomic_load(&c->replicas[r].up)) {
                     h->backoff_ms = h->backoff_ms * 2 > max_backoff_ms ? max_backoff_ms : h->backoff_ms * 2;

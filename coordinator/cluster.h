@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/curve.h"
+
 #define ME_GROUP_NAME_MAX 63
 #define ME_ENDPOINT_MAX 127
 
@@ -50,11 +52,16 @@ typedef struct {
     me_replica_t *replicas;
     int n_replicas;
     int liveness_max;                /* heartbeats missed before "down" */
+    const me_curve_t *curve;         /* CurveZMQ client keys for every replica; NULL = plain */
 } me_cluster_t;
 
 /* Parses the map; 0 or ME_EINVAL/ME_EIO with a line-numbered message. */
 int me_cluster_load(me_cluster_t *c, const char *path, int liveness_max, char *err, size_t errcap);
 void me_cluster_free(me_cluster_t *c);
+
+/* A DEALER connected to replica r (with CurveZMQ when the cluster has
+ * keys): the one way coordinator sockets to shards and encoders are made. */
+void *me_cluster_connect(const me_cluster_t *c, void *zctx, int r);
 
 /* Jump consistent hash (Lamping & Veach 2014). */
 int me_jump_hash(uint64_t key, int buckets);

@@ -28,6 +28,8 @@ typedef struct {
     long long max_message;
     long long max_batch;
     char metrics_addr[ME_CFG_STR_MAX];
+    char curve_dir[ME_CFG_STR_MAX];
+    int insecure;
 } me_coord_opts_t;
 
 extern const me_cfg_opt_t me_coord_options[];
@@ -35,6 +37,7 @@ extern const me_cfg_opt_t me_coord_options[];
 typedef struct {
     me_coord_opts_t opts;
     me_cluster_t cluster;
+    me_curve_t curve;            /* serves clients and calls replicas with it */
     uint64_t start_ms;
     atomic_uint_fast64_t requests, errors, retries, partial_replies;
     me_metrics_t metrics;

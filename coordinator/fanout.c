@@ -14,12 +14,7 @@ struct me_fanout {
     uint64_t next_rid;
 };
 
-static void *open_sock(me_fanout_t *f, int r) {
-    void *s = zmq_socket(f->zctx, ZMQ_DEALER);
-    me_wire_socket_defaults(s, 0);
-    zmq_connect(s, f->cluster->replicas[r].endpoint);
-    return s;
-}
+static void *open_sock(me_fanout_t *f, int r) { return me_cluster_connect(f->cluster, f->zctx, r); }
 
 me_fanout_t *me_fanout_new(me_cluster_t *c, void *zctx) {
     me_fanout_t *f = calloc(1, sizeof *f);

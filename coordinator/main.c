@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/curve.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/server.h"
@@ -32,6 +33,7 @@ const me_cfg_opt_t me_coord_options[] = {
     OPT("max-batch", ME_CFG_INT, max_batch, "4096", 1, 1000000, NULL, "most documents or ids in one request"),
     OPT("metrics-addr", ME_CFG_STRING, metrics_addr, "127.0.0.1:9200", 0, 0, NULL,
         "HTTP /metrics, /healthz, /readyz (HOST:PORT; empty = off)"),
+    ME_CURVE_CFG_OPTIONS(me_coord_opts_t),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -88,6 +90,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "metaembed-coordinator: %s\n", err);
         return 2;
     }
+    if (me_curve_load(co.opts.curve_dir, NULL, &co.curve, err, sizeof err) != 0) {
+        fprintf(stderr, "metaembed-coordinator: --curve-dir: %s\n", err);
+        return 2;
+    }
+    co.cluster.curve = &co.curve;
     if (me_server_signals() != 0) {
         perror("metaembed-coordinator: signals");
         return 1;
@@ -100,11 +107,13 @@ int main(int argc, char **argv) {
     me_info("cluster map %s: %d groups, %d replicas, write quorum %s", co.opts.cluster, co.cluster.n_groups,
             co.cluster.n_replicas, co.opts.write_quorum ? "explicit" : "all");
     me_server_t srv = { .role = "coordinator", .listen = co.opts.listen, .threads = (int)co.opts.threads,
-                        .max_message = co.opts.max_message, .ctx = &co, .worker_init = worker_init,
+                        .max_message = co.opts.max_message, .curve = &co.curve, .insecure = co.opts.insecure,
+                        .ctx = &co, .worker_init = worker_init,
                         .worker_free = worker_free, .handle = handle, .background = heartbeat };
     int exit_code = me_server_run(&srv);
     me_http_stop(http);
     me_cluster_free(&co.cluster);
+    me_curve_free(&co.curve);
     me_info("stopped cleanly");
     return exit_code;
 }

@@ -51,7 +51,7 @@ static int store(const me_ingest_opts_t *o, me_client_t **cli, Metaembed__Ingest
         }
     }
     me_status_t st;
-    if (!*cli) *cli = me_client_connect(o->coordinator, 5000, &st);
+    if (!*cli) *cli = me_client_connect_secure(o->coordinator, 5000, o->curve_dir, NULL, &st);
     if (!*cli) { code = ME_STATUS_UNAVAILABLE; snprintf(msg, cap, "coordinator %s: %.300s", o->coordinator, st.message); goto out; }
     me_client_set_timeout(*cli, 30000);
     code = me_client_upsert(*cli, b->collection, docs, n, D, &st);
@@ -81,6 +81,7 @@ void me_ingest_run(const me_ingest_opts_t *o, void *zctx, const atomic_int *stop
      * it dies (the sender resends it, but later). */
     int hwm = 1;
     zmq_setsockopt(pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    me_curve_client(pull, o->curve);
     zmq_connect(pull, o->stream);
     void *ack = NULL;
     char ack_to[256] = "";
@@ -102,6 +103,7 @@ void me_ingest_run(const me_ingest_opts_t *o, void *zctx, const atomic_int *stop
             if (ack) zmq_close(ack);
             ack = zmq_socket(zctx, ZMQ_PUSH);
             me_wire_socket_defaults(ack, 0);
+            me_curve_client(ack, o->curve);
             zmq_connect(ack, b->ack_to);
             snprintf(ack_to, sizeof ack_to, "%s", b->ack_to);
         }

@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 
+#include "common/curve.h"
 #include "encoder/embedder.h"
 
 typedef struct {
@@ -17,6 +18,8 @@ typedef struct {
     const char *name;            /* this encoder, for acks and logs */
     me_embedder_t *embedder;     /* this loop's own */
     atomic_uint_fast64_t *docs;  /* documents stored, for stats (may be NULL) */
+    const char *curve_dir;       /* CurveZMQ keys for the stream, acks and coordinator; "" = plain */
+    const me_curve_t *curve;     /* the same, loaded */
 } me_ingest_opts_t;
 
 /* Runs until *stop is set. */

@@ -32,7 +32,8 @@ static void ingest_loop(void *ctx, void *zctx, const atomic_int *stop) {
     me_encoder_t *enc = ctx;
     me_embedder_t *e = me_encoder_worker(enc);
     if (!e) return;
-    me_ingest_opts_t o = { enc->opts.ingest_from, enc->opts.coordinator, enc->opts.listen, e, &enc->ingested };
+    me_ingest_opts_t o = { enc->opts.ingest_from, enc->opts.coordinator, enc->opts.listen, e, &enc->ingested,
+                           enc->opts.curve_dir, &enc->curve };
     me_ingest_run(&o, zctx, stop);
     me_embedder_free(e);
 }
@@ -69,13 +70,21 @@ int main(int argc, char **argv) {
         return 1;
     }
     me_info("model %s loaded", opts.model);
+    if (me_curve_load(opts.curve_dir, NULL, &enc.curve, err, sizeof err) != 0) {
+        me_error("--curve-dir: %s", err);
+        me_http_stop(http);
+        me_encoder_close(&enc);
+        return 2;
+    }
     me_server_t srv = { .role = "encoder", .listen = opts.listen, .threads = (int)opts.threads,
-                        .max_message = opts.max_message, .ctx = &enc, .worker_init = worker_init,
+                        .max_message = opts.max_message, .curve = &enc.curve, .insecure = opts.insecure,
+                        .ctx = &enc, .worker_init = worker_init,
                         .worker_free = worker_free, .handle = handle,
                         .background = opts.ingest_from[0] ? ingest_loop : NULL };
     int code = me_server_run(&srv);
     me_http_stop(http);
     me_encoder_close(&enc);
+    me_curve_free(&enc.curve);
     me_info("stopped cleanly");
     return code;
 }

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/curve.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/server.h"
@@ -19,7 +21,11 @@ const me_cfg_opt_t me_encoder_options[] = {
     OPT("listen", ME_CFG_STRING, listen, "tcp://127.0.0.1:7800", 0, 0, NULL, "ZeroMQ endpoint to bind (ROUTER)"),
     OPT("model", ME_CFG_STRING, model, "models/metaembed-default.safetensors", 0, 0, NULL, "model file"),
     OPT("log-level", ME_CFG_ENUM, log_level, "info", 0, 0, "debug|info|warn|error", "log verbosity"),
-    OPT("threads", ME_CFG_INT, threads, "2", 1, 256, NULL, "worker threads, one request each at a time"),
+    OPT("threads", ME_CFG_INT, threads, "8", 1, 256, NULL,
+        "worker threads, one request each at a time (more than --lanes, so requests can wait to be batched)"),
+    OPT("lanes", ME_CFG_INT, lanes, "0", 0, 256, NULL, "forward passes at a time, one core each (0 = every core)"),
+    OPT("batching", ME_CFG_BOOL, batching, "true", 0, 1, NULL,
+        "combine Encode requests that arrive together into shared forward passes"),
     OPT("max-message", ME_CFG_SIZE, max_message, "16M", 1024, 1LL << 31, NULL, "largest request accepted"),
     OPT("max-batch", ME_CFG_INT, max_batch, "512", 1, 100000, NULL, "most texts in one Encode"),
     OPT("deadline-ms", ME_CFG_INT, default_deadline_ms, "30000", 1, 3600000, NULL, "deadline for requests that carry none"),
@@ -29,6 +35,7 @@ const me_cfg_opt_t me_encoder_options[] = {
         "coordinator that ingested documents are upserted through"),
     OPT("metrics-addr", ME_CFG_STRING, metrics_addr, "127.0.0.1:9300", 0, 0, NULL,
         "HTTP /metrics, /healthz, /readyz (HOST:PORT; empty = off)"),
+    ME_CURVE_CFG_OPTIONS(me_encoder_opts_t),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -38,6 +45,14 @@ int me_encoder_open(me_encoder_t *e, const me_encoder_opts_t *opts, char *err, s
     int rc = me_embedder_load(opts->model, &e->base, err, errcap);
     /* Workers run concurrently, so each forward pass stays on its own thread. */
     me_ops_set_threads(1);
+    if (rc == 0 && opts->batching) {
+        long lanes = opts->lanes ? opts->lanes : sysconf(_SC_NPROCESSORS_ONLN);
+        e->batcher = me_batcher_new(lanes > 0 ? (int)lanes : 1, (int)opts->max_batch);
+        if (!e->batcher) {
+            snprintf(err, errcap, "out of memory");
+            rc = ME_ENOMEM;
+        }
+    }
     if (rc == 0) atomic_store(&e->ready, 1);
     return rc;
 }
@@ -57,9 +72,31 @@ void me_encoder_render_metrics(void *ctx, me_buf_t *out) {
     me_buf_printf(out, "# HELP metaembed_ingested_documents_total Documents encoded and stored from the ingest stream.\n"
                        "# TYPE metaembed_ingested_documents_total counter\n"
                        "metaembed_ingested_documents_total %llu\n", (unsigned long long)atomic_load(&e->ingested));
+    if (e->batcher) {
+        me_batcher_stats_t bs;
+        me_batcher_stats(e->batcher, &bs);
+        me_buf_printf(out,
+                      "# HELP metaembed_encode_queue_depth Encode requests waiting for a forward pass.\n"
+                      "# TYPE metaembed_encode_queue_depth gauge\n"
+                      "metaembed_encode_queue_depth %llu\n"
+                      "# HELP metaembed_encode_passes_running Forward passes running now (at most --lanes).\n"
+                      "# TYPE metaembed_encode_passes_running gauge\n"
+                      "metaembed_encode_passes_running %llu\n"
+                      "# HELP metaembed_encode_batches_total Forward passes run for Encode requests.\n"
+                      "# TYPE metaembed_encode_batches_total counter\n"
+                      "metaembed_encode_batches_total %llu\n"
+                      "# HELP metaembed_encode_batched_requests_total Encode requests served by those passes "
+                      "(divided by the passes: requests per batch).\n"
+                      "# TYPE metaembed_encode_batched_requests_total counter\n"
+                      "metaembed_encode_batched_requests_total %llu\n",
+                      (unsigned long long)bs.queued, (unsigned long long)bs.running,
+                      (unsigned long long)bs.batches, (unsigned long long)bs.requests);
+    }
 }
 
 void me_encoder_close(me_encoder_t *e) {
+    me_batcher_free(e->batcher);
+    e->batcher = NULL;
     me_embedder_free(e->base);
     e->base = NULL;
 }
@@ -89,7 +126,10 @@ static int h_encode(req_t *r) {
     out = malloc(m->n_texts * (size_t)R * D * sizeof *out);
     if (!out) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto done; }
     /* Texts are truncated to the model's length (documented), never refused. */
-    if (me_embedder_encode(w, side, (const char *const *)m->texts, NULL, (int)m->n_texts, out) != 0) {
+    const char *const *texts = (const char *const *)m->texts;
+    int erc = e->batcher ? me_batcher_encode(e->batcher, w, side, texts, (int)m->n_texts, out)
+                         : me_embedder_encode(w, side, texts, NULL, (int)m->n_texts, out);
+    if (erc != 0) {
         rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory encoding");
         goto done;
     }

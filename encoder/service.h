@@ -1,6 +1,8 @@
 /* The encoder node's request handling: Encode (texts → nested vectors on
  * the query or document side), Health and Stats. Each worker thread has its
- * own embedder (activation buffers) over one shared, read-only model. */
+ * own embedder (activation buffers) over one shared, read-only model;
+ * Encodes that arrive together are combined into shared forward passes
+ * (encoder/batcher.h), at most one per core at a time. */
 #ifndef ME_ENCODER_SERVICE_H
 #define ME_ENCODER_SERVICE_H
 
@@ -8,8 +10,10 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/curve.h"
 #include "common/metrics.h"
 #include "common/wire.h"
+#include "encoder/batcher.h"
 #include "encoder/embedder.h"
 
 typedef struct {
@@ -17,12 +21,16 @@ typedef struct {
     char model[ME_CFG_STR_MAX];
     char log_level[ME_CFG_STR_MAX];
     long long threads;
+    long long lanes;             /* forward passes at a time; 0 = every core */
+    int batching;                /* combine Encodes that arrive together */
     long long max_message;
     long long max_batch;         /* texts per Encode */
     long long default_deadline_ms;
     char ingest_from[ME_CFG_STR_MAX];  /* text stream to pull; "" = no ingest */
     char coordinator[ME_CFG_STR_MAX];  /* where ingested documents go */
     char metrics_addr[ME_CFG_STR_MAX];
+    char curve_dir[ME_CFG_STR_MAX];
+    int insecure;
 } me_encoder_opts_t;
 
 extern const me_cfg_opt_t me_encoder_options[];
@@ -30,6 +38,8 @@ extern const me_cfg_opt_t me_encoder_options[];
 typedef struct {
     me_encoder_opts_t opts;
     me_embedder_t *base;         /* owns the model and tokenizer */
+    me_batcher_t *batcher;       /* NULL: each request runs its own pass */
+    me_curve_t curve;            /* CurveZMQ keys (off unless --curve-dir) */
     uint64_t start_ms;
     atomic_uint_fast64_t requests, errors, texts, ingested;
     me_metrics_t metrics;

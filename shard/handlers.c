@@ -505,12 +505,18 @@ static int h_search(req_t *r) {
     }
     if (m->k == 0) { rc = BAD(r, "k must be at least 1"); goto out; }
     if ((long long)m->k > s->opts.max_k) { rc = BAD(r, "k=%u exceeds the limit of %lld", m->k, s->opts.max_k); goto out; }
-    if (m->n_candidates > 1) { rc = BAD(r, "give at most one candidate count (stage-1 survivors)"); goto out; }
-    size_t n1 = m->n_candidates ? m->candidates[0] : 0;
-    if (m->n_candidates && n1 < m->k) { rc = BAD(r, "candidates=%zu must be at least k=%u", n1, m->k); goto out; }
-    if ((long long)n1 > s->opts.max_candidates) {
-        rc = BAD(r, "candidates=%zu exceeds the limit of %lld", n1, s->opts.max_candidates);
+    if (m->n_candidates > 2) {
+        rc = BAD(r, "give at most two candidate counts (stage-1 and stage-2 survivors), got %zu", m->n_candidates);
         goto out;
+    }
+    size_t ncand[2] = { 0, 0 };  /* 0 = the default */
+    for (size_t i = 0; i < m->n_candidates; i++) {
+        ncand[i] = m->candidates[i];
+        if (ncand[i] && ncand[i] < m->k) { rc = BAD(r, "candidates=%zu must be at least k=%u", ncand[i], m->k); goto out; }
+        if ((long long)ncand[i] > s->opts.max_candidates) {
+            rc = BAD(r, "candidates=%zu exceeds the limit of %lld", ncand[i], s->opts.max_candidates);
+            goto out;
+        }
     }
     q = malloc((size_t)r_q * cfg->dim * sizeof *q);
     if (!q) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
@@ -521,7 +527,8 @@ static int h_search(req_t *r) {
     }
     pthread_rwlock_rdlock(&c->lock);
     locked = 1;
-    me_search_params_t p = { .query = q, .r_q = r_q, .r_c = r_c, .k = m->k, .candidates = n1,
+    me_search_params_t p = { .query = q, .r_q = r_q, .r_c = r_c, .k = m->k, .candidates = ncand[0],
+                             .refine_candidates = ncand[1],
                              .exact = m->exact, .deadline_us = r->deadline_us };
     char err[256] = "";
     uint64_t t_search = me_now_us();
@@ -534,7 +541,7 @@ static int h_search(req_t *r) {
         me_hist_observe(&s->search_by_budget[bi], me_now_us() - t_search);
         for (int i = 0; i < res.nstages; i++) {
             const char *n = res.stages[i].name;
-            int si = !strcmp(n, "coarse") ? 0 : !strcmp(n, "rerank") ? 1 : 2;
+            int si = !strcmp(n, "coarse") ? 0 : !strcmp(n, "refine") ? 1 : !strcmp(n, "rerank") ? 2 : 3;
             me_hist_observe(&s->search_by_stage[si], res.stages[i].micros);
         }
     }

@@ -31,6 +31,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     me_log_level = me_log_level_from_name(opts.log_level);
+    me_curve_t curve;
+    if (me_curve_load(opts.curve_dir, NULL, &curve, err, sizeof err) != 0) {
+        fprintf(stderr, "metaembed-shard: --curve-dir: %s\n", err);
+        return 2;
+    }
     if (me_server_signals() != 0) {
         perror("metaembed-shard: signals");
         return 1;
@@ -48,8 +53,10 @@ int main(int argc, char **argv) {
     }
     me_info("data %s, sync %s", opts.data_dir, opts.sync ? "on" : "off");
     me_server_t srv = { .role = "shard", .listen = opts.listen, .threads = (int)opts.threads,
-                        .max_message = opts.max_message, .ctx = &shard, .handle = handle };
+                        .max_message = opts.max_message, .curve = &curve, .insecure = opts.insecure,
+                        .ctx = &shard, .handle = handle };
     int exit_code = me_server_run(&srv);
+    me_curve_free(&curve);
     me_http_stop(http);
     me_shard_close(&shard);
     me_info("stopped cleanly");

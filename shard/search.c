@@ -145,52 +145,100 @@ static void stage_done(me_search_result_t *out, const char *name, int r_q, int r
     s->micros = me_now_us() - t0;
 }
 
+/* The budgets MMR trains (the product's default ladder, coarse to fine). */
+static const int mmr_ladder[][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 16 }, { 16, 64 } };
+
+/* The middle budget of a three-stage cascade: the largest trained budget
+ * within a quarter of the request's query and document vectors, so it is a
+ * good embedding in its own right and costs a 16th or less per document:
+ * (4,8) for (16,64), (2,4) for (8,16). 0 when only (1,1), which stage 1
+ * already scored, fits. */
+static int refine_budget(int r_q, int r_c, int coarse_rq, int coarse_rc, int *rq_m, int *rc_m) {
+    int found = 0;
+    for (size_t i = 0; i < sizeof mmr_ladder / sizeof mmr_ladder[0]; i++) {
+        int q = mmr_ladder[i][0], d = mmr_ladder[i][1];
+        if (q * 4 > r_q || d * 4 > r_c) break;
+        if (q * d > coarse_rq * coarse_rc) {
+            *rq_m = q;
+            *rc_m = d;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+/* One narrowing stage: scores `in` (NULL: every document) at (rq, rc) and
+ * keeps the best `keep` slots in *out (malloc'd, *nout of them). */
+static int narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, const char *name,
+                  int rq, int rc_, const uint32_t *in, size_t n_in, size_t keep, uint32_t **out,
+                  size_t *nout, me_search_result_t *res, char *err, size_t errcap) {
+    uint64_t t0 = me_now_us();
+    me_topk_t best;
+    int rc = me_topk_init(&best, keep, tie_by_id, c);
+    if (rc) return rc;
+    me_mquery_t *q = me_mquery_new(p->query, rq, c->cfg.dim);
+    if (!q) rc = ME_ENOMEM;
+    if (rc == 0) rc = score_into(c, st, q, rc_, in, n_in, &best, p->deadline_us, err, errcap);
+    me_mquery_free(q);
+    if (rc == 0) {
+        *nout = best.n;
+        *out = malloc((best.n ? best.n : 1) * sizeof **out);
+        if (!*out) rc = ME_ENOMEM;
+        else
+            for (size_t i = 0; i < best.n; i++) (*out)[i] = best.items[i].idx;
+        if (rc == 0) stage_done(res, name, rq, rc_, n_in, best.n, t0);
+    }
+    me_topk_free(&best);
+    return rc;
+}
+
 int me_search_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p,
                   me_search_result_t *out, char *err, size_t errcap) {
     memset(out, 0, sizeof *out);
     size_t n = c->n;
     me_mquery_t *q = me_mquery_new(p->query, p->r_q, c->cfg.dim);
     if (!q) { snprintf(err, errcap, "out of memory"); return ME_ENOMEM; }
-    me_topk_t final_k, stage1 = { 0 };
+    me_topk_t final_k;
     int rc = me_topk_init(&final_k, p->k, tie_by_id, c);
     if (rc) { me_mquery_free(q); return rc; }
     int coarse_rc = p->r_c < c->cfg.coarse_vectors ? p->r_c : c->cfg.coarse_vectors;
+    /* Stage 1 scores the coarsest budget the model was trained for: the
+     * first query vector against the first document vector(s). Summing
+     * every query vector against d_0 instead is no budget the MMR loss
+     * trains, and on real embeddings it loses most answers. */
+    int coarse_rq = p->r_q < ME_SEARCH_COARSE_QUERY_VECTORS ? p->r_q : ME_SEARCH_COARSE_QUERY_VECTORS;
     size_t n1 = p->candidates ? p->candidates : ME_SEARCH_DEFAULT_CANDIDATES;
+    size_t n2 = p->refine_candidates ? p->refine_candidates : ME_SEARCH_DEFAULT_REFINE_CANDIDATES;
     if (n1 < p->k) n1 = p->k;
+    if (n2 < p->k) n2 = p->k;
 
     uint64_t t0 = me_now_us();
-    if (p->exact || coarse_rc == p->r_c) {
+    if (p->exact || (coarse_rc == p->r_c && coarse_rq == p->r_q)) {
         /* One pass at the full budget (exact mode, or a budget the coarse
-         * copy already covers). */
+         * stage already is). */
         rc = score_into(c, st, q, p->r_c, NULL, n, &final_k, p->deadline_us, err, errcap);
         if (rc == 0) stage_done(out, p->exact ? "exact" : "coarse", p->r_q, p->r_c, n, final_k.n, t0);
     } else {
-        rc = me_topk_init(&stage1, n1, tie_by_id, c);
-        /* Stage 1 scores the coarsest budget the model was trained for:
-         * the first query vector against the first document vector(s).
-         * Summing every query vector against d_0 instead is no budget the
-         * MMR loss trains, and on real embeddings it loses most answers. */
-        int coarse_rq = p->r_q < ME_SEARCH_COARSE_QUERY_VECTORS ? p->r_q : ME_SEARCH_COARSE_QUERY_VECTORS;
-        me_mquery_t *q1 = rc == 0 ? me_mquery_new(p->query, coarse_rq, c->cfg.dim) : NULL;
-        if (rc == 0 && !q1) rc = ME_ENOMEM;
-        if (rc == 0) {
-            rc = score_into(c, st, q1, coarse_rc, NULL, n, &stage1, p->deadline_us, err, errcap);
-            me_mquery_free(q1);
+        uint32_t *surv = NULL, *surv2 = NULL;
+        size_t ns = 0, ns2 = 0;
+        int rq_m, rc_m;
+        rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, NULL, n, n1, &surv, &ns, out, err, errcap);
+        /* Stage 2 only when it narrows: a middle budget over the coarse
+         * survivors, so the full budget scores a few hundred documents. */
+        if (rc == 0 && n2 < ns && refine_budget(p->r_q, p->r_c, coarse_rq, coarse_rc, &rq_m, &rc_m)) {
+            rc = narrow(c, st, p, "refine", rq_m, rc_m, surv, ns, n2, &surv2, &ns2, out, err, errcap);
             if (rc == 0) {
-                stage_done(out, "coarse", coarse_rq, coarse_rc, n, stage1.n, t0);
-                uint32_t *surv = malloc((stage1.n ? stage1.n : 1) * sizeof *surv);
-                if (!surv) rc = ME_ENOMEM;
-                else {
-                    size_t ns = stage1.n;
-                    for (size_t i = 0; i < ns; i++) surv[i] = stage1.items[i].idx;
-                    uint64_t t1 = me_now_us();
-                    rc = score_into(c, st, q, p->r_c, surv, ns, &final_k, p->deadline_us, err, errcap);
-                    if (rc == 0) stage_done(out, "rerank", p->r_q, p->r_c, ns, final_k.n, t1);
-                    free(surv);
-                }
+                free(surv);
+                surv = surv2;
+                ns = ns2;
             }
         }
-        me_topk_free(&stage1);
+        if (rc == 0) {
+            uint64_t t1 = me_now_us();
+            rc = score_into(c, st, q, p->r_c, surv, ns, &final_k, p->deadline_us, err, errcap);
+            if (rc == 0) stage_done(out, "rerank", p->r_q, p->r_c, ns, final_k.n, t1);
+        }
+        free(surv);
     }
     me_mquery_free(q);
     if (rc == ME_ETIMEDOUT) snprintf(err, errcap, "deadline exceeded during search");

@@ -1,17 +1,22 @@
-/* The shard's search cascade over one collection.
+/* The shard's search cascade over one collection, coarse to fine along the
+ * MMR ladder (every prefix budget is a trained embedding):
  *
  *   stage 1 "coarse": MaxSim at (1, min(r_c, coarse_vectors)): the first
  *            query vector against the dense RAM copy of every document's
  *            first vectors (the (1,1) budget MMR trains) → top n1;
- *   stage 2 "rerank": MaxSim at (r_q, r_c) over the survivors → top k,
+ *   stage 2 "refine": MaxSim at a middle budget, the largest trained one
+ *            within (r_q/4, r_c/4) — (4,8) for (16,64), (2,4) for (8,16) —
+ *            over the n1 survivors → top n2; skipped for smaller budgets,
+ *            where it would not pay, or when n2 ≥ n1;
+ *   stage 3 "rerank": MaxSim at (r_q, r_c) over the survivors → top k,
  *            from the RAM arena, or with the tail vectors fetched from
  *            RocksDB when r_c > ram_vectors.
  *   exact:   MaxSim at (r_q, r_c) over every document.
  *
- * Stage 2 and exact score a document with the same kernel on the same
- * bytes, so with n1 ≥ N the cascade returns exactly what exact returns.
- * Ties rank by doc id ascending. The caller holds the collection's read
- * lock for the whole call and while reading the hit slots. */
+ * The last stage and exact score a document with the same kernel on the
+ * same bytes, so with n1, n2 ≥ N the cascade returns exactly what exact
+ * returns. Ties rank by doc id ascending. The caller holds the collection's
+ * read lock for the whole call and while reading the hit slots. */
 #ifndef ME_SEARCH_H
 #define ME_SEARCH_H
 
@@ -22,9 +27,11 @@
 #include "shard/collection.h"
 #include "shard/storage.h"
 
-/* Stage-1 survivors when the request does not say: enough for recall@10
- * ≥ 0.99 of exact on the benchmark's nested data (tests/bench). */
+/* Survivors of stages 1 and 2 when the request does not say, per shard:
+ * measured on the real embeddings of the Debian corpus (docs/benchmarks.md,
+ * "cascade vs exact"). */
 #define ME_SEARCH_DEFAULT_CANDIDATES 1000
+#define ME_SEARCH_DEFAULT_REFINE_CANDIDATES 200
 #define ME_SEARCH_MAX_STAGES 4
 /* Query vectors stage 1 uses (the coarsest trained budget). */
 #define ME_SEARCH_COARSE_QUERY_VECTORS 1
@@ -33,7 +40,8 @@ typedef struct {
     const float *query;   /* [r_q, dim] f32 */
     int r_q, r_c;
     size_t k;
-    size_t candidates;    /* n1; 0 = default */
+    size_t candidates;    /* n1, stage-1 survivors; 0 = default */
+    size_t refine_candidates; /* n2, stage-2 survivors; 0 = default */
     int exact;
     uint64_t deadline_us; /* monotonic; 0 = none */
 } me_search_params_t;

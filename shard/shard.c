@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/curve.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "shard/catalog.h"
@@ -34,6 +35,7 @@ const me_cfg_opt_t me_shard_options[] = {
         "RocksDB block cache for vectors read from disk"),
     OPT("metrics-addr", ME_CFG_STRING, metrics_addr, "127.0.0.1:9100", 0, 0, NULL,
         "HTTP /metrics, /healthz, /readyz (HOST:PORT; empty = off)"),
+    ME_CURVE_CFG_OPTIONS(me_shard_opts_t),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -87,7 +89,7 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
                       (unsigned long long)me_coll_index_bytes(s->colls[i]));
     pthread_rwlock_unlock(&s->lock);
     static const char *budgets[6] = { "1x1", "2x4", "4x8", "8x16", "16x64", "other" };
-    static const char *stages[3] = { "coarse", "rerank", "exact" };
+    static const char *stages[4] = { "coarse", "refine", "rerank", "exact" };
     char labels[64];
     me_buf_printf(out, "# HELP metaembed_search_duration_seconds Search time in the shard, by budget (r_q x r_c).\n"
                        "# TYPE metaembed_search_duration_seconds histogram\n");
@@ -97,7 +99,7 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
     }
     me_buf_printf(out, "# HELP metaembed_search_stage_seconds Time per search stage.\n"
                        "# TYPE metaembed_search_stage_seconds histogram\n");
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         snprintf(labels, sizeof labels, "stage=\"%s\"", stages[i]);
         me_hist_render(&s->search_by_stage[i], "metaembed_search_stage_seconds", labels, out);
     }

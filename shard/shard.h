@@ -29,6 +29,8 @@ typedef struct {
     long long block_cache;     /* bytes */
     int sync;
     char metrics_addr[ME_CFG_STR_MAX];
+    char curve_dir[ME_CFG_STR_MAX];
+    int insecure;
 } me_shard_opts_t;
 
 extern const me_cfg_opt_t me_shard_options[];
@@ -44,7 +46,7 @@ typedef struct {
     atomic_uint_fast64_t requests, errors;
     me_metrics_t metrics;
     me_hist_t search_by_budget[6];   /* the five MMR budgets, then any other */
-    me_hist_t search_by_stage[3];    /* coarse, rerank, exact */
+    me_hist_t search_by_stage[4];    /* coarse, refine, rerank, exact */
     atomic_int ready;          /* storage open and collections loaded */
 } me_shard_t;
 

@@ -7,6 +7,14 @@
 
 #include "tests/harness.h"
 
+/* The --curve-dir the daemon was given, or NULL: health checks and test
+ * clients connect the same way it serves. */
+const char *me_daemon_curve_dir(const me_daemon_t *d) {
+    for (int i = 0; i + 1 < d->nextra; i++)
+        if (!strcmp(d->extra[i], "--curve-dir")) return d->extra[i + 1];
+    return NULL;
+}
+
 static int launch(me_daemon_t *d) {
     char *argv[24];
     char listen[80];
@@ -27,7 +35,7 @@ static int launch(me_daemon_t *d) {
     double t0 = me_test_now_ms();
     while (me_test_now_ms() - t0 < 30000) {
         me_status_t st;
-        me_client_t *c = me_client_connect(d->endpoint, 500, &st);
+        me_client_t *c = me_client_connect_secure(d->endpoint, 500, me_daemon_curve_dir(d), NULL, &st);
         if (c) { me_client_close(c); return 0; }
         usleep(50000);
     }
@@ -64,7 +72,7 @@ void me_daemon_free(me_daemon_t *d) {
 
 me_client_t *me_daemon_client(const me_daemon_t *d) {
     me_status_t st;
-    me_client_t *c = me_client_connect(d->endpoint, 10000, &st);
+    me_client_t *c = me_client_connect_secure(d->endpoint, 10000, me_daemon_curve_dir(d), NULL, &st);
     if (!c) fprintf(stderr, "    connect %s: %s\n", d->endpoint, st.message);
     return c;
 }

@@ -31,7 +31,10 @@ int me_daemon_restart(me_daemon_t *d);
 int me_daemon_stop(me_daemon_t *d, int kill9);
 /* Stops if running and removes the data dir. */
 void me_daemon_free(me_daemon_t *d);
-/* A connected client, or NULL (the test should fail). */
+/* The --curve-dir among its extra arguments, or NULL. */
+const char *me_daemon_curve_dir(const me_daemon_t *d);
+/* A connected client (over CurveZMQ when the daemon has keys), or NULL
+ * (the test should fail). */
 me_client_t *me_daemon_client(const me_daemon_t *d);
 
 #endif

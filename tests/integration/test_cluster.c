@@ -76,7 +76,8 @@ static void check_searches(me_client_t *cli, const corpus_t *cp, uint64_t seed, 
             brute(cp, q, budgets[b][0], budgets[b][1], scores);
             for (int mode = 0; mode < 2; mode++) {
                 me_search_opts_t o = { .r_q = budgets[b][0], .r_c = budgets[b][1], .k = 10, .exact = mode == 0,
-                                       .candidates = mode == 1 ? (uint32_t)cp->ndocs : 0 };
+                                       .candidates = mode == 1 ? (uint32_t)cp->ndocs : 0,
+                                       .refine_candidates = mode == 1 ? (uint32_t)cp->ndocs : 0 };
                 me_results_t res;
                 me_status_t st;
                 int rc = me_client_search(cli, "c", q, 4, DIM, &o, &res, &st);

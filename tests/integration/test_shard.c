@@ -85,7 +85,8 @@ static void check_budgets(me_client_t *c, const char *coll, const me_synth_t *p,
         me_results_t ex, ca;
         search(c, coll, q, 16, p->dim, (me_search_opts_t){ .r_q = r_q, .r_c = r_c, .k = (uint32_t)k, .exact = 1 }, &ex);
         search(c, coll, q, 16, p->dim,
-               (me_search_opts_t){ .r_q = r_q, .r_c = r_c, .k = (uint32_t)k, .candidates = (uint32_t)cp->ndocs }, &ca);
+               (me_search_opts_t){ .r_q = r_q, .r_c = r_c, .k = (uint32_t)k, .candidates = (uint32_t)cp->ndocs,
+                                  .refine_candidates = (uint32_t)cp->ndocs }, &ca);
         ASSERT_EQ(ex.r_q, r_q);
         ASSERT_EQ(ex.r_c, r_c);
         check_against_brute(&ex, scores, cp->ndocs, k, prefix);
