@@ -72,6 +72,56 @@ static void assert_same_results(const me_results_t *a, const me_results_t *b) {
 
 static const int budgets[][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 16 }, { 16, 64 } };
 
+static int cmp_desc(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x < y) - (x > y);
+}
+
+/* The three-stage cascade with every document past stage 1 and M past the
+ * refine stage: the refine stage runs at the ladder's middle budget (mid_q,
+ * mid_c) and keeps M, and the hits are the best by the full budget among
+ * brute force's top M by the middle budget (up to near-ties at the M-th). */
+static void check_refine(me_client_t *c, const char *coll, const float *q, const corpus_t *cp, const char *prefix,
+                         int r_q, int r_c, int mid_q, int mid_c, int k, int M) {
+    double *full = malloc(cp->ndocs * sizeof *full), *mid = malloc(cp->ndocs * sizeof *mid);
+    double *sorted = malloc(cp->ndocs * sizeof *sorted);
+    brute(cp, q, r_q, r_c, full);
+    brute(cp, q, mid_q, mid_c, mid);
+    memcpy(sorted, mid, cp->ndocs * sizeof *sorted);
+    qsort(sorted, (size_t)cp->ndocs, sizeof *sorted, cmp_desc);
+    double cut = sorted[M - 1];
+    me_results_t res;
+    search(c, coll, q, 16, cp->dim,
+           (me_search_opts_t){ .r_q = r_q, .r_c = r_c, .k = (uint32_t)k, .candidates = (uint32_t)cp->ndocs,
+                              .refine_candidates = (uint32_t)M }, &res);
+    ASSERT_EQ(res.n_stages >= 3, 1);
+    ASSERT_STREQ(res.stages[1].stage, "refine");
+    ASSERT_EQ(res.stages[1].r_q, mid_q);
+    ASSERT_EQ(res.stages[1].r_c, mid_c);
+    ASSERT_EQ(res.stages[1].out, (uint64_t)M);
+    ASSERT_STREQ(res.stages[2].stage, "rerank");
+    ASSERT_EQ(res.stages[2].in, (uint64_t)M);
+    ASSERT_EQ(res.n, (size_t)k);
+    size_t plen = strlen(prefix);
+    for (size_t h = 0; h < res.n; h++) {
+        int d = atoi(res.hits[h].id + plen + 1);
+        ASSERT_TRUE(mid[d] >= cut - TOL);                       /* survived the refine stage */
+        ASSERT_NEAR(res.hits[h].score, full[d], TOL);           /* scored at the full budget */
+    }
+    /* Nothing clearly inside the M survivors beats the last hit and is missing. */
+    double last = full[atoi(res.hits[res.n - 1].id + plen + 1)];
+    for (int d = 0; d < cp->ndocs; d++) {
+        if (!(mid[d] > cut + TOL && full[d] > last + TOL)) continue;
+        int found = 0;
+        for (size_t h = 0; h < res.n && !found; h++) found = atoi(res.hits[h].id + plen + 1) == d;
+        ASSERT_TRUE(found);
+    }
+    me_results_free(&res);
+    free(full);
+    free(mid);
+    free(sorted);
+}
+
 /* Exact and cascade(candidates = N) at each budget equal brute force and
  * each other; queries aim at doc `target`. */
 static void check_budgets(me_client_t *c, const char *coll, const me_synth_t *p, const corpus_t *cp,
@@ -94,6 +144,8 @@ static void check_budgets(me_client_t *c, const char *coll, const me_synth_t *p,
         me_results_free(&ex);
         me_results_free(&ca);
     }
+    check_refine(c, coll, q, cp, prefix, 16, 64, 4, 8, k, 300);
+    check_refine(c, coll, q, cp, prefix, 8, 16, 2, 4, k, 50);
     free(q);
     free(scores);
 }
