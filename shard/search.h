@@ -31,7 +31,7 @@
  * measured on the real embeddings of the Debian corpus (docs/benchmarks.md,
  * "cascade vs exact"). */
 #define ME_SEARCH_DEFAULT_CANDIDATES 1000
-#define ME_SEARCH_DEFAULT_REFINE_CANDIDATES 200
+#define ME_SEARCH_DEFAULT_REFINE_CANDIDATES 400
 #define ME_SEARCH_MAX_STAGES 4
 /* Query vectors stage 1 uses (the coarsest trained budget). */
 #define ME_SEARCH_COARSE_QUERY_VECTORS 1
