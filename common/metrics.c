@@ -55,6 +55,26 @@ void me_hist_render(const me_hist_t *h, const char *name, const char *labels, me
     me_buf_printf(out, "%s_count{%s} %llu\n", name, labels, (unsigned long long)total);
 }
 
+static const int budget_slots[ME_BUDGET_SLOTS - 1][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 16 }, { 16, 64 } };
+static const char *budget_labels[ME_BUDGET_SLOTS] = { "1x1", "2x4", "4x8", "8x16", "16x64", "other" };
+
+void me_budget_hist_observe(me_budget_hist_t *b, int r_q, int r_c, uint64_t micros) {
+    int slot = ME_BUDGET_SLOTS - 1;
+    for (int i = 0; i < ME_BUDGET_SLOTS - 1; i++)
+        if (budget_slots[i][0] == r_q && budget_slots[i][1] == r_c) slot = i;
+    me_hist_observe(&b->by_budget[slot], micros);
+}
+
+void me_budget_hist_render(const me_budget_hist_t *b, const char *role, const char *where, me_buf_t *out) {
+    me_buf_printf(out, "# HELP metaembed_search_duration_seconds Search time %s, by budget (r_q x r_c).\n"
+                       "# TYPE metaembed_search_duration_seconds histogram\n", where);
+    char labels[64];
+    for (int i = 0; i < ME_BUDGET_SLOTS; i++) {
+        snprintf(labels, sizeof labels, "role=\"%s\",budget=\"%s\"", role, budget_labels[i]);
+        me_hist_render(&b->by_budget[i], "metaembed_search_duration_seconds", labels, out);
+    }
+}
+
 static long open_fds(void) {
     DIR *d = opendir("/proc/self/fd");
     if (!d) return -1;

@@ -32,6 +32,18 @@ void me_hist_observe(me_hist_t *h, uint64_t micros);
  * the caller writes the family's HELP and TYPE lines once. Skips an empty one. */
 void me_hist_render(const me_hist_t *h, const char *name, const char *labels, me_buf_t *out);
 
+/* Search latency by budget: the five MMR budgets (1x1 2x4 4x8 8x16 16x64)
+ * and "other", as metaembed_search_duration_seconds{budget="..."}. */
+#define ME_BUDGET_SLOTS 6
+typedef struct {
+    me_hist_t by_budget[ME_BUDGET_SLOTS];
+} me_budget_hist_t;
+
+void me_budget_hist_observe(me_budget_hist_t *b, int r_q, int r_c, uint64_t micros);
+/* Writes the family with its HELP line (`where`: "in the shard", ...),
+ * each sample labelled with the daemon's role and the budget. */
+void me_budget_hist_render(const me_budget_hist_t *b, const char *role, const char *where, me_buf_t *out);
+
 void me_metrics_init(me_metrics_t *m);
 /* Records one request (method and code outside the tables count as 0). */
 void me_metrics_observe(me_metrics_t *m, int method, int code, uint64_t micros);

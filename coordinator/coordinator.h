@@ -41,6 +41,7 @@ typedef struct {
     uint64_t start_ms;
     atomic_uint_fast64_t requests, errors, retries, partial_replies;
     me_metrics_t metrics;
+    me_budget_hist_t search_by_budget;  /* whole searches, encoding included */
 } me_coord_t;
 
 /* Replica up/down, retries, partial replies; ready when every group has a

@@ -229,6 +229,8 @@ static int h_search(req_t *r) {
     rep.missing_groups = missing;
     rep.n_missing_groups = nmissing;
     if (nmissing) atomic_fetch_add(&COORD(r)->partial_replies, 1);
+    me_budget_hist_observe(&COORD(r)->search_by_budget, (int)rep.r_q, (int)rep.r_c,
+                           me_now_us() - t_fan + encode_us);
     rc = me_reply_ok(r->reply, &rep.base);
 out:
     if (parts)
@@ -868,4 +870,5 @@ void me_coord_render_metrics(void *ctx, me_buf_t *out) {
     me_buf_printf(out, "# HELP metaembed_partial_replies_total Searches answered without every group.\n"
                        "# TYPE metaembed_partial_replies_total counter\n"
                        "metaembed_partial_replies_total %llu\n", (unsigned long long)atomic_load(&co->partial_replies));
+    me_budget_hist_render(&co->search_by_budget, "coordinator", "through the coordinator (encoding a text query included)", out);
 }

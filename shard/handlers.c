@@ -534,11 +534,7 @@ static int h_search(req_t *r) {
     uint64_t t_search = me_now_us();
     int e = me_search_run(c, s->storage, &p, &res, err, sizeof err);
     if (e == 0) {
-        static const int std_budgets[5][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 16 }, { 16, 64 } };
-        int bi = 5;
-        for (int i = 0; i < 5; i++)
-            if (std_budgets[i][0] == r_q && std_budgets[i][1] == r_c) bi = i;
-        me_hist_observe(&s->search_by_budget[bi], me_now_us() - t_search);
+        me_budget_hist_observe(&s->search_by_budget, r_q, r_c, me_now_us() - t_search);
         for (int i = 0; i < res.nstages; i++) {
             const char *n = res.stages[i].name;
             int si = !strcmp(n, "coarse") ? 0 : !strcmp(n, "refine") ? 1 : !strcmp(n, "rerank") ? 2 : 3;

@@ -88,15 +88,9 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
         me_buf_printf(out, "metaembed_collection_index_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,
                       (unsigned long long)me_coll_index_bytes(s->colls[i]));
     pthread_rwlock_unlock(&s->lock);
-    static const char *budgets[6] = { "1x1", "2x4", "4x8", "8x16", "16x64", "other" };
     static const char *stages[4] = { "coarse", "refine", "rerank", "exact" };
     char labels[64];
-    me_buf_printf(out, "# HELP metaembed_search_duration_seconds Search time in the shard, by budget (r_q x r_c).\n"
-                       "# TYPE metaembed_search_duration_seconds histogram\n");
-    for (int i = 0; i < 6; i++) {
-        snprintf(labels, sizeof labels, "budget=\"%s\"", budgets[i]);
-        me_hist_render(&s->search_by_budget[i], "metaembed_search_duration_seconds", labels, out);
-    }
+    me_budget_hist_render(&s->search_by_budget, "shard", "in the shard", out);
     me_buf_printf(out, "# HELP metaembed_search_stage_seconds Time per search stage.\n"
                        "# TYPE metaembed_search_stage_seconds histogram\n");
     for (int i = 0; i < 4; i++) {
@@ -110,6 +104,16 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
                        "# TYPE metaembed_rocksdb_pending_compaction_bytes gauge\n"
                        "metaembed_rocksdb_pending_compaction_bytes %llu\n",
                   (unsigned long long)me_storage_property(s->storage, "rocksdb.estimate-pending-compaction-bytes"));
+    uint64_t hits, misses;
+    me_storage_cache_stats(s->storage, &hits, &misses);
+    me_buf_printf(out, "# HELP metaembed_rocksdb_block_cache_hits_total Block cache lookups that hit (vectors read "
+                       "from disk for a rerank, documents' metadata).\n"
+                       "# TYPE metaembed_rocksdb_block_cache_hits_total counter\n"
+                       "metaembed_rocksdb_block_cache_hits_total %llu\n"
+                       "# HELP metaembed_rocksdb_block_cache_misses_total Block cache lookups that went to disk.\n"
+                       "# TYPE metaembed_rocksdb_block_cache_misses_total counter\n"
+                       "metaembed_rocksdb_block_cache_misses_total %llu\n",
+                  (unsigned long long)hits, (unsigned long long)misses);
 }
 
 void me_shard_close(me_shard_t *s) {

@@ -45,7 +45,7 @@ typedef struct {
     uint64_t start_ms;
     atomic_uint_fast64_t requests, errors;
     me_metrics_t metrics;
-    me_hist_t search_by_budget[6];   /* the five MMR budgets, then any other */
+    me_budget_hist_t search_by_budget;
     me_hist_t search_by_stage[4];    /* coarse, refine, rerank, exact */
     atomic_int ready;          /* storage open and collections loaded */
 } me_shard_t;

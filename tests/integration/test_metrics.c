@@ -129,13 +129,15 @@ TEST(metrics_shard_counts_exactly_and_parses) {
     ASSERT_EQ(sample(after, "metaembed_collection_documents{collection=\"m\"}"), 1);
     /* Budget (1, 2) is none of the five MMR budgets; each search ran a coarse
      * stage and a rerank. */
-    const char *bud = "metaembed_search_duration_seconds_count{budget=\"other\"}";
+    const char *bud = "metaembed_search_duration_seconds_count{role=\"shard\",budget=\"other\"}";
     const char *coarse = "metaembed_search_stage_seconds_count{stage=\"coarse\"}";
     const char *rerank = "metaembed_search_stage_seconds_count{stage=\"rerank\"}";
     ASSERT_EQ(sample(after, bud) - sample(before, bud), 7);
     ASSERT_EQ(sample(after, coarse) - sample(before, coarse), 7);
     ASSERT_EQ(sample(after, rerank) - sample(before, rerank), 7);
     ASSERT_TRUE(sample(after, "metaembed_process_resident_memory_bytes{role=\"shard\"}") > 1e6);
+    ASSERT_TRUE(strstr(after, "\nmetaembed_rocksdb_block_cache_hits_total ") != NULL);
+    ASSERT_TRUE(strstr(after, "\nmetaembed_rocksdb_block_cache_misses_total ") != NULL);
     free(before);
     free(after);
     me_client_close(c);
@@ -178,6 +180,27 @@ TEST(metrics_coordinator_readyz_follows_its_shards) {
     char key[200];
     snprintf(key, sizeof key, "metaembed_replica_up{group=\"g0\",endpoint=\"tcp://127.0.0.1:%d\"}", shard_port);
     ASSERT_EQ(sample(m, key), 1);
+    free(m);
+    /* Searches through the coordinator count by budget, exactly. */
+    me_client_t *cli = me_daemon_client(&co);
+    ASSERT_TRUE(cli != NULL);
+    me_status_t st;
+    me_collection_spec_t spec = { .name = "b", .dim = 4, .max_doc_vectors = 64, .max_query_vectors = 16 };
+    ASSERT_OK(me_client_create_collection(cli, &spec, &st));
+    float v[64 * 4];
+    for (int i = 0; i < 64 * 4; i++) v[i] = (float)((i * 7) % 5) + 0.5f;
+    me_doc_t d = { .id = "x", .vectors = v, .rows = 64 };
+    ASSERT_OK(me_client_upsert(cli, "b", &d, 1, 4, &st));
+    for (int i = 0; i < 3; i++) {
+        me_search_opts_t o = { .r_q = 16, .r_c = 64, .k = 1 };
+        me_results_t res;
+        ASSERT_OK(me_client_search(cli, "b", v, 16, 4, &o, &res, &st));
+        me_results_free(&res);
+    }
+    me_client_close(cli);
+    m = scrape(&co);
+    ASSERT_TRUE(m != NULL && parse_prometheus(m) > 0);
+    ASSERT_EQ(sample(m, "metaembed_search_duration_seconds_count{role=\"coordinator\",budget=\"16x64\"}"), 3);
     free(m);
     me_daemon_free(&sh);
     me_daemon_free(&co);
