@@ -161,14 +161,15 @@ soak:
 # seeds in tests/fuzz/seeds, then replays tests/fuzz/regressions.
 FUZZ_SRC := $(wildcard tests/fuzz/*.c)
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
 fuzz:
 	$(MAKE) --no-print-directory CC=clang BUILD=build/fuzz SANITIZER=address,undefined,fuzzer-no-link OPT=-O1 fuzz-build
-	tests/fuzz/run.sh build/fuzz/bin $(FUZZ_SECONDS)
+	tests/fuzz/run.sh build/fuzz/bin $(FUZZ_SECONDS) $(FUZZ_JOBS)
 
 fuzz-build: $(FUZZ_SRC:tests/fuzz/%.c=$(BIN)/%)
 .SECONDARY:
 
-$(BIN)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(SHARD_OBJ) $(ENCODER_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
+$(BIN)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(SHARD_OBJ) $(COORD_OBJ) $(ENCODER_OBJ) $(BUILD)/libmetaembed.a $(BUILD)/libmecommon.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
@@ -201,4 +202,4 @@ install: all $(BUILD)/dist/libmetaembed.a
 clean:
 	rm -rf build
 
--include $(ALL_OBJ:.o=.d)
+-include $(ALL_OBJ:.o=.d) $(FUZZ_SRC:%.c=$(BUILD)/%.d)

@@ -192,7 +192,9 @@ me_http_t *me_http_start(const char *addr, me_http_handler_fn fn, void *ctx, int
     struct sockaddr_in sa;
     int rc = uv_ip4_addr(host, p, &sa);
     if (rc == 0) rc = uv_tcp_bind(&h->server, (const struct sockaddr *)&sa, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&h->server, 64, on_connection);
+    /* Room for a burst of scrapers at once: a full backlog drops SYNs, and
+     * the kernel retries them only after a second. */
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&h->server, 1024, on_connection);
     if (rc != 0) {
         snprintf(err, errcap, "cannot listen on %s: %s", addr, uv_strerror(rc));
         uv_close((uv_handle_t *)&h->server, NULL);

@@ -12,31 +12,6 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/dashboard.h"
 
-#define OPT(name, type, field, def, lo, hi, choices, help) \
-    { name, type, offsetof(me_coord_opts_t, field), def, lo, hi, choices, help }
-
-const me_cfg_opt_t me_coord_options[] = {
-    OPT("listen", ME_CFG_STRING, listen, "tcp://127.0.0.1:7700", 0, 0, NULL, "ZeroMQ endpoint to bind (ROUTER)"),
-    OPT("cluster", ME_CFG_STRING, cluster, "", 0, 0, NULL,
-        "cluster map file: lines 'group NAME tcp://HOST:PORT [more replicas...]' (required)"),
-    OPT("log-level", ME_CFG_ENUM, log_level, "info", 0, 0, "debug|info|warn|error", "log verbosity"),
-    OPT("threads", ME_CFG_INT, threads, "4", 1, 256, NULL, "request worker threads"),
-    OPT("write-quorum", ME_CFG_INT, write_quorum, "0", 0, 64, NULL,
-        "replicas per group that must acknowledge a write; 0 = all of them"),
-    OPT("heartbeat-ms", ME_CFG_INT, heartbeat_ms, "500", 10, 60000, NULL, "heartbeat interval per replica"),
-    OPT("liveness", ME_CFG_INT, liveness, "3", 1, 100, NULL, "heartbeats a replica may miss before it is marked down"),
-    OPT("max-backoff-ms", ME_CFG_INT, max_backoff_ms, "4000", 10, 600000, NULL,
-        "longest gap between heartbeats to a replica that is down"),
-    OPT("deadline-ms", ME_CFG_INT, default_deadline_ms, "5000", 1, 3600000, NULL,
-        "deadline for requests that carry none"),
-    OPT("max-message", ME_CFG_SIZE, max_message, "64M", 1024, 1LL << 31, NULL, "largest request accepted"),
-    OPT("max-batch", ME_CFG_INT, max_batch, "4096", 1, 1000000, NULL, "most documents or ids in one request"),
-    OPT("metrics-addr", ME_CFG_STRING, metrics_addr, "127.0.0.1:9200", 0, 0, NULL,
-        "HTTP /metrics, /healthz, /readyz (HOST:PORT; empty = off)"),
-    ME_CURVE_CFG_OPTIONS(me_coord_opts_t),
-    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
-};
-
 static void *worker_init(void *ctx, void *zctx) {
     me_coord_t *co = ctx;
     return me_fanout_new(&co->cluster, zctx);

@@ -12,12 +12,12 @@ typedef struct job {
     int n;
     float *out;
     int rc, done;
+    pthread_cond_t cv;        /* its owner waits here: woken when done, or to lead */
     struct job *next;
 } job_t;
 
 struct me_batcher {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     job_t *head;              /* FIFO of jobs waiting for a lane */
     int lanes, busy, max_texts;
     me_batcher_stats_t st;
@@ -27,7 +27,6 @@ me_batcher_t *me_batcher_new(int lanes, int max_texts) {
     me_batcher_t *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->cv, NULL);
     b->lanes = lanes > 0 ? lanes : 1;
     b->max_texts = max_texts > 0 ? max_texts : 1;
     return b;
@@ -36,7 +35,6 @@ me_batcher_t *me_batcher_new(int lanes, int max_texts) {
 void me_batcher_free(me_batcher_t *b) {
     if (!b) return;
     pthread_mutex_destroy(&b->mu);
-    pthread_cond_destroy(&b->cv);
     free(b);
 }
 
@@ -94,7 +92,7 @@ static void run_batch(me_embedder_t *w, job_t *batch, int ntexts) {
 
 int me_batcher_encode(me_batcher_t *b, me_embedder_t *w, me_side_t side, const char *const *texts, int n,
                       float *out) {
-    job_t me = { side, texts, n, out, 0, 0, NULL };
+    job_t me = { side, texts, n, out, 0, 0, PTHREAD_COND_INITIALIZER, NULL };
     pthread_mutex_lock(&b->mu);
     job_t **tail = &b->head;
     while (*tail) tail = &(*tail)->next;
@@ -108,6 +106,8 @@ int me_batcher_encode(me_batcher_t *b, me_embedder_t *w, me_side_t side, const c
             b->busy++;
             b->st.queued -= (uint64_t)njobs;
             b->st.running++;
+            /* Jobs of the other side left behind may take a free lane now. */
+            if (b->head && b->busy < b->lanes) pthread_cond_signal(&b->head->cv);
             pthread_mutex_unlock(&b->mu);
             run_batch(w, batch, ntexts);
             pthread_mutex_lock(&b->mu);
@@ -116,18 +116,21 @@ int me_batcher_encode(me_batcher_t *b, me_embedder_t *w, me_side_t side, const c
             b->st.batches++;
             b->st.requests += (uint64_t)njobs;
             b->st.texts += (uint64_t)ntexts;
-            /* Read next before marking done: a finished job's owner may
-             * return and its stack frame (the job) be gone. */
+            /* Wake exactly the owners of this batch (read next first: a
+             * woken owner returns and its job, on its stack, is gone), and
+             * the oldest waiting job to lead the next batch on this lane. */
             for (job_t *j = batch, *next; j; j = next) {
                 next = j->next;
                 j->done = 1;
+                if (j != &me) pthread_cond_signal(&j->cv);
             }
-            pthread_cond_broadcast(&b->cv);
+            if (b->head && b->head != &me) pthread_cond_signal(&b->head->cv);
         } else {
-            pthread_cond_wait(&b->cv, &b->mu);
+            pthread_cond_wait(&me.cv, &b->mu);
         }
     }
     pthread_mutex_unlock(&b->mu);
+    pthread_cond_destroy(&me.cv);
     return me.rc;
 }
 

@@ -24,8 +24,10 @@ const me_cfg_opt_t me_encoder_options[] = {
     OPT("threads", ME_CFG_INT, threads, "8", 1, 256, NULL,
         "worker threads, one request each at a time (more than --lanes, so requests can wait to be batched)"),
     OPT("lanes", ME_CFG_INT, lanes, "0", 0, 256, NULL, "forward passes at a time, one core each (0 = every core)"),
-    OPT("batching", ME_CFG_BOOL, batching, "true", 0, 1, NULL,
-        "combine Encode requests that arrive together into shared forward passes"),
+    OPT("batching", ME_CFG_BOOL, batching, "false", 0, 1, NULL,
+        "combine Encode requests that arrive together into shared forward passes (off by default: with the "
+        "default model a pass costs the same per text at any batch size on a CPU, so combining only adds "
+        "hand-offs; see docs/benchmarks.md, encoder)"),
     OPT("max-message", ME_CFG_SIZE, max_message, "16M", 1024, 1LL << 31, NULL, "largest request accepted"),
     OPT("max-batch", ME_CFG_INT, max_batch, "512", 1, 100000, NULL, "most texts in one Encode"),
     OPT("deadline-ms", ME_CFG_INT, default_deadline_ms, "30000", 1, 3600000, NULL, "deadline for requests that carry none"),
@@ -47,7 +49,9 @@ int me_encoder_open(me_encoder_t *e, const me_encoder_opts_t *opts, char *err, s
     me_ops_set_threads(1);
     if (rc == 0 && opts->batching) {
         long lanes = opts->lanes ? opts->lanes : sysconf(_SC_NPROCESSORS_ONLN);
-        e->batcher = me_batcher_new(lanes > 0 ? (int)lanes : 1, (int)opts->max_batch);
+        /* Combined passes stop at one forward chunk: a larger one would keep
+         * one lane busy while the others idle (tests/bench/bench_encode). */
+        e->batcher = me_batcher_new(lanes > 0 ? (int)lanes : 1, ME_EMBED_BATCH);
         if (!e->batcher) {
             snprintf(err, errcap, "out of memory");
             rc = ME_ENOMEM;
@@ -72,6 +76,10 @@ void me_encoder_render_metrics(void *ctx, me_buf_t *out) {
     me_buf_printf(out, "# HELP metaembed_ingested_documents_total Documents encoded and stored from the ingest stream.\n"
                        "# TYPE metaembed_ingested_documents_total counter\n"
                        "metaembed_ingested_documents_total %llu\n", (unsigned long long)atomic_load(&e->ingested));
+    me_buf_printf(out, "# HELP metaembed_encode_requests_in_flight Encode requests a worker is serving now "
+                       "(encoding, or waiting for a pass with --batching); at --threads, new ones queue.\n"
+                       "# TYPE metaembed_encode_requests_in_flight gauge\n"
+                       "metaembed_encode_requests_in_flight %d\n", atomic_load(&e->in_flight));
     if (e->batcher) {
         me_batcher_stats_t bs;
         me_batcher_stats(e->batcher, &bs);
@@ -127,8 +135,10 @@ static int h_encode(req_t *r) {
     if (!out) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto done; }
     /* Texts are truncated to the model's length (documented), never refused. */
     const char *const *texts = (const char *const *)m->texts;
+    atomic_fetch_add(&e->in_flight, 1);
     int erc = e->batcher ? me_batcher_encode(e->batcher, w, side, texts, (int)m->n_texts, out)
                          : me_embedder_encode(w, side, texts, NULL, (int)m->n_texts, out);
+    atomic_fetch_sub(&e->in_flight, 1);
     if (erc != 0) {
         rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory encoding");
         goto done;

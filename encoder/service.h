@@ -1,8 +1,8 @@
 /* The encoder node's request handling: Encode (texts → nested vectors on
  * the query or document side), Health and Stats. Each worker thread has its
- * own embedder (activation buffers) over one shared, read-only model;
- * Encodes that arrive together are combined into shared forward passes
- * (encoder/batcher.h), at most one per core at a time. */
+ * own embedder (activation buffers) over one shared, read-only model.
+ * With --batching, Encodes that arrive together are combined into shared
+ * forward passes (encoder/batcher.h), at most one per core at a time. */
 #ifndef ME_ENCODER_SERVICE_H
 #define ME_ENCODER_SERVICE_H
 
@@ -42,6 +42,7 @@ typedef struct {
     me_curve_t curve;            /* CurveZMQ keys (off unless --curve-dir) */
     uint64_t start_ms;
     atomic_uint_fast64_t requests, errors, texts, ingested;
+    atomic_int in_flight;        /* Encodes being served now */
     me_metrics_t metrics;
     atomic_int ready;            /* model loaded */
 } me_encoder_t;

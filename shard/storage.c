@@ -1,11 +1,13 @@
 #include "shard/storage.h"
 
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/error.h"
+#include "common/wire.h"
 
 static const char *cf_names[ME_CF_COUNT + 1] = { "meta", "head", "tail", "doc", "default" };
 
@@ -18,6 +20,10 @@ struct me_storage {
     rocksdb_column_family_handle_t *cf[ME_CF_COUNT + 1];
     rocksdb_writeoptions_t *wopts;
     rocksdb_readoptions_t *ropts;
+    /* RocksDB formats every ticker and histogram to report one: read them
+     * at most once a second, however many scrapers ask. */
+    pthread_mutex_t stats_lock;
+    uint64_t stats_at_ms, cache_hits, cache_misses;
 };
 
 struct me_wbatch {
@@ -40,6 +46,7 @@ static void take_err(char *rerr, char *err, size_t errcap, const char *what) {
 me_storage_t *me_storage_open(const char *dir, const me_storage_opts_t *o, char *err, size_t errcap) {
     me_storage_t *s = calloc(1, sizeof *s);
     if (!s) { snprintf(err, errcap, "out of memory"); return NULL; }
+    pthread_mutex_init(&s->stats_lock, NULL);
     s->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(s->opts, 1);
     rocksdb_options_set_create_missing_column_families(s->opts, 1);
@@ -219,10 +226,20 @@ static uint64_t ticker(const char *dump, const char *name) {
 }
 
 void me_storage_cache_stats(me_storage_t *s, uint64_t *hits, uint64_t *misses) {
-    char *dump = rocksdb_options_statistics_get_string(s->opts);
-    *hits = dump ? ticker(dump, "rocksdb.block.cache.hit") : 0;
-    *misses = dump ? ticker(dump, "rocksdb.block.cache.miss") : 0;
-    rocksdb_free(dump);
+    pthread_mutex_lock(&s->stats_lock);
+    uint64_t now = me_now_ms();
+    if (!s->stats_at_ms || now - s->stats_at_ms >= 1000) {
+        char *dump = rocksdb_options_statistics_get_string(s->opts);
+        if (dump) {
+            s->cache_hits = ticker(dump, "rocksdb.block.cache.hit");
+            s->cache_misses = ticker(dump, "rocksdb.block.cache.miss");
+        }
+        rocksdb_free(dump);
+        s->stats_at_ms = now;
+    }
+    *hits = s->cache_hits;
+    *misses = s->cache_misses;
+    pthread_mutex_unlock(&s->stats_lock);
 }
 
 uint64_t me_storage_property(me_storage_t *s, const char *name) {

@@ -58,7 +58,8 @@ void me_iter_free(me_iter_t *it);
 
 /* An integer RocksDB property summed over all families (0 when unknown). */
 uint64_t me_storage_property(me_storage_t *s, const char *name);
-/* Block cache lookups that hit and missed since the database opened. */
+/* Block cache lookups that hit and missed since the database opened (as of
+ * at most a second ago). */
 void me_storage_cache_stats(me_storage_t *s, uint64_t *hits, uint64_t *misses);
 /* Live SST + memtable bytes over all families. */
 uint64_t me_storage_disk_bytes(me_storage_t *s);

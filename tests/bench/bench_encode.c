@@ -137,10 +137,7 @@ int main(int argc, char **argv) {
         me_daemon_t d = { 0 };
         d.extra[d.nextra++] = "--model";
         d.extra[d.nextra++] = model;
-        d.extra[d.nextra++] = "--batching";
-        d.extra[d.nextra++] = mode ? "true" : "false";
-        d.extra[d.nextra++] = "--threads";
-        d.extra[d.nextra++] = mode ? "64" : "2";  /* off: one worker per core, the old layout */
+        d.extra[d.nextra++] = mode ? "--batching=true" : "--batching=false";
         d.no_data_dir = 1;
         if (me_daemon_start(&d, "metaembed-encoder", mode ? "enc-batch" : "enc-solo") != 0) {
             fprintf(stderr, "bench_encode: encoder did not start (see %s)\n", d.log);

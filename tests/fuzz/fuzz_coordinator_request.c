@@ -1,0 +1,165 @@
+/* libFuzzer: any bytes as a request frame to the coordinator, in front of a
+ * real shard served on a loopback port by a thread of this process (RocksDB
+ * in a temporary directory, collection "c" with a document): every
+ * coordinator handler — routing, fan-out, merge, the text path without an
+ * encoder — is reachable through the envelope. The reply must carry a
+ * status, and a valid search right after must still succeed. */
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/server.h"
+#include "coordinator/coordinator.h"
+#include "shard/shard.h"
+
+static me_shard_t g_shard;
+static me_coord_t g_co;
+static me_fanout_t *g_fan;
+static void *g_zctx;
+static char g_dir[64], g_listen[64];
+static uint8_t g_search[512];
+static size_t g_search_len;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+static void cleanup(void) { nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+static void shard_handle(void *ctx, void *w, const uint8_t *frame, size_t len, uint64_t *rid, me_reply_t *reply) {
+    (void)w;
+    me_shard_handle(ctx, frame, len, rid, reply);
+}
+
+static void *shard_main(void *arg) {
+    (void)arg;
+    me_server_t srv = { .role = "shard", .listen = g_listen, .threads = 1, .max_message = 1 << 20,
+                        .ctx = &g_shard, .handle = shard_handle };
+    me_server_run(&srv);
+    return NULL;
+}
+
+/* One request through the coordinator; the reply's status. */
+static int call(int method, const ProtobufCMessage *req) {
+    uint8_t payload[1024], frame[1200];
+    Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
+    env.method = (Metaembed__Method)method;
+    env.deadline_ms = 2000;
+    env.payload.data = payload;
+    env.payload.len = protobuf_c_message_pack(req, payload);
+    size_t n = metaembed__envelope__pack(&env, frame);
+    uint64_t rid;
+    me_reply_t rep;
+    me_coord_handle(&g_co, g_fan, frame, n, &rid, &rep);
+    int st = rep.status;
+    me_reply_clear(&rep);
+    return st;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    snprintf(g_dir, sizeof g_dir, "/tmp/metaembed-fuzzco-XXXXXX");
+    if (!mkdtemp(g_dir)) abort();
+    atexit(cleanup);
+    char err[256];
+    me_shard_opts_t so;
+    me_config_defaults(me_shard_options, &so, err, sizeof err);
+    snprintf(so.data_dir, sizeof so.data_dir, "%s/shard", g_dir);
+    so.max_batch = 64;
+    so.max_k = 100;
+    me_metrics_init(&g_shard.metrics);
+    if (me_shard_open(&g_shard, &so, err, sizeof err) != 0) abort();
+    /* A loopback port the kernel says is free, then served by the shard thread. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    if (!port) abort();
+    snprintf(g_listen, sizeof g_listen, "tcp://127.0.0.1:%d", port);
+    pthread_t th;
+    pthread_create(&th, NULL, shard_main, NULL);
+    pthread_detach(th);
+
+    char map[128];
+    snprintf(map, sizeof map, "%s/cluster.conf", g_dir);
+    FILE *f = fopen(map, "w");
+    if (!f) abort();
+    fprintf(f, "group g0 %s\n", g_listen);
+    fclose(f);
+    me_config_defaults(me_coord_options, &g_co.opts, err, sizeof err);
+    g_co.opts.max_batch = 64;
+    g_co.opts.default_deadline_ms = 2000;
+    if (me_cluster_load(&g_co.cluster, map, 3, err, sizeof err) != 0) abort();
+    me_metrics_init(&g_co.metrics);
+    g_zctx = zmq_ctx_new();
+    g_fan = me_fanout_new(&g_co.cluster, g_zctx);
+
+    Metaembed__CollectionConfig cfg = METAEMBED__COLLECTION_CONFIG__INIT;
+    cfg.name = "c";
+    cfg.dim = 4;
+    cfg.max_doc_vectors = 4;
+    cfg.max_query_vectors = 2;
+    Metaembed__CreateCollectionRequest cr = METAEMBED__CREATE_COLLECTION_REQUEST__INIT;
+    cr.config = &cfg;
+    /* The shard thread may still be binding: retry until it answers. */
+    int st = -1;
+    for (int i = 0; i < 50 && st != 0 && st != ME_STATUS_ALREADY_EXISTS; i++) {
+        st = call(METAEMBED__METHOD__METHOD_CREATE_COLLECTION, &cr.base);
+        if (st != 0) usleep(100000);
+    }
+    if (st != 0) abort();
+    static float v[4] = { 1, 0.5f, 0, 0 };
+    static uint32_t shape[2] = { 1, 4 };
+    static Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
+    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
+    t.shape = shape;
+    t.n_shape = 2;
+    t.data.data = (uint8_t *)v;
+    t.data.len = sizeof v;
+    Metaembed__Document d = METAEMBED__DOCUMENT__INIT, *dp = &d;
+    d.id = "doc";
+    d.vectors = &t;
+    Metaembed__UpsertRequest ur = METAEMBED__UPSERT_REQUEST__INIT;
+    ur.collection = "c";
+    ur.documents = &dp;
+    ur.n_documents = 1;
+    if (call(METAEMBED__METHOD__METHOD_UPSERT, &ur.base) != 0) abort();
+    Metaembed__SearchRequest sr = METAEMBED__SEARCH_REQUEST__INIT;
+    sr.collection = "c";
+    sr.query = &t;
+    sr.k = 1;
+    uint8_t payload[512];
+    Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
+    env.method = METAEMBED__METHOD__METHOD_SEARCH;
+    env.deadline_ms = 2000;
+    env.payload.data = payload;
+    env.payload.len = metaembed__search_request__pack(&sr, payload);
+    g_search_len = metaembed__envelope__pack(&env, g_search);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    uint64_t rid;
+    me_reply_t rep;
+    me_coord_handle(&g_co, g_fan, data, size, &rid, &rep);
+    if (rep.status < 0 || rep.status > 16) abort();
+    me_reply_clear(&rep);
+    /* The cluster still answers (the input may have dropped or remade "c",
+     * so any status will do; a crash or a hang would not). */
+    me_coord_handle(&g_co, g_fan, g_search, g_search_len, &rid, &rep);
+    if (rep.status < 0 || rep.status > 16) abort();
+    me_reply_clear(&rep);
+    return 0;
+}
