@@ -151,11 +151,14 @@ demo:
 	$(MAKE) --no-print-directory all
 	deploy/demo.sh
 
-# The long form of the crash-consistency loop (make check kills 20 times).
+# The long forms of the crash-consistency loop (make check kills 20 times)
+# and of the load soak (make check runs 20 s).
 SOAK_KILLS ?= 200
+SOAK_SECONDS ?= 300
 soak:
 	$(MAKE) --no-print-directory SANITIZER=address,undefined OPT=-O1 check-build
-	ME_SOAK_KILLS=$(SOAK_KILLS) ME_BIN=$(CHECK_BUILD)/bin $(CHECK_BUILD)/bin/integration_tests --suite soak crash_
+	ME_SOAK_KILLS=$(SOAK_KILLS) ME_SOAK_SECONDS=$(SOAK_SECONDS) ME_BIN=$(CHECK_BUILD)/bin \
+	  $(CHECK_BUILD)/bin/integration_tests --suite soak crash_ load_
 
 # libFuzzer targets (clang): `make fuzz` runs each for FUZZ_SECONDS from the
 # seeds in tests/fuzz/seeds, then replays tests/fuzz/regressions.
