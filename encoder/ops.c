@@ -548,7 +548,13 @@ void gelu_backward_naive(float *dinp, const float *dout, const float *inp, size_
 typedef float vf16_t __attribute__((vector_size(64)));
 typedef int32_t vi16_t __attribute__((vector_size(64)));
 #define VF16 16
+/* ThreadSanitizer cannot run an ifunc resolver before it is initialised
+ * (the binary dies at load), so a TSan build keeps the default clone. */
+#if defined(__SANITIZE_THREAD__)
+#define GELU_CLONES
+#else
 #define GELU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 
 /* Macros rather than functions: a 64-byte vector argument would change
  * the calling convention between clones (-Wpsabi). */
