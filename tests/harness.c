@@ -143,18 +143,31 @@ void me_test_rmdir(const char *path) {
     rmdir(path);
 }
 
+static int port_free(int port);
+
+/* Ports handed out by this process, so two calls never give the same one. */
+static int g_ports[256], g_nports;
+
+static int handed_out(int port) {
+    for (int i = 0; i < g_nports; i++)
+        if (g_ports[i] == port) return 1;
+    return 0;
+}
+
+/* Below the kernel's ephemeral range (32768+ here): a client that keeps
+ * reconnecting to a port in that range while nothing listens can be given
+ * that very port as its own and connect to itself (TCP simultaneous open),
+ * and the daemon restarted there then cannot bind it. */
 int me_test_free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
+    static me_rng_t r;
+    if (!r.s) r.s = (uint64_t)getpid() * 104729 + (uint64_t)me_test_now_ms();
+    for (int tries = 0; tries < 1000; tries++) {
+        int port = 20000 + (int)(me_rng_next(&r) % 10000);
+        if (handed_out(port) || !port_free(port)) continue;
+        if (g_nports < (int)(sizeof g_ports / sizeof g_ports[0])) g_ports[g_nports++] = port;
+        return port;
+    }
+    return -1;
 }
 
 static int port_free(int port) {
@@ -174,7 +187,8 @@ int me_test_free_port_block(int n, int off) {
     for (int tries = 0; tries < 200; tries++) {
         int base = 20000 + (int)(me_rng_next(&r) % 9000);
         int ok = 1;
-        for (int i = 0; i < n && ok; i++) ok = port_free(base + i) && port_free(base + off + i);
+        for (int i = 0; i < n && ok; i++)
+            ok = !handed_out(base + i) && !handed_out(base + off + i) && port_free(base + i) && port_free(base + off + i);
         if (ok) return base;
     }
     return -1;
