@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Renders the coordinator's dashboard in headless Chromium with live
-# figures and writes a screenshot (`make dashboard-screenshot`):
+# figures and writes a screenshot (`make dashboard-screenshot`; needs npm
+# once, for puppeteer-core):
 # a loopback cluster (2 shards, 1 encoder) ingests 2,000 package
 # descriptions, a background loop sends text searches, and Chromium loads
 # http://127.0.0.1:<coordinator metrics port>/ after a few refreshes.
@@ -41,13 +42,37 @@ export METAEMBED_ADDR="tcp://127.0.0.1:$port"
 (zcat -f "$data" 2>/dev/null || true) | head -2000 > "$dir/corpus.jsonl" || true
 "$bin/metaembed" ingest "$dir/corpus.jsonl" --collection debian --stream "tcp://127.0.0.1:$((port + 90))" >/dev/null
 ( while true; do
-    for q in "text editor" "strategy game" "JSON parser library" "web server" "font package"; do
-      "$bin/metaembed" search --collection debian --budget 8,16 -k 5 "$q" >/dev/null 2>&1 || true
+    for b in 1,1 2,4 4,8 8,16 16,64; do
+      for q in "text editor" "strategy game" "JSON parser library" "web server" "font package"; do
+        "$bin/metaembed" search --collection debian --budget "$b" -k 5 "$q" >/dev/null 2>&1 || true
+      done
     done
   done ) &
 loader=$!
-sleep 3
-"$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
-  --disable-component-update --disable-sync --user-data-dir="$dir/profile" --window-size=1000,760 \
-  --timeout=9000 --screenshot="$out" "http://127.0.0.1:$((port + 1400))/" >/dev/null 2>&1
+sleep 8
+# Drive Chromium over the DevTools protocol (puppeteer-core from npm, kept in
+# build/node-tools; it uses Debian's chromium, downloads no browser) so the
+# page runs in real time for a while: its rates are per real second, and
+# the charts need a few refreshes.
+tools="$here/build/node-tools"
+if [ ! -d "$tools/node_modules/puppeteer-core" ]; then
+  mkdir -p "$tools"
+  (cd "$tools" && npm install --silent --no-audit --no-fund puppeteer-core@21 >/dev/null)
+fi
+NODE_PATH="$tools/node_modules" BROWSER="$browser" URL="http://127.0.0.1:$((port + 1400))/" OUT="$out" \
+  PROFILE="$dir/profile" node - <<'JS'
+const puppeteer = require('puppeteer-core');
+(async () => {
+  const b = await puppeteer.launch({ executablePath: process.env.BROWSER, headless: 'new',
+    userDataDir: process.env.PROFILE,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync'] });
+  const p = await b.newPage();
+  await p.setViewport({ width: 1000, height: 700 });
+  await p.goto(process.env.URL);
+  await new Promise(r => setTimeout(r, 24000));  /* 12 refreshes */
+  await p.screenshot({ path: process.env.OUT });
+  await b.close();
+})().catch(e => { console.error(e); process.exit(1); });
+JS
 echo "dashboard screenshot: $out"
