@@ -15,6 +15,7 @@ PACKAGES=(
   zlib1g-dev                               # reading the gzipped training data
   procps                                   # pgrep/pkill in tests and scripts
   clang                                    # make fuzz (libFuzzer)
+  prometheus                               # promtool: checks /metrics output and the scrape config
 )
 
 missing=()

@@ -22,7 +22,15 @@ for (const f of ['deploy/kubernetes/metaembed.yaml']) {
   }
 }
 yaml.load(fs.readFileSync('deploy/prometheus/prometheus.yml', 'utf8'));
+yaml.load(fs.readFileSync('deploy/prometheus/prometheus-kubernetes.yml', 'utf8'));
 const g = JSON.parse(fs.readFileSync('deploy/grafana/metaembed-dashboard.json', 'utf8'));
 if (!Array.isArray(g.panels) || !g.panels.length) throw new Error('grafana: no panels');
 console.log(`deploy-lint: ${n} Kubernetes objects, prometheus.yml and ${g.panels.length} Grafana panels parse`);
 JS
+# Prometheus's own checker where Debian's prometheus package is installed.
+if command -v promtool >/dev/null; then
+  promtool check config deploy/prometheus/prometheus.yml >/dev/null
+  echo "deploy-lint: promtool check config: deploy/prometheus/prometheus.yml OK"
+else
+  echo "deploy-lint: promtool not installed (Debian's prometheus package): scrape config only parsed"
+fi

@@ -79,6 +79,32 @@ static double sample(const char *text, const char *prefix) {
     return p ? atof(p + 1) : 0;
 }
 
+/* Prometheus's own linter on the text, where Debian's prometheus package
+ * is installed (install-deps.sh adds it): 1 when it passes or is absent. */
+static int promtool_ok(const char *text) {
+    if (system("command -v promtool >/dev/null 2>&1") != 0) {
+        printf("    promtool not installed: own parser only\n");
+        return 1;
+    }
+    char *dir = me_test_tmpdir("promtool"), in[600], cmd[1400];
+    snprintf(in, sizeof in, "%s/metrics.txt", dir);
+    FILE *f = fopen(in, "w");
+    if (!f) return 0;
+    fputs(text, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "promtool check metrics < '%s' > '%s/out.txt' 2>&1", in, dir);
+    int rc = system(cmd);
+    if (rc != 0) {
+        snprintf(in, sizeof in, "%s/out.txt", dir);
+        char *out = me_test_slurp(in);
+        fprintf(stderr, "    promtool check metrics:\n%s\n", out ? out : "");
+        free(out);
+    }
+    me_test_rmdir(dir);
+    free(dir);
+    return rc == 0;
+}
+
 static char *scrape(const me_daemon_t *d) {
     char *body;
     int code = me_test_http_get(d->metrics_port, "/metrics", &body);
@@ -120,6 +146,7 @@ TEST(metrics_shard_counts_exactly_and_parses) {
     int n = parse_prometheus(after);
     if (n <= 0) fprintf(stderr, "%s\n", after);
     ASSERT_TRUE(n > 0);
+    ASSERT_TRUE(promtool_ok(after));
     const char *ok = "metaembed_requests_total{role=\"shard\",method=\"Search\",code=\"OK\"}";
     const char *inv = "metaembed_requests_total{role=\"shard\",method=\"Search\",code=\"INVALID_ARGUMENT\"}";
     const char *cnt = "metaembed_request_duration_seconds_count{role=\"shard\",method=\"Search\"}";
@@ -200,6 +227,7 @@ TEST(metrics_coordinator_readyz_follows_its_shards) {
     me_client_close(cli);
     m = scrape(&co);
     ASSERT_TRUE(m != NULL && parse_prometheus(m) > 0);
+    ASSERT_TRUE(promtool_ok(m));
     ASSERT_EQ(sample(m, "metaembed_search_duration_seconds_count{role=\"coordinator\",budget=\"16x64\"}"), 3);
     free(m);
     me_daemon_free(&sh);
