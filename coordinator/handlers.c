@@ -266,9 +266,35 @@ static int h_encode(req_t *r) {
 
 /* ---- writes ---- */
 
-/* Calls for every replica of every group in `groups` (NULL = all groups),
- * payloads[g] for group g. */
-static me_call_t *write_calls(req_t *r, uint8_t **payloads, size_t *lens, const int *groups, int *ncalls) {
+/* A request split by placement: group g's packed part, when used[g]. */
+typedef struct {
+    int n;                 /* shard groups */
+    uint8_t **payload;     /* owned, unless shared */
+    size_t *len;
+    int *used;
+    int shared;            /* every group sends the request as received */
+} parts_t;
+
+static int parts_init(parts_t *p, int ngroups) {
+    p->n = ngroups;
+    p->shared = 0;
+    p->payload = calloc((size_t)ngroups, sizeof *p->payload);
+    p->len = calloc((size_t)ngroups, sizeof *p->len);
+    p->used = calloc((size_t)ngroups, sizeof *p->used);
+    return p->payload && p->len && p->used ? 0 : -1;
+}
+
+static void parts_free(parts_t *p) {
+    if (p->payload && !p->shared)
+        for (int g = 0; g < p->n; g++) free(p->payload[g]);
+    free(p->payload);
+    free(p->len);
+    free(p->used);
+    memset(p, 0, sizeof *p);
+}
+
+/* Calls for every replica of every used group, with that group's part. */
+static me_call_t *write_calls(req_t *r, const parts_t *parts, int *ncalls) {
     me_cluster_t *cl = &COORD(r)->cluster;
     me_call_t *calls = calloc((size_t)cl->n_replicas, sizeof *calls);
     if (!calls) return NULL;
@@ -276,8 +302,9 @@ static me_call_t *write_calls(req_t *r, uint8_t **payloads, size_t *lens, const 
     for (int rep = 0; rep < cl->n_replicas; rep++) {
         int g = cl->replicas[rep].group;
         if (g >= cl->n_groups) continue;  /* encoders store nothing */
-        if (groups && !groups[g]) continue;
-        calls[n++] = (me_call_t){ .group = g, .replica = rep, .method = r->method, .payload = payloads[g], .len = lens[g] };
+        if (!parts->used[g]) continue;
+        calls[n++] = (me_call_t){ .group = g, .replica = rep, .method = r->method, .payload = parts->payload[g],
+                                  .len = parts->len[g] };
     }
     me_fanout_run(FANOUT(r), calls, n, fanout_deadline(r), NULL);
     *ncalls = n;
@@ -402,13 +429,12 @@ static int h_upsert(req_t *r) {
     if (!m) return r->reply->status;
     int ng = COORD(r)->cluster.n_groups, rc, ncalls = 0;
     me_call_t *calls = NULL;
-    uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
-    size_t *lens = calloc((size_t)ng, sizeof *lens);
-    int *used = calloc((size_t)ng, sizeof *used);
+    parts_t parts;
+    int parts_ok = parts_init(&parts, ng) == 0;
     char **ids = calloc(m->n_documents ? m->n_documents : 1, sizeof *ids);
     Metaembed__Document **sub = calloc(m->n_documents ? m->n_documents : 1, sizeof *sub);
     int *owner = NULL;
-    if (!payloads || !lens || !used || !ids || !sub) { rc = OOM(r); goto out; }
+    if (!parts_ok || !ids || !sub) { rc = OOM(r); goto out; }
     if ((rc = check_batch(r, m->n_documents, "document")) != 0) goto out;
     uint32_t dim = 0, max_rows = 0;
     for (size_t i = 0; i < m->n_documents; i++) {
@@ -439,27 +465,23 @@ static int h_upsert(req_t *r) {
         part.collection = m->collection;
         part.documents = sub;
         part.n_documents = k;
-        lens[g] = metaembed__upsert_request__get_packed_size(&part);
-        payloads[g] = malloc(lens[g] ? lens[g] : 1);
-        if (!payloads[g]) { rc = OOM(r); goto out; }
-        metaembed__upsert_request__pack(&part, payloads[g]);
-        used[g] = 1;
+        parts.len[g] = metaembed__upsert_request__get_packed_size(&part);
+        parts.payload[g] = malloc(parts.len[g] ? parts.len[g] : 1);
+        if (!parts.payload[g]) { rc = OOM(r); goto out; }
+        metaembed__upsert_request__pack(&part, parts.payload[g]);
+        parts.used[g] = 1;
     }
-    calls = write_calls(r, payloads, lens, used, &ncalls);
+    calls = write_calls(r, &parts, &ncalls);
     if (!calls) { rc = OOM(r); goto out; }
     if ((rc = first_request_error(r, calls, ncalls)) != 0) goto out;
-    if ((rc = check_quorum(r, calls, ncalls, used)) != 0) goto out;
+    if ((rc = check_quorum(r, calls, ncalls, parts.used)) != 0) goto out;
     Metaembed__UpsertReply rep = METAEMBED__UPSERT_REPLY__INIT;
     rep.upserted = (uint32_t)m->n_documents;
     rc = me_reply_ok(r->reply, &rep.base);
 out:
     if (calls) me_calls_clear(calls, ncalls);
     free(calls);
-    if (payloads)
-        for (int g = 0; g < ng; g++) free(payloads[g]);
-    free(payloads);
-    free(lens);
-    free(used);
+    parts_free(&parts);
     free(ids);
     free(sub);
     free(owner);
@@ -491,21 +513,19 @@ static size_t pack_get(const void *proto, char **ids, size_t n, uint8_t **out) {
     return len;
 }
 
-/* Fills payloads/lens/used per group; returns owner[] (caller frees) or NULL. */
-static int *split_ids(req_t *r, const void *proto, char **ids, size_t n, pack_ids_fn pack,
-                      uint8_t **payloads, size_t *lens, int *used) {
-    int ng = COORD(r)->cluster.n_groups;
+/* Fills the parts per group; returns owner[] (caller frees) or NULL. */
+static int *split_ids(req_t *r, const void *proto, char **ids, size_t n, pack_ids_fn pack, parts_t *parts) {
     int *owner = place(r, ids, n);
     char **sub = calloc(n ? n : 1, sizeof *sub);
     if (!owner || !sub) { free(owner); free(sub); return NULL; }
-    for (int g = 0; g < ng; g++) {
+    for (int g = 0; g < parts->n; g++) {
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
             if (owner[i] == g) sub[k++] = ids[i];
         if (!k) continue;
-        lens[g] = pack(proto, sub, k, &payloads[g]);
-        if (!payloads[g]) { free(owner); free(sub); return NULL; }
-        used[g] = 1;
+        parts->len[g] = pack(proto, sub, k, &parts->payload[g]);
+        if (!parts->payload[g]) { free(owner); free(sub); return NULL; }
+        parts->used[g] = 1;
     }
     free(sub);
     return owner;
@@ -526,16 +546,15 @@ static int h_delete(req_t *r) {
     if (!m) return r->reply->status;
     int ng = COORD(r)->cluster.n_groups, rc, ncalls = 0;
     me_call_t *calls = NULL;
-    uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
-    size_t *lens = calloc((size_t)ng, sizeof *lens);
-    int *used = calloc((size_t)ng, sizeof *used), *owner = NULL;
-    if (!payloads || !lens || !used) { rc = OOM(r); goto out; }
+    parts_t parts;
+    int *owner = NULL;
+    if (parts_init(&parts, ng) != 0) { rc = OOM(r); goto out; }
     if ((rc = check_ids(r, m->ids, m->n_ids)) != 0) goto out;
-    if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_delete, payloads, lens, used))) { rc = OOM(r); goto out; }
-    calls = write_calls(r, payloads, lens, used, &ncalls);
+    if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_delete, &parts))) { rc = OOM(r); goto out; }
+    calls = write_calls(r, &parts, &ncalls);
     if (!calls) { rc = OOM(r); goto out; }
     if ((rc = first_request_error(r, calls, ncalls)) != 0) goto out;
-    if ((rc = check_quorum(r, calls, ncalls, used)) != 0) goto out;
+    if ((rc = check_quorum(r, calls, ncalls, parts.used)) != 0) goto out;
     /* Per group, the most any replica deleted (replicas agree when in sync). */
     uint32_t deleted = 0;
     for (int g = 0; g < ng; g++) {
@@ -556,11 +575,7 @@ static int h_delete(req_t *r) {
 out:
     if (calls) me_calls_clear(calls, ncalls);
     free(calls);
-    if (payloads)
-        for (int g = 0; g < ng; g++) free(payloads[g]);
-    free(payloads);
-    free(lens);
-    free(used);
+    parts_free(&parts);
     free(owner);
     protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
@@ -582,20 +597,20 @@ static int h_get(req_t *r) {
     if (!m) return r->reply->status;
     int ng = COORD(r)->cluster.n_groups, rc;
     me_call_t *calls = calloc((size_t)ng, sizeof *calls);
-    uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
-    size_t *lens = calloc((size_t)ng, sizeof *lens);
-    int *used = calloc((size_t)ng, sizeof *used), *owner = NULL;
+    parts_t req_parts;
+    int parts_ok = parts_init(&req_parts, ng) == 0, *owner = NULL;
     Metaembed__GetReply **parts = calloc((size_t)ng, sizeof *parts);
     size_t *cursor = calloc((size_t)ng, sizeof *cursor);
     Metaembed__Document **docs = calloc(m->n_ids ? m->n_ids : 1, sizeof *docs);
     char **missing = calloc(m->n_ids ? m->n_ids : 1, sizeof *missing);
     int ncalls = 0;
-    if (!calls || !payloads || !lens || !used || !parts || !cursor || !docs || !missing) { rc = OOM(r); goto out; }
+    if (!calls || !parts_ok || !parts || !cursor || !docs || !missing) { rc = OOM(r); goto out; }
     if ((rc = check_ids(r, m->ids, m->n_ids)) != 0) goto out;
-    if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_get, payloads, lens, used))) { rc = OOM(r); goto out; }
+    if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_get, &req_parts))) { rc = OOM(r); goto out; }
     for (int g = 0; g < ng; g++)
-        if (used[g])
-            calls[ncalls++] = (me_call_t){ .group = g, .replica = -1, .method = r->method, .payload = payloads[g], .len = lens[g] };
+        if (req_parts.used[g])
+            calls[ncalls++] = (me_call_t){ .group = g, .replica = -1, .method = r->method,
+                                           .payload = req_parts.payload[g], .len = req_parts.len[g] };
     uint64_t retries = 0;
     me_fanout_run(FANOUT(r), calls, ncalls, fanout_deadline(r), &retries);
     atomic_fetch_add(&COORD(r)->retries, retries);
@@ -624,12 +639,8 @@ out:
     if (parts)
         for (int g = 0; g < ng; g++)
             if (parts[g]) metaembed__get_reply__free_unpacked(parts[g], NULL);
-    if (payloads)
-        for (int g = 0; g < ng; g++) free(payloads[g]);
     free(calls);
-    free(payloads);
-    free(lens);
-    free(used);
+    parts_free(&req_parts);
     free(owner);
     free(parts);
     free(cursor);
@@ -646,13 +657,16 @@ out:
  * half-way can simply be repeated. */
 static int h_ddl(req_t *r) {
     int ng = COORD(r)->cluster.n_groups, ncalls = 0, rc;
-    uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);
-    size_t *lens = calloc((size_t)ng, sizeof *lens);
-    if (!payloads || !lens) { free(payloads); free(lens); return OOM(r); }
-    for (int g = 0; g < ng; g++) { payloads[g] = r->payload->data; lens[g] = r->payload->len; }
-    me_call_t *calls = write_calls(r, payloads, lens, NULL, &ncalls);
-    free(payloads);
-    free(lens);
+    parts_t all;
+    if (parts_init(&all, ng) != 0) { parts_free(&all); return OOM(r); }
+    all.shared = 1;  /* every group gets the request as received */
+    for (int g = 0; g < ng; g++) {
+        all.payload[g] = r->payload->data;
+        all.len[g] = r->payload->len;
+        all.used[g] = 1;
+    }
+    me_call_t *calls = write_calls(r, &all, &ncalls);
+    parts_free(&all);
     if (!calls) return OOM(r);
     int benign = r->method == METAEMBED__METHOD__METHOD_CREATE_COLLECTION ? ME_STATUS_ALREADY_EXISTS : ME_STATUS_NOT_FOUND;
     int done = 0, fresh = 0, ok_idx = -1;
