@@ -100,6 +100,11 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
     me_buf_printf(out, "# HELP metaembed_rocksdb_live_bytes RocksDB SST and memtable bytes.\n"
                        "# TYPE metaembed_rocksdb_live_bytes gauge\n"
                        "metaembed_rocksdb_live_bytes %llu\n", (unsigned long long)me_storage_disk_bytes(s->storage));
+    me_buf_printf(out, "# HELP metaembed_rocksdb_memtable_bytes RocksDB memtables (writes not yet flushed to SST "
+                       "files; in RAM, up to the write buffer size per column family).\n"
+                       "# TYPE metaembed_rocksdb_memtable_bytes gauge\n"
+                       "metaembed_rocksdb_memtable_bytes %llu\n",
+                  (unsigned long long)me_storage_property(s->storage, "rocksdb.cur-size-all-mem-tables"));
     me_buf_printf(out, "# HELP metaembed_rocksdb_pending_compaction_bytes Estimated bytes awaiting compaction.\n"
                        "# TYPE metaembed_rocksdb_pending_compaction_bytes gauge\n"
                        "metaembed_rocksdb_pending_compaction_bytes %llu\n",
