@@ -2,6 +2,7 @@
  * embeddings) with the model file it loads; common/server.c's workers each
  * run their own forward passes over the one shared model. */
 #include <stdio.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -76,7 +77,9 @@ int main(int argc, char **argv) {
         me_encoder_close(&enc);
         return 2;
     }
-    me_server_t srv = { .role = "encoder", .listen = opts.listen, .threads = (int)opts.threads,
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = opts.threads ? (int)opts.threads : (cores > 0 ? (int)cores : 1);
+    me_server_t srv = { .role = "encoder", .listen = opts.listen, .threads = threads,
                         .max_message = opts.max_message, .curve = &enc.curve, .insecure = opts.insecure,
                         .ctx = &enc, .worker_init = worker_init,
                         .worker_free = worker_free, .handle = handle,

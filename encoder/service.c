@@ -21,8 +21,9 @@ const me_cfg_opt_t me_encoder_options[] = {
     OPT("listen", ME_CFG_STRING, listen, "tcp://127.0.0.1:7800", 0, 0, NULL, "ZeroMQ endpoint to bind (ROUTER)"),
     OPT("model", ME_CFG_STRING, model, "models/metaembed-default.safetensors", 0, 0, NULL, "model file"),
     OPT("log-level", ME_CFG_ENUM, log_level, "info", 0, 0, "debug|info|warn|error", "log verbosity"),
-    OPT("threads", ME_CFG_INT, threads, "8", 1, 256, NULL,
-        "worker threads, one request each at a time (more than --lanes, so requests can wait to be batched)"),
+    OPT("threads", ME_CFG_INT, threads, "0", 0, 256, NULL,
+        "worker threads, one request each at a time (0 = one per core; with --batching give more than --lanes, "
+        "so requests can wait to be combined); each holds its own activation buffers"),
     OPT("lanes", ME_CFG_INT, lanes, "0", 0, 256, NULL, "forward passes at a time, one core each (0 = every core)"),
     OPT("batching", ME_CFG_BOOL, batching, "false", 0, 1, NULL,
         "combine Encode requests that arrive together into shared forward passes (off by default: with the "

@@ -1,7 +1,7 @@
 /* Encoder node throughput for query encoding (what every text search
  * costs): C clients each send one-text Encode requests (query side) to a
- * real metaembed-encoder process with the default model, with dynamic
- * batching on and off; queries/s and p50/p99 latency. Reference measured in
+ * real metaembed-encoder process with the default model and 8 worker
+ * threads, with dynamic batching on and off; queries/s and p50/p99 latency. Reference measured in
  * the same run: the embedder in this process on one core, one query per
  * pass and 32 per pass. Figures only; never fails on time.
  *
@@ -138,6 +138,7 @@ int main(int argc, char **argv) {
         d.extra[d.nextra++] = "--model";
         d.extra[d.nextra++] = model;
         d.extra[d.nextra++] = mode ? "--batching=true" : "--batching=false";
+        d.extra[d.nextra++] = "--threads=8";  /* room for requests to wait together */
         d.no_data_dir = 1;
         if (me_daemon_start(&d, "metaembed-encoder", mode ? "enc-batch" : "enc-solo") != 0) {
             fprintf(stderr, "bench_encode: encoder did not start (see %s)\n", d.log);
