@@ -15,6 +15,24 @@
 /* Upserts stay well under the server's 64 MiB message limit. */
 #define BATCH_BYTES (32u << 20)
 
+/* Connects, finds the collection and checks an .npy's vector dimension D
+ * and vectors per item R against it (R_c for documents, R_q for queries). */
+static int connect_and_check_npy(cli_t *c, const char *path, const char *shape, const char *coll, uint64_t d,
+                                 uint64_t r, int query_side, me_collection_info_t *ci) {
+    if (!cli_connect(c)) return CLI_FAIL;
+    int rc = cli_find_collection(c, coll, ci);
+    if (rc != CLI_OK) return rc;
+    if (d != (uint64_t)ci->dim)
+        return cli_error(c, CLI_FAIL, "%s has dimension D=%llu (shape %s) but collection '%s' has dim %d", path,
+                         (unsigned long long)d, shape, coll, ci->dim);
+    int max = query_side ? ci->max_query_vectors : ci->max_doc_vectors;
+    if (r > (uint64_t)max)
+        return cli_error(c, CLI_FAIL, "%s has R=%llu vectors per %s (shape %s) but collection '%s' takes at most %d "
+                         "(its max-%s-vectors)", path, (unsigned long long)r, query_side ? "query" : "document",
+                         shape, coll, max, query_side ? "query" : "doc");
+    return CLI_OK;
+}
+
 /* ---- one-item-per-line text files ---- */
 
 typedef struct {
@@ -237,20 +255,8 @@ int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
         }
     }
 
-    if (!cli_connect(c)) { rc = CLI_FAIL; goto out; }
     me_collection_info_t ci;
-    if ((rc = cli_find_collection(c, o.collection, &ci)) != CLI_OK) goto out;
-    if (d != (uint64_t)ci.dim) {
-        rc = cli_error(c, CLI_FAIL, "%s has dimension D=%llu (shape %s) but collection '%s' has dim %d", o.vectors,
-                       (unsigned long long)d, shp, o.collection, ci.dim);
-        goto out;
-    }
-    if (r > (uint64_t)ci.max_doc_vectors) {
-        rc = cli_error(c, CLI_FAIL, "%s has R=%llu vectors per document (shape %s) but collection '%s' takes at "
-                       "most %d (its max-doc-vectors)", o.vectors, (unsigned long long)r, shp, o.collection,
-                       ci.max_doc_vectors);
-        goto out;
-    }
+    if ((rc = connect_and_check_npy(c, o.vectors, shp, o.collection, d, r, 0, &ci)) != CLI_OK) goto out;
     rows = calloc(n, sizeof *rows);
     docs = calloc((size_t)o.batch, sizeof *docs);
     if (!rows || !docs) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out; }
@@ -537,20 +543,8 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
         first = (uint64_t)o.row;
         count = 1;
     }
-    if (!cli_connect(c)) { rc = CLI_FAIL; goto out; }
     me_collection_info_t ci;
-    if ((rc = cli_find_collection(c, o.collection, &ci)) != CLI_OK) goto out;
-    if (d != (uint64_t)ci.dim) {
-        rc = cli_error(c, CLI_FAIL, "%s has dimension D=%llu (shape %s) but collection '%s' has dim %d", o.vectors,
-                       (unsigned long long)d, shp, o.collection, ci.dim);
-        goto out;
-    }
-    if (r > (uint64_t)ci.max_query_vectors) {
-        rc = cli_error(c, CLI_FAIL, "%s has R=%llu vectors per query (shape %s) but collection '%s' takes at most "
-                       "%d (its max-query-vectors)", o.vectors, (unsigned long long)r, shp, o.collection,
-                       ci.max_query_vectors);
-        goto out;
-    }
+    if ((rc = connect_and_check_npy(c, o.vectors, shp, o.collection, d, r, 1, &ci)) != CLI_OK) goto out;
     res = calloc(count, sizeof *res);
     q = malloc(r * d * sizeof *q);
     if (!res || !q) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out; }
