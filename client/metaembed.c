@@ -71,10 +71,9 @@ me_client_t *me_client_connect(const char *endpoint, int timeout_ms, me_status_t
 
 /* What the socket monitor saw of the handshake: a refusal explains a
  * silent timeout far better than "no reply". */
-static const char *handshake_failure(void *zctx, void *monitor) {
+static const char *handshake_failure(void *monitor) {
     const char *why = NULL;
     if (!monitor) return NULL;
-    (void)zctx;
     for (;;) {
         zmq_msg_t ev, addr;
         zmq_msg_init(&ev);
@@ -123,7 +122,7 @@ me_client_t *me_client_connect_secure(const char *endpoint, int timeout_ms, cons
     }
     int rc = me_client_health(c, st);
     if (rc != 0 && rc == ME_STATUS_DEADLINE_EXCEEDED) {
-        const char *why = handshake_failure(c->zctx, monitor);
+        const char *why = handshake_failure(monitor);
         if (why) set_status(st, ME_STATUS_UNAVAILABLE, "cannot talk to %s: %s", endpoint, why);
     }
     zmq_socket_monitor(c->sock, NULL, 0);

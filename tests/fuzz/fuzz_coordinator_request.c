@@ -19,6 +19,7 @@
 #include "common/server.h"
 #include "coordinator/coordinator.h"
 #include "shard/shard.h"
+#include "tests/fuzz/fuzz_frames.h"
 
 static me_shard_t g_shard;
 static me_coord_t g_co;
@@ -47,15 +48,8 @@ static void *shard_main(void *arg) {
     return NULL;
 }
 
-/* One request through the coordinator; the reply's status. */
-static int call(int method, const ProtobufCMessage *req) {
-    uint8_t payload[1024], frame[1200];
-    Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
-    env.method = (Metaembed__Method)method;
-    env.deadline_ms = 2000;
-    env.payload.data = payload;
-    env.payload.len = protobuf_c_message_pack(req, payload);
-    size_t n = metaembed__envelope__pack(&env, frame);
+/* One request frame through the coordinator; the reply's status. */
+static int call(const uint8_t *frame, size_t n) {
     uint64_t rid;
     me_reply_t rep;
     me_coord_handle(&g_co, g_fan, frame, n, &rid, &rep);
@@ -106,47 +100,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     g_zctx = zmq_ctx_new();
     g_fan = me_fanout_new(&g_co.cluster, g_zctx);
 
-    Metaembed__CollectionConfig cfg = METAEMBED__COLLECTION_CONFIG__INIT;
-    cfg.name = "c";
-    cfg.dim = 4;
-    cfg.max_doc_vectors = 4;
-    cfg.max_query_vectors = 2;
-    Metaembed__CreateCollectionRequest cr = METAEMBED__CREATE_COLLECTION_REQUEST__INIT;
-    cr.config = &cfg;
     /* The shard thread may still be binding: retry until it answers. */
+    uint8_t frame[512];
+    size_t n = fuzz_frame_create(frame);
     int st = -1;
     for (int i = 0; i < 50 && st != 0 && st != ME_STATUS_ALREADY_EXISTS; i++) {
-        st = call(METAEMBED__METHOD__METHOD_CREATE_COLLECTION, &cr.base);
+        st = call(frame, n);
         if (st != 0) usleep(100000);
     }
     if (st != 0) abort();
-    static float v[4] = { 1, 0.5f, 0, 0 };
-    static uint32_t shape[2] = { 1, 4 };
-    static Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
-    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
-    t.shape = shape;
-    t.n_shape = 2;
-    t.data.data = (uint8_t *)v;
-    t.data.len = sizeof v;
-    Metaembed__Document d = METAEMBED__DOCUMENT__INIT, *dp = &d;
-    d.id = "doc";
-    d.vectors = &t;
-    Metaembed__UpsertRequest ur = METAEMBED__UPSERT_REQUEST__INIT;
-    ur.collection = "c";
-    ur.documents = &dp;
-    ur.n_documents = 1;
-    if (call(METAEMBED__METHOD__METHOD_UPSERT, &ur.base) != 0) abort();
-    Metaembed__SearchRequest sr = METAEMBED__SEARCH_REQUEST__INIT;
-    sr.collection = "c";
-    sr.query = &t;
-    sr.k = 1;
-    uint8_t payload[512];
-    Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
-    env.method = METAEMBED__METHOD__METHOD_SEARCH;
-    env.deadline_ms = 2000;
-    env.payload.data = payload;
-    env.payload.len = metaembed__search_request__pack(&sr, payload);
-    g_search_len = metaembed__envelope__pack(&env, g_search);
+    if (call(frame, fuzz_frame_upsert(frame)) != 0) abort();
+    g_search_len = fuzz_frame_search(g_search);
     return 0;
 }
 

@@ -126,8 +126,8 @@ static int keygen(const char *dir, const char *client) {
     return me_test_run(argv, NULL, NULL);
 }
 
-/* Creates a collection and stores one document with the markers, through
- * the relay when relay_port is set; then searches for it. */
+/* Creates a collection and stores one document with the markers at
+ * endpoint (the relay's, in these tests); then searches for it. */
 static void store_and_find(const char *endpoint, const char *curve_dir) {
     me_status_t st;
     me_client_t *c = me_client_connect_secure(endpoint, 5000, curve_dir, NULL, &st);
