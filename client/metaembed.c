@@ -9,6 +9,7 @@
 #include "common/curve.h"
 #include "common/dtype.h"
 #include "common/error.h"
+#include "common/validate.h"
 #include "common/wire.h"
 
 struct me_client {
@@ -273,24 +274,20 @@ int me_client_delete(me_client_t *c, const char *collection, const char *const *
     return rc;
 }
 
-/* Tensor → newly allocated f32 rows × dim. */
+/* Tensor → newly allocated f32 rows × dim (a reply's shape is checked like
+ * a request's: me_tensor_view, sizes without overflow). */
 static float *tensor_to_f32(const Metaembed__Tensor *t, int *rows, int *dim) {
-    if (!t || t->n_shape != 2) return NULL;
-    size_t n = (size_t)t->shape[0] * t->shape[1];
-    size_t esz = t->dtype == METAEMBED__DTYPE__DTYPE_F16 ? 2 : 4;
-    if (t->data.len != n * esz) return NULL;
-    float *out = malloc((n ? n : 1) * sizeof *out);
+    me_tensor_view_t v;
+    char err[256];
+    if (!t || t->n_shape != 2 || me_tensor_view(t, "reply", ME_ROWS_MAX, 0, &v, err, sizeof err) != 0) return NULL;
+    size_t n = (size_t)v.rows * (size_t)v.dim;
+    float *out = malloc(n * sizeof *out);
     if (!out) return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (esz == 4) memcpy(&out[i], t->data.data + 4 * i, 4);
-        else {
-            uint16_t h;
-            memcpy(&h, t->data.data + 2 * i, 2);
-            out[i] = me_f16_to_f32(h);
-        }
-    }
-    *rows = (int)t->shape[0];
-    *dim = (int)t->shape[1];
+    size_t row_bytes = (size_t)v.dim * me_dtype_size(v.dtype);
+    for (int i = 0; i < v.rows; i++)
+        me_row_to_f32(out + (size_t)i * v.dim, v.data + (size_t)i * row_bytes, v.dtype, 1.0f, (size_t)v.dim);
+    *rows = v.rows;
+    *dim = v.dim;
     return out;
 }
 
@@ -479,8 +476,11 @@ int me_client_encode(me_client_t *c, const char *const *texts, size_t n, int que
     Metaembed__EncodeReply *m = metaembed__encode_reply__unpack(NULL, rep.payload_len, rep.payload);
     me_reply_clear(&rep);
     const Metaembed__Tensor *t = m ? m->vectors : NULL;
+    size_t want = 0;
     if (!t || t->n_shape != 3 || t->dtype != METAEMBED__DTYPE__DTYPE_F32 || t->shape[0] != n ||
-        t->data.len != (size_t)t->shape[0] * t->shape[1] * t->shape[2] * 4) {
+        t->shape[1] < 1 || t->shape[1] > ME_ROWS_MAX || t->shape[2] < 1 || t->shape[2] > ME_DIM_MAX ||
+        __builtin_mul_overflow((size_t)t->shape[0], (size_t)t->shape[1] * t->shape[2] * 4, &want) ||
+        t->data.len != want) {
         if (m) metaembed__encode_reply__free_unpacked(m, NULL);
         return set_status(st, ME_STATUS_INTERNAL, "malformed Encode reply");
     }

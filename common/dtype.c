@@ -7,7 +7,10 @@
  * without -m flags. */
 #include "common/dtype.h"
 
+#include "common/error.h"
+
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -187,4 +190,58 @@ void me_row_to_f32(float *out, const void *row, me_dtype_t dt, float scale, size
     case ME_DTYPE_INT8: me_int8_dequantize(out, row, scale, n); return;
     }
     memset(out, 0, n * sizeof(float));
+}
+
+int me_rows_to_storage(me_dtype_t dt, int dim, int rows, const void *in, me_dtype_t in_dt,
+                       void *out, float *scales, int *bad_row, int *bad_kind) {
+    float *tmp = malloc((size_t)dim * sizeof *tmp);
+    if (!tmp) return ME_ENOMEM;
+    int rc = 0;
+    size_t esz = me_dtype_size(dt);
+    for (int r = 0; r < rows && rc == 0; r++) {
+        /* memcpy-based conversion: input bytes come off the wire unaligned. */
+        if (in_dt == ME_DTYPE_F32) memcpy(tmp, (const uint8_t *)in + (size_t)r * dim * 4, (size_t)dim * 4);
+        else {
+            const uint8_t *src = (const uint8_t *)in + (size_t)r * dim * 2;
+            for (int i = 0; i < dim; i++) {
+                uint16_t h;
+                memcpy(&h, src + 2 * i, 2);
+                tmp[i] = me_f16_to_f32(h);
+            }
+        }
+        double norm = 0;
+        for (int i = 0; i < dim; i++) {
+            if (!isfinite(tmp[i])) { *bad_row = r; *bad_kind = ME_BAD_NONFINITE; rc = ME_EINVAL; break; }
+            norm += (double)tmp[i] * tmp[i];
+        }
+        if (rc) break;
+        if (!(norm > 0)) { *bad_row = r; *bad_kind = ME_BAD_ZERO_NORM; rc = ME_EINVAL; break; }
+        if (!out) {
+            /* Check only, with the same f16 range rule as below. */
+            if (dt == ME_DTYPE_F16)
+                for (int i = 0; i < dim && rc == 0; i++)
+                    if ((me_f32_to_f16(tmp[i]) & 0x7c00) == 0x7c00) { *bad_row = r; *bad_kind = ME_BAD_NONFINITE; rc = ME_EINVAL; }
+            continue;
+        }
+        uint8_t *dst = (uint8_t *)out + (size_t)r * dim * esz;
+        if (dt == ME_DTYPE_F32) memcpy(dst, tmp, (size_t)dim * 4);
+        else if (dt == ME_DTYPE_F16) {
+            for (int i = 0; i < dim; i++) {
+                uint16_t h = me_f32_to_f16(tmp[i]);
+                memcpy(dst + 2 * i, &h, 2);
+            }
+        } else {
+            me_int8_quantize((int8_t *)dst, &scales[r], tmp, (size_t)dim);
+        }
+        /* An f32 value beyond f16 range becomes Inf in storage: refuse it. */
+        if (dt == ME_DTYPE_F16) {
+            for (int i = 0; i < dim; i++) {
+                uint16_t h;
+                memcpy(&h, dst + 2 * i, 2);
+                if ((h & 0x7c00) == 0x7c00) { *bad_row = r; *bad_kind = ME_BAD_NONFINITE; rc = ME_EINVAL; break; }
+            }
+        }
+    }
+    free(tmp);
+    return rc;
 }

@@ -33,4 +33,11 @@ void me_int8_dequantize(float *out, const int8_t *in, float scale, size_t n);
 /* Converts one row of `n` elements from any dtype to f32. */
 void me_row_to_f32(float *out, const void *row, me_dtype_t dt, float scale, size_t n);
 
+/* Converts rows × dim input values (f32 or f16) to storage form.
+ * Rejects NaN/Inf and zero-norm rows: returns ME_EINVAL, *bad_row set.
+ * out == NULL checks only (the coordinator, before it routes a write). */
+int me_rows_to_storage(me_dtype_t dt, int dim, int rows, const void *in, me_dtype_t in_dt,
+                       void *out, float *scales, int *bad_row, int *bad_kind);
+enum { ME_BAD_NONFINITE = 1, ME_BAD_ZERO_NORM = 2 };
+
 #endif

@@ -167,6 +167,15 @@ static int endpoints_handle(void *ctx, const char *path, me_buf_t *body, const c
     return 404;
 }
 
+int me_metrics_addr_check(const char *addr, int public_ok, char *err, size_t cap) {
+    if (!addr || !*addr || public_ok) return 0;
+    if (!strncmp(addr, "127.", 4) || !strncmp(addr, "localhost:", 10) || !strncmp(addr, "[::1]:", 6)) return 0;
+    me_set_err(err, cap, "--metrics-addr %s is not a loopback address, and its pages need no login: /metrics and "
+               "the dashboard show collection names, document counts and cluster endpoints. Bind it to 127.0.0.1 "
+               "and scrape through an authenticating proxy, or pass --metrics-public to serve it as it is", addr);
+    return ME_EINVAL;
+}
+
 me_http_t *me_endpoints_start(const char *addr, me_endpoints_t *ep) {
     if (!addr || !*addr) return NULL;
     char err[256];

@@ -66,6 +66,19 @@ typedef struct {
     const char *index_html;                            /* served at / (may be NULL) */
 } me_endpoints_t;
 
+/* The options every daemon has for its endpoints (type: its options
+ * struct, with metrics_addr and metrics_public fields). */
+#define ME_METRICS_CFG_OPTIONS(type, default_addr)                                                    \
+    { "metrics-addr", ME_CFG_STRING, offsetof(type, metrics_addr), default_addr, 0, 0, NULL,           \
+      "HTTP /metrics, /healthz, /readyz (HOST:PORT; empty = off; loopback unless --metrics-public)" }, \
+    { "metrics-public", ME_CFG_BOOL, offsetof(type, metrics_public), "false", 0, 1, NULL,              \
+      "allow --metrics-addr on a non-loopback address (the pages need no login and show collection "    \
+      "names, document counts, endpoints)" }
+
+/* 0 when addr may be served: empty, a loopback host (127.x, localhost,
+ * [::1]), or public_ok. Else ME_EINVAL and err says what to do. */
+int me_metrics_addr_check(const char *addr, int public_ok, char *err, size_t cap);
+
 /* Starts the HTTP thread; NULL (and a warning in the log) when addr is
  * empty or cannot be bound: the daemon still serves requests. ep must
  * outlive the server. */

@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/validate.h"
 
 #define BACKEND "inproc://me-workers"
 #define CONTROL "inproc://me-control"
@@ -62,7 +63,18 @@ static void *worker_main(void *arg) {
         me_route_t route;
         zmq_msg_t body;
         int rc = me_wire_recv(sock, &route, &body);
-        if (rc == ME_EPROTO) continue;
+        if (rc == ME_ETOOBIG) {
+            /* Answer the sender (route[0], the identity the ROUTER added)
+             * without echoing the frames it sent. */
+            me_reply_t too_big;
+            me_reply_init(&too_big);
+            me_reply_error(&too_big, ME_STATUS_RESOURCE_EXHAUSTED,
+                           "a request is one frame (a packed Envelope), after at most %d routing frames of at most "
+                           "%d bytes; this message had more", ME_WIRE_MAX_ROUTE - 1, ME_WIRE_MAX_ROUTE_FRAME);
+            if (route.n == 1) me_wire_send_reply(sock, &route, 0, &too_big);
+            me_route_close(&route);
+            continue;
+        }
         if (rc) break;
         uint64_t rid;
         me_reply_t reply;
@@ -151,6 +163,12 @@ int me_server_run(const me_server_t *srv) {
     return exit_code;
 }
 
+ProtobufCMessage *me_request_unpack(me_request_t *r, const ProtobufCMessageDescriptor *desc) {
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, r->payload->len, r->payload->data);
+    if (!m) ME_BAD(r, "malformed %s (protobuf parse failed)", desc->short_name);
+    return m;
+}
+
 void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, const uint8_t *frame,
                  size_t len, long long max_message, long long default_deadline_ms,
                  atomic_uint_fast64_t *requests, atomic_uint_fast64_t *errors, me_metrics_t *metrics,
@@ -183,12 +201,20 @@ void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, 
     size_t i;
     for (i = 0; i < n; i++)
         if (methods[i].method == (int)env->method) break;
+    char err[256];
     if (i < n) {
         name = methods[i].name;
-        methods[i].fn(&r);
+        if (methods[i].request && me_check_strings(methods[i].request, env->payload.data, env->payload.len, err,
+                                                   sizeof err) != 0)
+            me_reply_error(reply, ME_STATUS_INVALID_ARGUMENT, "%s", err);
+        else
+            methods[i].fn(&r);
     } else {
         me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "unknown method %d", (int)env->method);
     }
+    /* Every reply, whatever built it, stays within the message limit. */
+    if (reply->status == ME_STATUS_OK && (long long)reply->payload_len > max_message)
+        me_reply_over_limit(reply, reply->payload_len, max_message, 0, 0);
     if (reply->status != ME_STATUS_OK) {
         atomic_fetch_add(errors, 1);
         me_debug("%s rid=%llu -> %s: %s", name, (unsigned long long)env->request_id,

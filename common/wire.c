@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/error.h"
+#include "common/validate.h"
 
 uint64_t me_now_us(void) {
     struct timespec ts;
@@ -29,11 +30,23 @@ int me_reply_error(me_reply_t *r, int status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(r->message, sizeof r->message, fmt, ap);
     va_end(ap);
+    /* A message cut at its buffer's end must stay valid UTF-8 (proto3). */
+    me_utf8_clip(r->message);
     r->status = status;
     free(r->payload);
     r->payload = NULL;
     r->payload_len = 0;
     return status;
+}
+
+int me_reply_over_limit(me_reply_t *r, unsigned long long bytes, long long limit, size_t done, size_t total) {
+    if (total)
+        return me_reply_error(r, ME_STATUS_RESOURCE_EXHAUSTED,
+                              "the reply would exceed the %lld-byte message limit (--max-message) after %zu of %zu "
+                              "items: ask for fewer per request, or leave out vectors or metadata", limit, done, total);
+    return me_reply_error(r, ME_STATUS_RESOURCE_EXHAUSTED,
+                          "the reply of %llu bytes exceeds the %lld-byte message limit (--max-message): ask for fewer "
+                          "items per request, or leave out vectors or metadata", bytes, limit);
 }
 
 int me_reply_ok(me_reply_t *r, const ProtobufCMessage *msg) {
@@ -55,19 +68,24 @@ int me_reply_ok(me_reply_t *r, const ProtobufCMessage *msg) {
 int me_wire_recv(void *sock, me_route_t *route, zmq_msg_t *body) {
     route->n = 0;
     zmq_msg_init(body);
+    int over = 0;  /* past the limits: drain the rest, keep only the first route frame */
     for (;;) {
+        /* zmq_msg_recv releases what body held before. */
         if (zmq_msg_recv(body, sock, 0) < 0) {
             zmq_msg_close(body);
             me_route_close(route);
             return ME_EIO;
         }
-        if (!zmq_msg_more(body)) return 0;
-        if (route->n == ME_WIRE_MAX_ROUTE) {
-            /* Too many frames to be ours: drain the rest and drop it. */
-            while (zmq_msg_more(body) && zmq_msg_recv(body, sock, 0) >= 0) {}
+        if (!zmq_msg_more(body)) {
+            if (!over) return 0;
             zmq_msg_close(body);
-            me_route_close(route);
-            return ME_EPROTO;
+            while (route->n > 1) zmq_msg_close(&route->frames[--route->n]);
+            return ME_ETOOBIG;
+        }
+        if (over) continue;
+        if (route->n == ME_WIRE_MAX_ROUTE || zmq_msg_size(body) > ME_WIRE_MAX_ROUTE_FRAME) {
+            over = 1;
+            continue;
         }
         zmq_msg_init(&route->frames[route->n]);
         zmq_msg_move(&route->frames[route->n], body);
@@ -134,7 +152,11 @@ int me_wire_call(void *sock, uint64_t rid, int method, uint32_t deadline_ms,
         me_route_t route;
         zmq_msg_t body;
         int rc = me_wire_recv(sock, &route, &body);
-        if (rc) { if (rc == ME_EPROTO) continue; return rc; }
+        if (rc) {
+            me_route_close(&route);
+            if (rc == ME_ETOOBIG) continue;  /* not a reply of ours */
+            return rc;
+        }
         me_route_close(&route);
         Metaembed__Reply *rep = metaembed__reply__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
         zmq_msg_close(&body);

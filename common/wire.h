@@ -17,6 +17,7 @@
 #include "proto/metaembed.pb-c.h"
 
 #define ME_WIRE_MAX_ROUTE 8
+#define ME_WIRE_MAX_ROUTE_FRAME 255
 /* Default cap on one message; daemons make it configurable. */
 #define ME_WIRE_DEFAULT_MAX_MESSAGE (64LL << 20)
 
@@ -33,6 +34,9 @@ void me_reply_clear(me_reply_t *r);
 /* Sets an error status and message; returns the status. */
 int me_reply_error(me_reply_t *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* RESOURCE_EXHAUSTED for a reply that would pass the message limit after
+ * `done` of `total` items (0, 0: unknown); says what to ask for instead. */
+int me_reply_over_limit(me_reply_t *r, unsigned long long bytes, long long limit, size_t done, size_t total);
 /* Packs msg as the OK payload. Returns 0 or ME_ENOMEM. */
 int me_reply_ok(me_reply_t *r, const ProtobufCMessage *msg);
 
@@ -43,9 +47,12 @@ typedef struct {
 } me_route_t;
 
 /* Receives one multipart message: all frames but the last into route, the
- * last into body (initialised by the call). Returns 0, ME_EPROTO for a
- * message with too many frames (drained and dropped), or ME_EIO (errno set,
- * e.g. EAGAIN on timeout, ETERM on shutdown). */
+ * last into body (initialised by the call). Returns 0; ME_ETOOBIG for a
+ * message past the route limits (more than ME_WIRE_MAX_ROUTE route frames,
+ * or one over ME_WIRE_MAX_ROUTE_FRAME bytes: ZeroMQ routing ids are at most
+ * 255 bytes), drained, with only its first route frame kept so the sender
+ * can be told; or ME_EIO (errno set, e.g. EAGAIN on timeout, ETERM on
+ * shutdown). */
 int me_wire_recv(void *sock, me_route_t *route, zmq_msg_t *body);
 void me_route_close(me_route_t *route);
 /* Sends [route][Reply{request_id, status, payload}]. */

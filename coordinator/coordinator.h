@@ -28,6 +28,7 @@ typedef struct {
     long long max_message;
     long long max_batch;
     char metrics_addr[ME_CFG_STR_MAX];
+    int metrics_public;
     char curve_dir[ME_CFG_STR_MAX];
     int insecure;
 } me_coord_opts_t;

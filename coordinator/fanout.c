@@ -71,7 +71,7 @@ static int start(me_fanout_t *f, me_call_t *c, uint64_t deadline_us) {
     int r;
     for (;;) {
         uint64_t now = me_now_us();
-        if (now >= deadline_us) return 0;
+        if (now >= deadline_us) { c->timed_out = 1; return 0; }
         if (c->replica >= 0) {
             if (c->attempts > 0 || !atomic_load(&f->cluster->replicas[c->replica].up)) return 0;
             r = c->replica;
@@ -119,7 +119,7 @@ void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us
     if (!items || !who) { free(items); free(who); return; }
     for (int i = 0; i < n; i++) {
         me_reply_init(&calls[i].reply);
-        calls[i].answered = calls[i].attempts = calls[i].pending = 0;
+        calls[i].answered = calls[i].attempts = calls[i].pending = calls[i].timed_out = 0;
         calls[i].tried = 0;
         calls[i].replica_used = -1;
         start(f, &calls[i], deadline_us);
@@ -135,6 +135,7 @@ void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us
                 /* No answer in its share of the time: drop the socket and
                  * try the next replica if there is one and time is left. */
                 c->pending = 0;
+                c->timed_out = 1;
                 reset_sock(f, c->replica_used);
                 if (start(f, c, deadline_us) && retries) (*retries)++;
                 if (!c->pending) continue;
@@ -171,6 +172,7 @@ void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us
                 continue;
             }
             c->answered = 1;
+            c->timed_out = 0;
             c->reply.status = status;
             if (rep->status && rep->status->message)
                 snprintf(c->reply.message, sizeof c->reply.message, "%s", rep->status->message);
@@ -186,7 +188,11 @@ void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us
     }
     /* Anything still pending has run out of time: drop its socket. */
     for (int i = 0; i < n; i++)
-        if (calls[i].pending) { reset_sock(f, calls[i].replica_used); calls[i].pending = 0; }
+        if (calls[i].pending) {
+            reset_sock(f, calls[i].replica_used);
+            calls[i].pending = 0;
+            calls[i].timed_out = 1;
+        }
     free(items);
     free(who);
 }

@@ -28,6 +28,7 @@ typedef struct {
     size_t len;
     /* results */
     int answered;             /* reply holds the replica's answer */
+    int timed_out;            /* a replica was asked but the time ran out (vs none live) */
     me_reply_t reply;
     int replica_used;
     int attempts;

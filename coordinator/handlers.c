@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/server.h"
+#include "common/validate.h"
 #include "coordinator/coordinator.h"
 
 #define ME_VERSION "0.1.0"
@@ -16,16 +17,11 @@ typedef me_request_t req_t;
 #define COORD(r) ((me_coord_t *)(r)->ctx)
 #define FANOUT(r) ((me_fanout_t *)(r)->wstate)
 
-#define BAD(r, ...) me_reply_error((r)->reply, ME_STATUS_INVALID_ARGUMENT, __VA_ARGS__)
-#define OOM(r) me_reply_error((r)->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory")
+#define BAD ME_BAD
+#define OOM ME_OOM
+#define unpack me_request_unpack
 
 static const char *group_name(req_t *r, int g) { return COORD(r)->cluster.groups[g].name; }
-
-static ProtobufCMessage *unpack(req_t *r, const ProtobufCMessageDescriptor *desc) {
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, r->payload->len, r->payload->data);
-    if (!m) BAD(r, "malformed %s (protobuf parse failed)", desc->short_name);
-    return m;
-}
 
 /* The fan-out stops a tenth of the time left (at least 2 ms) before the
  * request's deadline, keeping that to merge and answer, so a partial reply
@@ -65,6 +61,18 @@ static int first_request_error(req_t *r, me_call_t *calls, int n) {
 
 static int group_ok(const me_call_t *c) { return c->answered && c->reply.status == ME_STATUS_OK; }
 
+/* Why reads went unanswered: DEADLINE_EXCEEDED when a replica was asked but
+ * the request's time ran out (or the replica said so), UNAVAILABLE when no
+ * live replica could be asked. */
+static int down_status(const me_call_t *calls, int n) {
+    for (int i = 0; i < n; i++)
+        if (!group_ok(&calls[i]) && (calls[i].timed_out || (calls[i].answered &&
+                                                            calls[i].reply.status == ME_STATUS_DEADLINE_EXCEEDED)))
+            return ME_STATUS_DEADLINE_EXCEEDED;
+    return ME_STATUS_UNAVAILABLE;
+}
+#define DEADLINE_HINT(st) ((st) == ME_STATUS_DEADLINE_EXCEEDED ? "; allow the request more time (deadline_ms)" : "")
+
 /* ---- search ---- */
 
 typedef struct {
@@ -89,8 +97,10 @@ static int ask_encoders(req_t *r, const uint8_t *payload, size_t len, me_call_t 
     uint64_t retries = 0;
     me_fanout_run(FANOUT(r), call, 1, fanout_deadline(r), &retries);
     atomic_fetch_add(&COORD(r)->retries, retries);
-    if (!call->answered)
-        return me_reply_error(r->reply, ME_STATUS_UNAVAILABLE, "no encoder answered within the deadline; retry later");
+    if (!call->answered) {
+        int st = down_status(call, 1);
+        return me_reply_error(r->reply, st, "no encoder answered within the deadline; retry later%s", DEADLINE_HINT(st));
+    }
     if (call->reply.status != ME_STATUS_OK)
         return me_reply_error(r->reply, call->reply.status, "encoder: %s", call->reply.message);
     return 0;
@@ -167,8 +177,9 @@ static int h_search(req_t *r) {
         else total += parts[g]->n_hits;
     }
     if (nmissing == (size_t)ng) {
-        rc = me_reply_error(r->reply, ME_STATUS_UNAVAILABLE, "no shard group answered within the deadline (%s%s)",
-                            missing[0], ng > 1 ? ", ..." : "");
+        int st = down_status(calls, ng);
+        rc = me_reply_error(r->reply, st, "no shard group answered within the deadline (%s%s)%s",
+                            missing[0], ng > 1 ? ", ..." : "", DEADLINE_HINT(st));
         goto out;
     }
     if (nmissing && m->all_or_nothing) {
@@ -336,47 +347,20 @@ static int check_quorum(req_t *r, me_call_t *calls, int n, const int *groups) {
                           "retry it (upserts and deletes are idempotent)", names);
 }
 
-/* Validation a coordinator can do without the collection's config, so a
- * bad document cannot be written to some groups and refused by others. */
-static int check_document(req_t *r, const Metaembed__Document *d, size_t i) {
-    size_t idlen = d->id ? strlen(d->id) : 0;
-    if (idlen == 0) return BAD(r, "document %zu: empty id", i);
-    if (idlen > 256) return BAD(r, "document %zu: id longer than 256 bytes", i);
-    const Metaembed__Tensor *t = d->vectors;
-    if (!t) return BAD(r, "document %zu ('%s'): no vectors given", i, d->id);
-    if (t->dtype != METAEMBED__DTYPE__DTYPE_F32 && t->dtype != METAEMBED__DTYPE__DTYPE_F16)
-        return BAD(r, "document %zu ('%s'): dtype must be f32 or f16", i, d->id);
-    if (t->n_shape < 1 || t->n_shape > 2)
-        return BAD(r, "document %zu ('%s'): shape must be [rows, dim], got %zu dimensions", i, d->id, t->n_shape);
-    uint64_t rows = t->n_shape == 2 ? t->shape[0] : 1, dim = t->shape[t->n_shape - 1];
-    size_t esz = t->dtype == METAEMBED__DTYPE__DTYPE_F32 ? 4 : 2;
-    if (rows == 0 || dim == 0 || t->data.len != rows * dim * esz)
-        return BAD(r, "document %zu ('%s'): %zu data bytes do not match shape [%llu, %llu]", i, d->id, t->data.len,
-                   (unsigned long long)rows, (unsigned long long)dim);
-    for (uint64_t row = 0; row < rows; row++) {
-        double norm = 0;
-        for (uint64_t k = 0; k < dim; k++) {
-            float v;
-            size_t off = (size_t)(row * dim + k);
-            if (esz == 4) memcpy(&v, t->data.data + 4 * off, 4);
-            else {
-                uint16_t h;
-                memcpy(&h, t->data.data + 2 * off, 2);
-                v = me_f16_to_f32(h);
-            }
-            if (!isfinite(v))
-                return BAD(r, "document %zu ('%s'): vector %llu holds NaN or Inf", i, d->id, (unsigned long long)row);
-            norm += (double)v * v;
-        }
-        if (!(norm > 0))
-            return BAD(r, "document %zu ('%s'): vector %llu has zero norm", i, d->id, (unsigned long long)row);
-    }
-    return 0;
+/* The shard's own checks (common/validate.c) against the collection's
+ * shape and dtype, so a bad document cannot be written to some groups and
+ * refused by others. */
+static int check_document(req_t *r, const Metaembed__Document *d, size_t i, const Metaembed__CollectionConfig *cfg) {
+    me_tensor_view_t v;
+    char what[ME_WHAT_MAX], err[ME_WHAT_MAX + 256];
+    int e = me_document_check(d, i, (int)cfg->max_doc_vectors, (int)cfg->dim, &v, what, err, sizeof err);
+    if (e == 0) e = me_tensor_convert(&v, v.rows, (me_dtype_t)cfg->dtype, NULL, NULL, what, err, sizeof err);
+    return e ? me_reply_error(r->reply, me_error_status(e), "%s", err) : 0;
 }
 
-/* The collection's dim and R_c, asked of the groups (any one that knows
- * it), so documents are checked against them before anything is sent. */
-static int collection_shape(req_t *r, const char *name, uint32_t *dim, uint32_t *max_rows) {
+/* The collection's config, asked of the groups (any one that knows it),
+ * so documents are checked against it before anything is sent. */
+static int collection_shape(req_t *r, const char *name, Metaembed__CollectionConfig *out) {
     Metaembed__ListCollectionsRequest lreq = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
     uint8_t buf[8];
     size_t len = metaembed__list_collections_request__pack(&lreq, buf);
@@ -393,17 +377,19 @@ static int collection_shape(req_t *r, const char *name, uint32_t *dim, uint32_t 
         for (size_t i = 0; l && i < l->n_collections && !found; i++) {
             const Metaembed__CollectionConfig *c = l->collections[i]->config;
             if (c && strcmp(c->name, name) == 0) {
-                *dim = c->dim;
-                *max_rows = c->max_doc_vectors;
+                *out = *c;
+                out->name = NULL;  /* owned by the reply freed below */
                 found = 1;
             }
         }
         if (l) metaembed__list_collections_reply__free_unpacked(l, NULL);
     }
+    int st = down_status(calls, ng);
     me_calls_clear(calls, ng);
     free(calls);
     if (found) return 0;
-    if (!answered) return me_reply_error(r->reply, ME_STATUS_UNAVAILABLE, "no shard group answered; retry later");
+    if (!answered)
+        return me_reply_error(r->reply, st, "no shard group answered; retry later%s", DEADLINE_HINT(st));
     return me_reply_error(r->reply, ME_STATUS_NOT_FOUND,
                           "collection '%s' not found (create it first, or check the name)", name);
 }
@@ -436,24 +422,11 @@ static int h_upsert(req_t *r) {
     int *owner = NULL;
     if (!parts_ok || !ids || !sub) { rc = OOM(r); goto out; }
     if ((rc = check_batch(r, m->n_documents, "document")) != 0) goto out;
-    uint32_t dim = 0, max_rows = 0;
+    Metaembed__CollectionConfig cfg = METAEMBED__COLLECTION_CONFIG__INIT;
+    if ((rc = collection_shape(r, m->collection, &cfg)) != 0) goto out;
     for (size_t i = 0; i < m->n_documents; i++) {
-        if ((rc = check_document(r, m->documents[i], i)) != 0) goto out;
+        if ((rc = check_document(r, m->documents[i], i, &cfg)) != 0) goto out;
         ids[i] = m->documents[i]->id;
-    }
-    if ((rc = collection_shape(r, m->collection, &dim, &max_rows)) != 0) goto out;
-    for (size_t i = 0; i < m->n_documents; i++) {
-        const Metaembed__Tensor *t = m->documents[i]->vectors;
-        uint64_t rows = t->n_shape == 2 ? t->shape[0] : 1, d = t->shape[t->n_shape - 1];
-        if (d != dim) {
-            rc = BAD(r, "document %zu ('%s'): dim %llu does not match the collection's dim %u", i, ids[i],
-                     (unsigned long long)d, dim);
-            goto out;
-        }
-        if (rows > max_rows) {
-            rc = BAD(r, "document %zu ('%s'): %llu vectors, must be 1..%u", i, ids[i], (unsigned long long)rows, max_rows);
-            goto out;
-        }
     }
     if (!(owner = place(r, ids, m->n_documents))) { rc = OOM(r); goto out; }
     for (int g = 0; g < ng; g++) {
@@ -533,11 +506,9 @@ static int *split_ids(req_t *r, const void *proto, char **ids, size_t n, pack_id
 
 static int check_ids(req_t *r, char **ids, size_t n) {
     int rc = check_batch(r, n, "id");
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        size_t len = strlen(ids[i]);
-        if (len == 0) rc = BAD(r, "document %zu: empty id", i);
-        else if (len > 256) rc = BAD(r, "document %zu: id longer than 256 bytes", i);
-    }
+    char err[128];
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (me_check_id(ids[i], i, err, sizeof err) != 0) rc = BAD(r, "%s", err);
     return rc;
 }
 
@@ -589,7 +560,8 @@ static int missing_groups_error(req_t *r, me_call_t *calls, int n, const int *us
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k++ ? ", " : "",
                      group_name(r, calls[i].group));
     if (!k) return 0;
-    return me_reply_error(r->reply, ME_STATUS_UNAVAILABLE, "no live replica answered for group %s; retry later", names);
+    int st = down_status(calls, n);
+    return me_reply_error(r->reply, st, "no live replica answered for group %s; retry later%s", names, DEADLINE_HINT(st));
 }
 
 static int h_get(req_t *r) {
@@ -603,10 +575,16 @@ static int h_get(req_t *r) {
     size_t *cursor = calloc((size_t)ng, sizeof *cursor);
     Metaembed__Document **docs = calloc(m->n_ids ? m->n_ids : 1, sizeof *docs);
     char **missing = calloc(m->n_ids ? m->n_ids : 1, sizeof *missing);
+    char **ids = calloc(m->n_ids ? m->n_ids : 1, sizeof *ids);
     int ncalls = 0;
-    if (!calls || !parts_ok || !parts || !cursor || !docs || !missing) { rc = OOM(r); goto out; }
+    if (!calls || !parts_ok || !parts || !cursor || !docs || !missing || !ids) { rc = OOM(r); goto out; }
     if ((rc = check_ids(r, m->ids, m->n_ids)) != 0) goto out;
-    if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_get, &req_parts))) { rc = OOM(r); goto out; }
+    /* Each id is asked for and answered once, however often it was sent. */
+    memcpy(ids, m->ids, m->n_ids * sizeof *ids);
+    long nu = me_ids_dedupe(ids, m->n_ids);
+    if (nu < 0) { rc = OOM(r); goto out; }
+    size_t n = (size_t)nu;
+    if (!(owner = split_ids(r, m, ids, n, pack_get, &req_parts))) { rc = OOM(r); goto out; }
     for (int g = 0; g < ng; g++)
         if (req_parts.used[g])
             calls[ncalls++] = (me_call_t){ .group = g, .replica = -1, .method = r->method,
@@ -622,11 +600,11 @@ static int h_get(req_t *r) {
     }
     /* Each group answers its ids in request order, found ones only. */
     size_t nd = 0, nm = 0;
-    for (size_t i = 0; i < m->n_ids; i++) {
+    for (size_t i = 0; i < n; i++) {
         Metaembed__GetReply *p = parts[owner[i]];
         size_t *c = &cursor[owner[i]];
-        if (*c < p->n_documents && strcmp(p->documents[*c]->id, m->ids[i]) == 0) docs[nd++] = p->documents[(*c)++];
-        else missing[nm++] = m->ids[i];
+        if (*c < p->n_documents && strcmp(p->documents[*c]->id, ids[i]) == 0) docs[nd++] = p->documents[(*c)++];
+        else missing[nm++] = ids[i];
     }
     Metaembed__GetReply rep = METAEMBED__GET_REPLY__INIT;
     rep.documents = docs;
@@ -646,6 +624,7 @@ out:
     free(cursor);
     free(docs);
     free(missing);
+    free(ids);
     protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
@@ -826,16 +805,16 @@ static int h_health(req_t *r) {
 }
 
 static const me_method_t handlers[] = {
-    { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, "CreateCollection", h_ddl },
-    { METAEMBED__METHOD__METHOD_DROP_COLLECTION, "DropCollection", h_ddl },
-    { METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, "ListCollections", h_list },
-    { METAEMBED__METHOD__METHOD_UPSERT, "Upsert", h_upsert },
-    { METAEMBED__METHOD__METHOD_DELETE, "Delete", h_delete },
-    { METAEMBED__METHOD__METHOD_GET, "Get", h_get },
-    { METAEMBED__METHOD__METHOD_SEARCH, "Search", h_search },
-    { METAEMBED__METHOD__METHOD_ENCODE, "Encode", h_encode },
-    { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats },
-    { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health },
+    { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, "CreateCollection", h_ddl, &metaembed__create_collection_request__descriptor },
+    { METAEMBED__METHOD__METHOD_DROP_COLLECTION, "DropCollection", h_ddl, &metaembed__drop_collection_request__descriptor },
+    { METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, "ListCollections", h_list, &metaembed__list_collections_request__descriptor },
+    { METAEMBED__METHOD__METHOD_UPSERT, "Upsert", h_upsert, &metaembed__upsert_request__descriptor },
+    { METAEMBED__METHOD__METHOD_DELETE, "Delete", h_delete, &metaembed__delete_request__descriptor },
+    { METAEMBED__METHOD__METHOD_GET, "Get", h_get, &metaembed__get_request__descriptor },
+    { METAEMBED__METHOD__METHOD_SEARCH, "Search", h_search, &metaembed__search_request__descriptor },
+    { METAEMBED__METHOD__METHOD_ENCODE, "Encode", h_encode, &metaembed__encode_request__descriptor },
+    { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats, &metaembed__stats_request__descriptor },
+    { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health, &metaembed__health_request__descriptor },
 };
 
 void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_t len,

@@ -61,6 +61,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     me_log_level = me_log_level_from_name(co.opts.log_level);
+    if (me_metrics_addr_check(co.opts.metrics_addr, co.opts.metrics_public, err, sizeof err) != 0) {
+        fprintf(stderr, "metaembed-coordinator: %s\n", err);
+        return 2;
+    }
     if (me_cluster_load(&co.cluster, co.opts.cluster, (int)co.opts.liveness, err, sizeof err) != 0) {
         fprintf(stderr, "metaembed-coordinator: %s\n", err);
         return 2;

@@ -24,8 +24,7 @@ const me_cfg_opt_t me_coord_options[] = {
         "deadline for requests that carry none"),
     OPT("max-message", ME_CFG_SIZE, max_message, "64M", 1024, 1LL << 31, NULL, "largest request accepted"),
     OPT("max-batch", ME_CFG_INT, max_batch, "4096", 1, 1000000, NULL, "most documents or ids in one request"),
-    OPT("metrics-addr", ME_CFG_STRING, metrics_addr, "127.0.0.1:9200", 0, 0, NULL,
-        "HTTP /metrics, /healthz, /readyz (HOST:PORT; empty = off)"),
+    ME_METRICS_CFG_OPTIONS(me_coord_opts_t, "127.0.0.1:9200"),
     ME_CURVE_CFG_OPTIONS(me_coord_opts_t),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };

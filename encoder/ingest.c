@@ -1,5 +1,7 @@
 #include "encoder/ingest.h"
 
+#include "common/validate.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +78,7 @@ out:
 
 void me_ingest_run(const me_ingest_opts_t *o, void *zctx, const atomic_int *stop) {
     void *pull = zmq_socket(zctx, ZMQ_PULL);
-    me_wire_socket_defaults(pull, 0);
+    me_wire_socket_defaults(pull, o->max_message);
     /* Take one batch at a time: what sits in this encoder's queue is lost if
      * it dies (the sender resends it, but later). */
     int hwm = 1;
@@ -93,11 +95,27 @@ void me_ingest_run(const me_ingest_opts_t *o, void *zctx, const atomic_int *stop
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, pull, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); continue; }
+        /* The same rules as a request: strings, size, batch length. A bad
+         * batch that still names its sender is answered, so the sender stops. */
+        char msg[512] = "";
+        int code = ME_STATUS_OK;
+        if (me_check_strings(&metaembed__ingest_batch__descriptor, zmq_msg_data(&m), zmq_msg_size(&m), msg,
+                             sizeof msg) != 0)
+            code = ME_STATUS_INVALID_ARGUMENT;
+        else if ((long long)zmq_msg_size(&m) > o->max_message) {
+            code = ME_STATUS_RESOURCE_EXHAUSTED;
+            snprintf(msg, sizeof msg, "batch of %zu bytes exceeds the encoder's %lld-byte limit (--max-message); "
+                     "send smaller batches", zmq_msg_size(&m), o->max_message);
+        }
         Metaembed__IngestBatch *b = metaembed__ingest_batch__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
         zmq_msg_close(&m);
         if (!b) { me_warn("ingest: dropped a message that is not an IngestBatch"); continue; }
-        char msg[512] = "";
-        int code = store(o, &cli, b, msg, sizeof msg);
+        if (code == ME_STATUS_OK && (long long)b->n_items > o->max_batch) {
+            code = ME_STATUS_INVALID_ARGUMENT;
+            snprintf(msg, sizeof msg, "batch of %zu items exceeds the encoder's limit of %lld (--max-batch)",
+                     b->n_items, o->max_batch);
+        }
+        if (code == ME_STATUS_OK) code = store(o, &cli, b, msg, sizeof msg);
         if (code) me_warn("ingest: batch %llu: %s", (unsigned long long)b->batch_id, msg);
         if (strcmp(ack_to, b->ack_to) != 0) {
             if (ack) zmq_close(ack);

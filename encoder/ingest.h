@@ -20,6 +20,8 @@ typedef struct {
     atomic_uint_fast64_t *docs;  /* documents stored, for stats (may be NULL) */
     const char *curve_dir;       /* CurveZMQ keys for the stream, acks and coordinator; "" = plain */
     const me_curve_t *curve;     /* the same, loaded */
+    long long max_message;       /* largest batch message taken (bytes) */
+    long long max_batch;         /* most items in one batch */
 } me_ingest_opts_t;
 
 /* Runs until *stop is set. */

@@ -34,7 +34,7 @@ static void ingest_loop(void *ctx, void *zctx, const atomic_int *stop) {
     me_embedder_t *e = me_encoder_worker(enc);
     if (!e) return;
     me_ingest_opts_t o = { enc->opts.ingest_from, enc->opts.coordinator, enc->opts.listen, e, &enc->ingested,
-                           enc->opts.curve_dir, &enc->curve };
+                           enc->opts.curve_dir, &enc->curve, enc->opts.max_message, enc->opts.max_batch };
     me_ingest_run(&o, zctx, stop);
     me_embedder_free(e);
 }
@@ -57,6 +57,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     me_log_level = me_log_level_from_name(opts.log_level);
+    if (me_metrics_addr_check(opts.metrics_addr, opts.metrics_public, err, sizeof err) != 0) {
+        fprintf(stderr, "metaembed-encoder: %s\n", err);
+        return 2;
+    }
     if (me_server_signals() != 0) {
         perror("metaembed-encoder: signals");
         return 1;

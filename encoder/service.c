@@ -36,8 +36,7 @@ const me_cfg_opt_t me_encoder_options[] = {
         "text stream to pull documents from (the endpoint 'metaembed ingest corpus.jsonl --stream' binds); empty = off"),
     OPT("coordinator", ME_CFG_STRING, coordinator, "tcp://127.0.0.1:7700", 0, 0, NULL,
         "coordinator that ingested documents are upserted through"),
-    OPT("metrics-addr", ME_CFG_STRING, metrics_addr, "127.0.0.1:9300", 0, 0, NULL,
-        "HTTP /metrics, /healthz, /readyz (HOST:PORT; empty = off)"),
+    ME_METRICS_CFG_OPTIONS(me_encoder_opts_t, "127.0.0.1:9300"),
     ME_CURVE_CFG_OPTIONS(me_encoder_opts_t),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
@@ -118,8 +117,8 @@ typedef me_request_t req_t;
 #define ENC(r) ((me_encoder_t *)(r)->ctx)
 
 static int h_encode(req_t *r) {
-    Metaembed__EncodeRequest *m = metaembed__encode_request__unpack(NULL, r->payload->len, r->payload->data);
-    if (!m) return me_reply_error(r->reply, ME_STATUS_INVALID_ARGUMENT, "malformed EncodeRequest (protobuf parse failed)");
+    Metaembed__EncodeRequest *m = (void *)me_request_unpack(r, &metaembed__encode_request__descriptor);
+    if (!m) return r->reply->status;
     me_encoder_t *e = ENC(r);
     me_embedder_t *w = r->wstate;
     int rc;
@@ -181,9 +180,9 @@ static int h_stats(req_t *r) {
 }
 
 static const me_method_t methods[] = {
-    { METAEMBED__METHOD__METHOD_ENCODE, "Encode", h_encode },
-    { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health },
-    { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats },
+    { METAEMBED__METHOD__METHOD_ENCODE, "Encode", h_encode, &metaembed__encode_request__descriptor },
+    { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health, &metaembed__health_request__descriptor },
+    { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats, &metaembed__stats_request__descriptor },
 };
 
 void me_encoder_handle(me_encoder_t *e, me_embedder_t *w, const uint8_t *frame, size_t len, uint64_t *rid,

@@ -29,6 +29,7 @@ typedef struct {
     char ingest_from[ME_CFG_STR_MAX];  /* text stream to pull; "" = no ingest */
     char coordinator[ME_CFG_STR_MAX];  /* where ingested documents go */
     char metrics_addr[ME_CFG_STR_MAX];
+    int metrics_public;
     char curve_dir[ME_CFG_STR_MAX];
     int insecure;
 } me_encoder_opts_t;

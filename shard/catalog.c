@@ -9,7 +9,9 @@
 
 void me_config_from_proto(me_coll_config_t *cfg, const Metaembed__CollectionConfig *pc) {
     memset(cfg, 0, sizeof *cfg);
-    snprintf(cfg->name, sizeof cfg->name, "%s", pc->name ? pc->name : "");
+    /* A name too long to hold stays empty, so it fails the check instead of
+     * being cut to a shorter, different name. */
+    if (pc->name && strlen(pc->name) < sizeof cfg->name) snprintf(cfg->name, sizeof cfg->name, "%s", pc->name);
     /* Clamp before the int conversion so huge values still fail the range check. */
 #define CLAMP(v) ((v) > 1000000u ? 1000000 : (int)(v))
     cfg->dim = CLAMP(pc->dim);

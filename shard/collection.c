@@ -11,23 +11,8 @@
 #define RECORD_VERSION 1
 #define RECORD_HEADER 8
 
-int me_coll_name_valid(const char *name) {
-    size_t n = strlen(name);
-    if (n == 0 || n > ME_COLL_NAME_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '-' || ch == '.'))
-            return 0;
-    }
-    return 1;
-}
-
 int me_coll_config_check(me_coll_config_t *c, char *err, size_t errcap) {
-    if (!me_coll_name_valid(c->name)) {
-        snprintf(err, errcap, "collection name must be 1..%d characters of [A-Za-z0-9_.-]", ME_COLL_NAME_MAX);
-        return ME_EINVAL;
-    }
+    if (me_check_collection_name(c->name, err, errcap) != 0) return ME_EINVAL;
     if (c->dim < 1 || c->dim > ME_DIM_MAX) {
         snprintf(err, errcap, "dim must be in [1, %d], got %d", ME_DIM_MAX, c->dim);
         return ME_EINVAL;
@@ -330,51 +315,4 @@ int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
     }
     *data = p;
     return 0;
-}
-
-int me_rows_to_storage(me_dtype_t dt, int dim, int rows, const void *in, me_dtype_t in_dt,
-                       void *out, float *scales, int *bad_row, int *bad_kind) {
-    float *tmp = malloc((size_t)dim * sizeof *tmp);
-    if (!tmp) return ME_ENOMEM;
-    int rc = 0;
-    size_t esz = me_dtype_size(dt);
-    for (int r = 0; r < rows && rc == 0; r++) {
-        /* memcpy-based conversion: input bytes come off the wire unaligned. */
-        if (in_dt == ME_DTYPE_F32) memcpy(tmp, (const uint8_t *)in + (size_t)r * dim * 4, (size_t)dim * 4);
-        else {
-            const uint8_t *src = (const uint8_t *)in + (size_t)r * dim * 2;
-            for (int i = 0; i < dim; i++) {
-                uint16_t h;
-                memcpy(&h, src + 2 * i, 2);
-                tmp[i] = me_f16_to_f32(h);
-            }
-        }
-        double norm = 0;
-        for (int i = 0; i < dim; i++) {
-            if (!isfinite(tmp[i])) { *bad_row = r; *bad_kind = ME_BAD_NONFINITE; rc = ME_EINVAL; break; }
-            norm += (double)tmp[i] * tmp[i];
-        }
-        if (rc) break;
-        if (!(norm > 0)) { *bad_row = r; *bad_kind = ME_BAD_ZERO_NORM; rc = ME_EINVAL; break; }
-        uint8_t *dst = (uint8_t *)out + (size_t)r * dim * esz;
-        if (dt == ME_DTYPE_F32) memcpy(dst, tmp, (size_t)dim * 4);
-        else if (dt == ME_DTYPE_F16) {
-            for (int i = 0; i < dim; i++) {
-                uint16_t h = me_f32_to_f16(tmp[i]);
-                memcpy(dst + 2 * i, &h, 2);
-            }
-        } else {
-            me_int8_quantize((int8_t *)dst, &scales[r], tmp, (size_t)dim);
-        }
-        /* An f32 value beyond f16 range becomes Inf in storage: refuse it. */
-        if (dt == ME_DTYPE_F16) {
-            for (int i = 0; i < dim; i++) {
-                uint16_t h;
-                memcpy(&h, dst + 2 * i, 2);
-                if ((h & 0x7c00) == 0x7c00) { *bad_row = r; *bad_kind = ME_BAD_NONFINITE; rc = ME_EINVAL; break; }
-            }
-        }
-    }
-    free(tmp);
-    return rc;
 }

@@ -15,11 +15,8 @@
 
 #include "common/dtype.h"
 #include "common/maxsim.h"
+#include "common/validate.h"
 
-#define ME_COLL_NAME_MAX 64
-#define ME_DOC_ID_MAX 256
-#define ME_DIM_MAX 4096
-#define ME_ROWS_MAX 1024
 
 typedef struct {
     char name[ME_COLL_NAME_MAX + 1];
@@ -51,7 +48,6 @@ typedef struct {
 /* Validates and fills defaults (R_c 64, R_q 16, f16, ram = R_c, coarse 1).
  * Returns 0 or ME_EINVAL with a reason in err. */
 int me_coll_config_check(me_coll_config_t *cfg, char *err, size_t errcap);
-int me_coll_name_valid(const char *name);
 
 me_coll_t *me_coll_new(const me_coll_config_t *cfg, uint32_t id);
 void me_coll_free(me_coll_t *c);
@@ -86,10 +82,5 @@ void me_record_write(uint8_t *out, me_dtype_t dt, int dim, int total_rows, int n
 int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
                     int *total_rows, int *nrows, const float **scales, const void **data);
 
-/* Converts rows × dim input values (f32 or f16) to storage form.
- * Rejects NaN/Inf and zero-norm rows: returns ME_EINVAL, *bad_row set. */
-int me_rows_to_storage(me_dtype_t dt, int dim, int rows, const void *in, me_dtype_t in_dt,
-                       void *out, float *scales, int *bad_row, int *bad_kind);
-enum { ME_BAD_NONFINITE = 1, ME_BAD_ZERO_NORM = 2 };
 
 #endif

@@ -17,14 +17,8 @@
 typedef me_request_t req_t;
 #define SHARD(r) ((me_shard_t *)(r)->ctx)
 
-#define BAD(r, ...) me_reply_error((r)->reply, ME_STATUS_INVALID_ARGUMENT, __VA_ARGS__)
-
-/* Unpacks the payload as `desc`'s message, or sets INVALID_ARGUMENT. */
-static ProtobufCMessage *unpack(req_t *r, const ProtobufCMessageDescriptor *desc) {
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, r->payload->len, r->payload->data);
-    if (!m) BAD(r, "malformed %s (protobuf parse failed)", desc->short_name);
-    return m;
-}
+#define BAD ME_BAD
+#define unpack me_request_unpack
 
 /* Looks up the collection under the registry lock the caller holds. */
 static me_coll_t *need_coll(req_t *r, const char *name) {
@@ -36,39 +30,6 @@ static me_coll_t *need_coll(req_t *r, const char *name) {
 }
 
 static int status_of(int err) { return me_error_status(err); }
-
-/* ---- tensors ---- */
-
-typedef struct {
-    me_dtype_t dtype;
-    int rows, dim;
-    const uint8_t *data;
-} tensor_view_t;
-
-/* Accepts [rows, dim] (or [dim] as one row) f32/f16 with matching bytes. */
-static int view_tensor(req_t *r, const Metaembed__Tensor *t, const char *what, int max_rows, int dim,
-                       tensor_view_t *v) {
-    if (!t) return BAD(r, "%s: no vectors given", what);
-    if (t->dtype != METAEMBED__DTYPE__DTYPE_F32 && t->dtype != METAEMBED__DTYPE__DTYPE_F16)
-        return BAD(r, "%s: dtype must be f32 or f16", what);
-    uint64_t rows, d;
-    if (t->n_shape == 2) { rows = t->shape[0]; d = t->shape[1]; }
-    else if (t->n_shape == 1) { rows = 1; d = t->shape[0]; }
-    else return BAD(r, "%s: shape must be [rows, dim], got %zu dimensions", what, t->n_shape);
-    if (d != (uint64_t)dim)
-        return BAD(r, "%s: dim %llu does not match the collection's dim %d", what, (unsigned long long)d, dim);
-    if (rows < 1 || rows > (uint64_t)max_rows)
-        return BAD(r, "%s: %llu vectors, must be 1..%d", what, (unsigned long long)rows, max_rows);
-    size_t esz = t->dtype == METAEMBED__DTYPE__DTYPE_F32 ? 4 : 2;
-    if (t->data.len != rows * d * esz)
-        return BAD(r, "%s: %zu data bytes, expected %llu for shape [%llu, %llu]", what, t->data.len,
-                   (unsigned long long)(rows * d * esz), (unsigned long long)rows, (unsigned long long)d);
-    v->dtype = t->dtype == METAEMBED__DTYPE__DTYPE_F32 ? ME_DTYPE_F32 : ME_DTYPE_F16;
-    v->rows = (int)rows;
-    v->dim = dim;
-    v->data = t->data.data;
-    return 0;
-}
 
 /* ---- collections ---- */
 
@@ -89,6 +50,7 @@ static int h_create(req_t *r) {
     int rc;
     me_coll_config_t cfg;
     if (!m->config) { rc = BAD(r, "CreateCollection needs a config (name, dim, ...)"); goto out; }
+    if (me_check_collection_name(m->config->name, err, sizeof err) != 0) { rc = BAD(r, "%s", err); goto out; }
     me_config_from_proto(&cfg, m->config);
     if (me_coll_config_check(&cfg, err, sizeof err) != 0) { rc = BAD(r, "%s", err); goto out; }
     pthread_rwlock_wrlock(&SHARD(r)->lock);
@@ -194,10 +156,8 @@ static int h_health(req_t *r) {
 /* ---- documents ---- */
 
 static int check_id(req_t *r, const char *id, size_t i) {
-    size_t n = id ? strlen(id) : 0;
-    if (n == 0) return BAD(r, "document %zu: empty id", i);
-    if (n > ME_DOC_ID_MAX) return BAD(r, "document %zu: id longer than %d bytes", i, ME_DOC_ID_MAX);
-    return 0;
+    char err[128];
+    return me_check_id(id, i, err, sizeof err) ? BAD(r, "%s", err) : 0;
 }
 
 static int check_batch(req_t *r, size_t n, const char *what) {
@@ -222,7 +182,7 @@ static int h_upsert(req_t *r) {
     conv_doc_t *docs = NULL;
     me_wbatch_t *b = NULL;
     uint8_t *rec = NULL;
-    int rc, locked = 0;
+    int rc, e, locked = 0;
     pthread_rwlock_rdlock(&s->lock);
     me_coll_t *c = need_coll(r, m->collection);
     if (!c) { rc = r->reply->status; goto out; }
@@ -235,11 +195,12 @@ static int h_upsert(req_t *r) {
      * whole batch and nothing is written. */
     for (size_t i = 0; i < m->n_documents; i++) {
         Metaembed__Document *d = m->documents[i];
-        if ((rc = check_id(r, d->id, i)) != 0) goto out;
-        tensor_view_t v;
-        char what[64 + ME_DOC_ID_MAX];
-        snprintf(what, sizeof what, "document %zu ('%s')", i, d->id);
-        if ((rc = view_tensor(r, d->vectors, what, cfg->max_doc_vectors, cfg->dim, &v)) != 0) goto out;
+        me_tensor_view_t v;
+        char what[ME_WHAT_MAX], err[ME_WHAT_MAX + 256];
+        if ((e = me_document_check(d, i, cfg->max_doc_vectors, cfg->dim, &v, what, err, sizeof err)) != 0) {
+            rc = me_reply_error(r->reply, status_of(e), "%s", err);
+            goto out;
+        }
         docs[i].rows = v.rows;
         docs[i].data = malloc((size_t)v.rows * rb);
         docs[i].scales = malloc((size_t)v.rows * sizeof(float));
@@ -247,12 +208,8 @@ static int h_upsert(req_t *r) {
             rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
             goto out;
         }
-        int bad_row = 0, bad_kind = 0;
-        if (me_rows_to_storage(cfg->dtype, cfg->dim, v.rows, v.data, v.dtype, docs[i].data,
-                               docs[i].scales, &bad_row, &bad_kind) != 0) {
-            rc = BAD(r, "%s: vector %d %s", what, bad_row,
-                     bad_kind == ME_BAD_ZERO_NORM ? "has zero norm"
-                                                  : "holds NaN or Inf (or a value beyond the storage dtype's range)");
+        if ((e = me_tensor_convert(&v, v.rows, cfg->dtype, docs[i].data, docs[i].scales, what, err, sizeof err))) {
+            rc = me_reply_error(r->reply, status_of(e), "%s", err);
             goto out;
         }
     }
@@ -413,7 +370,7 @@ static int h_get(req_t *r) {
     Metaembed__Document *docs = NULL, **dptrs = NULL;
     Metaembed__Tensor *tensors = NULL;
     uint32_t *shapes = NULL;
-    char **missing = NULL, **metas = NULL;
+    char **missing = NULL, **metas = NULL, **ids = NULL;
     size_t nfound = 0, nmissing = 0;
     int rc, locked = 0;
     pthread_rwlock_rdlock(&s->lock);
@@ -422,7 +379,13 @@ static int h_get(req_t *r) {
     if ((rc = check_batch(r, m->n_ids, "id")) != 0) goto out;
     for (size_t i = 0; i < m->n_ids; i++)
         if ((rc = check_id(r, m->ids[i], i)) != 0) goto out;
-    size_t n = m->n_ids;
+    /* Each id is answered once, however often it is asked for. */
+    ids = malloc(m->n_ids * sizeof *ids);
+    long nu = ids ? (memcpy(ids, m->ids, m->n_ids * sizeof *ids), me_ids_dedupe(ids, m->n_ids)) : ME_ENOMEM;
+    if (nu < 0) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    size_t n = (size_t)nu;
+    /* The reply is built within the message limit, not refused after. */
+    unsigned long long reply_bytes = 0;
     docs = calloc(n, sizeof *docs);
     dptrs = calloc(n, sizeof *dptrs);
     tensors = calloc(n, sizeof *tensors);
@@ -436,9 +399,9 @@ static int h_get(req_t *r) {
     pthread_rwlock_rdlock(&c->lock);
     locked = 1;
     for (size_t i = 0; i < n; i++) {
-        const char *id = m->ids[i];
+        const char *id = ids[i];
         long slot = me_coll_find(c, id, strlen(id));
-        if (slot < 0) { missing[nmissing++] = (char *)id; continue; }
+        if (slot < 0) { missing[nmissing++] = (char *)id; reply_bytes += strlen(id) + 4; continue; }
         Metaembed__Document *d = &docs[nfound];
         metaembed__document__init(d);
         d->id = (char *)id;
@@ -453,6 +416,11 @@ static int h_get(req_t *r) {
         if (me_storage_get(s->storage, ME_CF_DOC, key, klen, &metas[nfound], &vlen) == 0) {
             d->metadata.data = (uint8_t *)metas[nfound];
             d->metadata.len = vlen;
+        }
+        reply_bytes += strlen(id) + vlen + (d->vectors ? d->vectors->data.len : 0) + 32;
+        if ((long long)reply_bytes > s->opts.max_message) {
+            rc = me_reply_over_limit(r->reply, reply_bytes, s->opts.max_message, i + 1, n);
+            goto out;
         }
         dptrs[nfound++] = d;
     }
@@ -475,6 +443,7 @@ out:
     free(shapes);
     free(missing);
     free(metas);
+    free(ids);
     protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
@@ -494,8 +463,12 @@ static int h_search(req_t *r) {
     me_coll_t *c = need_coll(r, m->collection);
     if (!c) { rc = r->reply->status; goto out; }
     const me_coll_config_t *cfg = &c->cfg;
-    tensor_view_t v;
-    if ((rc = view_tensor(r, m->query, "query", cfg->max_query_vectors, cfg->dim, &v)) != 0) goto out;
+    me_tensor_view_t v;
+    char verr[256];
+    if (me_tensor_view(m->query, "query", cfg->max_query_vectors, cfg->dim, &v, verr, sizeof verr) != 0) {
+        rc = BAD(r, "%s", verr);
+        goto out;
+    }
     int r_q = m->r_q ? (int)(m->r_q > 100000 ? 100000 : m->r_q) : v.rows;
     int r_c = m->r_c ? (int)(m->r_c > 100000 ? 100000 : m->r_c) : cfg->max_doc_vectors;
     if (r_q > v.rows) { rc = BAD(r, "budget r_q=%d exceeds the %d query vectors sent", r_q, v.rows); goto out; }
@@ -520,11 +493,8 @@ static int h_search(req_t *r) {
     }
     q = malloc((size_t)r_q * cfg->dim * sizeof *q);
     if (!q) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
-    int bad_row = 0, bad_kind = 0;
-    if (me_rows_to_storage(ME_DTYPE_F32, cfg->dim, r_q, v.data, v.dtype, q, NULL, &bad_row, &bad_kind) != 0) {
-        rc = BAD(r, "query vector %d %s", bad_row, bad_kind == ME_BAD_ZERO_NORM ? "has zero norm" : "holds NaN or Inf");
-        goto out;
-    }
+    int ce = me_tensor_convert(&v, r_q, ME_DTYPE_F32, q, NULL, "query", verr, sizeof verr);
+    if (ce) { rc = me_reply_error(r->reply, status_of(ce), "%s", verr); goto out; }
     pthread_rwlock_rdlock(&c->lock);
     locked = 1;
     me_search_params_t p = { .query = q, .r_q = r_q, .r_c = r_c, .k = m->k, .candidates = ncand[0],
@@ -602,16 +572,16 @@ static int h_encode(req_t *r) {
 }
 
 static const me_method_t handlers[] = {
-    { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, "CreateCollection", h_create },
-    { METAEMBED__METHOD__METHOD_DROP_COLLECTION, "DropCollection", h_drop },
-    { METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, "ListCollections", h_list },
-    { METAEMBED__METHOD__METHOD_UPSERT, "Upsert", h_upsert },
-    { METAEMBED__METHOD__METHOD_DELETE, "Delete", h_delete },
-    { METAEMBED__METHOD__METHOD_GET, "Get", h_get },
-    { METAEMBED__METHOD__METHOD_SEARCH, "Search", h_search },
-    { METAEMBED__METHOD__METHOD_ENCODE, "Encode", h_encode },
-    { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats },
-    { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health },
+    { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, "CreateCollection", h_create, &metaembed__create_collection_request__descriptor },
+    { METAEMBED__METHOD__METHOD_DROP_COLLECTION, "DropCollection", h_drop, &metaembed__drop_collection_request__descriptor },
+    { METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, "ListCollections", h_list, &metaembed__list_collections_request__descriptor },
+    { METAEMBED__METHOD__METHOD_UPSERT, "Upsert", h_upsert, &metaembed__upsert_request__descriptor },
+    { METAEMBED__METHOD__METHOD_DELETE, "Delete", h_delete, &metaembed__delete_request__descriptor },
+    { METAEMBED__METHOD__METHOD_GET, "Get", h_get, &metaembed__get_request__descriptor },
+    { METAEMBED__METHOD__METHOD_SEARCH, "Search", h_search, &metaembed__search_request__descriptor },
+    { METAEMBED__METHOD__METHOD_ENCODE, "Encode", h_encode, &metaembed__encode_request__descriptor },
+    { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats, &metaembed__stats_request__descriptor },
+    { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health, &metaembed__health_request__descriptor },
 };
 
 void me_shard_handle(me_shard_t *s, const uint8_t *frame, size_t len, uint64_t *request_id, me_reply_t *reply) {

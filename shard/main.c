@@ -31,6 +31,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     me_log_level = me_log_level_from_name(opts.log_level);
+    if (me_metrics_addr_check(opts.metrics_addr, opts.metrics_public, err, sizeof err) != 0) {
+        fprintf(stderr, "metaembed-shard: %s\n", err);
+        return 2;
+    }
     me_curve_t curve;
     if (me_curve_load(opts.curve_dir, NULL, &curve, err, sizeof err) != 0) {
         fprintf(stderr, "metaembed-shard: --curve-dir: %s\n", err);

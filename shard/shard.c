@@ -33,8 +33,7 @@ const me_cfg_opt_t me_shard_options[] = {
         "deadline for requests that carry none"),
     OPT("block-cache", ME_CFG_SIZE, block_cache, "256M", 1 << 20, 1LL << 40, NULL,
         "RocksDB block cache for vectors read from disk"),
-    OPT("metrics-addr", ME_CFG_STRING, metrics_addr, "127.0.0.1:9100", 0, 0, NULL,
-        "HTTP /metrics, /healthz, /readyz (HOST:PORT; empty = off)"),
+    ME_METRICS_CFG_OPTIONS(me_shard_opts_t, "127.0.0.1:9100"),
     ME_CURVE_CFG_OPTIONS(me_shard_opts_t),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };

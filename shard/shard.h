@@ -29,6 +29,7 @@ typedef struct {
     long long block_cache;     /* bytes */
     int sync;
     char metrics_addr[ME_CFG_STR_MAX];
+    int metrics_public;
     char curve_dir[ME_CFG_STR_MAX];
     int insecure;
 } me_shard_opts_t;

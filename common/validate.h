@@ -1,0 +1,74 @@
+/* What a request may hold, checked the same way by every daemon (shard,
+ * coordinator, encoder) and the text-ingest stream: the protocol's string
+ * rule, names, ids, metadata sizes, tensor shapes and values. Each limit is
+ * defined here once; docs/protocol.md lists them.
+ *
+ * Strings are checked on the packed bytes, before protobuf-c unpacks them:
+ * protobuf-c NUL-terminates a string and so would silently cut one at an
+ * embedded NUL ("a\0b" would become "a"), and proto3 requires UTF-8, which
+ * strict clients (Python, Go, Java) enforce when they parse our replies. */
+#ifndef ME_VALIDATE_H
+#define ME_VALIDATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/dtype.h"
+#include "common/wire.h"
+
+#define ME_COLL_NAME_MAX 64         /* bytes of a collection name */
+#define ME_DOC_ID_MAX 256           /* bytes of a document id */
+#define ME_DIM_MAX 4096             /* D */
+#define ME_ROWS_MAX 1024            /* vectors per document or query */
+#define ME_METADATA_MAX (64 << 10)  /* metadata bytes per document */
+#define ME_MESSAGE_DEPTH_MAX 16     /* nesting of messages in a request */
+
+/* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF). */
+int me_utf8_valid(const uint8_t *s, size_t n);
+/* Cuts the NUL-terminated s at the end of its longest valid UTF-8 prefix
+ * (an error message cut mid-character by snprintf, say). */
+void me_utf8_clip(char *s);
+
+/* Every string field of the packed `desc` message, at any depth, must be
+ * NUL-free UTF-8. Returns 0; ME_EINVAL with err naming the field (never
+ * echoing its bytes); or ME_EPROTO when the bytes are not a message. */
+int me_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                     char *err, size_t cap);
+
+/* 1..ME_COLL_NAME_MAX bytes of [A-Za-z0-9_.-], and not "." or "..". */
+int me_check_collection_name(const char *name, char *err, size_t cap);
+/* Item i's id: 1..ME_DOC_ID_MAX bytes. */
+int me_check_id(const char *id, size_t i, char *err, size_t cap);
+
+/* A validated tensor: data holds exactly rows × dim elements of dtype. */
+typedef struct {
+    me_dtype_t dtype;  /* f32 or f16 */
+    int rows, dim;
+    const uint8_t *data;
+} me_tensor_view_t;
+
+/* Accepts [rows, dim] (or [dim] as one row), f32 or f16, rows 1..max_rows,
+ * dim equal to `dim` (0: any in 1..ME_DIM_MAX), with exactly the bytes the
+ * shape needs (sizes computed without overflow). `what` names the tensor
+ * in err ("query", "document 3 ('x')"). */
+int me_tensor_view(const Metaembed__Tensor *t, const char *what, int max_rows, int dim,
+                   me_tensor_view_t *v, char *err, size_t cap);
+/* Converts the first `rows` rows of v to `dtype` storage form into out (and
+ * int8 scales), or only checks them when out is NULL: every value finite
+ * and representable in dtype, every vector of non-zero norm. */
+int me_tensor_convert(const me_tensor_view_t *v, int rows, me_dtype_t dtype, void *out, float *scales,
+                      const char *what, char *err, size_t cap);
+
+/* Document i of an upsert into a collection of this shape: its id, its
+ * metadata size and its vectors' shape (values: me_tensor_convert). Fills v;
+ * `what` (ME_WHAT_MAX bytes) gets the document's name for later messages. */
+#define ME_WHAT_MAX (48 + ME_DOC_ID_MAX)
+int me_document_check(const Metaembed__Document *d, size_t i, int max_rows, int dim, me_tensor_view_t *v,
+                      char *what, char *err, size_t cap);
+
+/* Drops repeated strings from ids[0..n), keeping first occurrences in
+ * order; returns the new count (ME_ENOMEM when it could not allocate). */
+long me_ids_dedupe(char **ids, size_t n);
+
+#endif
