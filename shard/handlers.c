@@ -371,7 +371,7 @@ static int h_get(req_t *r) {
     Metaembed__Tensor *tensors = NULL;
     uint32_t *shapes = NULL;
     char **missing = NULL, **metas = NULL, **ids = NULL;
-    size_t nfound = 0, nmissing = 0;
+    size_t n = 0, nfound = 0, nmissing = 0;
     int rc, locked = 0;
     pthread_rwlock_rdlock(&s->lock);
     me_coll_t *c = need_coll(r, m->collection);
@@ -383,7 +383,7 @@ static int h_get(req_t *r) {
     ids = malloc(m->n_ids * sizeof *ids);
     long nu = ids ? (memcpy(ids, m->ids, m->n_ids * sizeof *ids), me_ids_dedupe(ids, m->n_ids)) : ME_ENOMEM;
     if (nu < 0) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
-    size_t n = (size_t)nu;
+    n = (size_t)nu;
     /* The reply is built within the message limit, not refused after. */
     unsigned long long reply_bytes = 0;
     docs = calloc(n, sizeof *docs);
@@ -434,9 +434,9 @@ out:
     if (locked) pthread_rwlock_unlock(&c->lock);
     pthread_rwlock_unlock(&s->lock);
     if (tensors)
-        for (size_t i = 0; i < m->n_ids; i++) free(tensors[i].data.data);
+        for (size_t i = 0; i < n; i++) free(tensors[i].data.data);
     if (metas)
-        for (size_t i = 0; i < m->n_ids; i++) me_storage_free(metas[i]);
+        for (size_t i = 0; i < n; i++) me_storage_free(metas[i]);
     free(docs);
     free(dptrs);
     free(tensors);

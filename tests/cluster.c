@@ -25,17 +25,21 @@ int cluster_start(cluster_t *c, int groups, int replicas, const char *const *ext
 int cluster_start_with(cluster_t *c, int groups, int replicas, const char *const *extra, const char *map_line) {
     if (groups * replicas > (int)(sizeof c->shards / sizeof c->shards[0])) return -1;
     int port = c->coord.port, fixed = c->coord.port_fixed;
+    const char *const *shard_extra = c->shard_extra;
     memset(c, 0, sizeof *c);
     c->coord.port = port;
     c->coord.port_fixed = fixed;
+    c->shard_extra = shard_extra;
     c->groups = groups;
     c->replicas = replicas;
     char *dir = me_test_tmpdir("cluster");
     snprintf(c->dir, sizeof c->dir, "%s", dir);
     free(dir);
     snprintf(c->map, sizeof c->map, "%s/cluster.conf", c->dir);
-    for (int i = 0; i < groups * replicas; i++)
+    for (int i = 0; i < groups * replicas; i++) {
+        for (int k = 0; shard_extra && shard_extra[k]; k++) c->shards[i].extra[c->shards[i].nextra++] = shard_extra[k];
         if (me_daemon_start(&c->shards[i], "metaembed-shard", "cshard") != 0) return -1;
+    }
     write_map(c);
     if (map_line) {
         FILE *f = fopen(c->map, "a");

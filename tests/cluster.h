@@ -9,6 +9,7 @@ typedef struct {
     int groups, replicas;
     me_daemon_t shards[16];
     me_daemon_t coord;
+    const char *const *shard_extra;  /* further shard flags (NULL-terminated), for cluster_start_with */
     char dir[512];
     char map[600];
     char cluster_arg[700];
@@ -18,7 +19,8 @@ typedef struct {
  * Returns 0 when every process answers. */
 int cluster_start(cluster_t *c, int groups, int replicas, const char *const *extra);
 /* The same with one more line for the cluster map (e.g. "encoders ..."),
- * and the coordinator's port taken from c->coord when c->coord.port_fixed. */
+ * the coordinator's port taken from c->coord when c->coord.port_fixed, and
+ * c->shard_extra given to every shard (so c must be initialised). */
 int cluster_start_with(cluster_t *c, int groups, int replicas, const char *const *extra, const char *map_line);
 void cluster_stop(cluster_t *c);
 

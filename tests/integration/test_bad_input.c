@@ -265,11 +265,11 @@ TEST(shard_bad_input_gets_clear_status_and_loses_nothing) {
         f[0] = buf;
         l[0] = len - 4;
         ASSERT_EQ(raw(d.endpoint, f, l, 1, &rid), ME_CODE_INVALID_ARGUMENT);
-        /* Too many frames: dropped without a reply. */
+        /* Too many frames: refused without echoing them (test_probe has more). */
         const void *many[12];
         size_t ml[12];
         for (int i = 0; i < 12; i++) { many[i] = "x"; ml[i] = 1; }
-        ASSERT_EQ(raw(d.endpoint, many, ml, 12, &rid), -1);
+        ASSERT_EQ(raw(d.endpoint, many, ml, 12, &rid), ME_CODE_RESOURCE_EXHAUSTED);
         /* Above --max-message (1 MiB) but under the socket's hard cap. */
         size_t big = 1536 * 1024;
         uint8_t *huge = calloc(1, big);

@@ -78,7 +78,7 @@ TEST(text_pipeline_ingest_kill_encoder_resume_search) {
 
     /* Shards, then encoders pulling from the stream, then the coordinator
      * whose map names the encoders. */
-    cluster_t c;
+    cluster_t c = { 0 };
     char stream[64], model_arg[700], stream_arg[100], coord_arg[100];
     snprintf(stream, sizeof stream, "tcp://127.0.0.1:%d", me_test_free_port());
     snprintf(model_arg, sizeof model_arg, "--model=%s", model);

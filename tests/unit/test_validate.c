@@ -1,0 +1,174 @@
+/* common/validate.c: UTF-8, the string walk over packed messages, names,
+ * ids, tensor shapes (overflow), values, and id de-duplication. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/validate.h"
+#include "tests/harness.h"
+
+#define U(s) ((const uint8_t *)(s)), (sizeof(s) - 1)
+
+TEST(validate_utf8_accepts_unicode_and_refuses_the_rest) {
+    ASSERT_TRUE(me_utf8_valid(U("")));
+    ASSERT_TRUE(me_utf8_valid(U("plain ascii")));
+    ASSERT_TRUE(me_utf8_valid(U("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80")));  /* é € 😀 */
+    ASSERT_TRUE(me_utf8_valid(U("\xf4\x8f\xbf\xbf")));                        /* U+10FFFF */
+    ASSERT_TRUE(!me_utf8_valid(U("\xff")));
+    ASSERT_TRUE(!me_utf8_valid(U("caf\xe9")));             /* Latin-1 */
+    ASSERT_TRUE(!me_utf8_valid(U("\xc0\xaf")));            /* overlong '/' */
+    ASSERT_TRUE(!me_utf8_valid(U("\xe0\x80\xaf")));        /* overlong, 3 bytes */
+    ASSERT_TRUE(!me_utf8_valid(U("\xed\xa0\x80")));        /* surrogate U+D800 */
+    ASSERT_TRUE(!me_utf8_valid(U("\xf4\x90\x80\x80")));    /* past U+10FFFF */
+    ASSERT_TRUE(!me_utf8_valid(U("\xe2\x82")));            /* cut short */
+    ASSERT_TRUE(!me_utf8_valid(U("\x80")));                /* lone continuation */
+    char msg[16] = "abc\xe2\x82";                          /* snprintf cut a '€' */
+    me_utf8_clip(msg);
+    ASSERT_STREQ(msg, "abc");
+}
+
+static size_t pack_get(const char *coll, const char *id, uint8_t *out) {
+    char *ids[1] = { (char *)id };
+    Metaembed__GetRequest g = METAEMBED__GET_REQUEST__INIT;
+    g.collection = (char *)coll;
+    g.ids = ids;
+    g.n_ids = 1;
+    return metaembed__get_request__pack(&g, out);
+}
+
+TEST(validate_strings_are_checked_on_the_packed_bytes_at_any_depth) {
+    uint8_t buf[256];
+    char err[256];
+    size_t n = pack_get("c", "doc~1", buf);
+    ASSERT_OK(me_check_strings(&metaembed__get_request__descriptor, buf, n, err, sizeof err));
+    /* A NUL put into the packed id: protobuf-c would unpack "doc". */
+    uint8_t *t = memchr(buf, '~', n);
+    *t = 0;
+    ASSERT_EQ(me_check_strings(&metaembed__get_request__descriptor, buf, n, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "GetRequest.ids holds a NUL byte (at byte 3)") != NULL);
+    *t = 0xff;
+    ASSERT_EQ(me_check_strings(&metaembed__get_request__descriptor, buf, n, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "not valid UTF-8") != NULL);
+    ASSERT_TRUE(me_utf8_valid((const uint8_t *)err, strlen(err)));  /* never echoes the bytes */
+    /* Inside a nested message: Upsert → Document → id. */
+    Metaembed__Document d = METAEMBED__DOCUMENT__INIT, *dp = &d;
+    d.id = "x\xc0\xaf";
+    d.metadata.data = (uint8_t *)"\xff\x00\xfe";  /* bytes: anything goes */
+    d.metadata.len = 3;
+    Metaembed__UpsertRequest u = METAEMBED__UPSERT_REQUEST__INIT;
+    u.collection = "c";
+    u.documents = &dp;
+    u.n_documents = 1;
+    n = metaembed__upsert_request__pack(&u, buf);
+    ASSERT_EQ(me_check_strings(&metaembed__upsert_request__descriptor, buf, n, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "Document.id") != NULL);
+    d.id = "fine";
+    n = metaembed__upsert_request__pack(&u, buf);
+    ASSERT_OK(me_check_strings(&metaembed__upsert_request__descriptor, buf, n, err, sizeof err));
+    /* Truncated or nonsense bytes are malformed, not a crash. */
+    ASSERT_EQ(me_check_strings(&metaembed__upsert_request__descriptor, buf, n - 1, err, sizeof err), ME_EPROTO);
+    static const uint8_t junk[] = { 0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f };  /* length past the end */
+    ASSERT_EQ(me_check_strings(&metaembed__upsert_request__descriptor, junk, sizeof junk, err, sizeof err), ME_EPROTO);
+    static const uint8_t group[] = { 0x0b };  /* wire type 3 */
+    ASSERT_EQ(me_check_strings(&metaembed__upsert_request__descriptor, group, 1, err, sizeof err), ME_EPROTO);
+}
+
+TEST(validate_collection_names_and_ids) {
+    char err[256];
+    ASSERT_OK(me_check_collection_name("docs_v1.2-x", err, sizeof err));
+    char name[ME_COLL_NAME_MAX + 2];
+    memset(name, 'n', sizeof name);
+    name[ME_COLL_NAME_MAX] = 0;
+    ASSERT_OK(me_check_collection_name(name, err, sizeof err));
+    name[ME_COLL_NAME_MAX] = 'n';
+    name[ME_COLL_NAME_MAX + 1] = 0;
+    ASSERT_EQ(me_check_collection_name(name, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "got 65 bytes") != NULL);
+    ASSERT_EQ(me_check_collection_name(".", err, sizeof err), ME_EINVAL);
+    ASSERT_EQ(me_check_collection_name("..", err, sizeof err), ME_EINVAL);
+    ASSERT_OK(me_check_collection_name("...", err, sizeof err));
+    ASSERT_EQ(me_check_collection_name("a/b", err, sizeof err), ME_EINVAL);
+    ASSERT_EQ(me_check_collection_name("", err, sizeof err), ME_EINVAL);
+    ASSERT_EQ(me_check_id("", 3, err, sizeof err), ME_EINVAL);
+    ASSERT_STREQ(err, "document 3: empty id");
+    char id[ME_DOC_ID_MAX + 2];
+    memset(id, 'i', sizeof id);
+    id[ME_DOC_ID_MAX] = 0;
+    ASSERT_OK(me_check_id(id, 0, err, sizeof err));
+    id[ME_DOC_ID_MAX] = 'i';
+    id[ME_DOC_ID_MAX + 1] = 0;
+    ASSERT_EQ(me_check_id(id, 0, err, sizeof err), ME_EINVAL);
+}
+
+TEST(validate_tensor_shapes_never_overflow) {
+    char err[256];
+    me_tensor_view_t v;
+    uint32_t shape[2] = { 1u << 31, 1u << 31 };
+    Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
+    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
+    t.shape = shape;
+    t.n_shape = 2;
+    /* The coordinator's crash: rows × dim × 4 wrapped to 0 == no data. */
+    ASSERT_EQ(me_tensor_view(&t, "doc", ME_ROWS_MAX, 0, &v, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "dim 2147483648, must be 1..4096") != NULL);
+    shape[1] = 4;
+    ASSERT_EQ(me_tensor_view(&t, "doc", ME_ROWS_MAX, 4, &v, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "2147483648 vectors") != NULL);
+    shape[0] = 2;
+    float data[8] = { 1, 0, 0, 0, 0, 1, 0, 0 };
+    t.data.data = (uint8_t *)data;
+    t.data.len = sizeof data - 4;
+    ASSERT_EQ(me_tensor_view(&t, "doc", 8, 4, &v, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "28 data bytes do not match shape [2, 4]") != NULL);
+    t.data.len = sizeof data;
+    ASSERT_OK(me_tensor_view(&t, "doc", 8, 4, &v, err, sizeof err));
+    ASSERT_EQ(v.rows, 2);
+    ASSERT_EQ(v.dim, 4);
+    ASSERT_OK(me_tensor_convert(&v, 2, ME_DTYPE_F16, NULL, NULL, "doc", err, sizeof err));
+    data[5] = 1e6f;  /* fine in f32, Inf in f16 */
+    ASSERT_OK(me_tensor_convert(&v, 2, ME_DTYPE_F32, NULL, NULL, "doc", err, sizeof err));
+    ASSERT_EQ(me_tensor_convert(&v, 2, ME_DTYPE_F16, NULL, NULL, "doc", err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "doc: vector 1 holds NaN or Inf") != NULL);
+    data[5] = 0;
+    ASSERT_EQ(me_tensor_convert(&v, 2, ME_DTYPE_F32, NULL, NULL, "doc", err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "vector 1 has zero norm") != NULL);
+}
+
+TEST(validate_documents_cap_metadata) {
+    char err[512], what[ME_WHAT_MAX];
+    me_tensor_view_t v;
+    float data[4] = { 1, 2, 3, 4 };
+    uint32_t shape[2] = { 1, 4 };
+    Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
+    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
+    t.shape = shape;
+    t.n_shape = 2;
+    t.data.data = (uint8_t *)data;
+    t.data.len = sizeof data;
+    Metaembed__Document d = METAEMBED__DOCUMENT__INIT;
+    d.id = "a";
+    d.vectors = &t;
+    d.metadata.len = ME_METADATA_MAX;
+    d.metadata.data = calloc(1, ME_METADATA_MAX + 1);
+    ASSERT_OK(me_document_check(&d, 0, 4, 4, &v, what, err, sizeof err));
+    ASSERT_STREQ(what, "document 0 ('a')");
+    d.metadata.len = ME_METADATA_MAX + 1;
+    ASSERT_EQ(me_document_check(&d, 0, 4, 4, &v, what, err, sizeof err), ME_ETOOBIG);
+    ASSERT_TRUE(strstr(err, "65537 metadata bytes exceed the limit of 65536") != NULL);
+    free(d.metadata.data);
+}
+
+TEST(validate_dedupe_keeps_first_occurrences_in_order) {
+    char *ids[] = { "b", "a", "b", "c", "a", "a", "d", "b" };
+    ASSERT_EQ(me_ids_dedupe(ids, 8), 4);
+    ASSERT_STREQ(ids[0], "b");
+    ASSERT_STREQ(ids[1], "a");
+    ASSERT_STREQ(ids[2], "c");
+    ASSERT_STREQ(ids[3], "d");
+    char **many = malloc(4096 * sizeof *many);
+    for (int i = 0; i < 4096; i++) many[i] = "same";
+    ASSERT_EQ(me_ids_dedupe(many, 4096), 1);
+    free(many);
+    ASSERT_EQ(me_ids_dedupe(ids, 0), 0);
+}
