@@ -95,6 +95,7 @@ static int walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const 
 
 int me_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                      char *err, size_t cap) {
+    if (!len) return 0;  /* an empty message (data may be NULL) */
     int rc = walk(desc, data, data + len, 0, err, cap);
     if (rc == ME_EPROTO) me_set_err(err, cap, "malformed %s (protobuf parse failed)", desc->short_name);
     return rc;

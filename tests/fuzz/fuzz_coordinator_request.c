@@ -1,4 +1,5 @@
-/* libFuzzer: any bytes as a request frame to the coordinator, in front of a
+/* libFuzzer, structure-aware (tests/fuzz/proto_mutator.h: hostile field
+ * values in well-formed requests, and byte mutation): a request frame to the coordinator, in front of a
  * real shard served on a loopback port by a thread of this process (RocksDB
  * in a temporary directory, collection "c" with a document): every
  * coordinator handler — routing, fan-out, merge, the text path without an
@@ -19,7 +20,7 @@
 #include "common/server.h"
 #include "coordinator/coordinator.h"
 #include "shard/shard.h"
-#include "tests/fuzz/fuzz_frames.h"
+#include "tests/fuzz/proto_mutator.h"
 
 static me_shard_t g_shard;
 static me_coord_t g_co;
@@ -61,6 +62,10 @@ static int call(const uint8_t *frame, size_t n) {
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
+    if (getenv("ME_FUZZ_WRITE_SEEDS")) {
+        fuzz_write_seeds(getenv("ME_FUZZ_WRITE_SEEDS"));
+        exit(0);
+    }
     snprintf(g_dir, sizeof g_dir, "/tmp/metaembed-fuzzco-XXXXXX");
     if (!mkdtemp(g_dir)) abort();
     atexit(cleanup);
@@ -118,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint64_t rid;
     me_reply_t rep;
     me_coord_handle(&g_co, g_fan, data, size, &rid, &rep);
-    if (rep.status < 0 || rep.status > 16) abort();
+    fuzz_check_reply(data, size, &rep);
     me_reply_clear(&rep);
     /* The cluster still answers (the input may have dropped or remade "c",
      * so any status will do; a crash or a hang would not). */

@@ -1,4 +1,5 @@
-/* libFuzzer: any bytes as a request frame to the encoder node's handlers
+/* libFuzzer, structure-aware (tests/fuzz/proto_mutator.h: hostile field
+ * values in well-formed requests, and byte mutation): a request frame to the encoder node's handlers
  * (Encode on either side, Health, Stats) over a small random model with a
  * tokenizer learned from a few texts: the reply always carries a status,
  * and an Encode answers with unit vectors of the declared shape. */
@@ -11,6 +12,7 @@
 #include "encoder/model.h"
 #include "encoder/ops.h"
 #include "encoder/service.h"
+#include "tests/fuzz/proto_mutator.h"
 
 static me_encoder_t g_enc;
 static me_embedder_t *g_worker;
@@ -18,6 +20,10 @@ static me_embedder_t *g_worker;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
+    if (getenv("ME_FUZZ_WRITE_SEEDS")) {
+        fuzz_write_seeds(getenv("ME_FUZZ_WRITE_SEEDS"));
+        exit(0);
+    }
     me_model_config_t cfg = { .vocab = 300, .max_text = 16, .layers = 1, .width = 16, .heads = 2, .dim = 8,
                               .meta_q = 2, .meta_c = 3 };
     me_model_t *m = me_model_new(&cfg);
@@ -41,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint64_t rid;
     me_reply_t rep;
     me_encoder_handle(&g_enc, g_worker, data, size, &rid, &rep);
-    if (rep.status < 0 || rep.status > 16) abort();
+    fuzz_check_reply(data, size, &rep);
     Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, size, data);
     int encode = env && env->method == METAEMBED__METHOD__METHOD_ENCODE;
     if (env) metaembed__envelope__free_unpacked(env, NULL);

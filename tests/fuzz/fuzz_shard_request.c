@@ -1,4 +1,5 @@
-/* libFuzzer: any bytes as a request frame to a real shard (RocksDB in a
+/* libFuzzer, structure-aware (tests/fuzz/proto_mutator.h: hostile field
+ * values in well-formed requests, and byte mutation): a request frame to a real shard (RocksDB in a
  * temporary directory, one collection with documents): every handler is
  * reachable through the envelope. The reply must always carry a status, and
  * a valid search right after must still succeed. */
@@ -11,7 +12,7 @@
 
 #include "common/error.h"
 #include "shard/shard.h"
-#include "tests/fuzz/fuzz_frames.h"
+#include "tests/fuzz/proto_mutator.h"
 
 static me_shard_t g_shard;
 static char g_dir[64];
@@ -32,6 +33,10 @@ static size_t g_search_len;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
+    if (getenv("ME_FUZZ_WRITE_SEEDS")) {
+        fuzz_write_seeds(getenv("ME_FUZZ_WRITE_SEEDS"));
+        exit(0);
+    }
     snprintf(g_dir, sizeof g_dir, "/tmp/metaembed-fuzz-XXXXXX");
     char *dir = mkdtemp(g_dir);
     if (!dir) abort();
@@ -61,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint64_t rid;
     me_reply_t rep;
     me_shard_handle(&g_shard, data, size, &rid, &rep);
-    if (rep.status < 0 || rep.status > 16) abort();
+    fuzz_check_reply(data, size, &rep);
     me_reply_clear(&rep);
     /* Drop and re-create "c" when the input did (so later inputs still reach it). */
     me_shard_handle(&g_shard, g_search, g_search_len, &rid, &rep);
