@@ -203,14 +203,18 @@ void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, 
         if (methods[i].method == (int)env->method) break;
     char err[256];
     if (i < n) {
-        name = methods[i].name;
-        if (methods[i].request && me_check_strings(methods[i].request, env->payload.data, env->payload.len, err,
-                                                   sizeof err) != 0)
+        const me_method_info_t *info = me_method_info(methods[i].method);
+        name = info ? info->name : "unknown";
+        /* The string rule, for every method, whether its handler unpacks
+         * the request or forwards it. */
+        if (info && me_check_strings(info->request, env->payload.data, env->payload.len, err, sizeof err) != 0)
             me_reply_error(reply, ME_STATUS_INVALID_ARGUMENT, "%s", err);
         else
             methods[i].fn(&r);
     } else {
-        me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "unknown method %d", (int)env->method);
+        const me_method_info_t *info = me_method_info((int)env->method);
+        if (info) me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "%s is not served here", info->name);
+        else me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "unknown method %d", (int)env->method);
     }
     /* Every reply, whatever built it, stays within the message limit. */
     if (reply->status == ME_STATUS_OK && (long long)reply->payload_len > max_message)

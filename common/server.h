@@ -47,20 +47,17 @@ typedef struct {
 
 typedef int (*me_method_fn)(me_request_t *r);
 
-/* Unpacks the request's payload as desc's message (its strings were
- * checked by me_dispatch); else sets INVALID_ARGUMENT and returns NULL. The
+/* Unpacks the request's payload as desc's message (me_dispatch checked
+ * every string in it, for every method, before the handler ran); else sets INVALID_ARGUMENT and returns NULL. The
  * caller frees the message with protobuf_c_message_free_unpacked. */
 ProtobufCMessage *me_request_unpack(me_request_t *r, const ProtobufCMessageDescriptor *desc);
 /* Sets INVALID_ARGUMENT (and returns it): the reply to a bad request. */
 #define ME_BAD(r, ...) me_reply_error((r)->reply, ME_STATUS_INVALID_ARGUMENT, __VA_ARGS__)
 #define ME_OOM(r) me_reply_error((r)->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory")
+/* A daemon's handler for one method (names and messages: me_method_info). */
 typedef struct {
     int method;
-    const char *name;
     me_method_fn fn;
-    /* The request message: its strings are checked (me_check_strings)
-     * before fn runs, for every method, whether fn unpacks it or forwards it. */
-    const ProtobufCMessageDescriptor *request;
 } me_method_t;
 
 /* Decodes one request frame and runs the handler for its method. The size

@@ -18,6 +18,28 @@ uint64_t me_now_us(void) {
 
 uint64_t me_now_ms(void) { return me_now_us() / 1000u; }
 
+#define METHOD(NUM, NAME, MSG) \
+    { METAEMBED__METHOD__METHOD_##NUM, #NAME, &metaembed__##MSG##_request__descriptor, &metaembed__##MSG##_reply__descriptor }
+static const me_method_info_t methods[] = {
+    METHOD(CREATE_COLLECTION, CreateCollection, create_collection),
+    METHOD(DROP_COLLECTION, DropCollection, drop_collection),
+    METHOD(LIST_COLLECTIONS, ListCollections, list_collections),
+    METHOD(UPSERT, Upsert, upsert),
+    METHOD(DELETE, Delete, delete),
+    METHOD(GET, Get, get),
+    METHOD(SEARCH, Search, search),
+    METHOD(ENCODE, Encode, encode),
+    METHOD(STATS, Stats, stats),
+    METHOD(HEALTH, Health, health),
+};
+#undef METHOD
+
+const me_method_info_t *me_method_info(int method) {
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (methods[i].method == method) return &methods[i];
+    return NULL;
+}
+
 void me_reply_init(me_reply_t *r) { memset(r, 0, sizeof *r); }
 
 void me_reply_clear(me_reply_t *r) {

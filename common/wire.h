@@ -21,6 +21,15 @@
 /* Default cap on one message; daemons make it configurable. */
 #define ME_WIRE_DEFAULT_MAX_MESSAGE (64LL << 20)
 
+/* One method of the protocol: its name and its request and reply messages. */
+typedef struct {
+    int method;  /* METAEMBED__METHOD__METHOD_* */
+    const char *name;
+    const ProtobufCMessageDescriptor *request, *reply;
+} me_method_info_t;
+/* The method's entry, or NULL for a number the protocol does not have. */
+const me_method_info_t *me_method_info(int method);
+
 /* A reply being built by a server handler, or received by a client. */
 typedef struct {
     int status;            /* ME_STATUS_* (gRPC code) */

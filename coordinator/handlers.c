@@ -805,16 +805,16 @@ static int h_health(req_t *r) {
 }
 
 static const me_method_t handlers[] = {
-    { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, "CreateCollection", h_ddl, &metaembed__create_collection_request__descriptor },
-    { METAEMBED__METHOD__METHOD_DROP_COLLECTION, "DropCollection", h_ddl, &metaembed__drop_collection_request__descriptor },
-    { METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, "ListCollections", h_list, &metaembed__list_collections_request__descriptor },
-    { METAEMBED__METHOD__METHOD_UPSERT, "Upsert", h_upsert, &metaembed__upsert_request__descriptor },
-    { METAEMBED__METHOD__METHOD_DELETE, "Delete", h_delete, &metaembed__delete_request__descriptor },
-    { METAEMBED__METHOD__METHOD_GET, "Get", h_get, &metaembed__get_request__descriptor },
-    { METAEMBED__METHOD__METHOD_SEARCH, "Search", h_search, &metaembed__search_request__descriptor },
-    { METAEMBED__METHOD__METHOD_ENCODE, "Encode", h_encode, &metaembed__encode_request__descriptor },
-    { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats, &metaembed__stats_request__descriptor },
-    { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health, &metaembed__health_request__descriptor },
+    { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, h_ddl },
+    { METAEMBED__METHOD__METHOD_DROP_COLLECTION, h_ddl },
+    { METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, h_list },
+    { METAEMBED__METHOD__METHOD_UPSERT, h_upsert },
+    { METAEMBED__METHOD__METHOD_DELETE, h_delete },
+    { METAEMBED__METHOD__METHOD_GET, h_get },
+    { METAEMBED__METHOD__METHOD_SEARCH, h_search },
+    { METAEMBED__METHOD__METHOD_ENCODE, h_encode },
+    { METAEMBED__METHOD__METHOD_STATS, h_stats },
+    { METAEMBED__METHOD__METHOD_HEALTH, h_health },
 };
 
 void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_t len,

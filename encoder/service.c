@@ -180,9 +180,9 @@ static int h_stats(req_t *r) {
 }
 
 static const me_method_t methods[] = {
-    { METAEMBED__METHOD__METHOD_ENCODE, "Encode", h_encode, &metaembed__encode_request__descriptor },
-    { METAEMBED__METHOD__METHOD_HEALTH, "Health", h_health, &metaembed__health_request__descriptor },
-    { METAEMBED__METHOD__METHOD_STATS, "Stats", h_stats, &metaembed__stats_request__descriptor },
+    { METAEMBED__METHOD__METHOD_ENCODE, h_encode },
+    { METAEMBED__METHOD__METHOD_HEALTH, h_health },
+    { METAEMBED__METHOD__METHOD_STATS, h_stats },
 };
 
 void me_encoder_handle(me_encoder_t *e, me_embedder_t *w, const uint8_t *frame, size_t len, uint64_t *rid,

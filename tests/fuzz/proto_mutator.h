@@ -29,37 +29,9 @@
 
 size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
 
-/* Request and reply messages by method number. */
 static const ProtobufCMessageDescriptor *fuzz_request_desc(int method) {
-    switch (method) {
-    case METAEMBED__METHOD__METHOD_CREATE_COLLECTION: return &metaembed__create_collection_request__descriptor;
-    case METAEMBED__METHOD__METHOD_DROP_COLLECTION: return &metaembed__drop_collection_request__descriptor;
-    case METAEMBED__METHOD__METHOD_LIST_COLLECTIONS: return &metaembed__list_collections_request__descriptor;
-    case METAEMBED__METHOD__METHOD_UPSERT: return &metaembed__upsert_request__descriptor;
-    case METAEMBED__METHOD__METHOD_DELETE: return &metaembed__delete_request__descriptor;
-    case METAEMBED__METHOD__METHOD_GET: return &metaembed__get_request__descriptor;
-    case METAEMBED__METHOD__METHOD_SEARCH: return &metaembed__search_request__descriptor;
-    case METAEMBED__METHOD__METHOD_ENCODE: return &metaembed__encode_request__descriptor;
-    case METAEMBED__METHOD__METHOD_STATS: return &metaembed__stats_request__descriptor;
-    case METAEMBED__METHOD__METHOD_HEALTH: return &metaembed__health_request__descriptor;
-    }
-    return NULL;
-}
-
-static const ProtobufCMessageDescriptor *fuzz_reply_desc(int method) {
-    switch (method) {
-    case METAEMBED__METHOD__METHOD_CREATE_COLLECTION: return &metaembed__create_collection_reply__descriptor;
-    case METAEMBED__METHOD__METHOD_DROP_COLLECTION: return &metaembed__drop_collection_reply__descriptor;
-    case METAEMBED__METHOD__METHOD_LIST_COLLECTIONS: return &metaembed__list_collections_reply__descriptor;
-    case METAEMBED__METHOD__METHOD_UPSERT: return &metaembed__upsert_reply__descriptor;
-    case METAEMBED__METHOD__METHOD_DELETE: return &metaembed__delete_reply__descriptor;
-    case METAEMBED__METHOD__METHOD_GET: return &metaembed__get_reply__descriptor;
-    case METAEMBED__METHOD__METHOD_SEARCH: return &metaembed__search_reply__descriptor;
-    case METAEMBED__METHOD__METHOD_ENCODE: return &metaembed__encode_reply__descriptor;
-    case METAEMBED__METHOD__METHOD_STATS: return &metaembed__stats_reply__descriptor;
-    case METAEMBED__METHOD__METHOD_HEALTH: return &metaembed__health_reply__descriptor;
-    }
-    return NULL;
+    const me_method_info_t *info = me_method_info(method);
+    return info ? info->request : NULL;
 }
 
 /* ---- the invariant ---- */
@@ -69,7 +41,8 @@ static void fuzz_check_reply(const uint8_t *frame, size_t size, const me_reply_t
     if (!me_utf8_valid((const uint8_t *)rep->message, strlen(rep->message))) abort();
     if (rep->status != ME_STATUS_OK || !rep->payload_len) return;
     Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, size, frame);
-    const ProtobufCMessageDescriptor *desc = env ? fuzz_reply_desc((int)env->method) : NULL;
+    const me_method_info_t *info = env ? me_method_info((int)env->method) : NULL;
+    const ProtobufCMessageDescriptor *desc = info ? info->reply : NULL;
     char err[256];
     if (desc && me_check_strings(desc, rep->payload, rep->payload_len, err, sizeof err) != 0) {
         fprintf(stderr, "reply breaks the string rule: %s\n", err);

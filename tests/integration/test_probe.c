@@ -220,20 +220,15 @@ static buf_t b_text_ff(void) {
     s.k = 5;
     return envelope(METAEMBED__METHOD__METHOD_SEARCH, &s.base, 0);
 }
-static buf_t b_encode_ff(void) {
-    char *texts[1] = { "\xff" };
+static buf_t encode(char *text) {
+    char *texts[1] = { text };
     Metaembed__EncodeRequest e = METAEMBED__ENCODE_REQUEST__INIT;
     e.texts = texts;
     e.n_texts = 1;
     return envelope(METAEMBED__METHOD__METHOD_ENCODE, &e.base, 0);
 }
-static buf_t b_encode(void) {
-    char *texts[1] = { "a text" };
-    Metaembed__EncodeRequest e = METAEMBED__ENCODE_REQUEST__INIT;
-    e.texts = texts;
-    e.n_texts = 1;
-    return envelope(METAEMBED__METHOD__METHOD_ENCODE, &e.base, 0);
-}
+static buf_t b_encode_ff(void) { return encode("\xff"); }
+static buf_t b_encode(void) { return encode("a text"); }
 static buf_t b_meta_128k(void) { return one_doc("meta-128k", 128 << 10); }
 static buf_t b_get_same_4096(void) {
     const char **ids = malloc(4096 * sizeof *ids);
