@@ -188,7 +188,7 @@ dashboard-screenshot: all
 # (static, self-contained apart from libzmq and libprotobuf-c), its header
 # and a pkg-config file: cc app.c $(pkg-config --cflags --libs metaembed).
 PREFIX ?= /usr/local
-LIB_OBJ := $(CLIENT_OBJ) $(BUILD)/common/wire.o $(BUILD)/common/dtype.o $(BUILD)/common/error.o $(BUILD)/common/validate.o $(BUILD)/common/hash.o \
+LIB_OBJ := $(CLIENT_OBJ) $(BUILD)/common/wire.o $(BUILD)/common/curve.o $(BUILD)/common/dtype.o $(BUILD)/common/error.o $(BUILD)/common/validate.o $(BUILD)/common/hash.o \
            $(BUILD)/gen/proto/metaembed.pb-c.o
 $(BUILD)/dist/libmetaembed.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -23,11 +23,8 @@ struct me_client {
 
 /* A fresh DEALER to the endpoint, with CurveZMQ when the client has keys. */
 static int open_socket(me_client_t *c) {
-    c->sock = zmq_socket(c->zctx, ZMQ_DEALER);
-    if (!c->sock) return -1;
-    me_wire_socket_defaults(c->sock, 0);
-    if (me_curve_client(c->sock, &c->curve) != 0) return -1;
-    return zmq_connect(c->sock, c->endpoint);
+    c->sock = me_wire_connect(c->zctx, c->endpoint, &c->curve);
+    return c->sock ? 0 : -1;
 }
 
 static int set_status(me_status_t *st, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -44,26 +41,35 @@ static int set_status(me_status_t *st, int code, const char *fmt, ...) {
 
 const char *me_code_name(int code) { return me_status_name(code); }
 
-/* Sends req, waits for the reply. On a timeout the socket is replaced, so a
- * late reply cannot be mistaken for the next one (Lazy Pirate). */
-static int call(me_client_t *c, int method, const ProtobufCMessage *req, me_reply_t *rep, me_status_t *st) {
+/* The one exchange every call makes: sends the payload, waits for the
+ * reply with the same request id (stale ones are dropped), and replaces the
+ * socket on a timeout, so a late reply cannot be taken for the next request
+ * (Lazy Pirate). A non-OK status is returned with its message in st. */
+static int exchange(me_client_t *c, int method, const void *payload, size_t len, me_reply_t *rep, me_status_t *st) {
     me_reply_init(rep);
     uint64_t rid = ++c->next_rid;
-    int rc = me_wire_call(c->sock, rid, method, (uint32_t)c->timeout_ms, req, c->timeout_ms, rep);
+    int rc = me_wire_call_raw(c->sock, rid, method, (uint32_t)c->timeout_ms, payload, len, c->timeout_ms, rep);
     if (rc == ME_ETIMEDOUT) {
-        zmq_close(c->sock);
+        me_wire_close(c->sock);
         open_socket(c);
         return set_status(st, ME_STATUS_DEADLINE_EXCEEDED, "no reply from %s within %d ms", c->endpoint,
                           c->timeout_ms);
     }
-    if (rc) return set_status(st, ME_STATUS_UNAVAILABLE, "cannot talk to %s: %s", c->endpoint, zmq_strerror(errno));
-    if (rep->status != ME_STATUS_OK) {
-        int code = rep->status;
-        set_status(st, code, "%s: %s", me_status_name(code), rep->message);
-        me_reply_clear(rep);
-        return code;
-    }
+    if (rc) return set_status(st, ME_STATUS_UNAVAILABLE, "cannot talk to %s: %s", c->endpoint, me_strerror(rc));
+    if (rep->status != ME_STATUS_OK) return set_status(st, rep->status, "%s: %s", me_status_name(rep->status), rep->message);
     return set_status(st, 0, "OK");
+}
+
+/* Packs req and exchanges it; a failed call leaves nothing in rep. */
+static int call(me_client_t *c, int method, const ProtobufCMessage *req, me_reply_t *rep, me_status_t *st) {
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) { me_reply_init(rep); return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); }
+    protobuf_c_message_pack(req, buf);
+    int rc = exchange(c, method, buf, len, rep, st);
+    free(buf);
+    if (rc) me_reply_clear(rep);
+    return rc;
 }
 
 me_client_t *me_client_connect(const char *endpoint, int timeout_ms, me_status_t *st) {
@@ -505,33 +511,10 @@ void me_results_free(me_results_t *r) {
 /* Any protobuf payload: wrap the bytes as an opaque message for packing. */
 int me_client_call(me_client_t *c, int method, const void *payload, size_t len,
                    void **reply, size_t *reply_len, me_status_t *st) {
-    /* Envelope built by hand so malformed payloads pass through untouched. */
-    Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
-    env.request_id = ++c->next_rid;
-    env.method = (Metaembed__Method)method;
-    env.deadline_ms = (uint32_t)c->timeout_ms;
-    env.payload.data = (uint8_t *)payload;
-    env.payload.len = len;
-    size_t elen = metaembed__envelope__get_packed_size(&env);
-    uint8_t *buf = malloc(elen ? elen : 1);
-    if (!buf) return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-    metaembed__envelope__pack(&env, buf);
-    int rc = zmq_send(c->sock, buf, elen, 0) < 0 ? -1 : 0;
-    free(buf);
-    if (rc) return set_status(st, ME_STATUS_UNAVAILABLE, "send failed: %s", zmq_strerror(errno));
-    zmq_pollitem_t it = { c->sock, 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll(&it, 1, c->timeout_ms) <= 0)
-        return set_status(st, ME_STATUS_DEADLINE_EXCEEDED, "no reply within %d ms", c->timeout_ms);
-    zmq_msg_t msg;
-    zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, c->sock, 0) < 0) { zmq_msg_close(&msg); return set_status(st, ME_STATUS_UNAVAILABLE, "receive failed"); }
-    Metaembed__Reply *r = metaembed__reply__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
-    zmq_msg_close(&msg);
-    if (!r) return set_status(st, ME_STATUS_INTERNAL, "malformed reply");
-    int code = r->status ? (int)r->status->code : 0;
-    set_status(st, code, "%s%s%s", me_status_name(code), r->status && *r->status->message ? ": " : "",
-               r->status ? r->status->message : "");
-    if (reply) *reply = dup_bytes(&r->payload, reply_len);
-    metaembed__reply__free_unpacked(r, NULL);
+    /* The payload goes as given, so tools and tests can send malformed ones. */
+    me_reply_t rep;
+    int code = exchange(c, method, payload, len, &rep, st);
+    if (reply) *reply = dup_bytes(&(ProtobufCBinaryData){ .len = rep.payload_len, .data = rep.payload }, reply_len);
+    me_reply_clear(&rep);
     return code;
 }

@@ -143,62 +143,115 @@ int me_wire_send_reply(void *sock, me_route_t *route, uint64_t request_id, const
     return rc;
 }
 
-int me_wire_call(void *sock, uint64_t rid, int method, uint32_t deadline_ms,
-                 const ProtobufCMessage *req, int timeout_ms, me_reply_t *out) {
-    me_reply_clear(out);
-    size_t plen = protobuf_c_message_get_packed_size(req);
-    uint8_t *pbuf = malloc(plen ? plen : 1);
-    if (!pbuf) return ME_ENOMEM;
-    protobuf_c_message_pack(req, pbuf);
+void *me_wire_connect(void *zctx, const char *endpoint, const me_curve_t *curve) {
+    void *s = zmq_socket(zctx, ZMQ_DEALER);
+    if (!s) return NULL;
+    me_wire_socket_defaults(s, 0);
+    if ((curve && me_curve_client(s, curve) != 0) || zmq_connect(s, endpoint) != 0) {
+        int e = errno;
+        zmq_close(s);
+        errno = e;
+        return NULL;
+    }
+    return s;
+}
+
+void me_wire_close(void *sock) {
+    if (sock) zmq_close(sock);
+}
+
+int me_wire_send_request(void *sock, uint64_t rid, int method, uint32_t deadline_ms, const void *payload,
+                         size_t len, int dontwait) {
     Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
     env.request_id = rid;
     env.method = (Metaembed__Method)method;
     env.deadline_ms = deadline_ms;
-    env.payload.data = pbuf;
-    env.payload.len = plen;
-    size_t elen = metaembed__envelope__get_packed_size(&env);
+    env.payload.data = (uint8_t *)payload;
+    env.payload.len = len;
     zmq_msg_t msg;
-    if (zmq_msg_init_size(&msg, elen) != 0) { free(pbuf); return ME_ENOMEM; }
+    if (zmq_msg_init_size(&msg, metaembed__envelope__get_packed_size(&env)) != 0) return ME_ENOMEM;
     metaembed__envelope__pack(&env, zmq_msg_data(&msg));
-    free(pbuf);
-    if (zmq_msg_send(&msg, sock, 0) < 0) { zmq_msg_close(&msg); return ME_EIO; }
+    if (zmq_msg_send(&msg, sock, dontwait ? ZMQ_DONTWAIT : 0) < 0) {
+        zmq_msg_close(&msg);
+        return ME_EIO;
+    }
+    return 0;
+}
 
-    uint64_t deadline = me_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
-    for (;;) {
-        uint64_t now = me_now_ms();
-        long wait = now >= deadline ? 0 : (long)(deadline - now);
-        zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
-        int n = zmq_poll(&item, 1, wait);
-        if (n < 0) { if (errno == EINTR) continue; return ME_EIO; }
-        if (n == 0) return ME_ETIMEDOUT;
-        me_route_t route;
-        zmq_msg_t body;
-        int rc = me_wire_recv(sock, &route, &body);
-        if (rc) {
-            me_route_close(&route);
-            if (rc == ME_ETOOBIG) continue;  /* not a reply of ours */
-            return rc;
-        }
-        me_route_close(&route);
-        Metaembed__Reply *rep = metaembed__reply__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
-        zmq_msg_close(&body);
-        if (!rep) continue;                 /* not a reply: ignore */
-        if (rep->request_id != rid) {       /* a late reply to an old request */
-            metaembed__reply__free_unpacked(rep, NULL);
-            continue;
-        }
-        out->status = rep->status ? (int)rep->status->code : ME_STATUS_OK;
-        if (rep->status && rep->status->message)
-            snprintf(out->message, sizeof out->message, "%s", rep->status->message);
-        if (rep->payload.len) {
-            out->payload = malloc(rep->payload.len);
-            if (!out->payload) { metaembed__reply__free_unpacked(rep, NULL); return ME_ENOMEM; }
-            memcpy(out->payload, rep->payload.data, rep->payload.len);
-            out->payload_len = rep->payload.len;
-        }
+int me_wire_take_reply(void *sock, uint64_t rid, me_reply_t *out) {
+    me_route_t route;
+    zmq_msg_t body;
+    zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll(&item, 1, 0) <= 0) return 0;
+    int rc = me_wire_recv(sock, &route, &body);
+    me_route_close(&route);
+    if (rc == ME_ETOOBIG) return 0;  /* not a reply of ours */
+    if (rc) return rc;
+    Metaembed__Reply *rep = metaembed__reply__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+    zmq_msg_close(&body);
+    if (!rep) return 0;
+    if (rep->request_id != rid) {  /* a late reply to an older request */
         metaembed__reply__free_unpacked(rep, NULL);
         return 0;
     }
+    me_reply_clear(out);
+    out->status = rep->status ? (int)rep->status->code : ME_STATUS_OK;
+    if (rep->status && rep->status->message) {
+        snprintf(out->message, sizeof out->message, "%s", rep->status->message);
+        me_utf8_clip(out->message);
+    }
+    if (rep->payload.len) {
+        out->payload = malloc(rep->payload.len);
+        if (!out->payload) {
+            metaembed__reply__free_unpacked(rep, NULL);
+            me_reply_error(out, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory reading a reply");
+            return 1;
+        }
+        memcpy(out->payload, rep->payload.data, rep->payload.len);
+        out->payload_len = rep->payload.len;
+    }
+    metaembed__reply__free_unpacked(rep, NULL);
+    return 1;
+}
+
+int me_wire_wait(void *const *socks, int n, long timeout_ms, int *ready) {
+    zmq_pollitem_t stack[16], *items = n <= 16 ? stack : calloc((size_t)n, sizeof *items);
+    if (!items) return ME_ENOMEM;
+    for (int i = 0; i < n; i++) items[i] = (zmq_pollitem_t){ socks[i], 0, ZMQ_POLLIN, 0 };
+    int rc;
+    do rc = zmq_poll(items, n, timeout_ms);
+    while (rc < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++) ready[i] = rc > 0 && (items[i].revents & ZMQ_POLLIN);
+    if (items != stack) free(items);
+    return rc < 0 ? ME_EIO : rc;
+}
+
+int me_wire_call_raw(void *sock, uint64_t rid, int method, uint32_t deadline_ms, const void *payload,
+                     size_t len, int timeout_ms, me_reply_t *out) {
+    me_reply_clear(out);
+    int rc = me_wire_send_request(sock, rid, method, deadline_ms, payload, len, 0);
+    if (rc) return rc;
+    uint64_t deadline = me_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        uint64_t now = me_now_ms();
+        int ready;
+        rc = me_wire_wait(&sock, 1, now >= deadline ? 0 : (long)(deadline - now), &ready);
+        if (rc < 0) return rc;
+        if (rc == 0) return ME_ETIMEDOUT;
+        rc = me_wire_take_reply(sock, rid, out);
+        if (rc != 0) return rc < 0 ? rc : 0;
+    }
+}
+
+int me_wire_call(void *sock, uint64_t rid, int method, uint32_t deadline_ms,
+                 const ProtobufCMessage *req, int timeout_ms, me_reply_t *out) {
+    size_t plen = protobuf_c_message_get_packed_size(req);
+    uint8_t *pbuf = malloc(plen ? plen : 1);
+    if (!pbuf) return ME_ENOMEM;
+    protobuf_c_message_pack(req, pbuf);
+    int rc = me_wire_call_raw(sock, rid, method, deadline_ms, pbuf, plen, timeout_ms, out);
+    free(pbuf);
+    return rc;
 }
 
 void me_wire_socket_defaults(void *sock, long long max_message) {

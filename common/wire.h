@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "common/curve.h"
 #include "proto/metaembed.pb-c.h"
 
 #define ME_WIRE_MAX_ROUTE 8
@@ -67,9 +68,32 @@ void me_route_close(me_route_t *route);
 /* Sends [route][Reply{request_id, status, payload}]. */
 int me_wire_send_reply(void *sock, me_route_t *route, uint64_t request_id, const me_reply_t *r);
 
-/* Client: sends Envelope{rid, method, deadline_ms, packed req} and waits up
- * to timeout_ms for the reply with the same rid. Returns 0 when a reply
- * arrived (its status is in out->status), ME_ETIMEDOUT, or ME_EIO. */
+/* ---- the client side: the library, the coordinator's fan-out and
+ * heartbeats, and tests all call through these ---- */
+
+/* A DEALER connected to endpoint, with the socket defaults and CurveZMQ
+ * when curve is on (curve may be NULL); NULL when the endpoint is bad. */
+void *me_wire_connect(void *zctx, const char *endpoint, const me_curve_t *curve);
+void me_wire_close(void *sock);
+/* Packs Envelope{rid, method, deadline_ms, payload} and sends it (without
+ * blocking when dontwait). 0, ME_ENOMEM or ME_EIO. */
+int me_wire_send_request(void *sock, uint64_t rid, int method, uint32_t deadline_ms, const void *payload,
+                         size_t len, int dontwait);
+/* Takes one message off sock without blocking: 1 and *out filled when it
+ * is the Reply to rid; 0 when there was none, or it was not a Reply, or it
+ * answered another request (dropped: a late reply is never taken for this
+ * one); ME_EIO. */
+int me_wire_take_reply(void *sock, uint64_t rid, me_reply_t *out);
+/* Waits up to timeout_ms for any of socks[0..n) to have a message;
+ * ready[i] says which. Returns how many (0: timed out), or ME_EIO. */
+int me_wire_wait(void *const *socks, int n, long timeout_ms, int *ready);
+/* Sends a request and waits up to timeout_ms for its reply. 0 when it came
+ * (its status in out->status), ME_ETIMEDOUT, or ME_EIO. After a timeout the
+ * caller replaces the socket (me_wire_close, me_wire_connect), so the late
+ * reply and anything queued go with the old one (Lazy Pirate). */
+int me_wire_call_raw(void *sock, uint64_t rid, int method, uint32_t deadline_ms, const void *payload,
+                     size_t len, int timeout_ms, me_reply_t *out);
+/* The same with req packed as the payload. */
 int me_wire_call(void *sock, uint64_t rid, int method, uint32_t deadline_ms,
                  const ProtobufCMessage *req, int timeout_ms, me_reply_t *out);
 

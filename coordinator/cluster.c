@@ -151,26 +151,23 @@ typedef struct {
 } hb_t;
 
 void *me_cluster_connect(const me_cluster_t *c, void *zctx, int r) {
-    void *s = zmq_socket(zctx, ZMQ_DEALER);
-    me_wire_socket_defaults(s, 0);
-    me_curve_client(s, c->curve);
-    zmq_connect(s, c->replicas[r].endpoint);
-    return s;
+    return me_wire_connect(zctx, c->replicas[r].endpoint, c->curve);
 }
 
+/* Heartbeats are Health requests: a shard answers them from counters,
+ * without taking any collection lock, so a busy shard is not slowed by them
+ * (the documents figure comes with the answer). */
 void me_cluster_heartbeat(me_cluster_t *c, void *zctx, int interval_ms, int max_backoff_ms,
                           const atomic_int *stop) {
     hb_t *hb = calloc((size_t)c->n_replicas, sizeof *hb);
-    zmq_pollitem_t *items = calloc((size_t)c->n_replicas, sizeof *items);
-    if (!hb || !items) { free(hb); free(items); return; }
+    void **socks = calloc((size_t)c->n_replicas, sizeof *socks);
+    int *ready = calloc((size_t)c->n_replicas, sizeof *ready);
+    if (!hb || !socks || !ready) { free(hb); free(socks); free(ready); return; }
     for (int r = 0; r < c->n_replicas; r++) {
         hb[r].sock = me_cluster_connect(c, zctx, r);
         hb[r].backoff_ms = interval_ms;
     }
     uint64_t rid = 0;
-    Metaembed__StatsRequest req = METAEMBED__STATS_REQUEST__INIT;
-    uint8_t reqbuf[16];
-    size_t reqlen = metaembed__stats_request__pack(&req, reqbuf);
     uint64_t timeout_us = (uint64_t)interval_ms * 1000u;
     while (!atomic_load(stop)) {
         uint64_t now = me_now_us();
@@ -180,7 +177,7 @@ void me_cluster_heartbeat(me_cluster_t *c, void *zctx, int interval_ms, int max_
                 /* Missed: count it, drop the socket so a late reply or a queued
                  * request cannot surface later, and back off if it is down. */
                 me_cluster_miss(c, r);
-                zmq_close(h->sock);
+                me_wire_close(h->sock);
                 h->sock = me_cluster_connect(c, zctx, r);
                 h->rid = 0;
                 if (!atomic_load(&c->replicas[r].up)) {
@@ -189,48 +186,36 @@ void me_cluster_heartbeat(me_cluster_t *c, void *zctx, int interval_ms, int max_
                 } else h->next_us = now;
             }
             if (!h->rid && now >= h->next_us) {
-                Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
-                env.request_id = ++rid;
-                env.method = METAEMBED__METHOD__METHOD_STATS;
-                env.deadline_ms = (uint32_t)interval_ms;
-                env.payload.data = reqbuf;
-                env.payload.len = reqlen;
-                uint8_t buf[64];
-                size_t len = metaembed__envelope__pack(&env, buf);
-                if (zmq_send(h->sock, buf, len, ZMQ_DONTWAIT) >= 0) {
+                /* An empty HealthRequest packs to no bytes. */
+                if (me_wire_send_request(h->sock, ++rid, METAEMBED__METHOD__METHOD_HEALTH, (uint32_t)interval_ms, NULL,
+                                         0, 1) == 0) {
                     h->rid = rid;
                     h->sent_us = now;
                 } else h->next_us = now + timeout_us;
             }
-            items[r] = (zmq_pollitem_t){ h->sock, 0, ZMQ_POLLIN, 0 };
+            socks[r] = h->sock;
         }
-        if (zmq_poll(items, c->n_replicas, 50) < 0) continue;
+        if (me_wire_wait(socks, c->n_replicas, 50, ready) < 0) continue;
         now = me_now_us();
         for (int r = 0; r < c->n_replicas; r++) {
-            if (!(items[r].revents & ZMQ_POLLIN)) continue;
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, hb[r].sock, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); continue; }
-            Metaembed__Reply *rep = metaembed__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-            zmq_msg_close(&m);
-            if (!rep) continue;
-            if (rep->request_id == hb[r].rid) {
-                me_cluster_ok(c, r, now - hb[r].sent_us);
-                Metaembed__StatsReply *st = metaembed__stats_reply__unpack(NULL, rep->payload.len, rep->payload.data);
-                if (st) {
-                    uint64_t docs = 0;
-                    for (size_t i = 0; i < st->n_collections; i++) docs += st->collections[i]->documents;
-                    atomic_store(&c->replicas[r].documents, docs);
-                    metaembed__stats_reply__free_unpacked(st, NULL);
-                }
-                hb[r].rid = 0;
-                hb[r].backoff_ms = interval_ms;
-                hb[r].next_us = hb[r].sent_us + timeout_us;
+            if (!ready[r]) continue;
+            me_reply_t rep;  /* a stale message is taken off and dropped (rid 0 matches nothing) */
+            me_reply_init(&rep);
+            if (me_wire_take_reply(hb[r].sock, hb[r].rid, &rep) != 1) continue;
+            me_cluster_ok(c, r, now - hb[r].sent_us);
+            Metaembed__HealthReply *hr = metaembed__health_reply__unpack(NULL, rep.payload_len, rep.payload);
+            if (hr) {
+                atomic_store(&c->replicas[r].documents, hr->documents);
+                metaembed__health_reply__free_unpacked(hr, NULL);
             }
-            metaembed__reply__free_unpacked(rep, NULL);
+            me_reply_clear(&rep);
+            hb[r].rid = 0;
+            hb[r].backoff_ms = interval_ms;
+            hb[r].next_us = hb[r].sent_us + timeout_us;
         }
     }
-    for (int r = 0; r < c->n_replicas; r++) zmq_close(hb[r].sock);
+    for (int r = 0; r < c->n_replicas; r++) me_wire_close(hb[r].sock);
     free(hb);
-    free(items);
+    free(socks);
+    free(ready);
 }

@@ -1,6 +1,5 @@
 #include "coordinator/fanout.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +28,7 @@ me_fanout_t *me_fanout_new(me_cluster_t *c, void *zctx) {
 
 void me_fanout_free(me_fanout_t *f) {
     if (!f) return;
-    for (int r = 0; r < f->cluster->n_replicas; r++) zmq_close(f->socks[r]);
+    for (int r = 0; r < f->cluster->n_replicas; r++) me_wire_close(f->socks[r]);
     free(f->socks);
     free(f);
 }
@@ -39,7 +38,7 @@ void me_calls_clear(me_call_t *calls, int n) {
 }
 
 static void reset_sock(me_fanout_t *f, int r) {
-    zmq_close(f->socks[r]);
+    me_wire_close(f->socks[r]);
     f->socks[r] = open_sock(f, r);
 }
 
@@ -85,18 +84,11 @@ static int start(me_fanout_t *f, me_call_t *c, uint64_t deadline_us) {
         uint64_t left = deadline_us - now;
         /* Leave time for a retry when another replica could take it. */
         uint64_t share = c->replica < 0 && untried_live(f, c) > 0 ? left / 2 : left;
-        Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
-        env.request_id = c->rid = ++f->next_rid;
-        env.method = (Metaembed__Method)c->method;
-        env.deadline_ms = (uint32_t)(share / 1000u > 0 ? share / 1000u : 1);
-        env.payload.data = (uint8_t *)c->payload;
-        env.payload.len = c->len;
-        size_t len = metaembed__envelope__get_packed_size(&env);
-        zmq_msg_t m;
-        if (zmq_msg_init_size(&m, len) != 0) return 0;
-        metaembed__envelope__pack(&env, zmq_msg_data(&m));
-        if (zmq_msg_send(&m, f->socks[r], ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&m);
+        c->rid = ++f->next_rid;
+        uint32_t deadline_ms = (uint32_t)(share / 1000u > 0 ? share / 1000u : 1);
+        int rc = me_wire_send_request(f->socks[r], c->rid, c->method, deadline_ms, c->payload, c->len, 1);
+        if (rc == ME_ENOMEM) return 0;
+        if (rc) {
             reset_sock(f, r);
             if (c->replica >= 0) return 0;
             continue;
@@ -114,9 +106,9 @@ static int retryable(int status) {
 }
 
 void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries) {
-    zmq_pollitem_t *items = calloc((size_t)(n ? n : 1), sizeof *items);
-    int *who = calloc((size_t)(n ? n : 1), sizeof *who);
-    if (!items || !who) { free(items); free(who); return; }
+    void **socks = calloc((size_t)(n ? n : 1), sizeof *socks);
+    int *who = calloc((size_t)(n ? n : 1), sizeof *who), *ready = calloc((size_t)(n ? n : 1), sizeof *ready);
+    if (!socks || !who || !ready) { free(socks); free(who); free(ready); return; }
     for (int i = 0; i < n; i++) {
         me_reply_init(&calls[i].reply);
         calls[i].answered = calls[i].attempts = calls[i].pending = calls[i].timed_out = 0;
@@ -141,49 +133,29 @@ void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us
                 if (!c->pending) continue;
             }
             if (c->attempt_deadline_us < wake) wake = c->attempt_deadline_us;
-            items[np] = (zmq_pollitem_t){ f->socks[c->replica_used], 0, ZMQ_POLLIN, 0 };
+            socks[np] = f->socks[c->replica_used];
             who[np++] = i;
         }
         if (np == 0) break;
         long wait_ms = wake > now ? (long)((wake - now + 999) / 1000) : 0;
-        if (zmq_poll(items, np, wait_ms) < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
+        if (me_wire_wait(socks, np, wait_ms, ready) < 0) break;
         for (int p = 0; p < np; p++) {
-            if (!(items[p].revents & ZMQ_POLLIN)) continue;
+            if (!ready[p]) continue;
             me_call_t *c = &calls[who[p]];
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, items[p].socket, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); continue; }
-            Metaembed__Reply *rep = metaembed__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-            zmq_msg_close(&m);
-            if (!rep) continue;
-            if (rep->request_id != c->rid) {  /* late answer to an older request */
-                metaembed__reply__free_unpacked(rep, NULL);
-                continue;
-            }
-            int status = rep->status ? (int)rep->status->code : 0;
+            me_reply_t rep;
+            me_reply_init(&rep);
+            if (me_wire_take_reply(socks[p], c->rid, &rep) != 1) continue;  /* stale or not a reply */
             me_cluster_ok(f->cluster, c->replica_used, me_now_us() - c->sent_us);
             c->pending = 0;
-            if (retryable(status) && c->replica < 0 && start(f, c, deadline_us)) {
+            if (retryable(rep.status) && c->replica < 0 && start(f, c, deadline_us)) {
                 if (retries) (*retries)++;
-                metaembed__reply__free_unpacked(rep, NULL);
+                me_reply_clear(&rep);
                 continue;
             }
             c->answered = 1;
             c->timed_out = 0;
-            c->reply.status = status;
-            if (rep->status && rep->status->message)
-                snprintf(c->reply.message, sizeof c->reply.message, "%s", rep->status->message);
-            if (rep->payload.len) {
-                c->reply.payload = malloc(rep->payload.len);
-                if (c->reply.payload) {
-                    memcpy(c->reply.payload, rep->payload.data, rep->payload.len);
-                    c->reply.payload_len = rep->payload.len;
-                }
-            }
-            metaembed__reply__free_unpacked(rep, NULL);
+            me_reply_clear(&c->reply);
+            c->reply = rep;  /* the call owns the payload now */
         }
     }
     /* Anything still pending has run out of time: drop its socket. */
@@ -193,6 +165,7 @@ void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us
             calls[i].pending = 0;
             calls[i].timed_out = 1;
         }
-    free(items);
+    free(socks);
     free(who);
+    free(ready);
 }

@@ -171,6 +171,7 @@ int me_catalog_drop(me_shard_t *s, const char *name, char *err, size_t errcap) {
     int rc = me_storage_write(s->storage, b, err, errcap);
     me_wbatch_free(b);
     if (rc) return rc;
+    atomic_fetch_sub(&s->documents, c->n);
     me_coll_free(c);
     s->colls[i] = s->colls[--s->ncolls];
     return 0;

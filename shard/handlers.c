@@ -150,6 +150,7 @@ static int h_health(req_t *r) {
     rep.role = "shard";
     rep.version = ME_VERSION;
     rep.uptime_ms = me_now_ms() - SHARD(r)->start_ms;
+    rep.documents = atomic_load(&SHARD(r)->documents);
     return me_reply_ok(r->reply, &rep.base);
 }
 
@@ -242,6 +243,7 @@ static int h_upsert(req_t *r) {
         goto out;
     }
     /* Durable now; mirror into RAM in request order (the last duplicate wins). */
+    size_t before = c->n;
     for (size_t i = 0; i < m->n_documents; i++) {
         Metaembed__Document *d = m->documents[i];
         if (me_coll_put(c, d->id, strlen(d->id), docs[i].rows, docs[i].data, docs[i].scales) < 0) {
@@ -251,6 +253,7 @@ static int h_upsert(req_t *r) {
             goto out;
         }
     }
+    atomic_fetch_add(&s->documents, c->n - before);
     Metaembed__UpsertReply rep = METAEMBED__UPSERT_REPLY__INIT;
     rep.upserted = (uint32_t)m->n_documents;
     rc = me_reply_ok(r->reply, &rep.base);
@@ -294,6 +297,7 @@ static int h_delete(req_t *r) {
     }
     uint32_t deleted = 0;
     for (size_t i = 0; i < m->n_ids; i++) deleted += (uint32_t)me_coll_remove(c, m->ids[i], strlen(m->ids[i]));
+    atomic_fetch_sub(&s->documents, deleted);
     Metaembed__DeleteReply rep = METAEMBED__DELETE_REPLY__INIT;
     rep.deleted = deleted;
     rc = me_reply_ok(r->reply, &rep.base);

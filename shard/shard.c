@@ -57,6 +57,7 @@ int me_shard_open(me_shard_t *s, const me_shard_opts_t *opts, char *err, size_t 
     for (size_t i = 0; i < s->ncolls; i++) docs += s->colls[i]->n;
     me_info("loaded %zu collections, %zu documents from %s in %llu ms", s->ncolls, docs,
             opts->data_dir, (unsigned long long)(me_now_ms() - t0));
+    atomic_store(&s->documents, docs);
     atomic_store(&s->ready, 1);
     return 0;
 }

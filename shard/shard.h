@@ -45,6 +45,7 @@ typedef struct {
     uint32_t next_coll_id;
     uint64_t start_ms;
     atomic_uint_fast64_t requests, errors;
+    atomic_uint_fast64_t documents;  /* over all collections: Health reads it without collection locks */
     me_metrics_t metrics;
     me_budget_hist_t search_by_budget;
     me_hist_t search_by_stage[4];    /* coarse, refine, rerank, exact */
