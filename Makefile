@@ -48,7 +48,7 @@ $(PROTO_C) $(PROTO_H): proto/metaembed.proto
 COMMON_SRC := $(wildcard common/*.c)
 SHARD_SRC  := $(filter-out shard/main.c,$(wildcard shard/*.c))
 CLIENT_SRC := client/metaembed.c
-CLI_SRC    := $(wildcard client/cli*.c)
+CLI_SRC    := $(wildcard cli/*.c)
 COORD_SRC  := $(filter-out coordinator/main.c,$(wildcard coordinator/*.c))
 ENCODER_SRC := $(filter-out encoder/main.c,$(wildcard encoder/*.c))
 
@@ -135,6 +135,7 @@ check-build: $(DAEMONS) $(BIN)/unit_tests $(BIN)/integration_tests
 check:
 	@deploy/install-deps.sh --check-only || deploy/install-deps.sh
 	$(MAKE) --no-print-directory SANITIZER=address,undefined OPT=-O1 check-build
+	@tests/layering.sh
 	@ME_BIN=$(CHECK_BUILD)/bin tests/run-tests.sh $(CHECK_BUILD)/bin
 
 bench:
@@ -199,7 +200,7 @@ install: all $(BUILD)/dist/libmetaembed.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(DAEMONS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(BUILD)/dist/libmetaembed.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 client/metaembed.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/metaembed.h $(DESTDIR)$(PREFIX)/include/
 	sed 's|@PREFIX@|$(PREFIX)|' client/metaembed.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/metaembed.pc
 
 clean:

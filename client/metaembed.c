@@ -1,4 +1,4 @@
-#include "client/metaembed.h"
+#include "include/metaembed.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -52,11 +52,11 @@ static int exchange(me_client_t *c, int method, const void *payload, size_t len,
     if (rc == ME_ETIMEDOUT) {
         me_wire_close(c->sock);
         open_socket(c);
-        return set_status(st, ME_STATUS_DEADLINE_EXCEEDED, "no reply from %s within %d ms", c->endpoint,
+        return set_status(st, ME_CODE_DEADLINE_EXCEEDED, "no reply from %s within %d ms", c->endpoint,
                           c->timeout_ms);
     }
-    if (rc) return set_status(st, ME_STATUS_UNAVAILABLE, "cannot talk to %s: %s", c->endpoint, me_strerror(rc));
-    if (rep->status != ME_STATUS_OK) return set_status(st, rep->status, "%s: %s", me_status_name(rep->status), rep->message);
+    if (rc) return set_status(st, ME_CODE_UNAVAILABLE, "cannot talk to %s: %s", c->endpoint, me_strerror(rc));
+    if (rep->status != ME_CODE_OK) return set_status(st, rep->status, "%s: %s", me_status_name(rep->status), rep->message);
     return set_status(st, 0, "OK");
 }
 
@@ -64,7 +64,7 @@ static int exchange(me_client_t *c, int method, const void *payload, size_t len,
 static int call(me_client_t *c, int method, const ProtobufCMessage *req, me_reply_t *rep, me_status_t *st) {
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) { me_reply_init(rep); return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); }
+    if (!buf) { me_reply_init(rep); return set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); }
     protobuf_c_message_pack(req, buf);
     int rc = exchange(c, method, buf, len, rep, st);
     free(buf);
@@ -103,18 +103,18 @@ static const char *handshake_failure(void *monitor) {
 me_client_t *me_client_connect_secure(const char *endpoint, int timeout_ms, const char *curve_dir,
                                       const char *key_name, me_status_t *st) {
     me_client_t *c = calloc(1, sizeof *c);
-    if (!c) { set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); return NULL; }
+    if (!c) { set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); return NULL; }
     snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
     char err[512];
     if (me_curve_load(curve_dir, key_name, &c->curve, err, sizeof err) != 0) {
-        set_status(st, ME_STATUS_INVALID_ARGUMENT, "%s", err);
+        set_status(st, ME_CODE_INVALID_ARGUMENT, "%s", err);
         free(c);
         return NULL;
     }
     c->zctx = zmq_ctx_new();
     if (open_socket(c) != 0) {
-        set_status(st, ME_STATUS_INVALID_ARGUMENT, "bad endpoint '%s': %s (expected e.g. tcp://127.0.0.1:7600)",
+        set_status(st, ME_CODE_INVALID_ARGUMENT, "bad endpoint '%s': %s (expected e.g. tcp://127.0.0.1:7600)",
                    endpoint, zmq_strerror(errno));
         me_client_close(c);
         return NULL;
@@ -128,9 +128,9 @@ me_client_t *me_client_connect_secure(const char *endpoint, int timeout_ms, cons
         if (monitor && zmq_connect(monitor, mon_ep) != 0) { zmq_close(monitor); monitor = NULL; }
     }
     int rc = me_client_health(c, st);
-    if (rc != 0 && rc == ME_STATUS_DEADLINE_EXCEEDED) {
+    if (rc != 0 && rc == ME_CODE_DEADLINE_EXCEEDED) {
         const char *why = handshake_failure(monitor);
-        if (why) set_status(st, ME_STATUS_UNAVAILABLE, "cannot talk to %s: %s", endpoint, why);
+        if (why) set_status(st, ME_CODE_UNAVAILABLE, "cannot talk to %s: %s", endpoint, why);
     }
     zmq_socket_monitor(c->sock, NULL, 0);
     if (monitor) zmq_close(monitor);
@@ -170,7 +170,7 @@ int me_client_create_collection(me_client_t *c, const me_collection_spec_t *spec
     pc.coarse_vectors = (uint32_t)spec->coarse_vectors;
     if (spec->dtype) {
         me_dtype_t dt = me_dtype_from_name(spec->dtype);
-        if (!dt) return set_status(st, ME_STATUS_INVALID_ARGUMENT, "dtype '%s' is not f32, f16 or int8", spec->dtype);
+        if (!dt) return set_status(st, ME_CODE_INVALID_ARGUMENT, "dtype '%s' is not f32, f16 or int8", spec->dtype);
         pc.dtype = (Metaembed__DType)dt;
     }
     Metaembed__CreateCollectionRequest req = METAEMBED__CREATE_COLLECTION_REQUEST__INIT;
@@ -215,9 +215,9 @@ int me_client_list_collections(me_client_t *c, me_collection_info_t **out, size_
     if (rc) return rc;
     Metaembed__ListCollectionsReply *m = metaembed__list_collections_reply__unpack(NULL, rep.payload_len, rep.payload);
     me_reply_clear(&rep);
-    if (!m) return set_status(st, ME_STATUS_INTERNAL, "malformed ListCollections reply");
+    if (!m) return set_status(st, ME_CODE_INTERNAL, "malformed ListCollections reply");
     *out = calloc(m->n_collections ? m->n_collections : 1, sizeof **out);
-    if (!*out) { metaembed__list_collections_reply__free_unpacked(m, NULL); return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); }
+    if (!*out) { metaembed__list_collections_reply__free_unpacked(m, NULL); return set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); }
     for (size_t i = 0; i < m->n_collections; i++) collection_info(&(*out)[i], m->collections[i]);
     *n = m->n_collections;
     metaembed__list_collections_reply__free_unpacked(m, NULL);
@@ -231,7 +231,7 @@ int me_client_upsert(me_client_t *c, const char *collection, const me_doc_t *doc
     Metaembed__Tensor *t = calloc(n ? n : 1, sizeof *t);
     uint32_t *shapes = calloc(2 * (n ? n : 1), sizeof *shapes);
     int rc;
-    if (!d || !dp || !t || !shapes) { rc = set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (!d || !dp || !t || !shapes) { rc = set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
     for (size_t i = 0; i < n; i++) {
         metaembed__document__init(&d[i]);
         metaembed__tensor__init(&t[i]);
@@ -319,9 +319,9 @@ int me_client_get(me_client_t *c, const char *collection, const char *const *ids
     if (rc) return rc;
     Metaembed__GetReply *m = metaembed__get_reply__unpack(NULL, rep.payload_len, rep.payload);
     me_reply_clear(&rep);
-    if (!m) return set_status(st, ME_STATUS_INTERNAL, "malformed Get reply");
+    if (!m) return set_status(st, ME_CODE_INTERNAL, "malformed Get reply");
     *out = calloc(m->n_documents ? m->n_documents : 1, sizeof **out);
-    if (!*out) { metaembed__get_reply__free_unpacked(m, NULL); return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); }
+    if (!*out) { metaembed__get_reply__free_unpacked(m, NULL); return set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); }
     for (size_t i = 0; i < m->n_documents; i++) {
         const Metaembed__Document *d = m->documents[i];
         me_record_t *r = &(*out)[i];
@@ -365,13 +365,13 @@ static int search_call(me_client_t *c, const char *collection, Metaembed__Tensor
     if (rc) return rc;
     Metaembed__SearchReply *m = metaembed__search_reply__unpack(NULL, rep.payload_len, rep.payload);
     me_reply_clear(&rep);
-    if (!m) return set_status(st, ME_STATUS_INTERNAL, "malformed Search reply");
+    if (!m) return set_status(st, ME_CODE_INTERNAL, "malformed Search reply");
     out->hits = calloc(m->n_hits ? m->n_hits : 1, sizeof *out->hits);
     out->missing_groups = calloc(m->n_missing_groups ? m->n_missing_groups : 1, sizeof *out->missing_groups);
     if (!out->hits || !out->missing_groups) {
         metaembed__search_reply__free_unpacked(m, NULL);
         me_results_free(out);
-        return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
     }
     for (size_t i = 0; i < m->n_hits; i++) {
         out->hits[i].id = strdup(m->hits[i]->id);
@@ -425,7 +425,7 @@ int me_client_stats(me_client_t *c, const char *collection, me_stats_t *out, me_
     if (rc) return rc;
     Metaembed__StatsReply *m = metaembed__stats_reply__unpack(NULL, rep.payload_len, rep.payload);
     me_reply_clear(&rep);
-    if (!m) return set_status(st, ME_STATUS_INTERNAL, "malformed Stats reply");
+    if (!m) return set_status(st, ME_CODE_INTERNAL, "malformed Stats reply");
     snprintf(out->role, sizeof out->role, "%s", m->role);
     out->uptime_ms = m->uptime_ms;
     out->requests = m->requests;
@@ -458,7 +458,7 @@ int me_client_stats(me_client_t *c, const char *collection, me_stats_t *out, me_
 oom:
     metaembed__stats_reply__free_unpacked(m, NULL);
     me_stats_free(out);
-    return set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
 }
 
 void me_stats_free(me_stats_t *s) {
@@ -488,14 +488,14 @@ int me_client_encode(me_client_t *c, const char *const *texts, size_t n, int que
         __builtin_mul_overflow((size_t)t->shape[0], (size_t)t->shape[1] * t->shape[2] * 4, &want) ||
         t->data.len != want) {
         if (m) metaembed__encode_reply__free_unpacked(m, NULL);
-        return set_status(st, ME_STATUS_INTERNAL, "malformed Encode reply");
+        return set_status(st, ME_CODE_INTERNAL, "malformed Encode reply");
     }
     *vectors = malloc(t->data.len ? t->data.len : 1);
     if (*vectors) memcpy(*vectors, t->data.data, t->data.len);
     *rows = (int)t->shape[1];
     *dim = (int)t->shape[2];
     metaembed__encode_reply__free_unpacked(m, NULL);
-    return *vectors ? 0 : set_status(st, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return *vectors ? 0 : set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
 }
 
 void me_results_free(me_results_t *r) {

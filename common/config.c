@@ -163,6 +163,7 @@ void me_config_usage(FILE *out, const me_cfg_opt_t *opts, const char *prog, cons
     }
     fprintf(out, "  %-30s %s\n", "--config FILE", "read options from FILE first");
     fprintf(out, "  %-30s %s\n", "-h, --help", "show this help and exit");
+    fprintf(out, "  %-30s %s\n", "--version", "print the version and exit");
     (void)prog;
 }
 
@@ -176,6 +177,10 @@ int me_config_parse(const me_cfg_opt_t *opts, void *target, int argc, char **arg
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             me_config_usage(stdout, opts, prog, summary);
+            return 1;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("%s %s\n", prog, ME_VERSION);
             return 1;
         }
         if (!strcmp(a, "--config") || !strncmp(a, "--config=", 9)) {

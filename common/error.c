@@ -15,11 +15,11 @@ const char *me_strerror(int err) {
 
 int me_error_status(int err) {
     switch (err) {
-    case ME_OK: return ME_STATUS_OK;
+    case ME_OK: return ME_CODE_OK;
 #define ME__ERR_STATUS(name, val, str, status) case name: return status;
     ME_ERRORS(ME__ERR_STATUS)
 #undef ME__ERR_STATUS
-    default: return ME_STATUS_INTERNAL;
+    default: return ME_CODE_INTERNAL;
     }
 }
 

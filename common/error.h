@@ -6,42 +6,28 @@
 
 #include <stddef.h>
 
+#include "include/metaembed.h"  /* ME_CODE_*: the status codes */
+
 #define ME_ERRORS(X)                                                        \
-    X(ME_EINVAL,    -1,  "invalid argument",            3  /* INVALID_ARGUMENT */) \
-    X(ME_ENOTFOUND, -2,  "not found",                   5  /* NOT_FOUND */)        \
-    X(ME_EEXIST,    -3,  "already exists",              6  /* ALREADY_EXISTS */)   \
-    X(ME_ENOMEM,    -4,  "out of memory",               8  /* RESOURCE_EXHAUSTED */) \
-    X(ME_ETOOBIG,   -5,  "limit exceeded",              8  /* RESOURCE_EXHAUSTED */) \
-    X(ME_EIO,       -6,  "I/O error",                   13 /* INTERNAL */)         \
-    X(ME_ETIMEDOUT, -7,  "deadline exceeded",           4  /* DEADLINE_EXCEEDED */) \
-    X(ME_EUNAVAIL,  -8,  "unavailable",                 14 /* UNAVAILABLE */)      \
-    X(ME_EPROTO,    -9,  "malformed message",           3  /* INVALID_ARGUMENT */) \
-    X(ME_EUNIMPL,   -10, "not implemented",             12 /* UNIMPLEMENTED */)    \
-    X(ME_ECORRUPT,  -11, "corrupt data",                15 /* DATA_LOSS */)        \
-    X(ME_EINTERNAL, -12, "internal error",              13 /* INTERNAL */)         \
-    X(ME_ERANGE,    -13, "out of range",                11 /* OUT_OF_RANGE */)
+    X(ME_EINVAL,    -1,  "invalid argument",            ME_CODE_INVALID_ARGUMENT) \
+    X(ME_ENOTFOUND, -2,  "not found",                   ME_CODE_NOT_FOUND)        \
+    X(ME_EEXIST,    -3,  "already exists",              ME_CODE_ALREADY_EXISTS)   \
+    X(ME_ENOMEM,    -4,  "out of memory",               ME_CODE_RESOURCE_EXHAUSTED) \
+    X(ME_ETOOBIG,   -5,  "limit exceeded",              ME_CODE_RESOURCE_EXHAUSTED) \
+    X(ME_EIO,       -6,  "I/O error",                   ME_CODE_INTERNAL)         \
+    X(ME_ETIMEDOUT, -7,  "deadline exceeded",           ME_CODE_DEADLINE_EXCEEDED) \
+    X(ME_EUNAVAIL,  -8,  "unavailable",                 ME_CODE_UNAVAILABLE)      \
+    X(ME_EPROTO,    -9,  "malformed message",           ME_CODE_INVALID_ARGUMENT) \
+    X(ME_EUNIMPL,   -10, "not implemented",             ME_CODE_UNIMPLEMENTED)    \
+    X(ME_ECORRUPT,  -11, "corrupt data",                ME_CODE_DATA_LOSS)        \
+    X(ME_EINTERNAL, -12, "internal error",              ME_CODE_INTERNAL)         \
+    X(ME_ERANGE,    -13, "out of range",                ME_CODE_OUT_OF_RANGE)
 
 enum {
     ME_OK = 0,
 #define ME__ERR_ENUM(name, val, str, status) name = val,
     ME_ERRORS(ME__ERR_ENUM)
 #undef ME__ERR_ENUM
-};
-
-/* gRPC status codes (same numbers as proto/metaembed.proto StatusCode). */
-enum {
-    ME_STATUS_OK = 0,
-    ME_STATUS_INVALID_ARGUMENT = 3,
-    ME_STATUS_DEADLINE_EXCEEDED = 4,
-    ME_STATUS_FAILED_PRECONDITION = 9,
-    ME_STATUS_NOT_FOUND = 5,
-    ME_STATUS_ALREADY_EXISTS = 6,
-    ME_STATUS_RESOURCE_EXHAUSTED = 8,
-    ME_STATUS_OUT_OF_RANGE = 11,
-    ME_STATUS_UNIMPLEMENTED = 12,
-    ME_STATUS_INTERNAL = 13,
-    ME_STATUS_UNAVAILABLE = 14,
-    ME_STATUS_DATA_LOSS = 15,
 };
 
 const char *me_strerror(int err);

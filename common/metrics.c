@@ -25,7 +25,7 @@ void me_metrics_init(me_metrics_t *m) {
 
 void me_metrics_observe(me_metrics_t *m, int method, int code, uint64_t micros) {
     if (method < 0 || method >= ME_METRICS_METHODS) method = 0;
-    if (code < 0 || code >= ME_METRICS_CODES) code = ME_STATUS_INTERNAL;
+    if (code < 0 || code >= ME_METRICS_CODES) code = ME_CODE_INTERNAL;
     atomic_fetch_add_explicit(&m->requests[method][code], 1, memory_order_relaxed);
     double s = (double)micros / 1e6;
     int b = 0;

@@ -68,7 +68,7 @@ static void *worker_main(void *arg) {
              * without echoing the frames it sent. */
             me_reply_t too_big;
             me_reply_init(&too_big);
-            me_reply_error(&too_big, ME_STATUS_RESOURCE_EXHAUSTED,
+            me_reply_error(&too_big, ME_CODE_RESOURCE_EXHAUSTED,
                            "a request is one frame (a packed Envelope), after at most %d routing frames of at most "
                            "%d bytes; this message had more", ME_WIRE_MAX_ROUTE - 1, ME_WIRE_MAX_ROUTE_FRAME);
             if (route.n == 1) me_wire_send_reply(sock, &route, 0, &too_big);
@@ -169,6 +169,16 @@ ProtobufCMessage *me_request_unpack(me_request_t *r, const ProtobufCMessageDescr
     return m;
 }
 
+int me_reply_health(me_request_t *r, const char *role, uint64_t start_ms, uint64_t documents) {
+    Metaembed__HealthReply rep = METAEMBED__HEALTH_REPLY__INIT;
+    rep.serving = 1;
+    rep.role = (char *)role;
+    rep.version = ME_VERSION;
+    rep.uptime_ms = me_now_ms() - start_ms;
+    rep.documents = documents;
+    return me_reply_ok(r->reply, &rep.base);
+}
+
 void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, const uint8_t *frame,
                  size_t len, long long max_message, long long default_deadline_ms,
                  atomic_uint_fast64_t *requests, atomic_uint_fast64_t *errors, me_metrics_t *metrics,
@@ -178,7 +188,7 @@ void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, 
     *request_id = 0;
     atomic_fetch_add(requests, 1);
     if ((long long)len > max_message) {
-        me_reply_error(reply, ME_STATUS_RESOURCE_EXHAUSTED,
+        me_reply_error(reply, ME_CODE_RESOURCE_EXHAUSTED,
                        "request of %zu bytes exceeds the %lld-byte limit (--max-message); send smaller batches",
                        len, max_message);
         atomic_fetch_add(errors, 1);
@@ -187,7 +197,7 @@ void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, 
     }
     Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, len, frame);
     if (!env) {
-        me_reply_error(reply, ME_STATUS_INVALID_ARGUMENT,
+        me_reply_error(reply, ME_CODE_INVALID_ARGUMENT,
                        "request is not a metaembed Envelope (protobuf parse failed); see proto/metaembed.proto");
         atomic_fetch_add(errors, 1);
         if (metrics) me_metrics_observe(metrics, 0, reply->status, me_now_us() - t0);
@@ -208,18 +218,18 @@ void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, 
         /* The string rule, for every method, whether its handler unpacks
          * the request or forwards it. */
         if (info && me_check_strings(info->request, env->payload.data, env->payload.len, err, sizeof err) != 0)
-            me_reply_error(reply, ME_STATUS_INVALID_ARGUMENT, "%s", err);
+            me_reply_error(reply, ME_CODE_INVALID_ARGUMENT, "%s", err);
         else
             methods[i].fn(&r);
     } else {
         const me_method_info_t *info = me_method_info((int)env->method);
-        if (info) me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "%s is not served here", info->name);
-        else me_reply_error(reply, ME_STATUS_UNIMPLEMENTED, "unknown method %d", (int)env->method);
+        if (info) me_reply_error(reply, ME_CODE_UNIMPLEMENTED, "%s is not served here", info->name);
+        else me_reply_error(reply, ME_CODE_UNIMPLEMENTED, "unknown method %d", (int)env->method);
     }
     /* Every reply, whatever built it, stays within the message limit. */
-    if (reply->status == ME_STATUS_OK && (long long)reply->payload_len > max_message)
+    if (reply->status == ME_CODE_OK && (long long)reply->payload_len > max_message)
         me_reply_over_limit(reply, reply->payload_len, max_message, 0, 0);
-    if (reply->status != ME_STATUS_OK) {
+    if (reply->status != ME_CODE_OK) {
         atomic_fetch_add(errors, 1);
         me_debug("%s rid=%llu -> %s: %s", name, (unsigned long long)env->request_id,
                  me_status_name(reply->status), reply->message);

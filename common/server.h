@@ -51,9 +51,12 @@ typedef int (*me_method_fn)(me_request_t *r);
  * every string in it, for every method, before the handler ran); else sets INVALID_ARGUMENT and returns NULL. The
  * caller frees the message with protobuf_c_message_free_unpacked. */
 ProtobufCMessage *me_request_unpack(me_request_t *r, const ProtobufCMessageDescriptor *desc);
+/* The Health reply every daemon gives: serving, its role, ME_VERSION, the
+ * uptime since start_ms and the documents it holds (0 where none). */
+int me_reply_health(me_request_t *r, const char *role, uint64_t start_ms, uint64_t documents);
 /* Sets INVALID_ARGUMENT (and returns it): the reply to a bad request. */
-#define ME_BAD(r, ...) me_reply_error((r)->reply, ME_STATUS_INVALID_ARGUMENT, __VA_ARGS__)
-#define ME_OOM(r) me_reply_error((r)->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory")
+#define ME_BAD(r, ...) me_reply_error((r)->reply, ME_CODE_INVALID_ARGUMENT, __VA_ARGS__)
+#define ME_OOM(r) me_reply_error((r)->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory")
 /* A daemon's handler for one method (names and messages: me_method_info). */
 typedef struct {
     int method;

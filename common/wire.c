@@ -63,10 +63,10 @@ int me_reply_error(me_reply_t *r, int status, const char *fmt, ...) {
 
 int me_reply_over_limit(me_reply_t *r, unsigned long long bytes, long long limit, size_t done, size_t total) {
     if (total)
-        return me_reply_error(r, ME_STATUS_RESOURCE_EXHAUSTED,
+        return me_reply_error(r, ME_CODE_RESOURCE_EXHAUSTED,
                               "the reply would exceed the %lld-byte message limit (--max-message) after %zu of %zu "
                               "items: ask for fewer per request, or leave out vectors or metadata", limit, done, total);
-    return me_reply_error(r, ME_STATUS_RESOURCE_EXHAUSTED,
+    return me_reply_error(r, ME_CODE_RESOURCE_EXHAUSTED,
                           "the reply of %llu bytes exceeds the %lld-byte message limit (--max-message): ask for fewer "
                           "items per request, or leave out vectors or metadata", bytes, limit);
 }
@@ -75,14 +75,14 @@ int me_reply_ok(me_reply_t *r, const ProtobufCMessage *msg) {
     size_t len = protobuf_c_message_get_packed_size(msg);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) {
-        me_reply_error(r, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory packing reply");
+        me_reply_error(r, ME_CODE_RESOURCE_EXHAUSTED, "out of memory packing reply");
         return ME_ENOMEM;
     }
     protobuf_c_message_pack(msg, buf);
     free(r->payload);
     r->payload = buf;
     r->payload_len = len;
-    r->status = ME_STATUS_OK;
+    r->status = ME_CODE_OK;
     r->message[0] = 0;
     return 0;
 }
@@ -195,7 +195,7 @@ int me_wire_take_reply(void *sock, uint64_t rid, me_reply_t *out) {
         return 0;
     }
     me_reply_clear(out);
-    out->status = rep->status ? (int)rep->status->code : ME_STATUS_OK;
+    out->status = rep->status ? (int)rep->status->code : ME_CODE_OK;
     if (rep->status && rep->status->message) {
         snprintf(out->message, sizeof out->message, "%s", rep->status->message);
         me_utf8_clip(out->message);
@@ -204,7 +204,7 @@ int me_wire_take_reply(void *sock, uint64_t rid, me_reply_t *out) {
         out->payload = malloc(rep->payload.len);
         if (!out->payload) {
             metaembed__reply__free_unpacked(rep, NULL);
-            me_reply_error(out, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory reading a reply");
+            me_reply_error(out, ME_CODE_RESOURCE_EXHAUSTED, "out of memory reading a reply");
             return 1;
         }
         memcpy(out->payload, rep->payload.data, rep->payload.len);

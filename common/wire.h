@@ -33,7 +33,7 @@ const me_method_info_t *me_method_info(int method);
 
 /* A reply being built by a server handler, or received by a client. */
 typedef struct {
-    int status;            /* ME_STATUS_* (gRPC code) */
+    int status;            /* ME_CODE_* (gRPC code) */
     char message[512];
     uint8_t *payload;      /* packed reply message, malloc'd */
     size_t payload_len;

@@ -101,8 +101,8 @@ static int start(me_fanout_t *f, me_call_t *c, uint64_t deadline_us) {
     }
 }
 
-static int retryable(int status) {
-    return status == ME_STATUS_UNAVAILABLE || status == ME_STATUS_INTERNAL || status == ME_STATUS_DEADLINE_EXCEEDED;
+int me_fanout_retryable(int status) {
+    return status == ME_CODE_UNAVAILABLE || status == ME_CODE_INTERNAL || status == ME_CODE_DEADLINE_EXCEEDED;
 }
 
 void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries) {
@@ -147,7 +147,7 @@ void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us
             if (me_wire_take_reply(socks[p], c->rid, &rep) != 1) continue;  /* stale or not a reply */
             me_cluster_ok(f->cluster, c->replica_used, me_now_us() - c->sent_us);
             c->pending = 0;
-            if (retryable(rep.status) && c->replica < 0 && start(f, c, deadline_us)) {
+            if (me_fanout_retryable(rep.status) && c->replica < 0 && start(f, c, deadline_us)) {
                 if (retries) (*retries)++;
                 me_reply_clear(&rep);
                 continue;

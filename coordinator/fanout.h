@@ -44,6 +44,9 @@ void me_fanout_free(me_fanout_t *f);
 /* Runs the calls until each is answered or deadline_us (monotonic) passes.
  * Adds the number of retries on another replica to *retries. */
 void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries);
+/* The statuses a read is retried on another replica for (UNAVAILABLE,
+ * INTERNAL, DEADLINE_EXCEEDED): about the replica, not the request. */
+int me_fanout_retryable(int status);
 /* Frees the calls' reply payloads. */
 void me_calls_clear(me_call_t *calls, int n);
 

@@ -25,7 +25,7 @@ static void worker_free(void *ctx, void *wstate) {
 static void handle(void *ctx, void *wstate, const uint8_t *frame, size_t len, uint64_t *rid, me_reply_t *reply) {
     if (!wstate) {
         me_reply_init(reply);
-        me_reply_error(reply, ME_STATUS_RESOURCE_EXHAUSTED, "coordinator worker has no connections (out of memory)");
+        me_reply_error(reply, ME_CODE_RESOURCE_EXHAUSTED, "coordinator worker has no connections (out of memory)");
         return;
     }
     me_coord_handle(ctx, wstate, frame, len, rid, reply);

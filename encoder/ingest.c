@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/metaembed.h"
+#include "include/metaembed.h"
 #include "common/dtype.h"
 #include "common/error.h"
 #include "common/json.h"
@@ -23,11 +23,11 @@ static int store(const me_ingest_opts_t *o, me_client_t **cli, Metaembed__Ingest
     const char **texts = malloc((n ? n : 1) * sizeof *texts);
     me_doc_t *docs = calloc(n ? n : 1, sizeof *docs);
     char **metas = calloc(n ? n : 1, sizeof *metas);
-    int code = ME_STATUS_OK;
-    if (!v || !h || !texts || !docs || !metas) { code = ME_STATUS_RESOURCE_EXHAUSTED; snprintf(msg, cap, "out of memory"); goto out; }
+    int code = ME_CODE_OK;
+    if (!v || !h || !texts || !docs || !metas) { code = ME_CODE_RESOURCE_EXHAUSTED; snprintf(msg, cap, "out of memory"); goto out; }
     for (size_t i = 0; i < n; i++) texts[i] = b->items[i]->text;
     if (me_embedder_encode(e, ME_SIDE_DOC, texts, NULL, (int)n, v) != 0) {
-        code = ME_STATUS_RESOURCE_EXHAUSTED;
+        code = ME_CODE_RESOURCE_EXHAUSTED;
         snprintf(msg, cap, "out of memory encoding");
         goto out;
     }
@@ -54,12 +54,12 @@ static int store(const me_ingest_opts_t *o, me_client_t **cli, Metaembed__Ingest
     }
     me_status_t st;
     if (!*cli) *cli = me_client_connect_secure(o->coordinator, 5000, o->curve_dir, NULL, &st);
-    if (!*cli) { code = ME_STATUS_UNAVAILABLE; snprintf(msg, cap, "coordinator %s: %.300s", o->coordinator, st.message); goto out; }
+    if (!*cli) { code = ME_CODE_UNAVAILABLE; snprintf(msg, cap, "coordinator %s: %.300s", o->coordinator, st.message); goto out; }
     me_client_set_timeout(*cli, 30000);
     code = me_client_upsert(*cli, b->collection, docs, n, D, &st);
     if (code) {
         snprintf(msg, cap, "%s", st.message);
-        if (code == ME_STATUS_UNAVAILABLE || code == ME_STATUS_DEADLINE_EXCEEDED) {
+        if (code == ME_CODE_UNAVAILABLE || code == ME_CODE_DEADLINE_EXCEEDED) {
             me_client_close(*cli);  /* reconnect next time */
             *cli = NULL;
         }
@@ -98,24 +98,24 @@ void me_ingest_run(const me_ingest_opts_t *o, void *zctx, const atomic_int *stop
         /* The same rules as a request: strings, size, batch length. A bad
          * batch that still names its sender is answered, so the sender stops. */
         char msg[512] = "";
-        int code = ME_STATUS_OK;
+        int code = ME_CODE_OK;
         if (me_check_strings(&metaembed__ingest_batch__descriptor, zmq_msg_data(&m), zmq_msg_size(&m), msg,
                              sizeof msg) != 0)
-            code = ME_STATUS_INVALID_ARGUMENT;
+            code = ME_CODE_INVALID_ARGUMENT;
         else if ((long long)zmq_msg_size(&m) > o->max_message) {
-            code = ME_STATUS_RESOURCE_EXHAUSTED;
+            code = ME_CODE_RESOURCE_EXHAUSTED;
             snprintf(msg, sizeof msg, "batch of %zu bytes exceeds the encoder's %lld-byte limit (--max-message); "
                      "send smaller batches", zmq_msg_size(&m), o->max_message);
         }
         Metaembed__IngestBatch *b = metaembed__ingest_batch__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
         zmq_msg_close(&m);
         if (!b) { me_warn("ingest: dropped a message that is not an IngestBatch"); continue; }
-        if (code == ME_STATUS_OK && (long long)b->n_items > o->max_batch) {
-            code = ME_STATUS_INVALID_ARGUMENT;
+        if (code == ME_CODE_OK && (long long)b->n_items > o->max_batch) {
+            code = ME_CODE_INVALID_ARGUMENT;
             snprintf(msg, sizeof msg, "batch of %zu items exceeds the encoder's limit of %lld (--max-batch)",
                      b->n_items, o->max_batch);
         }
-        if (code == ME_STATUS_OK) code = store(o, &cli, b, msg, sizeof msg);
+        if (code == ME_CODE_OK) code = store(o, &cli, b, msg, sizeof msg);
         if (code) me_warn("ingest: batch %llu: %s", (unsigned long long)b->batch_id, msg);
         if (strcmp(ack_to, b->ack_to) != 0) {
             if (ack) zmq_close(ack);

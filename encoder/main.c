@@ -23,7 +23,7 @@ static void worker_free(void *ctx, void *w) {
 static void handle(void *ctx, void *w, const uint8_t *frame, size_t len, uint64_t *rid, me_reply_t *reply) {
     if (!w) {
         me_reply_init(reply);
-        me_reply_error(reply, ME_STATUS_RESOURCE_EXHAUSTED, "encoder worker has no buffers (out of memory)");
+        me_reply_error(reply, ME_CODE_RESOURCE_EXHAUSTED, "encoder worker has no buffers (out of memory)");
         return;
     }
     me_encoder_handle(ctx, w, frame, len, rid, reply);

@@ -12,8 +12,6 @@
 #include "common/server.h"
 #include "encoder/ops.h"
 
-#define ME_VERSION "0.1.0"
-
 #define OPT(name, type, field, def, lo, hi, choices, help) \
     { name, type, offsetof(me_encoder_opts_t, field), def, lo, hi, choices, help }
 
@@ -123,16 +121,16 @@ static int h_encode(req_t *r) {
     me_embedder_t *w = r->wstate;
     int rc;
     float *out = NULL;
-    if (m->n_texts == 0) { rc = me_reply_error(r->reply, ME_STATUS_INVALID_ARGUMENT, "empty batch: send at least one text"); goto done; }
+    if (m->n_texts == 0) { rc = me_reply_error(r->reply, ME_CODE_INVALID_ARGUMENT, "empty batch: send at least one text"); goto done; }
     if ((long long)m->n_texts > e->opts.max_batch) {
-        rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "batch of %zu texts exceeds the limit of %lld; split it",
+        rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "batch of %zu texts exceeds the limit of %lld; split it",
                             m->n_texts, e->opts.max_batch);
         goto done;
     }
     me_side_t side = m->query_side ? ME_SIDE_QUERY : ME_SIDE_DOC;
     int R = me_embedder_rows(w, side), D = me_embedder_config(w)->dim;
     out = malloc(m->n_texts * (size_t)R * D * sizeof *out);
-    if (!out) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto done; }
+    if (!out) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto done; }
     /* Texts are truncated to the model's length (documented), never refused. */
     const char *const *texts = (const char *const *)m->texts;
     atomic_fetch_add(&e->in_flight, 1);
@@ -140,7 +138,7 @@ static int h_encode(req_t *r) {
                          : me_embedder_encode(w, side, texts, NULL, (int)m->n_texts, out);
     atomic_fetch_sub(&e->in_flight, 1);
     if (erc != 0) {
-        rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory encoding");
+        rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory encoding");
         goto done;
     }
     atomic_fetch_add(&e->texts, m->n_texts);
@@ -160,14 +158,7 @@ done:
     return rc;
 }
 
-static int h_health(req_t *r) {
-    Metaembed__HealthReply rep = METAEMBED__HEALTH_REPLY__INIT;
-    rep.serving = 1;
-    rep.role = "encoder";
-    rep.version = ME_VERSION;
-    rep.uptime_ms = me_now_ms() - ENC(r)->start_ms;
-    return me_reply_ok(r->reply, &rep.base);
-}
+static int h_health(req_t *r) { return me_reply_health(r, "encoder", ENC(r)->start_ms, 0); }
 
 static int h_stats(req_t *r) {
     me_encoder_t *e = ENC(r);

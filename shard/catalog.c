@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "shard/record.h"
 
 void me_config_from_proto(me_coll_config_t *cfg, const Metaembed__CollectionConfig *pc) {
     memset(cfg, 0, sizeof *cfg);

@@ -8,8 +8,6 @@
 #include "common/error.h"
 #include "common/hash.h"
 
-#define RECORD_VERSION 1
-#define RECORD_HEADER 8
 
 int me_coll_config_check(me_coll_config_t *c, char *err, size_t errcap) {
     if (me_check_collection_name(c->name, err, errcap) != 0) return ME_EINVAL;
@@ -262,57 +260,4 @@ uint64_t me_coll_ram_bytes(const me_coll_t *c) {
 uint64_t me_coll_index_bytes(const me_coll_t *c) {
     size_t per_row = me_coll_row_bytes(c) + (c->cfg.dtype == ME_DTYPE_INT8 ? sizeof(float) : 0);
     return c->stored_rows * per_row;
-}
-
-/* ---- keys and records ---- */
-
-size_t me_doc_key(char *out, uint32_t coll_id, const char *id, size_t idlen) {
-    out[0] = (char)(coll_id >> 24);
-    out[1] = (char)(coll_id >> 16);
-    out[2] = (char)(coll_id >> 8);
-    out[3] = (char)coll_id;
-    memcpy(out + 4, id, idlen);
-    return 4 + idlen;
-}
-
-size_t me_record_size(me_dtype_t dt, int dim, int nrows) {
-    size_t n = RECORD_HEADER + (size_t)nrows * dim * me_dtype_size(dt);
-    if (dt == ME_DTYPE_INT8) n += (size_t)nrows * sizeof(float);
-    return n;
-}
-
-static void put_u16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static unsigned get_u16(const uint8_t *p) { return p[0] | (unsigned)p[1] << 8; }
-
-void me_record_write(uint8_t *out, me_dtype_t dt, int dim, int total_rows, int nrows,
-                     const float *scales, const void *data) {
-    out[0] = RECORD_VERSION;
-    out[1] = (uint8_t)dt;
-    put_u16(out + 2, (unsigned)total_rows);
-    put_u16(out + 4, (unsigned)nrows);
-    put_u16(out + 6, (unsigned)dim);
-    uint8_t *p = out + RECORD_HEADER;
-    if (dt == ME_DTYPE_INT8) {
-        memcpy(p, scales, nrows * sizeof(float));
-        p += nrows * sizeof(float);
-    }
-    memcpy(p, data, (size_t)nrows * dim * me_dtype_size(dt));
-}
-
-int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
-                    int *total_rows, int *nrows, const float **scales, const void **data) {
-    if (len < RECORD_HEADER || buf[0] != RECORD_VERSION || buf[1] != (uint8_t)dt ||
-        (int)get_u16(buf + 6) != dim)
-        return ME_ECORRUPT;
-    *total_rows = (int)get_u16(buf + 2);
-    *nrows = (int)get_u16(buf + 4);
-    if (*nrows > *total_rows || len != me_record_size(dt, dim, *nrows)) return ME_ECORRUPT;
-    const uint8_t *p = buf + RECORD_HEADER;
-    *scales = NULL;
-    if (dt == ME_DTYPE_INT8) {
-        *scales = (const float *)(const void *)p;
-        p += *nrows * sizeof(float);
-    }
-    *data = p;
-    return 0;
 }

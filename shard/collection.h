@@ -2,9 +2,7 @@
  * ram_vectors vectors of each in one arena, a dense copy of the first
  * coarse_vectors for the stage-1 scan, and an id → slot hash table.
  * Deletion moves the last slot into the hole, so arenas stay dense.
- *
- * Also the on-disk record format of vectors (me_record_*), shared by the
- * head and tail column families. Callers hold `lock` (read for lookups and
+ * (Keys and the on-disk format: shard/record.h.) Callers hold `lock` (read for lookups and
  * search, write for changes). */
 #ifndef ME_COLLECTION_H
 #define ME_COLLECTION_H
@@ -69,18 +67,5 @@ me_docref_t me_coll_coarse_ref(const me_coll_t *c, size_t slot);
 uint64_t me_coll_ram_bytes(const me_coll_t *c);
 /* Bytes of all stored vectors at the storage dtype (the index size). */
 uint64_t me_coll_index_bytes(const me_coll_t *c);
-
-/* ---- storage keys and records ---- */
-/* key = coll id (4 bytes big-endian) + doc id. Returns the length. */
-size_t me_doc_key(char *out, uint32_t coll_id, const char *id, size_t idlen);
-/* Record: u8 version, u8 dtype, u16 total_rows, u16 nrows, u16 dim, then
- * nrows f32 scales (int8 only), then nrows × dim elements. Little-endian. */
-size_t me_record_size(me_dtype_t dt, int dim, int nrows);
-void me_record_write(uint8_t *out, me_dtype_t dt, int dim, int total_rows, int nrows,
-                     const float *scales, const void *data);
-/* Points into buf; ME_ECORRUPT when it does not match the collection. */
-int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
-                    int *total_rows, int *nrows, const float **scales, const void **data);
-
 
 #endif

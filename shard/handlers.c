@@ -8,11 +8,10 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "shard/catalog.h"
+#include "shard/record.h"
 #include "shard/search.h"
 #include "common/server.h"
 #include "shard/shard.h"
-
-#define ME_VERSION "0.1.0"
 
 typedef me_request_t req_t;
 #define SHARD(r) ((me_shard_t *)(r)->ctx)
@@ -24,7 +23,7 @@ typedef me_request_t req_t;
 static me_coll_t *need_coll(req_t *r, const char *name) {
     me_coll_t *c = me_catalog_find(SHARD(r), name ? name : "");
     if (!c)
-        me_reply_error(r->reply, ME_STATUS_NOT_FOUND,
+        me_reply_error(r->reply, ME_CODE_NOT_FOUND,
                        "collection '%s' not found (create it first, or check the name)", name ? name : "");
     return c;
 }
@@ -95,7 +94,7 @@ static int list_infos(req_t *r, const char *only, Metaembed__StatsReply *stats) 
     Metaembed__CollectionInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     Metaembed__CollectionConfig *pcs = calloc(n ? n : 1, sizeof *pcs);
     int rc = 0;
-    if (!infos || !ptrs || !pcs) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (!infos || !ptrs || !pcs) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         me_coll_t *c = s->colls[i];
@@ -107,7 +106,7 @@ static int list_infos(req_t *r, const char *only, Metaembed__StatsReply *stats) 
         k++;
     }
     if (only && *only && k == 0) {
-        rc = me_reply_error(r->reply, ME_STATUS_NOT_FOUND, "collection '%s' not found", only);
+        rc = me_reply_error(r->reply, ME_CODE_NOT_FOUND, "collection '%s' not found", only);
         goto out;
     }
     if (stats) {
@@ -145,13 +144,7 @@ static int h_stats(req_t *r) {
 }
 
 static int h_health(req_t *r) {
-    Metaembed__HealthReply rep = METAEMBED__HEALTH_REPLY__INIT;
-    rep.serving = 1;
-    rep.role = "shard";
-    rep.version = ME_VERSION;
-    rep.uptime_ms = me_now_ms() - SHARD(r)->start_ms;
-    rep.documents = atomic_load(&SHARD(r)->documents);
-    return me_reply_ok(r->reply, &rep.base);
+    return me_reply_health(r, "shard", SHARD(r)->start_ms, atomic_load(&SHARD(r)->documents));
 }
 
 /* ---- documents ---- */
@@ -164,7 +157,7 @@ static int check_id(req_t *r, const char *id, size_t i) {
 static int check_batch(req_t *r, size_t n, const char *what) {
     if (n == 0) return BAD(r, "empty batch: send at least one %s", what);
     if ((long long)n > SHARD(r)->opts.max_batch)
-        return me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED,
+        return me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED,
                               "batch of %zu %ss exceeds the limit of %lld; split it", n, what,
                               SHARD(r)->opts.max_batch);
     return 0;
@@ -191,7 +184,7 @@ static int h_upsert(req_t *r) {
     const me_coll_config_t *cfg = &c->cfg;
     size_t rb = me_coll_row_bytes(c);
     docs = calloc(m->n_documents, sizeof *docs);
-    if (!docs) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (!docs) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
     /* Validate and convert everything first: a bad document rejects the
      * whole batch and nothing is written. */
     for (size_t i = 0; i < m->n_documents; i++) {
@@ -206,7 +199,7 @@ static int h_upsert(req_t *r) {
         docs[i].data = malloc((size_t)v.rows * rb);
         docs[i].scales = malloc((size_t)v.rows * sizeof(float));
         if (!docs[i].data || !docs[i].scales) {
-            rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
             goto out;
         }
         if ((e = me_tensor_convert(&v, v.rows, cfg->dtype, docs[i].data, docs[i].scales, what, err, sizeof err))) {
@@ -216,30 +209,17 @@ static int h_upsert(req_t *r) {
     }
     b = me_wbatch_new(s->storage);
     rec = malloc(me_record_size(cfg->dtype, cfg->dim, cfg->max_doc_vectors));
-    if (!b || !rec) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (!b || !rec) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
     pthread_rwlock_wrlock(&c->lock);
     locked = 1;
-    int ram = cfg->ram_vectors;
-    char key[4 + ME_DOC_ID_MAX];
     for (size_t i = 0; i < m->n_documents; i++) {
         Metaembed__Document *d = m->documents[i];
-        size_t klen = me_doc_key(key, c->id, d->id, strlen(d->id));
-        int rows = docs[i].rows, head = rows < ram ? rows : ram;
-        me_record_write(rec, cfg->dtype, cfg->dim, rows, head, docs[i].scales, docs[i].data);
-        me_wbatch_put(b, ME_CF_HEAD, key, klen, rec, me_record_size(cfg->dtype, cfg->dim, head));
-        if (rows > ram) {
-            me_record_write(rec, cfg->dtype, cfg->dim, rows, rows - ram, docs[i].scales + ram,
-                            docs[i].data + (size_t)ram * rb);
-            me_wbatch_put(b, ME_CF_TAIL, key, klen, rec, me_record_size(cfg->dtype, cfg->dim, rows - ram));
-        } else {
-            me_wbatch_delete(b, ME_CF_TAIL, key, klen);
-        }
-        if (d->metadata.len) me_wbatch_put(b, ME_CF_DOC, key, klen, d->metadata.data, d->metadata.len);
-        else me_wbatch_delete(b, ME_CF_DOC, key, klen);
+        me_record_put_doc(b, c, d->id, docs[i].rows, docs[i].data, docs[i].scales, d->metadata.data, d->metadata.len,
+                          rec);
     }
     char err[256];
     if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
-        rc = me_reply_error(r->reply, ME_STATUS_INTERNAL, "%s", err);
+        rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "%s", err);
         goto out;
     }
     /* Durable now; mirror into RAM in request order (the last duplicate wins). */
@@ -249,7 +229,7 @@ static int h_upsert(req_t *r) {
         if (me_coll_put(c, d->id, strlen(d->id), docs[i].rows, docs[i].data, docs[i].scales) < 0) {
             /* RAM is now behind disk for this doc; a restart reloads it. */
             me_error("out of memory adding %s to RAM; restart the shard to reload", d->id);
-            rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+            rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
             goto out;
         }
     }
@@ -282,17 +262,13 @@ static int h_delete(req_t *r) {
     for (size_t i = 0; i < m->n_ids; i++)
         if ((rc = check_id(r, m->ids[i], i)) != 0) goto out;
     b = me_wbatch_new(s->storage);
-    if (!b) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (!b) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
     pthread_rwlock_wrlock(&c->lock);
     locked = 1;
-    char key[4 + ME_DOC_ID_MAX];
-    for (size_t i = 0; i < m->n_ids; i++) {
-        size_t klen = me_doc_key(key, c->id, m->ids[i], strlen(m->ids[i]));
-        for (int cf = ME_CF_HEAD; cf <= ME_CF_DOC; cf++) me_wbatch_delete(b, (me_cf_t)cf, key, klen);
-    }
+    for (size_t i = 0; i < m->n_ids; i++) me_record_delete_doc(b, c, m->ids[i]);
     char err[256];
     if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
-        rc = me_reply_error(r->reply, ME_STATUS_INTERNAL, "%s", err);
+        rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "%s", err);
         goto out;
     }
     uint32_t deleted = 0;
@@ -309,60 +285,35 @@ out:
     return rc;
 }
 
-/* Reads all of a document's vectors (RAM head + stored tail) into out,
- * as f32 for int8 collections, else at the storage dtype. */
+/* All of a document's vectors (me_record_load) as a Tensor, f32 for int8
+ * collections (dequantized), else at the storage dtype. */
 static int read_vectors(me_shard_t *s, me_coll_t *c, size_t slot, Metaembed__Tensor *t, uint32_t *shape) {
     const me_coll_config_t *cfg = &c->cfg;
-    int rows = c->rows[slot], ram = cfg->ram_vectors, head = rows < ram ? rows : ram;
-    size_t rb = me_coll_row_bytes(c);
-    int int8 = cfg->dtype == ME_DTYPE_INT8;
-    size_t out_esz = int8 ? 4 : me_dtype_size(cfg->dtype);
-    uint8_t *out = malloc((size_t)rows * cfg->dim * out_esz);
+    int rows = c->rows[slot], got = 0, int8 = cfg->dtype == ME_DTYPE_INT8;
+    size_t rb = me_coll_row_bytes(c), out_esz = int8 ? 4 : me_dtype_size(cfg->dtype);
     uint8_t *stored = malloc((size_t)rows * rb);
     float *scales = malloc((size_t)rows * sizeof(float));
-    int rc = out && stored && scales ? 0 : ME_ENOMEM;
+    uint8_t *out = int8 ? malloc((size_t)rows * cfg->dim * out_esz) : stored;
+    uint32_t s32 = (uint32_t)slot;
+    char err[256];
+    int rc = stored && scales && out ? me_record_load(s->storage, c, &s32, 1, rows, stored, scales, &got, err, sizeof err)
+                                     : ME_ENOMEM;
+    if (rc == 0 && int8)
+        for (int i = 0; i < got; i++)
+            me_int8_dequantize((float *)(void *)out + (size_t)i * cfg->dim, (const int8_t *)stored + (size_t)i * cfg->dim,
+                               scales[i], (size_t)cfg->dim);
     if (rc == 0) {
-        me_docref_t h = me_coll_head_ref(c, slot);
-        memcpy(stored, h.data, (size_t)head * rb);
-        if (int8) memcpy(scales, h.scales, head * sizeof(float));
-        if (rows > ram) {
-            char key[4 + ME_DOC_ID_MAX];
-            const char *id = c->ids[slot];
-            size_t klen = me_doc_key(key, c->id, id, strlen(id));
-            char *val = NULL;
-            size_t vlen = 0;
-            int total, nrows;
-            const float *sc;
-            const void *data;
-            rc = me_storage_get(s->storage, ME_CF_TAIL, key, klen, &val, &vlen);
-            if (rc == 0 && (me_record_parse((const uint8_t *)val, vlen, cfg->dtype, cfg->dim, &total, &nrows,
-                                            &sc, &data) != 0 || nrows != rows - ram))
-                rc = ME_ECORRUPT;
-            if (rc == 0) {
-                memcpy(stored + (size_t)ram * rb, data, (size_t)nrows * rb);
-                if (int8) memcpy(scales + ram, sc, nrows * sizeof(float));
-            }
-            me_storage_free(val);
-        }
-    }
-    if (rc == 0) {
-        if (int8)
-            for (int i = 0; i < rows; i++)
-                me_int8_dequantize((float *)(void *)out + (size_t)i * cfg->dim,
-                                   (const int8_t *)stored + (size_t)i * cfg->dim, scales[i], (size_t)cfg->dim);
-        else memcpy(out, stored, (size_t)rows * rb);
         metaembed__tensor__init(t);
         t->dtype = int8 ? METAEMBED__DTYPE__DTYPE_F32 : (Metaembed__DType)cfg->dtype;
-        shape[0] = (uint32_t)rows;
+        shape[0] = (uint32_t)got;
         shape[1] = (uint32_t)cfg->dim;
         t->shape = shape;
         t->n_shape = 2;
         t->data.data = out;
-        t->data.len = (size_t)rows * cfg->dim * out_esz;
-        out = NULL;
+        t->data.len = (size_t)got * cfg->dim * out_esz;
     }
-    free(out);
-    free(stored);
+    if (rc != 0 && out != stored) free(out);
+    if (rc != 0 || int8) free(stored);
     free(scales);
     return rc;
 }
@@ -386,7 +337,7 @@ static int h_get(req_t *r) {
     /* Each id is answered once, however often it is asked for. */
     ids = malloc(m->n_ids * sizeof *ids);
     long nu = ids ? (memcpy(ids, m->ids, m->n_ids * sizeof *ids), me_ids_dedupe(ids, m->n_ids)) : ME_ENOMEM;
-    if (nu < 0) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (nu < 0) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
     n = (size_t)nu;
     /* The reply is built within the message limit, not refused after. */
     unsigned long long reply_bytes = 0;
@@ -397,7 +348,7 @@ static int h_get(req_t *r) {
     missing = calloc(n, sizeof *missing);
     metas = calloc(n, sizeof *metas);
     if (!docs || !dptrs || !tensors || !shapes || !missing || !metas) {
-        rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
     pthread_rwlock_rdlock(&c->lock);
@@ -414,10 +365,8 @@ static int h_get(req_t *r) {
             if (e) { rc = me_reply_error(r->reply, status_of(e), "reading document '%s': %s", id, me_strerror(e)); goto out; }
             d->vectors = &tensors[nfound];
         }
-        char key[4 + ME_DOC_ID_MAX];
-        size_t klen = me_doc_key(key, c->id, id, strlen(id));
         size_t vlen = 0;
-        if (me_storage_get(s->storage, ME_CF_DOC, key, klen, &metas[nfound], &vlen) == 0) {
+        if (me_record_metadata(s->storage, c, id, &metas[nfound], &vlen) == 0) {
             d->metadata.data = (uint8_t *)metas[nfound];
             d->metadata.len = vlen;
         }
@@ -496,7 +445,7 @@ static int h_search(req_t *r) {
         }
     }
     q = malloc((size_t)r_q * cfg->dim * sizeof *q);
-    if (!q) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (!q) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
     int ce = me_tensor_convert(&v, r_q, ME_DTYPE_F32, q, NULL, "query", verr, sizeof verr);
     if (ce) { rc = me_reply_error(r->reply, status_of(ce), "%s", verr); goto out; }
     pthread_rwlock_rdlock(&c->lock);
@@ -520,15 +469,14 @@ static int h_search(req_t *r) {
     hits = calloc(res.nhits ? res.nhits : 1, sizeof *hits);
     hptrs = calloc(res.nhits ? res.nhits : 1, sizeof *hptrs);
     metas = calloc(res.nhits ? res.nhits : 1, sizeof *metas);
-    if (!hits || !hptrs || !metas) { rc = me_reply_error(r->reply, ME_STATUS_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (!hits || !hptrs || !metas) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
     for (size_t i = 0; i < res.nhits; i++) {
         metaembed__hit__init(&hits[i]);
         hits[i].id = c->ids[res.hits[i].idx];
         hits[i].score = res.hits[i].score;
         if (m->with_metadata) {
-            char key[4 + ME_DOC_ID_MAX];
-            size_t klen = me_doc_key(key, c->id, hits[i].id, strlen(hits[i].id)), vlen = 0;
-            if (me_storage_get(s->storage, ME_CF_DOC, key, klen, &metas[i], &vlen) == 0) {
+            size_t vlen = 0;
+            if (me_record_metadata(s->storage, c, hits[i].id, &metas[i], &vlen) == 0) {
                 hits[i].metadata.data = (uint8_t *)metas[i];
                 hits[i].metadata.len = vlen;
             }
@@ -572,7 +520,7 @@ out:
 /* ---- dispatch ---- */
 
 static int h_encode(req_t *r) {
-    return me_reply_error(r->reply, ME_STATUS_UNIMPLEMENTED, "shards do not encode text; send Encode to an encoder");
+    return me_reply_error(r->reply, ME_CODE_UNIMPLEMENTED, "shards do not encode text; send Encode to an encoder");
 }
 
 static const me_method_t handlers[] = {

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/wire.h"
+#include "shard/record.h"
 
 /* Documents scored per kernel call: bounds scratch memory and lets the
  * deadline be checked during long scans. */
@@ -22,6 +23,7 @@ static int past(uint64_t deadline_us) { return deadline_us && me_now_us() > dead
 typedef struct {
     uint8_t *data;
     float *scales;
+    int *got;                 /* rows assembled per document */
     size_t cap_docs;
 } fetch_buf_t;
 
@@ -44,64 +46,19 @@ static int load_refs(me_coll_t *c, me_storage_t *st, int r_c, const uint32_t *sl
     if (fb->cap_docs < n) {
         free(fb->data);
         free(fb->scales);
+        free(fb->got);
         fb->data = malloc(n * (size_t)r_c * rb);
         fb->scales = int8 ? malloc(n * (size_t)r_c * sizeof(float)) : NULL;
+        fb->got = malloc(n * sizeof *fb->got);
         fb->cap_docs = n;
-        if (!fb->data || (int8 && !fb->scales)) { fb->cap_docs = 0; return ME_ENOMEM; }
+        if (!fb->data || !fb->got || (int8 && !fb->scales)) { fb->cap_docs = 0; return ME_ENOMEM; }
     }
-    char **keys = malloc(n * sizeof *keys);
-    size_t *klens = malloc(n * sizeof *klens);
-    char **vals = calloc(n, sizeof *vals);
-    size_t *vlens = calloc(n, sizeof *vlens);
-    char *keybuf = malloc(n * (4 + ME_DOC_ID_MAX));
-    int rc = 0;
-    if (!keys || !klens || !vals || !vlens || !keybuf) { rc = ME_ENOMEM; goto done; }
-    for (size_t i = 0; i < n; i++) {
-        keys[i] = keybuf + i * (4 + ME_DOC_ID_MAX);
-        const char *id = c->ids[slots[i]];
-        klens[i] = me_doc_key(keys[i], c->id, id, strlen(id));
+    int rc = me_record_load(st, c, slots, n, r_c, fb->data, fb->scales, fb->got, err, errcap);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        refs[i].data = fb->data + i * (size_t)r_c * rb;
+        refs[i].scales = int8 ? fb->scales + i * (size_t)r_c : NULL;
+        refs[i].rows = fb->got[i];
     }
-    rc = me_storage_multi_get(st, ME_CF_TAIL, n, (const char *const *)keys, klens, vals, vlens);
-    if (rc) { snprintf(err, errcap, "reading stored vectors failed"); goto done; }
-    int ram = cfg->ram_vectors;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t s = slots[i];
-        int rows = c->rows[s];
-        uint8_t *dst = fb->data + i * (size_t)r_c * rb;
-        float *dsc = int8 ? fb->scales + i * (size_t)r_c : NULL;
-        int head_rows = rows < ram ? rows : ram;
-        me_docref_t h = me_coll_head_ref(c, s);
-        memcpy(dst, h.data, (size_t)head_rows * rb);
-        if (int8) memcpy(dsc, h.scales, head_rows * sizeof(float));
-        int have = head_rows;
-        if (rows > ram) {
-            int total, nrows;
-            const float *sc;
-            const void *data;
-            if (!vals[i] || me_record_parse((const uint8_t *)vals[i], vlens[i], cfg->dtype, cfg->dim,
-                                            &total, &nrows, &sc, &data) != 0 ||
-                total != rows || nrows != rows - ram) {
-                snprintf(err, errcap, "stored vectors of document '%s' are missing or corrupt", c->ids[s]);
-                rc = ME_ECORRUPT;
-                goto done;
-            }
-            int take = r_c - ram < nrows ? r_c - ram : nrows;
-            memcpy(dst + (size_t)ram * rb, data, (size_t)take * rb);
-            if (int8) memcpy(dsc + ram, sc, take * sizeof(float));
-            have = ram + take;
-        }
-        refs[i].data = dst;
-        refs[i].scales = dsc;
-        refs[i].rows = have;
-    }
-done:
-    if (vals)
-        for (size_t i = 0; i < n; i++) me_storage_free(vals[i]);
-    free(keys);
-    free(klens);
-    free(vals);
-    free(vlens);
-    free(keybuf);
     return rc;
 }
 
@@ -130,6 +87,7 @@ done:
     free(scores);
     free(fb.data);
     free(fb.scales);
+    free(fb.got);
     return rc;
 }
 

@@ -4,7 +4,7 @@
 #ifndef ME_TESTS_BRUTE_H
 #define ME_TESTS_BRUTE_H
 
-#include "client/metaembed.h"
+#include "include/metaembed.h"
 
 /* Scores are sums of up to 16 dot products of unit vectors computed in f32
  * by the shard and in f64 here: 1e-4 is ~100x the f32 rounding we expect. */

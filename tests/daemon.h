@@ -6,7 +6,7 @@
 
 #include <sys/types.h>
 
-#include "client/metaembed.h"
+#include "include/metaembed.h"
 
 typedef struct {
     char bin[512];

@@ -109,7 +109,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     uint8_t frame[512];
     size_t n = fuzz_frame_create(frame);
     int st = -1;
-    for (int i = 0; i < 50 && st != 0 && st != ME_STATUS_ALREADY_EXISTS; i++) {
+    for (int i = 0; i < 50 && st != 0 && st != ME_CODE_ALREADY_EXISTS; i++) {
         st = call(frame, n);
         if (st != 0) usleep(100000);
     }

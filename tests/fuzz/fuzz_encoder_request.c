@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, size, data);
     int encode = env && env->method == METAEMBED__METHOD__METHOD_ENCODE;
     if (env) metaembed__envelope__free_unpacked(env, NULL);
-    if (encode && rep.status == ME_STATUS_OK && rep.payload_len) {
+    if (encode && rep.status == ME_CODE_OK && rep.payload_len) {
         Metaembed__EncodeReply *er = metaembed__encode_reply__unpack(NULL, rep.payload_len, rep.payload);
         if (er && er->vectors) {
             const Metaembed__Tensor *t = er->vectors;

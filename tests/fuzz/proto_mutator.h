@@ -39,7 +39,7 @@ static const ProtobufCMessageDescriptor *fuzz_request_desc(int method) {
 static void fuzz_check_reply(const uint8_t *frame, size_t size, const me_reply_t *rep) {
     if (rep->status < 0 || rep->status > 16) abort();
     if (!me_utf8_valid((const uint8_t *)rep->message, strlen(rep->message))) abort();
-    if (rep->status != ME_STATUS_OK || !rep->payload_len) return;
+    if (rep->status != ME_CODE_OK || !rep->payload_len) return;
     Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, size, frame);
     const me_method_info_t *info = env ? me_method_info((int)env->method) : NULL;
     const ProtobufCMessageDescriptor *desc = info ? info->reply : NULL;

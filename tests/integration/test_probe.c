@@ -322,7 +322,7 @@ typedef struct {
     void (*before)(void), (*after)(void);
 } probe_t;
 
-#define ST(x) ME_STATUS_##x
+#define ST(x) ME_CODE_##x
 static const probe_t cases[] = {
     { "Upsert, f32 shape [2^31, 2^31], no data", COORD, b_shape_2g_2g, 0, 0, ST(INVALID_ARGUMENT), "dim 2147483648", NULL, NULL },
     { "Upsert, f32 shape [2^31, 2^31], no data", SHARD, b_shape_2g_2g, 0, 0, ST(INVALID_ARGUMENT), "dim 2147483648", NULL, NULL },

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client/cli.h"
+#include "cli/cli.h"
 #include "common/dtype.h"
 #include "common/error.h"
 #include "common/jsonl.h"

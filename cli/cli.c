@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "client/cli.h"
+#include "cli/cli.h"
 
 static void main_usage(FILE *out) {
     fprintf(out,
@@ -42,6 +42,7 @@ static void main_usage(FILE *out) {
             "  --curve-dir DIR               CurveZMQ keys (else $METAEMBED_CURVE_DIR; empty = plain)\n"
             "  --curve-key NAME              with --curve-dir: this client's key pair NAME.key [default: client]\n"
             "  -h, --help                    show this help; 'metaembed COMMAND --help' for a command\n"
+            "  --version                     print the version and exit\n"
             "\n"
             "Errors go to stderr; exit status 0 on success, 1 on failure, 2 on a usage error.\n");
 }
@@ -501,6 +502,7 @@ int main(int argc, char **argv) {
     while (i < argc && argv[i][0] == '-' && argv[i][1]) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { main_usage(stdout); return CLI_OK; }
+        if (!strcmp(a, "--version")) { printf("metaembed %s\n", ME_VERSION); return CLI_OK; }
         if (!strcmp(a, "--")) break;
         int takes_value = 0;
         for (const me_cfg_opt_t *o = cli_global_opts; o->name; o++)

@@ -19,6 +19,9 @@
 extern "C" {
 #endif
 
+/* The release: every binary's --version, Health's version. */
+#define ME_VERSION "0.1.0"
+
 typedef struct me_client me_client_t;
 
 typedef struct {
@@ -26,11 +29,14 @@ typedef struct {
     char message[512];
 } me_status_t;
 
-/* Status code numbers (gRPC's). */
+/* Status codes: gRPC's numbers, the same as the wire's StatusCode. The one
+ * vocabulary of the whole project (the daemons use these names too). */
 enum {
-    ME_CODE_OK = 0, ME_CODE_INVALID_ARGUMENT = 3, ME_CODE_DEADLINE_EXCEEDED = 4,
-    ME_CODE_NOT_FOUND = 5, ME_CODE_ALREADY_EXISTS = 6, ME_CODE_RESOURCE_EXHAUSTED = 8,
-    ME_CODE_UNIMPLEMENTED = 12, ME_CODE_INTERNAL = 13, ME_CODE_UNAVAILABLE = 14,
+    ME_CODE_OK = 0, ME_CODE_CANCELLED = 1, ME_CODE_UNKNOWN = 2, ME_CODE_INVALID_ARGUMENT = 3,
+    ME_CODE_DEADLINE_EXCEEDED = 4, ME_CODE_NOT_FOUND = 5, ME_CODE_ALREADY_EXISTS = 6,
+    ME_CODE_PERMISSION_DENIED = 7, ME_CODE_RESOURCE_EXHAUSTED = 8, ME_CODE_FAILED_PRECONDITION = 9,
+    ME_CODE_ABORTED = 10, ME_CODE_OUT_OF_RANGE = 11, ME_CODE_UNIMPLEMENTED = 12, ME_CODE_INTERNAL = 13,
+    ME_CODE_UNAVAILABLE = 14, ME_CODE_DATA_LOSS = 15, ME_CODE_UNAUTHENTICATED = 16,
 };
 
 /* Connects to endpoint (e.g. "tcp://127.0.0.1:7600") and checks it answers

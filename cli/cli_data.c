@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "client/cli.h"
+#include "cli/cli.h"
 #include "common/npy.h"
 #include "common/progress.h"
 

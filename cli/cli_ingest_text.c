@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/cli.h"
+#include "cli/cli.h"
 #include "common/curve.h"
 #include "common/error.h"
 #include "common/json.h"
@@ -240,7 +240,7 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
                 done_batches++;
                 done_docs += b->n;
                 me_progress_update(&bar, done_docs);
-            } else if (code == ME_STATUS_INVALID_ARGUMENT || code == ME_STATUS_NOT_FOUND) {
+            } else if (code == ME_CODE_INVALID_ARGUMENT || code == ME_CODE_NOT_FOUND) {
                 rc = cli_error(c, CLI_FAIL, "batch of ids %s..: %s", items[order[b->first]].id,
                                a->status->message);
                 metaembed__ingest_ack__free_unpacked(a, NULL);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/cli.h"
+#include "cli/cli.h"
 
 const me_cfg_opt_t cli_global_opts[] = {
     { "addr", ME_CFG_STRING, offsetof(cli_global_t, addr), "", 0, 0, NULL,

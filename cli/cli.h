@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "client/metaembed.h"
+#include "include/metaembed.h"
 #include "common/config.h"
 #include "common/json.h"
 

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "client/cli.h"
+#include "cli/cli.h"
 #include "common/curve.h"
 
 typedef struct {

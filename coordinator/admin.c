@@ -1,0 +1,206 @@
+/* Collections, stats and health through the coordinator, and what its
+ * HTTP endpoint shows: readiness and metrics. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "coordinator/handlers.h"
+
+/* Create/Drop go to every replica. A replica that already has (create) or
+ * already lacks (drop) the collection counts as done, so a DDL that failed
+ * half-way can simply be repeated. */
+int me_coord_ddl(req_t *r) {
+    int ncalls = 0, rc;
+    me_call_t *calls = me_coord_write_calls(r, NULL, NULL, NULL, &ncalls);
+    if (!calls) return OOM(r);
+    int benign = r->method == METAEMBED__METHOD__METHOD_CREATE_COLLECTION ? ME_CODE_ALREADY_EXISTS : ME_CODE_NOT_FOUND;
+    int done = 0, fresh = 0, ok_idx = -1;
+    char down[512] = "";
+    rc = 0;
+    for (int i = 0; i < ncalls; i++) {
+        if (me_coord_group_ok(&calls[i])) { done++; fresh++; ok_idx = i; }
+        else if (calls[i].answered && calls[i].reply.status == benign) done++;
+        else if (calls[i].answered && !me_fanout_retryable(calls[i].reply.status)) {
+            rc = me_reply_error(r->reply, calls[i].reply.status, "%s", calls[i].reply.message);
+            break;
+        } else
+            snprintf(down + strlen(down), sizeof down - strlen(down), "%s%s", down[0] ? ", " : "",
+                     COORD(r)->cluster.replicas[calls[i].replica].endpoint);
+    }
+    if (rc == 0) {
+        if (done < ncalls)
+            rc = me_reply_error(r->reply, ME_CODE_UNAVAILABLE,
+                                "applied on %d of %d replicas; unreachable: %s. Repeat the request when they are back",
+                                done, ncalls, down);
+        else if (fresh == 0)
+            rc = me_reply_error(r->reply, calls[0].reply.status, "%s", calls[0].reply.message);
+        else {
+            r->reply->status = ME_CODE_OK;
+            r->reply->payload = calls[ok_idx].reply.payload;  /* take the shard's reply as ours */
+            r->reply->payload_len = calls[ok_idx].reply.payload_len;
+            calls[ok_idx].reply.payload = NULL;
+        }
+    }
+    me_calls_clear(calls, ncalls);
+    free(calls);
+    return rc;
+}
+
+/* Sums per-collection figures over groups (one replica each). */
+static int h_list_or_stats(req_t *r, int stats) {
+    me_coord_t *co = COORD(r);
+    int ng = co->cluster.n_groups, rc = 0;
+    Metaembed__ListCollectionsRequest lreq = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
+    uint8_t buf[8];
+    size_t len = metaembed__list_collections_request__pack(&lreq, buf);
+    me_call_t *calls = me_coord_read_calls(r, METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, buf, len);
+    if (!calls) return OOM(r);
+    Metaembed__ListCollectionsReply **parts = calloc((size_t)ng, sizeof *parts);
+    Metaembed__CollectionInfo *infos = NULL, **iptrs = NULL;
+    size_t ninfo = 0, cap = 0;
+    Metaembed__GroupStatus *gs = NULL, **gptrs = NULL;
+    Metaembed__ReplicaStatus *rs = NULL, **rptrs = NULL;
+    Metaembed__StatsRequest *sreq = NULL;
+    if (!parts) { rc = OOM(r); goto out; }
+    if (stats) {
+        sreq = (void *)unpack(r, &metaembed__stats_request__descriptor);
+        if (!sreq) { rc = r->reply->status; goto out; }
+    }
+    for (int g = 0; g < ng; g++) {
+        if (me_coord_group_ok(&calls[g]))
+            parts[g] = metaembed__list_collections_reply__unpack(NULL, calls[g].reply.payload_len, calls[g].reply.payload);
+        if (parts[g]) cap += parts[g]->n_collections;
+    }
+    infos = calloc(cap ? cap : 1, sizeof *infos);
+    iptrs = calloc(cap ? cap : 1, sizeof *iptrs);
+    if (!infos || !iptrs) { rc = OOM(r); goto out; }
+    for (int g = 0; g < ng; g++) {
+        if (!parts[g]) continue;
+        for (size_t i = 0; i < parts[g]->n_collections; i++) {
+            Metaembed__CollectionInfo *ci = parts[g]->collections[i];
+            if (!ci->config) continue;
+            if (sreq && sreq->collection[0] && strcmp(sreq->collection, ci->config->name) != 0) continue;
+            size_t j;
+            for (j = 0; j < ninfo; j++)
+                if (strcmp(infos[j].config->name, ci->config->name) == 0) break;
+            if (j == ninfo) {
+                metaembed__collection_info__init(&infos[j]);
+                infos[j].config = ci->config;
+                iptrs[j] = &infos[j];
+                ninfo++;
+            }
+            infos[j].documents += ci->documents;
+            infos[j].ram_bytes += ci->ram_bytes;
+            infos[j].index_bytes += ci->index_bytes;
+        }
+    }
+    if (!stats) {
+        Metaembed__ListCollectionsReply rep = METAEMBED__LIST_COLLECTIONS_REPLY__INIT;
+        rep.collections = iptrs;
+        rep.n_collections = ninfo;
+        rc = me_reply_ok(r->reply, &rep.base);
+        goto out;
+    }
+    if (sreq->collection[0] && ninfo == 0) {
+        rc = me_reply_error(r->reply, ME_CODE_NOT_FOUND, "collection '%s' not found", sreq->collection);
+        goto out;
+    }
+    me_cluster_t *cl = &co->cluster;
+    int ngs = ng + (cl->encoder_group >= 0);  /* the encoders show as one more group */
+    gs = calloc((size_t)ngs, sizeof *gs);
+    gptrs = calloc((size_t)ngs, sizeof *gptrs);
+    rs = calloc((size_t)cl->n_replicas, sizeof *rs);
+    rptrs = calloc((size_t)cl->n_replicas, sizeof *rptrs);
+    if (!gs || !gptrs || !rs || !rptrs) { rc = OOM(r); goto out; }
+    for (int rep = 0; rep < cl->n_replicas; rep++) {
+        metaembed__replica_status__init(&rs[rep]);
+        rs[rep].endpoint = cl->replicas[rep].endpoint;
+        rs[rep].up = atomic_load(&cl->replicas[rep].up);
+        rs[rep].documents = atomic_load(&cl->replicas[rep].documents);
+        rs[rep].latency_ms = atomic_load(&cl->replicas[rep].latency_us) / 1000.0;
+        rs[rep].liveness = (uint32_t)atomic_load(&cl->replicas[rep].liveness);
+        rptrs[rep] = &rs[rep];
+    }
+    for (int g = 0; g < ngs; g++) {
+        metaembed__group_status__init(&gs[g]);
+        gs[g].name = cl->groups[g].name;
+        gs[g].replicas = rptrs + cl->groups[g].first_replica;
+        gs[g].n_replicas = (size_t)cl->groups[g].n_replicas;
+        gptrs[g] = &gs[g];
+    }
+    Metaembed__StatsReply rep = METAEMBED__STATS_REPLY__INIT;
+    rep.collections = iptrs;
+    rep.n_collections = ninfo;
+    rep.uptime_ms = me_now_ms() - co->start_ms;
+    rep.requests = atomic_load(&co->requests);
+    rep.errors = atomic_load(&co->errors);
+    rep.groups = gptrs;
+    rep.n_groups = (size_t)ngs;
+    rep.role = "coordinator";
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (parts)
+        for (int g = 0; g < ng; g++)
+            if (parts[g]) metaembed__list_collections_reply__free_unpacked(parts[g], NULL);
+    if (sreq) protobuf_c_message_free_unpacked(&sreq->base, NULL);
+    me_calls_clear(calls, ng);
+    free(calls);
+    free(parts);
+    free(infos);
+    free(iptrs);
+    free(gs);
+    free(gptrs);
+    free(rs);
+    free(rptrs);
+    return rc;
+}
+
+int me_coord_list(req_t *r) { return h_list_or_stats(r, 0); }
+int me_coord_stats(req_t *r) { return h_list_or_stats(r, 1); }
+
+int me_coord_health(req_t *r) { return me_reply_health(r, "coordinator", COORD(r)->start_ms, 0); }
+
+int me_coord_ready(void *ctx, char *why, size_t cap) {
+    me_coord_t *co = ctx;
+    me_cluster_t *cl = &co->cluster;
+    for (int g = 0; g < cl->n_groups; g++) {
+        int up = 0;
+        for (int r = 0; r < cl->groups[g].n_replicas; r++) up |= atomic_load(&cl->replicas[cl->groups[g].first_replica + r].up);
+        if (!up) {
+            snprintf(why, cap, "not ready: no live replica in group %s", cl->groups[g].name);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void me_coord_render_metrics(void *ctx, me_buf_t *out) {
+    me_coord_t *co = ctx;
+    me_cluster_t *cl = &co->cluster;
+    me_buf_printf(out, "# HELP metaembed_replica_up 1 when the replica answers heartbeats.\n"
+                       "# TYPE metaembed_replica_up gauge\n");
+    for (int r = 0; r < cl->n_replicas; r++)
+        me_buf_printf(out, "metaembed_replica_up{group=\"%s\",endpoint=\"%s\"} %d\n", cl->groups[cl->replicas[r].group].name,
+                      cl->replicas[r].endpoint, atomic_load(&cl->replicas[r].up));
+    me_buf_printf(out, "# HELP metaembed_replica_documents Documents a replica reported at its last heartbeat.\n"
+                       "# TYPE metaembed_replica_documents gauge\n");
+    for (int r = 0; r < cl->n_replicas; r++)
+        me_buf_printf(out, "metaembed_replica_documents{group=\"%s\",endpoint=\"%s\"} %llu\n",
+                      cl->groups[cl->replicas[r].group].name, cl->replicas[r].endpoint,
+                      (unsigned long long)atomic_load(&cl->replicas[r].documents));
+    me_buf_printf(out, "# HELP metaembed_replica_heartbeat_seconds Last heartbeat round trip.\n"
+                       "# TYPE metaembed_replica_heartbeat_seconds gauge\n");
+    for (int r = 0; r < cl->n_replicas; r++)
+        me_buf_printf(out, "metaembed_replica_heartbeat_seconds{group=\"%s\",endpoint=\"%s\"} %.6f\n",
+                      cl->groups[cl->replicas[r].group].name, cl->replicas[r].endpoint,
+                      (double)atomic_load(&cl->replicas[r].latency_us) / 1e6);
+    me_buf_printf(out, "# HELP metaembed_retries_total Calls retried on another replica.\n"
+                       "# TYPE metaembed_retries_total counter\n"
+                       "metaembed_retries_total %llu\n", (unsigned long long)atomic_load(&co->retries));
+    me_buf_printf(out, "# HELP metaembed_partial_replies_total Searches answered without every group.\n"
+                       "# TYPE metaembed_partial_replies_total counter\n"
+                       "metaembed_partial_replies_total %llu\n", (unsigned long long)atomic_load(&co->partial_replies));
+    me_budget_hist_render(&co->search_by_budget, "coordinator", "through the coordinator (encoding a text query included)", out);
+}

@@ -1,0 +1,344 @@
+/* Documents by id through the coordinator: each id is placed on its owning
+ * group; writes (upsert, delete) go to every replica and are acknowledged
+ * at the write quorum, a Get asks one live replica per group and answers in
+ * request order. Documents are validated here as the shards would
+ * (common/validate.c), so none is written to some groups and refused by
+ * others. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "coordinator/handlers.h"
+
+/* A request split by placement: group g's packed part, when used[g]. */
+typedef struct {
+    int n;                 /* shard groups */
+    uint8_t **payload;     /* owned */
+    size_t *len;
+    int *used;
+} parts_t;
+
+static int parts_init(parts_t *p, int ngroups) {
+    p->n = ngroups;
+    p->payload = calloc((size_t)ngroups, sizeof *p->payload);
+    p->len = calloc((size_t)ngroups, sizeof *p->len);
+    p->used = calloc((size_t)ngroups, sizeof *p->used);
+    return p->payload && p->len && p->used ? 0 : -1;
+}
+
+static void parts_free(parts_t *p) {
+    if (p->payload)
+        for (int g = 0; g < p->n; g++) free(p->payload[g]);
+    free(p->payload);
+    free(p->len);
+    free(p->used);
+    memset(p, 0, sizeof *p);
+}
+
+/* Checks the write quorum per group; sets UNAVAILABLE naming the groups
+ * that fell short. Returns 0 when every group met it. */
+static int check_quorum(req_t *r, me_call_t *calls, int n, const int *groups) {
+    me_cluster_t *cl = &COORD(r)->cluster;
+    char names[512] = "";
+    int short_groups = 0;
+    for (int g = 0; g < cl->n_groups; g++) {
+        if (groups && !groups[g]) continue;
+        int acks = 0;
+        for (int i = 0; i < n; i++)
+            if (calls[i].group == g && me_coord_group_ok(&calls[i])) acks++;
+        int need = COORD(r)->opts.write_quorum > 0 ? (int)COORD(r)->opts.write_quorum : cl->groups[g].n_replicas;
+        if (need > cl->groups[g].n_replicas) need = cl->groups[g].n_replicas;
+        if (acks < need) {
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s (%d of %d acknowledged)",
+                     short_groups ? ", " : "", cl->groups[g].name, acks, need);
+            short_groups++;
+        }
+    }
+    if (!short_groups) return 0;
+    return me_reply_error(r->reply, ME_CODE_UNAVAILABLE,
+                          "write quorum not met for group %s; the write may be applied on some replicas: "
+                          "retry it (upserts and deletes are idempotent)", names);
+}
+
+/* The shard's own checks (common/validate.c) against the collection's
+ * shape and dtype, so a bad document cannot be written to some groups and
+ * refused by others. */
+static int check_document(req_t *r, const Metaembed__Document *d, size_t i, const Metaembed__CollectionConfig *cfg) {
+    me_tensor_view_t v;
+    char what[ME_WHAT_MAX], err[ME_WHAT_MAX + 256];
+    int e = me_document_check(d, i, (int)cfg->max_doc_vectors, (int)cfg->dim, &v, what, err, sizeof err);
+    if (e == 0) e = me_tensor_convert(&v, v.rows, (me_dtype_t)cfg->dtype, NULL, NULL, what, err, sizeof err);
+    return e ? me_reply_error(r->reply, me_error_status(e), "%s", err) : 0;
+}
+
+/* The collection's config, asked of the groups (any one that knows it),
+ * so documents are checked against it before anything is sent. */
+static int collection_shape(req_t *r, const char *name, Metaembed__CollectionConfig *out) {
+    Metaembed__ListCollectionsRequest lreq = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
+    uint8_t buf[8];
+    size_t len = metaembed__list_collections_request__pack(&lreq, buf);
+    int ng = COORD(r)->cluster.n_groups, found = 0, answered = 0;
+    me_call_t *calls = me_coord_read_calls(r, METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, buf, len);
+    if (!calls) return OOM(r);
+    for (int g = 0; g < ng && !found; g++) {
+        if (!me_coord_group_ok(&calls[g])) continue;
+        answered++;
+        Metaembed__ListCollectionsReply *l =
+            metaembed__list_collections_reply__unpack(NULL, calls[g].reply.payload_len, calls[g].reply.payload);
+        for (size_t i = 0; l && i < l->n_collections && !found; i++) {
+            const Metaembed__CollectionConfig *c = l->collections[i]->config;
+            if (c && strcmp(c->name, name) == 0) {
+                *out = *c;
+                out->name = NULL;  /* owned by the reply freed below */
+                found = 1;
+            }
+        }
+        if (l) metaembed__list_collections_reply__free_unpacked(l, NULL);
+    }
+    int st = me_coord_down_status(calls, ng);
+    me_calls_clear(calls, ng);
+    free(calls);
+    if (found) return 0;
+    if (!answered)
+        return me_reply_error(r->reply, st, "no shard group answered; retry later%s", DEADLINE_HINT(st));
+    return me_reply_error(r->reply, ME_CODE_NOT_FOUND,
+                          "collection '%s' not found (create it first, or check the name)", name);
+}
+
+/* Groups the request's ids/documents by owning group: owner[i]. */
+static int *place(req_t *r, char **ids, size_t n) {
+    int *owner = malloc((n ? n : 1) * sizeof *owner);
+    if (!owner) return NULL;
+    for (size_t i = 0; i < n; i++) owner[i] = me_cluster_place(&COORD(r)->cluster, ids[i], strlen(ids[i]));
+    return owner;
+}
+
+static int check_batch(req_t *r, size_t n, const char *what) {
+    if (n == 0) return BAD(r, "empty batch: send at least one %s", what);
+    if ((long long)n > COORD(r)->opts.max_batch)
+        return me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "batch of %zu %ss exceeds the limit of %lld; split it",
+                              n, what, COORD(r)->opts.max_batch);
+    return 0;
+}
+
+int me_coord_upsert(req_t *r) {
+    Metaembed__UpsertRequest *m = (void *)unpack(r, &metaembed__upsert_request__descriptor);
+    if (!m) return r->reply->status;
+    int ng = COORD(r)->cluster.n_groups, rc, ncalls = 0;
+    me_call_t *calls = NULL;
+    parts_t parts;
+    int parts_ok = parts_init(&parts, ng) == 0;
+    char **ids = calloc(m->n_documents ? m->n_documents : 1, sizeof *ids);
+    Metaembed__Document **sub = calloc(m->n_documents ? m->n_documents : 1, sizeof *sub);
+    int *owner = NULL;
+    if (!parts_ok || !ids || !sub) { rc = OOM(r); goto out; }
+    if ((rc = check_batch(r, m->n_documents, "document")) != 0) goto out;
+    Metaembed__CollectionConfig cfg = METAEMBED__COLLECTION_CONFIG__INIT;
+    if ((rc = collection_shape(r, m->collection, &cfg)) != 0) goto out;
+    for (size_t i = 0; i < m->n_documents; i++) {
+        if ((rc = check_document(r, m->documents[i], i, &cfg)) != 0) goto out;
+        ids[i] = m->documents[i]->id;
+    }
+    if (!(owner = place(r, ids, m->n_documents))) { rc = OOM(r); goto out; }
+    for (int g = 0; g < ng; g++) {
+        size_t k = 0;
+        for (size_t i = 0; i < m->n_documents; i++)
+            if (owner[i] == g) sub[k++] = m->documents[i];
+        if (!k) continue;
+        Metaembed__UpsertRequest part = METAEMBED__UPSERT_REQUEST__INIT;
+        part.collection = m->collection;
+        part.documents = sub;
+        part.n_documents = k;
+        parts.len[g] = metaembed__upsert_request__get_packed_size(&part);
+        parts.payload[g] = malloc(parts.len[g] ? parts.len[g] : 1);
+        if (!parts.payload[g]) { rc = OOM(r); goto out; }
+        metaembed__upsert_request__pack(&part, parts.payload[g]);
+        parts.used[g] = 1;
+    }
+    calls = me_coord_write_calls(r, parts.payload, parts.len, parts.used, &ncalls);
+    if (!calls) { rc = OOM(r); goto out; }
+    if ((rc = me_coord_first_request_error(r, calls, ncalls)) != 0) goto out;
+    if ((rc = check_quorum(r, calls, ncalls, parts.used)) != 0) goto out;
+    Metaembed__UpsertReply rep = METAEMBED__UPSERT_REPLY__INIT;
+    rep.upserted = (uint32_t)m->n_documents;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (calls) me_calls_clear(calls, ncalls);
+    free(calls);
+    parts_free(&parts);
+    free(ids);
+    free(sub);
+    free(owner);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+/* Splits a list of ids by group into per-group packed requests built by
+ * `pack_ids` (Delete or Get). */
+typedef size_t (*pack_ids_fn)(const void *proto, char **ids, size_t n, uint8_t **out);
+
+static size_t pack_delete(const void *proto, char **ids, size_t n, uint8_t **out) {
+    Metaembed__DeleteRequest part = *(const Metaembed__DeleteRequest *)proto;
+    part.ids = ids;
+    part.n_ids = n;
+    size_t len = metaembed__delete_request__get_packed_size(&part);
+    *out = malloc(len ? len : 1);
+    if (*out) metaembed__delete_request__pack(&part, *out);
+    return len;
+}
+
+static size_t pack_get(const void *proto, char **ids, size_t n, uint8_t **out) {
+    Metaembed__GetRequest part = *(const Metaembed__GetRequest *)proto;
+    part.ids = ids;
+    part.n_ids = n;
+    size_t len = metaembed__get_request__get_packed_size(&part);
+    *out = malloc(len ? len : 1);
+    if (*out) metaembed__get_request__pack(&part, *out);
+    return len;
+}
+
+/* Fills the parts per group; returns owner[] (caller frees) or NULL. */
+static int *split_ids(req_t *r, const void *proto, char **ids, size_t n, pack_ids_fn pack, parts_t *parts) {
+    int *owner = place(r, ids, n);
+    char **sub = calloc(n ? n : 1, sizeof *sub);
+    if (!owner || !sub) { free(owner); free(sub); return NULL; }
+    for (int g = 0; g < parts->n; g++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (owner[i] == g) sub[k++] = ids[i];
+        if (!k) continue;
+        parts->len[g] = pack(proto, sub, k, &parts->payload[g]);
+        if (!parts->payload[g]) { free(owner); free(sub); return NULL; }
+        parts->used[g] = 1;
+    }
+    free(sub);
+    return owner;
+}
+
+static int check_ids(req_t *r, char **ids, size_t n) {
+    int rc = check_batch(r, n, "id");
+    char err[128];
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (me_check_id(ids[i], i, err, sizeof err) != 0) rc = BAD(r, "%s", err);
+    return rc;
+}
+
+int me_coord_delete(req_t *r) {
+    Metaembed__DeleteRequest *m = (void *)unpack(r, &metaembed__delete_request__descriptor);
+    if (!m) return r->reply->status;
+    int ng = COORD(r)->cluster.n_groups, rc, ncalls = 0;
+    me_call_t *calls = NULL;
+    parts_t parts;
+    int *owner = NULL;
+    if (parts_init(&parts, ng) != 0) { rc = OOM(r); goto out; }
+    if ((rc = check_ids(r, m->ids, m->n_ids)) != 0) goto out;
+    if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_delete, &parts))) { rc = OOM(r); goto out; }
+    calls = me_coord_write_calls(r, parts.payload, parts.len, parts.used, &ncalls);
+    if (!calls) { rc = OOM(r); goto out; }
+    if ((rc = me_coord_first_request_error(r, calls, ncalls)) != 0) goto out;
+    if ((rc = check_quorum(r, calls, ncalls, parts.used)) != 0) goto out;
+    /* Per group, the most any replica deleted (replicas agree when in sync). */
+    uint32_t deleted = 0;
+    for (int g = 0; g < ng; g++) {
+        uint32_t best = 0;
+        for (int i = 0; i < ncalls; i++) {
+            if (calls[i].group != g || !me_coord_group_ok(&calls[i])) continue;
+            Metaembed__DeleteReply *d = metaembed__delete_reply__unpack(NULL, calls[i].reply.payload_len, calls[i].reply.payload);
+            if (d) {
+                if (d->deleted > best) best = d->deleted;
+                metaembed__delete_reply__free_unpacked(d, NULL);
+            }
+        }
+        deleted += best;
+    }
+    Metaembed__DeleteReply rep = METAEMBED__DELETE_REPLY__INIT;
+    rep.deleted = deleted;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (calls) me_calls_clear(calls, ncalls);
+    free(calls);
+    parts_free(&parts);
+    free(owner);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+static int missing_groups_error(req_t *r, me_call_t *calls, int n, const int *used) {
+    char names[512] = "";
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if ((!used || used[calls[i].group]) && !me_coord_group_ok(&calls[i]))
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k++ ? ", " : "",
+                     me_coord_group_name(r, calls[i].group));
+    if (!k) return 0;
+    int st = me_coord_down_status(calls, n);
+    return me_reply_error(r->reply, st, "no live replica answered for group %s; retry later%s", names, DEADLINE_HINT(st));
+}
+
+int me_coord_get(req_t *r) {
+    Metaembed__GetRequest *m = (void *)unpack(r, &metaembed__get_request__descriptor);
+    if (!m) return r->reply->status;
+    int ng = COORD(r)->cluster.n_groups, rc;
+    me_call_t *calls = calloc((size_t)ng, sizeof *calls);
+    parts_t req_parts;
+    int parts_ok = parts_init(&req_parts, ng) == 0, *owner = NULL;
+    Metaembed__GetReply **parts = calloc((size_t)ng, sizeof *parts);
+    size_t *cursor = calloc((size_t)ng, sizeof *cursor);
+    Metaembed__Document **docs = calloc(m->n_ids ? m->n_ids : 1, sizeof *docs);
+    char **missing = calloc(m->n_ids ? m->n_ids : 1, sizeof *missing);
+    char **ids = calloc(m->n_ids ? m->n_ids : 1, sizeof *ids);
+    int ncalls = 0;
+    if (!calls || !parts_ok || !parts || !cursor || !docs || !missing || !ids) { rc = OOM(r); goto out; }
+    if ((rc = check_ids(r, m->ids, m->n_ids)) != 0) goto out;
+    /* Each id is asked for and answered once, however often it was sent. */
+    memcpy(ids, m->ids, m->n_ids * sizeof *ids);
+    long nu = me_ids_dedupe(ids, m->n_ids);
+    if (nu < 0) { rc = OOM(r); goto out; }
+    size_t n = (size_t)nu;
+    if (!(owner = split_ids(r, m, ids, n, pack_get, &req_parts))) { rc = OOM(r); goto out; }
+    for (int g = 0; g < ng; g++)
+        if (req_parts.used[g])
+            calls[ncalls++] = (me_call_t){ .group = g, .replica = -1, .method = r->method,
+                                           .payload = req_parts.payload[g], .len = req_parts.len[g] };
+    uint64_t retries = 0;
+    me_fanout_run(FANOUT(r), calls, ncalls, me_coord_fanout_deadline(r), &retries);
+    atomic_fetch_add(&COORD(r)->retries, retries);
+    if ((rc = me_coord_first_request_error(r, calls, ncalls)) != 0) goto out;
+    if ((rc = missing_groups_error(r, calls, ncalls, NULL)) != 0) goto out;
+    for (int i = 0; i < ncalls; i++) {
+        parts[calls[i].group] = metaembed__get_reply__unpack(NULL, calls[i].reply.payload_len, calls[i].reply.payload);
+        if (!parts[calls[i].group]) { rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "malformed Get reply from a shard"); goto out; }
+    }
+    /* Each group answers its ids in request order, found ones only. */
+    size_t nd = 0, nm = 0;
+    for (size_t i = 0; i < n; i++) {
+        Metaembed__GetReply *p = parts[owner[i]];
+        size_t *c = &cursor[owner[i]];
+        if (*c < p->n_documents && strcmp(p->documents[*c]->id, ids[i]) == 0) docs[nd++] = p->documents[(*c)++];
+        else missing[nm++] = ids[i];
+    }
+    Metaembed__GetReply rep = METAEMBED__GET_REPLY__INIT;
+    rep.documents = docs;
+    rep.n_documents = nd;
+    rep.missing = missing;
+    rep.n_missing = nm;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (calls) me_calls_clear(calls, ncalls);
+    if (parts)
+        for (int g = 0; g < ng; g++)
+            if (parts[g]) metaembed__get_reply__free_unpacked(parts[g], NULL);
+    free(calls);
+    parts_free(&req_parts);
+    free(owner);
+    free(parts);
+    free(cursor);
+    free(docs);
+    free(missing);
+    free(ids);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+

@@ -1,0 +1,217 @@
+/* Search through the coordinator: a text query encoded by an encoder node,
+ * the query fanned out to one live replica per group, the groups' hits
+ * merged into the global top k (partial when a group is missing). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "coordinator/handlers.h"
+
+/* Stage timings kept from a shard's reply (it reports at most 4 today). */
+#define STAGES_MAX 8
+
+typedef struct {
+    Metaembed__Hit *hit;
+} hitref_t;
+
+static int hit_cmp(const void *a, const void *b) {
+    const Metaembed__Hit *x = ((const hitref_t *)a)->hit, *y = ((const hitref_t *)b)->hit;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* Sends payload to one live encoder (round-robin, failing over) and keeps
+ * its answer in *call (caller clears it). 0, or the reply status set. */
+static int ask_encoders(req_t *r, const uint8_t *payload, size_t len, me_call_t *call) {
+    int eg = COORD(r)->cluster.encoder_group;
+    if (eg < 0)
+        return me_reply_error(r->reply, ME_CODE_FAILED_PRECONDITION,
+                              "no encoders in the cluster map: add a line 'encoders tcp://HOST:PORT ...' "
+                              "or send query vectors instead of text");
+    *call = (me_call_t){ .group = eg, .replica = -1, .method = METAEMBED__METHOD__METHOD_ENCODE, .payload = payload, .len = len };
+    uint64_t retries = 0;
+    me_fanout_run(FANOUT(r), call, 1, me_coord_fanout_deadline(r), &retries);
+    atomic_fetch_add(&COORD(r)->retries, retries);
+    if (!call->answered) {
+        int st = me_coord_down_status(call, 1);
+        return me_reply_error(r->reply, st, "no encoder answered within the deadline; retry later%s", DEADLINE_HINT(st));
+    }
+    if (call->reply.status != ME_CODE_OK)
+        return me_reply_error(r->reply, call->reply.status, "encoder: %s", call->reply.message);
+    return 0;
+}
+
+/* Turns the request's text into query vectors (the encoder's query side):
+ * *query views the encoder's [1, R, D] tensor as [R, D] (the data stays
+ * enc's). */
+static int encode_text_query(req_t *r, const Metaembed__SearchRequest *m, me_call_t *call,
+                             Metaembed__EncodeReply **enc, Metaembed__Tensor *query, uint32_t shape[2]) {
+    char *texts[1] = { m->text };
+    Metaembed__EncodeRequest er = METAEMBED__ENCODE_REQUEST__INIT;
+    er.texts = texts;
+    er.n_texts = 1;
+    er.query_side = 1;
+    uint8_t *buf = malloc(metaembed__encode_request__get_packed_size(&er) + 1);
+    if (!buf) return OOM(r);
+    size_t len = metaembed__encode_request__pack(&er, buf);
+    int rc = ask_encoders(r, buf, len, call);
+    free(buf);
+    if (rc) return rc;
+    *enc = metaembed__encode_reply__unpack(NULL, call->reply.payload_len, call->reply.payload);
+    Metaembed__Tensor *t = *enc ? (*enc)->vectors : NULL;
+    if (!t || t->n_shape != 3 || t->shape[0] != 1)
+        return me_reply_error(r->reply, ME_CODE_INTERNAL, "malformed Encode reply from an encoder");
+    *query = *t;
+    shape[0] = t->shape[1];
+    shape[1] = t->shape[2];
+    query->shape = shape;
+    query->n_shape = 2;
+    return 0;
+}
+
+int me_coord_search(req_t *r) {
+    Metaembed__SearchRequest *m = (void *)unpack(r, &metaembed__search_request__descriptor);
+    if (!m) return r->reply->status;
+    int ng = COORD(r)->cluster.n_groups, rc = 0;
+    uint64_t encode_us = 0;
+    me_call_t *calls = NULL, enc_call = { 0 };
+    Metaembed__EncodeReply *enc = NULL;
+    uint8_t *fwd = NULL;
+    const uint8_t *payload = r->payload->data;
+    size_t payload_len = r->payload->len;
+    Metaembed__SearchReply **parts = calloc((size_t)ng, sizeof *parts);
+    char **missing = calloc((size_t)ng, sizeof *missing);
+    hitref_t *all = NULL;
+    Metaembed__Hit **hits = NULL;
+    if (!parts || !missing) { rc = OOM(r); goto out; }
+    if (m->k == 0) { rc = BAD(r, "k must be at least 1"); goto out; }
+    if (!m->query && m->text && m->text[0]) {
+        uint64_t te = me_now_us();
+        /* Shards get a copy of the request with the vectors, not the text. */
+        Metaembed__SearchRequest shard_req = *m;
+        Metaembed__Tensor query;
+        uint32_t shape[2];
+        if ((rc = encode_text_query(r, m, &enc_call, &enc, &query, shape)) != 0) goto out;
+        shard_req.query = &query;
+        shard_req.text = "";
+        fwd = malloc(metaembed__search_request__get_packed_size(&shard_req) + 1);
+        if (!fwd) { rc = OOM(r); goto out; }
+        payload_len = metaembed__search_request__pack(&shard_req, fwd);
+        payload = fwd;
+        encode_us = me_now_us() - te;
+    } else if (!m->query) {
+        rc = BAD(r, "give query vectors or a query text");
+        goto out;
+    }
+    /* The "fanout" stage starts here: encoding the text has its own. */
+    uint64_t t_fan = me_now_us();
+    calls = me_coord_read_calls(r, METAEMBED__METHOD__METHOD_SEARCH, payload, payload_len);
+    if (!calls) { rc = OOM(r); goto out; }
+    if ((rc = me_coord_first_request_error(r, calls, ng)) != 0) goto out;
+    size_t nmissing = 0, total = 0;
+    for (int g = 0; g < ng; g++) {
+        if (me_coord_group_ok(&calls[g]))
+            parts[g] = metaembed__search_reply__unpack(NULL, calls[g].reply.payload_len, calls[g].reply.payload);
+        if (!parts[g]) missing[nmissing++] = (char *)me_coord_group_name(r, g);
+        else total += parts[g]->n_hits;
+    }
+    if (nmissing == (size_t)ng) {
+        int st = me_coord_down_status(calls, ng);
+        rc = me_reply_error(r->reply, st, "no shard group answered within the deadline (%s%s)%s",
+                            missing[0], ng > 1 ? ", ..." : "", DEADLINE_HINT(st));
+        goto out;
+    }
+    if (nmissing && m->all_or_nothing) {
+        char names[512] = "";
+        for (size_t i = 0; i < nmissing; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", missing[i]);
+        rc = me_reply_error(r->reply, ME_CODE_UNAVAILABLE,
+                            "groups unavailable: %s (the request asked for all or nothing)", names);
+        goto out;
+    }
+    /* Scores from different shards are comparable (same formula, same
+     * query), so the global top k is the top k of the union. */
+    all = calloc(total ? total : 1, sizeof *all);
+    hits = calloc(total ? total : 1, sizeof *hits);
+    if (!all || !hits) { rc = OOM(r); goto out; }
+    size_t n = 0;
+    uint64_t docs = 0;
+    Metaembed__SearchReply rep = METAEMBED__SEARCH_REPLY__INIT;
+    Metaembed__StageTiming *slowest[STAGES_MAX + 2] = { 0 };  /* + encode, fanout */
+    size_t nst = 0;
+    for (int g = 0; g < ng; g++) {
+        if (!parts[g]) continue;
+        for (size_t i = 0; i < parts[g]->n_hits; i++) all[n++].hit = parts[g]->hits[i];
+        docs += parts[g]->documents;
+        rep.r_q = parts[g]->r_q;
+        rep.r_c = parts[g]->r_c;
+        /* Per stage, the slowest group's figure: that is what the client waited for. */
+        for (size_t s = 0; s < parts[g]->n_stages && s < STAGES_MAX; s++) {
+            if (s >= nst) { slowest[s] = parts[g]->stages[s]; nst = s + 1; }
+            else if (parts[g]->stages[s]->micros > slowest[s]->micros) slowest[s] = parts[g]->stages[s];
+        }
+    }
+    qsort(all, n, sizeof *all, hit_cmp);
+    size_t k = n < m->k ? n : m->k;
+    for (size_t i = 0; i < k; i++) hits[i] = all[i].hit;
+    Metaembed__StageTiming encst = METAEMBED__STAGE_TIMING__INIT;
+    if (encode_us) {
+        encst.stage = "encode";
+        encst.micros = encode_us;
+        memmove(slowest + 1, slowest, nst * sizeof *slowest);
+        slowest[0] = &encst;
+        nst++;
+    }
+    Metaembed__StageTiming fan = METAEMBED__STAGE_TIMING__INIT;
+    fan.stage = "fanout";
+    fan.r_q = rep.r_q;
+    fan.r_c = rep.r_c;
+    fan.candidates_in = n;
+    fan.candidates_out = k;
+    fan.micros = me_now_us() - t_fan;
+    slowest[nst++] = &fan;
+    rep.hits = hits;
+    rep.n_hits = k;
+    rep.stages = slowest;
+    rep.n_stages = nst;
+    rep.documents = docs;
+    rep.partial = nmissing > 0;
+    rep.missing_groups = missing;
+    rep.n_missing_groups = nmissing;
+    if (nmissing) atomic_fetch_add(&COORD(r)->partial_replies, 1);
+    me_budget_hist_observe(&COORD(r)->search_by_budget, (int)rep.r_q, (int)rep.r_c,
+                           me_now_us() - t_fan + encode_us);
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (parts)
+        for (int g = 0; g < ng; g++)
+            if (parts[g]) metaembed__search_reply__free_unpacked(parts[g], NULL);
+    if (calls) me_calls_clear(calls, ng);
+    free(calls);
+    free(parts);
+    free(missing);
+    free(all);
+    free(hits);
+    free(fwd);
+    if (enc) metaembed__encode_reply__free_unpacked(enc, NULL);
+    me_calls_clear(&enc_call, 1);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return rc;
+}
+
+/* Encode through the coordinator: forwarded to a live encoder. */
+int me_coord_encode(req_t *r) {
+    me_call_t call = { 0 };
+    int rc = ask_encoders(r, r->payload->data, r->payload->len, &call);
+    if (rc == 0) {
+        r->reply->status = ME_CODE_OK;
+        r->reply->payload = call.reply.payload;  /* the encoder's reply is ours */
+        r->reply->payload_len = call.reply.payload_len;
+        call.reply.payload = NULL;
+    }
+    me_calls_clear(&call, 1);
+    return rc;
+}
+

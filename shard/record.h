@@ -1,0 +1,50 @@
+/* A document on disk: its key (collection id + document id), its records
+ * in the column families (head: the first ram_vectors vectors, tail: the
+ * rest, doc: the metadata), and the one loader that assembles a document's
+ * vectors from the RAM head and the stored tail, used by Get and search.
+ * Handlers write and delete documents through here, never picking column
+ * families themselves. */
+#ifndef ME_RECORD_H
+#define ME_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shard/collection.h"
+#include "shard/storage.h"
+
+/* Longest key: 4 bytes of collection id and the longest document id. */
+#define ME_DOC_KEY_MAX (4 + ME_DOC_ID_MAX)
+
+/* key = coll id (4 bytes big-endian) + doc id. Returns the length. */
+size_t me_doc_key(char *out, uint32_t coll_id, const char *id, size_t idlen);
+/* Record: u8 version, u8 dtype, u16 total_rows, u16 nrows, u16 dim, then
+ * nrows f32 scales (int8 only), then nrows × dim elements. Little-endian. */
+size_t me_record_size(me_dtype_t dt, int dim, int nrows);
+void me_record_write(uint8_t *out, me_dtype_t dt, int dim, int total_rows, int nrows,
+                     const float *scales, const void *data);
+/* Points into buf; ME_ECORRUPT when it does not match the collection. */
+int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
+                    int *total_rows, int *nrows, const float **scales, const void **data);
+
+/* Adds document id's records to b: head, tail (or the tail's deletion when
+ * every row fits in RAM), metadata (or its deletion when there is none).
+ * data and scales hold rows × dim storage elements; rec is scratch of
+ * me_record_size(dtype, dim, R_c) bytes. */
+void me_record_put_doc(me_wbatch_t *b, const me_coll_t *c, const char *id, int rows, const uint8_t *data,
+                       const float *scales, const void *meta, size_t meta_len, uint8_t *rec);
+/* Adds the deletion of every record of id to b. */
+void me_record_delete_doc(me_wbatch_t *b, const me_coll_t *c, const char *id);
+/* The metadata of id: 0 with *val (me_storage_free) and *len, or an error
+ * (ME_ENOTFOUND when there is none). */
+int me_record_metadata(me_storage_t *st, const me_coll_t *c, const char *id, char **val, size_t *len);
+
+/* Assembles the first `want` vectors (fewer when a document has fewer) of
+ * the documents in slots[0..n) into dst (n blocks of want rows) and, for
+ * int8, dsc (n blocks of want scales), from the RAM head and, when want
+ * passes ram_vectors, the stored tail (one multi-get). got[i] = rows put.
+ * Caller holds the collection's lock. ME_ECORRUPT when a tail is missing. */
+int me_record_load(me_storage_t *st, const me_coll_t *c, const uint32_t *slots, size_t n, int want,
+                   uint8_t *dst, float *dsc, int *got, char *err, size_t errcap);
+
+#endif
