@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "shard/collection.h"
+#include "shard/record.h"
 #include "tests/harness.h"
 
 static me_coll_t *mk(me_dtype_t dt, int dim, int rc, int ram, int coarse) {
