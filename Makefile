@@ -28,7 +28,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 BLAS_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread
 BLAS_LIBS   := -lopenblas
 
-WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes
 ifneq ($(CI),)
 WARN    += -Werror
 endif
@@ -72,6 +72,7 @@ TESTLIB_SRC := $(wildcard tests/*.c)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BIN)/%)
+FUZZ_SRC   := $(wildcard tests/fuzz/*.c)
 
 ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) $(COORD_OBJ) $(ENCODER_OBJ) $(BUILD)/shard/main.o \
            $(BUILD)/coordinator/main.o $(BUILD)/encoder/main.o $(TESTLIB_OBJ) \
@@ -163,7 +164,6 @@ soak:
 
 # libFuzzer targets (clang): `make fuzz` runs each for FUZZ_SECONDS from the
 # seeds in tests/fuzz/seeds, then replays tests/fuzz/regressions.
-FUZZ_SRC := $(wildcard tests/fuzz/*.c)
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS ?= 1
 fuzz:

@@ -62,10 +62,9 @@ static int exchange(me_client_t *c, int method, const void *payload, size_t len,
 
 /* Packs req and exchanges it; a failed call leaves nothing in rep. */
 static int call(me_client_t *c, int method, const ProtobufCMessage *req, me_reply_t *rep, me_status_t *st) {
-    size_t len = protobuf_c_message_get_packed_size(req);
-    uint8_t *buf = malloc(len ? len : 1);
+    size_t len;
+    uint8_t *buf = me_wire_pack(req, &len);
     if (!buf) { me_reply_init(rep); return set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); }
-    protobuf_c_message_pack(req, buf);
     int rc = exchange(c, method, buf, len, rep, st);
     free(buf);
     if (rc) me_reply_clear(rep);
@@ -74,30 +73,6 @@ static int call(me_client_t *c, int method, const ProtobufCMessage *req, me_repl
 
 me_client_t *me_client_connect(const char *endpoint, int timeout_ms, me_status_t *st) {
     return me_client_connect_secure(endpoint, timeout_ms, NULL, NULL, st);
-}
-
-/* What the socket monitor saw of the handshake: a refusal explains a
- * silent timeout far better than "no reply". */
-static const char *handshake_failure(void *monitor) {
-    const char *why = NULL;
-    if (!monitor) return NULL;
-    for (;;) {
-        zmq_msg_t ev, addr;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, monitor, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&ev); break; }
-        uint16_t event = 0;
-        if (zmq_msg_size(&ev) >= 2) memcpy(&event, zmq_msg_data(&ev), 2);
-        zmq_msg_close(&ev);
-        zmq_msg_init(&addr);
-        zmq_msg_recv(&addr, monitor, 0);
-        zmq_msg_close(&addr);
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-            why = "the server refused this client's key (add its public key to the server's allowed_clients)";
-        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-            why = "the security handshake failed (one side uses CurveZMQ and the other does not, or server.pub "
-                  "is not the server's key: check --curve-dir on both)";
-    }
-    return why;
 }
 
 me_client_t *me_client_connect_secure(const char *endpoint, int timeout_ms, const char *curve_dir,
@@ -112,28 +87,19 @@ me_client_t *me_client_connect_secure(const char *endpoint, int timeout_ms, cons
         free(c);
         return NULL;
     }
-    c->zctx = zmq_ctx_new();
+    c->zctx = me_wire_context();
     if (open_socket(c) != 0) {
         set_status(st, ME_CODE_INVALID_ARGUMENT, "bad endpoint '%s': %s (expected e.g. tcp://127.0.0.1:7600)",
-                   endpoint, zmq_strerror(errno));
+                   endpoint, me_wire_strerror());
         me_client_close(c);
         return NULL;
     }
-    void *monitor = NULL;
-    char mon_ep[64];
-    snprintf(mon_ep, sizeof mon_ep, "inproc://me-client-monitor-%p", (void *)c);
-    if (zmq_socket_monitor(c->sock, mon_ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
-        monitor = zmq_socket(c->zctx, ZMQ_PAIR);
-        if (monitor && zmq_connect(monitor, mon_ep) != 0) { zmq_close(monitor); monitor = NULL; }
-    }
+    void *watch = me_wire_handshake_watch(c->zctx, c->sock);
     int rc = me_client_health(c, st);
-    if (rc != 0 && rc == ME_CODE_DEADLINE_EXCEEDED) {
-        const char *why = handshake_failure(monitor);
-        if (why) set_status(st, ME_CODE_UNAVAILABLE, "cannot talk to %s: %s", endpoint, why);
-    }
-    zmq_socket_monitor(c->sock, NULL, 0);
-    if (monitor) zmq_close(monitor);
+    /* After a timeout the health call has replaced the socket; the watch
+     * still holds what the old one saw of its handshake. */
+    const char *why = me_wire_handshake_end(c->sock, watch);
+    if (rc == ME_CODE_DEADLINE_EXCEEDED && why) set_status(st, ME_CODE_UNAVAILABLE, "cannot talk to %s: %s", endpoint, why);
     if (rc != 0) {
         me_client_close(c);
         return NULL;
@@ -144,8 +110,8 @@ me_client_t *me_client_connect_secure(const char *endpoint, int timeout_ms, cons
 
 void me_client_close(me_client_t *c) {
     if (!c) return;
-    if (c->sock) zmq_close(c->sock);
-    if (c->zctx) zmq_ctx_term(c->zctx);
+    if (c->sock) me_wire_close(c->sock);
+    me_wire_context_end(c->zctx);
     me_curve_free(&c->curve);
     free(c);
 }

@@ -31,6 +31,17 @@ typedef struct {
     const char *help;
 } me_cfg_opt_t;
 
+/* The flags every daemon has, with one rule each (type: the daemon's
+ * options struct, with fields log_level, default_deadline_ms, max_message). */
+#define ME_CFG_LOG_LEVEL_OPTION(type) \
+    { "log-level", ME_CFG_ENUM, offsetof(type, log_level), "info", 0, 0, "debug|info|warn|error", "log verbosity" }
+#define ME_CFG_DEADLINE_OPTION(type, def)                                                     \
+    { "deadline-ms", ME_CFG_INT, offsetof(type, default_deadline_ms), def, 1, 3600000, NULL, \
+      "deadline for requests that carry none" }
+#define ME_CFG_MAX_MESSAGE_OPTION(type, def)                                            \
+    { "max-message", ME_CFG_SIZE, offsetof(type, max_message), def, 1024, 1LL << 31, NULL, \
+      "largest request accepted; larger ones get RESOURCE_EXHAUSTED" }
+
 /* Sets every default. */
 int me_config_defaults(const me_cfg_opt_t *opts, void *target, char *err, size_t errcap);
 /* Parses argv (skipping argv[0]). Returns 0, ME_EINVAL with a message in

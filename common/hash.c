@@ -18,3 +18,9 @@ uint64_t me_fmix64(uint64_t h) {
     h ^= h >> 33;
     return h;
 }
+
+uint64_t me_splitmix64_mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}

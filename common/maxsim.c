@@ -114,24 +114,6 @@ static inline float hsum_avx2(__m256 v) {
 #define LANE_B1 12
 #define LANE_B2 6
 #include "common/maxsim_simd.inc"
-#undef ME_SFX
-#undef ME_TGT
-#undef VF
-#undef VL
-#undef V_ZERO
-#undef V_LOAD
-#undef V_STORE
-#undef V_BCAST
-#undef V_SET1
-#undef V_FMA
-#undef V_MUL
-#undef V_ADD
-#undef V_MAX
-#undef V_LD_F16
-#undef V_LD_I8
-#undef V_HSUM
-#undef LANE_B1
-#undef LANE_B2
 
 /* AVX-512F, 16 lanes. Zen 4 runs it double-pumped, so it is not assumed
  * faster: see default_level(). */
@@ -162,24 +144,6 @@ static inline float hsum_avx512(__m512 v) {
 #define LANE_B1 12
 #define LANE_B2 12
 #include "common/maxsim_simd.inc"
-#undef ME_SFX
-#undef ME_TGT
-#undef VF
-#undef VL
-#undef V_ZERO
-#undef V_LOAD
-#undef V_STORE
-#undef V_BCAST
-#undef V_SET1
-#undef V_FMA
-#undef V_MUL
-#undef V_ADD
-#undef V_MAX
-#undef V_LD_F16
-#undef V_LD_I8
-#undef V_HSUM
-#undef LANE_B1
-#undef LANE_B2
 
 static int detect_level(void) {
     /* F16C from CPUID (leaf 1, ECX) since not every compiler's

@@ -34,6 +34,15 @@ void me_metrics_observe(me_metrics_t *m, int method, int code, uint64_t micros) 
     atomic_fetch_add_explicit(&m->sum_us[method], micros, memory_order_relaxed);
 }
 
+void me_metric_head(me_buf_t *out, const char *name, const char *type, const char *help) {
+    me_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void me_metric_u64(me_buf_t *out, const char *name, const char *type, const char *help, unsigned long long v) {
+    me_metric_head(out, name, type, help);
+    me_buf_printf(out, "%s %llu\n", name, v);
+}
+
 void me_hist_observe(me_hist_t *h, uint64_t micros) {
     double s = (double)micros / 1e6;
     int b = 0;

@@ -27,6 +27,12 @@ typedef struct {
     atomic_uint_fast64_t sum_us;
 } me_hist_t;
 
+/* A metric family's HELP and TYPE lines (type "counter", "gauge" or
+ * "histogram"); its samples follow. */
+void me_metric_head(me_buf_t *out, const char *name, const char *type, const char *help);
+/* A family of one unlabelled integer sample, with its HELP and TYPE. */
+void me_metric_u64(me_buf_t *out, const char *name, const char *type, const char *help, unsigned long long v);
+
 void me_hist_observe(me_hist_t *h, uint64_t micros);
 /* Writes name_bucket/_sum/_count samples with `labels` (e.g. "stage=\"coarse\"");
  * the caller writes the family's HELP and TYPE lines once. Skips an empty one. */

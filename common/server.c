@@ -163,12 +163,6 @@ int me_server_run(const me_server_t *srv) {
     return exit_code;
 }
 
-ProtobufCMessage *me_request_unpack(me_request_t *r, const ProtobufCMessageDescriptor *desc) {
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, r->payload->len, r->payload->data);
-    if (!m) ME_BAD(r, "malformed %s (protobuf parse failed)", desc->short_name);
-    return m;
-}
-
 int me_reply_health(me_request_t *r, const char *role, uint64_t start_ms, uint64_t documents) {
     Metaembed__HealthReply rep = METAEMBED__HEALTH_REPLY__INIT;
     rep.serving = 1;
@@ -176,6 +170,15 @@ int me_reply_health(me_request_t *r, const char *role, uint64_t start_ms, uint64
     rep.version = ME_VERSION;
     rep.uptime_ms = me_now_ms() - start_ms;
     rep.documents = documents;
+    return me_reply_ok(r->reply, &rep.base);
+}
+
+int me_reply_get(me_request_t *r, Metaembed__Document **docs, size_t n_docs, char **missing, size_t n_missing) {
+    Metaembed__GetReply rep = METAEMBED__GET_REPLY__INIT;
+    rep.documents = docs;
+    rep.n_documents = n_docs;
+    rep.missing = missing;
+    rep.n_missing = n_missing;
     return me_reply_ok(r->reply, &rep.base);
 }
 
@@ -215,12 +218,19 @@ void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, 
     if (i < n) {
         const me_method_info_t *info = me_method_info(methods[i].method);
         name = info ? info->name : "unknown";
-        /* The string rule, for every method, whether its handler unpacks
-         * the request or forwards it. */
+        /* The string rule, for every method, on the packed bytes (protobuf-c
+         * cuts a string at a NUL), then the one unpack the handler reads. */
+        ProtobufCMessage *msg = NULL;
         if (info && me_check_strings(info->request, env->payload.data, env->payload.len, err, sizeof err) != 0)
             me_reply_error(reply, ME_CODE_INVALID_ARGUMENT, "%s", err);
-        else
+        else if (!info || !(msg = protobuf_c_message_unpack(info->request, NULL, env->payload.len, env->payload.data)))
+            me_reply_error(reply, ME_CODE_INVALID_ARGUMENT, "malformed %s (protobuf parse failed)",
+                           info ? info->request->short_name : "request");
+        else {
+            r.msg = msg;
             methods[i].fn(&r);
+        }
+        if (msg) protobuf_c_message_free_unpacked(msg, NULL);
     } else {
         const me_method_info_t *info = me_method_info((int)env->method);
         if (info) me_reply_error(reply, ME_CODE_UNIMPLEMENTED, "%s is not served here", info->name);

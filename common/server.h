@@ -41,19 +41,21 @@ typedef struct {
     void *wstate;                       /* the worker's state (may be NULL) */
     int method;
     const ProtobufCBinaryData *payload; /* the method's packed request */
+    /* The same, unpacked as the method's request message (me_method_info),
+     * its strings checked; me_dispatch owns it, handlers only read it. */
+    const ProtobufCMessage *msg;
     uint64_t deadline_us;               /* monotonic */
     me_reply_t *reply;                  /* always filled by the handler */
 } me_request_t;
 
 typedef int (*me_method_fn)(me_request_t *r);
 
-/* Unpacks the request's payload as desc's message (me_dispatch checked
- * every string in it, for every method, before the handler ran); else sets INVALID_ARGUMENT and returns NULL. The
- * caller frees the message with protobuf_c_message_free_unpacked. */
-ProtobufCMessage *me_request_unpack(me_request_t *r, const ProtobufCMessageDescriptor *desc);
 /* The Health reply every daemon gives: serving, its role, ME_VERSION, the
  * uptime since start_ms and the documents it holds (0 where none). */
 int me_reply_health(me_request_t *r, const char *role, uint64_t start_ms, uint64_t documents);
+/* The Get reply every daemon gives: the documents found, in the order
+ * asked, and the ids not found. */
+int me_reply_get(me_request_t *r, Metaembed__Document **docs, size_t n_docs, char **missing, size_t n_missing);
 /* Sets INVALID_ARGUMENT (and returns it): the reply to a bad request. */
 #define ME_BAD(r, ...) me_reply_error((r)->reply, ME_CODE_INVALID_ARGUMENT, __VA_ARGS__)
 #define ME_OOM(r) me_reply_error((r)->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory")

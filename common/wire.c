@@ -156,6 +156,54 @@ void *me_wire_connect(void *zctx, const char *endpoint, const me_curve_t *curve)
     return s;
 }
 
+void *me_wire_context(void) { return zmq_ctx_new(); }
+
+void me_wire_context_end(void *zctx) {
+    if (zctx) zmq_ctx_term(zctx);
+}
+
+const char *me_wire_strerror(void) { return zmq_strerror(errno); }
+
+void *me_wire_handshake_watch(void *zctx, void *sock) {
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://me-handshake-%p", sock);
+    if (zmq_socket_monitor(sock, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                         ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+        return NULL;
+    void *watch = zmq_socket(zctx, ZMQ_PAIR);
+    if (watch && zmq_connect(watch, ep) != 0) {
+        zmq_close(watch);
+        watch = NULL;
+    }
+    if (!watch) zmq_socket_monitor(sock, NULL, 0);
+    return watch;
+}
+
+/* A refusal explains a silent timeout far better than "no reply". */
+const char *me_wire_handshake_end(void *sock, void *watch) {
+    const char *why = NULL;
+    if (!watch) return NULL;
+    for (;;) {  /* each event: [event id, value][endpoint] */
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, watch, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&ev); break; }
+        uint16_t event = 0;
+        if (zmq_msg_size(&ev) >= 2) memcpy(&event, zmq_msg_data(&ev), 2);
+        zmq_msg_close(&ev);
+        zmq_msg_init(&addr);
+        zmq_msg_recv(&addr, watch, 0);
+        zmq_msg_close(&addr);
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            why = "the server refused this client's key (add its public key to the server's allowed_clients)";
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            why = "the security handshake failed (one side uses CurveZMQ and the other does not, or server.pub "
+                  "is not the server's key: check --curve-dir on both)";
+    }
+    zmq_socket_monitor(sock, NULL, 0);
+    zmq_close(watch);
+    return why;
+}
+
 void me_wire_close(void *sock) {
     if (sock) zmq_close(sock);
 }
@@ -252,6 +300,13 @@ int me_wire_call(void *sock, uint64_t rid, int method, uint32_t deadline_ms,
     int rc = me_wire_call_raw(sock, rid, method, deadline_ms, pbuf, plen, timeout_ms, out);
     free(pbuf);
     return rc;
+}
+
+uint8_t *me_wire_pack(const ProtobufCMessage *msg, size_t *len) {
+    *len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    if (buf) protobuf_c_message_pack(msg, buf);
+    return buf;
 }
 
 void me_wire_socket_defaults(void *sock, long long max_message) {

@@ -71,6 +71,18 @@ int me_wire_send_reply(void *sock, me_route_t *route, uint64_t request_id, const
 /* ---- the client side: the library, the coordinator's fan-out and
  * heartbeats, and tests all call through these ---- */
 
+/* A process's ZeroMQ context (every socket of a daemon or client lives in
+ * one), and its end, after every socket in it is closed. */
+void *me_wire_context(void);
+void me_wire_context_end(void *zctx);
+/* The last ZeroMQ error, in words (errno as zmq_strerror reads it). */
+const char *me_wire_strerror(void);
+/* Watches sock's security handshake; NULL when no watch could start.
+ * me_wire_handshake_end stops it and says what went wrong, in words a user
+ * can act on, or NULL when the watch saw no failure. */
+void *me_wire_handshake_watch(void *zctx, void *sock);
+const char *me_wire_handshake_end(void *sock, void *watch);
+
 /* A DEALER connected to endpoint, with the socket defaults and CurveZMQ
  * when curve is on (curve may be NULL); NULL when the endpoint is bad. */
 void *me_wire_connect(void *zctx, const char *endpoint, const me_curve_t *curve);
@@ -96,6 +108,10 @@ int me_wire_call_raw(void *sock, uint64_t rid, int method, uint32_t deadline_ms,
 /* The same with req packed as the payload. */
 int me_wire_call(void *sock, uint64_t rid, int method, uint32_t deadline_ms,
                  const ProtobufCMessage *req, int timeout_ms, me_reply_t *out);
+
+/* msg packed into a new buffer (the caller frees it), its size in *len;
+ * NULL when out of memory. */
+uint8_t *me_wire_pack(const ProtobufCMessage *msg, size_t *len);
 
 /* Sets the socket options every metaembed socket uses (linger, max message
  * size as a hard cap above the checked limit). */

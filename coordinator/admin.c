@@ -65,8 +65,7 @@ static int h_list_or_stats(req_t *r, int stats) {
     Metaembed__StatsRequest *sreq = NULL;
     if (!parts) { rc = OOM(r); goto out; }
     if (stats) {
-        sreq = (void *)unpack(r, &metaembed__stats_request__descriptor);
-        if (!sreq) { rc = r->reply->status; goto out; }
+        sreq = (void *)r->msg;
     }
     for (int g = 0; g < ng; g++) {
         if (me_coord_group_ok(&calls[g]))
@@ -144,7 +143,6 @@ out:
     if (parts)
         for (int g = 0; g < ng; g++)
             if (parts[g]) metaembed__list_collections_reply__free_unpacked(parts[g], NULL);
-    if (sreq) protobuf_c_message_free_unpacked(&sreq->base, NULL);
     me_calls_clear(calls, ng);
     free(calls);
     free(parts);
@@ -179,28 +177,24 @@ int me_coord_ready(void *ctx, char *why, size_t cap) {
 void me_coord_render_metrics(void *ctx, me_buf_t *out) {
     me_coord_t *co = ctx;
     me_cluster_t *cl = &co->cluster;
-    me_buf_printf(out, "# HELP metaembed_replica_up 1 when the replica answers heartbeats.\n"
-                       "# TYPE metaembed_replica_up gauge\n");
+    /* Per replica: {group, endpoint} labels, one family at a time. */
+#define REPLICA_LABELS(r) cl->groups[cl->replicas[r].group].name, cl->replicas[r].endpoint
+    me_metric_head(out, "metaembed_replica_up", "gauge", "1 when the replica answers heartbeats.");
     for (int r = 0; r < cl->n_replicas; r++)
-        me_buf_printf(out, "metaembed_replica_up{group=\"%s\",endpoint=\"%s\"} %d\n", cl->groups[cl->replicas[r].group].name,
-                      cl->replicas[r].endpoint, atomic_load(&cl->replicas[r].up));
-    me_buf_printf(out, "# HELP metaembed_replica_documents Documents a replica reported at its last heartbeat.\n"
-                       "# TYPE metaembed_replica_documents gauge\n");
+        me_buf_printf(out, "metaembed_replica_up{group=\"%s\",endpoint=\"%s\"} %d\n", REPLICA_LABELS(r),
+                      atomic_load(&cl->replicas[r].up));
+    me_metric_head(out, "metaembed_replica_documents", "gauge", "Documents a replica reported at its last heartbeat.");
     for (int r = 0; r < cl->n_replicas; r++)
-        me_buf_printf(out, "metaembed_replica_documents{group=\"%s\",endpoint=\"%s\"} %llu\n",
-                      cl->groups[cl->replicas[r].group].name, cl->replicas[r].endpoint,
+        me_buf_printf(out, "metaembed_replica_documents{group=\"%s\",endpoint=\"%s\"} %llu\n", REPLICA_LABELS(r),
                       (unsigned long long)atomic_load(&cl->replicas[r].documents));
-    me_buf_printf(out, "# HELP metaembed_replica_heartbeat_seconds Last heartbeat round trip.\n"
-                       "# TYPE metaembed_replica_heartbeat_seconds gauge\n");
+    me_metric_head(out, "metaembed_replica_heartbeat_seconds", "gauge", "Last heartbeat round trip.");
     for (int r = 0; r < cl->n_replicas; r++)
         me_buf_printf(out, "metaembed_replica_heartbeat_seconds{group=\"%s\",endpoint=\"%s\"} %.6f\n",
-                      cl->groups[cl->replicas[r].group].name, cl->replicas[r].endpoint,
-                      (double)atomic_load(&cl->replicas[r].latency_us) / 1e6);
-    me_buf_printf(out, "# HELP metaembed_retries_total Calls retried on another replica.\n"
-                       "# TYPE metaembed_retries_total counter\n"
-                       "metaembed_retries_total %llu\n", (unsigned long long)atomic_load(&co->retries));
-    me_buf_printf(out, "# HELP metaembed_partial_replies_total Searches answered without every group.\n"
-                       "# TYPE metaembed_partial_replies_total counter\n"
-                       "metaembed_partial_replies_total %llu\n", (unsigned long long)atomic_load(&co->partial_replies));
+                      REPLICA_LABELS(r), (double)atomic_load(&cl->replicas[r].latency_us) / 1e6);
+#undef REPLICA_LABELS
+    me_metric_u64(out, "metaembed_retries_total", "counter", "Calls retried on another replica.",
+                  (unsigned long long)atomic_load(&co->retries));
+    me_metric_u64(out, "metaembed_partial_replies_total", "counter", "Searches answered without every group.",
+                  (unsigned long long)atomic_load(&co->partial_replies));
     me_budget_hist_render(&co->search_by_budget, "coordinator", "through the coordinator (encoding a text query included)", out);
 }

@@ -124,8 +124,7 @@ static int check_batch(req_t *r, size_t n, const char *what) {
 }
 
 int me_coord_upsert(req_t *r) {
-    Metaembed__UpsertRequest *m = (void *)unpack(r, &metaembed__upsert_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__UpsertRequest *m = (void *)r->msg;
     int ng = COORD(r)->cluster.n_groups, rc, ncalls = 0;
     me_call_t *calls = NULL;
     parts_t parts;
@@ -151,10 +150,7 @@ int me_coord_upsert(req_t *r) {
         part.collection = m->collection;
         part.documents = sub;
         part.n_documents = k;
-        parts.len[g] = metaembed__upsert_request__get_packed_size(&part);
-        parts.payload[g] = malloc(parts.len[g] ? parts.len[g] : 1);
-        if (!parts.payload[g]) { rc = OOM(r); goto out; }
-        metaembed__upsert_request__pack(&part, parts.payload[g]);
+        if (!(parts.payload[g] = me_wire_pack(&part.base, &parts.len[g]))) { rc = OOM(r); goto out; }
         parts.used[g] = 1;
     }
     calls = me_coord_write_calls(r, parts.payload, parts.len, parts.used, &ncalls);
@@ -171,7 +167,6 @@ out:
     free(ids);
     free(sub);
     free(owner);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
 
@@ -183,9 +178,8 @@ static size_t pack_delete(const void *proto, char **ids, size_t n, uint8_t **out
     Metaembed__DeleteRequest part = *(const Metaembed__DeleteRequest *)proto;
     part.ids = ids;
     part.n_ids = n;
-    size_t len = metaembed__delete_request__get_packed_size(&part);
-    *out = malloc(len ? len : 1);
-    if (*out) metaembed__delete_request__pack(&part, *out);
+    size_t len;
+    *out = me_wire_pack(&part.base, &len);
     return len;
 }
 
@@ -193,9 +187,8 @@ static size_t pack_get(const void *proto, char **ids, size_t n, uint8_t **out) {
     Metaembed__GetRequest part = *(const Metaembed__GetRequest *)proto;
     part.ids = ids;
     part.n_ids = n;
-    size_t len = metaembed__get_request__get_packed_size(&part);
-    *out = malloc(len ? len : 1);
-    if (*out) metaembed__get_request__pack(&part, *out);
+    size_t len;
+    *out = me_wire_pack(&part.base, &len);
     return len;
 }
 
@@ -226,8 +219,7 @@ static int check_ids(req_t *r, char **ids, size_t n) {
 }
 
 int me_coord_delete(req_t *r) {
-    Metaembed__DeleteRequest *m = (void *)unpack(r, &metaembed__delete_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__DeleteRequest *m = (void *)r->msg;
     int ng = COORD(r)->cluster.n_groups, rc, ncalls = 0;
     me_call_t *calls = NULL;
     parts_t parts;
@@ -261,7 +253,6 @@ out:
     free(calls);
     parts_free(&parts);
     free(owner);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
 
@@ -278,8 +269,7 @@ static int missing_groups_error(req_t *r, me_call_t *calls, int n, const int *us
 }
 
 int me_coord_get(req_t *r) {
-    Metaembed__GetRequest *m = (void *)unpack(r, &metaembed__get_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__GetRequest *m = (void *)r->msg;
     int ng = COORD(r)->cluster.n_groups, rc;
     me_call_t *calls = calloc((size_t)ng, sizeof *calls);
     parts_t req_parts;
@@ -319,12 +309,7 @@ int me_coord_get(req_t *r) {
         if (*c < p->n_documents && strcmp(p->documents[*c]->id, ids[i]) == 0) docs[nd++] = p->documents[(*c)++];
         else missing[nm++] = ids[i];
     }
-    Metaembed__GetReply rep = METAEMBED__GET_REPLY__INIT;
-    rep.documents = docs;
-    rep.n_documents = nd;
-    rep.missing = missing;
-    rep.n_missing = nm;
-    rc = me_reply_ok(r->reply, &rep.base);
+    rc = me_reply_get(r, docs, nd, missing, nm);
 out:
     if (calls) me_calls_clear(calls, ncalls);
     if (parts)
@@ -338,7 +323,6 @@ out:
     free(docs);
     free(missing);
     free(ids);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
 

@@ -53,9 +53,9 @@ static int encode_text_query(req_t *r, const Metaembed__SearchRequest *m, me_cal
     er.texts = texts;
     er.n_texts = 1;
     er.query_side = 1;
-    uint8_t *buf = malloc(metaembed__encode_request__get_packed_size(&er) + 1);
+    size_t len;
+    uint8_t *buf = me_wire_pack(&er.base, &len);
     if (!buf) return OOM(r);
-    size_t len = metaembed__encode_request__pack(&er, buf);
     int rc = ask_encoders(r, buf, len, call);
     free(buf);
     if (rc) return rc;
@@ -72,8 +72,7 @@ static int encode_text_query(req_t *r, const Metaembed__SearchRequest *m, me_cal
 }
 
 int me_coord_search(req_t *r) {
-    Metaembed__SearchRequest *m = (void *)unpack(r, &metaembed__search_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__SearchRequest *m = (void *)r->msg;
     int ng = COORD(r)->cluster.n_groups, rc = 0;
     uint64_t encode_us = 0;
     me_call_t *calls = NULL, enc_call = { 0 };
@@ -96,9 +95,7 @@ int me_coord_search(req_t *r) {
         if ((rc = encode_text_query(r, m, &enc_call, &enc, &query, shape)) != 0) goto out;
         shard_req.query = &query;
         shard_req.text = "";
-        fwd = malloc(metaembed__search_request__get_packed_size(&shard_req) + 1);
-        if (!fwd) { rc = OOM(r); goto out; }
-        payload_len = metaembed__search_request__pack(&shard_req, fwd);
+        if (!(fwd = me_wire_pack(&shard_req.base, &payload_len))) { rc = OOM(r); goto out; }
         payload = fwd;
         encode_us = me_now_us() - te;
     } else if (!m->query) {
@@ -197,7 +194,6 @@ out:
     free(fwd);
     if (enc) metaembed__encode_reply__free_unpacked(enc, NULL);
     me_calls_clear(&enc_call, 1);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
 

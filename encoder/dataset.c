@@ -329,13 +329,7 @@ static int gkey_cmp(const void *pa, const void *pb) {
 }
 
 static uint64_t mix(uint64_t seed, uint64_t i, uint64_t salt) {
-    uint64_t x = seed ^ (i * 0x9e3779b97f4a7c15ULL) ^ (salt << 56);
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
+    return me_splitmix64_mix(seed ^ (i * 0x9e3779b97f4a7c15ULL) ^ (salt << 56));
 }
 
 /* Sorts keys into groups of equal text and, for each record still without

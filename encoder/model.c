@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "common/error.h"
+#include "common/hash.h"
 
 const char *const me_model_param_names[ME_MODEL_NUM_PARAMS] = {
     "wte", "wpe", "meta_q", "meta_c", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
@@ -85,14 +86,16 @@ me_model_t *me_model_new(const me_model_config_t *cfg) {
     if (!m) return NULL;
     m->cfg = *cfg;
     m->n = me_model_param_sizes(cfg, m->sizes, NULL);
-    m->mem = calloc(m->n, sizeof(float));
-    m->gmem = calloc(m->n, sizeof(float));
-    m->m1 = calloc(m->n, sizeof(float));
-    m->m2 = calloc(m->n, sizeof(float));
-    if (!m->mem || !m->gmem || !m->m1 || !m->m2) {
-        me_model_free(m);
+    /* Parameters, gradients and the two AdamW moments: four arenas of n
+     * floats in one allocation. */
+    m->mem = calloc(4 * m->n, sizeof(float));
+    if (!m->mem) {
+        free(m);
         return NULL;
     }
+    m->gmem = m->mem + m->n;
+    m->m1 = m->gmem + m->n;
+    m->m2 = m->m1 + m->n;
     carve(&m->p, m->mem, m->sizes);
     carve(&m->g, m->gmem, m->sizes);
     return m;
@@ -101,9 +104,6 @@ me_model_t *me_model_new(const me_model_config_t *cfg) {
 void me_model_free(me_model_t *m) {
     if (!m) return;
     free(m->mem);
-    free(m->gmem);
-    free(m->m1);
-    free(m->m2);
     free(m);
 }
 
@@ -122,9 +122,7 @@ void me_model_opt_state(me_model_t *m, float **mom1, float **mom2, size_t *n) {
 
 /* splitmix64 → Box-Muller, so weights do not depend on the C library. */
 static double rng_normal(uint64_t *s) {
-    uint64_t z1 = (*s += 0x9e3779b97f4a7c15ULL), z2 = (*s += 0x9e3779b97f4a7c15ULL);
-    z1 = (z1 ^ (z1 >> 30)) * 0xbf58476d1ce4e5b9ULL; z1 = (z1 ^ (z1 >> 27)) * 0x94d049bb133111ebULL; z1 ^= z1 >> 31;
-    z2 = (z2 ^ (z2 >> 30)) * 0xbf58476d1ce4e5b9ULL; z2 = (z2 ^ (z2 >> 27)) * 0x94d049bb133111ebULL; z2 ^= z2 >> 31;
+    uint64_t z1 = me_splitmix64(s), z2 = me_splitmix64(s);
     double u1 = ((z1 >> 11) + 1.0) / 9007199254740993.0, u2 = (z2 >> 11) / 9007199254740992.0;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
@@ -195,6 +193,7 @@ struct me_acts {
     float *proj;       /* (B, M, D) */
     float *out;        /* (B, M, D) */
     float *norm;       /* (B, M) */
+    void *arena;       /* every tensor above and below lives in it */
     /* backward scratch, reused layer by layer */
     float *dres, *dres2, *dbuf, *dqkv, *dfch, *dfch_gelu, *dmeta, *dlnf, *dproj;
 };
@@ -213,41 +212,43 @@ me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B, int text_len)
     a->T = a->Tt + a->M;
     size_t L = (size_t)c->layers, C = (size_t)c->width, NH = (size_t)c->heads, D = (size_t)c->dim;
     size_t BT = (size_t)B * a->T, BM = (size_t)B * a->M;
-    int ok = 1;
-#define ALLOC(field, count) do { size_t n_ = (count); a->field = calloc(n_ > 0 ? n_ : 1, sizeof *a->field); ok &= a->field != NULL; } while (0)
-    ALLOC(tokens, (size_t)B * a->Tt);
-    ALLOC(mask, BT);
-    ALLOC(idx, BM);
-    ALLOC(encoded, BT * C);
-    ALLOC(ln1, L * BT * C); ALLOC(ln1_mean, L * BT); ALLOC(ln1_rstd, L * BT);
-    ALLOC(qkv, L * BT * 3 * C);
-    ALLOC(atty, L * BT * C);
-    ALLOC(att, L * (size_t)B * NH * a->T * a->T);
-    ALLOC(attproj, L * BT * C);
-    ALLOC(residual2, L * BT * C);
-    ALLOC(ln2, L * BT * C); ALLOC(ln2_mean, L * BT); ALLOC(ln2_rstd, L * BT);
-    ALLOC(fch, L * BT * 4 * C); ALLOC(fch_gelu, L * BT * 4 * C);
-    ALLOC(fcproj, L * BT * C);
-    ALLOC(residual3, L * BT * C);
-    ALLOC(metares, BM * C);
-    ALLOC(lnf, BM * C); ALLOC(lnf_mean, BM); ALLOC(lnf_rstd, BM);
-    ALLOC(proj, BM * D); ALLOC(out, BM * D); ALLOC(norm, BM);
-    ALLOC(dres, BT * C); ALLOC(dres2, BT * C); ALLOC(dbuf, BT * C); ALLOC(dqkv, BT * 3 * C);
-    ALLOC(dfch, BT * 4 * C); ALLOC(dfch_gelu, BT * 4 * C);
-    ALLOC(dmeta, BM * C); ALLOC(dlnf, BM * C); ALLOC(dproj, BM * D);
-#undef ALLOC
-    if (!ok) { me_acts_free(a); return NULL; }
+    /* One arena for every activation (llm.c): the first pass sizes it, the
+     * second carves it, each tensor on a 64-byte boundary. */
+    size_t off = 0;
+    char *base = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        off = 0;
+#define CARVE(field, count) do { a->field = base ? (void *)(base + off) : NULL; \
+                                 off += ((count) * sizeof *a->field + 63) & ~(size_t)63; } while (0)
+        CARVE(tokens, (size_t)B * a->Tt);
+        CARVE(mask, BT);
+        CARVE(idx, BM);
+        CARVE(encoded, BT * C);
+        CARVE(ln1, L * BT * C); CARVE(ln1_mean, L * BT); CARVE(ln1_rstd, L * BT);
+        CARVE(qkv, L * BT * 3 * C);
+        CARVE(atty, L * BT * C);
+        CARVE(att, L * (size_t)B * NH * a->T * a->T);
+        CARVE(attproj, L * BT * C);
+        CARVE(residual2, L * BT * C);
+        CARVE(ln2, L * BT * C); CARVE(ln2_mean, L * BT); CARVE(ln2_rstd, L * BT);
+        CARVE(fch, L * BT * 4 * C); CARVE(fch_gelu, L * BT * 4 * C);
+        CARVE(fcproj, L * BT * C);
+        CARVE(residual3, L * BT * C);
+        CARVE(metares, BM * C);
+        CARVE(lnf, BM * C); CARVE(lnf_mean, BM); CARVE(lnf_rstd, BM);
+        CARVE(proj, BM * D); CARVE(out, BM * D); CARVE(norm, BM);
+        CARVE(dres, BT * C); CARVE(dres2, BT * C); CARVE(dbuf, BT * C); CARVE(dqkv, BT * 3 * C);
+        CARVE(dfch, BT * 4 * C); CARVE(dfch_gelu, BT * 4 * C);
+        CARVE(dmeta, BM * C); CARVE(dlnf, BM * C); CARVE(dproj, BM * D);
+#undef CARVE
+        if (pass == 0 && !(base = a->arena = calloc(1, off ? off : 1))) { free(a); return NULL; }
+    }
     return a;
 }
 
 void me_acts_free(me_acts_t *a) {
     if (!a) return;
-    void *ptrs[] = { a->tokens, a->mask, a->idx, a->encoded, a->ln1, a->ln1_mean, a->ln1_rstd, a->qkv, a->atty,
-                     a->att, a->attproj, a->residual2, a->ln2, a->ln2_mean, a->ln2_rstd, a->fch, a->fch_gelu,
-                     a->fcproj, a->residual3, a->metares, a->lnf, a->lnf_mean, a->lnf_rstd, a->proj, a->out,
-                     a->norm, a->dres, a->dres2, a->dbuf, a->dqkv, a->dfch, a->dfch_gelu, a->dmeta, a->dlnf,
-                     a->dproj };
-    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
+    free(a->arena);
     free(a);
 }
 

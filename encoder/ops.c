@@ -115,35 +115,6 @@ void me_ops_sgemm(int transA, int transB, int M, int N, int K, float alpha, cons
     parallel_for(blocks, per, sgemm_range, &c);
 }
 
-/* ---- embedding ---------------------------------------------------------------- */
-
-void embedding_forward(float *out, const int32_t *inp, const float *wte, const float *wpe,
-                       int B, int T, int C) {
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            float *o = out + ((size_t)b * T + t) * C;
-            const float *we = wte + (size_t)inp[(size_t)b * T + t] * C;
-            const float *pe = wpe + (size_t)t * C;
-            for (int i = 0; i < C; i++) o[i] = we[i] + pe[i];
-        }
-    }
-}
-
-void embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *inp,
-                        int B, int T, int C) {
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            const float *d = dout + ((size_t)b * T + t) * C;
-            float *dwe = dwte + (size_t)inp[(size_t)b * T + t] * C;
-            for (int i = 0; i < C; i++) dwe[i] += d[i];
-            if (dwpe) {
-                float *dpe = dwpe + (size_t)t * C;
-                for (int i = 0; i < C; i++) dpe[i] += d[i];
-            }
-        }
-    }
-}
-
 /* ---- layernorm ---------------------------------------------------------------- */
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,

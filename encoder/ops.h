@@ -46,21 +46,6 @@ void me_ops_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                   float *C,                  /* (M, N), leading dim ldc */
                   int ldc);
 
-/* ---- embedding ------------------------------------------------------------- */
-
-/* out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]. Meta tokens are ordinary ids at
- * the end of the vocabulary; ids must lie in [0, V) and T ≤ maxT. */
-void embedding_forward(float *out,           /* (B, T, C) */
-                       const int32_t *inp,   /* (B, T) token ids */
-                       const float *wte,     /* (V, C) */
-                       const float *wpe,     /* (maxT, C) */
-                       int B, int T, int C);
-void embedding_backward(float *dwte,         /* (V, C) */
-                        float *dwpe,         /* (maxT, C), may be NULL */
-                        const float *dout,   /* (B, T, C) */
-                        const int32_t *inp,  /* (B, T) */
-                        int B, int T, int C);
-
 /* ---- layernorm ------------------------------------------------------------- */
 
 #define ME_LAYERNORM_EPS 1e-5f

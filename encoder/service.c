@@ -18,7 +18,7 @@
 const me_cfg_opt_t me_encoder_options[] = {
     OPT("listen", ME_CFG_STRING, listen, "tcp://127.0.0.1:7800", 0, 0, NULL, "ZeroMQ endpoint to bind (ROUTER)"),
     OPT("model", ME_CFG_STRING, model, "models/metaembed-default.safetensors", 0, 0, NULL, "model file"),
-    OPT("log-level", ME_CFG_ENUM, log_level, "info", 0, 0, "debug|info|warn|error", "log verbosity"),
+    ME_CFG_LOG_LEVEL_OPTION(me_encoder_opts_t),
     OPT("threads", ME_CFG_INT, threads, "0", 0, 256, NULL,
         "worker threads, one request each at a time (0 = one per core; with --batching give more than --lanes, "
         "so requests can wait to be combined); each holds its own activation buffers"),
@@ -27,9 +27,9 @@ const me_cfg_opt_t me_encoder_options[] = {
         "combine Encode requests that arrive together into shared forward passes (off by default: with the "
         "default model a pass costs the same per text at any batch size on a CPU, so combining only adds "
         "hand-offs; see docs/benchmarks.md, encoder)"),
-    OPT("max-message", ME_CFG_SIZE, max_message, "16M", 1024, 1LL << 31, NULL, "largest request accepted"),
+    ME_CFG_MAX_MESSAGE_OPTION(me_encoder_opts_t, "16M"),
     OPT("max-batch", ME_CFG_INT, max_batch, "512", 1, 100000, NULL, "most texts in one Encode"),
-    OPT("deadline-ms", ME_CFG_INT, default_deadline_ms, "30000", 1, 3600000, NULL, "deadline for requests that carry none"),
+    ME_CFG_DEADLINE_OPTION(me_encoder_opts_t, "30000"),
     OPT("ingest-from", ME_CFG_STRING, ingest_from, "", 0, 0, NULL,
         "text stream to pull documents from (the endpoint 'metaembed ingest corpus.jsonl --stream' binds); empty = off"),
     OPT("coordinator", ME_CFG_STRING, coordinator, "tcp://127.0.0.1:7700", 0, 0, NULL,
@@ -68,35 +68,25 @@ int me_encoder_ready(void *ctx, char *why, size_t cap) {
 
 void me_encoder_render_metrics(void *ctx, me_buf_t *out) {
     me_encoder_t *e = ctx;
-    me_buf_printf(out, "# HELP metaembed_encoded_texts_total Texts encoded for Encode requests.\n"
-                       "# TYPE metaembed_encoded_texts_total counter\n"
-                       "metaembed_encoded_texts_total %llu\n", (unsigned long long)atomic_load(&e->texts));
-    me_buf_printf(out, "# HELP metaembed_ingested_documents_total Documents encoded and stored from the ingest stream.\n"
-                       "# TYPE metaembed_ingested_documents_total counter\n"
-                       "metaembed_ingested_documents_total %llu\n", (unsigned long long)atomic_load(&e->ingested));
-    me_buf_printf(out, "# HELP metaembed_encode_requests_in_flight Encode requests a worker is serving now "
-                       "(encoding, or waiting for a pass with --batching); at --threads, new ones queue.\n"
-                       "# TYPE metaembed_encode_requests_in_flight gauge\n"
-                       "metaembed_encode_requests_in_flight %d\n", atomic_load(&e->in_flight));
+    me_metric_u64(out, "metaembed_encoded_texts_total", "counter", "Texts encoded for Encode requests.",
+                  (unsigned long long)atomic_load(&e->texts));
+    me_metric_u64(out, "metaembed_ingested_documents_total", "counter",
+                  "Documents encoded and stored from the ingest stream.", (unsigned long long)atomic_load(&e->ingested));
+    me_metric_u64(out, "metaembed_encode_requests_in_flight", "gauge",
+                  "Encode requests a worker is serving now (encoding, or waiting for a pass with --batching); at "
+                  "--threads, new ones queue.", (unsigned long long)atomic_load(&e->in_flight));
     if (e->batcher) {
         me_batcher_stats_t bs;
         me_batcher_stats(e->batcher, &bs);
-        me_buf_printf(out,
-                      "# HELP metaembed_encode_queue_depth Encode requests waiting for a forward pass.\n"
-                      "# TYPE metaembed_encode_queue_depth gauge\n"
-                      "metaembed_encode_queue_depth %llu\n"
-                      "# HELP metaembed_encode_passes_running Forward passes running now (at most --lanes).\n"
-                      "# TYPE metaembed_encode_passes_running gauge\n"
-                      "metaembed_encode_passes_running %llu\n"
-                      "# HELP metaembed_encode_batches_total Forward passes run for Encode requests.\n"
-                      "# TYPE metaembed_encode_batches_total counter\n"
-                      "metaembed_encode_batches_total %llu\n"
-                      "# HELP metaembed_encode_batched_requests_total Encode requests served by those passes "
-                      "(divided by the passes: requests per batch).\n"
-                      "# TYPE metaembed_encode_batched_requests_total counter\n"
-                      "metaembed_encode_batched_requests_total %llu\n",
-                      (unsigned long long)bs.queued, (unsigned long long)bs.running,
-                      (unsigned long long)bs.batches, (unsigned long long)bs.requests);
+        me_metric_u64(out, "metaembed_encode_queue_depth", "gauge", "Encode requests waiting for a forward pass.",
+                      (unsigned long long)bs.queued);
+        me_metric_u64(out, "metaembed_encode_passes_running", "gauge", "Forward passes running now (at most --lanes).",
+                      (unsigned long long)bs.running);
+        me_metric_u64(out, "metaembed_encode_batches_total", "counter", "Forward passes run for Encode requests.",
+                      (unsigned long long)bs.batches);
+        me_metric_u64(out, "metaembed_encode_batched_requests_total", "counter",
+                      "Encode requests served by those passes (divided by the passes: requests per batch).",
+                      (unsigned long long)bs.requests);
     }
 }
 
@@ -115,8 +105,7 @@ typedef me_request_t req_t;
 #define ENC(r) ((me_encoder_t *)(r)->ctx)
 
 static int h_encode(req_t *r) {
-    Metaembed__EncodeRequest *m = (void *)me_request_unpack(r, &metaembed__encode_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__EncodeRequest *m = (void *)r->msg;
     me_encoder_t *e = ENC(r);
     me_embedder_t *w = r->wstate;
     int rc;
@@ -130,7 +119,7 @@ static int h_encode(req_t *r) {
     me_side_t side = m->query_side ? ME_SIDE_QUERY : ME_SIDE_DOC;
     int R = me_embedder_rows(w, side), D = me_embedder_config(w)->dim;
     out = malloc(m->n_texts * (size_t)R * D * sizeof *out);
-    if (!out) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto done; }
+    if (!out) { rc = ME_OOM(r); goto done; }
     /* Texts are truncated to the model's length (documented), never refused. */
     const char *const *texts = (const char *const *)m->texts;
     atomic_fetch_add(&e->in_flight, 1);
@@ -154,7 +143,6 @@ static int h_encode(req_t *r) {
     rc = me_reply_ok(r->reply, &rep.base);
 done:
     free(out);
-    metaembed__encode_request__free_unpacked(m, NULL);
     return rc;
 }
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common/error.h"
+#include "common/hash.h"
 #include "encoder/ops.h"
 
 struct me_trainer {
@@ -54,10 +55,7 @@ static double now_s(void) {
 }
 
 static uint64_t mix(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
+    return me_splitmix64(&x);
 }
 
 /* Fisher–Yates with a generator seeded by (seed, epoch): the same epoch

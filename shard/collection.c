@@ -233,22 +233,21 @@ int me_coll_remove(me_coll_t *c, const char *id, size_t idlen) {
     return 1;
 }
 
-me_docref_t me_coll_head_ref(const me_coll_t *c, size_t slot) {
-    int ram = c->cfg.ram_vectors;
+/* The first `per` vectors of a slot in one of the RAM tiers (data, scales). */
+static me_docref_t tier_ref(const me_coll_t *c, size_t slot, const uint8_t *data, const float *scales, int per) {
     me_docref_t d;
-    d.data = c->head + slot * ram * me_coll_row_bytes(c);
-    d.scales = c->head_scales ? c->head_scales + slot * ram : NULL;
-    d.rows = c->rows[slot] < ram ? c->rows[slot] : ram;
+    d.data = data + slot * per * me_coll_row_bytes(c);
+    d.scales = scales ? scales + slot * per : NULL;
+    d.rows = c->rows[slot] < per ? c->rows[slot] : per;
     return d;
 }
 
+me_docref_t me_coll_head_ref(const me_coll_t *c, size_t slot) {
+    return tier_ref(c, slot, c->head, c->head_scales, c->cfg.ram_vectors);
+}
+
 me_docref_t me_coll_coarse_ref(const me_coll_t *c, size_t slot) {
-    int co = c->cfg.coarse_vectors;
-    me_docref_t d;
-    d.data = c->coarse + slot * co * me_coll_row_bytes(c);
-    d.scales = c->coarse_scales ? c->coarse_scales + slot * co : NULL;
-    d.rows = c->rows[slot] < co ? c->rows[slot] : co;
-    return d;
+    return tier_ref(c, slot, c->coarse, c->coarse_scales, c->cfg.coarse_vectors);
 }
 
 uint64_t me_coll_ram_bytes(const me_coll_t *c) {

@@ -17,7 +17,6 @@ typedef me_request_t req_t;
 #define SHARD(r) ((me_shard_t *)(r)->ctx)
 
 #define BAD ME_BAD
-#define unpack me_request_unpack
 
 /* Looks up the collection under the registry lock the caller holds. */
 static me_coll_t *need_coll(req_t *r, const char *name) {
@@ -26,6 +25,35 @@ static me_coll_t *need_coll(req_t *r, const char *name) {
         me_reply_error(r->reply, ME_CODE_NOT_FOUND,
                        "collection '%s' not found (create it first, or check the name)", name ? name : "");
     return c;
+}
+
+/* A handler's hold on one collection: the shard's read lock keeps it in
+ * the catalog (a drop waits); the collection's own lock is taken only once
+ * the request is validated, so a bad request never waits on a writer. */
+typedef struct {
+    me_shard_t *s;
+    me_coll_t *c;
+    int locked;
+} hold_t;
+
+/* Takes the shard's read lock and finds the collection (NULL: NOT_FOUND
+ * set); hold_close releases whatever was taken. */
+static me_coll_t *hold_open(req_t *r, hold_t *h, const char *name) {
+    h->s = SHARD(r);
+    h->locked = 0;
+    pthread_rwlock_rdlock(&h->s->lock);
+    return h->c = need_coll(r, name);
+}
+
+static void hold_lock(hold_t *h, int write) {
+    if (write) pthread_rwlock_wrlock(&h->c->lock);
+    else pthread_rwlock_rdlock(&h->c->lock);
+    h->locked = 1;
+}
+
+static void hold_close(hold_t *h) {
+    if (h->locked) pthread_rwlock_unlock(&h->c->lock);
+    pthread_rwlock_unlock(&h->s->lock);
 }
 
 static int status_of(int err) { return me_error_status(err); }
@@ -42,9 +70,7 @@ static void coll_info(Metaembed__CollectionInfo *info, Metaembed__CollectionConf
 }
 
 static int h_create(req_t *r) {
-    Metaembed__CreateCollectionRequest *m =
-        (void *)unpack(r, &metaembed__create_collection_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__CreateCollectionRequest *m = (void *)r->msg;
     char err[256];
     int rc;
     me_coll_config_t cfg;
@@ -65,13 +91,11 @@ static int h_create(req_t *r) {
     rep.config = &pc;
     rc = me_reply_ok(r->reply, &rep.base);
 out:
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
 
 static int h_drop(req_t *r) {
-    Metaembed__DropCollectionRequest *m = (void *)unpack(r, &metaembed__drop_collection_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__DropCollectionRequest *m = (void *)r->msg;
     char err[256];
     pthread_rwlock_wrlock(&SHARD(r)->lock);
     int rc = me_catalog_drop(SHARD(r), m->name, err, sizeof err);
@@ -82,7 +106,6 @@ static int h_drop(req_t *r) {
         Metaembed__DropCollectionReply rep = METAEMBED__DROP_COLLECTION_REPLY__INIT;
         rc = me_reply_ok(r->reply, &rep.base);
     }
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
 
@@ -94,7 +117,7 @@ static int list_infos(req_t *r, const char *only, Metaembed__StatsReply *stats) 
     Metaembed__CollectionInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     Metaembed__CollectionConfig *pcs = calloc(n ? n : 1, sizeof *pcs);
     int rc = 0;
-    if (!infos || !ptrs || !pcs) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (!infos || !ptrs || !pcs) { rc = ME_OOM(r); goto out; }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         me_coll_t *c = s->colls[i];
@@ -135,11 +158,9 @@ out:
 static int h_list(req_t *r) { return list_infos(r, NULL, NULL); }
 
 static int h_stats(req_t *r) {
-    Metaembed__StatsRequest *m = (void *)unpack(r, &metaembed__stats_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__StatsRequest *m = (void *)r->msg;
     Metaembed__StatsReply rep = METAEMBED__STATS_REPLY__INIT;
     int rc = list_infos(r, m->collection, &rep);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
 
@@ -170,21 +191,20 @@ typedef struct {
 } conv_doc_t;
 
 static int h_upsert(req_t *r) {
-    Metaembed__UpsertRequest *m = (void *)unpack(r, &metaembed__upsert_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__UpsertRequest *m = (void *)r->msg;
     me_shard_t *s = SHARD(r);
     conv_doc_t *docs = NULL;
     me_wbatch_t *b = NULL;
     uint8_t *rec = NULL;
-    int rc, e, locked = 0;
-    pthread_rwlock_rdlock(&s->lock);
-    me_coll_t *c = need_coll(r, m->collection);
+    int rc, e;
+    hold_t h;
+    me_coll_t *c = hold_open(r, &h, m->collection);
     if (!c) { rc = r->reply->status; goto out; }
     if ((rc = check_batch(r, m->n_documents, "document")) != 0) goto out;
     const me_coll_config_t *cfg = &c->cfg;
     size_t rb = me_coll_row_bytes(c);
     docs = calloc(m->n_documents, sizeof *docs);
-    if (!docs) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (!docs) { rc = ME_OOM(r); goto out; }
     /* Validate and convert everything first: a bad document rejects the
      * whole batch and nothing is written. */
     for (size_t i = 0; i < m->n_documents; i++) {
@@ -199,7 +219,7 @@ static int h_upsert(req_t *r) {
         docs[i].data = malloc((size_t)v.rows * rb);
         docs[i].scales = malloc((size_t)v.rows * sizeof(float));
         if (!docs[i].data || !docs[i].scales) {
-            rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
+            rc = ME_OOM(r);
             goto out;
         }
         if ((e = me_tensor_convert(&v, v.rows, cfg->dtype, docs[i].data, docs[i].scales, what, err, sizeof err))) {
@@ -209,9 +229,8 @@ static int h_upsert(req_t *r) {
     }
     b = me_wbatch_new(s->storage);
     rec = malloc(me_record_size(cfg->dtype, cfg->dim, cfg->max_doc_vectors));
-    if (!b || !rec) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
-    pthread_rwlock_wrlock(&c->lock);
-    locked = 1;
+    if (!b || !rec) { rc = ME_OOM(r); goto out; }
+    hold_lock(&h, 1);
     for (size_t i = 0; i < m->n_documents; i++) {
         Metaembed__Document *d = m->documents[i];
         me_record_put_doc(b, c, d->id, docs[i].rows, docs[i].data, docs[i].scales, d->metadata.data, d->metadata.len,
@@ -229,7 +248,7 @@ static int h_upsert(req_t *r) {
         if (me_coll_put(c, d->id, strlen(d->id), docs[i].rows, docs[i].data, docs[i].scales) < 0) {
             /* RAM is now behind disk for this doc; a restart reloads it. */
             me_error("out of memory adding %s to RAM; restart the shard to reload", d->id);
-            rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
+            rc = ME_OOM(r);
             goto out;
         }
     }
@@ -238,33 +257,29 @@ static int h_upsert(req_t *r) {
     rep.upserted = (uint32_t)m->n_documents;
     rc = me_reply_ok(r->reply, &rep.base);
 out:
-    if (locked) pthread_rwlock_unlock(&c->lock);
-    pthread_rwlock_unlock(&s->lock);
+    hold_close(&h);
     if (docs)
         for (size_t i = 0; i < m->n_documents; i++) { free(docs[i].data); free(docs[i].scales); }
     free(docs);
     free(rec);
     me_wbatch_free(b);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
 
 static int h_delete(req_t *r) {
-    Metaembed__DeleteRequest *m = (void *)unpack(r, &metaembed__delete_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__DeleteRequest *m = (void *)r->msg;
     me_shard_t *s = SHARD(r);
     me_wbatch_t *b = NULL;
-    int rc, locked = 0;
-    pthread_rwlock_rdlock(&s->lock);
-    me_coll_t *c = need_coll(r, m->collection);
+    int rc;
+    hold_t h;
+    me_coll_t *c = hold_open(r, &h, m->collection);
     if (!c) { rc = r->reply->status; goto out; }
     if ((rc = check_batch(r, m->n_ids, "id")) != 0) goto out;
     for (size_t i = 0; i < m->n_ids; i++)
         if ((rc = check_id(r, m->ids[i], i)) != 0) goto out;
     b = me_wbatch_new(s->storage);
-    if (!b) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
-    pthread_rwlock_wrlock(&c->lock);
-    locked = 1;
+    if (!b) { rc = ME_OOM(r); goto out; }
+    hold_lock(&h, 1);
     for (size_t i = 0; i < m->n_ids; i++) me_record_delete_doc(b, c, m->ids[i]);
     char err[256];
     if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
@@ -278,10 +293,8 @@ static int h_delete(req_t *r) {
     rep.deleted = deleted;
     rc = me_reply_ok(r->reply, &rep.base);
 out:
-    if (locked) pthread_rwlock_unlock(&c->lock);
-    pthread_rwlock_unlock(&s->lock);
+    hold_close(&h);
     me_wbatch_free(b);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
 
@@ -319,17 +332,16 @@ static int read_vectors(me_shard_t *s, me_coll_t *c, size_t slot, Metaembed__Ten
 }
 
 static int h_get(req_t *r) {
-    Metaembed__GetRequest *m = (void *)unpack(r, &metaembed__get_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__GetRequest *m = (void *)r->msg;
     me_shard_t *s = SHARD(r);
     Metaembed__Document *docs = NULL, **dptrs = NULL;
     Metaembed__Tensor *tensors = NULL;
     uint32_t *shapes = NULL;
     char **missing = NULL, **metas = NULL, **ids = NULL;
     size_t n = 0, nfound = 0, nmissing = 0;
-    int rc, locked = 0;
-    pthread_rwlock_rdlock(&s->lock);
-    me_coll_t *c = need_coll(r, m->collection);
+    int rc;
+    hold_t h;
+    me_coll_t *c = hold_open(r, &h, m->collection);
     if (!c) { rc = r->reply->status; goto out; }
     if ((rc = check_batch(r, m->n_ids, "id")) != 0) goto out;
     for (size_t i = 0; i < m->n_ids; i++)
@@ -337,7 +349,7 @@ static int h_get(req_t *r) {
     /* Each id is answered once, however often it is asked for. */
     ids = malloc(m->n_ids * sizeof *ids);
     long nu = ids ? (memcpy(ids, m->ids, m->n_ids * sizeof *ids), me_ids_dedupe(ids, m->n_ids)) : ME_ENOMEM;
-    if (nu < 0) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (nu < 0) { rc = ME_OOM(r); goto out; }
     n = (size_t)nu;
     /* The reply is built within the message limit, not refused after. */
     unsigned long long reply_bytes = 0;
@@ -348,11 +360,10 @@ static int h_get(req_t *r) {
     missing = calloc(n, sizeof *missing);
     metas = calloc(n, sizeof *metas);
     if (!docs || !dptrs || !tensors || !shapes || !missing || !metas) {
-        rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
+        rc = ME_OOM(r);
         goto out;
     }
-    pthread_rwlock_rdlock(&c->lock);
-    locked = 1;
+    hold_lock(&h, 0);
     for (size_t i = 0; i < n; i++) {
         const char *id = ids[i];
         long slot = me_coll_find(c, id, strlen(id));
@@ -377,15 +388,9 @@ static int h_get(req_t *r) {
         }
         dptrs[nfound++] = d;
     }
-    Metaembed__GetReply rep = METAEMBED__GET_REPLY__INIT;
-    rep.documents = dptrs;
-    rep.n_documents = nfound;
-    rep.missing = missing;
-    rep.n_missing = nmissing;
-    rc = me_reply_ok(r->reply, &rep.base);
+    rc = me_reply_get(r, dptrs, nfound, missing, nmissing);
 out:
-    if (locked) pthread_rwlock_unlock(&c->lock);
-    pthread_rwlock_unlock(&s->lock);
+    hold_close(&h);
     if (tensors)
         for (size_t i = 0; i < n; i++) free(tensors[i].data.data);
     if (metas)
@@ -397,23 +402,21 @@ out:
     free(missing);
     free(metas);
     free(ids);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
 
 /* ---- search ---- */
 
 static int h_search(req_t *r) {
-    Metaembed__SearchRequest *m = (void *)unpack(r, &metaembed__search_request__descriptor);
-    if (!m) return r->reply->status;
+    Metaembed__SearchRequest *m = (void *)r->msg;
     me_shard_t *s = SHARD(r);
     float *q = NULL;
     me_search_result_t res = { 0 };
     Metaembed__Hit *hits = NULL, **hptrs = NULL;
     char **metas = NULL;
-    int rc, locked = 0;
-    pthread_rwlock_rdlock(&s->lock);
-    me_coll_t *c = need_coll(r, m->collection);
+    int rc;
+    hold_t h;
+    me_coll_t *c = hold_open(r, &h, m->collection);
     if (!c) { rc = r->reply->status; goto out; }
     const me_coll_config_t *cfg = &c->cfg;
     me_tensor_view_t v;
@@ -445,11 +448,10 @@ static int h_search(req_t *r) {
         }
     }
     q = malloc((size_t)r_q * cfg->dim * sizeof *q);
-    if (!q) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (!q) { rc = ME_OOM(r); goto out; }
     int ce = me_tensor_convert(&v, r_q, ME_DTYPE_F32, q, NULL, "query", verr, sizeof verr);
     if (ce) { rc = me_reply_error(r->reply, status_of(ce), "%s", verr); goto out; }
-    pthread_rwlock_rdlock(&c->lock);
-    locked = 1;
+    hold_lock(&h, 0);
     me_search_params_t p = { .query = q, .r_q = r_q, .r_c = r_c, .k = m->k, .candidates = ncand[0],
                              .refine_candidates = ncand[1],
                              .exact = m->exact, .deadline_us = r->deadline_us };
@@ -469,7 +471,7 @@ static int h_search(req_t *r) {
     hits = calloc(res.nhits ? res.nhits : 1, sizeof *hits);
     hptrs = calloc(res.nhits ? res.nhits : 1, sizeof *hptrs);
     metas = calloc(res.nhits ? res.nhits : 1, sizeof *metas);
-    if (!hits || !hptrs || !metas) { rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
+    if (!hits || !hptrs || !metas) { rc = ME_OOM(r); goto out; }
     for (size_t i = 0; i < res.nhits; i++) {
         metaembed__hit__init(&hits[i]);
         hits[i].id = c->ids[res.hits[i].idx];
@@ -504,8 +506,7 @@ static int h_search(req_t *r) {
     rep.documents = c->n;
     rc = me_reply_ok(r->reply, &rep.base);
 out:
-    if (locked) pthread_rwlock_unlock(&c->lock);
-    pthread_rwlock_unlock(&s->lock);
+    hold_close(&h);
     if (metas)
         for (size_t i = 0; i < res.nhits; i++) me_storage_free(metas[i]);
     free(metas);
@@ -513,7 +514,6 @@ out:
     free(hptrs);
     me_search_result_free(&res);
     free(q);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     return rc;
 }
 

@@ -18,19 +18,17 @@ const me_cfg_opt_t me_shard_options[] = {
         "ZeroMQ endpoint to bind (ROUTER), e.g. tcp://0.0.0.0:7600"),
     OPT("data-dir", ME_CFG_STRING, data_dir, "./metaembed-data/shard", 0, 0, NULL,
         "RocksDB directory (created if missing)"),
-    OPT("log-level", ME_CFG_ENUM, log_level, "info", 0, 0, "debug|info|warn|error", "log verbosity"),
+    ME_CFG_LOG_LEVEL_OPTION(me_shard_opts_t),
     OPT("threads", ME_CFG_INT, threads, "2", 1, 256, NULL, "request worker threads"),
     OPT("sync", ME_CFG_BOOL, sync, "false", 0, 1, NULL,
         "fsync the WAL on every write (survives power loss, not just kill -9)"),
-    OPT("max-message", ME_CFG_SIZE, max_message, "64M", 1024, 1LL << 31, NULL,
-        "largest request accepted; larger ones get RESOURCE_EXHAUSTED"),
+    ME_CFG_MAX_MESSAGE_OPTION(me_shard_opts_t, "64M"),
     OPT("max-batch", ME_CFG_INT, max_batch, "4096", 1, 1000000, NULL,
         "most documents or ids in one Upsert/Delete/Get"),
     OPT("max-k", ME_CFG_INT, max_k, "10000", 1, 10000000, NULL, "largest k a search may ask for"),
     OPT("max-candidates", ME_CFG_INT, max_candidates, "1000000", 1, 100000000, NULL,
         "largest stage-1 candidate count a search may ask for"),
-    OPT("deadline-ms", ME_CFG_INT, default_deadline_ms, "30000", 1, 3600000, NULL,
-        "deadline for requests that carry none"),
+    ME_CFG_DEADLINE_OPTION(me_shard_opts_t, "30000"),
     OPT("block-cache", ME_CFG_SIZE, block_cache, "256M", 1 << 20, 1LL << 40, NULL,
         "RocksDB block cache for vectors read from disk"),
     ME_METRICS_CFG_OPTIONS(me_shard_opts_t, "127.0.0.1:9100"),
@@ -72,18 +70,15 @@ int me_shard_ready(void *shard, char *why, size_t cap) {
 void me_shard_render_metrics(void *shard, me_buf_t *out) {
     me_shard_t *s = shard;
     if (!atomic_load(&s->ready)) return;
-    me_buf_printf(out, "# HELP metaembed_collection_documents Documents per collection.\n"
-                       "# TYPE metaembed_collection_documents gauge\n");
     pthread_rwlock_rdlock(&s->lock);
+    me_metric_head(out, "metaembed_collection_documents", "gauge", "Documents per collection.");
     for (size_t i = 0; i < s->ncolls; i++)
         me_buf_printf(out, "metaembed_collection_documents{collection=\"%s\"} %zu\n", s->colls[i]->cfg.name, s->colls[i]->n);
-    me_buf_printf(out, "# HELP metaembed_collection_ram_bytes Vector bytes held in RAM per collection.\n"
-                       "# TYPE metaembed_collection_ram_bytes gauge\n");
+    me_metric_head(out, "metaembed_collection_ram_bytes", "gauge", "Vector bytes held in RAM per collection.");
     for (size_t i = 0; i < s->ncolls; i++)
         me_buf_printf(out, "metaembed_collection_ram_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,
                       (unsigned long long)me_coll_ram_bytes(s->colls[i]));
-    me_buf_printf(out, "# HELP metaembed_collection_index_bytes Stored vector bytes per collection.\n"
-                       "# TYPE metaembed_collection_index_bytes gauge\n");
+    me_metric_head(out, "metaembed_collection_index_bytes", "gauge", "Stored vector bytes per collection.");
     for (size_t i = 0; i < s->ncolls; i++)
         me_buf_printf(out, "metaembed_collection_index_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,
                       (unsigned long long)me_coll_index_bytes(s->colls[i]));
@@ -91,34 +86,26 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
     static const char *stages[4] = { "coarse", "refine", "rerank", "exact" };
     char labels[64];
     me_budget_hist_render(&s->search_by_budget, "shard", "in the shard", out);
-    me_buf_printf(out, "# HELP metaembed_search_stage_seconds Time per search stage.\n"
-                       "# TYPE metaembed_search_stage_seconds histogram\n");
+    me_metric_head(out, "metaembed_search_stage_seconds", "histogram", "Time per search stage.");
     for (int i = 0; i < 4; i++) {
         snprintf(labels, sizeof labels, "stage=\"%s\"", stages[i]);
         me_hist_render(&s->search_by_stage[i], "metaembed_search_stage_seconds", labels, out);
     }
-    me_buf_printf(out, "# HELP metaembed_rocksdb_live_bytes RocksDB SST and memtable bytes.\n"
-                       "# TYPE metaembed_rocksdb_live_bytes gauge\n"
-                       "metaembed_rocksdb_live_bytes %llu\n", (unsigned long long)me_storage_disk_bytes(s->storage));
-    me_buf_printf(out, "# HELP metaembed_rocksdb_memtable_bytes RocksDB memtables (writes not yet flushed to SST "
-                       "files; in RAM, up to the write buffer size per column family).\n"
-                       "# TYPE metaembed_rocksdb_memtable_bytes gauge\n"
-                       "metaembed_rocksdb_memtable_bytes %llu\n",
+    me_metric_u64(out, "metaembed_rocksdb_live_bytes", "gauge", "RocksDB SST and memtable bytes.",
+                  (unsigned long long)me_storage_disk_bytes(s->storage));
+    me_metric_u64(out, "metaembed_rocksdb_memtable_bytes", "gauge",
+                  "RocksDB memtables (writes not yet flushed to SST files; in RAM, up to the write buffer size per "
+                  "column family).",
                   (unsigned long long)me_storage_property(s->storage, "rocksdb.cur-size-all-mem-tables"));
-    me_buf_printf(out, "# HELP metaembed_rocksdb_pending_compaction_bytes Estimated bytes awaiting compaction.\n"
-                       "# TYPE metaembed_rocksdb_pending_compaction_bytes gauge\n"
-                       "metaembed_rocksdb_pending_compaction_bytes %llu\n",
+    me_metric_u64(out, "metaembed_rocksdb_pending_compaction_bytes", "gauge", "Estimated bytes awaiting compaction.",
                   (unsigned long long)me_storage_property(s->storage, "rocksdb.estimate-pending-compaction-bytes"));
     uint64_t hits, misses;
     me_storage_cache_stats(s->storage, &hits, &misses);
-    me_buf_printf(out, "# HELP metaembed_rocksdb_block_cache_hits_total Block cache lookups that hit (vectors read "
-                       "from disk for a rerank, documents' metadata).\n"
-                       "# TYPE metaembed_rocksdb_block_cache_hits_total counter\n"
-                       "metaembed_rocksdb_block_cache_hits_total %llu\n"
-                       "# HELP metaembed_rocksdb_block_cache_misses_total Block cache lookups that went to disk.\n"
-                       "# TYPE metaembed_rocksdb_block_cache_misses_total counter\n"
-                       "metaembed_rocksdb_block_cache_misses_total %llu\n",
-                  (unsigned long long)hits, (unsigned long long)misses);
+    me_metric_u64(out, "metaembed_rocksdb_block_cache_hits_total", "counter",
+                  "Block cache lookups that hit (vectors read from disk for a rerank, documents' metadata).",
+                  (unsigned long long)hits);
+    me_metric_u64(out, "metaembed_rocksdb_block_cache_misses_total", "counter",
+                  "Block cache lookups that went to disk.", (unsigned long long)misses);
 }
 
 void me_shard_close(me_shard_t *s) {

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/hash.h"
+
 #define ME_TEST_MAX 512
 
 static struct { const char *name; me_test_fn fn; } g_tests[ME_TEST_MAX];
@@ -104,10 +106,7 @@ int me_test_main(int argc, char **argv) {
 }
 
 uint64_t me_rng_next(me_rng_t *r) {
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return me_splitmix64(&r->s);
 }
 
 double me_rng_uniform(me_rng_t *r) { return (me_rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }

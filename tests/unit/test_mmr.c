@@ -23,9 +23,8 @@
 #include "encoder/mmr.h"
 #include "encoder/ops.h"
 #include "tests/harness.h"
+#include "tests/unit/grad_check.h"
 
-#define FD_H 1e-6
-#define GRAD_TOL 1e-4
 #define U32 (1.0 / 16777216.0)
 
 typedef struct {
@@ -98,46 +97,6 @@ static float *rand_unit(size_t rows, int D, me_rng_t *rng) {
     return o;
 }
 
-static double *tod(const float *x, size_t n) {
-    double *d = malloc((n ? n : 1) * sizeof *d);
-    if (!d) abort();
-    for (size_t i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
-
-static float *zerosf(size_t n) {
-    float *x = calloc(n ? n : 1, sizeof *x);
-    if (!x) abort();
-    return x;
-}
-
-static double rel_err(const float *a, const double *b, size_t n) {
-    double e = 0.0, s = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= e)) e = d;
-        if (fabs(b[i]) > s) s = fabs(b[i]);
-    }
-    return s > 0.0 ? e / s : e;
-}
-
-static void fd_grad(double *g, double *x, size_t n, ref_t *r) {
-    for (size_t k = 0; k < n; k++) {
-        double x0 = x[k];
-        x[k] = x0 + FD_H;
-        double lp = ref_loss(r);
-        x[k] = x0 - FD_H;
-        double lm = ref_loss(r);
-        x[k] = x0;
-        g[k] = (lp - lm) / (2.0 * FD_H);
-    }
-}
-
-static int verbose(void) {
-    const char *v = getenv("ME_TEST_VERBOSE");
-    return v && *v && *v != '0';
-}
-
 /* Scores, losses, accuracies and (when fd) gradients of both impls against
  * the reference. */
 static void check_case(const me_mmr_group_t *groups, int ng, float tau, int B, int N, int Rq,
@@ -156,8 +115,8 @@ static void check_case(const me_mmr_group_t *groups, int ng, float tau, int B, i
         gq = calloc(nq, sizeof *gq);
         gc = calloc(nc, sizeof *gc);
         if (!gq || !gc) abort();
-        fd_grad(gq, r.Q, nq, &r);
-        fd_grad(gc, r.C, nc, &r);
+        fd_grad(gq, r.Q, nq, ref_loss, &r);
+        fd_grad(gc, r.C, nc, ref_loss, &r);
         mmr_ref(&r); /* restore the saved results */
     }
 
@@ -187,7 +146,7 @@ static void check_case(const me_mmr_group_t *groups, int ng, float tau, int B, i
             ASSERT_OK(me_mmr_backward(m, dQ, dC, Q, C, 1.0f));
             for (size_t k = 0; k < nq; k++) dQ[k] -= 0.5f;
             double eq = rel_err(dQ, gq, nq), ec = rel_err(dC, gc, nc);
-            if (verbose())
+            if (grad_verbose())
                 fprintf(stderr, "    mmr impl %d tau %.2f: dQ rel err %.3g, dC rel err %.3g\n",
                         impl, tau, eq, ec);
             ASSERT_NEAR(eq, 0.0, GRAD_TOL);

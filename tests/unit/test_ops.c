@@ -28,9 +28,8 @@
 
 #include "encoder/ops.h"
 #include "tests/harness.h"
+#include "tests/unit/grad_check.h"
 
-#define FD_H 1e-6
-#define GRAD_TOL 1e-4
 #define U32 (1.0 / 16777216.0) /* float unit roundoff, 2^-24 */
 
 /* ---- helpers -------------------------------------------------------------------- */
@@ -42,63 +41,6 @@ static float *randf(size_t n, me_rng_t *r, double scale) {
     return x;
 }
 
-static float *zerosf(size_t n) {
-    float *x = calloc(n ? n : 1, sizeof *x);
-    if (!x) abort();
-    return x;
-}
-
-static double *tod(const float *x, size_t n) {
-    double *d = malloc((n ? n : 1) * sizeof *d);
-    if (!d) abort();
-    for (size_t i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
-
-static double *zerosd(size_t n) {
-    double *x = calloc(n ? n : 1, sizeof *x);
-    if (!x) abort();
-    return x;
-}
-
-/* max |a - b| / max |b| (0 when both are all zero) */
-static double rel_err(const float *a, const double *b, size_t n) {
-    double e = 0.0, s = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= e)) e = d; /* NaN propagates */
-        if (fabs(b[i]) > s) s = fabs(b[i]);
-    }
-    return s > 0.0 ? e / s : e;
-}
-
-static int verbose(void) {
-    const char *v = getenv("ME_TEST_VERBOSE");
-    return v && *v && *v != '0';
-}
-
-#define CHECK_GRAD(what, g, ref, n, tol)                                           \
-    do {                                                                           \
-        double e_ = rel_err((g), (ref), (n));                                      \
-        if (verbose()) fprintf(stderr, "    %-28s rel err %.3g (tol %.0e)\n", what, e_, (double)(tol)); \
-        ASSERT_NEAR(e_, 0.0, (tol));                                               \
-    } while (0)
-
-typedef double (*loss_fn)(void *ctx);
-
-/* g[k] = dL/dx[k] by central differences; x is restored. */
-static void fd_grad(double *g, double *x, size_t n, loss_fn f, void *ctx) {
-    for (size_t k = 0; k < n; k++) {
-        double x0 = x[k];
-        x[k] = x0 + FD_H;
-        double lp = f(ctx);
-        x[k] = x0 - FD_H;
-        double lm = f(ctx);
-        x[k] = x0;
-        g[k] = (lp - lm) / (2.0 * FD_H);
-    }
-}
-
 static double dotd(const double *out, const double *G, size_t n) {
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += out[i] * G[i];
@@ -106,15 +48,6 @@ static double dotd(const double *out, const double *G, size_t n) {
 }
 
 /* ---- float64 references ------------------------------------------------------- */
-
-static void embedding_d(double *out, const int32_t *inp, const double *wte, const double *wpe,
-                        int B, int T, int C) {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int i = 0; i < C; i++)
-                out[((size_t)b * T + t) * C + i] =
-                    wte[(size_t)inp[b * T + t] * C + i] + wpe[(size_t)t * C + i];
-}
 
 static void layernorm_d(double *out, const double *inp, const double *w, const double *bias,
                         int N, int C) {
@@ -188,46 +121,6 @@ static void l2norm_d(double *out, const double *inp, int N, int C) {
         double nr = sqrt(ss + (double)ME_L2NORM_EPS);
         for (int i = 0; i < C; i++) out[(size_t)n * C + i] = inp[(size_t)n * C + i] / nr;
     }
-}
-
-/* ---- embedding ------------------------------------------------------------------- */
-
-typedef struct {
-    int B, T, C;
-    const int32_t *ids;
-    double *wte, *wpe, *out, *G;
-} emb_ctx_t;
-
-static double emb_loss(void *p) {
-    emb_ctx_t *c = p;
-    embedding_d(c->out, c->ids, c->wte, c->wpe, c->B, c->T, c->C);
-    return dotd(c->out, c->G, (size_t)c->B * c->T * c->C);
-}
-
-TEST(ops_embedding) {
-    me_rng_t r = { 11 };
-    enum { B = 2, T = 5, C = 7, V = 4, MAXT = 6 };
-    int32_t ids[B * T] = { 0, 3, 3, 1, 0, 2, 2, 2, 3, 1 }; /* repeats: scatter-add */
-    size_t n = (size_t)B * T * C;
-    float *wte = randf(V * C, &r, 1.0), *wpe = randf(MAXT * C, &r, 1.0);
-    float *out = zerosf(n), *G = randf(n, &r, 1.0);
-    float *dwte = zerosf(V * C), *dwpe = zerosf(MAXT * C);
-    emb_ctx_t c = { B, T, C, ids, tod(wte, V * C), tod(wpe, MAXT * C), zerosd(n), tod(G, n) };
-
-    embedding_forward(out, ids, wte, wpe, B, T, C);
-    emb_loss(&c);
-    CHECK_GRAD("embedding fwd", out, c.out, n, GRAD_TOL);
-
-    embedding_backward(dwte, dwpe, G, ids, B, T, C);
-    double *g = zerosd(MAXT * C);
-    fd_grad(g, c.wte, V * C, emb_loss, &c);
-    CHECK_GRAD("embedding dwte", dwte, g, V * C, GRAD_TOL);
-    fd_grad(g, c.wpe, MAXT * C, emb_loss, &c);
-    CHECK_GRAD("embedding dwpe", dwpe, g, MAXT * C, GRAD_TOL);
-    for (int i = T * C; i < MAXT * C; i++) ASSERT_TRUE(dwpe[i] == 0.0f); /* unused positions */
-
-    free(g); free(wte); free(wpe); free(out); free(G); free(dwte); free(dwpe);
-    free(c.wte); free(c.wpe); free(c.out); free(c.G);
 }
 
 /* ---- layernorm -------------------------------------------------------------------- */
