@@ -64,22 +64,21 @@ void me_hist_render(const me_hist_t *h, const char *name, const char *labels, me
     me_buf_printf(out, "%s_count{%s} %llu\n", name, labels, (unsigned long long)total);
 }
 
-static const int budget_slots[ME_BUDGET_SLOTS - 1][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 16 }, { 16, 64 } };
-static const char *budget_labels[ME_BUDGET_SLOTS] = { "1x1", "2x4", "4x8", "8x16", "16x64", "other" };
-
 void me_budget_hist_observe(me_budget_hist_t *b, int r_q, int r_c, uint64_t micros) {
-    int slot = ME_BUDGET_SLOTS - 1;
-    for (int i = 0; i < ME_BUDGET_SLOTS - 1; i++)
-        if (budget_slots[i][0] == r_q && budget_slots[i][1] == r_c) slot = i;
-    me_hist_observe(&b->by_budget[slot], micros);
+    int slot = me_budget_index(r_q, r_c);
+    me_hist_observe(&b->by_budget[slot < 0 ? ME_BUDGET_SLOTS - 1 : slot], micros);
 }
 
 void me_budget_hist_render(const me_budget_hist_t *b, const char *role, const char *where, me_buf_t *out) {
     me_buf_printf(out, "# HELP metaembed_search_duration_seconds Search time %s, by budget (r_q x r_c).\n"
                        "# TYPE metaembed_search_duration_seconds histogram\n", where);
-    char labels[64];
+    char labels[96];
     for (int i = 0; i < ME_BUDGET_SLOTS; i++) {
-        snprintf(labels, sizeof labels, "role=\"%s\",budget=\"%s\"", role, budget_labels[i]);
+        if (i < ME_BUDGET_LADDER_N)
+            snprintf(labels, sizeof labels, "role=\"%s\",budget=\"%dx%d\"", role, me_budget_ladder[i].r_q,
+                     me_budget_ladder[i].r_c);
+        else
+            snprintf(labels, sizeof labels, "role=\"%s\",budget=\"other\"", role);
         me_hist_render(&b->by_budget[i], "metaembed_search_duration_seconds", labels, out);
     }
 }

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "common/budget.h"
 #include "common/http.h"
 
 #define ME_METRICS_METHODS 16    /* proto Method numbers 0..15 */
@@ -40,7 +41,7 @@ void me_hist_render(const me_hist_t *h, const char *name, const char *labels, me
 
 /* Search latency by budget: the five MMR budgets (1x1 2x4 4x8 8x16 16x64)
  * and "other", as metaembed_search_duration_seconds{budget="..."}. */
-#define ME_BUDGET_SLOTS 6
+#define ME_BUDGET_SLOTS (ME_BUDGET_LADDER_N + 1)  /* the ladder, then "other" */
 typedef struct {
     me_hist_t by_budget[ME_BUDGET_SLOTS];
 } me_budget_hist_t;

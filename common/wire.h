@@ -5,8 +5,11 @@
  * [same route frames...][packed Reply]. Clients use a DEALER and match
  * replies to requests by request_id, dropping stale ones (Lazy Pirate).
  *
- * This is the one module that includes the generated protobuf-c header and
- * zmq.h; everything else reaches them through here. */
+ * With common/server.c (its server half) this is the RPC layer: the only
+ * code that packs or unpacks an Envelope or calls zmq_ (besides curve.c and
+ * the PUSH/PULL text-ingest stream). Everything else includes zmq.h and the
+ * generated protobuf-c header through here, and reads the generated
+ * request and reply types. */
 #ifndef ME_WIRE_H
 #define ME_WIRE_H
 

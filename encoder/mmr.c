@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/budget.h"
 #include "common/error.h"
 #include "encoder/ops.h"
 
@@ -24,11 +25,9 @@ struct me_mmr {
 };
 
 int me_mmr_default_groups(me_mmr_group_t *out) {
-    static const me_mmr_group_t k[] = {
-        { 1, 1, 1.0f }, { 2, 4, 1.0f }, { 4, 8, 1.0f }, { 8, 16, 1.0f }, { 16, 64, 1.0f },
-    };
-    memcpy(out, k, sizeof k);
-    return (int)(sizeof k / sizeof k[0]);
+    for (int i = 0; i < ME_BUDGET_LADDER_N; i++)
+        out[i] = (me_mmr_group_t){ me_budget_ladder[i].r_q, me_budget_ladder[i].r_c, 1.0f };
+    return ME_BUDGET_LADDER_N;
 }
 
 me_mmr_t *me_mmr_new(const me_mmr_group_t *groups, int ngroups, float tau,

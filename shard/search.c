@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/budget.h"
 #include "common/error.h"
 #include "common/wire.h"
 #include "shard/record.h"
@@ -103,9 +104,6 @@ static void stage_done(me_search_result_t *out, const char *name, int r_q, int r
     s->micros = me_now_us() - t0;
 }
 
-/* The budgets MMR trains (the product's default ladder, coarse to fine). */
-static const int mmr_ladder[][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 16 }, { 16, 64 } };
-
 /* The middle budget of a three-stage cascade: the largest trained budget
  * within a quarter of the request's query and document vectors, so it is a
  * good embedding in its own right and costs a 16th or less per document:
@@ -113,8 +111,8 @@ static const int mmr_ladder[][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 }, { 8, 16 }, { 
  * already scored, fits. */
 static int refine_budget(int r_q, int r_c, int coarse_rq, int coarse_rc, int *rq_m, int *rc_m) {
     int found = 0;
-    for (size_t i = 0; i < sizeof mmr_ladder / sizeof mmr_ladder[0]; i++) {
-        int q = mmr_ladder[i][0], d = mmr_ladder[i][1];
+    for (int i = 0; i < ME_BUDGET_LADDER_N; i++) {
+        int q = me_budget_ladder[i].r_q, d = me_budget_ladder[i].r_c;
         if (q * 4 > r_q || d * 4 > r_c) break;
         if (q * d > coarse_rq * coarse_rc) {
             *rq_m = q;
