@@ -13,6 +13,7 @@ PACKAGES=(
   libopenblas-dev                          # sgemm path + reference
   libuv1-dev                               # HTTP metrics endpoint
   zlib1g-dev                               # reading the gzipped training data
+  libpng-dev libjpeg62-turbo-dev           # decoding images (PNG, JPEG) for the encoder
   procps                                   # pgrep/pkill in tests and scripts
   clang                                    # make fuzz (libFuzzer)
   prometheus                               # promtool: checks /metrics output and the scrape config
