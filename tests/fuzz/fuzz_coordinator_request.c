@@ -6,7 +6,6 @@
  * encoder — is reachable through the envelope. The reply must carry a
  * status, and a valid search right after must still succeed. */
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <pthread.h>
@@ -26,15 +25,9 @@ static me_shard_t g_shard;
 static me_coord_t g_co;
 static me_fanout_t *g_fan;
 static void *g_zctx;
-static char g_dir[64], g_listen[64];
+static char g_listen[64];
 static uint8_t g_search[512];
 static size_t g_search_len;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(path);
-}
-static void cleanup(void) { nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 static void shard_handle(void *ctx, void *w, const uint8_t *frame, size_t len, uint64_t *rid, me_reply_t *reply) {
     (void)w;
@@ -49,30 +42,19 @@ static void *shard_main(void *arg) {
     return NULL;
 }
 
-/* One request frame through the coordinator; the reply's status. */
-static int call(const uint8_t *frame, size_t n) {
+/* One request frame through the coordinator. */
+static void coord_handle(const uint8_t *frame, size_t n, me_reply_t *rep) {
     uint64_t rid;
-    me_reply_t rep;
-    me_coord_handle(&g_co, g_fan, frame, n, &rid, &rep);
-    int st = rep.status;
-    me_reply_clear(&rep);
-    return st;
+    me_coord_handle(&g_co, g_fan, frame, n, &rid, rep);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    if (getenv("ME_FUZZ_WRITE_SEEDS")) {
-        fuzz_write_seeds(getenv("ME_FUZZ_WRITE_SEEDS"));
-        exit(0);
-    }
-    snprintf(g_dir, sizeof g_dir, "/tmp/metaembed-fuzzco-XXXXXX");
-    if (!mkdtemp(g_dir)) abort();
-    atexit(cleanup);
+    fuzz_init_seeds(argc, argv);
+    const char *dir = fuzz_tmpdir("fuzzco");
     char err[256];
     me_shard_opts_t so;
     me_config_defaults(me_shard_options, &so, err, sizeof err);
-    snprintf(so.data_dir, sizeof so.data_dir, "%s/shard", g_dir);
+    snprintf(so.data_dir, sizeof so.data_dir, "%s/shard", dir);
     so.max_batch = 64;
     so.max_k = 100;
     me_metrics_init(&g_shard.metrics);
@@ -92,7 +74,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     pthread_detach(th);
 
     char map[128];
-    snprintf(map, sizeof map, "%s/cluster.conf", g_dir);
+    snprintf(map, sizeof map, "%s/cluster.conf", dir);
     FILE *f = fopen(map, "w");
     if (!f) abort();
     fprintf(f, "group g0 %s\n", g_listen);
@@ -110,25 +92,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     size_t n = fuzz_frame_create(frame);
     int st = -1;
     for (int i = 0; i < 50 && st != 0 && st != ME_CODE_ALREADY_EXISTS; i++) {
-        st = call(frame, n);
+        st = fuzz_call(coord_handle, frame, n);
         if (st != 0) usleep(100000);
     }
     if (st != 0) abort();
-    if (call(frame, fuzz_frame_upsert(frame)) != 0) abort();
+    if (fuzz_call(coord_handle, frame, fuzz_frame_upsert(frame)) != 0) abort();
     g_search_len = fuzz_frame_search(g_search);
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    uint64_t rid;
     me_reply_t rep;
-    me_coord_handle(&g_co, g_fan, data, size, &rid, &rep);
-    fuzz_check_reply(data, size, &rep);
+    fuzz_handle_checked(coord_handle, data, size, &rep);
     me_reply_clear(&rep);
     /* The cluster still answers (the input may have dropped or remade "c",
      * so any status will do; a crash or a hang would not). */
-    me_coord_handle(&g_co, g_fan, g_search, g_search_len, &rid, &rep);
-    if (rep.status < 0 || rep.status > 16) abort();
-    me_reply_clear(&rep);
+    int st = fuzz_call(coord_handle, g_search, g_search_len);
+    if (st < 0 || st > 16) abort();
     return 0;
 }

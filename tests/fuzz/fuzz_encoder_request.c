@@ -17,13 +17,13 @@
 static me_encoder_t g_enc;
 static me_embedder_t *g_worker;
 
+static void encoder_handle(const uint8_t *frame, size_t n, me_reply_t *rep) {
+    uint64_t rid;
+    me_encoder_handle(&g_enc, g_worker, frame, n, &rid, rep);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    if (getenv("ME_FUZZ_WRITE_SEEDS")) {
-        fuzz_write_seeds(getenv("ME_FUZZ_WRITE_SEEDS"));
-        exit(0);
-    }
+    fuzz_init_seeds(argc, argv);
     me_model_config_t cfg = { .vocab = 300, .max_text = 16, .layers = 1, .width = 16, .heads = 2, .dim = 8,
                               .meta_q = 2, .meta_c = 3 };
     me_model_t *m = me_model_new(&cfg);
@@ -44,10 +44,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    uint64_t rid;
     me_reply_t rep;
-    me_encoder_handle(&g_enc, g_worker, data, size, &rid, &rep);
-    fuzz_check_reply(data, size, &rep);
+    fuzz_handle_checked(encoder_handle, data, size, &rep);
     Metaembed__Envelope *env = metaembed__envelope__unpack(NULL, size, data);
     int encode = env && env->method == METAEMBED__METHOD__METHOD_ENCODE;
     if (env) metaembed__envelope__free_unpacked(env, NULL);

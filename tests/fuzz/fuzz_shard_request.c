@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -15,32 +14,17 @@
 #include "tests/fuzz/proto_mutator.h"
 
 static me_shard_t g_shard;
-static char g_dir[64];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(path);
-}
-
-/* At exit only the directory goes: RocksDB's own statics may already be
- * destroyed, so closing the database here would crash. */
-static void cleanup(void) {
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 static uint8_t g_search[512];
 static size_t g_search_len;
 
+static void shard_handle(const uint8_t *frame, size_t n, me_reply_t *rep) {
+    uint64_t rid;
+    me_shard_handle(&g_shard, frame, n, &rid, rep);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    if (getenv("ME_FUZZ_WRITE_SEEDS")) {
-        fuzz_write_seeds(getenv("ME_FUZZ_WRITE_SEEDS"));
-        exit(0);
-    }
-    snprintf(g_dir, sizeof g_dir, "/tmp/metaembed-fuzz-XXXXXX");
-    char *dir = mkdtemp(g_dir);
-    if (!dir) abort();
-    atexit(cleanup);
+    fuzz_init_seeds(argc, argv);
+    const char *dir = fuzz_tmpdir("fuzz");
     me_shard_opts_t o;
     char err[256];
     me_config_defaults(me_shard_options, &o, err, sizeof err);
@@ -52,24 +36,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (me_shard_open(&g_shard, &o, err, sizeof err) != 0) abort();
     /* Collection "c" with one document, through the handler. */
     uint8_t frame[512];
-    uint64_t rid;
-    me_reply_t rep;
-    me_shard_handle(&g_shard, frame, fuzz_frame_create(frame), &rid, &rep);
-    me_reply_clear(&rep);
-    me_shard_handle(&g_shard, frame, fuzz_frame_upsert(frame), &rid, &rep);
-    me_reply_clear(&rep);
+    fuzz_call(shard_handle, frame, fuzz_frame_create(frame));
+    fuzz_call(shard_handle, frame, fuzz_frame_upsert(frame));
     g_search_len = fuzz_frame_search(g_search);
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    uint64_t rid;
     me_reply_t rep;
-    me_shard_handle(&g_shard, data, size, &rid, &rep);
-    fuzz_check_reply(data, size, &rep);
+    fuzz_handle_checked(shard_handle, data, size, &rep);
     me_reply_clear(&rep);
     /* Drop and re-create "c" when the input did (so later inputs still reach it). */
-    me_shard_handle(&g_shard, g_search, g_search_len, &rid, &rep);
-    me_reply_clear(&rep);
+    fuzz_call(shard_handle, g_search, g_search_len);
     return 0;
 }

@@ -14,10 +14,16 @@
  * fuzz_check_reply() is the invariant every target asserts: a status in
  * range, a message that is valid UTF-8, and an OK reply whose strings all
  * pass the protocol's string rule (nothing stored can poison a strict
- * client). A header, not a .c: every .c in tests/fuzz is a target. */
+ * client).
+ *
+ * Also the plumbing the three request targets share: the seed-writing
+ * mode, a scratch directory removed at exit, and running one frame
+ * through a target's handler. A header, not a .c: every .c in tests/fuzz
+ * is a target. */
 #ifndef ME_FUZZ_PROTO_MUTATOR_H
 #define ME_FUZZ_PROTO_MUTATOR_H
 
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +118,63 @@ static void fuzz_write_seeds(const char *dir) {
         if (!f || fwrite(buf, 1, n, f) != n) abort();
         fclose(f);
     }
+}
+
+/* ---- what every request target shares ---- */
+
+/* A target's request handler: one frame in, the reply out (the caller
+ * clears it). */
+typedef void (*fuzz_handler_t)(const uint8_t *frame, size_t n, me_reply_t *rep);
+
+/* LLVMFuzzerInitialize's first step: with ME_FUZZ_WRITE_SEEDS=dir, write
+ * the seed inputs there and exit instead of fuzzing. */
+static void fuzz_init_seeds(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    const char *dir = getenv("ME_FUZZ_WRITE_SEEDS");
+    if (!dir) return;
+    fuzz_write_seeds(dir);
+    exit(0);
+}
+
+/* One frame through h; the reply's status (the reply is cleared). */
+static int fuzz_call(fuzz_handler_t h, const uint8_t *frame, size_t n) {
+    me_reply_t rep;
+    h(frame, n, &rep);
+    int st = rep.status;
+    me_reply_clear(&rep);
+    return st;
+}
+
+/* A fuzz input through h and the invariant on its reply, which is left in
+ * *rep for the target's own checks. */
+static void fuzz_handle_checked(fuzz_handler_t h, const uint8_t *data, size_t size, me_reply_t *rep) {
+    h(data, size, rep);
+    fuzz_check_reply(data, size, rep);
+}
+
+/* The scratch directory of a target that stores data (inline: not every
+ * target has one). */
+static char fuzz_dir[64];
+
+static inline int fuzz_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* At exit only the directory goes: RocksDB's own statics may already be
+ * destroyed, so closing a database there would crash. */
+static inline void fuzz_rm_dir(void) { nftw(fuzz_dir, fuzz_rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* A fresh /tmp/metaembed-TAG-XXXXXX, removed at exit; aborts when it
+ * cannot be made. */
+static inline const char *fuzz_tmpdir(const char *tag) {
+    snprintf(fuzz_dir, sizeof fuzz_dir, "/tmp/metaembed-%s-XXXXXX", tag);
+    if (!mkdtemp(fuzz_dir)) abort();
+    atexit(fuzz_rm_dir);
+    return fuzz_dir;
 }
 
 /* ---- mutating values ---- */
