@@ -115,7 +115,7 @@ int cli_cmd_train(cli_t *c, int argc, char **argv) {
     j.vocab = (int)o.vocab;
     j.max_examples = o.max_examples;
     j.model = (me_model_config_t){ 0, (int)o.max_text, (int)o.layers, (int)o.width, (int)o.heads, (int)o.dim,
-                                   (int)o.meta_q, (int)o.meta_c };
+                                   (int)o.meta_q, (int)o.meta_c, 0, 0 };
     j.train.steps = o.steps;
     j.train.batch = (int)o.batch;
     j.train.warmup = (int)o.warmup;

@@ -8,7 +8,14 @@
 const char *const me_model_param_names[ME_MODEL_NUM_PARAMS] = {
     "wte", "wpe", "meta_q", "meta_c", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
     "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb", "projw", "projb",
+    "patchw", "patchb", "ppe",
 };
+
+int me_model_patches(const me_model_config_t *cfg) {
+    if (cfg->image_size <= 0 || cfg->patch <= 0) return 0;
+    int g = cfg->image_size / cfg->patch;
+    return g * g;
+}
 
 int me_model_config_check(const me_model_config_t *c, char *err, size_t errcap) {
     struct { const char *name; int v, lo, hi; } f[] = {
@@ -22,6 +29,16 @@ int me_model_config_check(const me_model_config_t *c, char *err, size_t errcap) 
             snprintf(err, errcap, "model %s must be in [%d, %d], got %d", f[i].name, f[i].lo, f[i].hi, f[i].v);
             return ME_EINVAL;
         }
+    if (c->image_size != 0) {
+        if (c->image_size < 4 || c->image_size > 512 || c->patch < 1 || c->patch > 64 || c->image_size % c->patch) {
+            snprintf(err, errcap, "model image_size %d must be in [4, 512] and a multiple of patch %d (in [1, 64])",
+                     c->image_size, c->patch);
+            return ME_EINVAL;
+        }
+    } else if (c->patch != 0) {
+        snprintf(err, errcap, "model patch %d given without an image_size", c->patch);
+        return ME_EINVAL;
+    }
     if (c->width % c->heads != 0) {
         snprintf(err, errcap, "model width %d is not a multiple of heads %d", c->width, c->heads);
         return ME_EINVAL;
@@ -32,16 +49,18 @@ int me_model_config_check(const me_model_config_t *c, char *err, size_t errcap) 
 size_t me_model_param_sizes(const me_model_config_t *cfg, size_t sizes[ME_MODEL_NUM_PARAMS],
                             int shapes[ME_MODEL_NUM_PARAMS][3]) {
     int V = cfg->vocab, T = cfg->max_text, L = cfg->layers, C = cfg->width, D = cfg->dim;
+    int NP = me_model_patches(cfg), PP3 = NP ? 3 * cfg->patch * cfg->patch : 0, CI = NP ? C : 0;
     int s[ME_MODEL_NUM_PARAMS][3] = {
         { V, C, 0 },         { T, C, 0 },     { cfg->meta_q, C, 0 }, { cfg->meta_c, C, 0 },
         { L, C, 0 },         { L, C, 0 },     { L, 3 * C, C },       { L, 3 * C, 0 },
         { L, C, C },         { L, C, 0 },     { L, C, 0 },           { L, C, 0 },
         { L, 4 * C, C },     { L, 4 * C, 0 }, { L, C, 4 * C },       { L, C, 0 },
         { C, 0, 0 },         { C, 0, 0 },     { D, C, 0 },           { D, 0, 0 },
+        { CI, PP3, 0 },      { CI, 0, 0 },    { NP, CI, 0 },
     };
     size_t total = 0;
     for (int i = 0; i < ME_MODEL_NUM_PARAMS; i++) {
-        size_t n = 1;
+        size_t n = s[i][0] ? 1 : 0;  /* a text-only model's image tensors are empty */
         for (int k = 0; k < 3; k++) {
             if (shapes) shapes[i][k] = s[i][k];
             if (s[i][k]) n *= (size_t)s[i][k];
@@ -73,7 +92,7 @@ static void carve(me_params_t *s, float *base, const size_t sizes[ME_MODEL_NUM_P
     float **ptrs[ME_MODEL_NUM_PARAMS] = {
         &s->wte, &s->wpe, &s->meta_q, &s->meta_c, &s->ln1w, &s->ln1b, &s->qkvw, &s->qkvb,
         &s->attprojw, &s->attprojb, &s->ln2w, &s->ln2b, &s->fcw, &s->fcb, &s->fcprojw, &s->fcprojb,
-        &s->lnfw, &s->lnfb, &s->projw, &s->projb,
+        &s->lnfw, &s->lnfb, &s->projw, &s->projb, &s->patchw, &s->patchb, &s->ppe,
     };
     for (int i = 0; i < ME_MODEL_NUM_PARAMS; i++) {
         *ptrs[i] = base;
@@ -153,6 +172,10 @@ void me_model_init(me_model_t *m, uint64_t seed) {
     fill_normal(p->fcprojw, m->sizes[14], resid, &s);
     fill_const(p->lnfw, m->sizes[16], 1.0f);
     fill_normal(p->projw, m->sizes[18], 1.0 / sqrt((double)c->width), &s);
+    /* Patch inputs are pixels in [-1, 1]: small weights keep a patch's
+     * embedding near a token's scale. */
+    if (m->sizes[20]) fill_normal(p->patchw, m->sizes[20], 0.1 / sqrt(3.0 * c->patch * c->patch), &s);
+    if (m->sizes[22]) fill_normal(p->ppe, m->sizes[22], 0.01, &s);
     memset(m->m1, 0, m->n * sizeof(float));
     memset(m->m2, 0, m->n * sizeof(float));
 }
@@ -160,7 +183,8 @@ void me_model_init(me_model_t *m, uint64_t seed) {
 void me_model_update(me_model_t *m, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
     /* Decay only the matrices that mix features (not embeddings of single
      * positions or meta tokens, biases, or layernorm gains). */
-    static const int decayed[ME_MODEL_NUM_PARAMS] = { 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0 };
+    static const int decayed[ME_MODEL_NUM_PARAMS] = { 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0,
+                                                      1, 0, 0 };
     size_t off = 0;
     for (int i = 0; i < ME_MODEL_NUM_PARAMS; i++) {
         adamw_update(m->mem + off, m->m1 + off, m->m2 + off, m->gmem + off, m->sizes[i], lr, beta1, beta2, eps,
@@ -173,8 +197,11 @@ void me_model_update(me_model_t *m, float lr, float beta1, float beta2, float ep
 
 struct me_acts {
     me_side_t side;
-    int Bmax, B, Tt, M, T;
+    int Bmax, B, Np, Tt, M, T;  /* T = Np + Tt + M: patches, text, meta */
     int32_t *tokens;   /* (B, Tt) */
+    uint8_t *has_image;  /* (B) */
+    float *patches;    /* (B, Np, 3 P P) the images cut into patches */
+    float *pemb;       /* (B, Np, C) their projections */
     uint8_t *mask;     /* (B, T) */
     int32_t *idx;      /* (B, M) meta positions */
     float *encoded;    /* (B, T, C) */
@@ -195,21 +222,24 @@ struct me_acts {
     float *norm;       /* (B, M) */
     void *arena;       /* every tensor above and below lives in it */
     /* backward scratch, reused layer by layer */
-    float *dres, *dres2, *dbuf, *dqkv, *dfch, *dfch_gelu, *dmeta, *dlnf, *dproj;
+    float *dres, *dres2, *dbuf, *dqkv, *dfch, *dfch_gelu, *dmeta, *dlnf, *dproj, *dpemb;
 };
 
 int me_acts_text_len(const me_acts_t *a) { return a->Tt; }
 
-me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B, int text_len) {
+static me_acts_t *acts_new(const me_model_t *m, me_side_t side, int B, int text_len, int images) {
     const me_model_config_t *c = &m->cfg;
     if (B < 1 || text_len < 1 || text_len > c->max_text) return NULL;
+    if (images && !me_model_patches(c)) return NULL;
     me_acts_t *a = calloc(1, sizeof *a);
     if (!a) return NULL;
     a->side = side;
     a->Bmax = B;
     a->Tt = text_len;
     a->M = side == ME_SIDE_QUERY ? c->meta_q : c->meta_c;
-    a->T = a->Tt + a->M;
+    a->Np = images ? me_model_patches(c) : 0;
+    a->T = a->Np + a->Tt + a->M;
+    size_t PP3 = (size_t)3 * c->patch * c->patch, BP = (size_t)B * a->Np;
     size_t L = (size_t)c->layers, C = (size_t)c->width, NH = (size_t)c->heads, D = (size_t)c->dim;
     size_t BT = (size_t)B * a->T, BM = (size_t)B * a->M;
     /* One arena for every activation (llm.c): the first pass sizes it, the
@@ -221,6 +251,8 @@ me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B, int text_len)
 #define CARVE(field, count) do { a->field = base ? (void *)(base + off) : NULL; \
                                  off += ((count) * sizeof *a->field + 63) & ~(size_t)63; } while (0)
         CARVE(tokens, (size_t)B * a->Tt);
+        CARVE(has_image, (size_t)B);
+        CARVE(patches, BP * PP3); CARVE(pemb, BP * C); CARVE(dpemb, BP * C);
         CARVE(mask, BT);
         CARVE(idx, BM);
         CARVE(encoded, BT * C);
@@ -246,58 +278,108 @@ me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B, int text_len)
     return a;
 }
 
+me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B, int text_len) {
+    return acts_new(m, side, B, text_len, 0);
+}
+
+me_acts_t *me_acts_new_images(const me_model_t *m, me_side_t side, int B, int text_len) {
+    return acts_new(m, side, B, text_len, 1);
+}
+
 void me_acts_free(me_acts_t *a) {
     if (!a) return;
     free(a->arena);
     free(a);
 }
 
-/* out[b,t] = wte[tok] + wpe[t] for text, meta[t - Tt] for meta positions,
- * 0 for padding (masked out of attention anyway). */
-static void input_embedding_forward(float *out, const int32_t *tokens, const uint8_t *mask, const float *wte,
-                                    const float *wpe, const float *meta, int B, int Tt, int M, int C) {
-    int T = Tt + M;
-    for (int b = 0; b < B; b++)
+/* Cuts each image (S, S, 3) into its (S/P)^2 patches, row-major, each a
+ * vector of (rows, columns, RGB): patches (B, Np, 3 P P). */
+static void cut_patches(float *patches, const float *pixels, const uint8_t *has_image, int B, int S, int P) {
+    int G = S / P, NP = G * G;
+    size_t PP3 = (size_t)3 * P * P;
+    for (int b = 0; b < B; b++) {
+        float *dst = patches + (size_t)b * NP * PP3;
+        if (!has_image[b]) { memset(dst, 0, NP * PP3 * sizeof *dst); continue; }
+        const float *img = pixels + (size_t)b * S * S * 3;
+        for (int py = 0; py < G; py++)
+            for (int px = 0; px < G; px++) {
+                float *v = dst + (size_t)(py * G + px) * PP3;
+                for (int dy = 0; dy < P; dy++)
+                    memcpy(v + (size_t)dy * P * 3, img + ((size_t)(py * P + dy) * S + (size_t)px * P) * 3,
+                           (size_t)P * 3 * sizeof *v);
+            }
+    }
+}
+
+/* out[b,t] = pemb[b,t] + ppe[t] for patches of an item with an image,
+ * wte[tok] + wpe[t - Np] for text, meta[t - Np - Tt] for meta positions, 0
+ * for padding and absent images (masked out of attention anyway). */
+static void input_embedding_forward(float *out, const me_acts_t *a, const me_params_t *p, const float *meta, int C) {
+    int Np = a->Np, Tt = a->Tt, T = a->T;
+    for (int b = 0; b < a->B; b++)
         for (int t = 0; t < T; t++) {
             float *o = out + ((size_t)b * T + t) * C;
-            if (t >= Tt) memcpy(o, meta + (size_t)(t - Tt) * C, (size_t)C * sizeof(float));
-            else if (!mask[(size_t)b * T + t]) memset(o, 0, (size_t)C * sizeof(float));
-            else {
-                const float *e = wte + (size_t)tokens[(size_t)b * Tt + t] * C, *pe = wpe + (size_t)t * C;
+            if (t >= Np + Tt) memcpy(o, meta + (size_t)(t - Np - Tt) * C, (size_t)C * sizeof(float));
+            else if (!a->mask[(size_t)b * T + t]) memset(o, 0, (size_t)C * sizeof(float));
+            else if (t < Np) {
+                const float *e = a->pemb + ((size_t)b * Np + t) * C, *pe = p->ppe + (size_t)t * C;
+                for (int i = 0; i < C; i++) o[i] = e[i] + pe[i];
+            } else {
+                const float *e = p->wte + (size_t)a->tokens[(size_t)b * Tt + t - Np] * C, *pe = p->wpe + (size_t)(t - Np) * C;
                 for (int i = 0; i < C; i++) o[i] = e[i] + pe[i];
             }
         }
 }
 
-static void input_embedding_backward(float *dwte, float *dwpe, float *dmeta, const float *dout, const int32_t *tokens,
-                                     const uint8_t *mask, int B, int Tt, int M, int C) {
-    int T = Tt + M;
-    for (int b = 0; b < B; b++)
+/* The gradients of input_embedding_forward: into wte, wpe, the side's meta
+ * tokens, ppe, and dpemb (B, Np, C) for the patch projection's backward. */
+static void input_embedding_backward(me_params_t *g, float *dmeta, float *dpemb, const float *dout, const me_acts_t *a,
+                                     int C) {
+    int Np = a->Np, Tt = a->Tt, T = a->T;
+    if (Np) memset(dpemb, 0, (size_t)a->B * Np * C * sizeof *dpemb);
+    for (int b = 0; b < a->B; b++)
         for (int t = 0; t < T; t++) {
             const float *d = dout + ((size_t)b * T + t) * C;
-            if (t >= Tt) {
-                float *dm = dmeta + (size_t)(t - Tt) * C;
+            if (t >= Np + Tt) {
+                float *dm = dmeta + (size_t)(t - Np - Tt) * C;
                 for (int i = 0; i < C; i++) dm[i] += d[i];
-            } else if (mask[(size_t)b * T + t]) {
-                float *de = dwte + (size_t)tokens[(size_t)b * Tt + t] * C, *dp = dwpe + (size_t)t * C;
+            } else if (!a->mask[(size_t)b * T + t]) {
+                continue;
+            } else if (t < Np) {
+                float *de = dpemb + ((size_t)b * Np + t) * C, *dp = g->ppe + (size_t)t * C;
+                for (int i = 0; i < C; i++) { de[i] = d[i]; dp[i] += d[i]; }
+            } else {
+                float *de = g->wte + (size_t)a->tokens[(size_t)b * Tt + t - Np] * C, *dp = g->wpe + (size_t)(t - Np) * C;
                 for (int i = 0; i < C; i++) { de[i] += d[i]; dp[i] += d[i]; }
             }
         }
 }
 
 void me_model_forward(me_model_t *m, me_acts_t *a, const int32_t *tokens, const int *lens, int B, float *out) {
+    me_model_forward_images(m, a, tokens, lens, NULL, NULL, B, out);
+}
+
+void me_model_forward_images(me_model_t *m, me_acts_t *a, const int32_t *tokens, const int *lens,
+                             const float *pixels, const uint8_t *has_image, int B, float *out) {
     const me_model_config_t *c = &m->cfg;
     const me_params_t *p = &m->p;
-    int L = c->layers, C = c->width, NH = c->heads, D = c->dim, Tt = a->Tt, M = a->M, T = a->T;
+    int L = c->layers, C = c->width, NH = c->heads, D = c->dim, Np = a->Np, Tt = a->Tt, M = a->M, T = a->T;
     a->B = B;
     memcpy(a->tokens, tokens, (size_t)B * Tt * sizeof *tokens);
     for (int b = 0; b < B; b++) {
+        a->has_image[b] = (uint8_t)(Np && pixels && has_image && has_image[b]);
         int len = lens[b] < 0 ? 0 : lens[b] > Tt ? Tt : lens[b];
-        for (int t = 0; t < T; t++) a->mask[(size_t)b * T + t] = (uint8_t)(t < len || t >= Tt);
-        for (int k = 0; k < M; k++) a->idx[(size_t)b * M + k] = Tt + k;
+        uint8_t *mk = a->mask + (size_t)b * T;
+        for (int t = 0; t < T; t++) mk[t] = (uint8_t)(t < Np ? a->has_image[b] : t < Np + Tt ? t - Np < len : 1);
+        for (int k = 0; k < M; k++) a->idx[(size_t)b * M + k] = Np + Tt + k;
+    }
+    if (Np) {
+        if (pixels) cut_patches(a->patches, pixels, a->has_image, B, c->image_size, c->patch);
+        else memset(a->patches, 0, (size_t)B * Np * 3 * c->patch * c->patch * sizeof(float));
+        matmul_forward(a->pemb, a->patches, p->patchw, p->patchb, B, Np, 3 * c->patch * c->patch, C);
     }
     const float *meta = a->side == ME_SIDE_QUERY ? p->meta_q : p->meta_c;
-    input_embedding_forward(a->encoded, a->tokens, a->mask, p->wte, p->wpe, meta, B, Tt, M, C);
+    input_embedding_forward(a->encoded, a, p, meta, C);
     size_t BTC = (size_t)B * T * C, BT = (size_t)B * T;
     /* Layer buffers are indexed with the allocated batch (Bmax) stride so the
      * same acts serve smaller batches. */
@@ -334,7 +416,7 @@ void me_model_backward(me_model_t *m, me_acts_t *a, const float *dout) {
     const me_model_config_t *c = &m->cfg;
     const me_params_t *p = &m->p;
     me_params_t *g = &m->g;
-    int L = c->layers, C = c->width, NH = c->heads, D = c->dim, Tt = a->Tt, M = a->M, T = a->T, B = a->B;
+    int L = c->layers, C = c->width, NH = c->heads, D = c->dim, M = a->M, T = a->T, B = a->B;
     size_t BTC = (size_t)B * T * C, BM = (size_t)B * M;
     size_t sBTC = (size_t)a->Bmax * T * C, sBT = (size_t)a->Bmax * T, sATT = (size_t)a->Bmax * NH * T * T;
 
@@ -378,5 +460,8 @@ void me_model_backward(me_model_t *m, me_acts_t *a, const float *dout) {
                            a->ln1_mean + l * sBT, a->ln1_rstd + l * sBT, B, T, C);
     }
     float *dmeta_params = a->side == ME_SIDE_QUERY ? g->meta_q : g->meta_c;
-    input_embedding_backward(g->wte, g->wpe, dmeta_params, a->dres, a->tokens, a->mask, B, Tt, M, C);
+    input_embedding_backward(g, dmeta_params, a->dpemb, a->dres, a, C);
+    if (a->Np)
+        matmul_backward(NULL, g->patchw, g->patchb, a->dpemb, a->patches, p->patchw, B, a->Np,
+                        3 * c->patch * c->patch, C);
 }

@@ -6,6 +6,13 @@
  * the paper). Text positions get token + position embeddings; a meta token
  * is its own learned vector (its place in the order is what it learns).
  *
+ * An image enters the same sequence (the paper's single-stream backbone):
+ * cut into P x P patches, each linearly projected to the width C plus a
+ * learned position embedding per patch, placed before the text:
+ * [image patches][text tokens][meta tokens]. An item is text, an image, or
+ * both; a model with image_size = 0 reads text only (and its file has no
+ * image tensors).
+ *
  * Memory follows llm.c: parameters, gradients and AdamW state each live in
  * one arena carved from a size table; activations in another, sized for a
  * batch shape. */
@@ -24,9 +31,11 @@ typedef struct {
     int dim;        /* D, the embedding dim after the projection */
     int meta_q;     /* R_q, query-side meta tokens */
     int meta_c;     /* R_c, candidate-side meta tokens */
+    int image_size; /* S: images are resized to S x S RGB; 0 = text only */
+    int patch;      /* P: patch side (S % P == 0); (S/P)^2 patches per image */
 } me_model_config_t;
 
-#define ME_MODEL_NUM_PARAMS 20
+#define ME_MODEL_NUM_PARAMS 23
 
 /* Parameter tensors, in arena order (their names in the weights file are
  * me_model_param_names[i]). */
@@ -51,6 +60,9 @@ typedef struct {
     float *lnfb;      /* (C) */
     float *projw;     /* (D, C) */
     float *projb;     /* (D) */
+    float *patchw;    /* (C, 3 P P): a patch (rows, columns, RGB) to the width; empty when text only */
+    float *patchb;    /* (C) */
+    float *ppe;       /* (NP, C) patch position embeddings */
 } me_params_t;
 
 extern const char *const me_model_param_names[ME_MODEL_NUM_PARAMS];
@@ -77,6 +89,10 @@ void me_model_zero_grad(me_model_t *m);
  * text_len ≤ T_text tokens: queries are short, so their side can use a
  * smaller text_len and skip the padding's compute. */
 me_acts_t *me_acts_new(const me_model_t *m, me_side_t side, int B, int text_len);
+/* The same with room for an image per item (the model must read images). */
+me_acts_t *me_acts_new_images(const me_model_t *m, me_side_t side, int B, int text_len);
+/* Patches per image (0 for a text-only model). */
+int me_model_patches(const me_model_config_t *cfg);
 int me_acts_text_len(const me_acts_t *a);
 void me_acts_free(me_acts_t *a);
 
@@ -85,6 +101,11 @@ void me_acts_free(me_acts_t *a);
  * coarse to fine. Keeps what backward needs in acts. */
 void me_model_forward(me_model_t *m, me_acts_t *a, const int32_t *tokens, const int *lens, int B,
                       float *out);
+/* The same with images: pixels (B, S, S, 3) in [-1, 1] (me_image_to_tensor)
+ * and has_image[b] saying which rows hold one (an item may be image only:
+ * lens[b] = 0). acts must come from me_acts_new_images. */
+void me_model_forward_images(me_model_t *m, me_acts_t *a, const int32_t *tokens, const int *lens,
+                             const float *pixels, const uint8_t *has_image, int B, float *out);
 /* Adds the gradients of a loss whose gradient w.r.t. the last forward's out
  * is dout (B, M, D) into the model's gradient arena. */
 void me_model_backward(me_model_t *m, me_acts_t *a, const float *dout);

@@ -8,12 +8,17 @@
 #include "common/json.h"
 #include "common/safetensors.h"
 
-#define NFIELDS 8
+/* The config's fields; the last NOPTIONAL may be absent (files written
+ * before images: text only). */
+#define NFIELDS 10
+#define NOPTIONAL 2
 
-static const char *field_names[NFIELDS] = { "vocab", "max_text", "layers", "width", "heads", "dim", "meta_q", "meta_c" };
+static const char *field_names[NFIELDS] = { "vocab",  "max_text", "layers",     "width", "heads",
+                                            "dim",    "meta_q",   "meta_c",     "image_size", "patch" };
 
 static int *field_ptr(me_model_config_t *c, int i) {
-    int *f[NFIELDS] = { &c->vocab, &c->max_text, &c->layers, &c->width, &c->heads, &c->dim, &c->meta_q, &c->meta_c };
+    int *f[NFIELDS] = { &c->vocab, &c->max_text, &c->layers, &c->width,      &c->heads,
+                        &c->dim,   &c->meta_q,   &c->meta_c, &c->image_size, &c->patch };
     return f[i];
 }
 
@@ -22,7 +27,8 @@ char *me_model_config_json(const me_model_config_t *c) {
     me_json_writer_init_buf(&w);
     me_json_obj_begin(&w, NULL);
     me_model_config_t copy = *c;
-    for (int i = 0; i < NFIELDS; i++) me_json_put_int(&w, field_names[i], *field_ptr(&copy, i));
+    for (int i = 0; i < NFIELDS; i++)
+        if (i < NFIELDS - NOPTIONAL || copy.image_size) me_json_put_int(&w, field_names[i], *field_ptr(&copy, i));
     me_json_obj_end(&w);
     char *s = me_json_writer_take(&w, NULL);
     me_json_writer_free(&w);
@@ -40,7 +46,9 @@ int me_model_config_parse(const char *json, me_model_config_t *c, char *err, siz
     int rc = 0;
     for (int i = 0; i < NFIELDS && rc == 0; i++) {
         int64_t v;
-        if (me_json_int64(me_json_get(me_json_root(doc), field_names[i]), &v) != 0 || v < 0 || v > (1 << 30)) {
+        const me_json_t *f = me_json_get(me_json_root(doc), field_names[i]);
+        if (!f && i >= NFIELDS - NOPTIONAL) continue;
+        if (me_json_int64(f, &v) != 0 || v < 0 || v > (1 << 30)) {
             snprintf(err, errcap, "model config: '%s' missing or not an integer", field_names[i]);
             rc = ME_ECORRUPT;
         } else *field_ptr(c, i) = (int)v;
@@ -71,6 +79,7 @@ int me_weights_save(me_model_t *m, const char *path, const char *tokenizer, int 
     for (int part = 0; part < (with_opt ? 3 : 1); part++) {
         size_t off = 0;
         for (int i = 0; i < ME_MODEL_NUM_PARAMS; i++) {
+            if (!sizes[i]) continue;  /* a text-only model's image tensors */
             snprintf(names[k], sizeof names[k], "%s%s", prefix[part], me_model_param_names[i]);
             t[k].name = names[k];
             for (int d = 0; d < 3 && shapes[i][d]; d++) t[k].shape[t[k].ndim++] = (uint64_t)shapes[i][d];
@@ -84,7 +93,7 @@ int me_weights_save(me_model_t *m, const char *path, const char *tokenizer, int 
     mk[nm] = "config"; mv[nm++] = cfg;
     if (tokenizer) { mk[nm] = "tokenizer"; mv[nm++] = tokenizer; }
     for (int i = 0; i < nkeys; i++) { mk[nm] = keys[i]; mv[nm++] = vals[i]; }
-    rc = me_st_write(path, mk, mv, nm, t, nt, err, errcap);
+    rc = me_st_write(path, mk, mv, nm, t, k, err, errcap);
 out:
     free(t);
     free(names);
@@ -128,6 +137,7 @@ int me_weights_load(const char *path, int with_opt, me_model_t **out, char **tok
     for (int part = 0; part < (with_opt ? 3 : 1) && rc == 0; part++) {
         size_t off = 0;
         for (int i = 0; i < ME_MODEL_NUM_PARAMS; i++) {
+            if (!sizes[i]) continue;
             char name[64];
             snprintf(name, sizeof name, "%s%s", prefix[part], me_model_param_names[i]);
             me_st_tensor_t t;
