@@ -17,6 +17,8 @@
 #include "encoder/embedder.h"
 #include "encoder/eval.h"
 #include "encoder/ops.h"
+#include "encoder/eval_images.h"
+#include "encoder/imageset.h"
 #include "encoder/trainjob.h"
 
 #define DEFAULT_MODEL "models/metaembed-default.safetensors"
@@ -26,7 +28,7 @@
 typedef struct {
     char data[ME_CFG_STR_MAX], out[ME_CFG_STR_MAX], groups[ME_CFG_STR_MAX];
     long long steps, batch, vocab, layers, width, heads, dim, max_text, meta_q, meta_c, warmup, threads, seed;
-    long long checkpoint_every, max_examples;
+    long long checkpoint_every, max_examples, image_size, patch;
     char lr[ME_CFG_STR_MAX], tau[ME_CFG_STR_MAX];
     int resume;
 } train_opts_t;
@@ -35,7 +37,9 @@ typedef struct {
     { name, type, offsetof(train_opts_t, field), def, lo, hi, NULL, help }
 
 static const me_cfg_opt_t train_table[] = {
-    T_OPT("data", ME_CFG_STRING, data, "", 0, 0, "training data (.jsonl[.gz]); default: the shared Debian data"),
+    T_OPT("data", ME_CFG_STRING, data, "", 0, 0,
+          "training data: text pairs (.jsonl[.gz]), or an image-text set (a folder with emoji.jsonl, or a .jsonl "
+          "of id, split, label/text, images/image); default: the shared Debian data"),
     T_OPT("out", ME_CFG_STRING, out, DEFAULT_MODEL, 0, 0, "model file to write"),
     T_OPT("steps", ME_CFG_INT, steps, "5500", 1, 100000000, "optimiser steps"),
     T_OPT("batch", ME_CFG_INT, batch, "32", 2, 4096, "queries per step (each with a positive and a hard negative)"),
@@ -52,6 +56,9 @@ static const me_cfg_opt_t train_table[] = {
     T_OPT("max-text", ME_CFG_INT, max_text, "96", 8, 4096, "tokens kept per document (longer ones are truncated)"),
     T_OPT("meta-q", ME_CFG_INT, meta_q, "16", 1, 1024, "query meta tokens R_q"),
     T_OPT("meta-c", ME_CFG_INT, meta_c, "64", 1, 1024, "candidate meta tokens R_c"),
+    T_OPT("image-size", ME_CFG_INT, image_size, "0", 0, 512,
+          "side S images are resized to (S x S RGB); 0 = text only, or 32 when --data holds images"),
+    T_OPT("patch", ME_CFG_INT, patch, "8", 1, 64, "patch side P (S % P == 0): (S/P)^2 image tokens"),
     T_OPT("threads", ME_CFG_INT, threads, "0", 0, 256, "threads (0 = every core)"),
     T_OPT("seed", ME_CFG_INT, seed, "1234", 0, 1LL << 62, "seed for init, data order and negatives"),
     T_OPT("checkpoint-every", ME_CFG_INT, checkpoint_every, "250", 0, 100000000, "steps between checkpoints (OUT.ckpt)"),
@@ -116,6 +123,12 @@ int cli_cmd_train(cli_t *c, int argc, char **argv) {
     j.max_examples = o.max_examples;
     j.model = (me_model_config_t){ 0, (int)o.max_text, (int)o.layers, (int)o.width, (int)o.heads, (int)o.dim,
                                    (int)o.meta_q, (int)o.meta_c, 0, 0 };
+    if (me_imageset_is(j.data)) {
+        j.model.image_size = o.image_size ? (int)o.image_size : 32;
+        j.model.patch = (int)o.patch;
+    } else if (o.image_size) {
+        return cli_error(c, CLI_USAGE, "--image-size needs an image-text set in --data (%s holds text pairs)", j.data);
+    }
     j.train.steps = o.steps;
     j.train.batch = (int)o.batch;
     j.train.warmup = (int)o.warmup;
@@ -355,6 +368,139 @@ static int write_plot(const char *path, const me_eval_result_t *r) {
     return fclose(f) == 0 ? 0 : ME_EIO;
 }
 
+/* The image set's plot: MRR@10 against the budget, one line a direction,
+ * the linear baseline dashed. */
+static int write_plot_images(const char *path, const me_eval_images_t *r) {
+    FILE *f = fopen(path, "w");
+    if (!f) return ME_EIO;
+    int W = 640, H = 400, L = 60, R = 20, T = 40, B = 60;
+    double top = 0.5;
+    for (int d = 0; d < 2; d++)
+        for (int i = 0; i < r->dir[d].nrows; i++)
+            if (r->dir[d].rows[i].mrr10 > top) top = r->dir[d].rows[i].mrr10 > 0.9 ? 1.0 : r->dir[d].rows[i].mrr10 + 0.1;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
+    fprintf(f, "<text x=\"%d\" y=\"22\" font-size=\"15\">metaembed images: MRR@10 against budget (r_q, r_c)</text>\n", L);
+    for (int k = 0; k <= 5; k++) {
+        double y = T + (H - T - B) * (1 - k / 5.0);
+        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                   "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n", L, W - R, y, y, L - 6, y + 4, top * k / 5.0);
+    }
+    int n = r->dir[0].nrows;
+    double step = n > 1 ? (double)(W - L - R - 40) / (n - 1) : 0;
+    const char *colors[2] = { "#1f77b4", "#d62728" }, *names[2] = { "text → image", "image → text" };
+    for (int d = 0; d < 2; d++) {
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", colors[d]);
+        for (int i = 0; i < r->dir[d].nrows; i++)
+            fprintf(f, "%.1f,%.1f ", L + 20 + i * step, T + (H - T - B) * (1 - r->dir[d].rows[i].mrr10 / top));
+        double yb = T + (H - T - B) * (1 - r->ridge[d].mrr10 / top);
+        fprintf(f, "\"/>\n<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-dasharray=\"6 4\"/>\n",
+                L, W - R, yb, yb, colors[d]);
+        fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"%s\">%s (dashed: linear baseline %.3f)</text>\n", W - R - 300,
+                T + 16 + 16 * d, colors[d], names[d], r->ridge[d].mrr10);
+    }
+    for (int i = 0; i < n; i++)
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">(%d,%d)</text>\n", L + 20 + i * step, H - B + 18,
+                r->dir[0].rows[i].r_q, r->dir[0].rows[i].r_c);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">budget (query vectors, document vectors)</text>\n</svg>\n",
+            (L + W - R) / 2, H - 16);
+    return fclose(f) == 0 ? 0 : ME_EIO;
+}
+
+static void put_row_json(me_json_writer_t *w, const char *key, const me_eval_row_t *r) {
+    me_json_obj_begin(w, key);
+    if (r->r_q) {
+        me_json_put_int(w, "r_q", r->r_q);
+        me_json_put_int(w, "r_c", r->r_c);
+    }
+    me_json_put_num_prec(w, "recall_at_1", r->recall1, 6);
+    me_json_put_num_prec(w, "mrr_at_10", r->mrr10, 6);
+    me_json_put_num_prec(w, "recall_at_10", r->recall10, 6);
+    if (r->index_bytes_per_doc) me_json_put_u64(w, "index_bytes_per_doc", r->index_bytes_per_doc);
+    me_json_obj_end(w);
+}
+
+/* `metaembed eval` on an image-text set: both directions' tables, the
+ * baselines and the styles. */
+static int eval_images(cli_t *c, const eval_opts_t *o, const char *path, me_split_t split) {
+    char err[1024];
+    me_embedder_t *e;
+    if (me_embedder_load(o->model, &e, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+    int S = me_embedder_image_size(e);
+    if (!S) {
+        me_embedder_free(e);
+        return cli_error(c, CLI_FAIL, "%s reads text only; %s holds images: give an image model "
+                         "(e.g. models/metaembed-emoji.safetensors)", o->model, path);
+    }
+    me_imageset_t *s;
+    if (me_imageset_load(path, S, &s, err, sizeof err) != 0) {
+        me_embedder_free(e);
+        return cli_error(c, CLI_FAIL, "%s", err);
+    }
+    me_eval_opts_t eo;
+    me_eval_defaults(&eo);
+    eo.split = split;
+    eo.threads = o->threads > 0 ? (int)o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    me_eval_images_t r;
+    int rc = me_eval_images_run(e, s, &eo, &r, err, sizeof err);
+    if (rc) {
+        me_imageset_free(s);
+        me_embedder_free(e);
+        return cli_error(c, CLI_FAIL, "%s", err);
+    }
+    if (o->plot[0] && write_plot_images(o->plot, &r) != 0) fprintf(stderr, "metaembed: eval: cannot write %s\n", o->plot);
+    static const char *dir_name[2] = { "text → image", "image → text" }, *dir_key[2] = { "text_to_image", "image_to_text" };
+    if (c->g.json) {
+        me_json_writer_t w;
+        cli_json_begin(&w, stdout);
+        me_json_put_str(&w, "model", o->model);
+        me_json_put_str(&w, "split", o->split);
+        me_json_put_num_prec(&w, "encode_images_per_s", r.images_per_s, 6);
+        for (int d = 0; d < 2; d++) {
+            me_json_obj_begin(&w, dir_key[d]);
+            me_json_put_u64(&w, "queries", r.queries[d]);
+            me_json_put_u64(&w, "documents", r.docs[d]);
+            me_json_arr_begin(&w, "budgets");
+            for (int i = 0; i < r.dir[d].nrows; i++) put_row_json(&w, NULL, &r.dir[d].rows[i]);
+            me_json_arr_end(&w);
+            put_row_json(&w, "chance", &r.chance[d]);
+            put_row_json(&w, "linear_baseline", &r.ridge[d]);
+            me_json_put_num_prec(&w, "linear_baseline_lambda", r.ridge_lambda[d], 4);
+            me_json_obj_begin(&w, "styles");
+            for (int st = 0; st < s->nstyles; st++) put_row_json(&w, s->styles[st], &r.style[d][st]);
+            me_json_obj_end(&w);
+            me_json_obj_end(&w);
+        }
+        cli_json_end(&w);
+    } else {
+        printf("%s on %s (%s split): %zu concepts, %zu images in %d styles; encoding %.1f images/s\n", o->model, path,
+               o->split, s->n, s->nimages, s->nstyles, r.images_per_s);
+        for (int d = 0; d < 2; d++) {
+            printf("\n%s: %zu queries, %zu documents\n\n", dir_name[d], r.queries[d], r.docs[d]);
+            printf("| budget  | Recall@1 | MRR@10 | Recall@10 | index bytes/doc |\n");
+            printf("|---------|----------|--------|-----------|-----------------|\n");
+            for (int i = 0; i < r.dir[d].nrows; i++) {
+                const me_eval_row_t *x = &r.dir[d].rows[i];
+                char b[16];
+                snprintf(b, sizeof b, "(%d,%d)", x->r_q, x->r_c);
+                printf("| %-7s |   %.4f | %.4f |    %.4f | %15llu |\n", b, x->recall1, x->mrr10, x->recall10,
+                       (unsigned long long)x->index_bytes_per_doc);
+            }
+            printf("| linear  |   %.4f | %.4f |    %.4f | ridge, lambda %-3g|\n", r.ridge[d].recall1, r.ridge[d].mrr10,
+                   r.ridge[d].recall10, r.ridge_lambda[d]);
+            printf("| chance  |   %.4f | %.4f |    %.4f |                 |\n", r.chance[d].recall1, r.chance[d].mrr10,
+                   r.chance[d].recall10);
+            printf("\nby style at (%d,%d):", r.dir[d].rows[r.dir[d].nrows - 1].r_q, r.dir[d].rows[r.dir[d].nrows - 1].r_c);
+            for (int st = 0; st < s->nstyles; st++) printf("  %s MRR@10 %.4f", s->styles[st], r.style[d][st].mrr10);
+            printf("\n");
+        }
+        if (o->plot[0]) printf("\nplot: %s\n", o->plot);
+    }
+    me_imageset_free(s);
+    me_embedder_free(e);
+    return CLI_OK;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -522,6 +668,7 @@ int cli_cmd_eval(cli_t *c, int argc, char **argv) {
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (locate_data(c, o.data, path, sizeof path)) return CLI_FAIL;
     me_split_t split = !strcmp(o.split, "dev") ? ME_SPLIT_DEV : !strcmp(o.split, "train") ? ME_SPLIT_TRAIN : ME_SPLIT_TEST;
+    if (!o.cluster && me_imageset_is(path)) return eval_images(c, &o, path, split);
     if (o.cluster) {
         me_dataset_t *cds;
         if (me_dataset_load(path, 0, &cds, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);

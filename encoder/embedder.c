@@ -13,8 +13,11 @@ struct me_embedder {
     const me_tok_t *tok;
     int owns_model;
     me_acts_t *acts[2];        /* per side, made on first use */
+    me_acts_t *img_acts[2];    /* the same with image positions */
     int32_t *ids;              /* (ME_EMBED_BATCH, text_len) */
     int lens[ME_EMBED_BATCH];
+    float *pixels;             /* (ME_EMBED_BATCH, S, S, 3) */
+    uint8_t has[ME_EMBED_BATCH];
 };
 
 me_embedder_t *me_embedder_wrap(me_model_t *m, const me_tok_t *tok) {
@@ -65,6 +68,9 @@ void me_embedder_free(me_embedder_t *e) {
     if (!e) return;
     me_acts_free(e->acts[0]);
     me_acts_free(e->acts[1]);
+    me_acts_free(e->img_acts[0]);
+    me_acts_free(e->img_acts[1]);
+    free(e->pixels);
     free(e->ids);
     me_tok_free(e->tok_owned);
     if (e->owns_model) me_model_free(e->m);
@@ -84,6 +90,17 @@ int me_embedder_text_len(const me_embedder_t *e, me_side_t side) {
     return side == ME_SIDE_QUERY && max > ME_QUERY_TEXT_LEN ? ME_QUERY_TEXT_LEN : max;
 }
 
+int me_embedder_image_size(const me_embedder_t *e) {
+    return me_model_patches(me_model_config(e->m)) ? me_model_config(e->m)->image_size : 0;
+}
+
+/* Row i of the batch's token ids: the text, cut to W tokens and padded. */
+static void tokenise_row(me_embedder_t *e, int i, const char *t, size_t len, int W) {
+    int32_t *row = e->ids + (size_t)i * W;
+    e->lens[i] = me_tok_encode(e->tok, t, len, row, W);
+    for (int k = e->lens[i]; k < W; k++) row[k] = ME_TOK_PAD;
+}
+
 int me_embedder_encode(me_embedder_t *e, me_side_t side, const char *const *texts, const size_t *lens, int n,
                        float *out) {
     int W = me_embedder_text_len(e, side);
@@ -96,12 +113,35 @@ int me_embedder_encode(me_embedder_t *e, me_side_t side, const char *const *text
         int b = n - off < ME_EMBED_BATCH ? n - off : ME_EMBED_BATCH;
         for (int i = 0; i < b; i++) {
             const char *t = texts[off + i] ? texts[off + i] : "";
-            size_t len = lens ? lens[off + i] : strlen(t);
-            int32_t *row = e->ids + (size_t)i * W;
-            e->lens[i] = me_tok_encode(e->tok, t, len, row, W);
-            for (int k = e->lens[i]; k < W; k++) row[k] = ME_TOK_PAD;
+            tokenise_row(e, i, t, lens ? lens[off + i] : strlen(t), W);
         }
         me_model_forward(e->m, e->acts[side], e->ids, e->lens, b, out + (size_t)off * per);
+    }
+    return 0;
+}
+
+int me_embedder_encode_items(me_embedder_t *e, me_side_t side, const float *const *images,
+                             const char *const *texts, int n, float *out) {
+    int S = me_embedder_image_size(e);
+    if (!S) return ME_EINVAL;
+    int W = me_embedder_text_len(e, side);
+    size_t pix = (size_t)S * S * 3;
+    if (!e->img_acts[side]) {
+        e->img_acts[side] = me_acts_new_images(e->m, side, ME_EMBED_BATCH, W);
+        if (!e->img_acts[side]) return ME_ENOMEM;
+    }
+    if (!e->pixels && !(e->pixels = malloc((size_t)ME_EMBED_BATCH * pix * sizeof *e->pixels))) return ME_ENOMEM;
+    size_t per = (size_t)me_embedder_rows(e, side) * me_model_config(e->m)->dim;
+    for (int off = 0; off < n; off += ME_EMBED_BATCH) {
+        int b = n - off < ME_EMBED_BATCH ? n - off : ME_EMBED_BATCH;
+        for (int i = 0; i < b; i++) {
+            const char *t = texts && texts[off + i] ? texts[off + i] : "";
+            tokenise_row(e, i, t, strlen(t), W);
+            const float *im = images ? images[off + i] : NULL;
+            e->has[i] = im != NULL;
+            if (im) memcpy(e->pixels + (size_t)i * pix, im, pix * sizeof *im);
+        }
+        me_model_forward_images(e->m, e->img_acts[side], e->ids, e->lens, e->pixels, e->has, b, out + (size_t)off * per);
     }
     return 0;
 }

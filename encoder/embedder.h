@@ -35,5 +35,13 @@ int me_embedder_text_len(const me_embedder_t *e, me_side_t side);
 /* out: n × rows × dim floats. lens NULL: NUL-terminated texts. */
 int me_embedder_encode(me_embedder_t *e, me_side_t side, const char *const *texts, const size_t *lens, int n,
                        float *out);
+/* Items with an image: images[i] (S, S, 3) floats in [-1, 1] (see
+ * me_image_to_tensor, S the model's image_size) or NULL for none, and
+ * texts[i] (NUL-terminated) or NULL / "" for none; an image comes before
+ * its text in the sequence. ME_EINVAL when the model reads text only. */
+int me_embedder_encode_items(me_embedder_t *e, me_side_t side, const float *const *images,
+                             const char *const *texts, int n, float *out);
+/* Image side S (0: a text-only model). */
+int me_embedder_image_size(const me_embedder_t *e);
 
 #endif

@@ -28,7 +28,8 @@ static double now_s(void) {
 typedef struct {
     const uint16_t *docs;      /* (ndocs, Rc, D) f16 */
     const float *queries;      /* (nq, Rq, D) */
-    const size_t *doc_of;      /* query → index of its relevant doc in docs */
+    const size_t *doc_group;   /* doc → its group */
+    const size_t *q_group;     /* query → the group of its relevant docs */
     size_t ndocs, nq;
     int Rq, Rc, D;
     int r_q, r_c;
@@ -37,8 +38,9 @@ typedef struct {
     size_t done;
 } job_t;
 
-/* Exact MaxSim of each query against every doc; rank of the relevant doc
- * within the top 10 (ties broken by doc index, as the shard breaks by id). */
+/* Exact MaxSim of each query against every doc; rank of the first relevant
+ * doc within the top 10 (ties broken by doc index, as the shard breaks by
+ * id). */
 static void *score_main(void *arg) {
     job_t *j = arg;
     size_t per_doc = (size_t)j->Rc * j->D;
@@ -55,7 +57,7 @@ static void *score_main(void *arg) {
         me_topk_push_n(&top, scores, NULL, j->ndocs);
         size_t n = me_topk_finish(&top);
         for (size_t r = 0; r < n; r++)
-            if (top.items[r].idx == j->doc_of[q]) {
+            if (j->doc_group[top.items[r].idx] == j->q_group[q]) {
                 if (r == 0) j->r1 += 1;
                 j->mrr += 1.0 / (double)(r + 1);
                 j->r10 += 1;
@@ -67,6 +69,38 @@ static void *score_main(void *arg) {
     free(refs);
     free(scores);
     return NULL;
+}
+
+int me_eval_score(const uint16_t *docs, const size_t *doc_group, size_t ndocs, const float *queries,
+                  const size_t *q_group, size_t nq, int Rq, int Rc, int D, const me_eval_opts_t *o,
+                  me_eval_result_t *out) {
+    out->nrows = 0;
+    int nt = o->threads > 0 ? (o->threads > 16 ? 16 : o->threads) : 1;
+    for (int g = 0; g < o->nbudgets; g++) {
+        /* A budget beyond the model's vectors does not exist for it. */
+        if (o->budgets[g].rq > Rq || o->budgets[g].rc > Rc) continue;
+        job_t jobs[16];
+        pthread_t th[16];
+        for (int t = 0; t < nt; t++) {
+            jobs[t] = (job_t){ docs, queries, doc_group, q_group, ndocs, nq, Rq, Rc, D, o->budgets[g].rq, o->budgets[g].rc,
+                               nq * (size_t)t / (size_t)nt, nq * (size_t)(t + 1) / (size_t)nt, 0, 0, 0, 0 };
+            pthread_create(&th[t], NULL, score_main, &jobs[t]);
+        }
+        me_eval_row_t *row = &out->rows[out->nrows++];
+        memset(row, 0, sizeof *row);
+        row->r_q = o->budgets[g].rq;
+        row->r_c = o->budgets[g].rc;
+        row->index_bytes_per_doc = (uint64_t)row->r_c * D * 2;
+        for (int t = 0; t < nt; t++) {
+            pthread_join(th[t], NULL);
+            row->recall1 += jobs[t].r1;
+            row->mrr10 += jobs[t].mrr;
+            row->recall10 += jobs[t].r10;
+        }
+        if (nq) { row->recall1 /= (double)nq; row->mrr10 /= (double)nq; row->recall10 /= (double)nq; }
+        if (o->progress) o->progress(o->progress_ctx, "score budgets", (size_t)g + 1, (size_t)o->nbudgets);
+    }
+    return 0;
 }
 
 int me_eval_run(me_embedder_t *e, const me_dataset_t *ds, const me_eval_opts_t *o, me_eval_result_t *out,
@@ -133,31 +167,12 @@ int me_eval_run(me_embedder_t *e, const me_dataset_t *ds, const me_eval_opts_t *
     out->encode_queries_per_s = (double)nq / (now_s() - t0);
     if (rc) { snprintf(err, errcap, "encoding failed: %s", me_strerror(rc)); goto out; }
 
-    int nt = o->threads > 0 ? (o->threads > 16 ? 16 : o->threads) : 1;
-    for (int g = 0; g < o->nbudgets; g++) {
-        /* A budget beyond the model's vectors does not exist for it. */
-        if (o->budgets[g].rq > Rq || o->budgets[g].rc > Rc) continue;
-        job_t jobs[16];
-        pthread_t th[16];
-        for (int t = 0; t < nt; t++) {
-            jobs[t] = (job_t){ docs, queries, doc_of, ndocs, nq, Rq, Rc, D, o->budgets[g].rq, o->budgets[g].rc,
-                               nq * (size_t)t / (size_t)nt, nq * (size_t)(t + 1) / (size_t)nt, 0, 0, 0, 0 };
-            pthread_create(&th[t], NULL, score_main, &jobs[t]);
-        }
-        me_eval_row_t *row = &out->rows[out->nrows++];
-        memset(row, 0, sizeof *row);
-        row->r_q = o->budgets[g].rq;
-        row->r_c = o->budgets[g].rc;
-        row->index_bytes_per_doc = (uint64_t)row->r_c * D * 2;
-        for (int t = 0; t < nt; t++) {
-            pthread_join(th[t], NULL);
-            row->recall1 += jobs[t].r1;
-            row->mrr10 += jobs[t].mrr;
-            row->recall10 += jobs[t].r10;
-        }
-        if (nq) { row->recall1 /= (double)nq; row->mrr10 /= (double)nq; row->recall10 /= (double)nq; }
-        if (o->progress) o->progress(o->progress_ctx, "score budgets", (size_t)g + 1, (size_t)o->nbudgets);
-    }
+    size_t *doc_group = malloc(ndocs * sizeof *doc_group);
+    if (!doc_group) { rc = ME_ENOMEM; goto out; }
+    for (size_t d = 0; d < ndocs; d++) doc_group[d] = d;
+    rc = me_eval_score(docs, doc_group, ndocs, queries, doc_of, nq, Rq, Rc, D, o, out);
+    free(doc_group);
+    if (rc) goto out;
     out->docs = ndocs;
     out->queries = nq;
     out->seconds = now_s() - t_start;

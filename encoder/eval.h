@@ -41,6 +41,13 @@ typedef struct {
 } me_eval_opts_t;
 
 void me_eval_defaults(me_eval_opts_t *o);
+/* Exact MaxSim of every query (nq, Rq, D) against every f16 document
+ * (ndocs, Rc, D) at each budget of o: a document is relevant to a query
+ * when doc_group[d] == q_group[q]; MRR@10 counts the first relevant hit,
+ * Recall@10 any. Fills out->rows and out->nrows. */
+int me_eval_score(const uint16_t *docs, const size_t *doc_group, size_t ndocs, const float *queries,
+                  const size_t *q_group, size_t nq, int Rq, int Rc, int D, const me_eval_opts_t *o,
+                  me_eval_result_t *out);
 int me_eval_run(me_embedder_t *e, const me_dataset_t *ds, const me_eval_opts_t *o, me_eval_result_t *out,
                 char *err, size_t errcap);
 

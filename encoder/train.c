@@ -18,6 +18,8 @@ struct me_trainer {
     me_acts_t *qa, *da;
     int32_t *q_tok, *d_tok;    /* batch rows */
     int *q_len, *d_len;
+    float *q_pix, *d_pix;      /* batch images, when the side has them */
+    uint8_t *q_has, *d_has;
     float *Q, *C, *dQ, *dC;
     int *order;                /* the current epoch's permutation */
     long order_epoch;
@@ -90,8 +92,27 @@ me_trainer_t *me_trainer_new(me_model_t *m, const me_train_data_t *data, const m
     t->o = *o;
     int B = o->batch, D = c->dim, Rq = c->meta_q, Rc = c->meta_c;
     t->mmr = me_mmr_new(o->groups, o->ngroups, o->tau, Rq, Rc, D, ME_MMR_BLAS);
-    t->qa = me_acts_new(m, ME_SIDE_QUERY, B, data->q_len_max);
-    t->da = me_acts_new(m, ME_SIDE_DOC, 2 * B, data->d_len_max);
+    int q_images = data->pixels && data->q_img, d_images = data->pixels && data->d_img;
+    if ((q_images || d_images) && !me_model_patches(c)) {
+        snprintf(err, errcap, "the data has images but the model reads text only (give it an image size)");
+        free(t);
+        return NULL;
+    }
+    size_t pix = (size_t)c->image_size * c->image_size * 3;
+    t->qa = q_images ? me_acts_new_images(m, ME_SIDE_QUERY, B, data->q_len_max)
+                     : me_acts_new(m, ME_SIDE_QUERY, B, data->q_len_max);
+    t->da = d_images ? me_acts_new_images(m, ME_SIDE_DOC, 2 * B, data->d_len_max)
+                     : me_acts_new(m, ME_SIDE_DOC, 2 * B, data->d_len_max);
+    if (q_images) {
+        t->q_pix = malloc((size_t)B * pix * sizeof *t->q_pix);
+        t->q_has = malloc((size_t)B);
+        if (!t->q_pix || !t->q_has) t->qa = (me_acts_free(t->qa), NULL);
+    }
+    if (d_images) {
+        t->d_pix = malloc((size_t)2 * B * pix * sizeof *t->d_pix);
+        t->d_has = malloc((size_t)2 * B);
+        if (!t->d_pix || !t->d_has) t->da = (me_acts_free(t->da), NULL);
+    }
     t->q_tok = malloc((size_t)B * data->q_len_max * sizeof *t->q_tok);
     t->d_tok = malloc((size_t)2 * B * data->d_len_max * sizeof *t->d_tok);
     t->q_len = malloc((size_t)B * sizeof *t->q_len);
@@ -122,6 +143,10 @@ void me_trainer_free(me_trainer_t *t) {
     free(t->d_tok);
     free(t->q_len);
     free(t->d_len);
+    free(t->q_pix);
+    free(t->d_pix);
+    free(t->q_has);
+    free(t->d_has);
     free(t->Q);
     free(t->dQ);
     free(t->C);
@@ -136,6 +161,15 @@ void me_trainer_resume_at(me_trainer_t *t, long step) { t->step = t->step0 = ste
 static void copy_row(int32_t *dst, int *dlen, const int32_t *src, const int *slen, int i, int width) {
     memcpy(dst, src + (size_t)i * width, (size_t)width * sizeof *dst);
     *dlen = slen[i];
+}
+
+/* Batch row `row` of a side's images: example e's image, if it has one. */
+static void copy_image(const me_trainer_t *t, float *pix, uint8_t *has, const int *img, int row, int e) {
+    if (!pix) return;
+    const me_model_config_t *c = me_model_config(t->m);
+    size_t n = (size_t)c->image_size * c->image_size * 3;
+    has[row] = img[e] >= 0;
+    if (has[row]) memcpy(pix + (size_t)row * n, t->data->pixels + (size_t)img[e] * n, n * sizeof *pix);
 }
 
 int me_trainer_step(me_trainer_t *t, me_train_stats_t *st) {
@@ -154,6 +188,8 @@ int me_trainer_step(me_trainer_t *t, me_train_stats_t *st) {
         int e = idx[i];
         copy_row(t->q_tok + (size_t)i * Wq, &t->q_len[i], d->q_tok, d->q_len, e, Wq);
         copy_row(t->d_tok + (size_t)i * Wd, &t->d_len[i], d->d_tok, d->d_len, e, Wd);
+        copy_image(t, t->q_pix, t->q_has, d->q_img, i, e);
+        copy_image(t, t->d_pix, t->d_has, d->d_img, i, e);
         int h = d->hard ? d->hard[e] : -1;
         for (int tries = 0; tries < 8; tries++) {
             int clash = h < 0 || h == e;
@@ -163,10 +199,11 @@ int me_trainer_step(me_trainer_t *t, me_train_stats_t *st) {
             h = (int)(s % (uint64_t)d->n);
         }
         copy_row(t->d_tok + (size_t)(B + i) * Wd, &t->d_len[B + i], d->d_tok, d->d_len, h, Wd);
+        copy_image(t, t->d_pix, t->d_has, d->d_img, B + i, h);
     }
     me_model_zero_grad(t->m);
-    me_model_forward(t->m, t->qa, t->q_tok, t->q_len, B, t->Q);
-    me_model_forward(t->m, t->da, t->d_tok, t->d_len, 2 * B, t->C);
+    me_model_forward_images(t->m, t->qa, t->q_tok, t->q_len, t->q_pix, t->q_has, B, t->Q);
+    me_model_forward_images(t->m, t->da, t->d_tok, t->d_len, t->d_pix, t->d_has, 2 * B, t->C);
     float loss = 0;
     int rc = me_mmr_forward(t->mmr, &loss, st ? st->group_loss : NULL, st ? st->group_acc : NULL, t->Q, t->C, B, 2 * B);
     if (rc) return rc;

@@ -23,6 +23,12 @@ typedef struct {
     const int32_t *d_tok;      /* (n, d_len_max) the positive document */
     const int *d_len;          /* (n) */
     const int *hard;           /* (n) example whose document is i's hard negative, or -1 */
+    /* Images (a model with image_size S > 0): pixels (n_images, S, S, 3)
+     * in [-1, 1], and each example's query and document image as an index
+     * into them, or -1 for none; q_img or d_img NULL: that side has no
+     * images. An item may be image only (its length 0). */
+    const float *pixels;
+    const int *q_img, *d_img;
 } me_train_data_t;
 
 typedef struct {

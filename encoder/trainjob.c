@@ -9,6 +9,7 @@
 #include "common/progress.h"
 #include "encoder/dataset.h"
 #include "encoder/embedder.h"
+#include "encoder/imageset.h"
 #include "encoder/tokenizer.h"
 #include "encoder/weights.h"
 
@@ -54,7 +55,7 @@ static int tokenise(const me_dataset_t *ds, const me_tok_t *tok, const int32_t *
         hard[e] = neg_rec[i] >= 0 ? (int)ex_of[neg_rec[i]] : -1;
     }
     free(ex_of);
-    *d = (me_train_data_t){ (int)n, Wq, Wd, q, ql, dd, dl, hard };
+    *d = (me_train_data_t){ (int)n, Wq, Wd, q, ql, dd, dl, hard, NULL, NULL, NULL };
     bufs[0] = q;
     bufs[1] = dd;
     bufs[2] = ql;
@@ -71,15 +72,29 @@ int me_trainjob_run(const me_trainjob_t *j, char *err, size_t errcap) {
     if (!j->checkpoint[0]) strncat(ckpt, ".ckpt", sizeof ckpt - strlen(ckpt) - 1);
 
     me_dataset_t *ds = NULL;
+    me_imageset_t *is = NULL;  /* an image–text set instead of ds */
     me_tok_t *tok = NULL;
     me_model_t *m = NULL;
     me_trainer_t *tr = NULL;
     char *tokstr = NULL;
     int32_t *neg = NULL, *bufs[5] = { 0 };
-    int rc = me_dataset_load(j->data, 0, &ds, err, errcap);
-    if (rc) return rc;
-    if (log) fprintf(log, "data: %zu records (train %zu, dev %zu, test %zu) from %s\n", ds->n,
-                     ds->n_split[ME_SPLIT_TRAIN], ds->n_split[ME_SPLIT_DEV], ds->n_split[ME_SPLIT_TEST], j->data);
+    void *ibufs[ME_IMAGESET_TRAIN_BUFS] = { 0 };
+    int rc;
+    if (me_imageset_is(j->data)) {
+        if (j->model.image_size <= 0) {
+            snprintf(err, errcap, "%s holds images: give the model an image size (--image-size, --patch)", j->data);
+            return ME_EINVAL;
+        }
+        double t0 = now_s();
+        if ((rc = me_imageset_load(j->data, j->model.image_size, &is, err, errcap)) != 0) return rc;
+        if (log) fprintf(log, "data: %zu concepts (train %zu, dev %zu, test %zu), %zu images in %d styles decoded "
+                         "in %.1f s from %s\n", is->n, is->n_split[ME_SPLIT_TRAIN], is->n_split[ME_SPLIT_DEV],
+                         is->n_split[ME_SPLIT_TEST], is->nimages, is->nstyles, now_s() - t0, j->data);
+    } else {
+        if ((rc = me_dataset_load(j->data, 0, &ds, err, errcap)) != 0) return rc;
+        if (log) fprintf(log, "data: %zu records (train %zu, dev %zu, test %zu) from %s\n", ds->n,
+                         ds->n_split[ME_SPLIT_TRAIN], ds->n_split[ME_SPLIT_DEV], ds->n_split[ME_SPLIT_TEST], j->data);
+    }
 
     long start_step = 0;
     if (j->resume && access(ckpt, R_OK) == 0) {
@@ -96,14 +111,19 @@ int me_trainjob_run(const me_trainjob_t *j, char *err, size_t errcap) {
         if (log) fprintf(log, "resuming from %s at step %ld\n", ckpt, start_step);
     } else {
         /* The tokenizer learns from the train split only. */
-        size_t n = 0;
-        const char **texts = malloc(2 * ds->n * sizeof *texts);
-        size_t *lens = malloc(2 * ds->n * sizeof *lens);
+        size_t n = 0, nrec = ds ? ds->n : is->n;
+        const char **texts = malloc(2 * nrec * sizeof *texts);
+        size_t *lens = malloc(2 * nrec * sizeof *lens);
         if (!texts || !lens) { free(texts); free(lens); rc = ME_ENOMEM; goto out; }
-        for (size_t i = 0; i < ds->n; i++) {
+        for (size_t i = 0; ds && i < ds->n; i++) {
             if (ds->recs[i].split != ME_SPLIT_TRAIN) continue;
             texts[n] = ds->recs[i].query; lens[n++] = ds->recs[i].query_len;
             texts[n] = ds->recs[i].text; lens[n++] = ds->recs[i].text_len;
+        }
+        for (size_t i = 0; is && i < is->n; i++) {
+            if (is->c[i].split != ME_SPLIT_TRAIN) continue;
+            texts[n] = is->c[i].label; lens[n++] = strlen(is->c[i].label);
+            texts[n] = is->c[i].text; lens[n++] = strlen(is->c[i].text);
         }
         double t0 = now_s();
         rc = me_tok_train(texts, lens, n, j->vocab, &tok, err, errcap);
@@ -122,18 +142,29 @@ int me_trainjob_run(const me_trainjob_t *j, char *err, size_t errcap) {
     size_t toklen;
     if (!tokstr && (rc = me_tok_save(tok, &tokstr, &toklen)) != 0) goto out;
 
-    neg = malloc(ds->n * sizeof *neg);
-    if (!neg) { rc = ME_ENOMEM; goto out; }
-    me_dataset_hard_negatives(ds, j->train.seed, neg, NULL);
     me_train_data_t data;
-    if ((rc = tokenise(ds, tok, neg, j->max_examples, me_model_config(m)->max_text, &data, bufs)) != 0) goto out;
+    if (is) {
+        int W = me_model_config(m)->max_text;
+        /* Labels are a few words: 16 tokens keep every one whole here and
+         * spare the padding's compute (padding is masked, so the width
+         * changes no vector). */
+        if ((rc = me_imageset_train_data(is, tok, 16 < W ? 16 : W, W, j->train.seed,
+                                         &data, ibufs)) != 0)
+            goto out;
+    } else {
+        neg = malloc(ds->n * sizeof *neg);
+        if (!neg) { rc = ME_ENOMEM; goto out; }
+        me_dataset_hard_negatives(ds, j->train.seed, neg, NULL);
+        if ((rc = tokenise(ds, tok, neg, j->max_examples, me_model_config(m)->max_text, &data, bufs)) != 0) goto out;
+    }
     size_t nparams;
     me_model_param_data(m, &nparams);
     const me_model_config_t *c = me_model_config(m);
     if (log)
-        fprintf(log, "model: %d layers, width %d, %d heads, D=%d, R_q=%d, R_c=%d, max_text %d, %.2fM parameters; "
-                     "%d examples, batch %d, %ld steps (%.2f epochs)\n",
-                c->layers, c->width, c->heads, c->dim, c->meta_q, c->meta_c, c->max_text, nparams / 1e6, data.n,
+        fprintf(log, "model: %d layers, width %d, %d heads, D=%d, R_q=%d, R_c=%d, max_text %d, images %dx%d in %d "
+                     "patches, %.2fM parameters; %d examples, batch %d, %ld steps (%.2f epochs)\n",
+                c->layers, c->width, c->heads, c->dim, c->meta_q, c->meta_c, c->max_text, c->image_size,
+                c->image_size, me_model_patches(c), nparams / 1e6, data.n,
                 j->train.batch, j->train.steps, (double)j->train.steps * j->train.batch / data.n);
     tr = me_trainer_new(m, &data, &j->train, err, errcap);
     if (!tr) { rc = ME_EINVAL; goto out; }
@@ -178,6 +209,8 @@ int me_trainjob_run(const me_trainjob_t *j, char *err, size_t errcap) {
 out:
     me_trainer_free(tr);
     for (int i = 0; i < 5; i++) free(bufs[i]);
+    for (int i = 0; i < ME_IMAGESET_TRAIN_BUFS; i++) free(ibufs[i]);
+    me_imageset_free(is);
     free(neg);
     free(tokstr);
     me_model_free(m);
