@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "common/image.h"
 #include "common/npy.h"
 #include "common/progress.h"
 
@@ -322,7 +323,7 @@ out:
 /* ---- search ---- */
 
 typedef struct {
-    char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], budget[ME_CFG_STR_MAX];
+    char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], budget[ME_CFG_STR_MAX], image[ME_CFG_STR_MAX];
     long long k, candidates, refine_candidates, row;
     int exact, metadata, all_or_nothing;
 } search_opts_t;
@@ -332,6 +333,9 @@ static const me_cfg_opt_t search_table[] = {
       "collection to search (required)" },
     { "vectors", ME_CFG_STRING, offsetof(search_opts_t, vectors), "", 0, 0, NULL,
       "float32/float16 queries: [R, D] for one, [N, R, D] for several (required)" },
+    { "image", ME_CFG_STRING, offsetof(search_opts_t, image), "", 0, 0, NULL,
+      "an image query (PNG or JPEG file), with the free text after it if one is given; the cluster's "
+      "encoders must run an image model" },
     { "budget", ME_CFG_STRING, offsetof(search_opts_t, budget), "", 0, 0, NULL,
       "query and document vectors to use, e.g. 4,16 (0 = all query rows / R_c) [default: 0,0]" },
     { "k", ME_CFG_INT, offsetof(search_opts_t, k), "10", 1, 1000000, NULL, "hits per query" },
@@ -350,7 +354,7 @@ static const me_cfg_opt_t search_table[] = {
 };
 
 static const cli_cmd_t search_cmd = {
-    "search", "--collection NAME (--vectors q.npy | \"free text\") [options]",
+    "search", "--collection NAME (--vectors q.npy | \"free text\" | --image q.png [\"text\"]) [options]",
     "Searches with each query in q.npy, or with a text that the cluster's encoders turn into query\n"
     "vectors, and prints rank, id and score of the best k documents (with a snippet of the stored\n"
     "text for text queries), the budget used, whether the answer is partial (and which groups are\n"
@@ -366,7 +370,10 @@ static void snippet(const me_hit_t *h, char *out, size_t width) {
     out[0] = 0;
     me_json_doc_t *doc;
     if (!h->metadata_len || me_json_parse(h->metadata, h->metadata_len, &doc, NULL) != 0) return;
-    const char *t = me_json_str(me_json_get(me_json_root(doc), "text"));
+    const me_json_t *root = me_json_root(doc);
+    /* Text collections show the text; image collections the image's file. */
+    const char *t = me_json_str(me_json_get(root, "text"));
+    if (!t || !t[0]) t = me_json_str(me_json_get(root, "image"));
     size_t n = 0;
     for (; t && t[n] && n < width; n++) out[n] = t[n] == '\n' || t[n] == '\t' ? ' ' : t[n];
     while (n > 0 && t && t[n] && ((unsigned char)t[n] & 0xc0) == 0x80) n--;  /* do not split a character */
@@ -375,13 +382,31 @@ static void snippet(const me_hit_t *h, char *out, size_t width) {
     me_json_free(doc);
 }
 
+/* A text query, an image query (o->image), or both: the cluster's encoders
+ * make the vectors. */
 static int search_text(cli_t *c, const search_opts_t *o, me_search_opts_t *so, const char *text) {
-    if (!cli_connect(c)) return CLI_FAIL;
+    uint8_t *img = NULL;
+    size_t img_len = 0;
+    if (o->image[0]) {
+        /* Checked here first, so a bad file gets its own error. */
+        char err[512];
+        me_image_t im;
+        if (me_image_read_file(o->image, &img, &img_len, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+        if (me_image_decode(img, img_len, &im, err, sizeof err) != 0) {
+            free(img);
+            return cli_error(c, CLI_FAIL, "%s: %s", o->image, err);
+        }
+        me_image_free(&im);
+    }
+    if (!cli_connect(c)) { free(img); return CLI_FAIL; }
     so->with_metadata = 1;
     me_results_t res;
     me_status_t st;
-    if (me_client_search_text(c->client, o->collection, text, so, &res, &st) != 0)
-        return cli_status_error(c, &st, "text search");
+    int rc = img ? me_client_search_image(c->client, o->collection, img, img_len, text, so, &res, &st)
+                 : me_client_search_text(c->client, o->collection, text, so, &res, &st);
+    free(img);
+    if (rc != 0) return cli_status_error(c, &st, o->image[0] ? "image search" : "text search");
+    if (!text) text = "";
     if (c->g.json) {
         me_json_writer_t j;
         cli_json_begin(&j, stdout);
@@ -392,7 +417,8 @@ static int search_text(cli_t *c, const search_opts_t *o, me_search_opts_t *so, c
         me_json_arr_end(&j);
         cli_json_end(&j);
     } else {
-        printf("\"%s\": %zu hits from %llu documents, budget r_q=%d r_c=%d%s\n", text, res.n,
+        printf("%s%s\"%s\": %zu hits from %llu documents, budget r_q=%d r_c=%d%s\n", o->image[0] ? o->image : "",
+               o->image[0] ? " + " : "", text, res.n,
                (unsigned long long)res.documents, res.r_q, res.r_c, res.partial ? ", PARTIAL" : "");
         static const char *const head[] = { "RANK", "ID", "SCORE", "TEXT" };
         cli_table_t t;
@@ -501,9 +527,10 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
     int rc = cli_parse(c, &search_cmd, &o, argc, argv, pos, &npos);
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (!o.collection[0]) return cli_usage_error(c, "needs --collection NAME");
-    if (!o.vectors[0] && npos == 0)
-        return cli_usage_error(c, "needs a query: --vectors FILE.npy (shape [R, D] or [N, R, D]) or a \"free text\"");
-    if (o.vectors[0] && npos) return cli_usage_error(c, "give either --vectors or a text, not both");
+    if (!o.vectors[0] && npos == 0 && !o.image[0])
+        return cli_usage_error(c, "needs a query: --vectors FILE.npy (shape [R, D] or [N, R, D]), --image FILE "
+                                  "or a \"free text\"");
+    if (o.vectors[0] && (npos || o.image[0])) return cli_usage_error(c, "give either --vectors or a text/--image, not both");
     me_search_opts_t so = { .k = (uint32_t)o.k, .candidates = (uint32_t)o.candidates,
                             .refine_candidates = (uint32_t)o.refine_candidates, .exact = o.exact,
                             .with_metadata = o.metadata, .all_or_nothing = o.all_or_nothing };
@@ -512,7 +539,7 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
         if (sscanf(o.budget, "%d,%d%c", &so.r_q, &so.r_c, &extra) != 2 || so.r_q < 0 || so.r_c < 0)
             return cli_usage_error(c, "--budget '%s' is not RQ,RC (two counts >= 0, e.g. 4,16; 0 = all)", o.budget);
     }
-    if (npos) return search_text(c, &o, &so, pos[0]);
+    if (npos || o.image[0]) return search_text(c, &o, &so, npos ? pos[0] : NULL);
 
     me_npy_t a;
     if (me_npy_open(&a, o.vectors, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "common/curve.h"
 #include "common/error.h"
+#include "common/image.h"
 #include "common/json.h"
 #include "common/jsonl.h"
 #include "common/progress.h"
@@ -24,6 +25,8 @@
 typedef struct {
     char *id, *text, *line;   /* the line is the document's metadata */
     size_t line_len;
+    uint8_t *image;           /* an image document's file (PNG or JPEG), or NULL */
+    size_t image_len;
 } item_t;
 
 typedef struct {
@@ -70,6 +73,8 @@ static int send_batch(void *push, const char *coll, const char *ack_to, item_t *
         its[i].text = it->text;
         its[i].metadata.data = (uint8_t *)it->line;
         its[i].metadata.len = it->line_len;
+        its[i].image.data = it->image;
+        its[i].image.len = it->image_len;
         ptrs[i] = &its[i];
     }
     Metaembed__IngestBatch msg = METAEMBED__INGEST_BATCH__INIT;
@@ -108,12 +113,38 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
     while ((rc = me_jsonl_next(in, &obj, &line, err, sizeof err)) != 0) {
         const char *id = rc == 1 ? me_json_str(me_json_get(obj, "id")) : NULL;
         const char *text = rc == 1 ? me_json_str(me_json_get(obj, "text")) : NULL;
-        if (rc < 0 || !id || !text || !id[0] || strlen(id) > 256) {
+        const char *image = rc == 1 ? me_json_str(me_json_get(obj, "image")) : NULL;
+        if (rc < 0 || !id || (!text && !image) || !id[0] || strlen(id) > 256) {
             if (rc < 0) fprintf(stderr, "metaembed: ingest: %s (skipped)\n", err);
             else fprintf(stderr, "metaembed: ingest: %s:%ld: needs a non-empty string \"id\" (at most 256 bytes) and "
-                                 "a string \"text\" (skipped)\n", path, line);
+                                 "a string \"text\", an \"image\" path, or both (skipped)\n", path, line);
             bad++;
             continue;
+        }
+        /* An image document: read and decoded here first, so a bad file is
+         * reported by its line and never sent; its thumbnail goes in the
+         * metadata, so results can be shown without the file. */
+        uint8_t *img = NULL;
+        size_t img_len = 0;
+        char *thumb = NULL;
+        if (image) {
+            char full[2048], why[512];
+            if (image[0] == '/') snprintf(full, sizeof full, "%s", image);
+            else snprintf(full, sizeof full, "%.*s%s", (int)(strrchr(path, '/') ? strrchr(path, '/') - path + 1 : 0),
+                          path, image);
+            me_image_t im;
+            int irc = me_image_read_file(full, &img, &img_len, why, sizeof why);
+            if (!irc && (irc = me_image_decode(img, img_len, &im, why, sizeof why)) == 0) {
+                thumb = me_image_thumbnail_uri(&im);
+                me_image_free(&im);
+            }
+            if (irc || !thumb) {
+                fprintf(stderr, "metaembed: ingest: %s:%ld: %s (skipped)\n", path, line, irc ? why : "out of memory");
+                free(img);
+                free(thumb);
+                bad++;
+                continue;
+            }
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 1024;
@@ -131,10 +162,14 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
             else if (mb->value.type == ME_JSON_TRUE || mb->value.type == ME_JSON_FALSE) me_json_put_bool(&w, mb->key, mb->value.type == ME_JSON_TRUE);
             else if (mb->value.type == ME_JSON_NULL) me_json_put_null(&w, mb->key);
         }
+        if (thumb) me_json_put_str(&w, "thumbnail", thumb);
         me_json_obj_end(&w);
+        free(thumb);
         item_t *it = &items[n++];
         it->id = strdup(id);
-        it->text = strdup(text);
+        it->text = strdup(text ? text : "");
+        it->image = img;
+        it->image_len = img_len;
         it->line = me_json_writer_take(&w, &it->line_len);
         me_json_writer_free(&w);
         if (!it->id || !it->text || !it->line) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out_early; }
@@ -276,7 +311,7 @@ out:
     free(batches);
 out_early:
     me_jsonl_close(in);
-    for (size_t i = 0; i < n; i++) { free(items[i].id); free(items[i].text); free(items[i].line); }
+    for (size_t i = 0; i < n; i++) { free(items[i].id); free(items[i].text); free(items[i].line); free(items[i].image); }
     free(items);
     return rc;
 }

@@ -311,13 +311,18 @@ void me_records_free(me_record_t *r, size_t n) {
 }
 
 /* Sends a search whose query is either vectors (t) or text. */
+/* One Search: vectors t, or a text and/or an image for the coordinator's
+ * encoders. */
 static int search_call(me_client_t *c, const char *collection, Metaembed__Tensor *t, const char *text,
-                       const me_search_opts_t *o, me_results_t *out, me_status_t *st) {
+                       const void *image, size_t image_len, const me_search_opts_t *o, me_results_t *out,
+                       me_status_t *st) {
     memset(out, 0, sizeof *out);
     Metaembed__SearchRequest req = METAEMBED__SEARCH_REQUEST__INIT;
     req.collection = (char *)collection;
     req.query = t;
     if (text) req.text = (char *)text;
+    req.image.data = (uint8_t *)image;
+    req.image.len = image ? image_len : 0;
     req.r_q = (uint32_t)o->r_q;
     req.r_c = (uint32_t)o->r_c;
     req.k = o->k;
@@ -374,12 +379,18 @@ int me_client_search(me_client_t *c, const char *collection, const float *query,
     t.n_shape = 2;
     t.data.data = (uint8_t *)query;
     t.data.len = query ? (size_t)rows * dim * 4 : 0;
-    return search_call(c, collection, &t, NULL, o, out, st);
+    return search_call(c, collection, &t, NULL, NULL, 0, o, out, st);
 }
 
 int me_client_search_text(me_client_t *c, const char *collection, const char *text, const me_search_opts_t *o,
                           me_results_t *out, me_status_t *st) {
-    return search_call(c, collection, NULL, text ? text : "", o, out, st);
+    return search_call(c, collection, NULL, text ? text : "", NULL, 0, o, out, st);
+}
+
+int me_client_search_image(me_client_t *c, const char *collection, const void *image, size_t len, const char *text,
+                           const me_search_opts_t *o, me_results_t *out, me_status_t *st) {
+    if (!image || !len) return set_status(st, ME_CODE_INVALID_ARGUMENT, "empty image: give PNG or JPEG bytes");
+    return search_call(c, collection, NULL, text ? text : "", image, len, o, out, st);
 }
 
 int me_client_stats(me_client_t *c, const char *collection, me_stats_t *out, me_status_t *st) {

@@ -150,8 +150,9 @@ int me_image_decode(const void *bytes, size_t len, me_image_t *out, char *err, s
     return fmt[0] == 'p' ? decode_png(bytes, len, out, err, cap) : decode_jpeg(bytes, len, out, err, cap);
 }
 
-int me_image_load(const char *path, me_image_t *out, char *err, size_t cap) {
-    memset(out, 0, sizeof *out);
+int me_image_read_file(const char *path, uint8_t **bytes, size_t *len, char *err, size_t cap) {
+    *bytes = NULL;
+    *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         me_set_err(err, cap, "cannot open image %s: %s", path, strerror(errno));
@@ -162,10 +163,25 @@ int me_image_load(const char *path, me_image_t *out, char *err, size_t cap) {
     size_t n = fread(buf, 1, ME_IMAGE_MAX_BYTES + 1, f);
     int rd = ferror(f);
     fclose(f);
+    if (rd || n > ME_IMAGE_MAX_BYTES) {
+        free(buf);
+        if (rd) me_set_err(err, cap, "cannot read image %s", path);
+        else me_set_err(err, cap, "image %s is over the limit of %u bytes", path, ME_IMAGE_MAX_BYTES);
+        return rd ? ME_EIO : ME_ETOOBIG;
+    }
+    *bytes = buf;
+    *len = n;
+    return 0;
+}
+
+int me_image_load(const char *path, me_image_t *out, char *err, size_t cap) {
+    memset(out, 0, sizeof *out);
+    uint8_t *buf;
+    size_t n;
+    int rc = me_image_read_file(path, &buf, &n, err, cap);
+    if (rc) return rc;
     char why[256];
-    int rc = rd ? ME_EIO : me_image_decode(buf, n, out, why, sizeof why);
-    if (rd) me_set_err(err, cap, "cannot read image %s", path);
-    else if (rc) me_set_err(err, cap, "image %s: %s", path, why);
+    if ((rc = me_image_decode(buf, n, out, why, sizeof why)) != 0) me_set_err(err, cap, "image %s: %s", path, why);
     free(buf);
     return rc;
 }
@@ -254,4 +270,37 @@ int me_image_encode_png(const me_image_t *img, uint8_t **png, size_t *len, char 
     }
     *len = size;
     return 0;
+}
+
+/* RFC 4648 base64, for data URIs (encoding only: nothing here reads it). */
+static char *base64(const uint8_t *in, size_t n, const char *prefix) {
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t plen = strlen(prefix), out_len = plen + 4 * ((n + 2) / 3);
+    char *out = malloc(out_len + 1), *o = out + plen;
+    if (!out) return NULL;
+    memcpy(out, prefix, plen);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+        *o++ = abc[v >> 18 & 63];
+        *o++ = abc[v >> 12 & 63];
+        *o++ = i + 1 < n ? abc[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? abc[v & 63] : '=';
+    }
+    *o = 0;
+    return out;
+}
+
+char *me_image_thumbnail_uri(const me_image_t *img) {
+    me_image_t th;
+    if (me_image_resize(img, ME_IMAGE_THUMB_SIDE, &th) != 0) return NULL;
+    uint8_t *png;
+    size_t len;
+    char err[128];
+    char *uri = NULL;
+    if (me_image_encode_png(&th, &png, &len, err, sizeof err) == 0) {
+        uri = base64(png, len, "data:image/png;base64,");
+        free(png);
+    }
+    me_image_free(&th);
+    return uri;
 }

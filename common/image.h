@@ -31,6 +31,9 @@ const char *me_image_format(const void *bytes, size_t len);
  * (over ME_IMAGE_MAX_BYTES, or a declared size over the side or area
  * limits), with err saying which; *out is then empty. */
 int me_image_decode(const void *bytes, size_t len, me_image_t *out, char *err, size_t cap);
+/* Reads an image file's bytes (malloc'd), refusing one over
+ * ME_IMAGE_MAX_BYTES; err names the file. 0, ME_EIO or ME_ETOOBIG. */
+int me_image_read_file(const char *path, uint8_t **bytes, size_t *len, char *err, size_t cap);
 /* Reads path (at most ME_IMAGE_MAX_BYTES) and decodes it; err names the
  * file. */
 int me_image_load(const char *path, me_image_t *out, char *err, size_t cap);
@@ -46,5 +49,9 @@ int me_image_resize(const me_image_t *img, int side, me_image_t *out);
 
 /* Encodes img as a PNG in a malloc'd buffer. 0, or ME_EIO with err. */
 int me_image_encode_png(const me_image_t *img, uint8_t **png, size_t *len, char *err, size_t cap);
+/* A thumbnail of img (ME_IMAGE_THUMB_SIDE square, white-padded) as a
+ * "data:image/png;base64,..." URI (malloc'd, NUL-terminated), the form a
+ * web page shows without another request; NULL when out of memory. */
+char *me_image_thumbnail_uri(const me_image_t *img);
 
 #endif

@@ -43,16 +43,21 @@ static int ask_encoders(req_t *r, const uint8_t *payload, size_t len, me_call_t 
     return 0;
 }
 
-/* Turns the request's text into query vectors (the encoder's query side):
- * *query views the encoder's [1, R, D] tensor as [R, D] (the data stays
- * enc's). */
-static int encode_text_query(req_t *r, const Metaembed__SearchRequest *m, me_call_t *call,
+/* Turns the request's text, image, or both into query vectors (the
+ * encoder's query side): *query views the encoder's [1, R, D] tensor as
+ * [R, D] (the data stays enc's). */
+static int encode_query(req_t *r, const Metaembed__SearchRequest *m, me_call_t *call,
                              Metaembed__EncodeReply **enc, Metaembed__Tensor *query, uint32_t shape[2]) {
     char *texts[1] = { m->text };
     Metaembed__EncodeRequest er = METAEMBED__ENCODE_REQUEST__INIT;
     er.texts = texts;
     er.n_texts = 1;
     er.query_side = 1;
+    ProtobufCBinaryData image = m->image;
+    if (image.len) {
+        er.images = &image;
+        er.n_images = 1;
+    }
     size_t len;
     uint8_t *buf = me_wire_pack(&er.base, &len);
     if (!buf) return OOM(r);
@@ -86,20 +91,22 @@ int me_coord_search(req_t *r) {
     Metaembed__Hit **hits = NULL;
     if (!parts || !missing) { rc = OOM(r); goto out; }
     if (m->k == 0) { rc = BAD(r, "k must be at least 1"); goto out; }
-    if (!m->query && m->text && m->text[0]) {
+    if (!m->query && ((m->text && m->text[0]) || m->image.len)) {
         uint64_t te = me_now_us();
         /* Shards get a copy of the request with the vectors, not the text. */
         Metaembed__SearchRequest shard_req = *m;
         Metaembed__Tensor query;
         uint32_t shape[2];
-        if ((rc = encode_text_query(r, m, &enc_call, &enc, &query, shape)) != 0) goto out;
+        if ((rc = encode_query(r, m, &enc_call, &enc, &query, shape)) != 0) goto out;
         shard_req.query = &query;
         shard_req.text = "";
+        shard_req.image.len = 0;
+        shard_req.image.data = NULL;
         if (!(fwd = me_wire_pack(&shard_req.base, &payload_len))) { rc = OOM(r); goto out; }
         payload = fwd;
         encode_us = me_now_us() - te;
     } else if (!m->query) {
-        rc = BAD(r, "give query vectors or a query text");
+        rc = BAD(r, "give query vectors, a query text or a query image");
         goto out;
     }
     /* The "fanout" stage starts here: encoding the text has its own. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/image.h"
 #include "encoder/weights.h"
 
 struct me_embedder {
@@ -144,4 +145,36 @@ int me_embedder_encode_items(me_embedder_t *e, me_side_t side, const float *cons
         me_model_forward_images(e->m, e->img_acts[side], e->ids, e->lens, e->pixels, e->has, b, out + (size_t)off * per);
     }
     return 0;
+}
+
+int me_embedder_encode_image_bytes(me_embedder_t *e, me_side_t side, const uint8_t *const *bytes,
+                                   const size_t *lens, const char *const *texts, int n, float *out, char *err,
+                                   size_t errcap) {
+    int S = me_embedder_image_size(e);
+    if (!S) {
+        me_set_err(err, errcap, "this model reads text only (no image_size); use an image model");
+        return ME_EINVAL;
+    }
+    size_t pix = (size_t)S * S * 3;
+    float *px = malloc((n > 0 ? (size_t)n : 1) * pix * sizeof *px);
+    const float **imgs = malloc((n > 0 ? (size_t)n : 1) * sizeof *imgs);
+    int rc = px && imgs ? 0 : ME_ENOMEM;
+    if (rc) me_set_err(err, errcap, "out of memory for %d images", n);
+    for (int i = 0; i < n && !rc; i++) {
+        imgs[i] = NULL;
+        if (!lens[i]) continue;
+        me_image_t im;
+        char why[256];
+        if ((rc = me_image_decode(bytes[i], lens[i], &im, why, sizeof why)) != 0) {
+            me_set_err(err, errcap, "image %d: %s", i, why);
+            break;
+        }
+        rc = me_image_to_tensor(&im, S, px + (size_t)i * pix);
+        me_image_free(&im);
+        imgs[i] = px + (size_t)i * pix;
+    }
+    if (!rc) rc = me_embedder_encode_items(e, side, imgs, texts, n, out);
+    free(px);
+    free(imgs);
+    return rc;
 }

@@ -41,6 +41,13 @@ int me_embedder_encode(me_embedder_t *e, me_side_t side, const char *const *text
  * its text in the sequence. ME_EINVAL when the model reads text only. */
 int me_embedder_encode_items(me_embedder_t *e, me_side_t side, const float *const *images,
                              const char *const *texts, int n, float *out);
+/* The same from encoded images (PNG or JPEG): bytes[i] of lens[i] bytes
+ * (0: no image) before texts[i] (NULL: none); each decoded and resized by
+ * common/image.c. 0, or the first bad image's error (ME_EINVAL, ME_ETOOBIG)
+ * with err naming it ("image 3: corrupt PNG: ..."); nothing is encoded then. */
+int me_embedder_encode_image_bytes(me_embedder_t *e, me_side_t side, const uint8_t *const *bytes,
+                                   const size_t *lens, const char *const *texts, int n, float *out, char *err,
+                                   size_t errcap);
 /* Image side S (0: a text-only model). */
 int me_embedder_image_size(const me_embedder_t *e);
 

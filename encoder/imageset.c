@@ -228,8 +228,9 @@ int me_imageset_train_data(const me_imageset_t *s, const me_tok_t *tok, int q_le
     int32_t *q = calloc(n * (size_t)q_len, sizeof *q), *dd = calloc(n * (size_t)d_len, sizeof *dd);
     int *ql = calloc(n, sizeof *ql), *dl = calloc(n, sizeof *dl), *hard = malloc(n * sizeof *hard);
     int *qi = malloc(n * sizeof *qi), *di = malloc(n * sizeof *di);
-    void *all[ME_IMAGESET_TRAIN_BUFS] = { q, dd, ql, dl, hard, qi, di };
-    int ok = q && dd && ql && dl && hard && qi && di;
+    uint8_t *kind = malloc(n ? n : 1);
+    void *all[ME_IMAGESET_TRAIN_BUFS] = { q, dd, ql, dl, hard, qi, di, kind };
+    int ok = q && dd && ql && dl && hard && qi && di && kind;
     /* The example of each (concept, style) image, to find hard negatives. */
     int *ex_of_img = ok ? malloc((s->nimages ? s->nimages : 1) * sizeof *ex_of_img) : NULL;
     if (!ex_of_img) {
@@ -244,6 +245,8 @@ int me_imageset_train_data(const me_imageset_t *s, const me_tok_t *tok, int q_le
         int im = img_of[k], c = s->img_concept[im], st = s->img_style[im];
         const me_concept_t *cc = &s->c[c];
         size_t t2i = 2 * k, i2t = 2 * k + 1;
+        kind[t2i] = 0;
+        kind[i2t] = 1;
         ql[t2i] = me_tok_encode(tok, cc->label, strlen(cc->label), q + t2i * q_len, q_len);
         qi[t2i] = -1;
         di[t2i] = im;
@@ -258,7 +261,7 @@ int me_imageset_train_data(const me_imageset_t *s, const me_tok_t *tok, int q_le
     free(ex_of_img);
     free(train);
     free(img_of);
-    *d = (me_train_data_t){ (int)n, q_len, d_len, q, ql, dd, dl, hard, s->pixels, qi, di };
+    *d = (me_train_data_t){ (int)n, q_len, d_len, q, ql, dd, dl, hard, s->pixels, qi, di, kind };
     for (int i = 0; i < ME_IMAGESET_TRAIN_BUFS; i++) bufs[i] = all[i];
     return 0;
 }

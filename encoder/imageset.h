@@ -56,7 +56,7 @@ void me_imageset_free(me_imageset_t *s);
  * the same direction's example of another concept in the same subgroup
  * (seeded), else none. Token rows as in me_train_data_t; bufs collects
  * what the caller frees (ME_IMAGESET_TRAIN_BUFS pointers). */
-#define ME_IMAGESET_TRAIN_BUFS 7
+#define ME_IMAGESET_TRAIN_BUFS 8
 int me_imageset_train_data(const me_imageset_t *s, const me_tok_t *tok, int q_len, int d_len, uint64_t seed,
                            me_train_data_t *d, void **bufs);
 

@@ -25,8 +25,30 @@ static int store(const me_ingest_opts_t *o, me_client_t **cli, Metaembed__Ingest
     char **metas = calloc(n ? n : 1, sizeof *metas);
     int code = ME_CODE_OK;
     if (!v || !h || !texts || !docs || !metas) { code = ME_CODE_RESOURCE_EXHAUSTED; snprintf(msg, cap, "out of memory"); goto out; }
-    for (size_t i = 0; i < n; i++) texts[i] = b->items[i]->text;
-    if (me_embedder_encode(e, ME_SIDE_DOC, texts, NULL, (int)n, v) != 0) {
+    size_t nimg = 0;
+    for (size_t i = 0; i < n; i++) {
+        texts[i] = b->items[i]->text;
+        nimg += b->items[i]->image.len > 0;
+    }
+    if (nimg) {
+        /* Image documents (an image, then its text if any). */
+        const uint8_t **bytes = malloc(n * sizeof *bytes);
+        size_t *lens = malloc(n * sizeof *lens);
+        int erc = bytes && lens ? 0 : ME_ENOMEM;
+        char why[512] = "out of memory";
+        for (size_t i = 0; !erc && i < n; i++) {
+            bytes[i] = b->items[i]->image.data;
+            lens[i] = b->items[i]->image.len;
+        }
+        if (!erc) erc = me_embedder_encode_image_bytes(e, ME_SIDE_DOC, bytes, lens, texts, (int)n, v, why, sizeof why);
+        free(bytes);
+        free(lens);
+        if (erc) {
+            code = me_error_status(erc);
+            snprintf(msg, cap, "%s", why);
+            goto out;
+        }
+    } else if (me_embedder_encode(e, ME_SIDE_DOC, texts, NULL, (int)n, v) != 0) {
         code = ME_CODE_RESOURCE_EXHAUSTED;
         snprintf(msg, cap, "out of memory encoding");
         goto out;

@@ -110,34 +110,55 @@ static int h_encode(req_t *r) {
     me_embedder_t *w = r->wstate;
     int rc;
     float *out = NULL;
-    if (m->n_texts == 0) { rc = me_reply_error(r->reply, ME_CODE_INVALID_ARGUMENT, "empty batch: send at least one text"); goto done; }
-    if ((long long)m->n_texts > e->opts.max_batch) {
-        rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "batch of %zu texts exceeds the limit of %lld; split it",
-                            m->n_texts, e->opts.max_batch);
+    size_t n = m->n_images ? m->n_images : m->n_texts;
+    if (n == 0) { rc = ME_BAD(r, "empty batch: send at least one text or image"); goto done; }
+    if (m->n_images && m->n_texts && m->n_texts != m->n_images) {
+        rc = ME_BAD(r, "%zu images and %zu texts: give one text per image (empty for none), or no texts",
+                    m->n_images, m->n_texts);
+        goto done;
+    }
+    if ((long long)n > e->opts.max_batch) {
+        rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "batch of %zu items exceeds the limit of %lld; split it",
+                            n, e->opts.max_batch);
         goto done;
     }
     me_side_t side = m->query_side ? ME_SIDE_QUERY : ME_SIDE_DOC;
     int R = me_embedder_rows(w, side), D = me_embedder_config(w)->dim;
-    out = malloc(m->n_texts * (size_t)R * D * sizeof *out);
+    out = malloc(n * (size_t)R * D * sizeof *out);
     if (!out) { rc = ME_OOM(r); goto done; }
     /* Texts are truncated to the model's length (documented), never refused. */
-    const char *const *texts = (const char *const *)m->texts;
+    const char *const *texts = m->n_texts ? (const char *const *)m->texts : NULL;
     atomic_fetch_add(&e->in_flight, 1);
-    int erc = e->batcher ? me_batcher_encode(e->batcher, w, side, texts, (int)m->n_texts, out)
-                         : me_embedder_encode(w, side, texts, NULL, (int)m->n_texts, out);
+    int erc;
+    char why[512] = "out of memory encoding";
+    if (m->n_images) {
+        const uint8_t **bytes = malloc(n * sizeof *bytes);
+        size_t *lens = malloc(n * sizeof *lens);
+        erc = bytes && lens ? 0 : ME_ENOMEM;
+        for (size_t i = 0; !erc && i < n; i++) {
+            bytes[i] = m->images[i].data;
+            lens[i] = m->images[i].len;
+        }
+        if (!erc) erc = me_embedder_encode_image_bytes(w, side, bytes, lens, texts, (int)n, out, why, sizeof why);
+        free(bytes);
+        free(lens);
+    } else {
+        erc = e->batcher ? me_batcher_encode(e->batcher, w, side, texts, (int)n, out)
+                         : me_embedder_encode(w, side, texts, NULL, (int)n, out);
+    }
     atomic_fetch_sub(&e->in_flight, 1);
     if (erc != 0) {
-        rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory encoding");
+        rc = me_reply_error(r->reply, me_error_status(erc), "%s", why);
         goto done;
     }
-    atomic_fetch_add(&e->texts, m->n_texts);
-    uint32_t shape[3] = { (uint32_t)m->n_texts, (uint32_t)R, (uint32_t)D };
+    atomic_fetch_add(&e->texts, n);
+    uint32_t shape[3] = { (uint32_t)n, (uint32_t)R, (uint32_t)D };
     Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
     t.dtype = METAEMBED__DTYPE__DTYPE_F32;
     t.shape = shape;
     t.n_shape = 3;
     t.data.data = (uint8_t *)out;
-    t.data.len = m->n_texts * (size_t)R * D * sizeof *out;
+    t.data.len = n * (size_t)R * D * sizeof *out;
     Metaembed__EncodeReply rep = METAEMBED__ENCODE_REPLY__INIT;
     rep.vectors = &t;
     rc = me_reply_ok(r->reply, &rep.base);

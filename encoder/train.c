@@ -71,6 +71,30 @@ static void make_order(me_trainer_t *t, long epoch) {
         int j = (int)(s % (uint64_t)(i + 1));
         int tmp = t->order[i]; t->order[i] = t->order[j]; t->order[j] = tmp;
     }
+    if (t->data->kind) {
+        /* Stable split of the shuffle by kind, then batches in turn from
+         * each (from the other once one runs out). */
+        int B = t->o.batch, *tmp = t->order + n, k0 = 0, k1 = 0;
+        for (int i = 0; i < n; i++) tmp[i] = t->order[i];
+        int *list[2] = { t->order, t->order }, len[2] = { 0, 0 };
+        for (int i = 0; i < n; i++) len[t->data->kind[tmp[i]] ? 1 : 0]++;
+        int *scratch = tmp + n;
+        list[0] = scratch;
+        list[1] = scratch + len[0];
+        for (int i = 0; i < n; i++) {
+            if (t->data->kind[tmp[i]]) list[1][k1++] = tmp[i];
+            else list[0][k0++] = tmp[i];
+        }
+        int at[2] = { 0, 0 }, out = 0;
+        for (long b = 0; out < n; b++) {
+            int k = (int)(b % 2);
+            if (at[k] + B > len[k]) k = 1 - k;
+            for (int i = 0; i < B && out < n; i++) {
+                if (at[k] == len[k]) k = 1 - k;
+                t->order[out++] = list[k][at[k]++];
+            }
+        }
+    }
     t->order_epoch = epoch;
 }
 
@@ -121,7 +145,8 @@ me_trainer_t *me_trainer_new(me_model_t *m, const me_train_data_t *data, const m
     t->dQ = malloc((size_t)B * Rq * D * sizeof *t->dQ);
     t->C = malloc((size_t)2 * B * Rc * D * sizeof *t->C);
     t->dC = malloc((size_t)2 * B * Rc * D * sizeof *t->dC);
-    t->order = malloc((size_t)data->n * sizeof *t->order);
+    /* The order, and room to split it by kind. */
+    t->order = malloc((size_t)data->n * (data->kind ? 3 : 1) * sizeof *t->order);
     if (!t->mmr || !t->qa || !t->da || !t->q_tok || !t->d_tok || !t->q_len || !t->d_len || !t->Q || !t->dQ ||
         !t->C || !t->dC || !t->order) {
         snprintf(err, errcap, "out of memory for batch %d (or a bad MMR group for R_q=%d, R_c=%d)", B, Rq, Rc);

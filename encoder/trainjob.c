@@ -55,7 +55,7 @@ static int tokenise(const me_dataset_t *ds, const me_tok_t *tok, const int32_t *
         hard[e] = neg_rec[i] >= 0 ? (int)ex_of[neg_rec[i]] : -1;
     }
     free(ex_of);
-    *d = (me_train_data_t){ (int)n, Wq, Wd, q, ql, dd, dl, hard, NULL, NULL, NULL };
+    *d = (me_train_data_t){ (int)n, Wq, Wd, q, ql, dd, dl, hard, NULL, NULL, NULL, NULL };
     bufs[0] = q;
     bufs[1] = dd;
     bufs[2] = ql;

@@ -145,6 +145,11 @@ int me_client_search(me_client_t *c, const char *collection, const float *query,
  * nodes (coordinator only). */
 int me_client_search_text(me_client_t *c, const char *collection, const char *text, const me_search_opts_t *opts,
                           me_results_t *out, me_status_t *st);
+/* An image query (PNG or JPEG bytes, with an optional text after it),
+ * encoded by one of the cluster's encoders running an image model
+ * (coordinator only). */
+int me_client_search_image(me_client_t *c, const char *collection, const void *image, size_t len, const char *text,
+                           const me_search_opts_t *o, me_results_t *out, me_status_t *st);
 void me_results_free(me_results_t *r);
 
 int me_client_health(me_client_t *c, me_status_t *st);

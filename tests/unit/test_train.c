@@ -53,7 +53,7 @@ static void toy_opts(me_train_opts_t *o, long steps) {
 TEST(train_toy_losses_fall_and_retrieval_beats_chance) {
     static toy_t toy;
     make_toy(&toy);
-    me_train_data_t data = { N, WQ, WD, toy.q, toy.ql, toy.d, toy.dl, toy.hard };
+    me_train_data_t data = { N, WQ, WD, toy.q, toy.ql, toy.d, toy.dl, toy.hard, NULL, NULL, NULL, NULL };
     me_model_config_t c = toy_cfg();
     me_model_t *m = me_model_new(&c);
     me_model_init(m, 1);
@@ -86,7 +86,7 @@ TEST(train_toy_losses_fall_and_retrieval_beats_chance) {
 TEST(train_resume_is_exact) {
     static toy_t toy;
     make_toy(&toy);
-    me_train_data_t data = { N, WQ, WD, toy.q, toy.ql, toy.d, toy.dl, toy.hard };
+    me_train_data_t data = { N, WQ, WD, toy.q, toy.ql, toy.d, toy.dl, toy.hard, NULL, NULL, NULL, NULL };
     me_model_config_t c = toy_cfg();
     me_train_opts_t o;
     toy_opts(&o, 40);
