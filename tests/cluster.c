@@ -60,3 +60,8 @@ void cluster_stop(cluster_t *c) {
     me_test_rmdir(c->dir);
 }
 
+me_client_t *cluster_client(cluster_t *c, int dim, int rows) {
+    me_collection_spec_t spec = { .name = "c", .dim = dim, .max_doc_vectors = rows, .max_query_vectors = 4,
+                                  .dtype = "f32" };
+    return me_daemon_client_with(&c->coord, &spec);
+}

@@ -23,5 +23,9 @@ int cluster_start(cluster_t *c, int groups, int replicas, const char *const *ext
  * c->shard_extra given to every shard (so c must be initialised). */
 int cluster_start_with(cluster_t *c, int groups, int replicas, const char *const *extra, const char *map_line);
 void cluster_stop(cluster_t *c);
+/* A client on the coordinator with the collection the cluster tests share
+ * created: "c", f32, `dim` wide, up to `rows` vectors a document and 4 a
+ * query. NULL on failure (said on stderr; the test should fail). */
+me_client_t *cluster_client(cluster_t *c, int dim, int rows);
 
 #endif

@@ -76,3 +76,27 @@ me_client_t *me_daemon_client(const me_daemon_t *d) {
     if (!c) fprintf(stderr, "    connect %s: %s\n", d->endpoint, st.message);
     return c;
 }
+
+me_client_t *me_daemon_client_with(const me_daemon_t *d, const me_collection_spec_t *spec) {
+    me_client_t *c = me_daemon_client(d);
+    if (!c) return NULL;
+    me_status_t st;
+    if (me_client_create_collection(c, spec, &st) != 0) {
+        fprintf(stderr, "    create %s: %s\n", spec->name, st.message);
+        me_client_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+long me_test_count_ids(me_client_t *c, const char *coll, const char *const *ids, size_t n) {
+    me_record_t *recs;
+    size_t got;
+    me_status_t st;
+    if (me_client_get(c, coll, ids, n, 0, &recs, &got, &st) != 0) {
+        fprintf(stderr, "    get from %s: %s\n", coll, st.message);
+        return -1;
+    }
+    me_records_free(recs, got);
+    return (long)got;
+}

@@ -36,5 +36,12 @@ const char *me_daemon_curve_dir(const me_daemon_t *d);
 /* A connected client (over CurveZMQ when the daemon has keys), or NULL
  * (the test should fail). */
 me_client_t *me_daemon_client(const me_daemon_t *d);
+/* me_daemon_client, then `spec` created through it: the client, or NULL
+ * with the failure said on stderr (the test should fail). */
+me_client_t *me_daemon_client_with(const me_daemon_t *d, const me_collection_spec_t *spec);
+/* How many of ids[0..n) collection `coll` holds (a Get without vectors),
+ * or -1 when the Get fails (its status said on stderr): for tests that
+ * only ask whether documents were stored. */
+long me_test_count_ids(me_client_t *c, const char *coll, const char *const *ids, size_t n);
 
 #endif

@@ -326,3 +326,22 @@ int me_test_http_get(int port, const char *path, char **body) {
     free(buf);
     return status;
 }
+
+int me_bench_options(int argc, char **argv, const me_opt_t *opts, const char *usage) {
+    for (int i = 1; i < argc; i++) {
+        const me_opt_t *o = opts;
+        /* An option that takes a value and has none is not understood. */
+        while (o->name && (strcmp(argv[i], o->name) != 0 || (o->kind != ME_OPT_FLAG && i + 1 >= argc))) o++;
+        if (!o->name) {
+            fputs(usage, stdout);
+            return strcmp(argv[i], "--help") ? 2 : 0;
+        }
+        switch (o->kind) {
+        case ME_OPT_FLAG: *(int *)o->dst = 1; break;
+        case ME_OPT_INT: *(int *)o->dst = atoi(argv[++i]); break;
+        case ME_OPT_DOUBLE: *(double *)o->dst = atof(argv[++i]); break;
+        case ME_OPT_STR: *(const char **)o->dst = argv[++i]; break;
+        }
+    }
+    return -1;
+}

@@ -92,4 +92,18 @@ int me_test_http_get(int port, const char *path, char **body);
 /* Milliseconds on a monotonic clock. */
 double me_test_now_ms(void);
 
+/* ---- bench helpers ---- */
+/* One bench option: "NAME VALUE" into an int, a double or a string, or a
+ * bare "NAME" flag that sets an int to 1. */
+typedef enum { ME_OPT_INT, ME_OPT_DOUBLE, ME_OPT_STR, ME_OPT_FLAG } me_opt_kind_t;
+typedef struct {
+    const char *name;
+    me_opt_kind_t kind;
+    void *dst;
+} me_opt_t;
+/* Parses argv[1..] against opts (ended by a NULL name). -1 when every
+ * argument was one of them; otherwise prints usage on stdout and returns
+ * main's exit code: 0 for --help, 2 for anything else. */
+int me_bench_options(int argc, char **argv, const me_opt_t *opts, const char *usage);
+
 #endif

@@ -136,16 +136,12 @@ static double median_latency(const char *endpoint, int n) {
 int main(int argc, char **argv) {
     int ndocs = 100000, json = 0;
     double seconds = 3;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--docs") && i + 1 < argc) ndocs = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else {
-            printf("usage: bench_cluster [--docs N (100000)] [--seconds S per point (3)] [--json]\n"
-                   "Starts shards and a coordinator from $ME_BIN on loopback; prints figures only.\n");
-            return !strcmp(argv[i], "--help") ? 0 : 2;
-        }
-    }
+    const me_opt_t opts[] = { { "--docs", ME_OPT_INT, &ndocs }, { "--seconds", ME_OPT_DOUBLE, &seconds },
+                              { "--json", ME_OPT_FLAG, &json }, { NULL, 0, NULL } };
+    int code = me_bench_options(argc, argv, opts,
+                                "usage: bench_cluster [--docs N (100000)] [--seconds S per point (3)] [--json]\n"
+                                "Starts shards and a coordinator from $ME_BIN on loopback; prints figures only.\n");
+    if (code >= 0) return code;
     if (ndocs < 1000) die("need --docs >= 1000", NULL);
     me_synth_t p = me_synth_default(D, RC, 2026);
     fprintf(stderr, "generating %d documents...\n", ndocs);

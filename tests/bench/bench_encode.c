@@ -108,16 +108,13 @@ static double in_process(me_embedder_t *e, int per, double seconds) {
 int main(int argc, char **argv) {
     const char *model = "models/metaembed-default.safetensors";
     double seconds = 4;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
-        else {
-            printf("usage: bench_encode [--model FILE] [--seconds S]\n"
-                   "Query-side Encode throughput of a metaembed-encoder process, dynamic batching on and off,\n"
-                   "against the in-process embedder on one core.\n");
-            return strcmp(argv[i], "--help") ? 2 : 0;
-        }
-    }
+    const me_opt_t opts[] = { { "--model", ME_OPT_STR, &model }, { "--seconds", ME_OPT_DOUBLE, &seconds },
+                              { NULL, 0, NULL } };
+    int code = me_bench_options(argc, argv, opts,
+                                "usage: bench_encode [--model FILE] [--seconds S]\n"
+                                "Query-side Encode throughput of a metaembed-encoder process, dynamic batching on "
+                                "and off,\nagainst the in-process embedder on one core.\n");
+    if (code >= 0) return code;
     me_embedder_t *e;
     char err[256];
     if (me_embedder_load(model, &e, err, sizeof err) != 0) {

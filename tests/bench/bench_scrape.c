@@ -119,17 +119,15 @@ static int search_load(me_client_t *c, const float *queries, int nq, double seco
 int main(int argc, char **argv) {
     int ndocs = 20000, rounds = 6;
     double seconds = 5;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--docs") && i + 1 < argc) ndocs = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
-        else {
-            printf("usage: bench_scrape [--docs N] [--rounds R] [--seconds S]\n"
-                   "Search p50/p99 of a shard with and without %d concurrent /metrics scrapers (alternating rounds).\n",
-                   SCRAPERS);
-            return strcmp(argv[i], "--help") ? 2 : 0;
-        }
-    }
+    const me_opt_t opts[] = { { "--docs", ME_OPT_INT, &ndocs }, { "--rounds", ME_OPT_INT, &rounds },
+                              { "--seconds", ME_OPT_DOUBLE, &seconds }, { NULL, 0, NULL } };
+    char usage[256];
+    snprintf(usage, sizeof usage,
+             "usage: bench_scrape [--docs N] [--rounds R] [--seconds S]\n"
+             "Search p50/p99 of a shard with and without %d concurrent /metrics scrapers (alternating rounds).\n",
+             SCRAPERS);
+    int code = me_bench_options(argc, argv, opts, usage);
+    if (code >= 0) return code;
     me_synth_t p = me_synth_default(D, RC, 2026);
     uint16_t *vecs = malloc((size_t)ndocs * RC * D * sizeof *vecs);
     me_synth_docs_f16(&p, 0, (size_t)ndocs, vecs, 2);

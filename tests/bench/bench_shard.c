@@ -45,17 +45,13 @@ typedef struct {
 
 int main(int argc, char **argv) {
     int ndocs = 100000, nq = 50, json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--docs") && i + 1 < argc) ndocs = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--queries") && i + 1 < argc) nq = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else {
-            printf("usage: bench_shard [--docs N (100000)] [--queries Q (50)] [--json]\n"
-                   "Starts metaembed-shard from $ME_BIN (or next to this binary) on a free\n"
-                   "loopback port and measures ingest and search; prints figures only.\n");
-            return !strcmp(argv[i], "--help") ? 0 : 2;
-        }
-    }
+    const me_opt_t opts[] = { { "--docs", ME_OPT_INT, &ndocs }, { "--queries", ME_OPT_INT, &nq },
+                              { "--json", ME_OPT_FLAG, &json }, { NULL, 0, NULL } };
+    int code = me_bench_options(argc, argv, opts,
+                                "usage: bench_shard [--docs N (100000)] [--queries Q (50)] [--json]\n"
+                                "Starts metaembed-shard from $ME_BIN (or next to this binary) on a free\n"
+                                "loopback port and measures ingest and search; prints figures only.\n");
+    if (code >= 0) return code;
     if (ndocs < 100 || nq < 1) { fprintf(stderr, "bench_shard: need --docs >= 100 and --queries >= 1\n"); return 2; }
 
     me_synth_t p = me_synth_default(D, RC, 2026);

@@ -40,13 +40,9 @@ static void run(int sync, int writes, double *med, double *p99) {
 
 int main(int argc, char **argv) {
     int writes = 300;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--writes") && i + 1 < argc) writes = atoi(argv[++i]);
-        else {
-            printf("usage: bench_sync [--writes N (300)]\n");
-            return !strcmp(argv[i], "--help") ? 0 : 2;
-        }
-    }
+    const me_opt_t opts[] = { { "--writes", ME_OPT_INT, &writes }, { NULL, 0, NULL } };
+    int code = me_bench_options(argc, argv, opts, "usage: bench_sync [--writes N (300)]\n");
+    if (code >= 0) return code;
     double m0, p0, m1, p1;
     run(0, writes, &m0, &p0);
     run(1, writes, &m1, &p1);

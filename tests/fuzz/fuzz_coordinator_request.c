@@ -102,9 +102,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    me_reply_t rep;
-    fuzz_handle_checked(coord_handle, data, size, &rep);
-    me_reply_clear(&rep);
+    fuzz_input(coord_handle, data, size);
     /* The cluster still answers (the input may have dropped or remade "c",
      * so any status will do; a crash or a hang would not). */
     int st = fuzz_call(coord_handle, g_search, g_search_len);

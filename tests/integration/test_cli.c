@@ -66,6 +66,15 @@ static int run_cli(run_t *r, const char *addr, const char *const *args) {
 #define ASSERT_HAS(s, sub)                                                     \
     do { if (!strstr((s), (sub))) me_test_fail(__FILE__, __LINE__, "output lacks \"%s\":\n%s", (sub), (s)); } while (0)
 
+/* Every one of the strings is on r's stdout; then r is freed for the next run. */
+#define ASSERT_OUT(r, ...)                                                     \
+    do {                                                                       \
+        const char *const want_[] = { __VA_ARGS__ };                           \
+        for (size_t w_ = 0; w_ < sizeof want_ / sizeof want_[0]; w_++)         \
+            ASSERT_HAS((r)->out, want_[w_]);                                   \
+        run_free(r);                                                           \
+    } while (0)
+
 /* Exits with `code`, says "metaembed: ..." naming `sub` on stderr, prints nothing on stdout. */
 #define ASSERT_FAILS(r, want, sub)                                             \
     do {                                                                       \
@@ -140,19 +149,13 @@ TEST(cli_help_and_collections) {
     run_t r = { 0 };
 
     ASSERT_EQ(CLI(&r, NULL, "--help"), 0);
-    ASSERT_HAS(r.out, "collection create");
-    ASSERT_HAS(r.out, "METAEMBED_ADDR");
-    run_free(&r);
+    ASSERT_OUT(&r, "collection create", "METAEMBED_ADDR");
     ASSERT_EQ(CLI(&r, NULL, "search", "--help"), 0);
-    ASSERT_HAS(r.out, "--budget RQ,RC");
-    ASSERT_HAS(r.out, "-k N");
-    run_free(&r);
+    ASSERT_OUT(&r, "--budget RQ,RC", "-k N");
     ASSERT_EQ(CLI(&r, NULL, "collection", "--help"), 0);
-    ASSERT_HAS(r.out, "drop NAME");
-    run_free(&r);
+    ASSERT_OUT(&r, "drop NAME");
     ASSERT_EQ(CLI(&r, NULL, "collection", "create", "--help"), 0);
-    ASSERT_HAS(r.out, "--max-doc-vectors");
-    run_free(&r);
+    ASSERT_OUT(&r, "--max-doc-vectors");
     CLI(&r, NULL, "frobnicate");
     ASSERT_FAILS(&r, 2, "unknown command 'frobnicate'");
     run_free(&r);
@@ -174,12 +177,9 @@ TEST(cli_help_and_collections) {
     run_free(&r);
 
     ASSERT_EQ(CLI(&r, d.endpoint, "collection", "create", "alpha", "--dim", "16", "--max-doc-vectors", "8"), 0);
-    ASSERT_HAS(r.out, "created collection 'alpha'");
-    run_free(&r);
+    ASSERT_OUT(&r, "created collection 'alpha'");
     ASSERT_EQ(CLI(&r, d.endpoint, "--json", "collection", "create", "beta", "--dim", "32", "--dtype", "f32"), 0);
-    ASSERT_HAS(r.out, "{\"created\":{\"name\":\"beta\",\"dim\":32,\"max_doc_vectors\":64,");
-    ASSERT_HAS(r.out, "\"dtype\":\"f32\"");
-    run_free(&r);
+    ASSERT_OUT(&r, "{\"created\":{\"name\":\"beta\",\"dim\":32,\"max_doc_vectors\":64,", "\"dtype\":\"f32\"");
     CLI(&r, d.endpoint, "collection", "create", "alpha", "--dim", "16");
     ASSERT_FAILS(&r, 1, "ALREADY_EXISTS");
     run_free(&r);
@@ -188,10 +188,7 @@ TEST(cli_help_and_collections) {
     setenv("METAEMBED_ADDR", d.endpoint, 1);
     ASSERT_EQ(CLI(&r, NULL, "collection", "list"), 0);
     unsetenv("METAEMBED_ADDR");
-    ASSERT_HAS(r.out, "NAME");
-    ASSERT_HAS(r.out, "alpha");
-    ASSERT_HAS(r.out, "beta");
-    run_free(&r);
+    ASSERT_OUT(&r, "NAME", "alpha", "beta");
     ASSERT_EQ(CLI(&r, d.endpoint, "collection", "list", "--json"), 0);
     ASSERT_HAS(r.out, "{\"collections\":[");
     ASSERT_HAS(r.out, "\"name\":\"alpha\",\"dim\":16,\"max_doc_vectors\":8");
@@ -200,20 +197,12 @@ TEST(cli_help_and_collections) {
     run_free(&r);
 
     ASSERT_EQ(CLI(&r, d.endpoint, "status"), 0);
-    ASSERT_HAS(r.out, "shard");
-    ASSERT_HAS(r.out, d.endpoint);
-    ASSERT_HAS(r.out, " up ");
-    ASSERT_HAS(r.out, "alpha");
-    run_free(&r);
+    ASSERT_OUT(&r, "shard", d.endpoint, " up ", "alpha");
     ASSERT_EQ(CLI(&r, d.endpoint, "status", "--json"), 0);
-    ASSERT_HAS(r.out, "\"role\":\"shard\"");
-    ASSERT_HAS(r.out, "\"replicas\":[{\"endpoint\":\"");
-    ASSERT_HAS(r.out, "\"up\":true");
-    run_free(&r);
+    ASSERT_OUT(&r, "\"role\":\"shard\"", "\"replicas\":[{\"endpoint\":\"", "\"up\":true");
 
     ASSERT_EQ(CLI(&r, d.endpoint, "collection", "drop", "alpha"), 0);
-    ASSERT_HAS(r.out, "dropped collection 'alpha'");
-    run_free(&r);
+    ASSERT_OUT(&r, "dropped collection 'alpha'");
     ASSERT_EQ(CLI(&r, d.endpoint, "--json", "collection", "drop", "beta"), 0);
     ASSERT_STREQ(r.out, "{\"dropped\":\"beta\"}\n");
     run_free(&r);
@@ -317,11 +306,8 @@ static void ingest_search_roundtrip(const char *dtype, me_dtype_t file_dtype) {
     uint64_t qshape2[2] = { 4, D };
     ASSERT_OK(me_npy_write(q, ME_DTYPE_F16, qshape2, 2, qh, 1, err, sizeof err));
     ASSERT_EQ(CLI(&r, d.endpoint, "search", "--collection", "docs", "--vectors", q, "--budget", "2,8", "--exact"), 0);
-    ASSERT_HAS(r.out, "query 0: 10 hits from 300 documents, budget r_q=2 r_c=8");
-    ASSERT_HAS(r.out, "RANK  ID");
-    ASSERT_HAS(r.out, "   1  doc-0077  ");
-    ASSERT_HAS(r.out, "stages: exact");
-    run_free(&r);
+    ASSERT_OUT(&r, "query 0: 10 hits from 300 documents, budget r_q=2 r_c=8", "RANK  ID", "   1  doc-0077  ",
+               "stages: exact");
     /* --row picks one query of [N, R, D] */
     ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, qshape, 3, qv, 3, err, sizeof err));
     ASSERT_EQ(CLI(&r, d.endpoint, "--json", "search", "--collection", "docs", "--vectors", q, "--row", "2", "-k",
@@ -333,9 +319,8 @@ static void ingest_search_roundtrip(const char *dtype, me_dtype_t file_dtype) {
 
     /* get through the CLI */
     ASSERT_EQ(CLI(&r, d.endpoint, "get", "--collection", "docs", "doc-0005", "doc-0006", "--json"), 0);
-    ASSERT_HAS(r.out, "{\"collection\":\"docs\",\"documents\":[{\"id\":\"doc-0005\",\"metadata\":{\"i\": 5,");
-    ASSERT_HAS(r.out, "\"missing\":[]}");
-    run_free(&r);
+    ASSERT_OUT(&r, "{\"collection\":\"docs\",\"documents\":[{\"id\":\"doc-0005\",\"metadata\":{\"i\": 5,",
+               "\"missing\":[]}");
     ASSERT_EQ(CLI(&r, d.endpoint, "get", "--collection", "docs", "doc-0013", "--vectors"), 0);
     ASSERT_HAS(r.out, "doc-0013  5 x 16  {\"i\": 13,");
     ASSERT_HAS(r.out, "  [4] ");
@@ -353,14 +338,12 @@ static void ingest_search_roundtrip(const char *dtype, me_dtype_t file_dtype) {
     run_free(&r);
     ASSERT_EQ(doc_count(c, "docs"), NDOCS - 2);
     ASSERT_EQ(CLI(&r, d.endpoint, "delete", "--collection", "docs", "doc-0003"), 0);
-    ASSERT_HAS(r.out, "deleted 1 of 1 documents from 'docs'");
-    run_free(&r);
+    ASSERT_OUT(&r, "deleted 1 of 1 documents from 'docs'");
     ASSERT_EQ(doc_count(c, "docs"), NDOCS - 3);
 
     /* re-ingesting replaces by id: the count comes back to NDOCS */
     ASSERT_EQ(CLI(&r, d.endpoint, "--json", "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids), 0);
-    ASSERT_HAS(r.out, "{\"collection\":\"docs\",\"documents\":300,\"batches\":2,");
-    run_free(&r);
+    ASSERT_OUT(&r, "{\"collection\":\"docs\",\"documents\":300,\"batches\":2,");
     ASSERT_EQ(doc_count(c, "docs"), NDOCS);
 
     free(v);
@@ -450,18 +433,21 @@ TEST(cli_bad_input_fails_clearly_and_keeps_data) {
     ASSERT_FAILS(&r, 1, "line 2 is empty");
     run_free(&r);
     /* metadata: a line that is not an object, and a line that is not JSON */
-    f = fopen(meta2, "w");
-    for (int i = 0; i < NDOCS; i++) fprintf(f, i == 17 ? "[1, 2]\n" : "{\"i\": %d}\n", i);
-    fclose(f);
-    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids2, "--meta", meta2);
-    ASSERT_FAILS(&r, 1, "line 18 is not a JSON object");
-    run_free(&r);
-    f = fopen(meta2, "w");
-    for (int i = 0; i < NDOCS; i++) fprintf(f, i == 40 ? "{\"i\": %d\n" : "{\"i\": %d}\n", i);
-    fclose(f);
-    CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids2, "--meta", meta2);
-    ASSERT_FAILS(&r, 1, "line 41 is not valid JSON");
-    run_free(&r);
+    static const struct { int at; const char *line, *says; } bad_meta[] = {
+        { 17, "[1, 2]\n", "line 18 is not a JSON object" },
+        { 40, "{\"i\": 40\n", "line 41 is not valid JSON" },
+    };
+    for (size_t m = 0; m < sizeof bad_meta / sizeof bad_meta[0]; m++) {
+        f = fopen(meta2, "w");
+        for (int i = 0; i < NDOCS; i++) {
+            if (i == bad_meta[m].at) fputs(bad_meta[m].line, f);
+            else fprintf(f, "{\"i\": %d}\n", i);
+        }
+        fclose(f);
+        CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids2, "--meta", meta2);
+        ASSERT_FAILS(&r, 1, bad_meta[m].says);
+        run_free(&r);
+    }
     /* wrong dimension, too many vectors per document, wrong rank */
     uint64_t s12[3] = { NDOCS, R, 12 };
     ASSERT_OK(me_npy_write(bad, ME_DTYPE_F32, s12, 3, v, 1, err, sizeof err));

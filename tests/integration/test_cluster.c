@@ -51,15 +51,49 @@ static void upsert_corpus(me_client_t *cli, const corpus_t *cp) {
     }
 }
 
-static me_client_t *connect_coord(cluster_t *c) {
-    me_client_t *cli = me_daemon_client(&c->coord);
-    if (!cli) return NULL;
+/* What the tests here start from: a G×R cluster, a client on its
+ * coordinator with collection "c", and a corpus of n synthetic documents
+ * from `seed`. With near >= 0 the corpus is also upserted and q is a query
+ * near document `near` (from the same seed); the first test leaves the
+ * writing to the CLI. */
+typedef struct {
+    cluster_t c;
+    me_client_t *cli;
+    corpus_t cp;
+    float q[4 * DIM];
+} fixture_t;
+
+static void fixture_start(fixture_t *f, int groups, int replicas, int n, uint64_t seed, int near) {
+    ASSERT_OK(cluster_start(&f->c, groups, replicas, NULL));
+    f->cli = cluster_client(&f->c, DIM, ROWS);
+    ASSERT_TRUE(f->cli != NULL);
+    make_corpus(&f->cp, n, seed);
+    if (near < 0) return;
+    upsert_corpus(f->cli, &f->cp);
+    me_synth_t p = me_synth_default(DIM, ROWS, seed);
+    me_synth_query(&p, (uint64_t)near, 1, 4, f->q);
+}
+
+static void fixture_stop(fixture_t *f) {
+    me_client_close(f->cli);
+    free_corpus(&f->cp);
+    cluster_stop(&f->c);
+}
+
+/* After a fault is cleared: searches (5 s timeout) until an answer is
+ * complete again, for up to 10 s; 1 when one was. */
+static int complete_again(me_client_t *cli, const float *q, const me_search_opts_t *o) {
+    me_client_set_timeout(cli, 5000);
+    me_results_t res;
     me_status_t st;
-    me_collection_spec_t spec = { .name = "c", .dim = DIM, .max_doc_vectors = ROWS, .max_query_vectors = 4,
-                                  .dtype = "f32" };
-    int rc = me_client_create_collection(cli, &spec, &st);
-    if (rc) fprintf(stderr, "    create: %s\n", st.message);
-    return rc == 0 ? cli : NULL;
+    int complete = 0;
+    for (int i = 0; i < 100 && !complete; i++) {
+        ASSERT_OK(me_client_search(cli, "c", q, 4, DIM, o, &res, &st));
+        complete = !res.partial;
+        me_results_free(&res);
+        if (!complete) usleep(100000);
+    }
+    return complete;
 }
 
 /* Exact and cascade(candidates = N) through the coordinator equal brute force. */
@@ -95,27 +129,23 @@ static void check_searches(me_client_t *cli, const corpus_t *cp, uint64_t seed, 
 
 TEST(cluster_3_groups_cli_ingest_30k_matches_brute_force) {
     enum { N = 30000 };
-    cluster_t c;
-    ASSERT_OK(cluster_start(&c, 3, 1, NULL));
-    me_client_t *cli = connect_coord(&c);
-    ASSERT_TRUE(cli != NULL);
-    corpus_t cp;
-    make_corpus(&cp, N, 11);
+    fixture_t f;
+    fixture_start(&f, 3, 1, N, 11, -1);
 
     /* The CLI ingests a .npy and an ids file written here. */
     char npy[700], ids[700], out[700], err[700];
-    snprintf(npy, sizeof npy, "%s/emb.npy", c.dir);
-    snprintf(ids, sizeof ids, "%s/ids.txt", c.dir);
-    snprintf(out, sizeof out, "%s/ingest.out", c.dir);
-    snprintf(err, sizeof err, "%s/ingest.err", c.dir);
+    snprintf(npy, sizeof npy, "%s/emb.npy", f.c.dir);
+    snprintf(ids, sizeof ids, "%s/ids.txt", f.c.dir);
+    snprintf(out, sizeof out, "%s/ingest.out", f.c.dir);
+    snprintf(err, sizeof err, "%s/ingest.err", f.c.dir);
     uint64_t shape[3] = { N, ROWS, DIM };
     char msg[256];
-    ASSERT_OK(me_npy_write(npy, ME_DTYPE_F32, shape, 3, cp.vecs, 1, msg, sizeof msg));
-    FILE *f = fopen(ids, "w");
-    for (int i = 0; i < N; i++) fprintf(f, "doc-%05d\n", i);
-    fclose(f);
+    ASSERT_OK(me_npy_write(npy, ME_DTYPE_F32, shape, 3, f.cp.vecs, 1, msg, sizeof msg));
+    FILE *fi = fopen(ids, "w");
+    for (int i = 0; i < N; i++) fprintf(fi, "doc-%05d\n", i);
+    fclose(fi);
     char bin[512];
-    char *argv[] = { (char *)me_test_bin("metaembed", bin, sizeof bin), "--addr", c.coord.endpoint, "ingest",
+    char *argv[] = { (char *)me_test_bin("metaembed", bin, sizeof bin), "--addr", f.c.coord.endpoint, "ingest",
                      "--collection", "c", "--vectors", npy, "--ids", ids, NULL };
     int code = me_test_run(argv, out, err);
     if (code != 0) {
@@ -128,7 +158,7 @@ TEST(cluster_3_groups_cli_ingest_30k_matches_brute_force) {
     /* Every document landed exactly once, spread over the three groups. */
     me_stats_t stats;
     me_status_t st;
-    ASSERT_OK(me_client_stats(cli, NULL, &stats, &st));
+    ASSERT_OK(me_client_stats(f.cli, NULL, &stats, &st));
     ASSERT_STREQ(stats.role, "coordinator");
     ASSERT_EQ(stats.n_groups, 3);
     ASSERT_EQ(stats.n_collections, 1);
@@ -136,7 +166,7 @@ TEST(cluster_3_groups_cli_ingest_30k_matches_brute_force) {
     me_stats_free(&stats);
     uint64_t total = 0;
     for (int g = 0; g < 3; g++) {
-        me_client_t *sc = me_daemon_client(&c.shards[g]);
+        me_client_t *sc = me_daemon_client(&f.c.shards[g]);
         ASSERT_TRUE(sc != NULL);
         me_collection_info_t *info;
         size_t n;
@@ -149,18 +179,18 @@ TEST(cluster_3_groups_cli_ingest_30k_matches_brute_force) {
     }
     ASSERT_EQ(total, N);
 
-    check_searches(cli, &cp, 11, 4);
+    check_searches(f.cli, &f.cp, 11, 4);
 
     /* Get returns what was written, in request order, across groups. */
     const char *want[5] = { "doc-00007", "doc-29999", "nope", "doc-12345", "doc-00000" };
     me_record_t *recs;
     size_t nrec;
-    ASSERT_OK(me_client_get(cli, "c", want, 5, 1, &recs, &nrec, &st));
+    ASSERT_OK(me_client_get(f.cli, "c", want, 5, 1, &recs, &nrec, &st));
     ASSERT_EQ(nrec, 4);
     int idx[4] = { 7, 29999, 12345, 0 };
     for (int i = 0; i < 4; i++) {
         ASSERT_STREQ(recs[i].id, want[i < 2 ? i : i + 1]);
-        ASSERT_TRUE(memcmp(recs[i].vectors, cp.vecs + (size_t)idx[i] * ROWS * DIM, ROWS * DIM * 4) == 0);
+        ASSERT_TRUE(memcmp(recs[i].vectors, f.cp.vecs + (size_t)idx[i] * ROWS * DIM, ROWS * DIM * 4) == 0);
     }
     me_records_free(recs, nrec);
 
@@ -170,39 +200,28 @@ TEST(cluster_3_groups_cli_ingest_30k_matches_brute_force) {
     for (int i = 0; i < 50; i++) {
         snprintf(delids[i], sizeof delids[i], "doc-%05d", i * 597);
         del[i] = delids[i];
-        cp.alive[i * 597] = 0;
+        f.cp.alive[i * 597] = 0;
     }
     uint32_t deleted;
-    ASSERT_OK(me_client_delete(cli, "c", del, 50, &deleted, &st));
+    ASSERT_OK(me_client_delete(f.cli, "c", del, 50, &deleted, &st));
     ASSERT_EQ(deleted, 50);
-    cp.ndocs = N;
-    check_searches(cli, &cp, 11, 2);
-
-    me_client_close(cli);
-    free_corpus(&cp);
-    cluster_stop(&c);
+    f.cp.ndocs = N;
+    check_searches(f.cli, &f.cp, 11, 2);
+    fixture_stop(&f);
 }
 
 TEST(cluster_dead_shard_gives_partial_then_recovers) {
-    cluster_t c;
-    ASSERT_OK(cluster_start(&c, 3, 1, NULL));
-    me_client_t *cli = connect_coord(&c);
-    ASSERT_TRUE(cli != NULL);
-    corpus_t cp;
-    make_corpus(&cp, 3000, 5);
-    upsert_corpus(cli, &cp);
-    float q[4 * DIM];
-    me_synth_t p = me_synth_default(DIM, ROWS, 5);
-    me_synth_query(&p, 10, 1, 4, q);
+    fixture_t f;
+    fixture_start(&f, 3, 1, 3000, 5, 10);
     me_search_opts_t o = { .k = 10 };
     me_results_t res;
     me_status_t st;
 
-    me_daemon_stop(&c.shards[1], 1);  /* g1 dies */
-    me_client_set_timeout(cli, 1500);
+    me_daemon_stop(&f.c.shards[1], 1);  /* g1 dies */
+    me_client_set_timeout(f.cli, 1500);
     for (int i = 0; i < 10; i++) {
         double t0 = me_test_now_ms();
-        ASSERT_OK(me_client_search(cli, "c", q, 4, DIM, &o, &res, &st));
+        ASSERT_OK(me_client_search(f.cli, "c", f.q, 4, DIM, &o, &res, &st));
         double ms = me_test_now_ms() - t0;
         ASSERT_TRUE(ms < 1500);                  /* within the deadline */
         ASSERT_EQ(res.partial, 1);
@@ -214,53 +233,35 @@ TEST(cluster_dead_shard_gives_partial_then_recovers) {
     }
     /* Once heartbeats mark it down, it is skipped without waiting. */
     double t0 = me_test_now_ms();
-    ASSERT_OK(me_client_search(cli, "c", q, 4, DIM, &o, &res, &st));
+    ASSERT_OK(me_client_search(f.cli, "c", f.q, 4, DIM, &o, &res, &st));
     ASSERT_TRUE(me_test_now_ms() - t0 < 200);
     me_results_free(&res);
     me_search_opts_t strict = { .k = 10, .all_or_nothing = 1 };
-    int rc = me_client_search(cli, "c", q, 4, DIM, &strict, &res, &st);
+    int rc = me_client_search(f.cli, "c", f.q, 4, DIM, &strict, &res, &st);
     ASSERT_EQ(rc, ME_CODE_UNAVAILABLE);
     ASSERT_TRUE(strstr(st.message, "g1") != NULL);
 
     /* Back on the same port and data: complete again. */
-    ASSERT_OK(me_daemon_restart(&c.shards[1]));
-    me_client_set_timeout(cli, 5000);
-    int complete = 0;
-    for (int i = 0; i < 100 && !complete; i++) {
-        ASSERT_OK(me_client_search(cli, "c", q, 4, DIM, &o, &res, &st));
-        complete = !res.partial;
-        me_results_free(&res);
-        if (!complete) usleep(100000);
-    }
-    ASSERT_TRUE(complete);
-    check_searches(cli, &cp, 5, 2);
-    me_client_close(cli);
-    free_corpus(&cp);
-    cluster_stop(&c);
+    ASSERT_OK(me_daemon_restart(&f.c.shards[1]));
+    ASSERT_TRUE(complete_again(f.cli, f.q, &o));
+    check_searches(f.cli, &f.cp, 5, 2);
+    fixture_stop(&f);
 }
 
 TEST(cluster_replication_2_survives_a_replica_per_group) {
-    cluster_t c;
-    ASSERT_OK(cluster_start(&c, 2, 2, NULL));
-    me_client_t *cli = connect_coord(&c);
-    ASSERT_TRUE(cli != NULL);
-    corpus_t cp;
-    make_corpus(&cp, 2000, 9);
-    upsert_corpus(cli, &cp);
-    float q[4 * DIM];
-    me_synth_t p = me_synth_default(DIM, ROWS, 9);
-    me_synth_query(&p, 77, 1, 4, q);
+    fixture_t f;
+    fixture_start(&f, 2, 2, 2000, 9, 77);
     me_search_opts_t o = { .r_q = 4, .r_c = 8, .k = 20 };
     me_results_t before, after;
     me_status_t st;
-    ASSERT_OK(me_client_search(cli, "c", q, 4, DIM, &o, &before, &st));
+    ASSERT_OK(me_client_search(f.cli, "c", f.q, 4, DIM, &o, &before, &st));
 
     /* One replica of every group dies: answers stay complete and equal. */
-    me_daemon_stop(&c.shards[0], 1);
-    me_daemon_stop(&c.shards[3], 1);
-    me_client_set_timeout(cli, 3000);
+    me_daemon_stop(&f.c.shards[0], 1);
+    me_daemon_stop(&f.c.shards[3], 1);
+    me_client_set_timeout(f.cli, 3000);
     for (int i = 0; i < 5; i++) {
-        ASSERT_OK(me_client_search(cli, "c", q, 4, DIM, &o, &after, &st));
+        ASSERT_OK(me_client_search(f.cli, "c", f.q, 4, DIM, &o, &after, &st));
         ASSERT_EQ(after.partial, 0);
         ASSERT_EQ(after.n, before.n);
         for (size_t h = 0; h < after.n; h++) {
@@ -274,14 +275,14 @@ TEST(cluster_replication_2_survives_a_replica_per_group) {
     /* Writes: the default quorum is every replica, so a write now fails and
      * says so; a coordinator with --write-quorum=1 accepts it. */
     float v[ROWS * DIM];
-    memcpy(v, cp.vecs, sizeof v);
+    memcpy(v, f.cp.vecs, sizeof v);
     me_doc_t d = { .id = "during-outage", .vectors = v, .rows = ROWS };
-    int rc = me_client_upsert(cli, "c", &d, 1, DIM, &st);
+    int rc = me_client_upsert(f.cli, "c", &d, 1, DIM, &st);
     ASSERT_EQ(rc, ME_CODE_UNAVAILABLE);
     ASSERT_TRUE(strstr(st.message, "quorum") != NULL);
     me_daemon_t q1 = { .no_data_dir = 1, .extra = { NULL, "--heartbeat-ms=100", "--write-quorum=1" }, .nextra = 3 };
     char cluster_arg[700];
-    snprintf(cluster_arg, sizeof cluster_arg, "--cluster=%s", c.map);
+    snprintf(cluster_arg, sizeof cluster_arg, "--cluster=%s", f.c.map);
     q1.extra[0] = cluster_arg;
     ASSERT_OK(me_daemon_start(&q1, "metaembed-coordinator", "coordq1"));
     me_client_t *cli1 = me_daemon_client(&q1);
@@ -289,30 +290,20 @@ TEST(cluster_replication_2_survives_a_replica_per_group) {
     me_client_set_timeout(cli1, 3000);
     ASSERT_OK(me_client_upsert(cli1, "c", &d, 1, DIM, &st));
     const char *id = "during-outage";
-    me_record_t *recs;
-    size_t n;
-    ASSERT_OK(me_client_get(cli1, "c", &id, 1, 0, &recs, &n, &st));
-    ASSERT_EQ(n, 1);
-    me_records_free(recs, n);
+    ASSERT_EQ(me_test_count_ids(cli1, "c", &id, 1), 1);
     me_client_close(cli1);
     me_daemon_free(&q1);
-    me_client_close(cli);
-    free_corpus(&cp);
-    cluster_stop(&c);
+    fixture_stop(&f);
 }
 
 TEST(cluster_bad_input_through_coordinator_loses_nothing) {
-    cluster_t c;
-    ASSERT_OK(cluster_start(&c, 2, 1, NULL));
-    me_client_t *cli = connect_coord(&c);
-    ASSERT_TRUE(cli != NULL);
-    corpus_t cp;
-    make_corpus(&cp, 500, 3);
-    upsert_corpus(cli, &cp);
+    fixture_t f;
+    fixture_start(&f, 2, 1, 500, 3, 0);
+    me_client_t *cli = f.cli;
     me_status_t st;
     float v[(ROWS + 1) * DIM];
-    memcpy(v, cp.vecs, ROWS * DIM * sizeof(float));
-    memcpy(v + ROWS * DIM, cp.vecs, DIM * sizeof(float));
+    memcpy(v, f.cp.vecs, ROWS * DIM * sizeof(float));
+    memcpy(v + ROWS * DIM, f.cp.vecs, DIM * sizeof(float));
     /* A batch whose documents land on both groups, one of them bad: nothing
      * is written anywhere. */
     me_doc_t docs[8];
@@ -339,7 +330,7 @@ TEST(cluster_bad_input_through_coordinator_loses_nothing) {
     rc = me_client_upsert(cli, "nope", docs, 1, DIM, &st);
     ASSERT_EQ(rc, ME_CODE_NOT_FOUND);
     float q[4 * (DIM + 1)];  /* room for the wrong-dim query below */
-    memcpy(q, cp.vecs, sizeof q);
+    memcpy(q, f.cp.vecs, sizeof q);
     me_results_t res;
     rc = me_client_search(cli, "c", q, 4, DIM, &(me_search_opts_t){ .k = 0 }, &res, &st);
     ASSERT_EQ(rc, ME_CODE_INVALID_ARGUMENT);
@@ -353,10 +344,8 @@ TEST(cluster_bad_input_through_coordinator_loses_nothing) {
     ASSERT_OK(me_client_stats(cli, "c", &stats, &st));
     ASSERT_EQ(stats.collections[0].documents, 500);
     me_stats_free(&stats);
-    check_searches(cli, &cp, 3, 1);
-    me_client_close(cli);
-    free_corpus(&cp);
-    cluster_stop(&c);
+    check_searches(cli, &f.cp, 3, 1);
+    fixture_stop(&f);
 }
 
 /* deploy/local: one command starts a coordinator and S×R shards, ready when
@@ -410,41 +399,23 @@ TEST(local_cluster_launcher_starts_and_stops) {
  * search still answers within its deadline, partial and naming the group;
  * after SIGCONT the answers are complete again. */
 TEST(cluster_hung_shard_answers_within_deadline) {
-    cluster_t c;
-    ASSERT_OK(cluster_start(&c, 2, 1, NULL));
-    me_client_t *cli = connect_coord(&c);
-    ASSERT_TRUE(cli != NULL);
-    corpus_t cp;
-    make_corpus(&cp, 1000, 21);
-    upsert_corpus(cli, &cp);
-    float q[4 * DIM];
-    me_synth_t p = me_synth_default(DIM, ROWS, 21);
-    me_synth_query(&p, 3, 1, 4, q);
+    fixture_t f;
+    fixture_start(&f, 2, 1, 1000, 21, 3);
+    kill(f.c.shards[1].pid, SIGSTOP);
+    me_client_set_timeout(f.cli, 1000);
     me_search_opts_t o = { .k = 10 };
     me_results_t res;
     me_status_t st;
-    kill(c.shards[1].pid, SIGSTOP);
-    me_client_set_timeout(cli, 1000);
     for (int i = 0; i < 8; i++) {
         double t0 = me_test_now_ms();
-        ASSERT_OK(me_client_search(cli, "c", q, 4, DIM, &o, &res, &st));
+        ASSERT_OK(me_client_search(f.cli, "c", f.q, 4, DIM, &o, &res, &st));
         ASSERT_TRUE(me_test_now_ms() - t0 < 1000);
         ASSERT_EQ(res.partial, 1);
         ASSERT_STREQ(res.missing_groups[0], "g1");
         me_results_free(&res);
     }
-    kill(c.shards[1].pid, SIGCONT);
-    me_client_set_timeout(cli, 5000);
-    int complete = 0;
-    for (int i = 0; i < 100 && !complete; i++) {
-        ASSERT_OK(me_client_search(cli, "c", q, 4, DIM, &o, &res, &st));
-        complete = !res.partial;
-        me_results_free(&res);
-        if (!complete) usleep(100000);
-    }
-    ASSERT_TRUE(complete);
-    check_searches(cli, &cp, 21, 1);
-    me_client_close(cli);
-    free_corpus(&cp);
-    cluster_stop(&c);
+    kill(f.c.shards[1].pid, SIGCONT);
+    ASSERT_TRUE(complete_again(f.cli, f.q, &o));
+    check_searches(f.cli, &f.cp, 21, 1);
+    fixture_stop(&f);
 }

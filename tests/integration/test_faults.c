@@ -18,17 +18,12 @@
 #define DIM 32
 #define ROWS 8
 
-static me_client_t *connect_and_create(cluster_t *c) {
-    me_client_t *cli = me_daemon_client(&c->coord);
-    if (!cli) return NULL;
-    me_status_t st;
-    me_collection_spec_t spec = { .name = "c", .dim = DIM, .max_doc_vectors = ROWS, .max_query_vectors = 4,
-                                  .dtype = "f32" };
-    if (me_client_create_collection(cli, &spec, &st) != 0) {
-        fprintf(stderr, "    create: %s\n", st.message);
-        me_client_close(cli);
-        return NULL;
-    }
+/* Both tests: a cluster of 2 groups × 1 replica with collection "c"; the
+ * client on its coordinator. */
+static me_client_t *start_cluster(cluster_t *c) {
+    ASSERT_OK(cluster_start(c, 2, 1, NULL));
+    me_client_t *cli = cluster_client(c, DIM, ROWS);
+    ASSERT_TRUE(cli != NULL);
     return cli;
 }
 
@@ -71,9 +66,7 @@ static void *throttle_main(void *arg) {
 
 TEST(fault_slow_shard_answers_within_deadline_complete_or_partial) {
     cluster_t c;
-    ASSERT_OK(cluster_start(&c, 2, 1, NULL));
-    me_client_t *cli = connect_and_create(&c);
-    ASSERT_TRUE(cli != NULL);
+    me_client_t *cli = start_cluster(&c);
     me_status_t st;
     ASSERT_OK(upsert_range(cli, 0, 1000, &st));
     me_synth_t p = me_synth_default(DIM, ROWS, 5);
@@ -180,10 +173,7 @@ static void *load_main(void *arg) {
 
 TEST(fault_coordinator_restart_while_clients_retry) {
     cluster_t c;
-    ASSERT_OK(cluster_start(&c, 2, 1, NULL));
-    me_client_t *cli = connect_and_create(&c);
-    ASSERT_TRUE(cli != NULL);
-    me_client_close(cli);
+    me_client_close(start_cluster(&c));
 
     load_t ls[3];
     pthread_t th[3];
@@ -218,7 +208,7 @@ TEST(fault_coordinator_restart_while_clients_retry) {
 
     /* Every acknowledged batch is stored, exactly once: the count is the
      * acknowledged documents plus at most the one batch whose reply was lost. */
-    cli = me_daemon_client(&c.coord);
+    me_client_t *cli = me_daemon_client(&c.coord);
     ASSERT_TRUE(cli != NULL);
     me_status_t st;
     me_collection_info_t *info;
@@ -235,11 +225,7 @@ TEST(fault_coordinator_restart_while_clients_retry) {
             snprintf(idbuf[i], sizeof idbuf[i], "doc-%06d", b * WBATCH + i);
             ids[i] = idbuf[i];
         }
-        me_record_t *docs;
-        size_t nd;
-        ASSERT_OK(me_client_get(cli, "c", ids, WBATCH, 0, &docs, &nd, &st));
-        ASSERT_EQ(nd, WBATCH);
-        me_records_free(docs, nd);
+        ASSERT_EQ(me_test_count_ids(cli, "c", ids, WBATCH), WBATCH);
     }
     me_client_close(cli);
     cluster_stop(&c);

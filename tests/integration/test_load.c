@@ -124,12 +124,9 @@ TEST(load_soak_fixed_rate_mixed_traffic_no_errors_flat_rss) {
     setenv("ASAN_OPTIONS", "quarantine_size_mb=8:detect_leaks=0", 1);
     cluster_t c;
     ASSERT_OK(cluster_start(&c, 2, 1, NULL));
-    me_client_t *cli = me_daemon_client(&c.coord);
+    me_client_t *cli = cluster_client(&c, DIM, ROWS);
     ASSERT_TRUE(cli != NULL);
     me_status_t st;
-    me_collection_spec_t spec = { .name = "c", .dim = DIM, .max_doc_vectors = ROWS, .max_query_vectors = 4,
-                                  .dtype = "f32" };
-    ASSERT_OK(me_client_create_collection(cli, &spec, &st));
 
     int windows = 10;
     double window_ms = seconds * 1000.0 / windows;

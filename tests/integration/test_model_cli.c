@@ -53,20 +53,47 @@ static int parse_losses(const char *line, double *loss, int max) {
 
 #define run me_test_run_capture
 
+/* Every test here: a scratch dir holding the real-data slice, and the
+ * metaembed binary's path. */
+typedef struct {
+    char *dir;
+    char slice[600], bin[512];
+} setup_t;
+
+/* 0, or -1 after saying so when the real data is not there (the test is
+ * then skipped, as without METAEMBED_DATA it cannot run). */
+static int setup(setup_t *s, const char *tag) {
+    s->dir = me_test_tmpdir(tag);
+    snprintf(s->slice, sizeof s->slice, "%s/slice.jsonl", s->dir);
+    me_test_bin("metaembed", s->bin, sizeof s->bin);
+    if (write_slice(s->slice) == 0) return 0;
+    fprintf(stderr, "    real data not found: skipped (set METAEMBED_DATA)\n");
+    me_test_rmdir(s->dir);
+    free(s->dir);
+    return -1;
+}
+
+static void teardown(setup_t *s) {
+    me_test_rmdir(s->dir);
+    free(s->dir);
+}
+
+/* `metaembed train` of a tiny model (1 layer, width 32, dim 16, 2 query
+ * and 4 document vectors) from setup `su`'s slice into `out`, then further
+ * flags. */
+#define TINY_TRAIN(su, out, steps, ...)                                                                       \
+    { (su).bin, "train", "--data", (su).slice, "--out", out, "--steps", steps, "--batch", "8", "--layers", "1", \
+      "--width", "32", "--heads", "2", "--dim", "16", "--max-text", "32", "--meta-q", "2", "--meta-c", "4",   \
+      "--groups", "1x1,2x4", "--vocab", "1000", __VA_ARGS__, NULL }
+
 TEST(model_cli_train_eval_encode_ingest_on_real_slice) {
-    char *dir = me_test_tmpdir("modelcli");
-    char slice[600], model[600], npy[600], ids[600], bin[512];
-    snprintf(slice, sizeof slice, "%s/slice.jsonl", dir);
+    setup_t fx;
+    if (setup(&fx, "modelcli") != 0) return;
+    char *dir = fx.dir, *slice = fx.slice, *bin = fx.bin;
+    char model[600], npy[600], ids[600];
     snprintf(model, sizeof model, "%s/tiny.safetensors", dir);
     snprintf(npy, sizeof npy, "%s/emb.npy", dir);
     snprintf(ids, sizeof ids, "%s/ids.txt", dir);
-    if (write_slice(slice) != 0) {
-        fprintf(stderr, "    real data not found: skipped (set METAEMBED_DATA)\n");
-        me_test_rmdir(dir);
-        free(dir);
-        return;
-    }
-    me_test_bin("metaembed", bin, sizeof bin);
     char *out, *err;
     char *train[] = { bin, "train", "--data", slice, "--out", model, "--steps", "300", "--batch", "16",
                       "--layers", "1", "--width", "64", "--heads", "2", "--dim", "32", "--max-text", "48",
@@ -144,8 +171,7 @@ TEST(model_cli_train_eval_encode_ingest_on_real_slice) {
     free(info);
     me_client_close(c);
     me_daemon_free(&d);
-    me_test_rmdir(dir);
-    free(dir);
+    teardown(&fx);
 }
 
 #include <signal.h>
@@ -158,31 +184,20 @@ TEST(model_cli_train_eval_encode_ingest_on_real_slice) {
 /* Kill -9 a training run after its first checkpoint, resume it, and get
  * bit for bit the model an uninterrupted run gives. */
 TEST(model_cli_train_resumes_exactly_after_kill9) {
-    char *dir = me_test_tmpdir("resume");
-    char slice[600], a[600], b[600], ckpt[700], bin[512];
-    snprintf(slice, sizeof slice, "%s/slice.jsonl", dir);
-    snprintf(a, sizeof a, "%s/a.safetensors", dir);
-    snprintf(b, sizeof b, "%s/b.safetensors", dir);
+    setup_t fx;
+    if (setup(&fx, "resume") != 0) return;
+    char a[600], b[600], ckpt[700], log[700];
+    snprintf(a, sizeof a, "%s/a.safetensors", fx.dir);
+    snprintf(b, sizeof b, "%s/b.safetensors", fx.dir);
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", b);
-    if (write_slice(slice) != 0) {
-        fprintf(stderr, "    real data not found: skipped (set METAEMBED_DATA)\n");
-        me_test_rmdir(dir);
-        free(dir);
-        return;
-    }
-    me_test_bin("metaembed", bin, sizeof bin);
-#define TRAIN_ARGS(out, extra) { bin, "train", "--data", slice, "--out", out, "--steps", "60", "--batch", "8", \
-        "--layers", "1", "--width", "32", "--heads", "2", "--dim", "16", "--max-text", "32", "--meta-q", "2",     \
-        "--meta-c", "4", "--groups", "1x1,2x4", "--vocab", "1000", "--checkpoint-every", "5", "--threads", "2",   \
-        extra, NULL }
+    snprintf(log, sizeof log, "%s/part.log", fx.dir);
+#define TRAIN_ARGS(out, ...) TINY_TRAIN(fx, out, "60", "--checkpoint-every", "5", "--threads", "2", __VA_ARGS__)
     char *full[] = TRAIN_ARGS(a, "--seed=7");
     char *out, *err;
-    ASSERT_EQ(run(full, dir, "full", &out, &err), 0);
+    ASSERT_EQ(run(full, fx.dir, "full", &out, &err), 0);
     free(out);
     free(err);
     char *part[] = TRAIN_ARGS(b, "--seed=7");
-    char log[700];
-    snprintf(log, sizeof log, "%s/part.log", dir);
     pid_t pid = me_test_spawn(part, log);
     struct stat stt;
     double t0 = me_test_now_ms();
@@ -191,11 +206,8 @@ TEST(model_cli_train_resumes_exactly_after_kill9) {
     ASSERT_TRUE(stat(ckpt, &stt) == 0);
     ASSERT_TRUE(stat(b, &stt) != 0);  /* it died before finishing */
     /* The resumed run gets the same flags (the seed too) plus --resume. */
-    char *resume2[] = { bin, "train", "--data", slice, "--out", b, "--steps", "60", "--batch", "8", "--layers", "1",
-                        "--width", "32", "--heads", "2", "--dim", "16", "--max-text", "32", "--meta-q", "2",
-                        "--meta-c", "4", "--groups", "1x1,2x4", "--vocab", "1000", "--checkpoint-every", "5",
-                        "--threads", "2", "--seed=7", "--resume", NULL };
-    ASSERT_EQ(run(resume2, dir, "resume", &out, &err), 0);
+    char *resume2[] = TRAIN_ARGS(b, "--seed=7", "--resume");
+    ASSERT_EQ(run(resume2, fx.dir, "resume", &out, &err), 0);
     ASSERT_TRUE(strstr(err, "resuming from") != NULL);
     free(out);
     free(err);
@@ -209,8 +221,7 @@ TEST(model_cli_train_resumes_exactly_after_kill9) {
     ASSERT_TRUE(memcmp(pa, pb, na * sizeof *pa) == 0);
     me_model_free(ma);
     me_model_free(mb);
-    me_test_rmdir(dir);
-    free(dir);
+    teardown(&fx);
 #undef TRAIN_ARGS
 }
 
@@ -222,22 +233,14 @@ TEST(model_cli_train_resumes_exactly_after_kill9) {
  * `metaembed encode`, determinism, long texts truncated, bad requests
  * refused with a clear status while it keeps serving. */
 TEST(encoder_daemon_encode_matches_cli_and_refuses_bad_input) {
-    char *dir = me_test_tmpdir("encd");
-    char slice[600], model[600], npy[600], input[600], bin[512];
-    snprintf(slice, sizeof slice, "%s/slice.jsonl", dir);
+    setup_t fx;
+    if (setup(&fx, "encd") != 0) return;
+    char *dir = fx.dir, *bin = fx.bin;
+    char model[600], npy[600], input[600];
     snprintf(model, sizeof model, "%s/tiny.safetensors", dir);
     snprintf(npy, sizeof npy, "%s/q.npy", dir);
     snprintf(input, sizeof input, "%s/in.jsonl", dir);
-    if (write_slice(slice) != 0) {
-        fprintf(stderr, "    real data not found: skipped (set METAEMBED_DATA)\n");
-        me_test_rmdir(dir);
-        free(dir);
-        return;
-    }
-    me_test_bin("metaembed", bin, sizeof bin);
-    char *train[] = { bin, "train", "--data", slice, "--out", model, "--steps", "20", "--batch", "8", "--layers", "1",
-                      "--width", "32", "--heads", "2", "--dim", "16", "--max-text", "32", "--meta-q", "2", "--meta-c", "4",
-                      "--groups", "1x1,2x4", "--vocab", "1000", "--threads", "2", NULL };
+    char *train[] = TINY_TRAIN(fx, model, "20", "--threads", "2");
     char *out, *err;
     ASSERT_EQ(run(train, dir, "train", &out, &err), 0);
     free(out);
@@ -304,6 +307,5 @@ TEST(encoder_daemon_encode_matches_cli_and_refuses_bad_input) {
     me_client_close(c);
     ASSERT_EQ(me_daemon_stop(&d, 0), 0);
     me_daemon_free(&d);
-    me_test_rmdir(dir);
-    free(dir);
+    teardown(&fx);
 }

@@ -230,26 +230,22 @@ static buf_t encode(char *text) {
 static buf_t b_encode_ff(void) { return encode("\xff"); }
 static buf_t b_encode(void) { return encode("a text"); }
 static buf_t b_meta_128k(void) { return one_doc("meta-128k", 128 << 10); }
-static buf_t b_get_same_4096(void) {
-    const char **ids = malloc(4096 * sizeof *ids);
-    for (int i = 0; i < 4096; i++) ids[i] = "m0";
-    buf_t b = get("c", ids, 4096);
+/* A Get of one id n times over. */
+static buf_t get_repeated(const char *id, int n) {
+    const char **ids = malloc((size_t)n * sizeof *ids);
+    for (int i = 0; i < n; i++) ids[i] = id;
+    buf_t b = get("c", ids, (size_t)n);
     free(ids);
     return b;
 }
+static buf_t b_get_same_4096(void) { return get_repeated("m0", 4096); }
 static buf_t b_get_all_meta(void) {
     static char names[NMETA][16];
     const char *ids[NMETA];
     for (int i = 0; i < NMETA; i++) { snprintf(names[i], sizeof names[i], "m%d", i); ids[i] = names[i]; }
     return get("c", ids, NMETA);
 }
-static buf_t b_get_5000(void) {
-    const char **ids = malloc(5000 * sizeof *ids);
-    for (int i = 0; i < 5000; i++) ids[i] = "d0";
-    buf_t b = get("c", ids, 5000);
-    free(ids);
-    return b;
-}
+static buf_t b_get_5000(void) { return get_repeated("d0", 5000); }
 static buf_t b_k0(void) { return search("c", 0, 0, NULL, 0, 0); }
 static buf_t b_k_huge(void) { return search("c", UINT32_MAX, 0, NULL, 0, 0); }
 static buf_t b_cand_huge(void) {

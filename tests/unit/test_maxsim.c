@@ -191,30 +191,26 @@ static void check_shape(me_dtype_t dt, int dim, int r_q, int r_c, me_rng_t *rng)
     docs_free(&d);
 }
 
-TEST(maxsim_impls_match_reference_small) {
-    static const int dims[] = { 1, 3, 8, 17, 100, 130 };
-    static const int rqs[] = { 1, 2, 3, 4, 5, 8, 9, 16 };
-    static const int rcs[] = { 1, 2, 7, 64 };
-    me_rng_t rng = { 1 };
+/* check_shape over every dtype × dim × r_q × r_c (each list ended by 0),
+ * in that order, from one rng seeded with `seed`. */
+static void check_grid(const int *dims, const int *rqs, const int *rcs, uint64_t seed) {
+    me_rng_t rng = { seed };
     for (size_t di = 0; di < 3; di++)
-        for (size_t a = 0; a < sizeof dims / sizeof *dims; a++)
-            for (size_t b = 0; b < sizeof rqs / sizeof *rqs; b++)
-                for (size_t c = 0; c < sizeof rcs / sizeof *rcs; c++)
-                    check_shape(k_dtypes[di], dims[a], rqs[b], rcs[c], &rng);
+        for (const int *dim = dims; *dim; dim++)
+            for (const int *r_q = rqs; *r_q; r_q++)
+                for (const int *r_c = rcs; *r_c; r_c++) check_shape(k_dtypes[di], *dim, *r_q, *r_c, &rng);
+}
+
+TEST(maxsim_impls_match_reference_small) {
+    check_grid((const int[]){ 1, 3, 8, 17, 100, 130, 0 }, (const int[]){ 1, 2, 3, 4, 5, 8, 9, 16, 0 },
+               (const int[]){ 1, 2, 7, 64, 0 }, 1);
 }
 
 /* Query counts that need two vectors of lanes, several groups, or a last
  * group narrower than the rest. */
 TEST(maxsim_impls_match_reference_wide) {
-    static const int dims[] = { 7, 33, 128 };
-    static const int rqs[] = { 17, 24, 31, 33, 40, 64 };
-    static const int rcs[] = { 1, 5, 13, 64 };
-    me_rng_t rng = { 2 };
-    for (size_t di = 0; di < 3; di++)
-        for (size_t a = 0; a < sizeof dims / sizeof *dims; a++)
-            for (size_t b = 0; b < sizeof rqs / sizeof *rqs; b++)
-                for (size_t c = 0; c < sizeof rcs / sizeof *rcs; c++)
-                    check_shape(k_dtypes[di], dims[a], rqs[b], rcs[c], &rng);
+    check_grid((const int[]){ 7, 33, 128, 0 }, (const int[]){ 17, 24, 31, 33, 40, 64, 0 },
+               (const int[]){ 1, 5, 13, 64, 0 }, 2);
 }
 
 /* r_c = 1 takes FUSED's <Σ_a q_a, d_0> shortcut. */

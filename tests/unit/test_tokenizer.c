@@ -100,6 +100,25 @@ static me_tok_t *train_one(const char *text, int vocab) {
     return t;
 }
 
+/* What most tests start from: a made-up text (make_text from `seed`) and a
+ * tokenizer trained on it. */
+typedef struct {
+    char *text;
+    me_tok_t *t;
+} trained_t;
+
+static trained_t trained(uint64_t seed, int nwords, int vocab) {
+    me_rng_t rng = { seed };
+    trained_t x = { make_text(&rng, nwords), NULL };
+    x.t = train_one(x.text, vocab);
+    return x;
+}
+
+static void trained_free(trained_t *x) {
+    me_tok_free(x->t);
+    free(x->text);
+}
+
 static char *save(const me_tok_t *t, size_t *len) {
     char *s = NULL;
     ASSERT_OK(me_tok_save(t, &s, len));
@@ -121,70 +140,63 @@ TEST(tokenizer_normalize) {
 }
 
 TEST(tokenizer_matches_naive_trainer) {
-    me_rng_t rng = { 7 };
-    char *text = make_text(&rng, 3000);
-    int want = 400;
-    int32_t *ref = malloc((size_t)want * 2 * sizeof *ref);
-    int nref = naive_train(text, want, ref);
-    me_tok_t *t = train_one(text, ME_TOK_BASE_VOCAB + want);
-    ASSERT_EQ(me_tok_num_merges(t), nref);
+    enum { WANT = 400 };
+    trained_t x = trained(7, 3000, ME_TOK_BASE_VOCAB + WANT);
+    int32_t *ref = malloc((size_t)WANT * 2 * sizeof *ref);
+    int nref = naive_train(x.text, WANT, ref);
+    ASSERT_EQ(me_tok_num_merges(x.t), nref);
     for (int i = 0; i < nref; i++) {
         int32_t a, b;
-        me_tok_merge(t, i, &a, &b);
+        me_tok_merge(x.t, i, &a, &b);
         if (a != ref[2 * i] || b != ref[2 * i + 1])
             me_test_fail(__FILE__, __LINE__, "merge %d: (%d, %d), reference (%d, %d)", i, a, b, ref[2 * i], ref[2 * i + 1]);
     }
     /* The corpus runs out of pairs seen twice before 400 merges? Then the
      * vocabulary is smaller, as documented; either way it matched. */
-    ASSERT_EQ(me_tok_vocab_size(t), ME_TOK_BASE_VOCAB + nref);
-    me_tok_free(t);
+    ASSERT_EQ(me_tok_vocab_size(x.t), ME_TOK_BASE_VOCAB + nref);
     free(ref);
-    free(text);
+    trained_free(&x);
 }
 
 TEST(tokenizer_deterministic) {
-    me_rng_t rng = { 11 };
-    char *text = make_text(&rng, 20000);
+    trained_t x = trained(11, 20000, 1000);
     /* The same text split into many documents trains the same merges. */
     const char *docs[4];
-    size_t lens[4], n = strlen(text), cut = 0;
+    size_t lens[4], n = strlen(x.text), cut = 0;
     for (int i = 0; i < 4; i++) {
         size_t end = i == 3 ? n : (size_t)(i + 1) * n / 4;
-        while (end < n && text[end] != ' ') end++;
-        docs[i] = text + cut;
+        while (end < n && x.text[end] != ' ') end++;
+        docs[i] = x.text + cut;
         lens[i] = end - cut;
         cut = end;
     }
-    me_tok_t *a = train_one(text, 1000), *b = NULL;
+    me_tok_t *b = NULL;
     char err[256];
     ASSERT_OK(me_tok_train(docs, lens, 4, 1000, &b, err, sizeof err));
     size_t la, lb;
-    char *sa = save(a, &la), *sb = save(b, &lb);
+    char *sa = save(x.t, &la), *sb = save(b, &lb);
     ASSERT_STREQ(sa, sb);
     ASSERT_EQ(la, lb);
-    ASSERT_TRUE(me_tok_num_merges(a) > 100);
+    ASSERT_TRUE(me_tok_num_merges(x.t) > 100);
     free(sa);
     free(sb);
-    me_tok_free(a);
     me_tok_free(b);
-    free(text);
+    trained_free(&x);
 }
 
 TEST(tokenizer_byte_fallback_all_bytes) {
-    me_rng_t rng = { 3 };
-    char *text = make_text(&rng, 2000);
-    me_tok_t *t = train_one(text, 600);
+    trained_t x = trained(3, 2000, 600);
     char all[256];
     for (int i = 0; i < 256; i++) all[i] = (char)i;
     int32_t ids[1024];
-    int n = me_tok_encode(t, all, 256, ids, 1024);
+    int n = me_tok_encode(x.t, all, 256, ids, 1024);
     ASSERT_TRUE(n > 0);
     for (int i = 0; i < n; i++) {
         ASSERT_TRUE(ids[i] >= ME_TOK_WORD_START);
-        ASSERT_TRUE(ids[i] < me_tok_vocab_size(t));
+        ASSERT_TRUE(ids[i] < me_tok_vocab_size(x.t));
     }
     char dec[1024], norm[1024];
-    size_t dl = me_tok_decode(t, ids, n, dec, sizeof dec);
+    size_t dl = me_tok_decode(x.t, ids, n, dec, sizeof dec);
     size_t nl = me_tok_normalize(all, 256, norm, sizeof norm);
     ASSERT_EQ(dl, nl);
     ASSERT_TRUE(memcmp(dec, norm, nl) == 0);   /* holds NULs: compare bytes */
@@ -206,94 +218,85 @@ TEST(tokenizer_byte_fallback_all_bytes) {
         }
     }
     me_tok_free(bare);
-    me_tok_free(t);
-    free(text);
+    trained_free(&x);
 }
 
 TEST(tokenizer_decode_encode_is_normalize) {
-    me_rng_t rng = { 5 };
-    char *text = make_text(&rng, 5000);
-    me_tok_t *t = train_one(text, 2000);
+    trained_t x = trained(5, 5000, 2000);
     char longw[300];
     /* 150 x "é": a run past ME_TOK_MAX_WORD, cut between characters. */
     for (int i = 0; i < 150; i++) { longw[2 * i] = (char)0xc3; longw[2 * i + 1] = (char)0xa9; }
     longw[299] = 0;
     const char *cases[] = {
-        text, "", "   ", "Hello,  World!", "libgtk-3-dev python3-pytest data\n\ncommon",
+        x.text, "", "   ", "Hello,  World!", "libgtk-3-dev python3-pytest data\n\ncommon",
         "x\0y", longw, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         "\xff\xfe\xc3(\xe2\x82 libdata", "UPPER lower MiXeD 0123456789 !@#$%^&*()",
     };
     size_t lens[sizeof cases / sizeof cases[0]];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) lens[c] = strlen(cases[c]);
     lens[5] = 3;        /* "x\0y" */
-    size_t cap = strlen(text) * 2 + 1024;
+    size_t cap = strlen(x.text) * 2 + 1024;
     int32_t *ids = malloc(cap * sizeof *ids);
     char *dec = malloc(cap), *norm = malloc(cap);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int n = me_tok_encode(t, cases[c], lens[c], ids, (int)cap);
-        size_t dl = me_tok_decode(t, ids, n, dec, cap);
+        int n = me_tok_encode(x.t, cases[c], lens[c], ids, (int)cap);
+        size_t dl = me_tok_decode(x.t, ids, n, dec, cap);
         size_t nl = me_tok_normalize(cases[c], lens[c], norm, cap);
         if (dl != nl || memcmp(dec, norm, nl) != 0)
             me_test_fail(__FILE__, __LINE__, "case %zu: decode \"%.60s\" vs normalise \"%.60s\"", c, dec, norm);
     }
     /* Merges do their job: the training text takes far fewer ids than bytes. */
-    int n = me_tok_encode(t, text, strlen(text), ids, (int)cap);
-    ASSERT_TRUE((size_t)n * 3 < strlen(text));
+    int n = me_tok_encode(x.t, x.text, strlen(x.text), ids, (int)cap);
+    ASSERT_TRUE((size_t)n * 3 < strlen(x.text));
     /* Padding and unknown ids are skipped by decode. */
     int32_t odd[] = { ME_TOK_PAD, ME_TOK_WORD_START, ME_TOK_BYTE0 + 'h', ME_TOK_UNK, -5, 1 << 30,
                       ME_TOK_BYTE0 + 'i', ME_TOK_WORD_START, ME_TOK_BYTE0 + '!' };
-    me_tok_decode(t, odd, 9, dec, cap);
+    me_tok_decode(x.t, odd, 9, dec, cap);
     ASSERT_STREQ(dec, "hi !");
     free(ids);
     free(dec);
     free(norm);
-    me_tok_free(t);
-    free(text);
+    trained_free(&x);
 }
 
 TEST(tokenizer_truncation) {
-    me_rng_t rng = { 9 };
-    char *text = make_text(&rng, 3000);
-    me_tok_t *t = train_one(text, 800);
-    size_t len = strlen(text);
+    trained_t x = trained(9, 3000, 800);
+    size_t len = strlen(x.text);
     int32_t *full = malloc(len * 2 * sizeof *full), part[64];
-    int n = me_tok_encode(t, text, len, full, (int)len * 2);
+    int n = me_tok_encode(x.t, x.text, len, full, (int)len * 2);
     ASSERT_TRUE(n > 64);
     for (int max = 0; max <= 64; max += 7) {
-        int m = me_tok_encode(t, text, len, part, max);
+        int m = me_tok_encode(x.t, x.text, len, part, max);
         ASSERT_EQ(m, max);
         ASSERT_TRUE(memcmp(part, full, (size_t)m * sizeof *part) == 0);
     }
-    ASSERT_EQ(me_tok_encode(t, text, len, part, -1), 0);
+    ASSERT_EQ(me_tok_encode(x.t, x.text, len, part, -1), 0);
     free(full);
-    me_tok_free(t);
-    free(text);
+    trained_free(&x);
 }
 
 TEST(tokenizer_save_load_roundtrip) {
-    me_rng_t rng = { 13 };
-    char *text = make_text(&rng, 8000);
-    me_tok_t *t = train_one(text, 1500), *u = NULL;
+    trained_t x = trained(13, 8000, 1500);
+    me_tok_t *u = NULL;
     size_t len, len2;
-    char *s = save(t, &len), err[256];
+    char *s = save(x.t, &len), err[256];
     ASSERT_EQ(len, strlen(s));
     ASSERT_TRUE(strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789= ") == len);   /* JSON-string safe */
     ASSERT_OK(me_tok_load(s, len, &u, err, sizeof err));
-    ASSERT_EQ(me_tok_vocab_size(u), me_tok_vocab_size(t));
+    ASSERT_EQ(me_tok_vocab_size(u), me_tok_vocab_size(x.t));
     char *s2 = save(u, &len2);
     ASSERT_STREQ(s2, s);
-    size_t n = strlen(text);
+    size_t n = strlen(x.text);
     int32_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
-    int na = me_tok_encode(t, text, n, a, (int)n), nb = me_tok_encode(u, text, n, b, (int)n);
+    int na = me_tok_encode(x.t, x.text, n, a, (int)n), nb = me_tok_encode(u, x.text, n, b, (int)n);
     ASSERT_EQ(na, nb);
     ASSERT_TRUE(memcmp(a, b, (size_t)na * sizeof *a) == 0);
     free(a);
     free(b);
     free(s);
     free(s2);
-    me_tok_free(t);
     me_tok_free(u);
-    free(text);
+    trained_free(&x);
 }
 
 static void expect_corrupt(const char *s, int code, const char *sub) {
@@ -324,11 +327,10 @@ TEST(tokenizer_corrupt_serialisations) {
     expect_corrupt("mebpe1 norm=1 vocab=260 merges=1  2 104", ME_ECORRUPT, "bad merge 0");
     /* Every truncation and every single-byte change of a real one: loads or
      * fails cleanly, never crashes (ASan watches). */
-    me_rng_t rng = { 17 };
-    char *text = make_text(&rng, 1000);
-    me_tok_t *t = train_one(text, 400), *u;
+    trained_t x = trained(17, 1000, 400);
+    me_tok_t *u;
     size_t len;
-    char *s = save(t, &len), err[256];
+    char *s = save(x.t, &len), err[256];
     for (size_t cut = 0; cut < len; cut++) {
         int rc = me_tok_load(s, cut, &u, err, sizeof err);
         /* Cutting inside the last number can leave a valid, different file. */
@@ -345,8 +347,7 @@ TEST(tokenizer_corrupt_serialisations) {
         }
     free(m);
     free(s);
-    me_tok_free(t);
-    free(text);
+    trained_free(&x);
 }
 
 TEST(tokenizer_training_speed) {
