@@ -28,7 +28,7 @@
 typedef struct {
     char data[ME_CFG_STR_MAX], out[ME_CFG_STR_MAX], groups[ME_CFG_STR_MAX];
     long long steps, batch, vocab, layers, width, heads, dim, max_text, meta_q, meta_c, warmup, threads, seed;
-    long long checkpoint_every, max_examples, image_size, patch;
+    long long checkpoint_every, max_examples, image_size, patch, image_shift;
     char lr[ME_CFG_STR_MAX], tau[ME_CFG_STR_MAX];
     int resume;
 } train_opts_t;
@@ -59,6 +59,8 @@ static const me_cfg_opt_t train_table[] = {
     T_OPT("image-size", ME_CFG_INT, image_size, "0", 0, 512,
           "side S images are resized to (S x S RGB); 0 = text only, or 32 when --data holds images"),
     T_OPT("patch", ME_CFG_INT, patch, "8", 1, 64, "patch side P (S % P == 0): (S/P)^2 image tokens"),
+    T_OPT("image-shift", ME_CFG_INT, image_shift, "2", 0, 64,
+          "augmentation: shift each training image by up to this many pixels (0 = off)"),
     T_OPT("threads", ME_CFG_INT, threads, "0", 0, 256, "threads (0 = every core)"),
     T_OPT("seed", ME_CFG_INT, seed, "1234", 0, 1LL << 62, "seed for init, data order and negatives"),
     T_OPT("checkpoint-every", ME_CFG_INT, checkpoint_every, "250", 0, 100000000, "steps between checkpoints (OUT.ckpt)"),
@@ -126,6 +128,7 @@ int cli_cmd_train(cli_t *c, int argc, char **argv) {
     if (me_imageset_is(j.data)) {
         j.model.image_size = o.image_size ? (int)o.image_size : 32;
         j.model.patch = (int)o.patch;
+        j.train.image_shift = (int)o.image_shift;
     } else if (o.image_size) {
         return cli_error(c, CLI_USAGE, "--image-size needs an image-text set in --data (%s holds text pairs)", j.data);
     }

@@ -211,6 +211,29 @@ static int same_subgroup(const me_imageset_t *s, const int *train, int ntrain, i
     return -1;
 }
 
+/* Two of a text's tags ("label: tag, tag, ..."), picked by h, joined by
+ * a space; "" when it has none. */
+static void tag_query(const char *text, uint64_t h, char *out, size_t cap) {
+    out[0] = 0;
+    const char *p = strstr(text, ": ");
+    if (!p) return;
+    p += 2;
+    const char *tags[64];
+    size_t lens[64];
+    int n = 0;
+    while (*p && n < 64) {
+        const char *e = strstr(p, ", ");
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        tags[n] = p;
+        lens[n++] = len;
+        p += len + (e ? 2 : 0);
+    }
+    if (!n) return;
+    int a = (int)(h % (uint64_t)n), b = (int)((h >> 20) % (uint64_t)n);
+    if (n == 1 || a == b) snprintf(out, cap, "%.*s", (int)lens[a], tags[a]);
+    else snprintf(out, cap, "%.*s %.*s", (int)lens[a], tags[a], (int)lens[b], tags[b]);
+}
+
 int me_imageset_train_data(const me_imageset_t *s, const me_tok_t *tok, int q_len, int d_len, uint64_t seed,
                            me_train_data_t *d, void **bufs) {
     for (int i = 0; i < ME_IMAGESET_TRAIN_BUFS; i++) bufs[i] = NULL;
@@ -218,13 +241,16 @@ int me_imageset_train_data(const me_imageset_t *s, const me_tok_t *tok, int q_le
     if (!train) return ME_ENOMEM;
     for (size_t i = 0; i < s->n; i++)
         if (s->c[i].split == ME_SPLIT_TRAIN) train[ntrain++] = (int)i;
-    /* Example 2i: image i's label → image i; 2i+1: image i → its text. */
+    /* Per train image k: 3k its label → the image; 3k+1 some of its tags →
+     * the image (the train split's own words, so each word is grounded in
+     * many images, which is what carries to unseen concepts); 3k+2 the
+     * image → its text. */
     size_t nimg = 0;
     int *img_of = malloc((s->nimages ? s->nimages : 1) * sizeof *img_of);
     if (!img_of) { free(train); return ME_ENOMEM; }
     for (size_t i = 0; i < s->nimages; i++)
         if (s->c[s->img_concept[i]].split == ME_SPLIT_TRAIN) img_of[nimg++] = (int)i;
-    size_t n = 2 * nimg;
+    size_t n = 3 * nimg;
     int32_t *q = calloc(n * (size_t)q_len, sizeof *q), *dd = calloc(n * (size_t)d_len, sizeof *dd);
     int *ql = calloc(n, sizeof *ql), *dl = calloc(n, sizeof *dl), *hard = malloc(n * sizeof *hard);
     int *qi = malloc(n * sizeof *qi), *di = malloc(n * sizeof *di);
@@ -240,13 +266,18 @@ int me_imageset_train_data(const me_imageset_t *s, const me_tok_t *tok, int q_le
         return ME_ENOMEM;
     }
     for (size_t i = 0; i < s->nimages; i++) ex_of_img[i] = -1;
-    for (size_t k = 0; k < nimg; k++) ex_of_img[img_of[k]] = (int)(2 * k);
+    for (size_t k = 0; k < nimg; k++) ex_of_img[img_of[k]] = (int)(3 * k);
     for (size_t k = 0; k < nimg; k++) {
         int im = img_of[k], c = s->img_concept[im], st = s->img_style[im];
         const me_concept_t *cc = &s->c[c];
-        size_t t2i = 2 * k, i2t = 2 * k + 1;
-        kind[t2i] = 0;
+        size_t t2i = 3 * k, tags = 3 * k + 1, i2t = 3 * k + 2;
+        kind[t2i] = kind[tags] = 0;
         kind[i2t] = 1;
+        char tq[256];
+        tag_query(cc->text, me_splitmix64_mix(seed ^ (uint64_t)im * 0x9e3779b97f4a7c15ULL), tq, sizeof tq);
+        ql[tags] = me_tok_encode(tok, tq[0] ? tq : cc->label, strlen(tq[0] ? tq : cc->label), q + tags * q_len, q_len);
+        qi[tags] = -1;
+        di[tags] = im;
         ql[t2i] = me_tok_encode(tok, cc->label, strlen(cc->label), q + t2i * q_len, q_len);
         qi[t2i] = -1;
         di[t2i] = im;
@@ -255,8 +286,8 @@ int me_imageset_train_data(const me_imageset_t *s, const me_tok_t *tok, int q_le
         di[i2t] = -1;
         int other = same_subgroup(s, train, ntrain, c, seed + (uint64_t)st);
         int oim = other >= 0 ? s->c[other].img[st] : -1;
-        hard[t2i] = oim >= 0 ? ex_of_img[oim] : -1;
-        hard[i2t] = oim >= 0 ? ex_of_img[oim] + 1 : -1;
+        hard[t2i] = hard[tags] = oim >= 0 ? ex_of_img[oim] : -1;
+        hard[i2t] = oim >= 0 ? ex_of_img[oim] + 2 : -1;
     }
     free(ex_of_img);
     free(train);

@@ -188,13 +188,28 @@ static void copy_row(int32_t *dst, int *dlen, const int32_t *src, const int *sle
     *dlen = slen[i];
 }
 
-/* Batch row `row` of a side's images: example e's image, if it has one. */
+/* Batch row `row` of a side's images: example e's image, if it has one,
+ * shifted by up to image_shift pixels each way (white comes in at the
+ * edges), seeded by (seed, step, row) so a resumed run sees the same. */
 static void copy_image(const me_trainer_t *t, float *pix, uint8_t *has, const int *img, int row, int e) {
     if (!pix) return;
     const me_model_config_t *c = me_model_config(t->m);
-    size_t n = (size_t)c->image_size * c->image_size * 3;
+    int S = c->image_size, sh = t->o.image_shift;
+    size_t n = (size_t)S * S * 3;
     has[row] = img[e] >= 0;
-    if (has[row]) memcpy(pix + (size_t)row * n, t->data->pixels + (size_t)img[e] * n, n * sizeof *pix);
+    if (!has[row]) return;
+    const float *src = t->data->pixels + (size_t)img[e] * n;
+    float *dst = pix + (size_t)row * n;
+    if (sh <= 0) { memcpy(dst, src, n * sizeof *dst); return; }
+    uint64_t h = mix(t->o.seed ^ mix((uint64_t)t->step * 131 + (uint64_t)row + 17));
+    int dx = (int)(h % (uint64_t)(2 * sh + 1)) - sh, dy = (int)((h >> 16) % (uint64_t)(2 * sh + 1)) - sh;
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            int sx = x - dx, sy = y - dy;
+            for (int k = 0; k < 3; k++)
+                dst[((size_t)y * S + x) * 3 + k] = sx >= 0 && sx < S && sy >= 0 && sy < S
+                                                       ? src[((size_t)sy * S + sx) * 3 + k] : 1.0f;
+        }
 }
 
 int me_trainer_step(me_trainer_t *t, me_train_stats_t *st) {

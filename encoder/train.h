@@ -46,6 +46,7 @@ typedef struct {
     int ngroups;
     uint64_t seed;
     int threads;
+    int image_shift;           /* augmentation: images shifted by up to this many pixels (0 = off) */
 } me_train_opts_t;
 
 /* Defaults: batch 32, lr 1e-3 → 1e-4, warm-up 100, wd 0.01, clip 1, τ 0.03,

@@ -72,16 +72,22 @@ TEST(imageset_loads_both_shapes_and_builds_both_directions) {
     me_train_data_t d;
     void *bufs[ME_IMAGESET_TRAIN_BUFS];
     ASSERT_OK(me_imageset_train_data(s, tok, 8, 16, 7, &d, bufs));
-    ASSERT_EQ(d.n, 6);
+    /* Per image: label → image, tags → image, image → text. */
+    ASSERT_EQ(d.n, 9);
     for (int e = 0; e < d.n; e++) {
-        ASSERT_EQ(d.kind[e], e % 2);
-        if (e % 2 == 0) { ASSERT_TRUE(d.q_img[e] < 0 && d.d_img[e] >= 0 && d.q_len[e] > 0 && d.d_len[e] == 0); }
+        ASSERT_EQ(d.kind[e], e % 3 == 2);
+        if (e % 3 != 2) { ASSERT_TRUE(d.q_img[e] < 0 && d.d_img[e] >= 0 && d.q_len[e] > 0 && d.d_len[e] == 0); }
         else { ASSERT_TRUE(d.q_img[e] >= 0 && d.d_img[e] < 0 && d.q_len[e] == 0 && d.d_len[e] > 0); }
         if (d.hard[e] >= 0) ASSERT_EQ(d.kind[d.hard[e]], d.kind[e]);
     }
-    ASSERT_EQ(d.hard[0], 4);   /* A/x's label → B/x's image */
-    ASSERT_EQ(d.hard[4], 0);
-    ASSERT_EQ(d.hard[2], -1);  /* A/y: B has no style-y image */
+    ASSERT_EQ(d.hard[0], 6);   /* A/x's label → B/x's image */
+    ASSERT_EQ(d.hard[1], 6);
+    ASSERT_EQ(d.hard[2], 8);   /* A/x's image → B's text */
+    ASSERT_EQ(d.hard[6], 0);
+    ASSERT_EQ(d.hard[3], -1);  /* A/y: B has no style-y image */
+    /* The tag query differs from the label query (it is "hot stop",
+     * "stop hot", "hot" or "stop"). */
+    ASSERT_TRUE(d.q_len[1] > 0);
     for (int i = 0; i < ME_IMAGESET_TRAIN_BUFS; i++) free(bufs[i]);
     me_tok_free(tok);
     me_imageset_free(s);
