@@ -22,7 +22,7 @@ SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recove
 endif
 comma := ,
 
-PKGS    := libzmq libprotobuf-c rocksdb libuv libpng libjpeg
+PKGS    := libzmq libprotobuf-c rocksdb libuv libpng libjpeg liburiparser
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 BLAS_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread
@@ -35,7 +35,7 @@ endif
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -MMD -MP \
            -I. -I$(BUILD)/gen $(PKG_CFLAGS) $(BLAS_CFLAGS)
 LDFLAGS += $(SANFLAGS)
-LDLIBS  += $(PKG_LIBS) $(BLAS_LIBS) -lz -lpthread -lm
+LDLIBS  += $(PKG_LIBS) $(BLAS_LIBS) -lhttp_parser -lz -lpthread -lm
 
 # ---- generated protocol code ------------------------------------------------
 PROTO_C := $(BUILD)/gen/proto/metaembed.pb-c.c

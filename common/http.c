@@ -1,13 +1,18 @@
 #include "common/http.h"
 
+#include <http_parser.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <uriparser/Uri.h>
 #include <uv.h>
 
-#define MAX_REQUEST 8192
+/* The request line and headers may take this much; the body its own. */
+#define MAX_HEAD 16384
 
 struct me_http {
     uv_loop_t loop;
@@ -21,8 +26,13 @@ struct me_http {
 typedef struct {
     uv_tcp_t tcp;
     me_http_t *h;
-    char req[MAX_REQUEST];
-    size_t len;
+    http_parser parser;
+    char readbuf[65536];
+    char url[MAX_HEAD], ctype[256], field[64];
+    size_t url_len, head_len;
+    int in_value;              /* the parser is inside a header value */
+    me_buf_t body;
+    int too_big, complete, bad;
     int responded;
     uv_write_t wr;
     me_buf_t out;
@@ -57,7 +67,98 @@ void me_buf_free(me_buf_t *b) {
 static void on_close(uv_handle_t *h) {
     conn_t *c = h->data;
     me_buf_free(&c->out);
+    me_buf_free(&c->body);
     free(c);
+}
+
+/* ---- http-parser callbacks: collect the URL, Content-Type and body ---- */
+
+static int on_url(http_parser *p, const char *at, size_t n) {
+    conn_t *c = p->data;
+    if (c->url_len + n >= sizeof c->url) return 1;
+    memcpy(c->url + c->url_len, at, n);
+    c->url[c->url_len += n] = 0;
+    return 0;
+}
+
+/* A header's name may arrive in pieces; the first piece after a value
+ * starts a new one. Only Content-Type is kept. */
+static int on_header_field(http_parser *p, const char *at, size_t n) {
+    conn_t *c = p->data;
+    if ((c->head_len += n) > MAX_HEAD) return 1;
+    if (c->in_value) c->field[0] = 0;
+    c->in_value = 0;
+    size_t have = strlen(c->field), k = n < sizeof c->field - 1 - have ? n : sizeof c->field - 1 - have;
+    memcpy(c->field + have, at, k);
+    c->field[have + k] = 0;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n) {
+    conn_t *c = p->data;
+    if ((c->head_len += n) > MAX_HEAD) return 1;
+    c->in_value = 1;
+    if (!strcasecmp(c->field, "content-type")) {
+        size_t have = strlen(c->ctype), k = n < sizeof c->ctype - 1 - have ? n : sizeof c->ctype - 1 - have;
+        memcpy(c->ctype + have, at, k);
+        c->ctype[have + k] = 0;
+    }
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p) {
+    conn_t *c = p->data;
+    c->field[0] = 0;
+    if (p->content_length != ULLONG_MAX && p->content_length > ME_HTTP_MAX_BODY) {
+        c->too_big = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n) {
+    conn_t *c = p->data;
+    if (c->body.len + n > ME_HTTP_MAX_BODY) { c->too_big = 1; return 1; }
+    if (c->body.len + n + 1 > c->body.cap) {
+        size_t cap = c->body.cap ? c->body.cap : 65536;
+        while (cap < c->body.len + n + 1) cap *= 2;
+        char *d = realloc(c->body.data, cap);
+        if (!d) { c->too_big = 1; return 1; }
+        c->body.data = d;
+        c->body.cap = cap;
+    }
+    memcpy(c->body.data + c->body.len, at, n);
+    c->body.len += n;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+    ((conn_t *)p->data)->complete = 1;
+    return 1;  /* one request per connection: stop here */
+}
+
+static const http_parser_settings parser_settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+int me_http_query_get(const char *query, const char *name, char *out, size_t cap) {
+    if (cap) out[0] = 0;
+    if (!query || !query[0]) return 0;
+    UriQueryListA *list = NULL;
+    int count = 0, found = 0;
+    if (uriDissectQueryMallocA(&list, &count, query, query + strlen(query)) != URI_SUCCESS) return 0;
+    for (UriQueryListA *q = list; q && !found; q = q->next)
+        if (q->key && !strcmp(q->key, name)) {
+            snprintf(out, cap, "%s", q->value ? q->value : "");
+            found = 1;
+        }
+    uriFreeQueryListA(list);
+    return found;
 }
 
 static void on_written(uv_write_t *w, int status) {
@@ -70,8 +171,8 @@ static void on_written(uv_write_t *w, int status) {
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     conn_t *c = h->data;
-    buf->base = c->req + c->len;
-    buf->len = MAX_REQUEST - 1 - c->len;
+    buf->base = c->readbuf;
+    buf->len = sizeof c->readbuf;
 }
 
 static const char *reason(int status) {
@@ -80,6 +181,8 @@ static const char *reason(int status) {
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     default: return "Error";
     }
@@ -91,19 +194,19 @@ static void respond(conn_t *c) {
     int status = 400, head = 0;
     me_buf_t body = { 0 };
     const char *ctype = "text/plain; charset=utf-8";
-    char method[8] = "", path[1024] = "";
-    if (sscanf(c->req, "%7s %1023s", method, path) == 2) {
-        head = !strcmp(method, "HEAD");
-        if (strcmp(method, "GET") != 0 && !head) {
-            status = 405;
-            me_buf_printf(&body, "only GET and HEAD\n");
-        } else {
-            char *q = strchr(path, '?');
-            if (q) *q = 0;
-            status = c->h->fn(c->h->ctx, path, &body, &ctype);
-        }
-    } else {
+    if (c->too_big) {
+        status = 413;
+        me_buf_printf(&body, "request body over %u bytes\n", ME_HTTP_MAX_BODY);
+    } else if (c->bad || !c->complete) {
         me_buf_printf(&body, "malformed request\n");
+    } else {
+        const char *method = http_method_str((enum http_method)c->parser.method);
+        head = c->parser.method == HTTP_HEAD;
+        char *q = strchr(c->url, '?');
+        if (q) *q++ = 0;
+        me_http_request_t req = { method, c->url, q ? q : "", (const unsigned char *)c->body.data, c->body.len,
+                                  c->ctype };
+        status = c->h->fn(c->h->ctx, &req, &body, &ctype);
     }
     me_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                   status, reason(status), ctype, body.len);
@@ -127,16 +230,16 @@ static void respond(conn_t *c) {
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-    (void)buf;
     conn_t *c = s->data;
     if (c->responded) return;
     if (n < 0) {
         uv_close((uv_handle_t *)s, on_close);
         return;
     }
-    c->len += (size_t)n;
-    c->req[c->len] = 0;
-    if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n") || c->len >= MAX_REQUEST - 1) respond(c);
+    if (n == 0) return;
+    size_t used = http_parser_execute(&c->parser, &parser_settings, buf->base, (size_t)n);
+    if (c->complete || c->too_big) respond(c);
+    else if (used != (size_t)n || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) { c->bad = 1; respond(c); }
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -145,6 +248,8 @@ static void on_connection(uv_stream_t *server, int status) {
     conn_t *c = calloc(1, sizeof *c);
     if (!c) return;
     c->h = h;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
     uv_tcp_init(&h->loop, &c->tcp);
     c->tcp.data = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {

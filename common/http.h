@@ -1,8 +1,10 @@
 /* A small HTTP/1.1 server on its own thread and libuv loop, for the
- * metrics and health endpoints every daemon serves. It answers GET (and
- * HEAD) with whatever the handler renders; one request per connection
- * (Connection: close). It never touches the request path's locks or
- * sockets, so scraping cannot slow a search: the handler reads atomics. */
+ * metrics and health endpoints every daemon serves and the coordinator's
+ * page. Requests are parsed by Debian's http-parser (nodejs's), query
+ * strings by uriparser; a handler gets the method, path, decoded query and
+ * body (at most ME_HTTP_MAX_BODY bytes) and renders the reply; one request
+ * per connection (Connection: close). Metrics handlers read atomics only,
+ * so scraping cannot slow a search. */
 #ifndef ME_HTTP_H
 #define ME_HTTP_H
 
@@ -19,9 +21,26 @@ typedef struct {
 void me_buf_printf(me_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void me_buf_free(me_buf_t *b);
 
+/* Largest request body accepted (an image upload); more gets 413. */
+#define ME_HTTP_MAX_BODY (9u << 20)
+
+typedef struct {
+    const char *method;        /* "GET", "HEAD", "POST", ... */
+    const char *path;          /* the URL's path, without the query */
+    const char *query;         /* the raw query string ("" when none) */
+    const unsigned char *body; /* POST data (NULL when none) */
+    size_t body_len;
+    const char *content_type;  /* the request's Content-Type, "" when none */
+} me_http_request_t;
+
 /* Fills body and returns the HTTP status (200, 404, 503...); *content_type
  * may be set (default text/plain; charset=utf-8). Runs on the HTTP thread. */
-typedef int (*me_http_handler_fn)(void *ctx, const char *path, me_buf_t *body, const char **content_type);
+typedef int (*me_http_handler_fn)(void *ctx, const me_http_request_t *req, me_buf_t *body, const char **content_type);
+
+/* The decoded value of query parameter `name` ("a+b%20c" → "a b c") into
+ * out: 1 when present (cut to cap - 1 bytes), 0 when absent or out of
+ * memory. */
+int me_http_query_get(const char *query, const char *name, char *out, size_t cap);
 
 /* addr: "HOST:PORT" (IPv4). Returns NULL with a reason in err when it cannot
  * bind. The bound port (useful with port 0) is in *port when port != NULL. */

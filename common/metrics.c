@@ -145,8 +145,18 @@ void me_metrics_render(const me_metrics_t *m, const char *role, me_buf_t *out) {
                        "metaembed_uptime_seconds{role=\"%s\"} %.3f\n", role, (double)(me_now_ms() - m->start_ms) / 1e3);
 }
 
-static int endpoints_handle(void *ctx, const char *path, me_buf_t *body, const char **content_type) {
+static int endpoints_handle(void *ctx, const me_http_request_t *req, me_buf_t *body, const char **content_type) {
     me_endpoints_t *ep = ctx;
+    const char *path = req->path;
+    /* The daemon's own routes (the coordinator's search API) first. */
+    if (ep->route) {
+        int status = ep->route(ep->ctx, req, body, content_type);
+        if (status) return status;
+    }
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        me_buf_printf(body, "only GET and HEAD here\n");
+        return 405;
+    }
     if (!strcmp(path, "/metrics")) {
         *content_type = "text/plain; version=0.0.4; charset=utf-8";
         me_metrics_render(ep->metrics, ep->role, body);

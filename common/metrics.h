@@ -69,6 +69,9 @@ typedef struct {
     me_metrics_t *metrics;
     void *ctx;
     void (*render)(void *ctx, me_buf_t *out);          /* may be NULL */
+    /* Optional: the daemon's own routes, tried first; returns the HTTP
+     * status, or 0 when the path is not one of its own. */
+    int (*route)(void *ctx, const me_http_request_t *req, me_buf_t *body, const char **content_type);
     int (*ready)(void *ctx, char *why, size_t cap);    /* 1 = ready; NULL = always */
     const char *index_html;                            /* served at / (may be NULL) */
 } me_endpoints_t;

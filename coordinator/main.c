@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "common/curve.h"
+#include "coordinator/web.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/server.h"
@@ -81,7 +82,7 @@ int main(int argc, char **argv) {
     co.start_ms = me_now_ms();
     me_metrics_init(&co.metrics);
     me_endpoints_t ep = { .role = "coordinator", .metrics = &co.metrics, .ctx = &co, .render = me_coord_render_metrics,
-                          .ready = me_coord_ready, .index_html = me_dashboard_html };
+                          .route = me_coord_web_route, .ready = me_coord_ready, .index_html = me_dashboard_html };
     me_http_t *http = me_endpoints_start(co.opts.metrics_addr, &ep);
     me_info("cluster map %s: %d groups, %d replicas, write quorum %s", co.opts.cluster, co.cluster.n_groups,
             co.cluster.n_replicas, co.opts.write_quorum ? "explicit" : "all");
@@ -91,6 +92,7 @@ int main(int argc, char **argv) {
                         .worker_free = worker_free, .handle = handle, .background = heartbeat };
     int exit_code = me_server_run(&srv);
     me_http_stop(http);
+    me_coord_web_close();
     me_cluster_free(&co.cluster);
     me_curve_free(&co.curve);
     me_info("stopped cleanly");

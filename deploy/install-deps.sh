@@ -12,6 +12,7 @@ PACKAGES=(
   librocksdb-dev                           # shard storage
   libopenblas-dev                          # sgemm path + reference
   libuv1-dev                               # HTTP metrics endpoint
+  libhttp-parser-dev liburiparser-dev      # parsing HTTP requests and their query strings
   zlib1g-dev                               # reading the gzipped training data
   libpng-dev libjpeg62-turbo-dev           # decoding images (PNG, JPEG) for the encoder
   procps                                   # pgrep/pkill in tests and scripts

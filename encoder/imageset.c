@@ -241,16 +241,18 @@ int me_imageset_train_data(const me_imageset_t *s, const me_tok_t *tok, int q_le
     if (!train) return ME_ENOMEM;
     for (size_t i = 0; i < s->n; i++)
         if (s->c[i].split == ME_SPLIT_TRAIN) train[ntrain++] = (int)i;
-    /* Per train image k: 3k its label → the image; 3k+1 some of its tags →
+    /* Per train image k: 4k its label → the image; 4k+1 some of its tags →
      * the image (the train split's own words, so each word is grounded in
-     * many images, which is what carries to unseen concepts); 3k+2 the
-     * image → its text. */
+     * many images, which is what carries to unseen concepts); 4k+2 the
+     * image → its text; 4k+3 the image → the concept's image in the next
+     * style (so image queries find a concept across styles, and features
+     * learn to ignore the artwork's style). */
     size_t nimg = 0;
     int *img_of = malloc((s->nimages ? s->nimages : 1) * sizeof *img_of);
     if (!img_of) { free(train); return ME_ENOMEM; }
     for (size_t i = 0; i < s->nimages; i++)
         if (s->c[s->img_concept[i]].split == ME_SPLIT_TRAIN) img_of[nimg++] = (int)i;
-    size_t n = 3 * nimg;
+    size_t n = 4 * nimg;
     int32_t *q = calloc(n * (size_t)q_len, sizeof *q), *dd = calloc(n * (size_t)d_len, sizeof *dd);
     int *ql = calloc(n, sizeof *ql), *dl = calloc(n, sizeof *dl), *hard = malloc(n * sizeof *hard);
     int *qi = malloc(n * sizeof *qi), *di = malloc(n * sizeof *di);
@@ -266,13 +268,18 @@ int me_imageset_train_data(const me_imageset_t *s, const me_tok_t *tok, int q_le
         return ME_ENOMEM;
     }
     for (size_t i = 0; i < s->nimages; i++) ex_of_img[i] = -1;
-    for (size_t k = 0; k < nimg; k++) ex_of_img[img_of[k]] = (int)(3 * k);
+    for (size_t k = 0; k < nimg; k++) ex_of_img[img_of[k]] = (int)(4 * k);
     for (size_t k = 0; k < nimg; k++) {
         int im = img_of[k], c = s->img_concept[im], st = s->img_style[im];
         const me_concept_t *cc = &s->c[c];
-        size_t t2i = 3 * k, tags = 3 * k + 1, i2t = 3 * k + 2;
+        size_t t2i = 4 * k, tags = 4 * k + 1, i2t = 4 * k + 2, i2i = 4 * k + 3;
         kind[t2i] = kind[tags] = 0;
         kind[i2t] = 1;
+        kind[i2i] = 2;
+        int other_style = -1;
+        for (int k2 = 1; k2 < s->nstyles && other_style < 0; k2++) other_style = cc->img[(st + k2) % s->nstyles];
+        qi[i2i] = im;
+        di[i2i] = other_style >= 0 ? other_style : im;
         char tq[256];
         tag_query(cc->text, me_splitmix64_mix(seed ^ (uint64_t)im * 0x9e3779b97f4a7c15ULL), tq, sizeof tq);
         ql[tags] = me_tok_encode(tok, tq[0] ? tq : cc->label, strlen(tq[0] ? tq : cc->label), q + tags * q_len, q_len);
@@ -288,6 +295,7 @@ int me_imageset_train_data(const me_imageset_t *s, const me_tok_t *tok, int q_le
         int oim = other >= 0 ? s->c[other].img[st] : -1;
         hard[t2i] = hard[tags] = oim >= 0 ? ex_of_img[oim] : -1;
         hard[i2t] = oim >= 0 ? ex_of_img[oim] + 2 : -1;
+        hard[i2i] = oim >= 0 ? ex_of_img[oim] + 3 : -1;
     }
     free(ex_of_img);
     free(train);

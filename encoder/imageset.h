@@ -52,7 +52,8 @@ int me_imageset_load(const char *path, int side, me_imageset_t **out, char *err,
 void me_imageset_free(me_imageset_t *s);
 
 /* Training examples from the train split, both directions: for each
- * image, (label → image), (two of its tags → image) and (image → text);
+ * image, (label → image), (two of its tags → image), (image → text) and
+ * (image → the concept's image in another style);
  * the hard negative of each is the same direction's example of another
  * concept in the same subgroup (seeded), else none. Token rows as in me_train_data_t; bufs collects
  * what the caller frees (ME_IMAGESET_TRAIN_BUFS pointers). */

@@ -73,24 +73,28 @@ static void make_order(me_trainer_t *t, long epoch) {
     }
     if (t->data->kind) {
         /* Stable split of the shuffle by kind, then batches in turn from
-         * each (from the other once one runs out). */
-        int B = t->o.batch, *tmp = t->order + n, k0 = 0, k1 = 0;
-        for (int i = 0; i < n; i++) tmp[i] = t->order[i];
-        int *list[2] = { t->order, t->order }, len[2] = { 0, 0 };
-        for (int i = 0; i < n; i++) len[t->data->kind[tmp[i]] ? 1 : 0]++;
-        int *scratch = tmp + n;
-        list[0] = scratch;
-        list[1] = scratch + len[0];
+         * each kind (skipping one that cannot fill a batch any more). */
+        enum { KMAX = 8 };
+        int B = t->o.batch, *tmp = t->order + n, *scratch = tmp + n, len[KMAX] = { 0 }, at[KMAX] = { 0 }, K = 1;
         for (int i = 0; i < n; i++) {
-            if (t->data->kind[tmp[i]]) list[1][k1++] = tmp[i];
-            else list[0][k0++] = tmp[i];
+            tmp[i] = t->order[i];
+            int k = t->data->kind[tmp[i]] < KMAX ? t->data->kind[tmp[i]] : KMAX - 1;
+            len[k]++;
+            if (k + 1 > K) K = k + 1;
         }
-        int at[2] = { 0, 0 }, out = 0;
+        int *list[KMAX], off = 0;
+        for (int k = 0; k < K; k++) { list[k] = scratch + off; off += len[k]; }
+        for (int i = 0; i < n; i++) {
+            int k = t->data->kind[tmp[i]] < KMAX ? t->data->kind[tmp[i]] : KMAX - 1;
+            list[k][at[k]++] = tmp[i];
+        }
+        memset(at, 0, sizeof at);
+        int out = 0;
         for (long b = 0; out < n; b++) {
-            int k = (int)(b % 2);
-            if (at[k] + B > len[k]) k = 1 - k;
+            int k = (int)(b % K);
+            for (int tries = 0; tries < K && at[k] + B > len[k]; tries++) k = (k + 1) % K;
             for (int i = 0; i < B && out < n; i++) {
-                if (at[k] == len[k]) k = 1 - k;
+                for (int tries = 0; tries < K && at[k] == len[k]; tries++) k = (k + 1) % K;
                 t->order[out++] = list[k][at[k]++];
             }
         }

@@ -29,9 +29,10 @@ typedef struct {
      * images. An item may be image only (its length 0). */
     const float *pixels;
     const int *q_img, *d_img;
-    /* Optional kinds (e.g. 0 text → image, 1 image → text): each batch
-     * then holds one kind, taken in turn, so its negatives are all of the
-     * positive's modality and none can be ruled out by modality alone. */
+    /* Optional kinds (e.g. 0 text → image, 1 image → text, 2 image →
+     * image; at most 8): each batch then holds one kind, taken in turn, so
+     * its negatives are all of the positive's modality and none can be
+     * ruled out by modality alone. */
     const uint8_t *kind;
 } me_train_data_t;
 

@@ -295,15 +295,28 @@ double me_percentile(double *v, int n, double p) {
 }
 
 int me_test_http_get(int port, const char *path, char **body) {
+    return me_test_http(port, "GET", path, NULL, 0, NULL, body);
+}
+
+int me_test_http(int port, const char *method, const char *path, const void *data, size_t len_in,
+                 const char *content_type, char **body) {
     if (body) *body = NULL;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) { close(fd); return -1; }
-    char req[512];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) { close(fd); return -1; }
+    char req[2048];
+    int n = data ? snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
+                                             "Content-Length: %zu\r\n\r\n", method, path,
+                            content_type ? content_type : "application/octet-stream", len_in)
+                 : snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", method, path);
+    if (n < 0 || (size_t)n >= sizeof req || write(fd, req, (size_t)n) != n) { close(fd); return -1; }
+    for (size_t off = 0; data && off < len_in;) {
+        ssize_t wr = write(fd, (const char *)data + off, len_in - off);
+        if (wr <= 0) break;  /* the server may refuse early (413) and close */
+        off += (size_t)wr;
+    }
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
     ssize_t r;

@@ -88,6 +88,9 @@ double me_percentile(double *v, int n, double p);
 /* GET http://127.0.0.1:port/path: the status code (or -1) and the body
  * (malloc'd, NUL-terminated) in *body when body != NULL. */
 int me_test_http_get(int port, const char *path, char **body);
+/* Any method, with a body (data NULL: none); the status, or -1. */
+int me_test_http(int port, const char *method, const char *path, const void *data, size_t len,
+                 const char *content_type, char **body);
 
 /* Milliseconds on a monotonic clock. */
 double me_test_now_ms(void);

@@ -126,20 +126,6 @@ TEST(image_pipeline_ingest_search_text_and_image_queries) {
     ASSERT_EQ(stats.collections[0].documents, nimg);
     me_stats_free(&stats);
 
-    /* Bad lines: each reported by its number, the good one stored, nothing
-     * lost. */
-    char *badi[] = { bin, "--addr", c.coord.endpoint, "ingest", bad, "--collection", "emoji", "--stream", stream, NULL };
-    ASSERT_EQ(run_cli(badi, dir, "bad", &out, &errs), 0);
-    ASSERT_TRUE(strstr(errs, "bad.jsonl:1:") != NULL && strstr(errs, "PNG") != NULL);
-    ASSERT_TRUE(strstr(errs, "bad.jsonl:2:") != NULL && strstr(errs, "gone.png") != NULL);
-    ASSERT_TRUE(strstr(errs, "bad.jsonl:3:") != NULL);
-    ASSERT_TRUE(strstr(errs, "bad.jsonl:4:") == NULL);
-    free(out);
-    free(errs);
-    ASSERT_OK(me_client_stats(cli, "emoji", &stats, &st));
-    ASSERT_EQ(stats.collections[0].documents, nimg + 1);
-    me_stats_free(&stats);
-
     /* Offline: the same model embeds the same images and labels; exact
      * MaxSim at (16,64) gives the reference MRR@10 over NQ label queries
      * (the subset's first NQ concepts). */
@@ -203,6 +189,42 @@ TEST(image_pipeline_ingest_search_text_and_image_queries) {
     ASSERT_NEAR(mrr, offline.rows[0].mrr10, 1.0 / NQ + 1e-9);
     ASSERT_TRUE(thumbs_ok);
 
+    /* The page's API on the coordinator's HTTP port: the same searches. */
+    char *resp = NULL, url[600];
+    ASSERT_EQ(me_test_http_get(c.coord.metrics_port, "/api/collections", &resp), 200);
+    ASSERT_TRUE(strstr(resp, "\"name\":\"emoji\"") != NULL);
+    free(resp);
+    snprintf(url, sizeof url, "/api/search?collection=emoji&q=%s&budget=16x64&k=10", "grinning+face");
+    ASSERT_EQ(me_test_http_get(c.coord.metrics_port, url, &resp), 200);
+    me_json_doc_t *api;
+    ASSERT_OK(me_json_parse(resp, strlen(resp), &api, NULL));
+    const me_json_t *ah = me_json_get(me_json_root(api), "hits");
+    ASSERT_EQ(me_json_len(ah), 10);
+    ASSERT_TRUE(strncmp(me_json_str(me_json_get(me_json_get(me_json_at(ah, 0), "metadata"), "thumbnail")),
+                        "data:image/png;base64,", 22) == 0);
+    me_json_free(api);
+    free(resp);
+    uint8_t *qimg;
+    size_t qlen;
+    char qpath[2200];
+    snprintf(qpath, sizeof qpath, "%s/%s/%s", cwd, DATA, s->img_path[0]);
+    ASSERT_OK(me_image_read_file(qpath, &qimg, &qlen, err, sizeof err));
+    ASSERT_EQ(me_test_http(c.coord.metrics_port, "POST", "/api/search?collection=emoji&budget=4x8&k=5", qimg, qlen,
+                           "image/png", &resp), 200);
+    ASSERT_TRUE(strstr(resp, "\"r_q\":4") != NULL && strstr(resp, "\"hits\":[") != NULL);
+    free(resp);
+    free(qimg);
+    ASSERT_EQ(me_test_http(c.coord.metrics_port, "POST", "/api/search?collection=emoji", "not an image", 12,
+                           "image/png", &resp), 400);
+    ASSERT_TRUE(strstr(resp, "not a PNG or JPEG") != NULL);
+    free(resp);
+    ASSERT_EQ(me_test_http_get(c.coord.metrics_port, "/api/search?collection=nope&q=cat", &resp), 404);
+    free(resp);
+    ASSERT_EQ(me_test_http_get(c.coord.metrics_port, "/api/search?collection=emoji", &resp), 400);
+    free(resp);
+    ASSERT_EQ(me_test_http(c.coord.metrics_port, "POST", "/metrics", "x", 1, "text/plain", &resp), 405);
+    free(resp);
+
     /* Image queries: each concept's first-style image finds its other
      * styles among the top 10 of 300 far above chance (2 of 300 per 10). */
     int found = 0, asked = 0;
@@ -227,6 +249,20 @@ TEST(image_pipeline_ingest_search_text_and_image_queries) {
     fprintf(stderr, "    image queries: %d of %d other-style images in their top 10 (chance %.2f)\n", found, 2 * asked,
             2.0 * asked * 10 / (double)nimg);
     ASSERT_TRUE(found >= 3 * (2.0 * asked * 10 / (double)nimg));
+
+    /* Bad lines: each reported by its number, the good one stored, nothing
+     * lost. */
+    char *badi[] = { bin, "--addr", c.coord.endpoint, "ingest", bad, "--collection", "emoji", "--stream", stream, NULL };
+    ASSERT_EQ(run_cli(badi, dir, "bad", &out, &errs), 0);
+    ASSERT_TRUE(strstr(errs, "bad.jsonl:1:") != NULL && strstr(errs, "PNG") != NULL);
+    ASSERT_TRUE(strstr(errs, "bad.jsonl:2:") != NULL && strstr(errs, "gone.png") != NULL);
+    ASSERT_TRUE(strstr(errs, "bad.jsonl:3:") != NULL);
+    ASSERT_TRUE(strstr(errs, "bad.jsonl:4:") == NULL);
+    free(out);
+    free(errs);
+    ASSERT_OK(me_client_stats(cli, "emoji", &stats, &st));
+    ASSERT_EQ(stats.collections[0].documents, nimg + 1);
+    me_stats_free(&stats);
 
     /* A corrupt image query is refused with the reason. */
     char *isbad[] = { bin, "--addr", c.coord.endpoint, "search", "--collection", "emoji", "--image", junk, NULL };

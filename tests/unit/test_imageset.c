@@ -72,19 +72,25 @@ TEST(imageset_loads_both_shapes_and_builds_both_directions) {
     me_train_data_t d;
     void *bufs[ME_IMAGESET_TRAIN_BUFS];
     ASSERT_OK(me_imageset_train_data(s, tok, 8, 16, 7, &d, bufs));
-    /* Per image: label → image, tags → image, image → text. */
-    ASSERT_EQ(d.n, 9);
+    /* Per image: label → image, tags → image, image → text, image → the
+     * concept's image in the next style. */
+    ASSERT_EQ(d.n, 12);
     for (int e = 0; e < d.n; e++) {
-        ASSERT_EQ(d.kind[e], e % 3 == 2);
-        if (e % 3 != 2) { ASSERT_TRUE(d.q_img[e] < 0 && d.d_img[e] >= 0 && d.q_len[e] > 0 && d.d_len[e] == 0); }
-        else { ASSERT_TRUE(d.q_img[e] >= 0 && d.d_img[e] < 0 && d.q_len[e] == 0 && d.d_len[e] > 0); }
+        int k = e % 4;
+        ASSERT_EQ(d.kind[e], k < 2 ? 0 : k - 1);
+        if (k < 2) { ASSERT_TRUE(d.q_img[e] < 0 && d.d_img[e] >= 0 && d.q_len[e] > 0 && d.d_len[e] == 0); }
+        else if (k == 2) { ASSERT_TRUE(d.q_img[e] >= 0 && d.d_img[e] < 0 && d.q_len[e] == 0 && d.d_len[e] > 0); }
+        else { ASSERT_TRUE(d.q_img[e] >= 0 && d.d_img[e] >= 0 && d.q_len[e] == 0 && d.d_len[e] == 0); }
         if (d.hard[e] >= 0) ASSERT_EQ(d.kind[d.hard[e]], d.kind[e]);
     }
-    ASSERT_EQ(d.hard[0], 6);   /* A/x's label → B/x's image */
-    ASSERT_EQ(d.hard[1], 6);
-    ASSERT_EQ(d.hard[2], 8);   /* A/x's image → B's text */
-    ASSERT_EQ(d.hard[6], 0);
-    ASSERT_EQ(d.hard[3], -1);  /* A/y: B has no style-y image */
+    ASSERT_EQ(d.hard[0], 8);   /* A/x's label → B/x's image */
+    ASSERT_EQ(d.hard[1], 8);
+    ASSERT_EQ(d.hard[2], 10);  /* A/x's image → B's text */
+    ASSERT_EQ(d.hard[8], 0);
+    ASSERT_EQ(d.hard[4], -1);  /* A/y: B has no style-y image */
+    /* A/x → A/y across styles; B/x, alone in its concept, → itself. */
+    ASSERT_EQ(d.d_img[3], s->c[0].img[1]);
+    ASSERT_EQ(d.d_img[11], d.q_img[11]);
     /* The tag query differs from the label query (it is "hot stop",
      * "stop hot", "hot" or "stop"). */
     ASSERT_TRUE(d.q_len[1] > 0);
