@@ -79,7 +79,7 @@ ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) $(COORD_OBJ) $(EN
            $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
            $(BENCH_SRC:%.c=$(BUILD)/%.o) $(FUZZ_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all check check-build bench demo clean install install-deps dashboard-screenshot deploy-lint fuzz fuzz-build soak
+.PHONY: all check check-build bench demo clean install install-deps dashboard-screenshot search-screenshot deploy-lint fuzz fuzz-build soak
 all: $(DAEMONS)
 
 # Every object waits for the generated header so first builds are ordered.
@@ -184,6 +184,10 @@ deploy-lint:
 # The coordinator's dashboard in headless Chromium, with live figures.
 dashboard-screenshot: all
 	deploy/dashboard-screenshot.sh
+
+# The page's search view: emoji hits as thumbnails (needs the emoji model).
+search-screenshot: all
+	deploy/search-screenshot.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binaries, libmetaembed
 # (static, self-contained apart from libzmq and libprotobuf-c), its header
