@@ -5,10 +5,12 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "common/image.h"
+#include "encoder/imageset.h"
 #include "common/npy.h"
 #include "common/progress.h"
 
@@ -94,7 +96,7 @@ typedef struct {
     char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], ids[ME_CFG_STR_MAX], meta[ME_CFG_STR_MAX];
     char stream[ME_CFG_STR_MAX];
     long long batch, resend_s;
-    int force;
+    int force, set_texts;
 } ingest_opts_t;
 
 static const me_cfg_opt_t ingest_table[] = {
@@ -114,6 +116,9 @@ static const me_cfg_opt_t ingest_table[] = {
       "text ingest: send a batch again when no encoder acknowledged it within this many seconds" },
     { "force", ME_CFG_BOOL, offsetof(ingest_opts_t, force), "false", 0, 1, NULL,
       "text ingest: re-encode ids that are already stored (default: skip them, so a re-run resumes)" },
+    { "set-texts", ME_CFG_BOOL, offsetof(ingest_opts_t, set_texts), "false", 0, 1, NULL,
+      "with an image-text set (a folder with emoji.jsonl): ingest its concept texts (ids = concept ids) "
+      "instead of its images (ids ID-STYLE)" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -129,7 +134,10 @@ static const cli_cmd_t ingest_cmd = {
     "which embed and store them; each batch counts once an encoder acknowledged it stored, and is\n"
     "sent again when none did within --resend-s. Malformed lines are reported with their numbers and\n"
     "skipped; ids already stored are skipped unless --force, so running it again finishes an\n"
-    "interrupted ingest. Each line is stored as the document's metadata.",
+    "interrupted ingest. Each line is stored as the document's metadata. A line may name an \"image\"\n"
+    "(PNG or JPEG, relative to the file) for an image document; it is decoded first, and a 32x32\n"
+    "thumbnail is stored in its metadata. An image-text set's folder (e.g. ../shared/data/emoji)\n"
+    "ingests every image of the set, or with --set-texts every concept's text.",
     ingest_table, 1,
 };
 
@@ -186,6 +194,44 @@ static int check_vectors(cli_t *c, const me_npy_t *a, const char *path, const li
     return CLI_OK;
 }
 
+/* An image-text set as JSON lines for the stream ingest: each image
+ * {"id": "ID-STYLE", "image": path, "label"} or (texts) each concept
+ * {"id": "ID", "text": "label: tags", "label"}, written to out_path. */
+static int imageset_lines(cli_t *c, const char *set, int texts, const char *out_path) {
+    me_imageset_t *s;
+    char err[1024];
+    if (me_imageset_load(set, 0, &s, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+    FILE *f = fopen(out_path, "w");
+    if (!f) { me_imageset_free(s); return cli_error(c, CLI_FAIL, "cannot write %s", out_path); }
+    char dir[4096];
+    if (!realpath(s->dir, dir)) snprintf(dir, sizeof dir, "%s", s->dir);
+    me_json_writer_t w;
+    me_json_writer_init_file(&w, f);
+    size_t n = texts ? s->n : s->nimages;
+    for (size_t i = 0; i < n; i++) {
+        const me_concept_t *cc = &s->c[texts ? i : (size_t)s->img_concept[i]];
+        char id[300], path[8300];
+        me_json_obj_begin(&w, NULL);
+        if (texts) {
+            me_json_put_str(&w, "id", cc->id);
+            me_json_put_str(&w, "text", cc->text);
+        } else {
+            snprintf(id, sizeof id, "%s-%s", cc->id, s->styles[s->img_style[i]]);
+            snprintf(path, sizeof path, "%s/%s", dir, s->img_path[i]);
+            me_json_put_str(&w, "id", id);
+            me_json_put_str(&w, "image", path);
+        }
+        me_json_put_str(&w, "label", cc->label);
+        me_json_obj_end(&w);
+        me_json_write_bytes(&w, "\n", 1);
+    }
+    int werr = me_json_writer_error(&w);
+    me_json_writer_free(&w);
+    me_imageset_free(s);
+    if (fclose(f) != 0 || werr) return cli_error(c, CLI_FAIL, "cannot write %s", out_path);
+    return CLI_OK;
+}
+
 int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
     ingest_opts_t o;
     char err[512];
@@ -197,8 +243,18 @@ int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
     if (!o.collection[0]) return cli_usage_error(c, "needs --collection NAME");
     if (npos) {
         if (o.vectors[0]) return cli_usage_error(c, "give either corpus.jsonl or --vectors, not both");
-        return cli_ingest_text(c, o.collection, pos[0], o.stream, o.batch == 256 ? 16 : (int)o.batch,
-                               (int)o.resend_s, o.force);
+        int batch = o.batch == 256 ? 16 : (int)o.batch;
+        if (me_imageset_is(pos[0])) {
+            char tmp[] = "/tmp/metaembed-ingest-XXXXXX";
+            int fd = mkstemp(tmp);
+            if (fd < 0) return cli_error(c, CLI_FAIL, "cannot make a temporary file");
+            close(fd);
+            rc = imageset_lines(c, pos[0], o.set_texts, tmp);
+            if (rc == CLI_OK) rc = cli_ingest_text(c, o.collection, tmp, o.stream, batch, (int)o.resend_s, o.force);
+            unlink(tmp);
+            return rc;
+        }
+        return cli_ingest_text(c, o.collection, pos[0], o.stream, batch, (int)o.resend_s, o.force);
     }
     if (!o.vectors[0]) return cli_usage_error(c, "needs --vectors FILE.npy (shape [N, R, D]) or a corpus.jsonl");
     if (!o.ids[0]) return cli_usage_error(c, "needs --ids FILE (one id per line)");

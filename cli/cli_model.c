@@ -17,6 +17,7 @@
 #include "encoder/embedder.h"
 #include "encoder/eval.h"
 #include "encoder/ops.h"
+#include "common/image.h"
 #include "encoder/eval_images.h"
 #include "encoder/imageset.h"
 #include "encoder/trainjob.h"
@@ -288,7 +289,7 @@ out:
 
 typedef struct {
     char model[ME_CFG_STR_MAX], data[ME_CFG_STR_MAX], split[ME_CFG_STR_MAX], plot[ME_CFG_STR_MAX];
-    char collection[ME_CFG_STR_MAX];
+    char collection[ME_CFG_STR_MAX], text_collection[ME_CFG_STR_MAX];
     long long max_docs, max_queries, threads, candidates, refine_candidates;
     int cluster, exact, compare_exact;
 } eval_opts_t;
@@ -308,6 +309,9 @@ static const me_cfg_opt_t eval_table[] = {
           "measure through the running cluster at --addr instead: text searches of the split's queries "
           "against --collection (ingested from the same data), with latency per budget"),
     V_OPT("collection", ME_CFG_STRING, collection, "debian", 0, 0, NULL, "with --cluster: the collection"),
+    V_OPT("text-collection", ME_CFG_STRING, text_collection, "emoji-text", 0, 0, NULL,
+          "with --cluster on an image-text set: the collection of concept texts (ids = concept ids) that image "
+          "queries search; --collection then holds the images (ids ID-STYLE)"),
     V_OPT("exact", ME_CFG_BOOL, exact, "false", 0, 1, NULL, "with --cluster: exact search instead of the cascade"),
     V_OPT("candidates", ME_CFG_INT, candidates, "0", 0, 100000000, NULL, "with --cluster: stage-1 candidates per shard (0 = default)"),
     V_OPT("refine-candidates", ME_CFG_INT, refine_candidates, "0", 0, 100000000, NULL,
@@ -509,6 +513,125 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* One direction through the cluster at every budget: t2i (the split's
+ * labels as text searches of the image collection; a hit is relevant when
+ * its id is CONCEPT-STYLE) or i2t (the split's images as image searches of
+ * the text collection; relevant: the concept's id). */
+static int eval_cluster_images_dir(cli_t *c, const eval_opts_t *o, const me_imageset_t *s, me_split_t split, int i2t,
+                                   me_json_writer_t *w) {
+    const char *coll = i2t ? o->text_collection : o->collection;
+    me_collection_info_t ci;
+    int rc = cli_find_collection(c, coll, &ci);
+    if (rc != CLI_OK) return rc;
+    size_t nq = 0;
+    for (size_t i = 0; i < (i2t ? s->nimages : s->n); i++)
+        if (s->c[i2t ? (size_t)s->img_concept[i] : i].split == split) nq++;
+    if (o->max_queries && nq > (size_t)o->max_queries) nq = (size_t)o->max_queries;
+    double *lat = malloc((nq ? nq : 1) * sizeof *lat);
+    if (!lat) return cli_error(c, CLI_FAIL, "out of memory");
+    if (w) {
+        me_json_obj_begin(w, i2t ? "image_to_text" : "text_to_image");
+        me_json_put_str(w, "collection", coll);
+        me_json_put_u64(w, "documents", ci.documents);
+        me_json_put_u64(w, "queries", nq);
+        me_json_arr_begin(w, "budgets");
+    } else {
+        printf("\n%s through the cluster: collection '%s', %llu documents, %zu %s queries, %s\n\n",
+               i2t ? "image → text" : "text → image", coll, (unsigned long long)ci.documents, nq, o->split,
+               o->exact ? "exact search" : "cascade");
+        printf("| budget  | Recall@1 | MRR@10 | Recall@10 | median ms | p99 ms | index bytes/doc |\n");
+        printf("|---------|----------|--------|-----------|-----------|--------|-----------------|\n");
+    }
+    me_mmr_group_t budgets[ME_MMR_MAX_GROUPS];
+    int nb = me_mmr_default_groups(budgets);
+    for (int b = 0; b < nb && rc == CLI_OK; b++) {
+        if (budgets[b].rq > ci.max_query_vectors || budgets[b].rc > ci.max_doc_vectors) continue;
+        me_search_opts_t so = { .r_q = budgets[b].rq, .r_c = budgets[b].rc, .k = 10, .exact = o->exact,
+                                .candidates = (uint32_t)o->candidates,
+                                .refine_candidates = (uint32_t)o->refine_candidates };
+        double r1 = 0, mrr = 0, r10 = 0;
+        size_t q = 0;
+        me_progress_t bar;
+        me_progress_init(&bar, i2t ? "image queries" : "text queries", "queries", nq, -1);
+        for (size_t i = 0; i < (i2t ? s->nimages : s->n) && q < nq && rc == CLI_OK; i++) {
+            size_t concept = i2t ? (size_t)s->img_concept[i] : i;
+            if (s->c[concept].split != split) continue;
+            me_results_t res;
+            me_status_t st;
+            uint64_t t0 = me_now_us();
+            int src;
+            if (i2t) {
+                char path[4200], err[512];
+                uint8_t *img;
+                size_t len;
+                snprintf(path, sizeof path, "%s/%s", s->dir, s->img_path[i]);
+                if (me_image_read_file(path, &img, &len, err, sizeof err) != 0) { rc = cli_error(c, CLI_FAIL, "%s", err); break; }
+                src = me_client_search_image(c->client, coll, img, len, NULL, &so, &res, &st);
+                free(img);
+            } else {
+                src = me_client_search_text(c->client, coll, s->c[concept].label, &so, &res, &st);
+            }
+            lat[q] = (double)(me_now_us() - t0) / 1000.0;
+            if (src != 0) { rc = cli_status_error(c, &st, "search"); break; }
+            const char *cid = s->c[concept].id;
+            size_t cl = strlen(cid);
+            for (size_t r = 0; r < res.n; r++) {
+                const char *id = res.hits[r].id;
+                int rel = i2t ? !strcmp(id, cid) : !strncmp(id, cid, cl) && id[cl] == '-';
+                if (!rel) continue;
+                if (r == 0) r1 += 1;
+                mrr += 1.0 / (double)(r + 1);
+                r10 += 1;
+                break;
+            }
+            me_results_free(&res);
+            q++;
+            me_progress_update(&bar, q);
+        }
+        me_progress_finish(&bar);
+        if (rc != CLI_OK) break;
+        qsort(lat, q, sizeof *lat, cmp_double);
+        double med = q ? lat[q / 2] : 0, p99 = q ? lat[(size_t)((q - 1) * 0.99)] : 0;
+        unsigned long long bytes = (unsigned long long)so.r_c * ci.dim * 2;
+        if (w) {
+            me_json_obj_begin(w, NULL);
+            me_json_put_int(w, "r_q", so.r_q);
+            me_json_put_int(w, "r_c", so.r_c);
+            me_json_put_num_prec(w, "recall_at_1", q ? r1 / q : 0, 6);
+            me_json_put_num_prec(w, "mrr_at_10", q ? mrr / q : 0, 6);
+            me_json_put_num_prec(w, "recall_at_10", q ? r10 / q : 0, 6);
+            me_json_put_num_prec(w, "median_ms", med, 6);
+            me_json_put_num_prec(w, "p99_ms", p99, 6);
+            me_json_obj_end(w);
+        } else {
+            char bud[16];
+            snprintf(bud, sizeof bud, "(%d,%d)", so.r_q, so.r_c);
+            printf("| %-7s |   %.4f | %.4f |    %.4f | %9.2f | %6.2f | %15llu |\n", bud, q ? r1 / q : 0, q ? mrr / q : 0,
+                   q ? r10 / q : 0, med, p99, bytes);
+        }
+    }
+    if (w) {
+        me_json_arr_end(w);
+        me_json_obj_end(w);
+    }
+    free(lat);
+    return rc;
+}
+
+static int eval_cluster_images(cli_t *c, const eval_opts_t *o, const char *path, me_split_t split) {
+    if (!cli_connect(c)) return CLI_FAIL;
+    me_imageset_t *s;
+    char err[1024];
+    if (me_imageset_load(path, 0, &s, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+    me_json_writer_t w;
+    if (c->g.json) cli_json_begin(&w, stdout);
+    int rc = eval_cluster_images_dir(c, o, s, split, 0, c->g.json ? &w : NULL);
+    if (rc == CLI_OK) rc = eval_cluster_images_dir(c, o, s, split, 1, c->g.json ? &w : NULL);
+    if (c->g.json) cli_json_end(&w);
+    me_imageset_free(s);
+    return rc;
+}
+
 /* The efficiency table measured end to end: every query of the split as a
  * text search through the coordinator (its encoders make the query vectors),
  * at every budget. */
@@ -671,7 +794,10 @@ int cli_cmd_eval(cli_t *c, int argc, char **argv) {
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (locate_data(c, o.data, path, sizeof path)) return CLI_FAIL;
     me_split_t split = !strcmp(o.split, "dev") ? ME_SPLIT_DEV : !strcmp(o.split, "train") ? ME_SPLIT_TRAIN : ME_SPLIT_TEST;
-    if (!o.cluster && me_imageset_is(path)) return eval_images(c, &o, path, split);
+    if (me_imageset_is(path)) {
+        if (o.cluster && !strcmp(o.collection, "debian")) snprintf(o.collection, sizeof o.collection, "emoji");
+        return o.cluster ? eval_cluster_images(c, &o, path, split) : eval_images(c, &o, path, split);
+    }
     if (o.cluster) {
         me_dataset_t *cds;
         if (me_dataset_load(path, 0, &cds, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);

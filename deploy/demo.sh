@@ -4,7 +4,11 @@
 # description as text, answers a few example queries, and prints the
 # efficiency table measured end to end through the cluster: for each budget
 # (r_q, r_c), Recall@1 / MRR@10 on the 2,335 test synopses, median and p99
-# search latency, and index bytes per document. The cluster stays up.
+# search latency, and index bytes per document. Then, when the emoji set and
+# model are there, a second cluster whose encoder runs the emoji model
+# ingests all 5,223 emoji images and the 1,741 concept texts, answers a few
+# text → image queries and prints the text → image and image → text tables
+# measured through it. The clusters stay up.
 #
 #   deploy/demo.sh [--dir DIR] [--port P] [--data FILE] [--model FILE]
 set -euo pipefail
@@ -32,7 +36,9 @@ fi
 [ -f "$data" ] || { echo "demo: no data at $data (pass --data FILE or set METAEMBED_DATA)" >&2; exit 1; }
 [ -f "$model" ] || { echo "demo: no model at $model; train it with: $bin/metaembed train" >&2; exit 1; }
 
-if [ -f "$dir/pids" ]; then "$here/deploy/local/stop-cluster.sh" --dir "$dir" >/dev/null 2>&1 || true; fi
+for d in "$dir/emoji" "$dir"; do
+  if [ -f "$d/pids" ]; then "$here/deploy/local/stop-cluster.sh" --dir "$d" >/dev/null 2>&1 || true; fi
+done
 rm -rf "$dir"
 "$here/deploy/local/start-cluster.sh" --shards 2 --replicas 1 --encoders 1 --model "$model" --dir "$dir" --port "$port" --bin "$bin"
 export METAEMBED_ADDR="tcp://127.0.0.1:$port"
@@ -53,6 +59,29 @@ done
 echo "== the efficiency table, measured through the cluster (test split, cascade search)"
 "$me" eval --cluster --collection debian --data "$data"
 
+emoji_data="$here/../shared/data/emoji"
+emoji_model="$here/models/metaembed-emoji.safetensors"
+eaddr=""
+if [ -f "$emoji_data/emoji.jsonl" ] && [ -f "$emoji_model" ]; then
+  eport=$((port + 300))
+  echo; echo "== images: a second cluster, its encoder running $emoji_model"
+  "$here/deploy/local/start-cluster.sh" --shards 2 --replicas 1 --encoders 1 --model "$emoji_model" \
+    --dir "$dir/emoji" --port "$eport" --bin "$bin"
+  eaddr="tcp://127.0.0.1:$eport"
+  "$me" --addr "$eaddr" collection create emoji --dim 64 --max-doc-vectors 64 --max-query-vectors 16
+  "$me" --addr "$eaddr" collection create emoji-text --dim 64 --max-doc-vectors 64 --max-query-vectors 16
+  echo; echo "== ingesting every emoji image (decoded, embedded and stored with a thumbnail), then the concept texts"
+  "$me" --addr "$eaddr" ingest "$emoji_data" --collection emoji --stream "tcp://127.0.0.1:$((eport + 90))"
+  "$me" --addr "$eaddr" ingest "$emoji_data" --set-texts --collection emoji-text --stream "tcp://127.0.0.1:$((eport + 90))"
+  echo; echo "== example text → image queries"
+  for q in "cat face" "red heart" "pizza" "rocket"; do
+    "$me" --addr "$eaddr" search --collection emoji --budget 16,64 -k 5 "$q"
+    echo
+  done
+  echo "== the image tables, measured through the cluster (test split: concepts never trained on)"
+  "$me" --addr "$eaddr" eval --cluster --data "$emoji_data"
+fi
+
 cat <<MSG
 
 The cluster is still running:
@@ -61,3 +90,10 @@ The cluster is still running:
   $me status
 Stop it with: deploy/local/stop-cluster.sh --dir $dir
 MSG
+if [ -n "$eaddr" ]; then
+  cat <<MSG
+The emoji cluster too ($eaddr; its page with the search view: http://127.0.0.1:$((eport + 1400))/):
+  $me --addr $eaddr search --collection emoji --image $emoji_data/images/google/1F431.png
+Stop it with: deploy/local/stop-cluster.sh --dir $dir/emoji
+MSG
+fi
