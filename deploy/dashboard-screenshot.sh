@@ -20,13 +20,8 @@ while [ $# -gt 0 ]; do
     *) echo "dashboard-screenshot: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-browser=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$browser" ]; then
-  echo "dashboard-screenshot: installing Debian's chromium"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get install -y -qq chromium >/dev/null
-  browser=$(command -v chromium)
-fi
+source "$here/deploy/lib/browser.sh"
+browser=$(find_browser)
 data=${METAEMBED_DATA:-$here/../shared/data/debian-descriptions.jsonl.gz}
 dir=$(mktemp -d)
 loader=""
@@ -54,12 +49,7 @@ sleep 8
 # build/node-tools; it uses Debian's chromium, downloads no browser) so the
 # page runs in real time for a while: its rates are per real second, and
 # the charts need a few refreshes.
-tools="$here/build/node-tools"
-if [ ! -d "$tools/node_modules/puppeteer-core" ]; then
-  mkdir -p "$tools"
-  (cd "$tools" && npm install --silent --no-audit --no-fund puppeteer-core@21 >/dev/null)
-fi
-NODE_PATH="$tools/node_modules" BROWSER="$browser" URL="http://127.0.0.1:$((port + 1400))/" OUT="$out" \
+NODE_PATH="$(ensure_puppeteer "$here/build/node-tools")" BROWSER="$browser" URL="http://127.0.0.1:$((port + 1400))/" OUT="$out" \
   PROFILE="$dir/profile" node - <<'JS'
 const puppeteer = require('puppeteer-core');
 (async () => {

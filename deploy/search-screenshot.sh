@@ -23,13 +23,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -f "$data/emoji.jsonl" ] || { echo "search-screenshot: no emoji data at $data" >&2; exit 1; }
-browser=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$browser" ]; then
-  echo "search-screenshot: installing Debian's chromium"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get install -y -qq chromium >/dev/null
-  browser=$(command -v chromium)
-fi
+source "$here/deploy/lib/browser.sh"
+browser=$(find_browser)
 dir=$(mktemp -d)
 cleanup() {
   "$here/deploy/local/stop-cluster.sh" --dir "$dir/c" >/dev/null 2>&1 || true
@@ -55,12 +50,7 @@ for (const line of fs.readFileSync(path.join(data, 'emoji.jsonl'), 'utf8').split
 JS
 "$bin/metaembed" ingest "$dir/items.jsonl" --collection emoji --stream "tcp://127.0.0.1:$((port + 90))" >/dev/null
 query_image=$(node -e 'const l=require("fs").readFileSync(process.argv[1],"utf8").split("\n")[3];console.log(JSON.parse(l).image)' "$dir/items.jsonl")
-tools="$here/build/node-tools"
-if [ ! -d "$tools/node_modules/puppeteer-core" ]; then
-  mkdir -p "$tools"
-  (cd "$tools" && npm install --silent --no-audit --no-fund puppeteer-core@21 >/dev/null)
-fi
-NODE_PATH="$tools/node_modules" BROWSER="$browser" URL="http://127.0.0.1:$((port + 1400))/" OUT="$out" \
+NODE_PATH="$(ensure_puppeteer "$here/build/node-tools")" BROWSER="$browser" URL="http://127.0.0.1:$((port + 1400))/" OUT="$out" \
   QUERY="$query" IMAGE="$query_image" PROFILE="$dir/profile" node - <<'JS'
 const puppeteer = require('puppeteer-core');
 (async () => {

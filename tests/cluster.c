@@ -65,3 +65,28 @@ me_client_t *cluster_client(cluster_t *c, int dim, int rows) {
                                   .dtype = "f32" };
     return me_daemon_client_with(&c->coord, &spec);
 }
+
+int cluster_start_pipeline(cluster_t *c, int groups, const char *model, me_daemon_t enc[2], char *stream) {
+    /* Encoders first (the coordinator's map names them), pulling from the
+     * stream and upserting through the coordinator's fixed port. */
+    /* Static: each daemon keeps pointers to its arguments, for restarts. */
+    static char model_arg[1300], stream_arg[100], coord_arg[100];
+    snprintf(stream, CLUSTER_STREAM_MAX, "tcp://127.0.0.1:%d", me_test_free_port());
+    snprintf(model_arg, sizeof model_arg, "--model=%s", model);
+    snprintf(stream_arg, sizeof stream_arg, "--ingest-from=%s", stream);
+    int coord_port = me_test_free_port();
+    snprintf(coord_arg, sizeof coord_arg, "--coordinator=tcp://127.0.0.1:%d", coord_port);
+    for (int i = 0; i < 2; i++) {
+        enc[i] = (me_daemon_t){ .no_data_dir = 1, .extra = { model_arg, stream_arg, coord_arg }, .nextra = 3 };
+        if (me_daemon_start(&enc[i], "metaembed-encoder", "enc") != 0) {
+            fprintf(stderr, "    encoder %d did not start\n", i);
+            return -1;
+        }
+    }
+    char encoders_line[200];
+    snprintf(encoders_line, sizeof encoders_line, "encoders %s %s", enc[0].endpoint, enc[1].endpoint);
+    const char *extra[] = { NULL };
+    c->coord.port = coord_port;
+    c->coord.port_fixed = 1;
+    return cluster_start_with(c, groups, 1, extra, encoders_line);
+}

@@ -23,6 +23,12 @@ int cluster_start(cluster_t *c, int groups, int replicas, const char *const *ext
  * c->shard_extra given to every shard (so c must be initialised). */
 int cluster_start_with(cluster_t *c, int groups, int replicas, const char *const *extra, const char *map_line);
 void cluster_stop(cluster_t *c);
+/* A text or image pipeline: `groups` shard groups, two encoders running
+ * `model` and pulling from a fresh ingest stream (its endpoint in
+ * stream, STREAM_MAX bytes), and the coordinator whose map names them.
+ * 0, or -1 (said on stderr). Stop with cluster_stop and me_daemon_free. */
+#define CLUSTER_STREAM_MAX 64
+int cluster_start_pipeline(cluster_t *c, int groups, const char *model, me_daemon_t enc[2], char *stream);
 /* A client on the coordinator with the collection the cluster tests share
  * created: "c", f32, `dim` wide, up to `rows` vectors a document and 4 a
  * query. NULL on failure (said on stderr; the test should fail). */

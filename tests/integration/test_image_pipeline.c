@@ -87,25 +87,11 @@ TEST(image_pipeline_ingest_search_text_and_image_queries) {
                "{\"id\": \"empty\"}\n{\"id\": \"extra\", \"text\": \"a plain text document\"}\n");
     fclose(f);
 
-    char model[1200], stream[64], model_arg[1300], stream_arg[100], coord_arg[100];
+    char model[1200], stream[CLUSTER_STREAM_MAX];
     snprintf(model, sizeof model, "%s/%s", cwd, MODEL);
-    snprintf(stream, sizeof stream, "tcp://127.0.0.1:%d", me_test_free_port());
-    snprintf(model_arg, sizeof model_arg, "--model=%s", model);
-    snprintf(stream_arg, sizeof stream_arg, "--ingest-from=%s", stream);
-    int coord_port = me_test_free_port();
-    snprintf(coord_arg, sizeof coord_arg, "--coordinator=tcp://127.0.0.1:%d", coord_port);
-    me_daemon_t enc[2] = { 0 };
-    for (int i = 0; i < 2; i++) {
-        enc[i] = (me_daemon_t){ .no_data_dir = 1, .extra = { model_arg, stream_arg, coord_arg }, .nextra = 3 };
-        ASSERT_OK(me_daemon_start(&enc[i], "metaembed-encoder", "enc"));
-    }
-    char encoders_line[200];
-    snprintf(encoders_line, sizeof encoders_line, "encoders %s %s", enc[0].endpoint, enc[1].endpoint);
-    const char *extra[] = { NULL };
     cluster_t c = { 0 };
-    c.coord.port = coord_port;
-    c.coord.port_fixed = 1;
-    ASSERT_OK(cluster_start_with(&c, 2, 1, extra, encoders_line));
+    me_daemon_t enc[2] = { 0 };
+    ASSERT_OK(cluster_start_pipeline(&c, 2, model, enc, stream));
     me_test_bin("metaembed", bin, sizeof bin);
     char *out, *errs;
     char *create[] = { bin, "--addr", c.coord.endpoint, "collection", "create", "emoji", "--dim", "64",

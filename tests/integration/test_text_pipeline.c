@@ -79,23 +79,9 @@ TEST(text_pipeline_ingest_kill_encoder_resume_search) {
     /* Shards, then encoders pulling from the stream, then the coordinator
      * whose map names the encoders. */
     cluster_t c = { 0 };
-    char stream[64], model_arg[700], stream_arg[100], coord_arg[100];
-    snprintf(stream, sizeof stream, "tcp://127.0.0.1:%d", me_test_free_port());
-    snprintf(model_arg, sizeof model_arg, "--model=%s", model);
-    snprintf(stream_arg, sizeof stream_arg, "--ingest-from=%s", stream);
-    int coord_port = me_test_free_port();
-    snprintf(coord_arg, sizeof coord_arg, "--coordinator=tcp://127.0.0.1:%d", coord_port);
+    char stream[CLUSTER_STREAM_MAX];
     me_daemon_t enc[2] = { 0 };
-    for (int i = 0; i < 2; i++) {
-        enc[i] = (me_daemon_t){ .no_data_dir = 1, .extra = { model_arg, stream_arg, coord_arg }, .nextra = 3 };
-        ASSERT_OK(me_daemon_start(&enc[i], "metaembed-encoder", "enc"));
-    }
-    char encoders_line[200];
-    snprintf(encoders_line, sizeof encoders_line, "encoders %s %s", enc[0].endpoint, enc[1].endpoint);
-    const char *extra[] = { NULL };
-    c.coord.port = coord_port;
-    c.coord.port_fixed = 1;
-    ASSERT_OK(cluster_start_with(&c, 2, 1, extra, encoders_line));
+    ASSERT_OK(cluster_start_pipeline(&c, 2, model, enc, stream));
     char *create[] = { bin, "--addr", c.coord.endpoint, "collection", "create", "deb", "--dim", "32",
                        "--max-doc-vectors", "8", "--max-query-vectors", "4", NULL };
     ASSERT_EQ(run_cli(create, dir, "create", &out, &err), 0);
