@@ -173,6 +173,14 @@ int me_reply_health(me_request_t *r, const char *role, uint64_t start_ms, uint64
     return me_reply_ok(r->reply, &rep.base);
 }
 
+int me_request_check_batch(me_request_t *r, size_t n, long long max, const char *what) {
+    if (n == 0) return ME_BAD(r, "empty batch: send at least one %s", what);
+    if ((long long)n > max)
+        return me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "batch of %zu %ss exceeds the limit of %lld; split it",
+                              n, what, max);
+    return 0;
+}
+
 int me_reply_get(me_request_t *r, Metaembed__Document **docs, size_t n_docs, char **missing, size_t n_missing) {
     Metaembed__GetReply rep = METAEMBED__GET_REPLY__INIT;
     rep.documents = docs;

@@ -53,6 +53,9 @@ typedef int (*me_method_fn)(me_request_t *r);
 /* The Health reply every daemon gives: serving, its role, ME_VERSION, the
  * uptime since start_ms and the documents it holds (0 where none). */
 int me_reply_health(me_request_t *r, const char *role, uint64_t start_ms, uint64_t documents);
+/* The batch rule every daemon applies: INVALID_ARGUMENT for none,
+ * RESOURCE_EXHAUSTED past max (its --max-batch); 0 when n is fine. */
+int me_request_check_batch(me_request_t *r, size_t n, long long max, const char *what);
 /* The Get reply every daemon gives: the documents found, in the order
  * asked, and the ids not found. */
 int me_reply_get(me_request_t *r, Metaembed__Document **docs, size_t n_docs, char **missing, size_t n_missing);

@@ -115,13 +115,6 @@ static int *place(req_t *r, char **ids, size_t n) {
     return owner;
 }
 
-static int check_batch(req_t *r, size_t n, const char *what) {
-    if (n == 0) return BAD(r, "empty batch: send at least one %s", what);
-    if ((long long)n > COORD(r)->opts.max_batch)
-        return me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "batch of %zu %ss exceeds the limit of %lld; split it",
-                              n, what, COORD(r)->opts.max_batch);
-    return 0;
-}
 
 int me_coord_upsert(req_t *r) {
     Metaembed__UpsertRequest *m = (void *)r->msg;
@@ -133,7 +126,7 @@ int me_coord_upsert(req_t *r) {
     Metaembed__Document **sub = calloc(m->n_documents ? m->n_documents : 1, sizeof *sub);
     int *owner = NULL;
     if (!parts_ok || !ids || !sub) { rc = OOM(r); goto out; }
-    if ((rc = check_batch(r, m->n_documents, "document")) != 0) goto out;
+    if ((rc = me_request_check_batch(r, m->n_documents, COORD(r)->opts.max_batch, "document")) != 0) goto out;
     Metaembed__CollectionConfig cfg = METAEMBED__COLLECTION_CONFIG__INIT;
     if ((rc = collection_shape(r, m->collection, &cfg)) != 0) goto out;
     for (size_t i = 0; i < m->n_documents; i++) {
@@ -211,7 +204,7 @@ static int *split_ids(req_t *r, const void *proto, char **ids, size_t n, pack_id
 }
 
 static int check_ids(req_t *r, char **ids, size_t n) {
-    int rc = check_batch(r, n, "id");
+    int rc = me_request_check_batch(r, n, COORD(r)->opts.max_batch, "id");
     char err[128];
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (me_check_id(ids[i], i, err, sizeof err) != 0) rc = BAD(r, "%s", err);

@@ -18,7 +18,6 @@ typedef me_request_t req_t;
 #define FANOUT(r) ((me_fanout_t *)(r)->wstate)
 #define BAD ME_BAD
 #define OOM ME_OOM
-#define unpack me_request_unpack
 /* Appended to an error that DEADLINE_EXCEEDED explains. */
 #define DEADLINE_HINT(st) ((st) == ME_CODE_DEADLINE_EXCEEDED ? "; allow the request more time (deadline_ms)" : "")
 

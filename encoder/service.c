@@ -117,11 +117,7 @@ static int h_encode(req_t *r) {
                     m->n_images, m->n_texts);
         goto done;
     }
-    if ((long long)n > e->opts.max_batch) {
-        rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED, "batch of %zu items exceeds the limit of %lld; split it",
-                            n, e->opts.max_batch);
-        goto done;
-    }
+    if ((rc = me_request_check_batch(r, n, e->opts.max_batch, "item")) != 0) goto done;
     me_side_t side = m->query_side ? ME_SIDE_QUERY : ME_SIDE_DOC;
     int R = me_embedder_rows(w, side), D = me_embedder_config(w)->dim;
     out = malloc(n * (size_t)R * D * sizeof *out);

@@ -175,14 +175,6 @@ static int check_id(req_t *r, const char *id, size_t i) {
     return me_check_id(id, i, err, sizeof err) ? BAD(r, "%s", err) : 0;
 }
 
-static int check_batch(req_t *r, size_t n, const char *what) {
-    if (n == 0) return BAD(r, "empty batch: send at least one %s", what);
-    if ((long long)n > SHARD(r)->opts.max_batch)
-        return me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED,
-                              "batch of %zu %ss exceeds the limit of %lld; split it", n, what,
-                              SHARD(r)->opts.max_batch);
-    return 0;
-}
 
 typedef struct {
     int rows;
@@ -200,7 +192,7 @@ static int h_upsert(req_t *r) {
     hold_t h;
     me_coll_t *c = hold_open(r, &h, m->collection);
     if (!c) { rc = r->reply->status; goto out; }
-    if ((rc = check_batch(r, m->n_documents, "document")) != 0) goto out;
+    if ((rc = me_request_check_batch(r, m->n_documents, SHARD(r)->opts.max_batch, "document")) != 0) goto out;
     const me_coll_config_t *cfg = &c->cfg;
     size_t rb = me_coll_row_bytes(c);
     docs = calloc(m->n_documents, sizeof *docs);
@@ -274,7 +266,7 @@ static int h_delete(req_t *r) {
     hold_t h;
     me_coll_t *c = hold_open(r, &h, m->collection);
     if (!c) { rc = r->reply->status; goto out; }
-    if ((rc = check_batch(r, m->n_ids, "id")) != 0) goto out;
+    if ((rc = me_request_check_batch(r, m->n_ids, SHARD(r)->opts.max_batch, "id")) != 0) goto out;
     for (size_t i = 0; i < m->n_ids; i++)
         if ((rc = check_id(r, m->ids[i], i)) != 0) goto out;
     b = me_wbatch_new(s->storage);
@@ -343,7 +335,7 @@ static int h_get(req_t *r) {
     hold_t h;
     me_coll_t *c = hold_open(r, &h, m->collection);
     if (!c) { rc = r->reply->status; goto out; }
-    if ((rc = check_batch(r, m->n_ids, "id")) != 0) goto out;
+    if ((rc = me_request_check_batch(r, m->n_ids, SHARD(r)->opts.max_batch, "id")) != 0) goto out;
     for (size_t i = 0; i < m->n_ids; i++)
         if ((rc = check_id(r, m->ids[i], i)) != 0) goto out;
     /* Each id is answered once, however often it is asked for. */

@@ -13,6 +13,7 @@
 #include "common/dtype.h"
 #include "common/image.h"
 #include "common/json.h"
+#include "common/wire.h"
 #include "encoder/embedder.h"
 #include "encoder/eval.h"
 #include "encoder/imageset.h"
@@ -24,6 +25,25 @@
 enum { NCONCEPTS = 100, NQ = 12 };
 
 #define run_cli me_test_run_capture
+
+/* An Encode at an encoder with these images (and texts, when given):
+ * the reply status, its message in st. */
+static int encode_images(me_client_t *c, ProtobufCBinaryData *images, size_t n, char **texts, size_t nt,
+                         me_status_t *st) {
+    Metaembed__EncodeRequest e = METAEMBED__ENCODE_REQUEST__INIT;
+    e.images = images;
+    e.n_images = n;
+    e.texts = texts;
+    e.n_texts = nt;
+    size_t len;
+    uint8_t *buf = me_wire_pack(&e.base, &len);
+    void *rep = NULL;
+    size_t rlen = 0;
+    int code = me_client_call(c, METAEMBED__METHOD__METHOD_ENCODE, buf, len, &rep, &rlen, st);
+    free(buf);
+    free(rep);
+    return code;
+}
 
 /* The ids of a --json search's hits, in rank order. */
 static int hit_ids(const char *out, char ids[][64], int max, char *thumb_ok) {
@@ -39,6 +59,13 @@ static int hit_ids(const char *out, char ids[][64], int max, char *thumb_ok) {
     }
     me_json_free(doc);
     return n;
+}
+
+/* The path of the set's first image. */
+static const char *qpath_first(const me_imageset_t *s, const char *cwd) {
+    static char p[2300];
+    snprintf(p, sizeof p, "%s/%s/%s", cwd, DATA, s->img_path[0]);
+    return p;
 }
 
 TEST(image_pipeline_ingest_search_text_and_image_queries) {
@@ -249,6 +276,34 @@ TEST(image_pipeline_ingest_search_text_and_image_queries) {
     ASSERT_OK(me_client_stats(cli, "emoji", &stats, &st));
     ASSERT_EQ(stats.collections[0].documents, nimg + 1);
     me_stats_free(&stats);
+
+    /* Hostile Encodes at an encoder: each refused with its reason, and the
+     * encoder still answers a good one. */
+    me_client_t *ec = me_daemon_client(&enc[0]);
+    ASSERT_TRUE(ec != NULL);
+    static const uint8_t bomb[] = {  /* a PNG header declaring 60000 x 60000 */
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00,
+        0xea, 0x60, 0x00, 0x00, 0xea, 0x60, 0x08, 0x06, 0x00, 0x00, 0x00, 0x80, 0xd2, 0x75, 0x42, 0x00, 0x00, 0x00,
+        0x0b, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x60, 0x80, 0x01, 0x00, 0x00, 0x0a, 0x00, 0x01, 0x7f, 0x80,
+        0x74, 0x5e, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82 };
+    uint8_t *good;
+    size_t good_len;
+    ASSERT_OK(me_image_read_file(qpath_first(s, cwd), &good, &good_len, err, sizeof err));
+    ProtobufCBinaryData one[2] = { { good_len, good }, { 11, (uint8_t *)"not a photo" } };
+    ASSERT_EQ(encode_images(ec, one, 2, NULL, 0, &st), ME_CODE_INVALID_ARGUMENT);
+    ASSERT_TRUE(strstr(st.message, "image 1") != NULL);
+    ProtobufCBinaryData b1 = { sizeof bomb, (uint8_t *)bomb };
+    ASSERT_EQ(encode_images(ec, &b1, 1, NULL, 0, &st), ME_CODE_RESOURCE_EXHAUSTED);
+    ASSERT_TRUE(strstr(st.message, "60000 x 60000") != NULL);
+    ProtobufCBinaryData trunc = { good_len / 2, good };
+    ASSERT_EQ(encode_images(ec, &trunc, 1, NULL, 0, &st), ME_CODE_INVALID_ARGUMENT);
+    char *two[2] = { "a", "b" };
+    ASSERT_EQ(encode_images(ec, one, 1, two, 2, &st), ME_CODE_INVALID_ARGUMENT);
+    ProtobufCBinaryData ok1 = { good_len, good };
+    char *cap[1] = { "with a caption" };
+    ASSERT_EQ(encode_images(ec, &ok1, 1, cap, 1, &st), ME_CODE_OK);
+    free(good);
+    me_client_close(ec);
 
     /* A corrupt image query is refused with the reason. */
     char *isbad[] = { bin, "--addr", c.coord.endpoint, "search", "--collection", "emoji", "--image", junk, NULL };
