@@ -364,9 +364,12 @@ static int write_plot(const char *path, const me_eval_result_t *r) {
         }
         fprintf(f, "\"/>\n<text x=\"%d\" y=\"%d\" fill=\"%s\">%s</text>\n", W - R - 160, T + 16 + 16 * s, colors[s], names[s]);
     }
-    double bm25 = 0.6239, ybm = T + (H - T - B) * (1 - bm25);
-    fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" stroke-dasharray=\"6 4\"/>"
-               "<text x=\"%d\" y=\"%.1f\" fill=\"#888\">BM25 MRR@10 0.624</text>\n", L, W - R, ybm, ybm, L + 4, ybm - 4);
+    if (r->has_bm25) {
+        double ybm = T + (H - T - B) * (1 - r->bm25.mrr10);
+        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" stroke-dasharray=\"6 4\"/>"
+                   "<text x=\"%d\" y=\"%.1f\" fill=\"#888\">BM25 MRR@10 %.3f (same run)</text>\n", L, W - R, ybm, ybm,
+                L + 4, ybm - 4, r->bm25.mrr10);
+    }
     for (int i = 0; i < n; i++)
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">(%d,%d)</text>\n", L + 20 + i * step, H - B + 18,
                 r->rows[i].r_q, r->rows[i].r_c);
@@ -850,6 +853,7 @@ int cli_cmd_eval(cli_t *c, int argc, char **argv) {
             me_json_obj_end(&w);
         }
         me_json_arr_end(&w);
+        if (r.has_bm25) put_row_json(&w, "bm25", &r.bm25);
         cli_json_end(&w);
     } else {
         printf("%s on %s: %zu documents, %zu %s queries; encoding %.1f documents/s\n\n", o.model, path, r.docs,
@@ -862,7 +866,9 @@ int cli_cmd_eval(cli_t *c, int argc, char **argv) {
             printf("| %-7s |   %.4f | %.4f |    %.4f | %15llu |\n", b, r.rows[i].recall1, r.rows[i].mrr10,
                    r.rows[i].recall10, (unsigned long long)r.rows[i].index_bytes_per_doc);
         }
-        printf("| BM25    |   0.5379 | 0.6239 |    0.7897 | (data README)   |\n");
+        if (r.has_bm25)
+            printf("| BM25    |   %.4f | %.4f |    %.4f | (k1 0.9, b 0.4) |\n", r.bm25.recall1, r.bm25.mrr10,
+                   r.bm25.recall10);
         if (o.plot[0]) printf("\nplot: %s\n", o.plot);
     }
     me_dataset_free(ds);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/bm25.h"
 #include "common/dtype.h"
 #include "common/error.h"
 #include "common/maxsim.h"
@@ -103,6 +104,45 @@ int me_eval_score(const uint16_t *docs, const size_t *doc_group, size_t ndocs, c
     return 0;
 }
 
+/* BM25 over the same corpus (docrec order) for the same queries: top 10 by
+ * score, ties by document position as the exact scorer breaks them. */
+static int bm25_row(const me_dataset_t *ds, const size_t *docrec, size_t ndocs, const size_t *qrec, size_t nq,
+                    const size_t *doc_of, me_eval_row_t *row) {
+    const char **texts = malloc((ndocs ? ndocs : 1) * sizeof *texts);
+    size_t *lens = malloc((ndocs ? ndocs : 1) * sizeof *lens);
+    float *scores = malloc((ndocs ? ndocs : 1) * sizeof *scores);
+    me_bm25_t *bm = NULL;
+    int rc = texts && lens && scores ? 0 : ME_ENOMEM;
+    for (size_t d = 0; !rc && d < ndocs; d++) {
+        texts[d] = ds->recs[docrec[d]].text;
+        lens[d] = ds->recs[docrec[d]].text_len;
+    }
+    if (!rc && !(bm = me_bm25_build(texts, lens, ndocs, ME_BM25_K1, ME_BM25_B))) rc = ME_ENOMEM;
+    memset(row, 0, sizeof *row);
+    for (size_t q = 0; !rc && q < nq; q++) {
+        const me_datarec_t *r = &ds->recs[qrec[q]];
+        me_bm25_score(bm, r->query, r->query_len, scores);
+        me_topk_t top;
+        if (me_topk_init(&top, 10, NULL, NULL) != 0) { rc = ME_ENOMEM; break; }
+        me_topk_push_n(&top, scores, NULL, ndocs);
+        size_t n = me_topk_finish(&top);
+        for (size_t k = 0; k < n; k++)
+            if (top.items[k].idx == doc_of[q] && top.items[k].score > 0) {
+                if (k == 0) row->recall1 += 1;
+                row->mrr10 += 1.0 / (double)(k + 1);
+                row->recall10 += 1;
+                break;
+            }
+        me_topk_free(&top);
+    }
+    if (nq) { row->recall1 /= (double)nq; row->mrr10 /= (double)nq; row->recall10 /= (double)nq; }
+    me_bm25_free(bm);
+    free(texts);
+    free(lens);
+    free(scores);
+    return rc;
+}
+
 int me_eval_run(me_embedder_t *e, const me_dataset_t *ds, const me_eval_opts_t *o, me_eval_result_t *out,
                 char *err, size_t errcap) {
     memset(out, 0, sizeof *out);
@@ -173,6 +213,10 @@ int me_eval_run(me_embedder_t *e, const me_dataset_t *ds, const me_eval_opts_t *
     rc = me_eval_score(docs, doc_group, ndocs, queries, doc_of, nq, Rq, Rc, D, o, out);
     free(doc_group);
     if (rc) goto out;
+    if (o->progress) o->progress(o->progress_ctx, "BM25", 0, 1);
+    if ((rc = bm25_row(ds, docrec, ndocs, qrec, nq, doc_of, &out->bm25)) != 0) goto out;
+    out->has_bm25 = 1;
+    if (o->progress) o->progress(o->progress_ctx, "BM25", 1, 1);
     out->docs = ndocs;
     out->queries = nq;
     out->seconds = now_s() - t_start;

@@ -26,6 +26,10 @@ typedef struct {
     size_t docs, queries;
     double encode_docs_per_s, encode_queries_per_s;
     double seconds;
+    /* BM25 (k1 0.9, b 0.4) on the same corpus and queries, computed in the
+     * same run (me_eval_run; not me_eval_score). */
+    me_eval_row_t bm25;
+    int has_bm25;
 } me_eval_result_t;
 
 typedef struct {
