@@ -33,7 +33,9 @@ int me_imageset_is(const char *path) {
     if (me_jsonl_open(file, &r, err, sizeof err) != 0) return 0;
     const me_json_t *o;
     long line;
-    int yes = me_jsonl_next(r, &o, &line, err, sizeof err) == 1 &&
+    /* A split is what makes lines a set to train and evaluate on; lines
+     * without one (an ingest file of images) are not. */
+    int yes = me_jsonl_next(r, &o, &line, err, sizeof err) == 1 && me_json_get(o, "split") != NULL &&
               (me_json_get(o, "images") != NULL || me_json_get(o, "image") != NULL);
     me_jsonl_close(r);
     return yes;

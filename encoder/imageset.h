@@ -44,7 +44,7 @@ typedef struct {
 } me_imageset_t;
 
 /* 1 when path is an image–text set: a folder holding ME_IMAGESET_FILE, or
- * a .jsonl file whose first line has "images" or "image". */
+ * a .jsonl file whose first line has a "split" and "images" or "image". */
 int me_imageset_is(const char *path);
 /* Loads the set at path (a folder or a .jsonl file), images at side x side
  * (0: do not decode images). */
