@@ -75,7 +75,11 @@ TEST(fault_slow_shard_answers_within_deadline_complete_or_partial) {
     me_search_opts_t o = { .k = 10 };
     me_results_t res;
 
-    throttle_t t = { c.shards[1].pid, 0 };
+    /* Static: a failed assert leaves this test by longjmp, and the thread
+     * must not be left reading a dead stack frame. */
+    static throttle_t t;
+    t.pid = c.shards[1].pid;
+    atomic_store(&t.stop, 0);
     pthread_t th;
     pthread_create(&th, NULL, throttle_main, &t);
     /* A 100 ms deadline against a shard that runs 40 ms in every 240: an
