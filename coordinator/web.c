@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/image.h"
 #include "common/json.h"
 #include "coordinator/coordinator.h"
 #include "include/metaembed.h"
@@ -107,16 +106,9 @@ static int search(me_coord_t *co, const me_http_request_t *req, me_buf_t *body, 
         so.k = (uint32_t)k;
     }
     int image = !strcmp(req->method, "POST");
-    if (image) {
-        /* Checked here first, so a bad upload gets its own reason. */
-        me_image_t im;
-        char why[256], msg[300];
-        if (me_image_decode(req->body, req->body_len, &im, why, sizeof why) != 0) {
-            snprintf(msg, sizeof msg, "the uploaded image: %s", why);
-            return error_json(body, ctype, 400, msg);
-        }
-        me_image_free(&im);
-    } else if (!text[0]) {
+    /* An uploaded image is decoded where it is embedded: the encoder's
+     * refusal names the problem and comes back as a 400. */
+    if (!image && !text[0]) {
         return error_json(body, ctype, 400, "give ?q=TEXT, or POST an image");
     }
     me_status_t st;

@@ -1,13 +1,13 @@
 #include "encoder/eval_images.h"
 
 #include <cblas.h>
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "common/bm25.h"
 #include "common/dtype.h"
 #include "common/error.h"
 #include "common/image.h"
@@ -137,22 +137,15 @@ typedef struct {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static size_t next_word(const char *t, size_t *pos, char *w, size_t cap) {
-    size_t i = *pos, n = 0;
-    while (t[i] && !isalnum((unsigned char)t[i])) i++;
-    while (t[i] && isalnum((unsigned char)t[i])) {
-        if (n + 1 < cap) w[n++] = (char)tolower((unsigned char)t[i]);
-        i++;
-    }
-    w[n] = 0;
-    *pos = i;
-    return n;
+/* The baseline's words are the BM25 tokens (common/bm25.c: one rule). */
+static size_t next_word(const char *t, size_t *pos, char w[ME_BM25_TOKEN_MAX]) {
+    return me_bm25_token(t, strlen(t), pos, w);
 }
 
 static int vocab_add_text(vocab_t *v, const char *t) {
-    char w[64];
+    char w[ME_BM25_TOKEN_MAX];
     size_t pos = 0;
-    while (next_word(t, &pos, w, sizeof w)) {
+    while (next_word(t, &pos, w)) {
         if (v->n == v->cap) {
             size_t nc = v->cap ? 2 * v->cap : 4096;
             char **p = realloc(v->w, nc * sizeof *p);
@@ -183,10 +176,10 @@ static void vocab_free(vocab_t *v) {
 /* A text's words present (1) in the vocabulary, L2-normalised. */
 static void bag_of_words(const vocab_t *v, const char *t, float *x) {
     memset(x, 0, v->n * sizeof *x);
-    char w[64], *key = w;
+    char w[ME_BM25_TOKEN_MAX], *key = w;
     size_t pos = 0;
     int n = 0;
-    while (next_word(t, &pos, w, sizeof w)) {
+    while (next_word(t, &pos, w)) {
         char **hit = bsearch(&key, v->w, v->n, sizeof *v->w, cmp_str);
         if (hit && x[hit - v->w] == 0) { x[hit - v->w] = 1; n++; }
     }
@@ -370,7 +363,7 @@ int me_eval_images_run(me_embedder_t *e, const me_imageset_t *s, const me_eval_o
     baseline_t b;
     memset(&b, 0, sizeof b);
     float *queries = NULL, *docs = NULL;
-    uint16_t *d16 = NULL;
+    uint16_t *d16 = NULL, *sub16 = NULL;
     size_t *sub_group = NULL;
     int rc = protocol_make(s, o->split, &p);
     if (rc) goto out;
@@ -382,8 +375,9 @@ int me_eval_images_run(me_embedder_t *e, const me_imageset_t *s, const me_eval_o
         queries = malloc((nq ? nq : 1) * (size_t)Rq * D * sizeof *queries);
         docs = malloc((nd ? nd : 1) * (size_t)Rc * D * sizeof *docs);
         d16 = malloc((nd ? nd : 1) * (size_t)Rc * D * sizeof *d16);
+        sub16 = dir == T2I ? malloc((nd ? nd : 1) * (size_t)Rc * D * sizeof *sub16) : NULL;
         sub_group = malloc((nd ? nd : 1) * sizeof *sub_group);
-        if (!queries || !docs || !d16 || !sub_group) { rc = ME_ENOMEM; break; }
+        if (!queries || !docs || !d16 || !sub_group || (dir == T2I && !sub16)) { rc = ME_ENOMEM; break; }
         double t0 = now_s();
         if ((rc = encode(e, s, ME_SIDE_DOC, p.d_item[dir], nd, dir == T2I, docs)) != 0) break;
         if (dir == T2I) out->images_per_s = (double)nd / (now_s() - t0);
@@ -404,18 +398,14 @@ int me_eval_images_run(me_embedder_t *e, const me_imageset_t *s, const me_eval_o
         for (int st = 0; st < s->nstyles && !rc; st++) {
             me_eval_result_t r;
             if (dir == T2I) {
+                /* This style's images alone as the corpus. */
+                size_t k = 0, per = (size_t)Rc * D;
                 for (size_t d = 0; d < nd; d++)
-                    sub_group[d] = s->img_style[p.d_item[T2I][d]] == st ? p.d_group[T2I][d] : (size_t)-1;
-                /* This style's images alone as the corpus: compacted in
-                 * place, restored after. */
-                size_t k = 0;
-                for (size_t d = 0; d < nd; d++)
-                    if (sub_group[d] != (size_t)-1) {
-                        memmove(d16 + k * (size_t)Rc * D, d16 + d * (size_t)Rc * D, (size_t)Rc * D * sizeof *d16);
-                        sub_group[k++] = sub_group[d];
+                    if (s->img_style[p.d_item[T2I][d]] == st) {
+                        memcpy(sub16 + k * per, d16 + d * per, per * sizeof *d16);
+                        sub_group[k++] = p.d_group[T2I][d];
                     }
-                rc = me_eval_score(d16, sub_group, k, queries, p.q_group[T2I], nq, Rq, Rc, D, &top, &r);
-                me_f32_to_f16_n(d16, docs, nd * (size_t)Rc * D);  /* restore for the next style */
+                rc = me_eval_score(sub16, sub_group, k, queries, p.q_group[T2I], nq, Rq, Rc, D, &top, &r);
             } else {
                 size_t k = 0;
                 float *qs = malloc((nq ? nq : 1) * (size_t)Rq * D * sizeof *qs);
@@ -432,9 +422,9 @@ int me_eval_images_run(me_embedder_t *e, const me_imageset_t *s, const me_eval_o
             }
             if (!rc) out->style[dir][st] = r.rows[0];
         }
-        free(queries); free(docs); free(d16); free(sub_group);
+        free(queries); free(docs); free(d16); free(sub16); free(sub_group);
         queries = docs = NULL;
-        d16 = NULL;
+        d16 = sub16 = NULL;
         sub_group = NULL;
     }
     if (rc) { snprintf(err, errcap, "evaluating the model failed: %s", me_strerror(rc)); goto out; }
@@ -452,7 +442,7 @@ int me_eval_images_run(me_embedder_t *e, const me_imageset_t *s, const me_eval_o
     if (rc) snprintf(err, errcap, "the linear baseline failed: %s", me_strerror(rc));
     out->seconds = now_s() - t_start;
 out:
-    free(queries); free(docs); free(d16); free(sub_group);
+    free(queries); free(docs); free(d16); free(sub16); free(sub_group);
     baseline_free(&b);
     protocol_free(&p);
     return rc;

@@ -18,8 +18,8 @@ static int echo(void *ctx, const me_http_request_t *req, me_buf_t *body, const c
     char q[256];
     int has = me_http_query_get(req->query, "q", q, sizeof q);
     *ctype = "text/plain";
-    me_buf_printf(body, "%s %s q=%s%s body=%zu type=%s", req->method, req->path, has ? q : "-", has ? "" : "",
-                  req->body_len, req->content_type);
+    me_buf_printf(body, "%s %s q=%s body=%zu type=%s", req->method, req->path, has ? q : "-", req->body_len,
+                  req->content_type);
     return 200;
 }
 
