@@ -27,15 +27,17 @@
 /* ---- train ---- */
 
 typedef struct {
-    char data[ME_CFG_STR_MAX], out[ME_CFG_STR_MAX], groups[ME_CFG_STR_MAX];
+    char data[ME_CFG_STR_MAX], out[ME_CFG_STR_MAX], groups[ME_CFG_STR_MAX], init[ME_CFG_STR_MAX];
     long long steps, batch, vocab, layers, width, heads, dim, max_text, meta_q, meta_c, warmup, threads, seed;
     long long checkpoint_every, max_examples, image_size, patch, image_shift;
-    char lr[ME_CFG_STR_MAX], tau[ME_CFG_STR_MAX];
-    int resume;
+    char lr[ME_CFG_STR_MAX], tau[ME_CFG_STR_MAX], score[ME_CFG_STR_MAX], negatives[ME_CFG_STR_MAX];
+    int resume, random_negatives;
 } train_opts_t;
 
 #define T_OPT(name, type, field, def, lo, hi, help) \
     { name, type, offsetof(train_opts_t, field), def, lo, hi, NULL, help }
+#define T_ENUM(name, field, def, choices, help) \
+    { name, ME_CFG_ENUM, offsetof(train_opts_t, field), def, 0, 0, choices, help }
 
 static const me_cfg_opt_t train_table[] = {
     T_OPT("data", ME_CFG_STRING, data, "", 0, 0,
@@ -47,6 +49,9 @@ static const me_cfg_opt_t train_table[] = {
     T_OPT("lr", ME_CFG_STRING, lr, "1e-3", 0, 0, "peak learning rate (warm-up, then cosine decay to a tenth)"),
     T_OPT("warmup", ME_CFG_INT, warmup, "100", 1, 1000000, "warm-up steps"),
     T_OPT("tau", ME_CFG_STRING, tau, "0.03", 0, 0, "InfoNCE temperature"),
+    T_ENUM("score", score, "sum", "sum|mean",
+           "a group's logit: its MaxSim sum over the r_q query vectors / tau, or their mean / tau (one "
+           "temperature for every budget; rankings are the same)"),
     T_OPT("groups", ME_CFG_STRING, groups, "1x1,2x4,4x8,8x16,16x64", 0, 0,
           "MMR groups RQxRC[:WEIGHT],... (e.g. 16x64 alone for the no-MMR baseline)"),
     T_OPT("vocab", ME_CFG_INT, vocab, "8192", 260, 65536, "tokenizer vocabulary"),
@@ -62,9 +67,17 @@ static const me_cfg_opt_t train_table[] = {
     T_OPT("patch", ME_CFG_INT, patch, "8", 1, 64, "patch side P (S % P == 0): (S/P)^2 image tokens"),
     T_OPT("image-shift", ME_CFG_INT, image_shift, "2", 0, 64,
           "augmentation: shift each training image by up to this many pixels (0 = off)"),
+    T_ENUM("negatives", negatives, "heuristic", "heuristic|bm25",
+           "text pairs: each query's hard negative shares the positive's first paragraph or name stem, or is "
+           "one of the texts BM25 ranks highest for the query"),
+    T_OPT("random-negatives", ME_CFG_BOOL, random_negatives, "false", 0, 1,
+          "each query's extra negative is a random train example instead of a hard one"),
     T_OPT("threads", ME_CFG_INT, threads, "0", 0, 256, "threads (0 = every core)"),
     T_OPT("seed", ME_CFG_INT, seed, "1234", 0, 1LL << 62, "seed for init, data order and negatives"),
     T_OPT("checkpoint-every", ME_CFG_INT, checkpoint_every, "250", 0, 100000000, "steps between checkpoints (OUT.ckpt)"),
+    T_OPT("init", ME_CFG_STRING, init, "", 0, 0,
+          "start from this model file (its weights, tokenizer and shape; the shape options are then ignored) "
+          "instead of a new model"),
     T_OPT("resume", ME_CFG_BOOL, resume, "false", 0, 1, "continue from OUT.ckpt when it exists"),
     T_OPT("max-examples", ME_CFG_INT, max_examples, "0", 0, 100000000, "use only the first N train records (0 = all)"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
@@ -121,6 +134,9 @@ int cli_cmd_train(cli_t *c, int argc, char **argv) {
     if (locate_data(c, o.data, j.data, sizeof j.data)) return CLI_FAIL;
     snprintf(j.out, sizeof j.out, "%s", o.out);
     j.resume = o.resume;
+    snprintf(j.init, sizeof j.init, "%s", o.init);
+    if (o.init[0] && access(o.init, R_OK) != 0)
+        return cli_error(c, CLI_USAGE, "--init %s: cannot read it (%s)", o.init, strerror(errno));
     j.checkpoint_every = o.checkpoint_every;
     j.vocab = (int)o.vocab;
     j.max_examples = o.max_examples;
@@ -144,10 +160,13 @@ int cli_cmd_train(cli_t *c, int argc, char **argv) {
     j.train.lr_floor = j.train.lr / 10;
     j.train.tau = strtof(o.tau, &end);
     if (*end || !(j.train.tau > 0)) return cli_usage_error(c, "--tau '%s' is not a positive number", o.tau);
+    j.train.score_mean = strcmp(o.score, "mean") == 0;
+    j.train.random_negatives = o.random_negatives;
+    j.bm25_negatives = strcmp(o.negatives, "bm25") == 0;
     if (parse_groups(o.groups, j.train.groups, &j.train.ngroups) != 0)
         return cli_usage_error(c, "--groups '%s': expected RQxRC[:WEIGHT],... with positive values", o.groups);
     for (int g = 0; g < j.train.ngroups; g++)
-        if (j.train.groups[g].rq > o.meta_q || j.train.groups[g].rc > o.meta_c)
+        if (!o.init[0] && (j.train.groups[g].rq > o.meta_q || j.train.groups[g].rc > o.meta_c))
             return cli_usage_error(c, "--groups: %dx%d exceeds the meta tokens (%lld, %lld)", j.train.groups[g].rq,
                                    j.train.groups[g].rc, o.meta_q, o.meta_c);
     j.log = stderr;

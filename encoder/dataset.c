@@ -10,9 +10,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/bm25.h"
 #include "common/error.h"
 #include "common/hash.h"
 #include "common/json.h"
+#include "common/topk.h"
 
 const char *me_split_name(me_split_t s) {
     switch (s) {
@@ -393,4 +395,53 @@ int me_dataset_hard_negatives(const me_dataset_t *ds, uint64_t seed, int32_t *ne
     free(g);
     free(train);
     return 0;
+}
+
+int me_dataset_bm25_negatives(const me_dataset_t *ds, uint64_t seed, int depth, int32_t *neg, uint8_t *kind) {
+    if (depth < 1 || depth > 64) return ME_EINVAL;
+    int rc = me_dataset_hard_negatives(ds, seed, neg, kind);
+    if (rc) return rc;
+    size_t m = 0, ntrain = ds->n_split[ME_SPLIT_TRAIN];
+    int32_t *train = malloc((ntrain + 1) * sizeof *train);
+    const char **texts = malloc((ntrain + 1) * sizeof *texts);
+    size_t *lens = malloc((ntrain + 1) * sizeof *lens);
+    float *scores = malloc((ntrain + 1) * sizeof *scores);
+    me_bm25_t *bm = NULL;
+    me_topk_t top = { 0 };
+    int ok = train && texts && lens && scores;
+    for (size_t i = 0; ok && i < ds->n; i++)
+        if (ds->recs[i].split == ME_SPLIT_TRAIN) {
+            texts[m] = ds->recs[i].text;
+            lens[m] = ds->recs[i].text_len;
+            train[m++] = (int32_t)i;
+        }
+    if (ok) ok = (bm = me_bm25_build(texts, lens, m, ME_BM25_K1, ME_BM25_B)) != NULL;
+    /* depth picks plus room for i itself and its duplicates. */
+    size_t keep = (size_t)depth + 8;
+    for (size_t j = 0; ok && j < m; j++) {
+        const me_datarec_t *r = &ds->recs[train[j]];
+        me_bm25_score(bm, r->query, r->query_len, scores);
+        if (me_topk_init(&top, keep, NULL, NULL) != 0) { ok = 0; break; }
+        me_topk_push_n(&top, scores, NULL, m);
+        size_t got = me_topk_finish(&top), nc = 0;
+        uint32_t cand[64];
+        for (size_t k = 0; k < got && nc < (size_t)depth && nc < 64; k++) {
+            if (top.items[k].score <= 0.0f) break;
+            const me_datarec_t *o = &ds->recs[train[top.items[k].idx]];
+            if (o == r || (o->id_len == r->id_len && !memcmp(o->id, r->id, r->id_len)) ||
+                (o->text_len == r->text_len && !memcmp(o->text, r->text, r->text_len)))
+                continue;
+            cand[nc++] = top.items[k].idx;
+        }
+        me_topk_free(&top);
+        if (!nc) continue;
+        neg[train[j]] = train[cand[mix(seed, (uint64_t)train[j], 4) % nc]];
+        if (kind) kind[train[j]] = ME_HARDNEG_BM25;
+    }
+    me_bm25_free(bm);
+    free(train);
+    free(texts);
+    free(lens);
+    free(scores);
+    return ok ? 0 : ME_ENOMEM;
 }

@@ -67,6 +67,7 @@ typedef enum {
     ME_HARDNEG_PARAGRAPH,       /* shares its first paragraph */
     ME_HARDNEG_STEM,            /* shares its name stem */
     ME_HARDNEG_RANDOM,          /* a seeded random train record */
+    ME_HARDNEG_BM25,            /* ranked high by BM25 for the record's query */
 } me_hardneg_kind_t;
 
 /* For every train record i, neg[i] = another train record that is hard to
@@ -77,6 +78,16 @@ typedef enum {
  * is a hash of (seed, i): the same data and seed give the same negatives.
  * Dev and test records get -1 and are never chosen. kind may be NULL. */
 int me_dataset_hard_negatives(const me_dataset_t *ds, uint64_t seed, int32_t *neg, uint8_t *kind);
+
+/* BM25-mined negatives: for every train record i, neg[i] = one of the
+ * `depth` train texts BM25 (common/bm25.c) ranks highest for i's query,
+ * picked by a hash of (seed, i), never i itself nor a record with i's id
+ * or i's text (a duplicate would be a second positive). A record whose
+ * query ranks no such text keeps the pick of me_dataset_hard_negatives.
+ * Dev and test records get -1 and are never chosen. kind may be NULL.
+ * ME_EINVAL when depth is not in 1..64, ME_ENOMEM. */
+#define ME_DATASET_BM25_DEPTH 10
+int me_dataset_bm25_negatives(const me_dataset_t *ds, uint64_t seed, int depth, int32_t *neg, uint8_t *kind);
 
 /* The name stem as defined above: its length in id. */
 size_t me_dataset_stem(const char *id, size_t len);

@@ -14,6 +14,7 @@ struct me_mmr {
     me_mmr_group_t groups[ME_MMR_MAX_GROUPS];
     int ngroups;
     float tau;
+    int score_mean;    /* logits s_g / (τ r_q) instead of s_g / τ */
     int Rq, Rc, D;
     me_mmr_impl_t impl;
     int B, N;          /* of the last forward; 0 before one */
@@ -48,6 +49,14 @@ me_mmr_t *me_mmr_new(const me_mmr_group_t *groups, int ngroups, float tau,
     m->D = D;
     m->impl = impl;
     return m;
+}
+
+void me_mmr_set_score_mean(me_mmr_t *m, int on) { m->score_mean = on != 0; }
+
+/* Group g's logit scale: 1/τ, or 1/(τ r_q) with mean scores, so every
+ * group's softmax is as sharp as the (1,1) group's. */
+static double group_inv_tau(const me_mmr_t *m, int g) {
+    return 1.0 / ((double)m->tau * (m->score_mean ? m->groups[g].rq : 1));
 }
 
 void me_mmr_free(me_mmr_t *m) {
@@ -133,7 +142,7 @@ int me_mmr_forward(me_mmr_t *m, float *loss, float *group_loss, float *group_acc
          * keeps its small loss and gradient instead of rounding them to 0. */
         double lsum = 0.0;
         int correct = 0;
-        double inv_tau = 1.0 / (double)m->tau;
+        double inv_tau = group_inv_tau(m, g);
         for (int i = 0; i < B; i++) {
             const float *srow = sc + (size_t)i * N;
             int jbest = 0;
@@ -171,13 +180,13 @@ int me_mmr_backward(me_mmr_t *m, float *dQ, float *dC, const float *Q, const flo
     float *dS = m->sim;
     memset(dS, 0, (size_t)rows * cols * sizeof *dS);
 
-    /* d loss / d s_g(i,j) = w_g / (B τ) · (p_ij - [i == j]), routed to the
+    /* d loss / d s_g(i,j) = w_g / (B τ_g) · (p_ij - [i == j]), routed to the
      * argmax of each of the rq maxima. */
     const int32_t *arg = m->argmax;
     for (int g = 0; g < m->ngroups; g++) {
         int rq = m->groups[g].rq;
         const float *dz = m->dz + (size_t)g * B * N;
-        float coef = dloss * m->groups[g].weight / ((float)B * m->tau);
+        float coef = (float)(dloss * m->groups[g].weight * group_inv_tau(m, g) / B);
         for (int i = 0; i < B; i++)
             for (int j = 0; j < N; j++) {
                 float d = coef * dz[(size_t)i * N + j];

@@ -44,6 +44,12 @@ me_mmr_t *me_mmr_new(const me_mmr_group_t *groups, int ngroups, float tau,
                      int Rq, int Rc, int D, me_mmr_impl_t impl);
 void me_mmr_free(me_mmr_t *m);
 
+/* Mean instead of sum: group g's logits become s_g(i,j) / (τ r_q). A sum
+ * of r_q maxima divided by τ makes the (16,64) softmax 16 times sharper
+ * than the (1,1) one; the mean gives every group the same temperature.
+ * Rankings (and so serving) are unchanged: r_q is constant per query. */
+void me_mmr_set_score_mean(me_mmr_t *m, int on);
+
 /* loss: the weighted total; group_loss and group_acc (ngroups each, may be
  * NULL) the per-group mean loss and in-batch accuracy. Saves what the
  * backward needs. B ≥ 1, N ≥ B. Returns 0, ME_EINVAL or ME_ENOMEM. */

@@ -120,6 +120,7 @@ me_trainer_t *me_trainer_new(me_model_t *m, const me_train_data_t *data, const m
     t->o = *o;
     int B = o->batch, D = c->dim, Rq = c->meta_q, Rc = c->meta_c;
     t->mmr = me_mmr_new(o->groups, o->ngroups, o->tau, Rq, Rc, D, ME_MMR_BLAS);
+    if (t->mmr) me_mmr_set_score_mean(t->mmr, o->score_mean);
     int q_images = data->pixels && data->q_img, d_images = data->pixels && data->d_img;
     if ((q_images || d_images) && !me_model_patches(c)) {
         snprintf(err, errcap, "the data has images but the model reads text only (give it an image size)");
@@ -226,7 +227,7 @@ int me_trainer_step(me_trainer_t *t, me_train_stats_t *st) {
     const int *idx = t->order + pos * B;
     /* Rows 0..B-1: positives; B..2B-1: hard negatives, replaced by a seeded
      * random example when the hard negative is itself in the batch (it
-     * would be a second positive). */
+     * would be a second positive) or when random_negatives is set. */
     uint64_t s = mix(t->o.seed ^ mix((uint64_t)t->step * 7919 + 3));
     for (int i = 0; i < B; i++) {
         int e = idx[i];
@@ -234,9 +235,11 @@ int me_trainer_step(me_trainer_t *t, me_train_stats_t *st) {
         copy_row(t->d_tok + (size_t)i * Wd, &t->d_len[i], d->d_tok, d->d_len, e, Wd);
         copy_image(t, t->q_pix, t->q_has, d->q_img, i, e);
         copy_image(t, t->d_pix, t->d_has, d->d_img, i, e);
-        int h = d->hard ? d->hard[e] : -1;
-        for (int tries = 0; tries < 8; tries++) {
-            int clash = h < 0 || h == e;
+        int h = d->hard && !t->o.random_negatives ? d->hard[e] : -1;
+        /* A replacement is of the positive's kind, so a batch's candidates
+         * stay of one modality. */
+        for (int tries = 0; tries < 32; tries++) {
+            int clash = h < 0 || h == e || (d->kind && d->kind[h] != d->kind[e]);
             for (int k = 0; k < B && !clash; k++) clash = idx[k] == h;
             if (!clash) break;
             s = mix(s);

@@ -43,10 +43,12 @@ typedef struct {
     int warmup;                /* steps of linear warm-up */
     float weight_decay, clip;
     float tau;
+    int score_mean;            /* each group's logits s_g / (τ r_q): one temperature for every budget */
     me_mmr_group_t groups[ME_MMR_MAX_GROUPS];
     int ngroups;
     uint64_t seed;
     int threads;
+    int random_negatives;      /* seeded random negatives instead of the data's hard ones */
     int image_shift;           /* augmentation: images shifted by up to this many pixels (0 = off) */
 } me_train_opts_t;
 

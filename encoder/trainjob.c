@@ -109,6 +109,21 @@ int me_trainjob_run(const me_trainjob_t *j, char *err, size_t errcap) {
             goto out;
         }
         if (log) fprintf(log, "resuming from %s at step %ld\n", ckpt, start_step);
+    } else if (j->init[0]) {
+        /* Continued training: the model's own tokenizer and shape, a fresh
+         * optimiser and schedule (the checkpoint keeps them on resume). */
+        if ((rc = me_weights_load(j->init, 0, &m, &tokstr, NULL, NULL, 0, err, errcap)) != 0) goto out;
+        char sub[256];
+        if ((rc = me_tok_load(tokstr, strlen(tokstr), &tok, sub, sizeof sub)) != 0) {
+            snprintf(err, errcap, "%s: tokenizer: %s", j->init, sub);
+            goto out;
+        }
+        if (is && me_model_config(m)->image_size <= 0) {
+            snprintf(err, errcap, "%s reads text only, and %s holds images", j->init, j->data);
+            rc = ME_EINVAL;
+            goto out;
+        }
+        if (log) fprintf(log, "starting from %s\n", j->init);
     } else {
         /* The tokenizer learns from the train split only. */
         size_t n = 0, nrec = ds ? ds->n : is->n;
@@ -139,6 +154,15 @@ int me_trainjob_run(const me_trainjob_t *j, char *err, size_t errcap) {
         if (!m) { rc = ME_ENOMEM; snprintf(err, errcap, "out of memory for the model"); goto out; }
         me_model_init(m, j->train.seed);
     }
+    for (int g = 0; g < j->train.ngroups; g++) {
+        const me_model_config_t *mc = me_model_config(m);
+        if (j->train.groups[g].rq > mc->meta_q || j->train.groups[g].rc > mc->meta_c) {
+            snprintf(err, errcap, "MMR group %dx%d exceeds the model's meta tokens (%d query, %d document): "
+                     "give --groups within them", j->train.groups[g].rq, j->train.groups[g].rc, mc->meta_q, mc->meta_c);
+            rc = ME_EINVAL;
+            goto out;
+        }
+    }
     size_t toklen;
     if (!tokstr && (rc = me_tok_save(tok, &tokstr, &toklen)) != 0) goto out;
 
@@ -154,7 +178,14 @@ int me_trainjob_run(const me_trainjob_t *j, char *err, size_t errcap) {
     } else {
         neg = malloc(ds->n * sizeof *neg);
         if (!neg) { rc = ME_ENOMEM; goto out; }
-        me_dataset_hard_negatives(ds, j->train.seed, neg, NULL);
+        double t0 = now_s();
+        if (j->bm25_negatives) {
+            if ((rc = me_dataset_bm25_negatives(ds, j->train.seed, ME_DATASET_BM25_DEPTH, neg, NULL)) != 0) goto out;
+            if (log) fprintf(log, "hard negatives: mined with BM25 (top %d) in %.1f s\n", ME_DATASET_BM25_DEPTH,
+                             now_s() - t0);
+        } else if ((rc = me_dataset_hard_negatives(ds, j->train.seed, neg, NULL)) != 0) {
+            goto out;
+        }
         if ((rc = tokenise(ds, tok, neg, j->max_examples, me_model_config(m)->max_text, &data, bufs)) != 0) goto out;
     }
     size_t nparams;

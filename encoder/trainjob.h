@@ -15,8 +15,11 @@ typedef struct {
     char out[1024];            /* model file to write */
     char checkpoint[1024];     /* "" = out + ".ckpt" */
     int resume;                /* continue from the checkpoint when it exists */
+    char init[1024];           /* "" = a new model; else start from this model file (its
+                                  weights, tokenizer and config; fresh optimiser state) */
     long checkpoint_every;     /* steps; 0 = only at the end */
     int vocab;                 /* tokenizer vocabulary */
+    int bm25_negatives;        /* text pairs: BM25-mined hard negatives (else shared paragraph / stem) */
     long max_examples;         /* 0 = every train record (smaller: tests) */
     me_model_config_t model;   /* vocab is filled from the tokenizer */
     me_train_opts_t train;

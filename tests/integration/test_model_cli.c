@@ -225,6 +225,58 @@ TEST(model_cli_train_resumes_exactly_after_kill9) {
 #undef TRAIN_ARGS
 }
 
+/* --init continues from a model file: its tokenizer and shape (the shape
+ * flags are ignored), new weights after the steps; with BM25-mined
+ * negatives and mean scores. A missing --init file is a usage error. */
+TEST(model_cli_train_init_continues_from_a_model) {
+    setup_t fx;
+    if (setup(&fx, "init") != 0) return;
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/a.safetensors", fx.dir);
+    snprintf(b, sizeof b, "%s/b.safetensors", fx.dir);
+    char *first[] = TINY_TRAIN(fx, a, "20", "--threads", "1");
+    char *out, *err;
+    ASSERT_EQ(run(first, fx.dir, "first", &out, &err), 0);
+    free(out);
+    free(err);
+    char *more[] = { fx.bin, "train", "--data", fx.slice, "--out", b, "--steps", "10", "--batch", "8",
+                     "--init", a, "--negatives", "bm25", "--score", "mean", "--width", "64", "--threads", "1",
+                     "--groups", "1x1,2x4", NULL };
+    ASSERT_EQ(run(more, fx.dir, "more", &out, &err), 0);
+    ASSERT_TRUE(strstr(err, "starting from") != NULL);
+    ASSERT_TRUE(strstr(err, "mined with BM25") != NULL);
+    ASSERT_TRUE(strstr(err, "width 32") != NULL);   /* the model's shape, not --width 64 */
+    free(out);
+    free(err);
+    me_model_t *ma, *mb;
+    char *ta, *tb, msg[300];
+    ASSERT_OK(me_weights_load(a, 0, &ma, &ta, NULL, NULL, 0, msg, sizeof msg));
+    ASSERT_OK(me_weights_load(b, 0, &mb, &tb, NULL, NULL, 0, msg, sizeof msg));
+    ASSERT_STREQ(ta, tb);
+    size_t na, nb;
+    float *pa = me_model_param_data(ma, &na), *pb = me_model_param_data(mb, &nb);
+    ASSERT_EQ(na, nb);
+    ASSERT_TRUE(memcmp(pa, pb, na * sizeof *pa) != 0);
+    me_model_free(ma);
+    me_model_free(mb);
+    free(ta);
+    free(tb);
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/none.safetensors", fx.dir);
+    char *bad[] = { fx.bin, "train", "--data", fx.slice, "--out", b, "--init", missing, NULL };
+    ASSERT_EQ(run(bad, fx.dir, "bad", &out, &err), 2);
+    ASSERT_TRUE(strstr(err, "--init") != NULL);
+    free(out);
+    free(err);
+    /* The default groups need 16 and 64 meta tokens; this model has 2 and 4. */
+    char *wide[] = { fx.bin, "train", "--data", fx.slice, "--out", b, "--init", a, "--steps", "1", NULL };
+    ASSERT_EQ(run(wide, fx.dir, "wide", &out, &err), 1);
+    ASSERT_TRUE(strstr(err, "exceeds the model's meta tokens (2 query, 4 document)") != NULL);
+    free(out);
+    free(err);
+    teardown(&fx);
+}
+
 #include <math.h>
 
 #include "common/wire.h"

@@ -258,6 +258,60 @@ TEST(dataset_hard_negatives) {
     free(dir);
 }
 
+#define QREC(id, split, query, text) \
+    "{\"id\":\"" id "\",\"split\":\"" split "\",\"query\":\"" query "\",\"text\":\"" text "\"}\n"
+
+TEST(dataset_bm25_negatives) {
+    const char *data =
+        QREC("zstd", "train", "fast lossless compression", "Zstandard is a fast lossless compression tool.")  /* 0 */
+        QREC("lz4", "train", "very fast compression", "LZ4 is a very fast lossless compression algorithm.")    /* 1 */
+        QREC("lz4-dup", "train", "lz4 fast compression again", "LZ4 is a very fast lossless compression algorithm.")           /* 2: 1's text */
+        QREC("gzip", "train", "gnu compression utility", "The GNU compression utility, gzip.")               /* 3 */
+        QREC("vim", "train", "vi improved editor", "Vim is a text editor.")                                  /* 4 */
+        QREC("nano", "train", "small text editor", "Nano is a small text editor.")                           /* 5 */
+        QREC("xyzzy", "train", "qqqq", "Nothing shared.")                                                    /* 6 */
+        QREC("brotli", "dev", "compression", "Brotli fast lossless compression.")                            /* 7: dev */
+        QREC("emacs", "test", "text editor", "Emacs text editor.");                                          /* 8: test */
+    char *dir = me_test_tmpdir("dataset");
+    char path[600], err[512];
+    snprintf(path, sizeof path, "%s/b.jsonl", dir);
+    write_file(path, data, strlen(data), 0);
+    me_dataset_t *ds = NULL;
+    ASSERT_OK(me_dataset_load(path, 0, &ds, err, sizeof err));
+    int32_t neg[9], neg2[9], heur[9];
+    uint8_t kind[9];
+    ASSERT_EQ(me_dataset_bm25_negatives(ds, 1, 0, neg, kind), ME_EINVAL);
+    ASSERT_EQ(me_dataset_bm25_negatives(ds, 1, 65, neg, kind), ME_EINVAL);
+    for (uint64_t seed = 0; seed < 20; seed++) {
+        ASSERT_OK(me_dataset_bm25_negatives(ds, seed, 3, neg, kind));
+        ASSERT_OK(me_dataset_bm25_negatives(ds, seed, 3, neg2, NULL));
+        ASSERT_TRUE(memcmp(neg, neg2, sizeof neg) == 0);   /* deterministic */
+        ASSERT_OK(me_dataset_hard_negatives(ds, seed, heur, NULL));
+        for (int i = 0; i < 9; i++) {
+            if (ds->recs[i].split != ME_SPLIT_TRAIN) {
+                ASSERT_EQ(neg[i], -1);
+                continue;
+            }
+            ASSERT_TRUE(neg[i] >= 0 && neg[i] != i);
+            ASSERT_EQ(ds->recs[neg[i]].split, ME_SPLIT_TRAIN);   /* dev's brotli never */
+        }
+        /* The compression queries get another compressor's text, never the
+         * duplicate of their own (lz4-dup for lz4) nor an editor. */
+        ASSERT_EQ(kind[0], ME_HARDNEG_BM25);
+        ASSERT_TRUE(neg[0] == 1 || neg[0] == 2 || neg[0] == 3);
+        ASSERT_EQ(kind[1], ME_HARDNEG_BM25);
+        ASSERT_TRUE(neg[1] == 0 || neg[1] == 3);
+        ASSERT_TRUE(neg[2] == 0 || neg[2] == 3);   /* zstd or gzip, never lz4 (its own text) */
+        ASSERT_TRUE(neg[5] == 4);                  /* "small text editor": vim, the other editor */
+        /* A query sharing no word keeps the heuristic pick. */
+        ASSERT_TRUE(kind[6] != ME_HARDNEG_BM25);
+        ASSERT_EQ(neg[6], heur[6]);
+    }
+    me_dataset_free(ds);
+    me_test_rmdir(dir);
+    free(dir);
+}
+
 TEST(dataset_locate) {
     char *dir = me_test_tmpdir("dataset");
     char path[600], out[4096];

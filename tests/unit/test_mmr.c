@@ -36,6 +36,7 @@ typedef struct {
     double *group_loss; /* (ng) */
     double *group_acc;  /* (ng) */
     double min_gap;     /* smallest lead of a max over its runner-up */
+    int mean;           /* me_mmr_set_score_mean: group g's temperature is tau * r_q */
 } ref_t;
 
 /* The loss in double, straight from the definition. */
@@ -63,17 +64,17 @@ static double mmr_ref(ref_t *r) {
                 }
                 sc[(size_t)i * r->N + j] = s;
             }
-        double sum = 0.0;
+        double sum = 0.0, tau = r->tau * (r->mean ? rq : 1);
         int correct = 0;
         for (int i = 0; i < r->B; i++) {
             const double *row = sc + (size_t)i * r->N;
             double mx = -INFINITY;
             int jb = 0;
             for (int j = 0; j < r->N; j++)
-                if (row[j] / r->tau > mx) { mx = row[j] / r->tau; jb = j; }
+                if (row[j] / tau > mx) { mx = row[j] / tau; jb = j; }
             double se = 0.0;
-            for (int j = 0; j < r->N; j++) se += exp(row[j] / r->tau - mx);
-            sum += mx + log(se) - row[i] / r->tau;
+            for (int j = 0; j < r->N; j++) se += exp(row[j] / tau - mx);
+            sum += mx + log(se) - row[i] / tau;
             correct += jb == i;
         }
         r->group_loss[g] = sum / r->B;
@@ -99,14 +100,14 @@ static float *rand_unit(size_t rows, int D, me_rng_t *rng) {
 
 /* Scores, losses, accuracies and (when fd) gradients of both impls against
  * the reference. */
-static void check_case(const me_mmr_group_t *groups, int ng, float tau, int B, int N, int Rq,
-                       int Rc, int D, uint64_t seed, int fd) {
+static void check_case_mode(const me_mmr_group_t *groups, int ng, float tau, int B, int N, int Rq,
+                            int Rc, int D, uint64_t seed, int fd, int mean) {
     me_rng_t rng = { seed };
     size_t nq = (size_t)B * Rq * D, nc = (size_t)N * Rc * D;
     float *Q = rand_unit((size_t)B * Rq, D, &rng), *C = rand_unit((size_t)N * Rc, D, &rng);
     ref_t r = { groups, ng, B, N, Rq, Rc, D, tau, tod(Q, nq), tod(C, nc),
                 calloc((size_t)ng * B * N, sizeof(double)), calloc(ng, sizeof(double)),
-                calloc(ng, sizeof(double)), 0 };
+                calloc(ng, sizeof(double)), 0, mean };
     if (!r.scores || !r.group_loss || !r.group_acc) abort();
     double want = mmr_ref(&r);
     double *gq = NULL, *gc = NULL;
@@ -123,6 +124,7 @@ static void check_case(const me_mmr_group_t *groups, int ng, float tau, int B, i
     for (int impl = 0; impl < 2; impl++) {
         me_mmr_t *m = me_mmr_new(groups, ng, tau, Rq, Rc, D, (me_mmr_impl_t)impl);
         ASSERT_TRUE(m != NULL);
+        me_mmr_set_score_mean(m, mean);
         float loss = 0.0f, gl[ME_MMR_MAX_GROUPS], ga[ME_MMR_MAX_GROUPS];
         ASSERT_OK(me_mmr_forward(m, &loss, gl, ga, Q, C, B, N));
         double loss_tol = 0.0;
@@ -162,6 +164,34 @@ static void check_case(const me_mmr_group_t *groups, int ng, float tau, int B, i
     }
     free(gq); free(gc); free(Q); free(C);
     free(r.Q); free(r.C); free(r.scores); free(r.group_loss); free(r.group_acc);
+}
+
+static void check_case(const me_mmr_group_t *groups, int ng, float tau, int B, int N, int Rq,
+                       int Rc, int D, uint64_t seed, int fd) {
+    check_case_mode(groups, ng, tau, B, N, Rq, Rc, D, seed, fd, 0);
+}
+
+/* Mean scores: every group's softmax at tau * r_q, gradients included. */
+TEST(mmr_score_mean_fd) {
+    static const me_mmr_group_t groups[] = {
+        { 1, 1, 1.0f }, { 2, 3, 0.5f }, { 3, 4, 0.25f },
+    };
+    check_case_mode(groups, 3, 0.03f, 3, 6, 3, 4, 5, 111, 1, 1);
+    check_case_mode(groups, 3, 0.2f, 2, 7, 3, 4, 5, 112, 1, 1);
+    /* One group (3,4) in mean mode at tau is the sum mode at 3 tau. */
+    me_rng_t rng = { 113 };
+    float *Q = rand_unit(3 * 3, 5, &rng), *C = rand_unit(6 * 4, 5, &rng), lm, ls;
+    me_mmr_t *mm = me_mmr_new(groups + 2, 1, 0.05f, 3, 4, 5, ME_MMR_BLAS);
+    me_mmr_t *ms = me_mmr_new(groups + 2, 1, 0.15f, 3, 4, 5, ME_MMR_BLAS);
+    ASSERT_TRUE(mm && ms);
+    me_mmr_set_score_mean(mm, 1);
+    ASSERT_OK(me_mmr_forward(mm, &lm, NULL, NULL, Q, C, 3, 6));
+    ASSERT_OK(me_mmr_forward(ms, &ls, NULL, NULL, Q, C, 3, 6));
+    ASSERT_NEAR(lm, ls, 1e-5 * fabs(ls));
+    me_mmr_free(mm);
+    me_mmr_free(ms);
+    free(Q);
+    free(C);
 }
 
 TEST(mmr_odd_sizes_fd) {
