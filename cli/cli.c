@@ -21,18 +21,23 @@ static void main_usage(FILE *out) {
             "  collection create NAME --dim D    create a collection\n"
             "  collection list                   list collections with document counts\n"
             "  collection drop NAME              drop a collection and all its documents\n"
+            "  ingest --collection NAME corpus.jsonl\n"
+            "                                    embed and store texts (and images) through the encoders\n"
             "  ingest --collection NAME --vectors emb.npy --ids ids.txt [--meta meta.jsonl]\n"
             "                                    upsert documents ([N, R, D] float32/float16)\n"
-            "  search --collection NAME --vectors q.npy [-k 10] [--budget RQ,RC]\n"
-            "                                    search with one query [R, D] or several [N, R, D]\n"
-            "  get --collection NAME ID...       fetch documents (metadata; --vectors)\n"
+            "  search --collection NAME \"free text\" [-k 10] [--budget RQ,RC]\n"
+            "                                    text search (the encoders embed the query)\n"
+            "  search --collection NAME --image q.png | --vectors q.npy\n"
+            "                                    image query, or query vectors [R, D] / [N, R, D]\n"
+            "  get --collection NAME ID...       fetch documents (metadata; --vectors FILE.npy)\n"
             "  delete --collection NAME ID...    delete documents\n"
             "  status                            groups, replicas, health, documents, latency\n"
-            "  train [--steps N] [--out MODEL]   train the encoder on the Debian data (MMR loss)\n"
+            "local commands (no server needed):\n"
+            "  train [--steps N] [--out MODEL]   train the encoder (MMR loss) on text pairs or an image-text set\n"
             "  encode --input X.jsonl --out E.npy [--side doc|query]\n"
             "                                    embed texts into [N, R, D] for ingest\n"
             "  eval [--model MODEL] [--plot F.svg]\n"
-            "                                    quality at every budget on the held-out split\n"
+            "                                    quality at every budget on the held-out split, beside BM25\n"
             "  keygen --dir DIR [--client NAME]  CurveZMQ keys for an encrypted cluster (--curve-dir)\n"
             "\n"
             "global options (accepted before or after the command):\n"
@@ -97,7 +102,7 @@ typedef struct {
 } create_opts_t;
 
 static const me_cfg_opt_t create_table[] = {
-    { "dim", ME_CFG_INT, offsetof(create_opts_t, dim), "0", 0, 1 << 20, NULL, "vector dimension D (required)" },
+    { "dim", ME_CFG_INT, offsetof(create_opts_t, dim), "", 0, 1 << 20, NULL, "vector dimension D (required)" },
     { "max-doc-vectors", ME_CFG_INT, offsetof(create_opts_t, max_doc), "64", 1, 1 << 16, NULL,
       "R_c: most vectors per document" },
     { "max-query-vectors", ME_CFG_INT, offsetof(create_opts_t, max_query), "16", 1, 1 << 16, NULL,
@@ -113,13 +118,13 @@ static const me_cfg_opt_t create_table[] = {
 
 static const cli_cmd_t create_cmd = {
     "collection create", "NAME --dim D [options]",
-    "Creates a collection of documents of up to R_c vectors of dimension D each.", create_table, 1,
+    "Creates a collection of documents of up to R_c vectors of dimension D each.", create_table, 1, 0,
 };
 static const cli_cmd_t list_cmd = {
-    "collection list", "", "Lists collections with their settings and document counts.", NULL, 0,
+    "collection list", "", "Lists collections with their settings and document counts.", NULL, 0, 0,
 };
 static const cli_cmd_t drop_cmd = {
-    "collection drop", "NAME", "Drops a collection and every document in it.", NULL, 1,
+    "collection drop", "NAME", "Drops a collection and every document in it.", NULL, 1, 0,
 };
 
 static void collection_usage(FILE *out) {
@@ -257,7 +262,7 @@ static const cli_cmd_t get_cmd = {
     "get", "--collection NAME [--vectors] ID...",
     "Prints the documents with these ids: metadata and, with --vectors, their vectors.\n"
     "Exits 1 when an id is not found (the others are still printed).",
-    get_table, 1 << 20,
+    get_table, 1 << 20, 0,
 };
 
 static void print_text_bytes(FILE *out, const void *data, size_t n) {
@@ -363,7 +368,7 @@ static const me_cfg_opt_t delete_table[] = {
 
 static const cli_cmd_t delete_cmd = {
     "delete", "--collection NAME ID...",
-    "Deletes the documents with these ids and prints how many existed.", delete_table, 1 << 20,
+    "Deletes the documents with these ids and prints how many existed.", delete_table, 1 << 20, 0,
 };
 
 int cli_cmd_delete(cli_t *c, int argc, char **argv) {
@@ -401,7 +406,7 @@ static const cli_cmd_t status_cmd = {
     "status", "",
     "Prints the server's groups and replicas (endpoint, health, documents, latency) and its collections.\n"
     "A shard has no groups: it is shown as one replica.",
-    NULL, 0,
+    NULL, 0, 0,
 };
 
 static double now_ms(void) {
@@ -489,7 +494,7 @@ int cli_cmd_status(cli_t *c, int argc, char **argv) {
 
 /* ---- main ---- */
 
-static const cli_cmd_t main_cmd = { "", "COMMAND ...", "", NULL, 0 };
+static const cli_cmd_t main_cmd = { "", "COMMAND ...", "", NULL, 0, 0 };
 
 int main(int argc, char **argv) {
     cli_t c;

@@ -38,6 +38,7 @@ typedef struct {
     const char *summary;    /* one paragraph */
     const me_cfg_opt_t *opts;  /* may be NULL */
     int max_pos;            /* positional arguments accepted */
+    int local;              /* runs here only: --help leaves out the server options */
 } cli_cmd_t;
 
 extern const me_cfg_opt_t cli_global_opts[];

@@ -103,9 +103,9 @@ static const me_cfg_opt_t ingest_table[] = {
     { "collection", ME_CFG_STRING, offsetof(ingest_opts_t, collection), "", 0, 0, NULL,
       "collection to write into (required)" },
     { "vectors", ME_CFG_STRING, offsetof(ingest_opts_t, vectors), "", 0, 0, NULL,
-      "float32 or float16 array of shape [N, R, D] (required)" },
+      "float32 or float16 array of shape [N, R, D] (with --ids; or give corpus.jsonl instead)" },
     { "ids", ME_CFG_STRING, offsetof(ingest_opts_t, ids), "", 0, 0, NULL,
-      "document ids, one per line, N lines (required)" },
+      "document ids, one per line, N lines (with --vectors)" },
     { "meta", ME_CFG_STRING, offsetof(ingest_opts_t, meta), "", 0, 0, NULL,
       "metadata: one JSON object per line, N lines, stored verbatim" },
     { "batch", ME_CFG_INT, offsetof(ingest_opts_t, batch), "256", 1, 4096, NULL,
@@ -138,7 +138,7 @@ static const cli_cmd_t ingest_cmd = {
     "(PNG or JPEG, relative to the file) for an image document; it is decoded first, and a 32x32\n"
     "thumbnail is stored in its metadata. An image-text set's folder (e.g. ../shared/data/emoji)\n"
     "ingests every image of the set, or with --set-texts every concept's text.",
-    ingest_table, 1,
+    ingest_table, 1, 0,
 };
 
 static int is_zero(const float *v, size_t n) {
@@ -388,13 +388,14 @@ static const me_cfg_opt_t search_table[] = {
     { "collection", ME_CFG_STRING, offsetof(search_opts_t, collection), "", 0, 0, NULL,
       "collection to search (required)" },
     { "vectors", ME_CFG_STRING, offsetof(search_opts_t, vectors), "", 0, 0, NULL,
-      "float32/float16 queries: [R, D] for one, [N, R, D] for several (required)" },
+      "float32/float16 queries: [R, D] for one, [N, R, D] for several (or give a free text or --image)" },
     { "image", ME_CFG_STRING, offsetof(search_opts_t, image), "", 0, 0, NULL,
       "an image query (PNG or JPEG file), with the free text after it if one is given; the cluster's "
       "encoders must run an image model" },
     { "budget", ME_CFG_STRING, offsetof(search_opts_t, budget), "", 0, 0, NULL,
       "query and document vectors to use, e.g. 4,16 (0 = all query rows / R_c) [default: 0,0]" },
-    { "k", ME_CFG_INT, offsetof(search_opts_t, k), "10", 1, 1000000, NULL, "hits per query" },
+    { "k", ME_CFG_INT, offsetof(search_opts_t, k), "10", 1, ME_CFG_MAX_K_CEILING, NULL,
+      "hits per query (the shards refuse more than their --max-k, 10000 by default)" },
     { "candidates", ME_CFG_INT, offsetof(search_opts_t, candidates), "0", 0, 1LL << 31, NULL,
       "stage-1 survivors per shard (0 = the server's default)" },
     { "refine-candidates", ME_CFG_INT, offsetof(search_opts_t, refine_candidates), "0", 0, 1LL << 31, NULL,
@@ -415,7 +416,7 @@ static const cli_cmd_t search_cmd = {
     "vectors, and prints rank, id and score of the best k documents (with a snippet of the stored\n"
     "text for text queries), the budget used, whether the answer is partial (and which groups are\n"
     "missing) and stage timings.",
-    search_table, 1,
+    search_table, 1, 0,
 };
 
 static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results_t *res, int with_meta);

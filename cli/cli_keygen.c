@@ -27,7 +27,7 @@ static const cli_cmd_t keygen_cmd = {
     "(server.key, server.pub) and its own client key pair (client.key, client.pub, allowed), for every daemon's "
     "--curve-dir. With --client NAME: one more client (NAME.key for that client's --curve-key NAME, with server.pub), "
     "added to allowed_clients; restart the daemons to accept it. Keys are never overwritten.",
-    keygen_table, 0,
+    keygen_table, 0, 1,
 };
 
 static int valid_name(const char *s) {

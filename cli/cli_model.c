@@ -88,7 +88,7 @@ static const cli_cmd_t train_cmd = {
     "Trains the MetaEmbed encoder with the Matryoshka Multi-Vector (MMR) loss on the train split "
     "(never on dev or test): learns the tokenizer, then runs AdamW over (query, description, hard "
     "negative) triples, printing each group's loss, examples/s and the ETA, checkpointing to OUT.ckpt.",
-    train_table, 0,
+    train_table, 0, 1,
 };
 
 /* "1x1,2x4:0.5,..." → groups. */
@@ -212,7 +212,7 @@ static const cli_cmd_t encode_cmd = {
     "encode", "--input items.jsonl --out emb.npy [--side doc|query] [--ids ids.txt]",
     "Encodes texts with the model into nested multi-vector embeddings, written as a NumPy array "
     "[N, R, D] that 'metaembed ingest --vectors' accepts (with --ids for its --ids).",
-    encode_table, 0,
+    encode_table, 0, 1,
 };
 
 int cli_cmd_encode(cli_t *c, int argc, char **argv) {
@@ -346,7 +346,7 @@ static const cli_cmd_t eval_cmd = {
     "Evaluates the model with the data's protocol: the corpus is every text (all splits), the queries "
     "the split's synopses. Prints Recall@1, MRR@10, Recall@10 and index bytes per document at every "
     "MMR budget, and the encoder's documents/s.",
-    eval_table, 0,
+    eval_table, 0, 0,
 };
 
 static void eval_progress(void *ctx, const char *phase, size_t done, size_t total) {

@@ -58,14 +58,23 @@ static void print_opts(FILE *out, const me_cfg_opt_t *opts) {
 }
 
 void cli_usage(FILE *out, const cli_cmd_t *cmd) {
-    fprintf(out, "usage: metaembed [--addr tcp://HOST:PORT] [--json] %s %s\n\n%s\n", cmd->name, cmd->args,
-            cmd->summary);
+    fprintf(out, "usage: metaembed %s[--json] %s %s\n\n%s\n", cmd->local ? "" : "[--addr tcp://HOST:PORT] ",
+            cmd->name, cmd->args, cmd->summary);
     if (cmd->opts && cmd->opts->name) {
         fprintf(out, "\noptions:\n");
         print_opts(out, cmd->opts);
     }
     fprintf(out, "\nglobal options (accepted before or after the command):\n");
-    print_opts(out, cli_global_opts);
+    if (cmd->local) {
+        /* No server: of the global options only --json applies. */
+        for (const me_cfg_opt_t *o = cli_global_opts; o->name; o++)
+            if (!strcmp(o->name, "json")) {
+                me_cfg_opt_t one[2] = { *o, { NULL, 0, 0, NULL, 0, 0, NULL, NULL } };
+                print_opts(out, one);
+            }
+    } else {
+        print_opts(out, cli_global_opts);
+    }
     fprintf(out, "  %-28s %s\n", "-h, --help", "show this help and exit");
 }
 
@@ -123,27 +132,41 @@ int cli_parse(cli_t *c, const cli_cmd_t *cmd, void *target, int argc, char **arg
 
 /* ---- errors and connection ---- */
 
-static void vreport(const cli_t *c, const char *fmt, va_list ap) {
-    fprintf(stderr, "metaembed: ");
-    if (c && c->cmd) fprintf(stderr, "%s: ", c->cmd);
-    vfprintf(stderr, fmt, ap);
+/* The message on stderr; with --json also one object on stdout, so a
+ * script reading stdout sees the failure too:
+ *   {"error": {"command": "search", "message": "...", "exit": 1}} */
+static int report(const cli_t *c, int code, const char *suffix, const char *fmt, va_list ap) {
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "metaembed: %s%s%s%s\n", c && c->cmd ? c->cmd : "", c && c->cmd ? ": " : "", msg, suffix);
+    if (c && c->g.json) {
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_obj_begin(&j, "error");
+        me_json_put_str(&j, "command", c->cmd ? c->cmd : "");
+        me_json_put_str(&j, "message", msg);
+        me_json_put_int(&j, "exit", code);
+        me_json_obj_end(&j);
+        cli_json_end(&j);
+    }
+    return code;
 }
 
 int cli_error(const cli_t *c, int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vreport(c, fmt, ap);
+    report(c, code, "", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return code;
 }
 
 int cli_usage_error(const cli_t *c, const char *fmt, ...) {
+    char see[300];
+    snprintf(see, sizeof see, " (see 'metaembed %s%s--help')", c && c->cmd ? c->cmd : "", c && c->cmd ? " " : "");
     va_list ap;
     va_start(ap, fmt);
-    vreport(c, fmt, ap);
+    report(c, CLI_USAGE, see, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (see 'metaembed %s%s--help')\n", c && c->cmd ? c->cmd : "", c && c->cmd ? " " : "");
     return CLI_USAGE;
 }
 
@@ -172,6 +195,12 @@ me_client_t *cli_connect(cli_t *c) {
     if (!c->g.addr[0]) {
         const char *env = getenv("METAEMBED_ADDR");
         snprintf(c->g.addr, sizeof c->g.addr, "%s", env && *env ? env : CLI_DEFAULT_ADDR);
+    }
+    if (!strstr(c->g.addr, "://")) {
+        /* "127.0.0.1:7700" is what people type: the transport is tcp. */
+        char with[sizeof c->g.addr];
+        snprintf(with, sizeof with, "tcp://%.*s", (int)sizeof with - 7, c->g.addr);
+        memcpy(c->g.addr, with, sizeof with);
     }
     me_status_t st;
     /* Health answers at once from a live server: do not wait 30 s for a dead one. */

@@ -100,7 +100,11 @@ static int set_opt(const me_cfg_opt_t *o, void *target, const char *value, char 
 
 int me_config_defaults(const me_cfg_opt_t *opts, void *target, char *err, size_t errcap) {
     for (const me_cfg_opt_t *o = opts; o->name; o++) {
-        int rc = set_opt(o, target, o->def ? o->def : "", err, errcap);
+        /* A number without a default (a required one) starts at 0, and
+         * --help shows no "[default: 0]" for it. */
+        const char *def = o->def && *o->def ? o->def
+                          : o->type == ME_CFG_INT || o->type == ME_CFG_SIZE ? "0" : "";
+        int rc = set_opt(o, target, def, err, errcap);
         if (rc) return rc;
     }
     return 0;

@@ -42,6 +42,14 @@ typedef struct {
     { "max-message", ME_CFG_SIZE, offsetof(type, max_message), def, 1024, 1LL << 31, NULL, \
       "largest request accepted; larger ones get RESOURCE_EXHAUSTED" }
 
+/* k: the shard's --max-k (default 10000) bounds a search; no setting may
+ * go above the ceiling, which is also all the client side accepts (the
+ * shard's refusal names its own limit). */
+#define ME_CFG_MAX_K_CEILING 10000000
+#define ME_CFG_MAX_K_OPTION(type)                                                                   \
+    { "max-k", ME_CFG_INT, offsetof(type, max_k), "10000", 1, ME_CFG_MAX_K_CEILING, NULL,           \
+      "largest k a search may ask for" }
+
 /* Sets every default. */
 int me_config_defaults(const me_cfg_opt_t *opts, void *target, char *err, size_t errcap);
 /* Parses argv (skipping argv[0]). Returns 0, ME_EINVAL with a message in

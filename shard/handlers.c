@@ -425,7 +425,7 @@ static int h_search(req_t *r) {
         goto out;
     }
     if (m->k == 0) { rc = BAD(r, "k must be at least 1"); goto out; }
-    if ((long long)m->k > s->opts.max_k) { rc = BAD(r, "k=%u exceeds the limit of %lld", m->k, s->opts.max_k); goto out; }
+    if ((long long)m->k > s->opts.max_k) { rc = BAD(r, "k=%u exceeds the limit of %lld (the shard's --max-k)", m->k, s->opts.max_k); goto out; }
     if (m->n_candidates > 2) {
         rc = BAD(r, "give at most two candidate counts (stage-1 and stage-2 survivors), got %zu", m->n_candidates);
         goto out;

@@ -25,7 +25,7 @@ const me_cfg_opt_t me_shard_options[] = {
     ME_CFG_MAX_MESSAGE_OPTION(me_shard_opts_t, "64M"),
     OPT("max-batch", ME_CFG_INT, max_batch, "4096", 1, 1000000, NULL,
         "most documents or ids in one Upsert/Delete/Get"),
-    OPT("max-k", ME_CFG_INT, max_k, "10000", 1, 10000000, NULL, "largest k a search may ask for"),
+    ME_CFG_MAX_K_OPTION(me_shard_opts_t),
     OPT("max-candidates", ME_CFG_INT, max_candidates, "1000000", 1, 100000000, NULL,
         "largest stage-1 candidate count a search may ask for"),
     ME_CFG_DEADLINE_OPTION(me_shard_opts_t, "30000"),

@@ -353,6 +353,57 @@ static void ingest_search_roundtrip(const char *dtype, me_dtype_t file_dtype) {
     me_test_rmdir(g_tmp);
 }
 
+/* Rough edges a new user hit (issue 15): an address without tcp://, --json
+ * errors as JSON on stdout, k bounded by the shard's own limit (which its
+ * refusal names), local commands' help without server options, the top
+ * help naming text search and JSONL ingest, --dim with no fake default. */
+TEST(cli_rough_edges) {
+    setup("cli-edges");
+    me_daemon_t d = { 0 };
+    ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "cli-edges"));
+    run_t r = { 0 };
+    const char *hostport = strstr(d.endpoint, "://") + 3;
+    ASSERT_EQ(CLI(&r, hostport, "collection", "create", "edges", "--dim", "16"), 0);
+    ASSERT_OUT(&r, "created collection 'edges'");
+
+    CLI(&r, hostport, "--json", "collection", "create", "edges", "--dim", "16");
+    ASSERT_EQ(r.code, 1);
+    ASSERT_HAS(r.out, "{\"error\":{\"command\":\"collection create\",\"message\":\"");
+    ASSERT_HAS(r.out, "ALREADY_EXISTS");
+    ASSERT_HAS(r.out, "\"exit\":1}}\n");
+    ASSERT_HAS(r.err, "metaembed: collection create: ");   /* still said on stderr */
+    run_free(&r);
+    CLI(&r, NULL, "--json", "collection", "create", "x");
+    ASSERT_EQ(r.code, 2);
+    ASSERT_HAS(r.out, "\"exit\":2}}");
+    run_free(&r);
+
+    char q[600];
+    tmp_path(q, sizeof q, "q.npy");
+    float qv[2 * 16] = { 1 };
+    uint64_t shape[2] = { 2, 16 };
+    char err[256];
+    ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, shape, 2, qv, 1, err, sizeof err));
+    CLI(&r, d.endpoint, "search", "--collection", "edges", "--vectors", q, "-k", "20000");
+    ASSERT_FAILS(&r, 1, "exceeds the limit of 10000 (the shard's --max-k)");
+    run_free(&r);
+
+    ASSERT_EQ(CLI(&r, NULL, "train", "--help"), 0);
+    ASSERT_TRUE(strstr(r.out, "--addr") == NULL && strstr(r.out, "--curve-dir") == NULL);
+    ASSERT_OUT(&r, "--json");
+    ASSERT_EQ(CLI(&r, NULL, "keygen", "--help"), 0);
+    ASSERT_TRUE(strstr(r.out, "--timeout") == NULL);
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, NULL, "--help"), 0);
+    ASSERT_OUT(&r, "corpus.jsonl", "\"free text\"", "--image q.png", "local commands");
+    ASSERT_EQ(CLI(&r, NULL, "collection", "create", "--help"), 0);
+    ASSERT_TRUE(strstr(r.out, "(required) [default") == NULL);
+    run_free(&r);
+
+    me_daemon_free(&d);
+    me_test_rmdir(g_tmp);
+}
+
 TEST(cli_ingest_f32_search_get_delete) { ingest_search_roundtrip("f32", ME_DTYPE_F32); }
 TEST(cli_ingest_f16_search_get_delete) { ingest_search_roundtrip("f16", ME_DTYPE_F16); }
 
