@@ -87,6 +87,9 @@ $(BUILD)/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# GET /openapi.json serves the checked-in document, embedded with .incbin.
+$(BUILD)/coordinator/openapi.o: docs/openapi.json
+
 $(BUILD)/gen/proto/metaembed.pb-c.o: $(PROTO_C)
 	$(CC) $(CFLAGS) -Wno-shadow -c $< -o $@
 

@@ -31,9 +31,22 @@ typedef struct {
     char url[MAX_HEAD], ctype[256], field[64];
     size_t url_len, head_len;
     int in_value;              /* the parser is inside a header value */
+    /* Every header as "name\0value\0" pairs, names lower-cased; a header
+     * repeated is kept once per line (me_http_header returns the first). */
+    char headers[MAX_HEAD];
+    size_t headers_len;
     me_buf_t body;
     int too_big, complete, bad;
     int responded;
+    /* The handler runs on libuv's thread pool, so a slow route (a search
+     * through the cluster) never stalls /healthz or /metrics on the loop.
+     * While it runs the connection must outlive a close. */
+    uv_work_t work;
+    int working, closed;
+    me_http_request_t req;
+    int status;
+    const char *resp_ctype;
+    me_buf_t resp;
     uv_write_t wr;
     me_buf_t out;
 } conn_t;
@@ -66,6 +79,8 @@ void me_buf_free(me_buf_t *b) {
 
 static void on_close(uv_handle_t *h) {
     conn_t *c = h->data;
+    if (c->working) { c->closed = 1; return; }  /* after_work frees it */
+    me_buf_free(&c->resp);
     me_buf_free(&c->out);
     me_buf_free(&c->body);
     free(c);
@@ -81,13 +96,32 @@ static int on_url(http_parser *p, const char *at, size_t n) {
     return 0;
 }
 
+/* Appends n bytes to the header list (its total is bounded by MAX_HEAD
+ * through head_len, and every byte counted there is stored at most once
+ * plus two NULs a header). */
+static int headers_put(conn_t *c, const char *at, size_t n, int lower) {
+    if (c->headers_len + n + 2 > sizeof c->headers) return 1;
+    for (size_t i = 0; i < n; i++) {
+        char ch = at[i];
+        /* A NUL inside a value would cut it short: refuse the request. */
+        if (!ch) return 1;
+        c->headers[c->headers_len++] = lower && ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+    }
+    return 0;
+}
+
 /* A header's name may arrive in pieces; the first piece after a value
- * starts a new one. Only Content-Type is kept. */
+ * starts a new one. Content-Type is kept apart; every header goes into the
+ * list that me_http_header reads. */
 static int on_header_field(http_parser *p, const char *at, size_t n) {
     conn_t *c = p->data;
     if ((c->head_len += n) > MAX_HEAD) return 1;
-    if (c->in_value) c->field[0] = 0;
+    if (c->in_value || !c->headers_len) {
+        if (c->headers_len) c->headers[c->headers_len++] = 0;  /* ends the value */
+        c->field[0] = 0;
+    }
     c->in_value = 0;
+    if (headers_put(c, at, n, 1)) return 1;
     size_t have = strlen(c->field), k = n < sizeof c->field - 1 - have ? n : sizeof c->field - 1 - have;
     memcpy(c->field + have, at, k);
     c->field[have + k] = 0;
@@ -97,7 +131,9 @@ static int on_header_field(http_parser *p, const char *at, size_t n) {
 static int on_header_value(http_parser *p, const char *at, size_t n) {
     conn_t *c = p->data;
     if ((c->head_len += n) > MAX_HEAD) return 1;
+    if (!c->in_value) c->headers[c->headers_len++] = 0;  /* ends the name */
     c->in_value = 1;
+    if (headers_put(c, at, n, 0)) return 1;
     if (!strcasecmp(c->field, "content-type")) {
         size_t have = strlen(c->ctype), k = n < sizeof c->ctype - 1 - have ? n : sizeof c->ctype - 1 - have;
         memcpy(c->ctype + have, at, k);
@@ -109,6 +145,11 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
 static int on_headers_complete(http_parser *p) {
     conn_t *c = p->data;
     c->field[0] = 0;
+    if (c->headers_len) {
+        /* A last name with no value gets an empty one. */
+        if (!c->in_value) c->headers[c->headers_len++] = 0;
+        c->headers[c->headers_len++] = 0;
+    }
     if (p->content_length != ULLONG_MAX && p->content_length > ME_HTTP_MAX_BODY) {
         c->too_big = 1;
         return 1;
@@ -146,6 +187,17 @@ static const http_parser_settings parser_settings = {
     .on_message_complete = on_message_complete,
 };
 
+const char *me_http_header(const me_http_request_t *req, const char *name) {
+    const char *p = req->headers, *end = p ? p + req->headers_len : NULL;
+    while (p && p < end) {
+        const char *value = p + strlen(p) + 1;
+        if (value >= end) break;
+        if (!strcasecmp(p, name)) return value;
+        p = value + strlen(value) + 1;
+    }
+    return NULL;
+}
+
 int me_http_query_get(const char *query, const char *name, char *out, size_t cap) {
     if (cap) out[0] = 0;
     if (!query || !query[0]) return 0;
@@ -178,55 +230,98 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static const char *reason(int status) {
     switch (status) {
     case 200: return "OK";
+    case 201: return "Created";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
     case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 499: return "Client Closed Request";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     default: return "Error";
     }
 }
 
-static void respond(conn_t *c) {
-    c->responded = 1;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    int status = 400, head = 0;
-    me_buf_t body = { 0 };
-    const char *ctype = "text/plain; charset=utf-8";
-    if (c->too_big) {
-        status = 413;
-        me_buf_printf(&body, "request body over %u bytes\n", ME_HTTP_MAX_BODY);
-    } else if (c->bad || !c->complete) {
-        me_buf_printf(&body, "malformed request\n");
-    } else {
-        const char *method = http_method_str((enum http_method)c->parser.method);
-        head = c->parser.method == HTTP_HEAD;
-        char *q = strchr(c->url, '?');
-        if (q) *q++ = 0;
-        me_http_request_t req = { method, c->url, q ? q : "", (const unsigned char *)c->body.data, c->body.len,
-                                  c->ctype };
-        status = c->h->fn(c->h->ctx, &req, &body, &ctype);
-    }
-    me_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                  status, reason(status), ctype, body.len);
-    if (!head && body.len) {
+/* Writes the status line, headers and body, then closes (on the loop). */
+static void send_reply(conn_t *c, int status, const char *ctype, const me_buf_t *body, int head) {
+    /* 401 names the one scheme this server knows (RFC 9110 wants it). */
+    me_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n",
+                  status, reason(status), ctype, body->len, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "");
+    if (!head && body->len) {
         /* Append the body (it may hold NULs in principle: copy bytes). */
-        size_t need = c->out.len + body.len;
+        size_t need = c->out.len + body->len;
         if (need > c->out.cap) {
             char *d = realloc(c->out.data, need);
             if (d) { c->out.data = d; c->out.cap = need; }
         }
         if (need <= c->out.cap) {
-            memcpy(c->out.data + c->out.len, body.data, body.len);
+            memcpy(c->out.data + c->out.len, body->data, body->len);
             c->out.len = need;
         }
     }
-    me_buf_free(&body);
     uv_buf_t buf = uv_buf_init(c->out.data, (unsigned)c->out.len);
     c->wr.data = c;
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0)
         uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void work_run(uv_work_t *w) {
+    conn_t *c = w->data;
+    c->status = c->h->fn(c->h->ctx, &c->req, &c->resp, &c->resp_ctype);
+}
+
+static void work_done(uv_work_t *w, int status) {
+    conn_t *c = w->data;
+    c->working = 0;
+    if (c->closed) {  /* closed while the handler ran (shutdown) */
+        c->tcp.data = c;
+        on_close((uv_handle_t *)&c->tcp);
+        return;
+    }
+    if (status == UV_ECANCELED) {
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        return;
+    }
+    send_reply(c, c->status, c->resp_ctype, &c->resp, c->parser.method == HTTP_HEAD);
+}
+
+static void respond(conn_t *c) {
+    c->responded = 1;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    me_buf_t body = { 0 };
+    if (c->too_big || c->bad || !c->complete) {
+        int status = 400;
+        if (c->too_big) {
+            status = 413;
+            me_buf_printf(&body, "request body over %u bytes\n", ME_HTTP_MAX_BODY);
+        } else {
+            me_buf_printf(&body, "malformed request\n");
+        }
+        send_reply(c, status, "text/plain; charset=utf-8", &body, 0);
+        me_buf_free(&body);
+        return;
+    }
+    char *q = strchr(c->url, '?');
+    if (q) *q++ = 0;
+    c->req = (me_http_request_t){ http_method_str((enum http_method)c->parser.method), c->url, q ? q : "",
+                                  (const unsigned char *)c->body.data, c->body.len, c->ctype,
+                                  c->headers_len ? c->headers : NULL, c->headers_len };
+    c->resp_ctype = "text/plain; charset=utf-8";
+    c->work.data = c;
+    c->working = 1;
+    if (uv_queue_work(&c->h->loop, &c->work, work_run, work_done) != 0) {
+        c->working = 0;
+        me_buf_printf(&body, "cannot run the request\n");
+        send_reply(c, 503, "text/plain; charset=utf-8", &body, 0);
+        me_buf_free(&body);
+    }
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {

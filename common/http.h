@@ -1,10 +1,12 @@
 /* A small HTTP/1.1 server on its own thread and libuv loop, for the
  * metrics and health endpoints every daemon serves and the coordinator's
- * page. Requests are parsed by Debian's http-parser (nodejs's), query
- * strings by uriparser; a handler gets the method, path, decoded query and
- * body (at most ME_HTTP_MAX_BODY bytes) and renders the reply; one request
- * per connection (Connection: close). Metrics handlers read atomics only,
- * so scraping cannot slow a search. */
+ * page and JSON API. Requests are parsed by Debian's http-parser (nodejs's),
+ * query strings by uriparser; a handler gets the method, path, decoded
+ * query, headers and body (at most ME_HTTP_MAX_BODY bytes) and renders the
+ * reply; one request per connection (Connection: close). Handlers run on
+ * libuv's thread pool (UV_THREADPOOL_SIZE, 4 by default), so they must be
+ * thread-safe and a slow one (a search) does not hold up the others.
+ * Metrics handlers read atomics only, so scraping cannot slow a search. */
 #ifndef ME_HTTP_H
 #define ME_HTTP_H
 
@@ -31,10 +33,16 @@ typedef struct {
     const unsigned char *body; /* POST data (NULL when none) */
     size_t body_len;
     const char *content_type;  /* the request's Content-Type, "" when none */
+    const char *headers;       /* every header: me_http_header reads them */
+    size_t headers_len;
 } me_http_request_t;
 
+/* The value of the request's header `name` (any case), or NULL. */
+const char *me_http_header(const me_http_request_t *req, const char *name);
+
 /* Fills body and returns the HTTP status (200, 404, 503...); *content_type
- * may be set (default text/plain; charset=utf-8). Runs on the HTTP thread. */
+ * may be set (default text/plain; charset=utf-8). Runs on a thread-pool
+ * thread, several at once. A 401 gets "WWW-Authenticate: Bearer". */
 typedef int (*me_http_handler_fn)(void *ctx, const me_http_request_t *req, me_buf_t *body, const char **content_type);
 
 /* The decoded value of query parameter `name` ("a+b%20c" → "a b c") into

@@ -31,11 +31,13 @@ typedef struct {
     int metrics_public;
     char curve_dir[ME_CFG_STR_MAX];
     int insecure;
+    char api_key[ME_CFG_STR_MAX];       /* the HTTP API's key (--api-key) */
+    char api_key_file[ME_CFG_STR_MAX];  /* or a file holding it (--api-key-file) */
 } me_coord_opts_t;
 
 extern const me_cfg_opt_t me_coord_options[];
 
-typedef struct {
+typedef struct me_coord {
     me_coord_opts_t opts;
     me_cluster_t cluster;
     me_curve_t curve;            /* serves clients and calls replicas with it */
@@ -43,6 +45,10 @@ typedef struct {
     atomic_uint_fast64_t requests, errors, retries, partial_replies;
     me_metrics_t metrics;
     me_budget_hist_t search_by_budget;  /* whole searches, encoding included */
+    /* The HTTP API's key (from --api-key or --api-key-file; "" = none) and
+     * whether its endpoint listens off loopback (--metrics-public). */
+    char api_key[ME_CFG_STR_MAX];
+    int http_public;
 } me_coord_t;
 
 /* Replica up/down, retries, partial replies; ready when every group has a

@@ -6,12 +6,13 @@
 #include <stdlib.h>
 
 #include "common/curve.h"
-#include "coordinator/web.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/server.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/dashboard.h"
+#include "coordinator/http_api.h"
+#include "coordinator/web.h"
 
 static void *worker_init(void *ctx, void *zctx) {
     me_coord_t *co = ctx;
@@ -63,6 +64,10 @@ int main(int argc, char **argv) {
     }
     me_log_level = me_log_level_from_name(co.opts.log_level);
     if (me_metrics_addr_check(co.opts.metrics_addr, co.opts.metrics_public, err, sizeof err) != 0) {
+        fprintf(stderr, "metaembed-coordinator: %s\n", err);
+        return 2;
+    }
+    if (me_coord_api_init(&co, err, sizeof err) != 0) {
         fprintf(stderr, "metaembed-coordinator: %s\n", err);
         return 2;
     }

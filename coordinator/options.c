@@ -25,5 +25,10 @@ const me_cfg_opt_t me_coord_options[] = {
     OPT("max-batch", ME_CFG_INT, max_batch, "4096", 1, 1000000, NULL, "most documents or ids in one request"),
     ME_METRICS_CFG_OPTIONS(me_coord_opts_t, "127.0.0.1:9200"),
     ME_CURVE_CFG_OPTIONS(me_coord_opts_t),
+    OPT("api-key", ME_CFG_STRING, api_key, "", 0, 0, NULL,
+        "key the HTTP API (/v1/ on --metrics-addr) requires as 'Authorization: Bearer KEY'; "
+        "visible to ps: prefer --api-key-file"),
+    OPT("api-key-file", ME_CFG_STRING, api_key_file, "", 0, 0, NULL,
+        "file whose first line is the HTTP API's key (keep it 0600); off loopback the API needs a key"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };

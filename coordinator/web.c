@@ -1,15 +1,22 @@
 #include "coordinator/web.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/json.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/http_api.h"
 #include "include/metaembed.h"
 
-/* One client for the HTTP thread (the only thread that calls here). */
-static me_client_t *g_client;
+/* Clients of the coordinator's own endpoint, for the HTTP handlers (which
+ * run on several thread-pool threads at once: a client is not
+ * thread-safe, so each request takes one and gives it back). */
+#define POOL_MAX 16
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static me_client_t *g_pool[POOL_MAX];
+static int g_npool;
 
 /* The coordinator's own endpoint, reachable from this machine: a bind to
  * every interface (0.0.0.0, *) is reached on loopback. */
@@ -22,17 +29,35 @@ static void own_endpoint(const char *listen, char *out, size_t cap) {
     else snprintf(out, cap, "%s", listen);
 }
 
-static me_client_t *client(me_coord_t *co, me_status_t *st) {
-    if (g_client) return g_client;
+me_client_t *me_coord_web_client(me_coord_t *co, me_status_t *st) {
+    pthread_mutex_lock(&g_lock);
+    me_client_t *c = g_npool ? g_pool[--g_npool] : NULL;
+    pthread_mutex_unlock(&g_lock);
+    if (c) return c;
     char ep[512];
     own_endpoint(co->opts.listen, ep, sizeof ep);
-    g_client = me_client_connect_secure(ep, 10000, co->opts.curve_dir[0] ? co->opts.curve_dir : NULL, NULL, st);
-    return g_client;
+    c = me_client_connect_secure(ep, 10000, co->opts.curve_dir[0] ? co->opts.curve_dir : NULL, NULL, st);
+    if (!c && st) {
+        /* The message is for an HTTP caller, who did not pick this endpoint. */
+        char why[sizeof st->message];
+        snprintf(why, sizeof why, "%s", st->message);
+        snprintf(st->message, sizeof st->message, "the coordinator cannot reach its own endpoint: %.400s", why);
+    }
+    return c;
+}
+
+void me_coord_web_client_done(me_client_t *c) {
+    if (!c) return;
+    pthread_mutex_lock(&g_lock);
+    if (g_npool < POOL_MAX) { g_pool[g_npool++] = c; c = NULL; }
+    pthread_mutex_unlock(&g_lock);
+    me_client_close(c);
 }
 
 void me_coord_web_close(void) {
-    me_client_close(g_client);
-    g_client = NULL;
+    pthread_mutex_lock(&g_lock);
+    while (g_npool) me_client_close(g_pool[--g_npool]);
+    pthread_mutex_unlock(&g_lock);
 }
 
 static int reply_json(me_buf_t *body, const char **ctype, me_json_writer_t *w, int status) {
@@ -55,23 +80,14 @@ static int error_json(me_buf_t *body, const char **ctype, int status, const char
     return reply_json(body, ctype, &w, status);
 }
 
-/* A gRPC-style status as the HTTP one a page (or script) expects. */
-static int http_status(int code) {
-    switch (code) {
-    case ME_CODE_INVALID_ARGUMENT: return 400;
-    case ME_CODE_NOT_FOUND: return 404;
-    case ME_CODE_RESOURCE_EXHAUSTED: return 413;
-    case ME_CODE_DEADLINE_EXCEEDED: return 504;
-    default: return 502;
-    }
-}
-
 static int collections(me_coord_t *co, me_buf_t *body, const char **ctype) {
     me_status_t st;
-    me_client_t *c = client(co, &st);
+    me_client_t *c = me_coord_web_client(co, &st);
     me_collection_info_t *ci = NULL;
     size_t n = 0;
-    if (!c || me_client_list_collections(c, &ci, &n, &st) != 0) return error_json(body, ctype, 502, st.message);
+    int rc = c ? me_client_list_collections(c, &ci, &n, &st) : -1;
+    me_coord_web_client_done(c);
+    if (rc != 0) return error_json(body, ctype, 502, st.message);
     me_json_writer_t w;
     me_json_writer_init_buf(&w);
     me_json_obj_begin(&w, NULL);
@@ -112,13 +128,14 @@ static int search(me_coord_t *co, const me_http_request_t *req, me_buf_t *body, 
         return error_json(body, ctype, 400, "give ?q=TEXT, or POST an image");
     }
     me_status_t st;
-    me_client_t *c = client(co, &st);
+    me_client_t *c = me_coord_web_client(co, &st);
     if (!c) return error_json(body, ctype, 502, st.message);
     me_results_t res;
     uint64_t t0 = me_now_us();
     int rc = image ? me_client_search_image(c, coll, req->body, req->body_len, text, &so, &res, &st)
                    : me_client_search_text(c, coll, text, &so, &res, &st);
-    if (rc) return error_json(body, ctype, http_status(rc), st.message);
+    me_coord_web_client_done(c);
+    if (rc) return error_json(body, ctype, me_coord_http_status(rc), st.message);
     me_json_writer_t w;
     me_json_writer_init_buf(&w);
     me_json_obj_begin(&w, NULL);
@@ -154,6 +171,9 @@ static int search(me_coord_t *co, const me_http_request_t *req, me_buf_t *body, 
 
 int me_coord_web_route(void *ctx, const me_http_request_t *req, me_buf_t *body, const char **content_type) {
     me_coord_t *co = ctx;
+    /* The JSON API (/v1/..., /openapi.json) has its own router. */
+    int status = me_coord_api_route(co, req, body, content_type);
+    if (status) return status;
     if (strncmp(req->path, "/api/", 5) != 0) return 0;
     int get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
     if (!strcmp(req->path, "/api/collections") && get) return collections(co, body, content_type);
