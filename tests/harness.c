@@ -300,17 +300,23 @@ int me_test_http_get(int port, const char *path, char **body) {
 
 int me_test_http(int port, const char *method, const char *path, const void *data, size_t len_in,
                  const char *content_type, char **body) {
+    return me_test_http_with(port, method, path, NULL, data, len_in, content_type, body);
+}
+
+int me_test_http_with(int port, const char *method, const char *path, const char *headers, const void *data,
+                      size_t len_in, const char *content_type, char **body) {
     if (body) *body = NULL;
+    if (!headers) headers = "";
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) { close(fd); return -1; }
-    char req[2048];
-    int n = data ? snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
-                                             "Content-Length: %zu\r\n\r\n", method, path,
+    char req[4096];
+    int n = data ? snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: %s\r\n"
+                                             "Content-Length: %zu\r\n\r\n", method, path, headers,
                             content_type ? content_type : "application/octet-stream", len_in)
-                 : snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", method, path);
+                 : snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n", method, path, headers);
     if (n < 0 || (size_t)n >= sizeof req || write(fd, req, (size_t)n) != n) { close(fd); return -1; }
     for (size_t off = 0; data && off < len_in;) {
         ssize_t wr = write(fd, (const char *)data + off, len_in - off);

@@ -91,6 +91,9 @@ int me_test_http_get(int port, const char *path, char **body);
 /* Any method, with a body (data NULL: none); the status, or -1. */
 int me_test_http(int port, const char *method, const char *path, const void *data, size_t len,
                  const char *content_type, char **body);
+/* The same with extra header lines (each ending "\r\n"; NULL: none). */
+int me_test_http_with(int port, const char *method, const char *path, const char *headers, const void *data,
+                      size_t len, const char *content_type, char **body);
 
 /* Milliseconds on a monotonic clock. */
 double me_test_now_ms(void);

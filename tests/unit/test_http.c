@@ -74,3 +74,41 @@ TEST(http_query_get_decodes_and_misses) {
     ASSERT_EQ(me_http_query_get("long=abcdefghijklmnopqrstuvwxyz", "long", v, sizeof v), 1);
     ASSERT_EQ(strlen(v), sizeof v - 1);  /* cut, never overrun */
 }
+
+/* Echoes three headers as the handler sees them ("-" when absent). */
+static int echo_headers(void *ctx, const me_http_request_t *req, me_buf_t *body, const char **ctype) {
+    (void)ctx;
+    const char *a = me_http_header(req, "authorization"), *t = me_http_header(req, "X-TIMEOUT-MS"),
+               *e = me_http_header(req, "x-empty");
+    *ctype = "text/plain";
+    me_buf_printf(body, "[%s] [%s] [%s]", a ? a : "-", t ? t : "-", e ? e : "-");
+    return 401;
+}
+
+TEST(http_headers_reach_the_handler_any_case) {
+    char err[256];
+    int port = 0;
+    me_http_t *h = me_http_start("127.0.0.1:0", echo_headers, NULL, &port, err, sizeof err);
+    ASSERT_TRUE(h != NULL);
+    char *body = NULL;
+    ASSERT_EQ(me_test_http_with(port, "GET", "/", "Authorization: Bearer k\r\nX-Empty:\r\nx-timeout-MS: 250\r\n", NULL, 0,
+                                NULL, &body), 401);
+    ASSERT_STREQ(body, "[Bearer k] [250] []");
+    free(body);
+    ASSERT_EQ(me_test_http_get(port, "/", &body), 401);
+    ASSERT_STREQ(body, "[-] [-] [-]");
+    free(body);
+    /* A 401 names the scheme. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_OK(connect(fd, (struct sockaddr *)&a, sizeof a));
+    const char *req = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    ASSERT_EQ(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    char buf[1024] = "";
+    ssize_t n, got = 0;
+    while ((n = read(fd, buf + got, sizeof buf - 1 - (size_t)got)) > 0) got += n;
+    close(fd);
+    ASSERT_TRUE(strstr(buf, "\r\nWWW-Authenticate: Bearer\r\n") != NULL);
+    me_http_stop(h);
+}
