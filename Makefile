@@ -2,7 +2,8 @@
 #
 #   make demo                 install what is missing, build, run the main job
 #   make                      release build of every binary into build/release/
-#   make check                unit + integration tests under ASan + UBSan
+#   make check                unit + integration tests under ASan + UBSan, then the Python client's
+#   make check-python         the Python client's tests alone (release build)
 #   make bench                benchmarks (print figures, never fail on time)
 #   make SANITIZER=address    any build with a sanitizer (address|undefined|thread)
 #
@@ -79,7 +80,7 @@ ALL_OBJ := $(COMMON_OBJ) $(SHARD_OBJ) $(CLIENT_OBJ) $(CLI_OBJ) $(COORD_OBJ) $(EN
            $(UNIT_SRC:%.c=$(BUILD)/%.o) $(INTEG_SRC:%.c=$(BUILD)/%.o) \
            $(BENCH_SRC:%.c=$(BUILD)/%.o) $(FUZZ_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all check check-build bench demo clean install install-deps dashboard-screenshot search-screenshot deploy-lint fuzz fuzz-build soak
+.PHONY: all check check-build check-python bench demo clean install install-deps dashboard-screenshot search-screenshot deploy-lint fuzz fuzz-build soak
 all: $(DAEMONS)
 
 # Every object waits for the generated header so first builds are ordered.
@@ -134,13 +135,21 @@ CHECK_BUILD := build/address-undefined
 
 check-build: $(DAEMONS) $(BIN)/unit_tests $(BIN)/integration_tests
 
-# Tests run under ASan + UBSan; the runner prints one closing line
-# "N passed, N failed" summed over both suites.
+# Tests run under ASan + UBSan (the Python client's against those daemons);
+# the runner prints one closing line "N passed, N failed" summed over the
+# suites. openapi-check: every route of the HTTP API is in docs/openapi.json.
 check:
 	@deploy/install-deps.sh --check-only || deploy/install-deps.sh
 	$(MAKE) --no-print-directory SANITIZER=address,undefined OPT=-O1 check-build
 	@tests/layering.sh
+	@tests/openapi-check.py
 	@ME_BIN=$(CHECK_BUILD)/bin tests/run-tests.sh $(CHECK_BUILD)/bin
+
+# The Python client alone (clients/python): pip-installed offline into
+# build/pyvenv, its pytest suite against a real cluster of release binaries.
+check-python: $(DAEMONS)
+	@tests/openapi-check.py
+	@tests/run-python.sh $(BIN)
 
 bench:
 	$(MAKE) --no-print-directory $(DAEMONS) $(BENCH_BIN)

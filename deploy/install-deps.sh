@@ -18,6 +18,7 @@ PACKAGES=(
   procps                                   # pgrep/pkill in tests and scripts
   clang                                    # make fuzz (libFuzzer)
   prometheus                               # promtool: checks /metrics output and the scrape config
+  python3-venv python3-numpy python3-pytest  # the Python client (clients/python) and its tests, offline
 )
 
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Parses every file under deploy/: shell scripts (bash -n), YAML (js-yaml,
 # installed from npm into build/ on first use), JSON, and checks each
-# Kubernetes object names its apiVersion, kind and metadata.name.
+# Kubernetes object names its apiVersion, kind and metadata.name; lints
+# docs/openapi.json with @redocly/cli (npm, into build/ as well).
 #   tests/deploy-lint.sh      (also: make deploy-lint)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,3 +35,9 @@ if command -v promtool >/dev/null; then
 else
   echo "deploy-lint: promtool not installed (Debian's prometheus package): scrape config only parsed"
 fi
+# The HTTP API's OpenAPI document (docs/openapi.json), by Redocly's linter
+# (its recommended rules, less the license ones: the project names none).
+if [ ! -x "$tools/node_modules/.bin/redocly" ]; then
+  (cd "$tools" && npm install --silent --no-audit --no-fund @redocly/cli@2.77.0 >/dev/null)
+fi
+"$tools/node_modules/.bin/redocly" lint --skip-rule info-license --skip-rule info-license-strict docs/openapi.json

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the unit and integration suites built in $1 and ends with one line
-# "N passed, N failed" summed over both. Extra args filter tests by name.
+# Runs the unit and integration suites built in $1, then the Python
+# client's (tests/run-python.sh, only when no filter is given), and ends
+# with one line "N passed, N failed" summed over all. Extra args filter the
+# C tests by name.
 set -u
 bin=${1:?usage: run-tests.sh BIN_DIR [filter...]}
 shift
@@ -10,10 +12,16 @@ export ME_BIN="$bin"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 passed=0; failed=0; rc=0
-for suite in unit integration; do
+suites="unit integration"
+[ $# -eq 0 ] && [ -z "${ME_SKIP_PYTHON:-}" ] && suites="$suites python"
+for suite in $suites; do
   echo "== $suite tests"
   log=$(mktemp)
-  "$bin/${suite}_tests" --suite "$suite" "$@" 2>&1 | tee "$log"
+  if [ "$suite" = python ]; then
+    "$(dirname "$0")/run-python.sh" "$bin" 2>&1 | tee "$log"
+  else
+    "$bin/${suite}_tests" --suite "$suite" "$@" 2>&1 | tee "$log"
+  fi
   code=${PIPESTATUS[0]}
   out=$(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
   rm -f "$log"

@@ -1,0 +1,319 @@
+"""Python client for metaembed's HTTP/JSON API (docs/http-api.md).
+
+    import numpy as np, metaembed
+    client = metaembed.Client("http://127.0.0.1:9200")
+    docs = client.create_collection("docs", dim=128, r_c=8, r_q=4)
+    docs.upsert(["a", "b"], np.random.rand(2, 8, 128).astype(np.float32))
+    for hit in docs.search(vectors=np.random.rand(4, 128), budget=(4, 8), k=5):
+        print(hit.id, hit.score)
+
+Only the standard library (urllib) and numpy. Every failure is a
+MetaembedError carrying the server's code ("INVALID_ARGUMENT",
+"NOT_FOUND", ...), the HTTP status and the server's message.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+__all__ = ["Client", "Collection", "CollectionInfo", "Hit", "MetaembedError", "Record", "SearchResult"]
+__version__ = "0.1.0"
+
+# The coordinator refuses request bodies over 9 MiB; upserts and ingests
+# are split into requests below this (and below batch_size documents).
+MAX_BODY = 8 << 20
+
+
+class MetaembedError(Exception):
+    """An error from the server (or reaching it): .code is the gRPC code's
+    name, .status the HTTP status (0 when no answer came), .message why."""
+
+    def __init__(self, code: str, status: int, message: str):
+        super().__init__(f"{code} ({status}): {message}" if status else f"{code}: {message}")
+        self.code = code
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class CollectionInfo:
+    name: str
+    dim: int
+    r_c: int
+    r_q: int
+    dtype: str
+    ram_vectors: int = 0
+    coarse_vectors: int = 0
+    documents: int = 0
+    ram_bytes: int = 0
+    index_bytes: int = 0
+
+    @classmethod
+    def _from(cls, d: Dict[str, Any]) -> "CollectionInfo":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    metadata: Any = None
+
+
+@dataclass
+class SearchResult:
+    hits: List[Hit]
+    r_q: int
+    r_c: int
+    documents: int
+    partial: bool
+    missing_groups: List[str] = field(default_factory=list)
+    stages: List[Dict[str, Any]] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Hit]:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, i: int) -> Hit:
+        return self.hits[i]
+
+    @property
+    def ids(self) -> List[str]:
+        return [h.id for h in self.hits]
+
+
+@dataclass
+class Record:
+    id: str
+    metadata: Any = None
+    vectors: Optional[np.ndarray] = None  # [R, D] float32 when asked for
+
+
+def _tensor(a: np.ndarray) -> Dict[str, Any]:
+    """One document's or query's vectors [R, D] as a base64 tensor (exact:
+    the bytes travel as they are, little-endian f32 or f16)."""
+    a = np.asarray(a)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise ValueError(f"vectors must be [rows, dim], got shape {a.shape}")
+    dt = "f16" if a.dtype == np.float16 else "f32"
+    a = np.ascontiguousarray(a, dtype="<f2" if dt == "f16" else "<f4")
+    return {"dtype": dt, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _image_bytes(image: Union[bytes, bytearray, str, os.PathLike]) -> str:
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        data = bytes(image)
+    else:
+        with open(image, "rb") as f:
+            data = f.read()
+    return base64.b64encode(data).decode("ascii")
+
+
+class Client:
+    """A metaembed coordinator's HTTP API at url (its --metrics-addr, e.g.
+    http://127.0.0.1:9200). api_key: sent as 'Authorization: Bearer KEY'.
+    timeout: seconds per request, also sent as the request's deadline."""
+
+    def __init__(self, url: str = "http://127.0.0.1:9200", api_key: Optional[str] = None, timeout: float = 30.0,
+                 batch_size: int = 512):
+        if "://" not in url:
+            url = "http://" + url
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.batch_size = batch_size
+
+    # ---- transport ----
+
+    def _request(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+        data = None if body is None else json.dumps(body, allow_nan=False).encode("utf-8")
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.api_key:
+            req.add_header("Authorization", "Bearer " + self.api_key)
+        # The server gives up at the deadline and says so; the socket waits a
+        # little longer so that answer arrives.
+        req.add_header("X-Timeout-Ms", str(max(1, int(self.timeout * 1000))))
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout + 2) as r:
+                payload = r.read()
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                err = json.loads(raw)
+                raise MetaembedError(err.get("code", "UNKNOWN"), e.code, err.get("message", "")) from None
+            except (ValueError, AttributeError):
+                raise MetaembedError("UNKNOWN", e.code, raw.decode("utf-8", "replace").strip()) from None
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, socket.timeout):
+                raise MetaembedError("DEADLINE_EXCEEDED", 0, f"no answer from {self.url} within {self.timeout} s") from None
+            raise MetaembedError("UNAVAILABLE", 0, f"cannot reach {self.url}: {e.reason}") from None
+        except socket.timeout:
+            raise MetaembedError("DEADLINE_EXCEEDED", 0, f"no answer from {self.url} within {self.timeout} s") from None
+        return json.loads(payload) if payload else None
+
+    # ---- cluster ----
+
+    def health(self) -> Dict[str, Any]:
+        return self._request("GET", "/v1/health")
+
+    def status(self) -> Dict[str, Any]:
+        return self._request("GET", "/v1/status")
+
+    def openapi(self) -> Dict[str, Any]:
+        return self._request("GET", "/openapi.json")
+
+    # ---- collections ----
+
+    def list_collections(self) -> List[CollectionInfo]:
+        return [CollectionInfo._from(c) for c in self._request("GET", "/v1/collections")["collections"]]
+
+    def create_collection(self, name: str, dim: Optional[int] = None, r_c: Optional[int] = None,
+                          r_q: Optional[int] = None, dtype: Optional[str] = None, ram_vectors: Optional[int] = None,
+                          coarse_vectors: Optional[int] = None) -> "Collection":
+        """Without dim, a cluster with encoders gives the encoders' shape."""
+        body = {"name": name, "dim": dim, "r_c": r_c, "r_q": r_q, "dtype": dtype, "ram_vectors": ram_vectors,
+                "coarse_vectors": coarse_vectors}
+        info = CollectionInfo._from(self._request("POST", "/v1/collections",
+                                                  {k: v for k, v in body.items() if v is not None}))
+        return Collection(self, name, info)
+
+    def collection(self, name: str) -> "Collection":
+        """A handle on an existing collection (asks nothing yet)."""
+        return Collection(self, name)
+
+    def collection_stats(self, name: str) -> CollectionInfo:
+        return CollectionInfo._from(self._request("GET", "/v1/collections/" + _name(name)))
+
+    def drop_collection(self, name: str) -> None:
+        self._request("DELETE", "/v1/collections/" + _name(name))
+
+
+def _name(name: str) -> str:
+    # Collection names are [A-Za-z0-9_.-]; anything else is the server's to
+    # refuse, so it is sent percent-encoded rather than changed.
+    return urllib.request.quote(name, safe="")
+
+
+class Collection:
+    """One collection's documents: upsert, ingest, get, delete, search."""
+
+    def __init__(self, client: Client, name: str, info: Optional[CollectionInfo] = None):
+        self.client = client
+        self.name = name
+        self.info = info
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r})"
+
+    def _post(self, action: str, body: Dict[str, Any]) -> Any:
+        return self.client._request("POST", f"/v1/collections/{_name(self.name)}/{action}", body)
+
+    def stats(self) -> CollectionInfo:
+        self.info = self.client.collection_stats(self.name)
+        return self.info
+
+    def drop(self) -> None:
+        self.client.drop_collection(self.name)
+
+    def _send_batches(self, action: str, docs: Iterable[Dict[str, Any]]) -> int:
+        """Sends docs in requests of at most batch_size documents and about
+        MAX_BODY bytes: each request is atomic, the whole is not."""
+        total, batch, size = 0, [], 0
+        for d in docs:
+            n = len(json.dumps(d))
+            if batch and (len(batch) >= self.client.batch_size or size + n > MAX_BODY):
+                total += self._post(action, {"documents": batch})["upserted"]
+                batch, size = [], 0
+            batch.append(d)
+            size += n
+        if batch:
+            total += self._post(action, {"documents": batch})["upserted"]
+        return total
+
+    def upsert(self, ids: Sequence[str], vectors: Union[np.ndarray, Sequence[np.ndarray]],
+               metadata: Optional[Sequence[Optional[Dict[str, Any]]]] = None) -> int:
+        """ids[i] gets vectors[i] ([R, D]; an [N, R, D] array, float32 or
+        float16, or a list of [R_i, D] arrays) and metadata[i] (a dict).
+        Returns the documents stored."""
+        if isinstance(vectors, np.ndarray) and vectors.ndim != 3:
+            raise ValueError(f"vectors must be [N, R, D], got shape {vectors.shape}")
+        if len(vectors) != len(ids) or (metadata is not None and len(metadata) != len(ids)):
+            raise ValueError("ids, vectors (and metadata) must have the same length")
+
+        def docs():
+            for i, doc_id in enumerate(ids):
+                d = {"id": doc_id, "vectors": _tensor(vectors[i])}
+                if metadata is not None and metadata[i] is not None:
+                    d["metadata"] = metadata[i]
+                yield d
+        return self._send_batches("upsert", docs())
+
+    def ingest(self, ids: Sequence[str], texts: Optional[Sequence[Optional[str]]] = None,
+               images: Optional[Sequence[Any]] = None,
+               metadata: Optional[Sequence[Optional[Dict[str, Any]]]] = None) -> int:
+        """Documents embedded by the cluster's encoders: texts[i] and/or
+        images[i] (bytes or a path to a PNG or JPEG). Returns the documents stored."""
+        for name, seq in (("texts", texts), ("images", images), ("metadata", metadata)):
+            if seq is not None and len(seq) != len(ids):
+                raise ValueError(f"ids and {name} must have the same length")
+
+        def docs():
+            for i, doc_id in enumerate(ids):
+                d: Dict[str, Any] = {"id": doc_id}
+                if texts is not None and texts[i] is not None:
+                    d["text"] = texts[i]
+                if images is not None and images[i] is not None:
+                    d["image"] = _image_bytes(images[i])
+                if metadata is not None and metadata[i] is not None:
+                    d["metadata"] = metadata[i]
+                yield d
+        return self._send_batches("ingest", docs())
+
+    def get(self, ids: Sequence[str], with_vectors: bool = False) -> List[Record]:
+        """The documents found, in the order asked (missing ids left out)."""
+        r = self._post("get", {"ids": list(ids), "with_vectors": with_vectors})
+        return [Record(d["id"], d.get("metadata"),
+                       np.asarray(d["vectors"], dtype=np.float32) if "vectors" in d else None)
+                for d in r["documents"]]
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Returns how many of the ids existed."""
+        return self._post("delete", {"ids": list(ids)})["deleted"]
+
+    def search(self, text: Optional[str] = None, image: Any = None, vectors: Optional[np.ndarray] = None,
+               budget: Optional[Tuple[int, int]] = (4, 8), k: int = 10, exact: bool = False,
+               candidates: Optional[Union[int, Sequence[int]]] = None, with_metadata: bool = True,
+               all_or_nothing: bool = False) -> SearchResult:
+        """A text, an image (bytes or a path; with an optional text) or query
+        vectors [R, D], at budget (r_q, r_c) (None or 0: all vectors)."""
+        body: Dict[str, Any] = {"k": k, "exact": exact, "with_metadata": with_metadata,
+                                "all_or_nothing": all_or_nothing}
+        if text is not None:
+            body["text"] = text
+        if image is not None:
+            body["image"] = _image_bytes(image)
+        if vectors is not None:
+            body["vectors"] = _tensor(vectors)
+        if budget is not None:
+            body["budget"] = [int(budget[0]), int(budget[1])]
+        if candidates is not None:
+            body["candidates"] = candidates if isinstance(candidates, int) else list(candidates)
+        r = self._post("search", body)
+        return SearchResult([Hit(h["id"], float(h["score"]), h.get("metadata")) for h in r["hits"]], r["r_q"], r["r_c"],
+                            r["documents"], r["partial"], r.get("missing_groups", []), r.get("stages", []))

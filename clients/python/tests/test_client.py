@@ -1,0 +1,178 @@
+"""The Python client against a real cluster: collections, upsert (f32 and
+f16), get, delete, search at budgets equal to a NumPy MaxSim computed here,
+typed errors for bad input, the API key, and text ingest and search
+through an encoder."""
+import numpy as np
+import pytest
+
+import metaembed
+from metaembed import MetaembedError
+
+D, R, N = 16, 6, 60
+
+
+def maxsim(q, docs, r_q, r_c):
+    """s(q, c) = sum over the first r_q query vectors of the max over the
+    first r_c document vectors of the dot product (the paper's formula)."""
+    return np.array([(q[:r_q] @ d[:r_c].T).max(axis=1).sum() for d in docs])
+
+
+@pytest.fixture()
+def client(cluster):
+    return metaembed.Client(cluster.url, timeout=10)
+
+
+@pytest.fixture()
+def coll(client, request):
+    name = "py_" + request.node.name[:40].replace("[", "_").replace("]", "")
+    c = client.create_collection(name, dim=D, r_c=R, r_q=4, dtype="f32")
+    yield c
+    try:
+        c.drop()
+    except MetaembedError:
+        pass
+
+
+def unit_rows(rng, *shape):
+    v = rng.standard_normal(shape).astype(np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def test_health_status_and_openapi(client):
+    h = client.health()
+    assert h["serving"] and h["ready"]
+    s = client.status()
+    assert s["role"] == "coordinator" and len(s["groups"]) == 2
+    doc = client.openapi()
+    assert doc["openapi"].startswith("3.") and "/v1/collections/{name}/search" in doc["paths"]
+
+
+def test_collections_create_list_stats_drop(client):
+    c = client.create_collection("py_coll", dim=8)
+    assert c.info.dim == 8 and c.info.r_c == 64 and c.info.r_q == 16 and c.info.dtype == "f16"
+    assert "py_coll" in [i.name for i in client.list_collections()]
+    with pytest.raises(MetaembedError) as e:
+        client.create_collection("py_coll", dim=8)
+    assert e.value.code == "ALREADY_EXISTS" and e.value.status == 409
+    assert client.collection_stats("py_coll").documents == 0
+    client.drop_collection("py_coll")
+    with pytest.raises(MetaembedError) as e:
+        client.collection("py_coll").stats()
+    assert e.value.code == "NOT_FOUND" and e.value.status == 404
+    assert "py_coll" not in [i.name for i in client.list_collections()]
+
+
+def test_upsert_get_delete(coll):
+    rng = np.random.default_rng(1)
+    vecs = unit_rows(rng, N, R, D)
+    ids = [f"d{i}" for i in range(N)]
+    meta = [{"n": i, "tags": ["x", "y"], "nested": {"ok": True}} for i in range(N)]
+    assert coll.upsert(ids, vecs, meta) == N
+    assert coll.stats().documents == N
+    got = coll.get(["d3", "missing", "d7"], with_vectors=True)
+    assert [r.id for r in got] == ["d3", "d7"]
+    assert got[0].metadata == meta[3]
+    np.testing.assert_array_equal(got[1].vectors, vecs[7])  # f32 collection: exact
+    assert coll.get(["d3"])[0].vectors is None
+    assert coll.delete(["d3", "d4", "never"]) == 2
+    assert [r.id for r in coll.get(["d3", "d5"])] == ["d5"]
+
+
+def test_upsert_float16_and_variable_rows(coll):
+    rng = np.random.default_rng(2)
+    docs = [unit_rows(rng, r, D).astype(np.float16) for r in (1, 3, R)]
+    assert coll.upsert(["a", "b", "c"], docs) == 3
+    back = coll.get(["b"], with_vectors=True)[0].vectors
+    assert back.shape == (3, D)
+    np.testing.assert_array_equal(back, docs[1].astype(np.float32))
+
+
+def test_upsert_in_several_requests(client, coll):
+    small = metaembed.Client(client.url, batch_size=7)
+    rng = np.random.default_rng(3)
+    assert small.collection(coll.name).upsert([f"x{i}" for i in range(50)], unit_rows(rng, 50, R, D)) == 50
+    assert coll.stats().documents == 50
+
+
+@pytest.mark.parametrize("budget", [(1, 1), (2, 4), (4, 6)])
+def test_exact_search_equals_numpy_maxsim(coll, budget):
+    rng = np.random.default_rng(4)
+    vecs = unit_rows(rng, N, R, D)
+    coll.upsert([f"d{i}" for i in range(N)], vecs, [{"i": i} for i in range(N)])
+    q = unit_rows(rng, 4, D)
+    res = coll.search(vectors=q, budget=budget, k=10, exact=True)
+    assert (res.r_q, res.r_c) == budget and not res.partial and res.documents == N
+    scores = maxsim(q, vecs, *budget)
+    want = np.argsort(-scores, kind="stable")[:10]
+    assert res.ids == [f"d{i}" for i in want]
+    np.testing.assert_allclose([h.score for h in res], scores[want], rtol=1e-5, atol=1e-5)
+    assert all(isinstance(h, metaembed.Hit) for h in res)
+    assert res[0].metadata == {"i": int(want[0])}
+    # The cascade at the full budget finds the same best document here.
+    assert coll.search(vectors=q, budget=budget, k=1).ids[0] == res.ids[0]
+
+
+def test_bad_requests_raise_typed_errors(client, coll):
+    rng = np.random.default_rng(5)
+    coll.upsert(["a"], unit_rows(rng, 1, R, D))
+    cases = [
+        (lambda: coll.search(vectors=unit_rows(rng, 2, D + 1)), "INVALID_ARGUMENT", 400),  # wrong dim
+        (lambda: coll.search(vectors=unit_rows(rng, 2, D), k=0), "INVALID_ARGUMENT", 400),
+        (lambda: coll.search(vectors=unit_rows(rng, 2, D), k=10**6), "INVALID_ARGUMENT", 400),
+        (lambda: coll.search(vectors=np.full((1, D), np.inf, np.float32)), "INVALID_ARGUMENT", 400),
+        (lambda: coll.search(vectors=np.full((1, D), np.nan, np.float32)), "INVALID_ARGUMENT", 400),
+        (lambda: coll.upsert(["a\x00b"], unit_rows(rng, 1, R, D)), "INVALID_ARGUMENT", 400),
+        (lambda: coll.upsert(["b"], unit_rows(rng, 1, R + 1, D)), "INVALID_ARGUMENT", 400),  # rows > R_c
+        (lambda: coll.search(text="hello"), "FAILED_PRECONDITION", 400),  # no encoders here
+        (lambda: client.collection("nope").search(vectors=unit_rows(rng, 1, D)), "NOT_FOUND", 404),
+        (lambda: client.create_collection("bad name", dim=4), "INVALID_ARGUMENT", 400),
+    ]
+    for fn, code, status in cases:
+        with pytest.raises(MetaembedError) as e:
+            fn()
+        assert (e.value.code, e.value.status) == (code, status), e.value
+        assert e.value.message
+    assert coll.stats().documents == 1
+
+
+def test_unreachable_server_is_unavailable():
+    c = metaembed.Client("http://127.0.0.1:1", timeout=2)
+    with pytest.raises(MetaembedError) as e:
+        c.health()
+    assert e.value.code == "UNAVAILABLE" and e.value.status == 0
+
+
+def test_api_key(keyed_cluster):
+    anon = metaembed.Client(keyed_cluster.url)
+    assert anon.health()["serving"]
+    with pytest.raises(MetaembedError) as e:
+        anon.list_collections()
+    assert (e.value.code, e.value.status) == ("UNAUTHENTICATED", 401)
+    with pytest.raises(MetaembedError) as e:
+        metaembed.Client(keyed_cluster.url, api_key="wrong").create_collection("k", dim=4)
+    assert e.value.code == "UNAUTHENTICATED"
+    good = metaembed.Client(keyed_cluster.url, api_key="py-test-key")
+    good.create_collection("k", dim=4)
+    assert [c.name for c in good.list_collections()] == ["k"]
+    assert "py-test-key" not in keyed_cluster.log("coordinator")
+
+
+def test_text_ingest_and_search(text_cluster):
+    client = metaembed.Client(text_cluster.url, timeout=30)
+    coll = client.create_collection("texts")  # the encoder's shape
+    assert coll.info.dim > 0 and coll.info.r_c > 0
+    texts = ["grinning cat face", "red racing car", "dog face", "rain cloud"]
+    ids = ["cat", "car", "dog", "cloud"]
+    assert coll.ingest(ids, texts=texts, metadata=[None, {"kind": "vehicle"}, None, None]) == 4
+    res = coll.search(text="cat", k=4, budget=(4, 8))
+    assert sorted(res.ids) == sorted(ids)
+    by_id = {h.id: h for h in res}
+    assert by_id["cat"].metadata == {"text": "grinning cat face"}
+    assert by_id["car"].metadata == {"kind": "vehicle"}
+    assert [s["stage"] for s in res.stages][0] == "encode"
+    with pytest.raises(MetaembedError) as e:
+        coll.ingest(["bad"], images=[b"not an image"])
+    assert e.value.code == "INVALID_ARGUMENT"
+    with pytest.raises(MetaembedError) as e:
+        coll.search(image=b"not an image")
+    assert e.value.code == "INVALID_ARGUMENT"
