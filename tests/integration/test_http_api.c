@@ -196,7 +196,7 @@ TEST(http_api_routes_match_the_wire) {
      * exact, at two budgets. */
     me_client_t *cl = me_daemon_client(&c.coord);
     ASSERT_TRUE(cl != NULL);
-    float q[2 * D];
+    float q[R * D];  /* the first 2 rows are the query */
     doc_vectors(1000, q);
     for (int mode = 0; mode < 4; mode++) {
         int exact = mode & 1, rq = mode & 2 ? 2 : 1, rc = mode & 2 ? 4 : 2;
