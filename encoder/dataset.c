@@ -424,8 +424,8 @@ int me_dataset_bm25_negatives(const me_dataset_t *ds, uint64_t seed, int depth, 
         if (me_topk_init(&top, keep, NULL, NULL) != 0) { ok = 0; break; }
         me_topk_push_n(&top, scores, NULL, m);
         size_t got = me_topk_finish(&top), nc = 0;
-        uint32_t cand[64];
-        for (size_t k = 0; k < got && nc < (size_t)depth && nc < 64; k++) {
+        uint32_t cand[64];   /* depth ≤ 64 */
+        for (size_t k = 0; k < got && nc < (size_t)depth; k++) {
             if (top.items[k].score <= 0.0f) break;
             const me_datarec_t *o = &ds->recs[train[top.items[k].idx]];
             if (o == r || (o->id_len == r->id_len && !memcmp(o->id, r->id, r->id_len)) ||

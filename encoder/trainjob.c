@@ -97,33 +97,27 @@ int me_trainjob_run(const me_trainjob_t *j, char *err, size_t errcap) {
     }
 
     long start_step = 0;
-    if (j->resume && access(ckpt, R_OK) == 0) {
-        const char *keys[1] = { "step" };
-        char *vals[1];
-        if ((rc = me_weights_load(ckpt, 1, &m, &tokstr, keys, vals, 1, err, errcap)) != 0) goto out;
+    /* Resume: the checkpoint with its optimiser state and step. Init:
+     * continued training from a model file, its own tokenizer and shape,
+     * a fresh optimiser and schedule. */
+    int resuming = j->resume && access(ckpt, R_OK) == 0;
+    if (resuming || j->init[0]) {
+        const char *from = resuming ? ckpt : j->init, *keys[1] = { "step" };
+        char *vals[1] = { NULL }, sub[256];
+        if ((rc = me_weights_load(from, resuming, &m, &tokstr, keys, vals, resuming, err, errcap)) != 0) goto out;
         start_step = vals[0] ? atol(vals[0]) : 0;
         free(vals[0]);
-        char sub[256];
         if ((rc = me_tok_load(tokstr, strlen(tokstr), &tok, sub, sizeof sub)) != 0) {
-            snprintf(err, errcap, "%s: tokenizer: %s", ckpt, sub);
-            goto out;
-        }
-        if (log) fprintf(log, "resuming from %s at step %ld\n", ckpt, start_step);
-    } else if (j->init[0]) {
-        /* Continued training: the model's own tokenizer and shape, a fresh
-         * optimiser and schedule (the checkpoint keeps them on resume). */
-        if ((rc = me_weights_load(j->init, 0, &m, &tokstr, NULL, NULL, 0, err, errcap)) != 0) goto out;
-        char sub[256];
-        if ((rc = me_tok_load(tokstr, strlen(tokstr), &tok, sub, sizeof sub)) != 0) {
-            snprintf(err, errcap, "%s: tokenizer: %s", j->init, sub);
+            snprintf(err, errcap, "%s: tokenizer: %s", from, sub);
             goto out;
         }
         if (is && me_model_config(m)->image_size <= 0) {
-            snprintf(err, errcap, "%s reads text only, and %s holds images", j->init, j->data);
+            snprintf(err, errcap, "%s reads text only, and %s holds images", from, j->data);
             rc = ME_EINVAL;
             goto out;
         }
-        if (log) fprintf(log, "starting from %s\n", j->init);
+        if (log && resuming) fprintf(log, "resuming from %s at step %ld\n", ckpt, start_step);
+        else if (log) fprintf(log, "starting from %s\n", j->init);
     } else {
         /* The tokenizer learns from the train split only. */
         size_t n = 0, nrec = ds ? ds->n : is->n;

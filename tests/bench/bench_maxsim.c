@@ -36,16 +36,6 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
     if (!p) {
@@ -79,7 +69,7 @@ static double sgemm_gflops(int size, int reps) {
     free(a);
     free(b);
     free(c);
-    return 2.0 * size * size * (double)size / median(t, reps) * 1e-9;
+    return 2.0 * size * size * (double)size / me_percentile(t, reps, 50) * 1e-9;
 }
 
 /* A collection: ndocs docs of r_c rows each, stored in dtype. */
@@ -137,7 +127,7 @@ static double time_impl(me_mquery_t *q, me_dtype_t dt, int r_c, const me_docref_
         t[r] = now_s() - t0;
     }
     double flops = me_maxsim_flops(me_mquery_rows(q), r_c, me_mquery_dim(q)) * n * inner;
-    return flops / median(t, reps) * 1e-9;
+    return flops / me_percentile(t, reps, 50) * 1e-9;
 }
 
 static void usage(FILE *f) {

@@ -19,16 +19,6 @@
 #include "encoder/train.h"
 #include "tests/harness.h"
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static void *xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size);
     if (!p) {
@@ -60,7 +50,7 @@ static double sgemm_gflops(int M, int N, int K, int reps) {
     free(a);
     free(b);
     free(c);
-    return 2.0 * M * N * (double)K / median(t, reps) * 1e-9;
+    return 2.0 * M * N * (double)K / me_percentile(t, reps, 50) * 1e-9;
 }
 
 /* Forward FLOPs of one item of T positions (M of them meta). */
@@ -123,7 +113,7 @@ int main(int argc, char **argv) {
         me_trainer_step(tr, NULL);
         t[s] = (me_test_now_ms() - t0) / 1e3;
     }
-    double step_s = median(t, steps);
+    double step_s = me_percentile(t, steps, 50);
     double qlen = 0;
     for (int i = 0; i < n; i++) qlen += ql[i];
     qlen /= n;
@@ -142,7 +132,7 @@ int main(int argc, char **argv) {
         me_model_forward(m, a, dt, dl, B, out);
         te[s] = (me_test_now_ms() - t0) / 1e3;
     }
-    double enc_s = median(te, steps), enc_flops = B * item_flops(&cfg, Wd + cfg.meta_c, cfg.meta_c);
+    double enc_s = me_percentile(te, steps, 50), enc_flops = B * item_flops(&cfg, Wd + cfg.meta_c, cfg.meta_c);
     me_acts_free(a);
 
     openblas_set_num_threads(1);

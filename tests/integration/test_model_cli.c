@@ -2,6 +2,7 @@
  * tiny model's every group loss falls, it retrieves far above chance on
  * held-out (dev) queries, and its embeddings go into a real shard through
  * `metaembed ingest`. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,20 @@ TEST(model_cli_train_init_continues_from_a_model) {
     float *pa = me_model_param_data(ma, &na), *pb = me_model_param_data(mb, &nb);
     ASSERT_EQ(na, nb);
     ASSERT_TRUE(memcmp(pa, pb, na * sizeof *pa) != 0);
+    me_model_free(mb);
+    free(tb);
+    /* With a learning rate of ~0 the weights stay A's: they were loaded,
+     * not drawn afresh. */
+    char *still[] = { fx.bin, "train", "--data", fx.slice, "--out", b, "--steps", "2", "--batch", "8", "--init", a,
+                      "--lr", "1e-12", "--groups", "1x1,2x4", "--threads", "1", NULL };
+    ASSERT_EQ(run(still, fx.dir, "still", &out, &err), 0);
+    free(out);
+    free(err);
+    ASSERT_OK(me_weights_load(b, 0, &mb, &tb, NULL, NULL, 0, msg, sizeof msg));
+    pb = me_model_param_data(mb, &nb);
+    double maxdiff = 0;
+    for (size_t i = 0; i < na; i++) maxdiff = fmax(maxdiff, fabs((double)pa[i] - pb[i]));
+    ASSERT_TRUE(maxdiff < 1e-6);
     me_model_free(ma);
     me_model_free(mb);
     free(ta);
