@@ -415,6 +415,9 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* The cluster map's "encoders" line becomes a group of that name. */
+static int is_encoder_group(const me_group_info_t *g) { return !strcmp(g->name, "encoders"); }
+
 int cli_cmd_status(cli_t *c, int argc, char **argv) {
     int rc = cli_parse(c, &status_cmd, NULL, argc, argv, NULL, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
@@ -447,6 +450,7 @@ int cli_cmd_status(cli_t *c, int argc, char **argv) {
         for (size_t g = 0; g < ngroups; g++) {
             me_json_obj_begin(&j, NULL);
             me_json_put_str(&j, "name", groups[g].name);
+            me_json_put_str(&j, "kind", is_encoder_group(&groups[g]) ? "encoders" : "shards");
             me_json_arr_begin(&j, "replicas");
             for (size_t r = 0; r < groups[g].n_replicas; r++) {
                 const me_replica_info_t *ri = &groups[g].replicas[r];
@@ -466,10 +470,13 @@ int cli_cmd_status(cli_t *c, int argc, char **argv) {
         me_json_arr_end(&j);
         cli_json_end(&j);
     } else {
-        char disk[32];
-        printf("%s: %s, up %.0f s, %llu requests, %llu errors, %s on disk\n\n", c->g.addr, s.role,
-               s.uptime_ms / 1e3, (unsigned long long)s.requests, (unsigned long long)s.errors,
-               cli_bytes(disk, sizeof disk, s.disk_bytes));
+        /* A coordinator stores nothing itself: its line counts the cluster's
+         * documents; a shard's says what it holds on disk. */
+        char where[64];
+        if (s.n_groups) snprintf(where, sizeof where, "%llu documents", (unsigned long long)docs);
+        else cli_bytes(where, sizeof where, s.disk_bytes), strcat(where, " on disk");
+        printf("%s: %s, up %.0f s, %llu requests, %llu errors, %s\n\n", c->g.addr, s.role, s.uptime_ms / 1e3,
+               (unsigned long long)s.requests, (unsigned long long)s.errors, where);
         static const char *const head[] = { "GROUP", "REPLICA", "HEALTH", "DOCUMENTS", "LATENCY_MS" };
         cli_table_t t;
         tbl_init(&t, 5, head, 0x18);
@@ -477,7 +484,9 @@ int cli_cmd_status(cli_t *c, int argc, char **argv) {
             for (size_t r = 0; r < groups[g].n_replicas; r++) {
                 const me_replica_info_t *ri = &groups[g].replicas[r];
                 char d[32], l[32];
-                snprintf(d, sizeof d, "%llu", (unsigned long long)ri->documents);
+                /* Encoders hold no documents: a count there would read as data lost. */
+                if (is_encoder_group(&groups[g])) snprintf(d, sizeof d, "-");
+                else snprintf(d, sizeof d, "%llu", (unsigned long long)ri->documents);
                 snprintf(l, sizeof l, "%.2f", ri->latency_ms);
                 const char *row[] = { groups[g].name, ri->endpoint, ri->up ? "up" : "down", d, l };
                 tbl_row(&t, row);

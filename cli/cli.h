@@ -94,9 +94,18 @@ int cli_cmd_collection(cli_t *c, int argc, char **argv);
 int cli_cmd_ingest(cli_t *c, int argc, char **argv);
 int cli_cmd_search(cli_t *c, int argc, char **argv);
 int cli_cmd_train(cli_t *c, int argc, char **argv);
-/* Text ingest through the encoders' stream (client/cli_ingest_text.c). */
-int cli_ingest_text(cli_t *c, const char *collection, const char *path, const char *stream, int batch,
-                    int resend_s, int force);
+/* Text ingest through the encoders' stream (cli/cli_ingest_text.c). */
+typedef struct {
+    const char *stream;   /* endpoint bound for the encoders' --ingest-from */
+    int batch;            /* documents per stream batch */
+    int resend_s;         /* a batch unacknowledged this long goes out again */
+    int wait_s;           /* give up when no encoder connects, or none acknowledges, this long */
+    int force;            /* re-encode ids already stored */
+    int strict;           /* a malformed line stops the run before anything is sent */
+} cli_ingest_text_opts_t;
+/* Exit status of an ingest that stored every good line but skipped malformed ones. */
+#define CLI_PARTIAL 3
+int cli_ingest_text(cli_t *c, const char *collection, const char *path, const cli_ingest_text_opts_t *o);
 int cli_cmd_encode(cli_t *c, int argc, char **argv);
 int cli_cmd_eval(cli_t *c, int argc, char **argv);
 int cli_cmd_keygen(cli_t *c, int argc, char **argv);

@@ -95,8 +95,8 @@ static int read_lines(cli_t *c, const char *path, lines_t *l) {
 typedef struct {
     char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], ids[ME_CFG_STR_MAX], meta[ME_CFG_STR_MAX];
     char stream[ME_CFG_STR_MAX];
-    long long batch, resend_s;
-    int force, set_texts;
+    long long batch, resend_s, wait_s;
+    int force, strict, set_texts;
 } ingest_opts_t;
 
 static const me_cfg_opt_t ingest_table[] = {
@@ -114,6 +114,10 @@ static const me_cfg_opt_t ingest_table[] = {
       "text ingest: endpoint to bind for the encoders' --ingest-from" },
     { "resend-s", ME_CFG_INT, offsetof(ingest_opts_t, resend_s), "30", 1, 3600, NULL,
       "text ingest: send a batch again when no encoder acknowledged it within this many seconds" },
+    { "wait-s", ME_CFG_INT, offsetof(ingest_opts_t, wait_s), "60", 1, 86400, NULL,
+      "text ingest: give up when no encoder connects to --stream, or none acknowledges a batch, this long" },
+    { "strict", ME_CFG_BOOL, offsetof(ingest_opts_t, strict), "false", 0, 1, NULL,
+      "text ingest: a malformed line stops the run before anything is sent (default: skip it, exit status 3)" },
     { "force", ME_CFG_BOOL, offsetof(ingest_opts_t, force), "false", 0, 1, NULL,
       "text ingest: re-encode ids that are already stored (default: skip them, so a re-run resumes)" },
     { "set-texts", ME_CFG_BOOL, offsetof(ingest_opts_t, set_texts), "false", 0, 1, NULL,
@@ -132,8 +136,10 @@ static const cli_cmd_t ingest_cmd = {
     "With corpus.jsonl instead (one object per line with \"id\" and \"text\"), the texts go to the\n"
     "cluster's encoders over a ZeroMQ stream (bound at --stream; encoders run with --ingest-from it),\n"
     "which embed and store them; each batch counts once an encoder acknowledged it stored, and is\n"
-    "sent again when none did within --resend-s. Malformed lines are reported with their numbers and\n"
-    "skipped; ids already stored are skipped unless --force, so running it again finishes an\n"
+    "sent again when none did within --resend-s; with no encoder connected it says so at once and\n"
+    "gives up after --wait-s. Malformed lines are reported with their numbers and skipped (exit\n"
+    "status 3; --strict refuses the file instead); when an id occurs on several lines the last one\n"
+    "is stored; ids already stored are skipped unless --force, so running it again finishes an\n"
     "interrupted ingest. Each line is stored as the document's metadata. A line may name an \"image\"\n"
     "(PNG or JPEG, relative to the file) for an image document; it is decoded first, and a 32x32\n"
     "thumbnail is stored in its metadata. An image-text set's folder (e.g. ../shared/data/emoji)\n"
@@ -243,18 +249,19 @@ int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
     if (!o.collection[0]) return cli_usage_error(c, "needs --collection NAME");
     if (npos) {
         if (o.vectors[0]) return cli_usage_error(c, "give either corpus.jsonl or --vectors, not both");
-        int batch = o.batch == 256 ? 16 : (int)o.batch;
+        cli_ingest_text_opts_t to = { o.stream, o.batch == 256 ? 16 : (int)o.batch, (int)o.resend_s, (int)o.wait_s,
+                                      o.force, o.strict };
         if (me_imageset_is(pos[0])) {
             char tmp[] = "/tmp/metaembed-ingest-XXXXXX";
             int fd = mkstemp(tmp);
             if (fd < 0) return cli_error(c, CLI_FAIL, "cannot make a temporary file");
             close(fd);
             rc = imageset_lines(c, pos[0], o.set_texts, tmp);
-            if (rc == CLI_OK) rc = cli_ingest_text(c, o.collection, tmp, o.stream, batch, (int)o.resend_s, o.force);
+            if (rc == CLI_OK) rc = cli_ingest_text(c, o.collection, tmp, &to);
             unlink(tmp);
             return rc;
         }
-        return cli_ingest_text(c, o.collection, pos[0], o.stream, batch, (int)o.resend_s, o.force);
+        return cli_ingest_text(c, o.collection, pos[0], &to);
     }
     if (!o.vectors[0]) return cli_usage_error(c, "needs --vectors FILE.npy (shape [N, R, D]) or a corpus.jsonl");
     if (!o.ids[0]) return cli_usage_error(c, "needs --ids FILE (one id per line)");

@@ -5,7 +5,11 @@
  * encoder-sized slot); a batch counts once an encoder acknowledged that it
  * stored it, and goes out again when no acknowledgement came within
  * resend_s (its encoder died, say). Upserts are idempotent, so a batch
- * stored twice still leaves each id stored once. */
+ * stored twice still leaves each id stored once.
+ *
+ * Nothing here blocks on the stream: a PUSH socket with no encoder
+ * connected refuses the send (ZMQ_DONTWAIT), so the run says at once that
+ * it waits for encoders and gives up after wait_s instead of hanging. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +66,8 @@ static int mark_existing(cli_t *c, const char *coll, item_t *items, size_t n, ch
     return 0;
 }
 
+/* 0: sent; 1: no encoder can take it now (nothing connected, or every
+ * connected one's queue is full); ME_EIO / ME_ENOMEM: failed. */
 static int send_batch(void *push, const char *coll, const char *ack_to, item_t *items, const size_t *order,
                       batch_t *b, uint64_t id) {
     Metaembed__IngestItem *its = calloc(b->n, sizeof *its), **ptrs = calloc(b->n, sizeof *ptrs);
@@ -88,26 +94,71 @@ static int send_batch(void *push, const char *coll, const char *ack_to, item_t *
     int rc = zmq_msg_init_size(&m, len) == 0 ? 0 : ME_ENOMEM;
     if (rc == 0) {
         metaembed__ingest_batch__pack(&msg, zmq_msg_data(&m));
-        /* No encoder connected yet: wait here rather than queue unboundedly. */
-        if (zmq_msg_send(&m, push, 0) < 0) { zmq_msg_close(&m); rc = ME_EIO; }
+        if (zmq_msg_send(&m, push, ZMQ_DONTWAIT) < 0) {
+            rc = errno == EAGAIN ? 1 : ME_EIO;
+            zmq_msg_close(&m);
+        }
     }
     free(its);
     free(ptrs);
-    b->sent_ms = me_now_ms();
-    b->attempts++;
+    if (rc == 0) {
+        b->sent_ms = me_now_ms();
+        b->attempts++;
+    }
     return rc;
 }
 
-int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *stream, int batch, int resend_s,
-                    int force) {
+/* Repeated ids: the last line of each id is the one stored (as upserts in
+ * file order would leave it), so earlier ones are dropped before sending and
+ * the summary can count distinct ids. Returns how many were dropped. */
+typedef struct { const char *id; size_t at; } id_at_t;
+
+static int by_id_then_line(const void *a, const void *b) {
+    const id_at_t *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+static size_t drop_repeated_ids(item_t *items, size_t *n) {
+    id_at_t *ix = malloc((*n ? *n : 1) * sizeof *ix);
+    char *drop = calloc(*n ? *n : 1, 1);
+    size_t dropped = 0;
+    if (!ix || !drop) { free(ix); free(drop); return 0; }  /* keeps them: still correct, only slower */
+    for (size_t i = 0; i < *n; i++) ix[i] = (id_at_t){ items[i].id, i };
+    qsort(ix, *n, sizeof *ix, by_id_then_line);
+    for (size_t i = 0; i + 1 < *n; i++)
+        if (!strcmp(ix[i].id, ix[i + 1].id)) drop[ix[i].at] = 1;
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if (drop[i]) {
+            free(items[i].id); free(items[i].text); free(items[i].line); free(items[i].image);
+            dropped++;
+        } else {
+            items[k++] = items[i];
+        }
+    }
+    *n = k;
+    free(ix);
+    free(drop);
+    return dropped;
+}
+
+int cli_ingest_text(cli_t *c, const char *coll, const char *path, const cli_ingest_text_opts_t *o) {
+    const char *stream = o->stream;
+    const int batch = o->batch;
     char err[512];
+    /* The collection first: a run against a missing one says so before it
+     * reports anything about the file's lines. */
+    if (!cli_connect(c)) return CLI_FAIL;
+    me_collection_info_t ci;
+    int rc = cli_find_collection(c, coll, &ci);
+    if (rc != CLI_OK) return rc;
     me_jsonl_t *in;
     if (me_jsonl_open(path, &in, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
     item_t *items = NULL;
     size_t n = 0, cap = 0, bad = 0;
     const me_json_t *obj;
     long line;
-    int rc;
     me_json_writer_t w;
     /* Read and check every line first: malformed ones are reported and skipped. */
     while ((rc = me_jsonl_next(in, &obj, &line, err, sizeof err)) != 0) {
@@ -115,9 +166,12 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
         const char *text = rc == 1 ? me_json_str(me_json_get(obj, "text")) : NULL;
         const char *image = rc == 1 ? me_json_str(me_json_get(obj, "image")) : NULL;
         if (rc < 0 || !id || (!text && !image) || !id[0] || strlen(id) > 256) {
-            if (rc < 0) fprintf(stderr, "metaembed: ingest: %s (skipped)\n", err);
-            else fprintf(stderr, "metaembed: ingest: %s:%ld: needs a non-empty string \"id\" (at most 256 bytes) and "
-                                 "a string \"text\", an \"image\" path, or both (skipped)\n", path, line);
+            char why[768];
+            if (rc < 0) snprintf(why, sizeof why, "%s", err);
+            else snprintf(why, sizeof why, "%s:%ld: needs a non-empty string \"id\" (at most 256 bytes) and a string "
+                                           "\"text\", an \"image\" path, or both", path, line);
+            if (o->strict) { rc = cli_error(c, CLI_FAIL, "%s (--strict: nothing was sent)", why); goto out_early; }
+            fprintf(stderr, "metaembed: ingest: %s (skipped)\n", why);
             bad++;
             continue;
         }
@@ -139,9 +193,14 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
                 me_image_free(&im);
             }
             if (irc || !thumb) {
-                fprintf(stderr, "metaembed: ingest: %s:%ld: %s (skipped)\n", path, line, irc ? why : "out of memory");
                 free(img);
                 free(thumb);
+                if (o->strict) {
+                    rc = cli_error(c, CLI_FAIL, "%s:%ld: %s (--strict: nothing was sent)", path, line,
+                                   irc ? why : "out of memory");
+                    goto out_early;
+                }
+                fprintf(stderr, "metaembed: ingest: %s:%ld: %s (skipped)\n", path, line, irc ? why : "out of memory");
                 bad++;
                 continue;
             }
@@ -152,16 +211,11 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
             if (!ni) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out_early; }
             items = ni;
         }
-        /* Store the line's object as the metadata, re-serialised compactly. */
+        /* Store the line's object as the metadata, re-serialised compactly:
+         * every member, arrays and objects included. */
         me_json_writer_init_buf(&w);
         me_json_obj_begin(&w, NULL);
-        for (size_t k = 0; k < obj->len; k++) {
-            const me_json_member_t *mb = &obj->u.members[k];
-            if (mb->value.type == ME_JSON_STRING) me_json_put_strn(&w, mb->key, mb->value.u.str, mb->value.len);
-            else if (mb->value.type == ME_JSON_NUMBER) me_json_put_raw(&w, mb->key, mb->value.u.str, mb->value.len);
-            else if (mb->value.type == ME_JSON_TRUE || mb->value.type == ME_JSON_FALSE) me_json_put_bool(&w, mb->key, mb->value.type == ME_JSON_TRUE);
-            else if (mb->value.type == ME_JSON_NULL) me_json_put_null(&w, mb->key);
-        }
+        for (size_t k = 0; k < obj->len; k++) me_json_put_value(&w, obj->u.members[k].key, &obj->u.members[k].value);
         if (thumb) me_json_put_str(&w, "thumbnail", thumb);
         me_json_obj_end(&w);
         free(thumb);
@@ -176,9 +230,7 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
     }
     me_jsonl_close(in);
     in = NULL;
-    if (!cli_connect(c)) { rc = CLI_FAIL; goto out_early; }
-    me_collection_info_t ci;
-    if ((rc = cli_find_collection(c, coll, &ci)) != CLI_OK) goto out_early;
+    size_t good_lines = n, repeated = drop_repeated_ids(items, &n);
 
     char *skip = calloc(n ? n : 1, 1);
     size_t *order = malloc((n ? n : 1) * sizeof *order), nskip = 0, todo = 0;
@@ -209,7 +261,7 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
         rc = cli_error(c, CLI_FAIL, "cannot enable CurveZMQ on the stream: %s", zap ? zmq_strerror(errno) : cerr);
         goto out;
     }
-    if (!force && mark_existing(c, coll, items, n, skip, &nskip) != 0) { rc = CLI_FAIL; goto out; }
+    if (!o->force && mark_existing(c, coll, items, n, skip, &nskip) != 0) { rc = CLI_FAIL; goto out; }
     for (size_t i = 0; i < n; i++)
         if (!skip[i]) order[todo++] = i;
     size_t nb = (todo + (size_t)batch - 1) / (size_t)batch;
@@ -233,40 +285,60 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
     me_progress_t bar;
     me_progress_init(&bar, "ingest", "docs", todo, -1);
     size_t done_docs = 0, done_batches = 0, next = 0, resent = 0;
-    uint64_t last_ack = me_now_ms();
+    const uint64_t start = me_now_ms(), wait_ms = (uint64_t)o->wait_s * 1000u;
+    uint64_t last_progress = start;  /* a batch taken by an encoder, or acknowledged */
+    int said_waiting = 0;
     rc = CLI_OK;
     while (done_batches < nb) {
-        /* Keep the window full: new batches first, then overdue ones. */
+        /* Keep the window full: overdue batches first, then new ones. */
         size_t inflight = 0;
         for (size_t b = 0; b < next; b++) inflight += !batches[b].done;
         uint64_t now = me_now_ms();
-        for (size_t b = 0; b < next && inflight <= WINDOW; b++)
-            if (!batches[b].done && now - batches[b].sent_ms > (uint64_t)resend_s * 1000u) {
-                send_batch(push, coll, ack_to, items, order, &batches[b], b);
-                resent++;
+        int blocked = 0;
+        for (size_t b = 0; b < next && inflight <= WINDOW && !blocked; b++)
+            if (!batches[b].done && now - batches[b].sent_ms > (uint64_t)o->resend_s * 1000u) {
+                int s = send_batch(push, coll, ack_to, items, order, &batches[b], b);
+                if (s < 0) { rc = cli_error(c, CLI_FAIL, "sending on %s failed: %s", stream, me_strerror(s)); goto out; }
+                blocked = s == 1;
+                resent += s == 0;
             }
-        while (next < nb && inflight < WINDOW) {
-            if (send_batch(push, coll, ack_to, items, order, &batches[next], next) != 0) {
-                rc = cli_error(c, CLI_FAIL, "sending on %s failed: %s", stream, zmq_strerror(errno));
-                goto out;
-            }
+        while (!blocked && next < nb && inflight < WINDOW) {
+            int s = send_batch(push, coll, ack_to, items, order, &batches[next], next);
+            if (s < 0) { rc = cli_error(c, CLI_FAIL, "sending on %s failed: %s", stream, me_strerror(s)); goto out; }
+            if (s == 1) { blocked = 1; break; }
+            if (next == 0) last_progress = me_now_ms();
             next++;
             inflight++;
         }
-        zmq_pollitem_t it = { pull, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll(&it, 1, 200) <= 0) {
-            if (now - last_ack > 60000 && now - last_ack < 60200)
-                fprintf(stderr, "metaembed: ingest: no acknowledgement for a minute: are encoders running with "
-                                "--ingest-from %s?\n", stream);
-            continue;
+        if (next == 0) {
+            /* Nothing taken yet: no encoder is connected to the stream. */
+            if (!said_waiting && now - start >= 1000) {
+                fprintf(stderr, "metaembed: ingest: waiting for an encoder to connect to %s (start one with "
+                                "'metaembed-encoder --model MODEL --ingest-from %s --coordinator %s', or "
+                                "'deploy/local/start-cluster.sh --encoders 1'); giving up after %d s (--wait-s)\n",
+                        stream, stream, c->g.addr, o->wait_s);
+                said_waiting = 1;
+            }
+            if (now - start >= wait_ms) {
+                rc = cli_error(c, CLI_FAIL, "no encoder connected to %s within %d s: nothing was stored (start "
+                               "encoders with --ingest-from %s, or raise --wait-s)", stream, o->wait_s, stream);
+                goto out;
+            }
+        } else if (now - last_progress >= wait_ms) {
+            rc = cli_error(c, CLI_FAIL, "no encoder acknowledged a batch for %d s (%zu of %zu documents stored; "
+                           "see the encoders' logs; a re-run resumes where this one stopped)", o->wait_s,
+                           done_docs, todo);
+            goto out;
         }
+        zmq_pollitem_t it = { pull, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 200) <= 0) continue;
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, pull, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); continue; }
         Metaembed__IngestAck *a = metaembed__ingest_ack__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
         zmq_msg_close(&m);
         if (!a) continue;
-        last_ack = me_now_ms();
+        last_progress = me_now_ms();
         if (a->batch_id < nb && !batches[a->batch_id].done) {
             batch_t *b = &batches[a->batch_id];
             int code = a->status ? (int)a->status->code : 0;
@@ -291,6 +363,9 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
         cli_json_begin(&w, stdout);
         me_json_put_str(&w, "collection", coll);
         me_json_put_u64(&w, "stored", done_docs);
+        me_json_put_u64(&w, "good_lines", good_lines);
+        me_json_put_u64(&w, "distinct_ids", n);
+        me_json_put_u64(&w, "repeated_ids", repeated);
         me_json_put_u64(&w, "already_stored", nskip);
         me_json_put_u64(&w, "malformed_lines", bad);
         me_json_put_u64(&w, "batches_resent", resent);
@@ -298,7 +373,18 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const char *st
         cli_json_end(&w);
     } else {
         me_progress_summary(&bar, stdout, "stored");
-        printf("%zu already stored (skipped), %zu malformed lines skipped, %zu batches sent again\n", nskip, bad, resent);
+        printf("%zu good lines: %zu distinct ids", good_lines, n);
+        if (repeated)
+            printf(" (%zu line%s repeated an earlier line's id; the last line of each id is stored)", repeated,
+                   repeated == 1 ? "" : "s");
+        printf("; %zu already stored (skipped), %zu malformed lines skipped, %zu batches sent again\n", nskip, bad,
+               resent);
+    }
+    if (bad) {
+        fprintf(stderr, "metaembed: ingest: %zu malformed line%s skipped (reported above); every other document is "
+                        "stored (exit status %d; --strict stops before sending anything instead)\n", bad,
+                bad == 1 ? " was" : "s were", CLI_PARTIAL);
+        rc = CLI_PARTIAL;
     }
 out:
     zmq_close(push);

@@ -641,4 +641,24 @@ void me_json_put_raw(me_json_writer_t *w, const char *key, const char *json, siz
     w_write(w, json, n);
 }
 
+void me_json_put_value(me_json_writer_t *w, const char *key, const me_json_t *v) {
+    switch (v->type) {
+    case ME_JSON_NULL: me_json_put_null(w, key); break;
+    case ME_JSON_FALSE:
+    case ME_JSON_TRUE: me_json_put_bool(w, key, v->type == ME_JSON_TRUE); break;
+    case ME_JSON_NUMBER: me_json_put_raw(w, key, v->u.str, v->len); break;
+    case ME_JSON_STRING: me_json_put_strn(w, key, v->u.str, v->len); break;
+    case ME_JSON_ARRAY:
+        me_json_arr_begin(w, key);
+        for (size_t i = 0; i < v->len; i++) me_json_put_value(w, NULL, &v->u.items[i]);
+        me_json_arr_end(w);
+        break;
+    case ME_JSON_OBJECT:
+        me_json_obj_begin(w, key);
+        for (size_t i = 0; i < v->len; i++) me_json_put_value(w, v->u.members[i].key, &v->u.members[i].value);
+        me_json_obj_end(w);
+        break;
+    }
+}
+
 void me_json_write_bytes(me_json_writer_t *w, const char *s, size_t n) { w_write(w, s, n); }

@@ -144,6 +144,9 @@ void me_json_put_bool(me_json_writer_t *w, const char *key, int v);
 void me_json_put_null(me_json_writer_t *w, const char *key);
 /* Text the caller vouches is one valid JSON value, written as is. */
 void me_json_put_raw(me_json_writer_t *w, const char *key, const char *json, size_t n);
+/* A parsed value written back, compactly and recursively (its depth is
+ * already bounded by the parser's ME_JSON_MAX_DEPTH). */
+void me_json_put_value(me_json_writer_t *w, const char *key, const me_json_t *v);
 /* Raw bytes outside any value (e.g. "\n" between JSON lines). */
 void me_json_write_bytes(me_json_writer_t *w, const char *s, size_t n);
 

@@ -12,6 +12,7 @@
 
 #include "common/dtype.h"
 #include "common/npy.h"
+#include "common/wire.h"
 #include "tests/daemon.h"
 #include "tests/harness.h"
 
@@ -398,6 +399,25 @@ TEST(cli_rough_edges) {
     ASSERT_OUT(&r, "corpus.jsonl", "\"free text\"", "--image q.png", "local commands");
     ASSERT_EQ(CLI(&r, NULL, "collection", "create", "--help"), 0);
     ASSERT_TRUE(strstr(r.out, "(required) [default") == NULL);
+    run_free(&r);
+
+    /* Text ingest with no encoder on the stream: it says it waits, then
+     * gives up after --wait-s rather than hanging; a missing collection is
+     * reported before anything about the file's lines. */
+    char corpus[600], stream[64];
+    tmp_path(corpus, sizeof corpus, "corpus.jsonl");
+    write_text(corpus, "{\"id\": \"a\", \"text\": \"hello\"}\nnot json\n");
+    snprintf(stream, sizeof stream, "tcp://127.0.0.1:%d", me_test_free_port());
+    uint64_t t0 = me_now_ms();
+    CLI(&r, hostport, "ingest", corpus, "--collection", "edges", "--stream", stream, "--wait-s", "2");
+    ASSERT_FAILS(&r, 1, "no encoder connected to tcp://127.0.0.1:");
+    ASSERT_HAS(r.err, "waiting for an encoder to connect");
+    ASSERT_HAS(r.err, "nothing was stored");
+    ASSERT_TRUE(me_now_ms() - t0 < 30000);
+    run_free(&r);
+    CLI(&r, hostport, "ingest", corpus, "--collection", "nosuch", "--stream", stream, "--wait-s", "2");
+    ASSERT_FAILS(&r, 1, "nosuch");
+    ASSERT_TRUE(strstr(r.err, "not JSON") == NULL);
     run_free(&r);
 
     me_daemon_free(&d);

@@ -21,32 +21,11 @@ static me_json_doc_t *parse_ok(const char *s) {
     return d;
 }
 
-/* Writes v back as JSON (compact) through the writer. */
-static void write_value(me_json_writer_t *w, const char *key, const me_json_t *v) {
-    switch (v->type) {
-    case ME_JSON_NULL: me_json_put_null(w, key); break;
-    case ME_JSON_TRUE:
-    case ME_JSON_FALSE: me_json_put_bool(w, key, v->type == ME_JSON_TRUE); break;
-    case ME_JSON_NUMBER: me_json_put_raw(w, key, v->u.str, v->len); break;
-    case ME_JSON_STRING: me_json_put_strn(w, key, v->u.str, v->len); break;
-    case ME_JSON_ARRAY:
-        me_json_arr_begin(w, key);
-        for (size_t i = 0; i < v->len; i++) write_value(w, NULL, &v->u.items[i]);
-        me_json_arr_end(w);
-        break;
-    case ME_JSON_OBJECT:
-        me_json_obj_begin(w, key);
-        for (size_t i = 0; i < v->len; i++) write_value(w, v->u.members[i].key, &v->u.members[i].value);
-        me_json_obj_end(w);
-        break;
-    }
-}
-
 static char *reserialise(const char *s) {
     me_json_doc_t *d = parse_ok(s);
     me_json_writer_t w;
     me_json_writer_init_buf(&w);
-    write_value(&w, NULL, me_json_root(d));
+    me_json_put_value(&w, NULL, me_json_root(d));
     me_json_free(d);
     return me_json_writer_take(&w, NULL);
 }
