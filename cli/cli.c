@@ -30,6 +30,8 @@ static void main_usage(FILE *out) {
             "  search --collection NAME --image q.png | --vectors q.npy\n"
             "                                    image query, or query vectors [R, D] / [N, R, D]\n"
             "  get --collection NAME ID...       fetch documents (metadata; --vectors FILE.npy)\n"
+            "  ids --collection NAME [--after ID] [--limit N] [--all]\n"
+            "                                    list document ids in byte order, a page at a time\n"
             "  delete --collection NAME ID...    delete documents\n"
             "  status                            groups, replicas, health, documents, latency\n"
             "local commands (no server needed):\n"
@@ -549,6 +551,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "ingest")) rc = cli_cmd_ingest(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "search")) rc = cli_cmd_search(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "get")) rc = cli_cmd_get(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "ids")) rc = cli_cmd_ids(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "delete")) rc = cli_cmd_delete(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "status")) rc = cli_cmd_status(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "train")) rc = cli_cmd_train(&c, sub_argc, sub_argv);
@@ -557,8 +560,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "keygen")) rc = cli_cmd_keygen(&c, sub_argc, sub_argv);
     else {
         c.cmd = NULL;
-        rc = cli_usage_error(&c, "unknown command '%s' (commands: collection, ingest, search, get, delete, "
-                                 "status, train, encode, eval, keygen)", cmd);
+        rc = cli_usage_error(&c, "unknown command '%s' (commands: collection, ingest, search, get, ids, "
+                                 "delete, status, train, encode, eval, keygen)", cmd);
     }
     me_client_close(c.client);
     return rc;

@@ -93,6 +93,7 @@ const char *cli_bytes(char *buf, size_t cap, uint64_t n);
 int cli_cmd_collection(cli_t *c, int argc, char **argv);
 int cli_cmd_ingest(cli_t *c, int argc, char **argv);
 int cli_cmd_search(cli_t *c, int argc, char **argv);
+int cli_cmd_ids(cli_t *c, int argc, char **argv);
 int cli_cmd_train(cli_t *c, int argc, char **argv);
 /* Text ingest through the encoders' stream (cli/cli_ingest_text.c). */
 typedef struct {

@@ -13,6 +13,7 @@
 #include "encoder/imageset.h"
 #include "common/npy.h"
 #include "common/progress.h"
+#include "common/validate.h"
 
 #define MAX_ID_BYTES 256
 /* Upserts stay well under the server's 64 MiB message limit. */
@@ -387,7 +388,7 @@ out:
 
 typedef struct {
     char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], budget[ME_CFG_STR_MAX], image[ME_CFG_STR_MAX];
-    long long k, candidates, refine_candidates, row;
+    long long k, offset, candidates, refine_candidates, row;
     int exact, metadata, all_or_nothing;
 } search_opts_t;
 
@@ -403,6 +404,8 @@ static const me_cfg_opt_t search_table[] = {
       "query and document vectors to use, e.g. 4,16 (0 = all query rows / R_c) [default: 0,0]" },
     { "k", ME_CFG_INT, offsetof(search_opts_t, k), "10", 1, ME_CFG_MAX_K_CEILING, NULL,
       "hits per query (the shards refuse more than their --max-k, 10000 by default)" },
+    { "offset", ME_CFG_INT, offsetof(search_opts_t, offset), "0", 0, ME_CFG_MAX_K_CEILING, NULL,
+      "skip the first N hits of the ranking (the next page; the shards' --max-k bounds k + offset)" },
     { "candidates", ME_CFG_INT, offsetof(search_opts_t, candidates), "0", 0, 1LL << 31, NULL,
       "stage-1 survivors per shard (0 = the server's default)" },
     { "refine-candidates", ME_CFG_INT, offsetof(search_opts_t, refine_candidates), "0", 0, 1LL << 31, NULL,
@@ -422,11 +425,27 @@ static const cli_cmd_t search_cmd = {
     "Searches with each query in q.npy, or with a text that the cluster's encoders turn into query\n"
     "vectors, and prints rank, id and score of the best k documents (with a snippet of the stored\n"
     "text for text queries), the budget used, whether the answer is partial (and which groups are\n"
-    "missing) and stage timings.",
+    "missing) and stage timings. --offset N skips the first N hits: the next page of the same\n"
+    "ranking (ranks count from N + 1).",
     search_table, 1, 0,
 };
 
-static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results_t *res, int with_meta);
+static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results_t *res, int with_meta,
+                               uint32_t offset);
+
+/* A hit's score as every text table prints it (vector and text queries alike). */
+static void format_score(char *out, size_t cap, float score) { snprintf(out, cap, "%.4f", score); }
+
+/* The stage line of every query kind, in one form: name, budget, candidates in -> out, time. */
+static void print_stages(const me_results_t *res) {
+    printf("  stages:");
+    for (int s = 0; s < res->n_stages; s++) {
+        const me_stage_info_t *st = &res->stages[s];
+        printf("%s %s (r_q=%d r_c=%d) %llu -> %llu in %.3f ms", s ? ";" : "", st->stage, st->r_q, st->r_c,
+               (unsigned long long)st->in, (unsigned long long)st->out, st->micros / 1e3);
+    }
+    printf("\n");
+}
 
 /* The stored text of a hit (metadata member "text"), cut to `width` bytes
  * on a UTF-8 boundary, newlines as spaces; "" when there is none. */
@@ -477,7 +496,7 @@ static int search_text(cli_t *c, const search_opts_t *o, me_search_opts_t *so, c
         me_json_put_str(&j, "collection", o->collection);
         me_json_put_str(&j, "text", text);
         me_json_arr_begin(&j, "queries");
-        print_results_json(&j, 0, &res, 1);
+        print_results_json(&j, 0, &res, 1, so->offset);
         me_json_arr_end(&j);
         cli_json_end(&j);
     } else {
@@ -489,24 +508,21 @@ static int search_text(cli_t *c, const search_opts_t *o, me_search_opts_t *so, c
         tbl_init(&t, 4, head, 0x5);
         for (size_t i = 0; i < res.n; i++) {
             char rank[24], score[32], snip[96];
-            snprintf(rank, sizeof rank, "%zu", i + 1);
-            snprintf(score, sizeof score, "%.4f", res.hits[i].score);
+            snprintf(rank, sizeof rank, "%zu", so->offset + i + 1);
+            format_score(score, sizeof score, res.hits[i].score);
             snippet(&res.hits[i], snip, 72);
             const char *row[] = { rank, res.hits[i].id, score, snip };
             tbl_row(&t, row);
         }
         tbl_print(&t, stdout, "  ");
         tbl_free(&t);
-        printf("  stages:");
-        for (int s = 0; s < res.n_stages; s++)
-            printf("%s %s %.3f ms", s ? ";" : "", res.stages[s].stage, res.stages[s].micros / 1e3);
-        printf("\n");
+        print_stages(&res);
     }
     me_results_free(&res);
     return CLI_OK;
 }
 
-static void print_results_text(uint64_t q, const me_results_t *res, int with_meta) {
+static void print_results_text(uint64_t q, const me_results_t *res, int with_meta, uint32_t offset) {
     printf("query %llu: %zu hits from %llu documents, budget r_q=%d r_c=%d%s\n", (unsigned long long)q, res->n,
            (unsigned long long)res->documents, res->r_q, res->r_c, res->partial ? ", PARTIAL" : "");
     if (res->partial) {
@@ -519,8 +535,8 @@ static void print_results_text(uint64_t q, const me_results_t *res, int with_met
     tbl_init(&t, with_meta ? 4 : 3, head, 0x5);
     for (size_t i = 0; i < res->n; i++) {
         char rank[24], score[32], *meta = NULL;
-        snprintf(rank, sizeof rank, "%zu", i + 1);
-        snprintf(score, sizeof score, "%.6f", res->hits[i].score);
+        snprintf(rank, sizeof rank, "%zu", offset + i + 1);
+        format_score(score, sizeof score, res->hits[i].score);
         if (with_meta) {
             meta = malloc(res->hits[i].metadata_len + 1);
             if (meta) {
@@ -537,16 +553,11 @@ static void print_results_text(uint64_t q, const me_results_t *res, int with_met
     }
     tbl_print(&t, stdout, "  ");
     tbl_free(&t);
-    printf("  stages:");
-    for (int s = 0; s < res->n_stages; s++) {
-        const me_stage_info_t *st = &res->stages[s];
-        printf("%s %s (r_q=%d r_c=%d) %llu -> %llu in %.3f ms", s ? ";" : "", st->stage, st->r_q, st->r_c,
-               (unsigned long long)st->in, (unsigned long long)st->out, st->micros / 1e3);
-    }
-    printf("\n");
+    print_stages(res);
 }
 
-static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results_t *res, int with_meta) {
+static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results_t *res, int with_meta,
+                               uint32_t offset) {
     me_json_obj_begin(j, NULL);
     me_json_put_u64(j, "query", q);
     me_json_put_int(j, "r_q", res->r_q);
@@ -559,7 +570,7 @@ static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results
     me_json_arr_begin(j, "hits");
     for (size_t i = 0; i < res->n; i++) {
         me_json_obj_begin(j, NULL);
-        me_json_put_u64(j, "rank", i + 1);
+        me_json_put_u64(j, "rank", offset + i + 1);
         me_json_put_str(j, "id", res->hits[i].id);
         me_json_put_num_prec(j, "score", res->hits[i].score, 9);
         if (with_meta) cli_json_meta(j, "metadata", res->hits[i].metadata, res->hits[i].metadata_len);
@@ -595,7 +606,7 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
         return cli_usage_error(c, "needs a query: --vectors FILE.npy (shape [R, D] or [N, R, D]), --image FILE "
                                   "or a \"free text\"");
     if (o.vectors[0] && (npos || o.image[0])) return cli_usage_error(c, "give either --vectors or a text/--image, not both");
-    me_search_opts_t so = { .k = (uint32_t)o.k, .candidates = (uint32_t)o.candidates,
+    me_search_opts_t so = { .k = (uint32_t)o.k, .offset = (uint32_t)o.offset, .candidates = (uint32_t)o.candidates,
                             .refine_candidates = (uint32_t)o.refine_candidates, .exact = o.exact,
                             .with_metadata = o.metadata, .all_or_nothing = o.all_or_nothing };
     if (o.budget[0]) {
@@ -654,13 +665,13 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
         cli_json_begin(&j, stdout);
         me_json_put_str(&j, "collection", o.collection);
         me_json_arr_begin(&j, "queries");
-        for (uint64_t i = 0; i < count; i++) print_results_json(&j, first + i, &res[i], o.metadata);
+        for (uint64_t i = 0; i < count; i++) print_results_json(&j, first + i, &res[i], o.metadata, so.offset);
         me_json_arr_end(&j);
         cli_json_end(&j);
     } else {
         for (uint64_t i = 0; i < count; i++) {
             if (i) fputc('\n', stdout);
-            print_results_text(first + i, &res[i], o.metadata);
+            print_results_text(first + i, &res[i], o.metadata, so.offset);
         }
     }
     rc = CLI_OK;
@@ -670,5 +681,89 @@ out:
     free(res);
     free(q);
     me_npy_close(&a);
+    return rc;
+}
+
+/* ---- ids ---- */
+
+typedef struct {
+    char collection[ME_CFG_STR_MAX], after[ME_CFG_STR_MAX];
+    long long limit;
+    int all;
+} ids_opts_t;
+
+static const me_cfg_opt_t ids_table[] = {
+    { "collection", ME_CFG_STRING, offsetof(ids_opts_t, collection), "", 0, 0, NULL,
+      "collection to list (required)" },
+    { "after", ME_CFG_STRING, offsetof(ids_opts_t, after), "", 0, 0, NULL,
+      "list the ids after this one (the cursor the previous page printed)" },
+    { "limit", ME_CFG_INT, offsetof(ids_opts_t, limit), "1000", 1, ME_LIST_IDS_MAX, NULL,
+      "ids per page (with --all: per request)" },
+    { "all", ME_CFG_BOOL, offsetof(ids_opts_t, all), "false", 0, 1, NULL,
+      "every id from the cursor to the end, in pages of --limit" },
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const cli_cmd_t ids_cmd = {
+    "ids", "--collection NAME [--after ID] [--limit N] [--all]",
+    "Prints the collection's document ids in ascending byte order, one a line, at most --limit of\n"
+    "them after --after (from the first when not given). When more remain it says\n"
+    "\"next: --after ID\" on stderr: run it again with that to get the next page. --all pages\n"
+    "through to the end. With --json: {\"ids\": [...], \"next_after\": ID or null}.",
+    ids_table, 1, 0,
+};
+
+/* One page after *cursor (malloc'd; NULL: from the first) appended to the
+ * output; *cursor becomes the next page's cursor (NULL at the end). */
+static int ids_page(cli_t *c, const ids_opts_t *o, char **cursor, me_json_writer_t *j) {
+    char **ids, *next;
+    size_t n;
+    me_status_t st;
+    if (me_client_list_ids(c->client, o->collection, *cursor, (uint32_t)o->limit, &ids, &n, &next, &st) != 0)
+        return cli_status_error(c, &st, "listing ids");
+    for (size_t i = 0; i < n; i++) {
+        if (j) me_json_put_str(j, NULL, ids[i]);
+        else printf("%s\n", ids[i]);
+    }
+    me_ids_free(ids, n);
+    free(*cursor);
+    *cursor = next;
+    return CLI_OK;
+}
+
+int cli_cmd_ids(cli_t *c, int argc, char **argv) {
+    ids_opts_t o;
+    char err[512];
+    me_config_defaults(ids_table, &o, err, sizeof err);
+    int rc = cli_parse(c, &ids_cmd, &o, argc, argv, NULL, NULL);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (!o.collection[0]) return cli_usage_error(c, "needs --collection NAME");
+    if (!cli_connect(c)) return CLI_FAIL;
+    char *cursor = o.after[0] ? strdup(o.after) : NULL;
+    if (o.after[0] && !cursor) return cli_error(c, CLI_FAIL, "out of memory");
+    /* JSON is held until the last page came, so an error is the only object on stdout. */
+    me_json_writer_t j, *jp = NULL;
+    if (c->g.json) {
+        jp = &j;
+        me_json_writer_init_buf(jp);
+        me_json_obj_begin(jp, NULL);
+        me_json_arr_begin(jp, "ids");
+    }
+    do rc = ids_page(c, &o, &cursor, jp);
+    while (rc == CLI_OK && o.all && cursor);
+    if (rc == CLI_OK && jp) {
+        me_json_arr_end(jp);
+        if (cursor) me_json_put_str(jp, "next_after", cursor);
+        else me_json_put_null(jp, "next_after");
+        me_json_obj_end(jp);
+        char *text = me_json_writer_take(jp, NULL);
+        if (text) printf("%s\n", text);
+        else rc = cli_error(c, CLI_FAIL, "out of memory");
+        free(text);
+    } else if (rc == CLI_OK && cursor) {
+        fprintf(stderr, "next: --after %s\n", cursor);
+    }
+    if (jp) me_json_writer_free(jp);
+    free(cursor);
     return rc;
 }

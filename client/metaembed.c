@@ -310,6 +310,44 @@ void me_records_free(me_record_t *r, size_t n) {
     free(r);
 }
 
+int me_client_list_ids(me_client_t *c, const char *collection, const char *after, uint32_t limit, char ***ids,
+                       size_t *n, char **next_after, me_status_t *st) {
+    *ids = NULL;
+    *n = 0;
+    *next_after = NULL;
+    Metaembed__ListIdsRequest req = METAEMBED__LIST_IDS_REQUEST__INIT;
+    req.collection = (char *)collection;
+    req.after = (char *)(after ? after : "");
+    req.limit = limit;
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_LIST_IDS, &req.base, &rep, st);
+    if (rc) return rc;
+    Metaembed__ListIdsReply *m = metaembed__list_ids_reply__unpack(NULL, rep.payload_len, rep.payload);
+    me_reply_clear(&rep);
+    if (!m) return set_status(st, ME_CODE_INTERNAL, "malformed ListIds reply");
+    *ids = calloc(m->n_ids ? m->n_ids : 1, sizeof **ids);
+    int oom = !*ids;
+    for (size_t i = 0; !oom && i < m->n_ids; i++) oom = !((*ids)[i] = strdup(m->ids[i]));
+    if (!oom && m->next_after[0]) oom = !(*next_after = strdup(m->next_after));
+    *n = *ids ? m->n_ids : 0;
+    metaembed__list_ids_reply__free_unpacked(m, NULL);
+    if (oom) {
+        me_ids_free(*ids, *n);
+        free(*next_after);
+        *ids = NULL;
+        *n = 0;
+        *next_after = NULL;
+        return set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    return 0;
+}
+
+void me_ids_free(char **ids, size_t n) {
+    if (!ids) return;
+    for (size_t i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+}
+
 /* Sends a search whose query is either vectors (t) or text. */
 /* One Search: vectors t, or a text and/or an image for the coordinator's
  * encoders. */
@@ -326,6 +364,7 @@ static int search_call(me_client_t *c, const char *collection, Metaembed__Tensor
     req.r_q = (uint32_t)o->r_q;
     req.r_c = (uint32_t)o->r_c;
     req.k = o->k;
+    req.offset = o->offset;
     uint32_t cand[2] = { o->candidates, o->refine_candidates };
     if (cand[0] || cand[1]) { req.candidates = cand; req.n_candidates = cand[1] ? 2 : 1; }
     req.exact = o->exact;

@@ -15,7 +15,7 @@ const double me_metrics_bucket_bounds[ME_METRICS_BUCKETS] = {
 
 static const char *method_names[ME_METRICS_METHODS] = {
     "unspecified", "CreateCollection", "DropCollection", "ListCollections", "Upsert", "Delete", "Get",
-    "Search", "Encode", "Stats", "Health",
+    "Search", "Encode", "Stats", "Health", "ListIds",
 };
 
 void me_metrics_init(me_metrics_t *m) {

@@ -127,6 +127,41 @@ int me_check_id(const char *id, size_t i, char *err, size_t cap) {
     return 0;
 }
 
+/* ---- paging ---- */
+
+int me_search_check_page(uint32_t k, uint32_t offset, long long max_k, char *err, size_t cap) {
+    unsigned long long ranked = (unsigned long long)k + offset;
+    if (k == 0) { me_set_err(err, cap, "k must be at least 1"); return ME_EINVAL; }
+    if (ranked > UINT32_MAX) {
+        me_set_err(err, cap, "k=%u + offset=%u = %llu is too large", k, offset, ranked);
+        return ME_EINVAL;
+    }
+    if (max_k > 0 && ranked > (unsigned long long)max_k) {
+        if (offset)
+            me_set_err(err, cap, "k=%u + offset=%u = %llu exceeds the limit of %lld (the shard's --max-k bounds "
+                       "k + offset)", k, offset, ranked, max_k);
+        else me_set_err(err, cap, "k=%u exceeds the limit of %lld (the shard's --max-k)", k, max_k);
+        return ME_EINVAL;
+    }
+    return 0;
+}
+
+int me_list_ids_check_limit(long long limit, char *err, size_t cap) {
+    if (limit >= 1 && limit <= ME_LIST_IDS_MAX) return 0;
+    me_set_err(err, cap, "limit=%lld: ids per page must be 1..%d", limit, ME_LIST_IDS_MAX);
+    return ME_EINVAL;
+}
+
+int me_list_ids_check(const char *after, uint32_t wire_limit, uint32_t *limit, char *err, size_t cap) {
+    size_t n = after ? strlen(after) : 0;
+    if (n > ME_DOC_ID_MAX) {
+        me_set_err(err, cap, "after: a cursor of %zu bytes is longer than any id (%d bytes)", n, ME_DOC_ID_MAX);
+        return ME_EINVAL;
+    }
+    *limit = wire_limit ? wire_limit : ME_LIST_IDS_DEFAULT;
+    return me_list_ids_check_limit(*limit, err, cap);
+}
+
 /* ---- tensors and documents ---- */
 
 int me_tensor_view(const Metaembed__Tensor *t, const char *what, int max_rows, int dim,

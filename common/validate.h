@@ -22,6 +22,8 @@
 #define ME_ROWS_MAX 1024            /* vectors per document or query */
 #define ME_METADATA_MAX (64 << 10)  /* metadata bytes per document */
 #define ME_MESSAGE_DEPTH_MAX 16     /* nesting of messages in a request */
+#define ME_LIST_IDS_DEFAULT 1000    /* ids per ListIds page when limit is 0 */
+#define ME_LIST_IDS_MAX 10000       /* ids per ListIds page at most */
 
 /* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
  * code points past U+10FFFF). */
@@ -66,6 +68,16 @@ int me_tensor_convert(const me_tensor_view_t *v, int rows, me_dtype_t dtype, voi
 #define ME_WHAT_MAX (48 + ME_DOC_ID_MAX)
 int me_document_check(const Metaembed__Document *d, size_t i, int max_rows, int dim, me_tensor_view_t *v,
                       char *what, char *err, size_t cap);
+
+/* A search's page: k >= 1 hits after skipping `offset`; each shard ranks
+ * k + offset, so its --max-k (max_k; 0 where unknown, at a coordinator)
+ * bounds the sum, which must also fit the wire's uint32. */
+int me_search_check_page(uint32_t k, uint32_t offset, long long max_k, char *err, size_t cap);
+/* A ListIds page size from a client that gave one: 1..ME_LIST_IDS_MAX. */
+int me_list_ids_check_limit(long long limit, char *err, size_t cap);
+/* A ListIds request: the cursor `after` ("" or an id's length) and the
+ * limit (0 on the wire: ME_LIST_IDS_DEFAULT), put in *limit. */
+int me_list_ids_check(const char *after, uint32_t wire_limit, uint32_t *limit, char *err, size_t cap);
 
 /* Drops repeated strings from ids[0..n), keeping first occurrences in
  * order; returns the new count (ME_ENOMEM when it could not allocate). */

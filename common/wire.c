@@ -31,6 +31,7 @@ static const me_method_info_t methods[] = {
     METHOD(ENCODE, Encode, encode),
     METHOD(STATS, Stats, stats),
     METHOD(HEALTH, Health, health),
+    METHOD(LIST_IDS, ListIds, list_ids),
 };
 #undef METHOD
 

@@ -319,3 +319,62 @@ out:
     return rc;
 }
 
+
+/* The next id of the k-way merge: the smallest head among the groups'
+ * sorted lists (-1 when all are used up). */
+static int smallest_head(Metaembed__ListIdsReply **parts, const size_t *cursor, int ng) {
+    int best = -1;
+    for (int g = 0; g < ng; g++)
+        if (parts[g] && cursor[g] < parts[g]->n_ids &&
+            (best < 0 || strcmp(parts[g]->ids[cursor[g]], parts[best]->ids[cursor[best]]) < 0))
+            best = g;
+    return best;
+}
+
+/* ListIds: every group lists its ids after the cursor, sorted, so the first
+ * `limit` of their merge are the cluster's. Every group must answer: a
+ * scroll that silently skipped a group's ids would look complete. */
+int me_coord_list_ids(req_t *r) {
+    Metaembed__ListIdsRequest *m = (void *)r->msg;
+    int ng = COORD(r)->cluster.n_groups, rc;
+    me_call_t *calls = NULL;
+    Metaembed__ListIdsReply **parts = calloc((size_t)ng, sizeof *parts);
+    size_t *cursor = calloc((size_t)ng, sizeof *cursor);
+    char **ids = NULL, err[256];
+    uint32_t limit;
+    if (!parts || !cursor) { rc = OOM(r); goto out; }
+    if (me_list_ids_check(m->after, m->limit, &limit, err, sizeof err) != 0) { rc = BAD(r, "%s", err); goto out; }
+    if (!(ids = calloc(limit, sizeof *ids))) { rc = OOM(r); goto out; }
+    calls = me_coord_read_calls(r, r->method, r->payload->data, r->payload->len);
+    if (!calls) { rc = OOM(r); goto out; }
+    if ((rc = me_coord_first_request_error(r, calls, ng)) != 0) goto out;
+    if ((rc = missing_groups_error(r, calls, ng, NULL)) != 0) goto out;
+    int more = 0;
+    for (int g = 0; g < ng; g++) {
+        parts[g] = metaembed__list_ids_reply__unpack(NULL, calls[g].reply.payload_len, calls[g].reply.payload);
+        if (!parts[g]) { rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "malformed ListIds reply from a shard"); goto out; }
+        more |= parts[g]->next_after[0] != 0;
+    }
+    size_t n = 0;
+    for (int g; n < limit && (g = smallest_head(parts, cursor, ng)) >= 0;) {
+        char *id = parts[g]->ids[cursor[g]++];
+        if (!n || strcmp(ids[n - 1], id) != 0) ids[n++] = id;  /* an id on two groups (mid-move) once */
+    }
+    /* More remain when a group had more than it sent or sent more than was taken. */
+    more |= smallest_head(parts, cursor, ng) >= 0;
+    Metaembed__ListIdsReply rep = METAEMBED__LIST_IDS_REPLY__INIT;
+    rep.ids = ids;
+    rep.n_ids = n;
+    rep.next_after = more && n ? ids[n - 1] : "";
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    if (calls) me_calls_clear(calls, ng);
+    if (parts)
+        for (int g = 0; g < ng; g++)
+            if (parts[g]) metaembed__list_ids_reply__free_unpacked(parts[g], NULL);
+    free(calls);
+    free(parts);
+    free(cursor);
+    free(ids);
+    return rc;
+}

@@ -67,6 +67,7 @@ static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_ENCODE, me_coord_encode },
     { METAEMBED__METHOD__METHOD_STATS, me_coord_stats },
     { METAEMBED__METHOD__METHOD_HEALTH, me_coord_health },
+    { METAEMBED__METHOD__METHOD_LIST_IDS, me_coord_list_ids },
 };
 
 void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_t len,

@@ -823,7 +823,7 @@ static int r_delete(api_t *a) {
 }
 
 static int r_search(api_t *a) {
-    static const char *const top[] = { "text", "image", "vectors", "budget", "r_q", "r_c", "k", "exact",
+    static const char *const top[] = { "text", "image", "vectors", "budget", "r_q", "r_c", "k", "offset", "exact",
                                        "candidates", "with_metadata", "all_or_nothing", "timeout_ms", NULL };
     Metaembed__SearchRequest req = METAEMBED__SEARCH_REQUEST__INIT;
     tensor_t q = { 0 };
@@ -835,7 +835,8 @@ static int r_search(api_t *a) {
     req.k = 10;
     if ((rc = check_members(a, a->in, "the search", top)) != 0 || (rc = get_str(a, a->in, "text", 0, &text)) != 0 ||
         (rc = get_b64(a, a->in, "image", &image, &image_len)) != 0 ||
-        (rc = get_u32(a, a->in, "k", &req.k)) != 0 || (rc = get_u32(a, a->in, "r_q", &req.r_q)) != 0 ||
+        (rc = get_u32(a, a->in, "k", &req.k)) != 0 || (rc = get_u32(a, a->in, "offset", &req.offset)) != 0 ||
+        (rc = get_u32(a, a->in, "r_q", &req.r_q)) != 0 ||
         (rc = get_u32(a, a->in, "r_c", &req.r_c)) != 0 || (rc = get_bool(a, a->in, "exact", &exact)) != 0 ||
         (rc = get_bool(a, a->in, "with_metadata", &with_metadata)) != 0 ||
         (rc = get_bool(a, a->in, "all_or_nothing", &aon)) != 0)
@@ -928,6 +929,45 @@ out:
     return rc;
 }
 
+/* A page of ids: ?after=ID (the previous page's next_after) &limit=N. The
+ * query is decoded by the HTTP layer; a %00 in it would cut the cursor
+ * short without a word, so it is refused. */
+static int r_ids(api_t *a) {
+    char after[ME_DOC_ID_MAX + 2], lim[32], err[256];
+    long long limit = ME_LIST_IDS_DEFAULT;
+    if (strstr(a->req->query, "%00")) return BAD(a, "the query string holds a NUL character (%%00)");
+    me_http_query_get(a->req->query, "after", after, sizeof after);
+    if (me_http_query_get(a->req->query, "limit", lim, sizeof lim)) {
+        char *end;
+        errno = 0;
+        limit = strtoll(lim, &end, 10);
+        if (errno || end == lim || *end) return BAD(a, "limit=%.20s is not a whole number", lim);
+    }
+    if (me_list_ids_check_limit(limit, err, sizeof err) != 0) return BAD(a, "%s", err);
+    Metaembed__ListIdsRequest req = METAEMBED__LIST_IDS_REQUEST__INIT;
+    req.collection = a->coll;
+    req.after = after;
+    req.limit = (uint32_t)limit;
+    void *rep = NULL;
+    size_t len = 0;
+    int status;
+    if (call(a, METAEMBED__METHOD__METHOD_LIST_IDS, &req.base, &rep, &len, &status) != 0) return status;
+    Metaembed__ListIdsReply *m = metaembed__list_ids_reply__unpack(NULL, len, rep);
+    free(rep);
+    if (!m) return fail(a, ME_CODE_INTERNAL, "malformed ListIds reply");
+    me_json_writer_t w;
+    me_json_writer_init_buf(&w);
+    me_json_obj_begin(&w, NULL);
+    me_json_arr_begin(&w, "ids");
+    for (size_t i = 0; i < m->n_ids; i++) me_json_put_str(&w, NULL, m->ids[i]);
+    me_json_arr_end(&w);
+    if (m->next_after[0]) me_json_put_str(&w, "next_after", m->next_after);
+    else me_json_put_null(&w, "next_after");
+    me_json_obj_end(&w);
+    metaembed__list_ids_reply__free_unpacked(m, NULL);
+    return reply(a, &w, 200);
+}
+
 static int r_openapi(api_t *a) {
     *a->ctype = "application/json";
     size_t n = (size_t)(me_openapi_json_end - me_openapi_json);
@@ -956,6 +996,7 @@ static const struct route {
     ROUTE("POST", "/v1/collections/{name}/upsert", r_upsert, BODY | CLIENT),
     ROUTE("POST", "/v1/collections/{name}/ingest", r_ingest, BODY | CLIENT),
     ROUTE("POST", "/v1/collections/{name}/get", r_get, BODY | CLIENT),
+    ROUTE("GET", "/v1/collections/{name}/ids", r_ids, CLIENT),
     ROUTE("POST", "/v1/collections/{name}/delete", r_delete, BODY | CLIENT),
     ROUTE("POST", "/v1/collections/{name}/search", r_search, BODY | CLIENT),
     ROUTE("GET", "/openapi.json", r_openapi, OPEN),

@@ -12,6 +12,33 @@
 /* Stage timings kept from a shard's reply (it reports at most 4 today). */
 #define STAGES_MAX 8
 
+/* The groups' stage timings merged by stage name, in the order first seen:
+ * candidates summed over groups (the cluster's totals), micros the slowest
+ * group's (what the client waited for). */
+typedef struct {
+    Metaembed__StageTiming st[STAGES_MAX];
+    size_t n;
+} stages_t;
+
+static void stages_add(stages_t *m, const Metaembed__SearchReply *part) {
+    for (size_t s = 0; s < part->n_stages; s++) {
+        const Metaembed__StageTiming *in = part->stages[s];
+        size_t i = 0;
+        while (i < m->n && strcmp(m->st[i].stage, in->stage) != 0) i++;
+        if (i == m->n) {
+            if (m->n == STAGES_MAX) continue;
+            metaembed__stage_timing__init(&m->st[m->n]);
+            m->st[i].stage = in->stage;  /* the part outlives the reply */
+            m->st[i].r_q = in->r_q;
+            m->st[i].r_c = in->r_c;
+            m->n++;
+        }
+        m->st[i].candidates_in += in->candidates_in;
+        m->st[i].candidates_out += in->candidates_out;
+        if (in->micros > m->st[i].micros) m->st[i].micros = in->micros;
+    }
+}
+
 typedef struct {
     Metaembed__Hit *hit;
 } hitref_t;
@@ -76,6 +103,19 @@ static int encode_query(req_t *r, const Metaembed__SearchRequest *m, me_call_t *
     return 0;
 }
 
+/* A request error from the shards is the reply; with an offset they were
+ * asked for k + offset hits, which their --max-k refusal would not say. */
+static int search_request_error(req_t *r, const Metaembed__SearchRequest *m, me_call_t *calls, int ng) {
+    for (int g = 0; g < ng; g++) {
+        const me_reply_t *rep = &calls[g].reply;
+        if (!calls[g].answered || rep->status == ME_CODE_OK || me_fanout_retryable(rep->status)) continue;
+        if (!m->offset || !strstr(rep->message, "--max-k")) return me_reply_error(r->reply, rep->status, "%s", rep->message);
+        return me_reply_error(r->reply, rep->status, "k=%u + offset=%u: each shard ranks k + offset = %u hits: %s",
+                              m->k, m->offset, m->k + m->offset, rep->message);
+    }
+    return 0;
+}
+
 int me_coord_search(req_t *r) {
     Metaembed__SearchRequest *m = (void *)r->msg;
     int ng = COORD(r)->cluster.n_groups, rc = 0;
@@ -90,30 +130,36 @@ int me_coord_search(req_t *r) {
     hitref_t *all = NULL;
     Metaembed__Hit **hits = NULL;
     if (!parts || !missing) { rc = OOM(r); goto out; }
-    if (m->k == 0) { rc = BAD(r, "k must be at least 1"); goto out; }
+    char perr[256];
+    if (me_search_check_page(m->k, m->offset, 0, perr, sizeof perr) != 0) { rc = BAD(r, "%s", perr); goto out; }
+    /* Shards get a copy of the request with the vectors (not the text), and
+     * rank the first k + offset hits: the page is cut from the merge. */
+    Metaembed__SearchRequest shard_req = *m;
+    Metaembed__Tensor query;
+    uint32_t shape[2];
+    shard_req.k = m->k + m->offset;
+    shard_req.offset = 0;
     if (!m->query && ((m->text && m->text[0]) || m->image.len)) {
         uint64_t te = me_now_us();
-        /* Shards get a copy of the request with the vectors, not the text. */
-        Metaembed__SearchRequest shard_req = *m;
-        Metaembed__Tensor query;
-        uint32_t shape[2];
         if ((rc = encode_query(r, m, &enc_call, &enc, &query, shape)) != 0) goto out;
         shard_req.query = &query;
         shard_req.text = "";
         shard_req.image.len = 0;
         shard_req.image.data = NULL;
-        if (!(fwd = me_wire_pack(&shard_req.base, &payload_len))) { rc = OOM(r); goto out; }
-        payload = fwd;
         encode_us = me_now_us() - te;
     } else if (!m->query) {
         rc = BAD(r, "give query vectors, a query text or a query image");
         goto out;
     }
+    if (encode_us || m->offset) {
+        if (!(fwd = me_wire_pack(&shard_req.base, &payload_len))) { rc = OOM(r); goto out; }
+        payload = fwd;
+    }
     /* The "fanout" stage starts here: encoding the text has its own. */
     uint64_t t_fan = me_now_us();
     calls = me_coord_read_calls(r, METAEMBED__METHOD__METHOD_SEARCH, payload, payload_len);
     if (!calls) { rc = OOM(r); goto out; }
-    if ((rc = me_coord_first_request_error(r, calls, ng)) != 0) goto out;
+    if ((rc = search_request_error(r, m, calls, ng)) != 0) goto out;
     size_t nmissing = 0, total = 0;
     for (int g = 0; g < ng; g++) {
         if (me_coord_group_ok(&calls[g]))
@@ -143,31 +189,28 @@ int me_coord_search(req_t *r) {
     size_t n = 0;
     uint64_t docs = 0;
     Metaembed__SearchReply rep = METAEMBED__SEARCH_REPLY__INIT;
-    Metaembed__StageTiming *slowest[STAGES_MAX + 2] = { 0 };  /* + encode, fanout */
+    Metaembed__StageTiming *stp[STAGES_MAX + 2];  /* + encode, fanout */
     size_t nst = 0;
+    stages_t merged = { .n = 0 };
     for (int g = 0; g < ng; g++) {
         if (!parts[g]) continue;
         for (size_t i = 0; i < parts[g]->n_hits; i++) all[n++].hit = parts[g]->hits[i];
         docs += parts[g]->documents;
         rep.r_q = parts[g]->r_q;
         rep.r_c = parts[g]->r_c;
-        /* Per stage, the slowest group's figure: that is what the client waited for. */
-        for (size_t s = 0; s < parts[g]->n_stages && s < STAGES_MAX; s++) {
-            if (s >= nst) { slowest[s] = parts[g]->stages[s]; nst = s + 1; }
-            else if (parts[g]->stages[s]->micros > slowest[s]->micros) slowest[s] = parts[g]->stages[s];
-        }
+        stages_add(&merged, parts[g]);
     }
     qsort(all, n, sizeof *all, hit_cmp);
-    size_t k = n < m->k ? n : m->k;
-    for (size_t i = 0; i < k; i++) hits[i] = all[i].hit;
+    /* The page [offset, offset + k) of the global ranking. */
+    size_t skip = n < m->offset ? n : m->offset, k = n - skip < m->k ? n - skip : m->k;
+    for (size_t i = 0; i < k; i++) hits[i] = all[skip + i].hit;
     Metaembed__StageTiming encst = METAEMBED__STAGE_TIMING__INIT;
     if (encode_us) {
         encst.stage = "encode";
         encst.micros = encode_us;
-        memmove(slowest + 1, slowest, nst * sizeof *slowest);
-        slowest[0] = &encst;
-        nst++;
+        stp[nst++] = &encst;
     }
+    for (size_t s = 0; s < merged.n; s++) stp[nst++] = &merged.st[s];
     Metaembed__StageTiming fan = METAEMBED__STAGE_TIMING__INIT;
     fan.stage = "fanout";
     fan.r_q = rep.r_q;
@@ -175,10 +218,10 @@ int me_coord_search(req_t *r) {
     fan.candidates_in = n;
     fan.candidates_out = k;
     fan.micros = me_now_us() - t_fan;
-    slowest[nst++] = &fan;
+    stp[nst++] = &fan;
     rep.hits = hits;
     rep.n_hits = k;
-    rep.stages = slowest;
+    rep.stages = stp;
     rep.n_stages = nst;
     rep.documents = docs;
     rep.partial = nmissing > 0;

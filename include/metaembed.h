@@ -103,6 +103,14 @@ int me_client_get(me_client_t *c, const char *collection, const char *const *ids
                   int with_vectors, me_record_t **out, size_t *n, me_status_t *st);
 void me_records_free(me_record_t *r, size_t n);
 
+/* A page of document ids in ascending byte order, strictly after `after`
+ * (NULL or "": from the first), at most `limit` (0: 1000; at most 10000):
+ * *ids (me_ids_free) holds *n of them, *next_after (malloc'd, free()) the
+ * cursor for the next page, NULL when the end was reached. */
+int me_client_list_ids(me_client_t *c, const char *collection, const char *after, uint32_t limit, char ***ids,
+                       size_t *n, char **next_after, me_status_t *st);
+void me_ids_free(char **ids, size_t n);
+
 typedef struct {
     int r_q, r_c;            /* budget; 0 = all query rows / R_c */
     uint32_t k;
@@ -111,6 +119,7 @@ typedef struct {
     int exact;               /* score every document at the budget */
     int with_metadata;
     int all_or_nothing;      /* fail instead of a partial answer */
+    uint32_t offset;         /* skip the first offset hits (paging); shards bound k + offset */
 } me_search_opts_t;
 
 typedef struct {

@@ -397,6 +397,35 @@ out:
     return rc;
 }
 
+/* A page of ids in byte order after the cursor, read from storage under
+ * the collection's read lock (a scroll: the next page starts after the
+ * last id of this one). */
+static int h_list_ids(req_t *r) {
+    Metaembed__ListIdsRequest *m = (void *)r->msg;
+    char **ids = NULL, err[256];
+    size_t n = 0;
+    uint32_t limit;
+    int rc, more = 0;
+    hold_t h;
+    me_coll_t *c = hold_open(r, &h, m->collection);
+    if (!c) { rc = r->reply->status; goto out; }
+    if (me_list_ids_check(m->after, m->limit, &limit, err, sizeof err) != 0) { rc = BAD(r, "%s", err); goto out; }
+    if (!(ids = calloc(limit, sizeof *ids))) { rc = ME_OOM(r); goto out; }
+    hold_lock(&h, 0);
+    int e = me_record_list_ids(SHARD(r)->storage, c, m->after, limit, ids, &n, &more);
+    if (e) { rc = me_reply_error(r->reply, status_of(e), "listing ids: %s", me_strerror(e)); goto out; }
+    Metaembed__ListIdsReply rep = METAEMBED__LIST_IDS_REPLY__INIT;
+    rep.ids = ids;
+    rep.n_ids = n;
+    rep.next_after = more ? ids[n - 1] : "";
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    hold_close(&h);
+    for (size_t i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+    return rc;
+}
+
 /* ---- search ---- */
 
 static int h_search(req_t *r) {
@@ -406,6 +435,7 @@ static int h_search(req_t *r) {
     me_search_result_t res = { 0 };
     Metaembed__Hit *hits = NULL, **hptrs = NULL;
     char **metas = NULL;
+    size_t nhits = 0;  /* the page's hits */
     int rc;
     hold_t h;
     me_coll_t *c = hold_open(r, &h, m->collection);
@@ -424,8 +454,9 @@ static int h_search(req_t *r) {
         rc = BAD(r, "budget r_c=%d exceeds the collection's max_doc_vectors=%d", r_c, cfg->max_doc_vectors);
         goto out;
     }
-    if (m->k == 0) { rc = BAD(r, "k must be at least 1"); goto out; }
-    if ((long long)m->k > s->opts.max_k) { rc = BAD(r, "k=%u exceeds the limit of %lld (the shard's --max-k)", m->k, s->opts.max_k); goto out; }
+    if (me_search_check_page(m->k, m->offset, s->opts.max_k, verr, sizeof verr) != 0) { rc = BAD(r, "%s", verr); goto out; }
+    /* The page [offset, offset + k) of the ranking: rank k + offset. */
+    uint32_t ranked = m->k + m->offset;
     if (m->n_candidates > 2) {
         rc = BAD(r, "give at most two candidate counts (stage-1 and stage-2 survivors), got %zu", m->n_candidates);
         goto out;
@@ -433,7 +464,10 @@ static int h_search(req_t *r) {
     size_t ncand[2] = { 0, 0 };  /* 0 = the default */
     for (size_t i = 0; i < m->n_candidates; i++) {
         ncand[i] = m->candidates[i];
-        if (ncand[i] && ncand[i] < m->k) { rc = BAD(r, "candidates=%zu must be at least k=%u", ncand[i], m->k); goto out; }
+        if (ncand[i] && ncand[i] < ranked) {
+            rc = BAD(r, "candidates=%zu must be at least k + offset = %u", ncand[i], ranked);
+            goto out;
+        }
         if ((long long)ncand[i] > s->opts.max_candidates) {
             rc = BAD(r, "candidates=%zu exceeds the limit of %lld", ncand[i], s->opts.max_candidates);
             goto out;
@@ -444,7 +478,7 @@ static int h_search(req_t *r) {
     int ce = me_tensor_convert(&v, r_q, ME_DTYPE_F32, q, NULL, "query", verr, sizeof verr);
     if (ce) { rc = me_reply_error(r->reply, status_of(ce), "%s", verr); goto out; }
     hold_lock(&h, 0);
-    me_search_params_t p = { .query = q, .r_q = r_q, .r_c = r_c, .k = m->k, .candidates = ncand[0],
+    me_search_params_t p = { .query = q, .r_q = r_q, .r_c = r_c, .k = ranked, .candidates = ncand[0],
                              .refine_candidates = ncand[1],
                              .exact = m->exact, .deadline_us = r->deadline_us };
     char err[256] = "";
@@ -460,14 +494,16 @@ static int h_search(req_t *r) {
     }
     if (e) { rc = me_reply_error(r->reply, status_of(e), "%s", err[0] ? err : me_strerror(e)); goto out; }
 
-    hits = calloc(res.nhits ? res.nhits : 1, sizeof *hits);
-    hptrs = calloc(res.nhits ? res.nhits : 1, sizeof *hptrs);
-    metas = calloc(res.nhits ? res.nhits : 1, sizeof *metas);
+    size_t skip = m->offset < res.nhits ? m->offset : res.nhits;
+    nhits = res.nhits - skip;
+    hits = calloc(nhits ? nhits : 1, sizeof *hits);
+    hptrs = calloc(nhits ? nhits : 1, sizeof *hptrs);
+    metas = calloc(nhits ? nhits : 1, sizeof *metas);
     if (!hits || !hptrs || !metas) { rc = ME_OOM(r); goto out; }
-    for (size_t i = 0; i < res.nhits; i++) {
+    for (size_t i = 0; i < nhits; i++) {
         metaembed__hit__init(&hits[i]);
-        hits[i].id = c->ids[res.hits[i].idx];
-        hits[i].score = res.hits[i].score;
+        hits[i].id = c->ids[res.hits[skip + i].idx];
+        hits[i].score = res.hits[skip + i].score;
         if (m->with_metadata) {
             size_t vlen = 0;
             if (me_record_metadata(s->storage, c, hits[i].id, &metas[i], &vlen) == 0) {
@@ -490,7 +526,7 @@ static int h_search(req_t *r) {
     }
     Metaembed__SearchReply rep = METAEMBED__SEARCH_REPLY__INIT;
     rep.hits = hptrs;
-    rep.n_hits = res.nhits;
+    rep.n_hits = nhits;
     rep.r_q = (uint32_t)r_q;
     rep.r_c = (uint32_t)r_c;
     rep.stages = stp;
@@ -500,7 +536,7 @@ static int h_search(req_t *r) {
 out:
     hold_close(&h);
     if (metas)
-        for (size_t i = 0; i < res.nhits; i++) me_storage_free(metas[i]);
+        for (size_t i = 0; i < nhits; i++) me_storage_free(metas[i]);
     free(metas);
     free(hits);
     free(hptrs);
@@ -526,6 +562,7 @@ static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_ENCODE, h_encode },
     { METAEMBED__METHOD__METHOD_STATS, h_stats },
     { METAEMBED__METHOD__METHOD_HEALTH, h_health },
+    { METAEMBED__METHOD__METHOD_LIST_IDS, h_list_ids },
 };
 
 void me_shard_handle(me_shard_t *s, const uint8_t *frame, size_t len, uint64_t *request_id, me_reply_t *reply) {

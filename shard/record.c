@@ -159,3 +159,26 @@ done:
     free(keybuf);
     return rc;
 }
+
+int me_record_list_ids(me_storage_t *st, const me_coll_t *c, const char *after, size_t limit, char **ids,
+                       size_t *n, int *more) {
+    char prefix[4], from[ME_DOC_KEY_MAX];
+    me_doc_key(prefix, c->id, "", 0);
+    size_t alen = after ? strlen(after) : 0, flen = me_doc_key(from, c->id, after ? after : "", alen);
+    me_iter_t *it = me_storage_iter_from(st, ME_CF_HEAD, prefix, sizeof prefix, from, flen);
+    if (!it) return ME_ENOMEM;
+    const char *k, *v;
+    size_t kl, vl;
+    int rc = 0;
+    *n = 0;
+    *more = 0;
+    /* The head family holds one record per document: its keys are the ids. */
+    while (me_iter_next(it, &k, &kl, &v, &vl)) {
+        if (kl == flen && memcmp(k, from, flen) == 0) continue;  /* the cursor itself: strictly after */
+        if (*n == limit) { *more = 1; break; }
+        if (!(ids[*n] = strndup(k + 4, kl - 4))) { rc = ME_ENOMEM; break; }
+        (*n)++;
+    }
+    me_iter_free(it);
+    return rc;
+}

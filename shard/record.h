@@ -39,6 +39,14 @@ void me_record_delete_doc(me_wbatch_t *b, const me_coll_t *c, const char *id);
  * (ME_ENOTFOUND when there is none). */
 int me_record_metadata(me_storage_t *st, const me_coll_t *c, const char *id, char **val, size_t *len);
 
+/* Up to `limit` ids of c's documents in ascending byte order, strictly
+ * after `after` ("" or NULL: from the first), into ids[] (malloc'd
+ * strings, *n of them; the caller frees them even on an error); *more = 1
+ * when further ids follow. Caller holds the collection's lock, so storage
+ * and RAM agree. */
+int me_record_list_ids(me_storage_t *st, const me_coll_t *c, const char *after, size_t limit, char **ids,
+                       size_t *n, int *more);
+
 /* Assembles the first `want` vectors (fewer when a document has fewer) of
  * the documents in slots[0..n) into dst (n blocks of want rows) and, for
  * int8, dsc (n blocks of want scales), from the RAM head and, when want

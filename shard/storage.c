@@ -170,6 +170,11 @@ int me_storage_multi_get(me_storage_t *s, me_cf_t cf, size_t n, const char *cons
 void me_storage_free(void *p) { if (p) rocksdb_free(p); }
 
 me_iter_t *me_storage_iter(me_storage_t *s, me_cf_t cf, const void *prefix, size_t plen) {
+    return me_storage_iter_from(s, cf, prefix, plen, prefix, plen);
+}
+
+me_iter_t *me_storage_iter_from(me_storage_t *s, me_cf_t cf, const void *prefix, size_t plen, const void *from,
+                                size_t flen) {
     me_iter_t *it = calloc(1, sizeof *it);
     if (!it) return NULL;
     it->ropts = rocksdb_readoptions_create();
@@ -184,7 +189,7 @@ me_iter_t *me_storage_iter(me_storage_t *s, me_cf_t cf, const void *prefix, size
     }
     rocksdb_readoptions_set_fill_cache(it->ropts, 0);
     it->it = rocksdb_create_iterator_cf(s->db, it->ropts, s->cf[cf]);
-    rocksdb_iter_seek(it->it, prefix, plen);
+    rocksdb_iter_seek(it->it, from, flen);
     return it;
 }
 

@@ -52,6 +52,10 @@ void me_storage_free(void *p);
 
 /* Iterates keys starting with prefix, in key order. */
 me_iter_t *me_storage_iter(me_storage_t *s, me_cf_t cf, const void *prefix, size_t plen);
+/* The same from the first key >= from (which starts with prefix): a
+ * scroll resumes at its cursor without reading the keys before it. */
+me_iter_t *me_storage_iter_from(me_storage_t *s, me_cf_t cf, const void *prefix, size_t plen, const void *from,
+                                size_t flen);
 /* 1 and the current record, or 0 at the end. */
 int me_iter_next(me_iter_t *it, const char **key, size_t *klen, const char **val, size_t *vlen);
 void me_iter_free(me_iter_t *it);

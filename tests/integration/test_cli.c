@@ -11,9 +11,10 @@
 #include <unistd.h>
 
 #include "common/dtype.h"
+#include "common/json.h"
 #include "common/npy.h"
 #include "common/wire.h"
-#include "tests/daemon.h"
+#include "tests/cluster.h"
 #include "tests/harness.h"
 
 #define NDOCS 300
@@ -624,5 +625,114 @@ TEST(cli_bad_input_fails_clearly_and_keeps_data) {
     free(v);
     me_client_close(c);
     me_daemon_free(&d);
+    me_test_rmdir(g_tmp);
+}
+
+/* The ids of a `search --json` reply's first query, and the first stage's
+ * "in", checked against the page wanted. */
+static void json_hits(const char *out, char ids[][16], size_t *n, uint64_t *first_rank, uint64_t *coarse_in) {
+    me_json_doc_t *doc;
+    ASSERT_OK(me_json_parse(out, strlen(out), &doc, NULL));
+    const me_json_t *q = me_json_at(me_json_get(me_json_root(doc), "queries"), 0);
+    const me_json_t *hits = me_json_get(q, "hits");
+    *n = me_json_len(hits);
+    for (size_t i = 0; i < *n; i++) snprintf(ids[i], 16, "%s", me_json_str(me_json_get(me_json_at(hits, i), "id")));
+    int64_t rank = 0, in = 0;
+    if (*n) ASSERT_OK(me_json_int64(me_json_get(me_json_at(hits, 0), "rank"), &rank));
+    const me_json_t *st0 = me_json_at(me_json_get(q, "stages"), 0);
+    ASSERT_STREQ(me_json_str(me_json_get(st0, "stage")), "coarse");
+    ASSERT_OK(me_json_int64(me_json_get(st0, "in"), &in));
+    *first_rank = (uint64_t)rank;
+    *coarse_in = (uint64_t)in;
+    me_json_free(doc);
+}
+
+/* Through a 2-group cluster: search --offset pages (ranks continue), the
+ * coarse stage's "in" is every document of the cluster, scores print with
+ * 4 decimals and the stage line in its one form; ids pages in byte order
+ * with "next: --after" on stderr, --all, --json, and bad input. */
+TEST(cli_search_offset_ids_and_stage_totals) {
+    setup("cli-pages");
+    cluster_t cl;
+    ASSERT_OK(cluster_start(&cl, 2, 1, NULL));
+    const char *addr = cl.coord.endpoint;
+    run_t r = { 0 };
+    char npy[600], ids[600], q[600], err[512];
+    float *v = malloc((size_t)NDOCS * R * D * sizeof *v);
+    make_docs(v, 9);
+    uint64_t shape[3] = { NDOCS, R, D }, qshape[2] = { 4, D };
+    ASSERT_OK(me_npy_write(tmp_path(npy, sizeof npy, "emb.npy"), ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
+    ASSERT_OK(me_npy_write(tmp_path(q, sizeof q, "q.npy"), ME_DTYPE_F32, qshape, 2, v + 42 * R * D, 1, err, sizeof err));
+    write_ids_meta(tmp_path(ids, sizeof ids, "ids.txt"), NULL, NDOCS);
+    ASSERT_EQ(CLI(&r, addr, "collection", "create", "docs", "--dim", "16", "--max-doc-vectors", "8",
+                  "--max-query-vectors", "8", "--dtype", "f32"), 0);
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, addr, "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids), 0);
+    run_free(&r);
+
+    char whole[20][16], page[20][16];
+    size_t nw, np;
+    uint64_t rank, in;
+    ASSERT_EQ(CLI(&r, addr, "--json", "search", "--collection", "docs", "--vectors", q, "-k", "20"), 0);
+    json_hits(r.out, whole, &nw, &rank, &in);
+    run_free(&r);
+    ASSERT_EQ(nw, 20);
+    ASSERT_EQ(rank, 1);
+    ASSERT_EQ(in, NDOCS);  /* summed over both groups */
+    ASSERT_STREQ(whole[0], "doc-0042");
+    ASSERT_EQ(CLI(&r, addr, "--json", "search", "--collection", "docs", "--vectors", q, "-k", "10", "--offset", "10"), 0);
+    json_hits(r.out, page, &np, &rank, &in);
+    run_free(&r);
+    ASSERT_EQ(np, 10);
+    ASSERT_EQ(rank, 11);
+    for (size_t i = 0; i < np; i++) ASSERT_STREQ(page[i], whole[10 + i]);
+    /* Text: the copied document scores 4 (4 unit query rows), printed to 4 decimals. */
+    ASSERT_EQ(CLI(&r, addr, "search", "--collection", "docs", "--vectors", q, "-k", "3"), 0);
+    ASSERT_HAS(r.out, "   1  doc-0042  4.0000\n");
+    ASSERT_TRUE(strstr(r.out, "4.000000") == NULL);
+    ASSERT_HAS(r.out, "stages: coarse (r_q=1 r_c=1) 300 -> ");
+    ASSERT_HAS(r.out, "; fanout (r_q=4 r_c=8) ");
+    run_free(&r);
+    CLI(&r, addr, "search", "--collection", "docs", "--vectors", q, "-k", "6000", "--offset", "5000");
+    ASSERT_FAILS(&r, 1, "offset=5000");
+    ASSERT_HAS(r.err, "--max-k");
+    run_free(&r);
+
+    /* ids: a page, the cursor on stderr, the next page from it */
+    ASSERT_EQ(CLI(&r, addr, "ids", "--collection", "docs", "--limit", "7"), 0);
+    ASSERT_STREQ(r.out, "doc-0000\ndoc-0001\ndoc-0002\ndoc-0003\ndoc-0004\ndoc-0005\ndoc-0006\n");
+    ASSERT_STREQ(r.err, "next: --after doc-0006\n");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, addr, "ids", "--collection", "docs", "--limit", "2", "--after", "doc-0006"), 0);
+    ASSERT_STREQ(r.out, "doc-0007\ndoc-0008\n");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, addr, "ids", "--collection", "docs", "--limit", "7", "--all"), 0);
+    size_t lines = 0;
+    for (const char *p = r.out; *p; p++) lines += *p == '\n';
+    ASSERT_EQ(lines, NDOCS);
+    ASSERT_HAS(r.out, "doc-0298\ndoc-0299\n");
+    ASSERT_STREQ(r.err, "");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, addr, "--json", "ids", "--collection", "docs", "--after", "doc-0297"), 0);
+    ASSERT_STREQ(r.out, "{\"ids\":[\"doc-0298\",\"doc-0299\"],\"next_after\":null}\n");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, addr, "--json", "ids", "--collection", "docs", "--limit", "2"), 0);
+    ASSERT_STREQ(r.out, "{\"ids\":[\"doc-0000\",\"doc-0001\"],\"next_after\":\"doc-0001\"}\n");
+    run_free(&r);
+    CLI(&r, addr, "ids", "--collection", "docs", "--limit", "0");
+    ASSERT_FAILS(&r, 2, "limit");
+    run_free(&r);
+    CLI(&r, addr, "ids", "--collection", "docs", "--limit", "10001");
+    ASSERT_FAILS(&r, 2, "limit");
+    run_free(&r);
+    CLI(&r, addr, "ids", "--collection", "nope");
+    ASSERT_FAILS(&r, 1, "nope");
+    run_free(&r);
+    CLI(&r, addr, "ids");
+    ASSERT_FAILS(&r, 2, "--collection");
+    run_free(&r);
+
+    free(v);
+    cluster_stop(&cl);
     me_test_rmdir(g_tmp);
 }

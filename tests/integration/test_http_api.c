@@ -433,6 +433,97 @@ TEST(http_api_key_required_when_given_and_off_loopback) {
     free(dir);
 }
 
+/* The ids of a search reply, in order, as one string "a,b,c". */
+static void hit_ids(const me_json_t *root, char *out, size_t cap) {
+    const me_json_t *hits = me_json_get(root, "hits");
+    out[0] = 0;
+    for (size_t i = 0; i < me_json_len(hits); i++)
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? "," : "", str_at(me_json_at(hits, i), "id"));
+}
+
+/* GET /v1/collections/{name}/ids pages every id once in byte order; search
+ * with "offset" cuts the same pages as the wire; hostile paging input is
+ * refused with the API's errors. */
+TEST(http_api_ids_and_search_offset) {
+    cluster_t c;
+    ASSERT_OK(cluster_start(&c, 2, 1, NULL));
+    int port = c.coord.metrics_port;
+    ASSERT_EQ(api(port, "POST", "/v1/collections", NULL, "{\"name\": \"h\", \"dim\": 8, \"r_c\": 4, \"r_q\": 2, \"dtype\": \"f32\"}",
+                  NULL), 201);
+    char *body = upsert_body(0, NDOCS);
+    ASSERT_EQ(api(port, "POST", "/v1/collections/h/upsert", NULL, body, NULL), 200);
+    free(body);
+
+    /* Scroll with limit 7: doc-0, doc-1, doc-10, ... each once, ascending. */
+    char path[400], after[64] = "", prev[64] = "";
+    size_t total = 0;
+    for (int pages = 0; pages < 100; pages++) {
+        me_json_doc_t *doc;
+        snprintf(path, sizeof path, "/v1/collections/h/ids?limit=7%s%s", after[0] ? "&after=" : "", after);
+        ASSERT_EQ(api(port, "GET", path, NULL, NULL, &doc), 200);
+        const me_json_t *ids = me_json_get(me_json_root(doc), "ids"), *next = me_json_get(me_json_root(doc), "next_after");
+        ASSERT_TRUE(me_json_len(ids) <= 7);
+        for (size_t i = 0; i < me_json_len(ids); i++) {
+            const char *id = me_json_str(me_json_at(ids, i));
+            ASSERT_TRUE(id && strcmp(prev, id) < 0);
+            snprintf(prev, sizeof prev, "%s", id);
+            total++;
+        }
+        ASSERT_TRUE(next != NULL);
+        int end = next->type == ME_JSON_NULL;
+        if (!end) {
+            ASSERT_STREQ(me_json_str(next), prev);
+            snprintf(after, sizeof after, "%s", prev);
+        }
+        me_json_free(doc);
+        if (end) break;
+    }
+    ASSERT_EQ(total, NDOCS);
+    ASSERT_STREQ(prev, "doc-9");
+
+    /* Search pages: (offset 0, k 20)[10:20] == (offset 10, k 10). */
+    float v[R * D];
+    doc_vectors(3, v);
+    char rows[4096] = "[", req[4096 + 128], whole[1024], page[1024];  /* the query: document 3's first 2 rows */
+    for (int r = 0; r < 2; r++) {
+        strcat(rows, r ? ",[" : "[");
+        for (int j = 0; j < D; j++) snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%.9g", j ? "," : "", v[r * D + j]);
+        strcat(rows, "]");
+    }
+    strcat(rows, "]");
+    for (int exact = 0; exact < 2; exact++) {
+        me_json_doc_t *doc;
+        snprintf(req, sizeof req, "{\"vectors\": %s, \"k\": 20, \"exact\": %s}", rows, exact ? "true" : "false");
+        ASSERT_EQ(api(port, "POST", "/v1/collections/h/search", NULL, req, &doc), 200);
+        hit_ids(me_json_root(doc), whole, sizeof whole);
+        ASSERT_EQ(me_json_len(me_json_get(me_json_root(doc), "hits")), 20);
+        me_json_free(doc);
+        snprintf(req, sizeof req, "{\"vectors\": %s, \"k\": 10, \"offset\": 10, \"exact\": %s}", rows,
+                 exact ? "true" : "false");
+        ASSERT_EQ(api(port, "POST", "/v1/collections/h/search", NULL, req, &doc), 200);
+        hit_ids(me_json_root(doc), page, sizeof page);
+        me_json_free(doc);
+        const char *tail = whole;
+        for (int i = 0; i < 10; i++) tail = strchr(tail, ',') + 1;
+        ASSERT_STREQ(page, tail);
+    }
+
+    ASSERT_TRUE(expect_error(port, "GET", "/v1/collections/h/ids?limit=0", NULL, NULL, 400, "INVALID_ARGUMENT"));
+    ASSERT_TRUE(expect_error(port, "GET", "/v1/collections/h/ids?limit=10001", NULL, NULL, 400, "INVALID_ARGUMENT"));
+    ASSERT_TRUE(expect_error(port, "GET", "/v1/collections/h/ids?limit=99999999999999999999", NULL, NULL, 400,
+                             "INVALID_ARGUMENT"));
+    ASSERT_TRUE(expect_error(port, "GET", "/v1/collections/h/ids?limit=7x", NULL, NULL, 400, "INVALID_ARGUMENT"));
+    ASSERT_TRUE(expect_error(port, "GET", "/v1/collections/h/ids?after=doc%00x", NULL, NULL, 400, "INVALID_ARGUMENT"));
+    ASSERT_TRUE(expect_error(port, "GET", "/v1/collections/h/ids?after=%FF", NULL, NULL, 400, "INVALID_ARGUMENT"));
+    ASSERT_TRUE(expect_error(port, "GET", "/v1/collections/nope/ids", NULL, NULL, 404, "NOT_FOUND"));
+    ASSERT_TRUE(expect_error(port, "POST", "/v1/collections/h/ids", NULL, "{}", 405, "INVALID_ARGUMENT"));
+    ASSERT_TRUE(expect_error(port, "POST", "/v1/collections/h/search", NULL,
+                             "{\"vectors\": [[1,0,0,0,0,0,0,0]], \"k\": 6000, \"offset\": 5000}", 400, "INVALID_ARGUMENT"));
+    ASSERT_TRUE(expect_error(port, "POST", "/v1/collections/h/search", NULL,
+                             "{\"vectors\": [[1,0,0,0,0,0,0,0]], \"offset\": -1}", 400, "INVALID_ARGUMENT"));
+    cluster_stop(&c);
+}
+
 #define EMOJI_MODEL "models/metaembed-emoji.safetensors"
 
 TEST(http_api_text_ingest_through_the_encoders) {

@@ -18,13 +18,14 @@ import json
 import os
 import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ["Client", "Collection", "CollectionInfo", "Hit", "MetaembedError", "Record", "SearchResult"]
+__all__ = ["Client", "Collection", "CollectionInfo", "Hit", "IdsPage", "MetaembedError", "Record", "SearchResult"]
 __version__ = "0.1.0"
 
 # The coordinator refuses request bodies over 9 MiB; upserts and ingests
@@ -91,6 +92,20 @@ class SearchResult:
     @property
     def ids(self) -> List[str]:
         return [h.id for h in self.hits]
+
+
+@dataclass
+class IdsPage:
+    """A page of document ids in ascending byte order; next_after is the
+    cursor for the next page (None when this one reached the end)."""
+    ids: List[str]
+    next_after: Optional[str]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @dataclass
@@ -296,13 +311,33 @@ class Collection:
         """Returns how many of the ids existed."""
         return self._post("delete", {"ids": list(ids)})["deleted"]
 
+    def ids(self, after: Optional[str] = None, limit: int = 1000) -> IdsPage:
+        """At most limit (1..10000) ids strictly after `after` (None: from
+        the first), in ascending byte order."""
+        query = {"limit": str(limit)}
+        if after is not None:
+            query["after"] = after
+        path = f"/v1/collections/{_name(self.name)}/ids?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+        r = self.client._request("GET", path)
+        return IdsPage(list(r["ids"]), r.get("next_after"))
+
+    def iter_ids(self, after: Optional[str] = None, page_size: int = 1000) -> Iterator[str]:
+        """Every id after `after` to the end, fetched a page at a time."""
+        while True:
+            page = self.ids(after=after, limit=page_size)
+            yield from page.ids
+            if page.next_after is None:
+                return
+            after = page.next_after
+
     def search(self, text: Optional[str] = None, image: Any = None, vectors: Optional[np.ndarray] = None,
                budget: Optional[Tuple[int, int]] = (4, 8), k: int = 10, exact: bool = False,
                candidates: Optional[Union[int, Sequence[int]]] = None, with_metadata: bool = True,
-               all_or_nothing: bool = False) -> SearchResult:
+               all_or_nothing: bool = False, offset: int = 0) -> SearchResult:
         """A text, an image (bytes or a path; with an optional text) or query
-        vectors [R, D], at budget (r_q, r_c) (None or 0: all vectors)."""
-        body: Dict[str, Any] = {"k": k, "exact": exact, "with_metadata": with_metadata,
+        vectors [R, D], at budget (r_q, r_c) (None or 0: all vectors). The
+        hits are [offset, offset + k) of the ranking: offset pages through it."""
+        body: Dict[str, Any] = {"k": k, "offset": offset, "exact": exact, "with_metadata": with_metadata,
                                 "all_or_nothing": all_or_nothing}
         if text is not None:
             body["text"] = text

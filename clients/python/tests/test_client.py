@@ -112,6 +112,48 @@ def test_exact_search_equals_numpy_maxsim(coll, budget):
     assert coll.search(vectors=q, budget=budget, k=1).ids[0] == res.ids[0]
 
 
+def test_search_offset_pages_through_one_ranking(coll):
+    rng = np.random.default_rng(6)
+    coll.upsert([f"d{i}" for i in range(N)], unit_rows(rng, N, R, D))
+    q = unit_rows(rng, 4, D)
+    for exact in (True, False):
+        first = coll.search(vectors=q, budget=(4, R), k=20, exact=exact)
+        page = coll.search(vectors=q, budget=(4, R), k=10, offset=10, exact=exact)
+        assert page.ids == first.ids[10:20]
+        assert [h.score for h in page] == [h.score for h in first][10:20]
+    assert coll.search(vectors=q, budget=(4, R), k=10, offset=N).ids == []
+
+
+def test_ids_pages_and_iterates_in_byte_order(client, coll):
+    rng = np.random.default_rng(7)
+    ids = [f"id-{i:03d}" for i in range(53)] + ["Z", "a b", "\u00e9t\u00e9"]
+    coll.upsert(ids, unit_rows(rng, len(ids), R, D))
+    want = sorted(ids, key=lambda s: s.encode("utf-8"))
+    got, after = [], None
+    while True:
+        page = coll.ids(after=after, limit=7)
+        assert isinstance(page, metaembed.IdsPage) and len(page) <= 7
+        got += page.ids
+        if page.next_after is None:
+            break
+        assert page.next_after == page.ids[-1]
+        after = page.next_after
+    assert got == want
+    assert list(coll.iter_ids(page_size=5)) == want
+    assert list(coll.iter_ids(after=want[-3])) == want[-2:]
+    assert coll.ids(after=want[-1]).ids == [] and coll.ids(after=want[-1]).next_after is None
+    for fn, code, status in [
+        (lambda: coll.ids(limit=0), "INVALID_ARGUMENT", 400),
+        (lambda: coll.ids(limit=10001), "INVALID_ARGUMENT", 400),
+        (lambda: coll.ids(after="a\x00b"), "INVALID_ARGUMENT", 400),
+        (lambda: client.collection("nope").ids(), "NOT_FOUND", 404),
+    ]:
+        with pytest.raises(MetaembedError) as e:
+            fn()
+        assert (e.value.code, e.value.status) == (code, status), e.value
+        assert e.value.message
+
+
 def test_bad_requests_raise_typed_errors(client, coll):
     rng = np.random.default_rng(5)
     coll.upsert(["a"], unit_rows(rng, 1, R, D))
