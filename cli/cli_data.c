@@ -436,13 +436,17 @@ static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results
 /* A hit's score as every text table prints it (vector and text queries alike). */
 static void format_score(char *out, size_t cap, float score) { snprintf(out, cap, "%.4f", score); }
 
-/* The stage line of every query kind, in one form: name, budget, candidates in -> out, time. */
+/* The stage line of every query kind, in one form: name, budget, candidates
+ * in -> out, time; a stage that scores nothing (encode) has only its time. */
 static void print_stages(const me_results_t *res) {
     printf("  stages:");
     for (int s = 0; s < res->n_stages; s++) {
         const me_stage_info_t *st = &res->stages[s];
-        printf("%s %s (r_q=%d r_c=%d) %llu -> %llu in %.3f ms", s ? ";" : "", st->stage, st->r_q, st->r_c,
-               (unsigned long long)st->in, (unsigned long long)st->out, st->micros / 1e3);
+        printf("%s %s", s ? ";" : "", st->stage);
+        if (st->r_q || st->r_c || st->in || st->out)
+            printf(" (r_q=%d r_c=%d) %llu -> %llu", st->r_q, st->r_c, (unsigned long long)st->in,
+                   (unsigned long long)st->out);
+        printf(" in %.3f ms", st->micros / 1e3);
     }
     printf("\n");
 }

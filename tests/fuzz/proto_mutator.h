@@ -95,6 +95,13 @@ static size_t fuzz_seed_frame(int method, uint8_t *out) {
         m.query_side = 1;
         return fuzz_envelope(method, &m.base, out);
     }
+    case METAEMBED__METHOD__METHOD_LIST_IDS: {
+        Metaembed__ListIdsRequest m = METAEMBED__LIST_IDS_REQUEST__INIT;
+        m.collection = "c";
+        m.after = "do";
+        m.limit = 3;
+        return fuzz_envelope(method, &m.base, out);
+    }
     case METAEMBED__METHOD__METHOD_STATS: {
         Metaembed__StatsRequest m = METAEMBED__STATS_REQUEST__INIT;
         m.collection = "c";
@@ -109,7 +116,7 @@ static size_t fuzz_seed_frame(int method, uint8_t *out) {
 
 /* Writes one seed file per method into dir (ME_FUZZ_WRITE_SEEDS=dir). */
 static void fuzz_write_seeds(const char *dir) {
-    for (int m = 1; m <= 10; m++) {
+    for (int m = 1; m <= METAEMBED__METHOD__METHOD_LIST_IDS; m++) {
         uint8_t buf[512];
         size_t n = fuzz_seed_frame(m, buf);
         char path[512];
@@ -374,12 +381,12 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
     uint8_t seedbuf[512];
     if (!env || !fuzz_request_desc((int)env->method) || fuzz_rand(&s) % 32 == 0) {
         if (env) metaembed__envelope__free_unpacked(env, NULL);
-        size_t n = fuzz_seed_frame(1 + (int)(fuzz_rand(&s) % 10), seedbuf);
+        size_t n = fuzz_seed_frame(1 + (int)(fuzz_rand(&s) % METAEMBED__METHOD__METHOD_LIST_IDS), seedbuf);
         env = metaembed__envelope__unpack(NULL, n, seedbuf);
         if (!env) return LLVMFuzzerMutate(data, size, max_size);
     }
     uint64_t what = fuzz_rand(&s) % 16;
-    if (what == 0) env->method = (Metaembed__Method)(fuzz_rand(&s) % 12);
+    if (what == 0) env->method = (Metaembed__Method)(fuzz_rand(&s) % (METAEMBED__METHOD__METHOD_LIST_IDS + 2));
     else if (what == 1) env->deadline_ms = (uint32_t)fuzz_edge(&s, env->deadline_ms);
     const ProtobufCMessageDescriptor *desc = fuzz_request_desc((int)env->method);
     uint8_t *payload = NULL;

@@ -233,7 +233,34 @@ TEST(text_pipeline_ingest_kill_encoder_resume_search) {
     const me_json_t *hits = me_json_get(me_json_at(me_json_get(me_json_root(doc), "queries"), 0), "hits");
     ASSERT_EQ(me_json_len(hits), 5);
     ASSERT_TRUE(me_json_str(me_json_get(me_json_get(me_json_at(hits, 0), "metadata"), "text")) != NULL);
+    /* The coarse stage read every document of both groups. */
+    const me_json_t *q0 = me_json_at(me_json_get(me_json_root(doc), "queries"), 0);
+    int64_t docs_searched, coarse_in;
+    ASSERT_OK(me_json_int64(me_json_get(q0, "documents"), &docs_searched));
+    const me_json_t *coarse = me_json_at(me_json_get(q0, "stages"), 1);  /* after "encode" */
+    ASSERT_STREQ(me_json_str(me_json_get(coarse, "stage")), "coarse");
+    ASSERT_OK(me_json_int64(me_json_get(coarse, "in"), &coarse_in));
+    ASSERT_EQ(coarse_in, docs_searched);
     me_json_free(doc);
+    free(out);
+    free(err);
+    /* Text output: scores to 4 decimals and the stage line every query kind prints. */
+    char *tsearch[] = { bin, "--addr", c.coord.endpoint, "search", "--collection", "deb",
+                        "Real-time strategy game of ancient warfare", "-k", "3", NULL };
+    ASSERT_EQ(run_cli(tsearch, dir, "tsearch", &out, &err), 0);
+    const char *row1 = strstr(out, "\n     1  "), *stages = strstr(out, "  stages: encode in ");
+    ASSERT_TRUE(row1 && stages);
+    char id[300];
+    double score;
+    int decimals = 0;
+    ASSERT_EQ(sscanf(row1, " 1 %299s %lf", id, &score), 2);
+    const char *dot = strchr(strstr(row1, id) + strlen(id), '.');
+    while (dot && dot[1 + decimals] >= '0' && dot[1 + decimals] <= '9') decimals++;
+    ASSERT_EQ(decimals, 4);
+    unsigned long long in = 0;
+    const char *cs = strstr(stages, "; coarse (r_q=1 r_c=1) ");
+    ASSERT_TRUE(cs && sscanf(cs, "; coarse (r_q=1 r_c=1) %llu -> ", &in) == 1);
+    ASSERT_EQ(in, docs_searched);
     free(out);
     free(err);
 
