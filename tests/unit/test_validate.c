@@ -172,3 +172,31 @@ TEST(validate_dedupe_keeps_first_occurrences_in_order) {
     free(many);
     ASSERT_EQ(me_ids_dedupe(ids, 0), 0);
 }
+
+TEST(validate_search_page_and_list_ids) {
+    char err[256];
+    ASSERT_OK(me_search_check_page(10, 0, 10000, err, sizeof err));
+    ASSERT_OK(me_search_check_page(10, 9990, 10000, err, sizeof err));
+    ASSERT_OK(me_search_check_page(10, 4000000000u, 0, err, sizeof err));  /* no --max-k known (coordinator) */
+    ASSERT_EQ(me_search_check_page(0, 5, 10000, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "k must be at least 1") != NULL);
+    ASSERT_EQ(me_search_check_page(10, 9991, 10000, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "k=10 + offset=9991 = 10001") && strstr(err, "--max-k"));
+    ASSERT_EQ(me_search_check_page(10001, 0, 10000, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "k=10001 exceeds the limit of 10000 (the shard's --max-k)") != NULL);
+    ASSERT_EQ(me_search_check_page(UINT32_MAX, 1, 0, err, sizeof err), ME_EINVAL);  /* k + offset past uint32 */
+
+    uint32_t limit;
+    ASSERT_OK(me_list_ids_check("", 0, &limit, err, sizeof err));
+    ASSERT_EQ(limit, ME_LIST_IDS_DEFAULT);
+    ASSERT_OK(me_list_ids_check("x", ME_LIST_IDS_MAX, &limit, err, sizeof err));
+    ASSERT_EQ(limit, ME_LIST_IDS_MAX);
+    ASSERT_EQ(me_list_ids_check(NULL, ME_LIST_IDS_MAX + 1, &limit, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "1..10000") != NULL);
+    char long_id[ME_DOC_ID_MAX + 2];
+    memset(long_id, 'a', ME_DOC_ID_MAX + 1);
+    long_id[ME_DOC_ID_MAX + 1] = 0;
+    ASSERT_EQ(me_list_ids_check(long_id, 10, &limit, err, sizeof err), ME_EINVAL);
+    ASSERT_EQ(me_list_ids_check_limit(0, err, sizeof err), ME_EINVAL);
+    ASSERT_EQ(me_list_ids_check_limit(-1, err, sizeof err), ME_EINVAL);
+}
