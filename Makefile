@@ -203,7 +203,9 @@ search-screenshot: all
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binaries, libmetaembed
 # (static, self-contained apart from libzmq and libprotobuf-c), its header
-# and a pkg-config file: cc app.c $(pkg-config --cflags --libs metaembed).
+# a pkg-config file: cc app.c $(pkg-config --cflags --libs metaembed), and
+# the shipped models under PREFIX/share/metaembed/models, where the binaries
+# look for their default --model (common/paths.c).
 PREFIX ?= /usr/local
 LIB_OBJ := $(CLIENT_OBJ) $(BUILD)/common/wire.o $(BUILD)/common/curve.o $(BUILD)/common/dtype.o $(BUILD)/common/error.o $(BUILD)/common/validate.o $(BUILD)/common/hash.o \
            $(BUILD)/gen/proto/metaembed.pb-c.o
@@ -218,6 +220,8 @@ install: all $(BUILD)/dist/libmetaembed.a
 	install -m 644 $(BUILD)/dist/libmetaembed.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/metaembed.h $(DESTDIR)$(PREFIX)/include/
 	sed 's|@PREFIX@|$(PREFIX)|' client/metaembed.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/metaembed.pc
+	install -d $(DESTDIR)$(PREFIX)/share/metaembed/models
+	install -m 644 models/*.safetensors $(DESTDIR)$(PREFIX)/share/metaembed/models/
 
 clean:
 	rm -rf build

@@ -4,12 +4,14 @@
  *
  * This file: main, dispatch, and the small commands (collection, get,
  * delete, status). ingest and search live in cli_data.c. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/npy.h"
 
 static void main_usage(FILE *out) {
     fprintf(out,
@@ -251,21 +253,58 @@ int cli_cmd_collection(cli_t *c, int argc, char **argv) {
 typedef struct {
     char collection[ME_CFG_STR_MAX];
     int vectors;
+    char out[ME_CFG_STR_MAX], ids_out[ME_CFG_STR_MAX];
 } get_opts_t;
 
 static const me_cfg_opt_t get_table[] = {
     { "collection", ME_CFG_STRING, offsetof(get_opts_t, collection), "", 0, 0, NULL, "collection to read (required)" },
     { "vectors", ME_CFG_BOOL, offsetof(get_opts_t, vectors), "false", 0, 1, NULL,
       "also print each document's vectors (f32)" },
+    { "out", ME_CFG_STRING, offsetof(get_opts_t, out), "", 0, 0, NULL,
+      "write the found documents' vectors to FILE.npy, f32 [N, R, D] with zero rows as padding "
+      "(the shape 'ingest --vectors' reads)" },
+    { "ids-out", ME_CFG_STRING, offsetof(get_opts_t, ids_out), "", 0, 0, NULL,
+      "with --out: write the found ids, one per line, in the file's order (for 'ingest --ids')" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
 static const cli_cmd_t get_cmd = {
-    "get", "--collection NAME [--vectors] ID...",
+    "get", "--collection NAME [--vectors] [--out FILE.npy [--ids-out ids.txt]] ID...",
     "Prints the documents with these ids: metadata and, with --vectors, their vectors.\n"
+    "--out exports the vectors as .npy (and --ids-out their ids), so they can be ingested elsewhere.\n"
     "Exits 1 when an id is not found (the others are still printed).",
     get_table, 1 << 20, 0,
 };
+
+/* The found records as one f32 [N, R, D] array, R the most rows of any
+ * (shorter documents padded with zero rows, which ingest treats as
+ * padding), and their ids one per line. */
+static int export_vectors(cli_t *c, const me_record_t *recs, size_t n, const char *npy, const char *ids_path) {
+    int rows = 1, dim = n ? recs[0].dim : 1;
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].rows > rows) rows = recs[i].rows;
+        if (recs[i].dim != dim) return cli_error(c, CLI_FAIL, "documents of different dims (%d, %d): cannot export as one array", dim, recs[i].dim);
+    }
+    size_t per = (size_t)rows * (size_t)dim;
+    float *v = calloc(n ? n * per : 1, sizeof *v);
+    if (!v) return cli_error(c, CLI_FAIL, "out of memory for %zu x %d x %d vectors", n, rows, dim);
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].vectors) memcpy(v + i * per, recs[i].vectors, (size_t)recs[i].rows * (size_t)dim * sizeof *v);
+    uint64_t shape[3] = { n, (uint64_t)rows, (uint64_t)dim };
+    char err[512];
+    int rc = me_npy_write(npy, ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err);
+    free(v);
+    if (rc) return cli_error(c, CLI_FAIL, "cannot write %s: %s", npy, err);
+    if (ids_path[0]) {
+        FILE *f = fopen(ids_path, "w");
+        if (!f) return cli_error(c, CLI_FAIL, "cannot write %s: %s", ids_path, strerror(errno));
+        for (size_t i = 0; i < n; i++) fprintf(f, "%s\n", recs[i].id);
+        if (fclose(f) != 0) return cli_error(c, CLI_FAIL, "cannot write %s: %s", ids_path, strerror(errno));
+    }
+    if (!c->g.json) fprintf(stderr, "wrote %zu x %d x %d vectors to %s%s%s\n", n, rows, dim, npy,
+                            ids_path[0] ? " and their ids to " : "", ids_path);
+    return CLI_OK;
+}
 
 static void print_text_bytes(FILE *out, const void *data, size_t n) {
     const unsigned char *p = data;
@@ -282,11 +321,13 @@ int cli_cmd_get(cli_t *c, int argc, char **argv) {
     if (rc) { free(ids); return rc < 0 ? CLI_OK : rc; }
     if (!o.collection[0]) { free(ids); return cli_usage_error(c, "needs --collection NAME"); }
     if (nids == 0) { free(ids); return cli_usage_error(c, "needs at least one document ID"); }
+    if (o.ids_out[0] && !o.out[0]) { free(ids); return cli_usage_error(c, "--ids-out goes with --out FILE.npy"); }
     if (!cli_connect(c)) { free(ids); return CLI_FAIL; }
     me_record_t *recs = NULL;
     size_t n = 0;
     me_status_t st;
-    if (me_client_get(c->client, o.collection, (const char *const *)ids, (size_t)nids, o.vectors, &recs, &n, &st)) {
+    if (me_client_get(c->client, o.collection, (const char *const *)ids, (size_t)nids, o.vectors || o.out[0], &recs,
+                      &n, &st)) {
         free(ids);
         return cli_status_error(c, &st, "get failed");
     }
@@ -343,7 +384,7 @@ int cli_cmd_get(cli_t *c, int argc, char **argv) {
         }
     }
     fflush(stdout);
-    rc = CLI_OK;
+    rc = o.out[0] ? export_vectors(c, recs, n, o.out, o.ids_out) : CLI_OK;
     if (nmissing) {
         fprintf(stderr, "metaembed: get: %zu of %d ids not found in '%s':", nmissing, nids, o.collection);
         for (size_t i = 0; i < nmissing && i < 20; i++) fprintf(stderr, " %s", missing[i]);

@@ -324,7 +324,7 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const cli_inge
                                "encoders with --ingest-from %s, or raise --wait-s)", stream, o->wait_s, stream);
                 goto out;
             }
-        } else if (now - last_progress >= wait_ms) {
+        } else if (me_now_ms() - last_progress >= wait_ms) {  /* not `now`: a send above may be later */
             rc = cli_error(c, CLI_FAIL, "no encoder acknowledged a batch for %d s (%zu of %zu documents stored; "
                            "see the encoders' logs; a re-run resumes where this one stopped)", o->wait_s,
                            done_docs, todo);

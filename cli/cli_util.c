@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/error.h"
 
 const me_cfg_opt_t cli_global_opts[] = {
     { "addr", ME_CFG_STRING, offsetof(cli_global_t, addr), "", 0, 0, NULL,
@@ -232,7 +233,7 @@ int cli_find_collection(cli_t *c, const char *name, me_collection_info_t *out) {
         }
     }
     free(list);
-    return cli_error(c, CLI_FAIL, "collection '%s' does not exist at %s (see 'metaembed collection list'; "
+    return cli_error(c, CLI_FAIL, ME_NO_COLLECTION " at %s (see 'metaembed collection list'; "
                      "create it with 'metaembed collection create %s --dim D')", name, c->g.addr, name);
 }
 

@@ -30,6 +30,12 @@ enum {
 #undef ME__ERR_ENUM
 };
 
+/* The one wording of a missing collection, for every daemon and client
+ * (printf format, one %s: the name); callers append their own hint. */
+#define ME_NO_COLLECTION "collection '%s' does not exist"
+/* The hint a daemon adds: it cannot know which interface asked. */
+#define ME_NO_COLLECTION_HINT " (create it first, or check the name: list the collections to see them)"
+
 const char *me_strerror(int err);
 /* snprintf into a caller's error buffer; a NULL or empty buffer is fine. */
 void me_set_err(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -103,7 +103,7 @@ static int h_list_or_stats(req_t *r, int stats) {
         goto out;
     }
     if (sreq->collection[0] && ninfo == 0) {
-        rc = me_reply_error(r->reply, ME_CODE_NOT_FOUND, "collection '%s' not found", sreq->collection);
+        rc = me_reply_error(r->reply, ME_CODE_NOT_FOUND, ME_NO_COLLECTION ME_NO_COLLECTION_HINT, sreq->collection);
         goto out;
     }
     me_cluster_t *cl = &co->cluster;

@@ -104,7 +104,7 @@ static int collection_shape(req_t *r, const char *name, Metaembed__CollectionCon
     if (!answered)
         return me_reply_error(r->reply, st, "no shard group answered; retry later%s", DEADLINE_HINT(st));
     return me_reply_error(r->reply, ME_CODE_NOT_FOUND,
-                          "collection '%s' not found (create it first, or check the name)", name);
+                          ME_NO_COLLECTION ME_NO_COLLECTION_HINT, name);
 }
 
 /* Groups the request's ids/documents by owning group: owner[i]. */

@@ -578,7 +578,7 @@ static int r_info(api_t *a) {
     me_stats_free(&s);
     if (!found) {
         me_json_writer_free(&w);
-        return fail(a, ME_CODE_NOT_FOUND, "collection '%.64s' does not exist (GET /v1/collections lists them)", a->coll);
+        return fail(a, ME_CODE_NOT_FOUND, ME_NO_COLLECTION " (GET /v1/collections lists them)", a->coll);
     }
     return reply(a, &w, 200);
 }

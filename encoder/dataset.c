@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/hash.h"
 #include "common/json.h"
+#include "common/paths.h"
 #include "common/topk.h"
 
 const char *me_split_name(me_split_t s) {
@@ -256,51 +257,16 @@ long me_dataset_find(const me_dataset_t *ds, const char *id) {
 
 /* ---- locating the file ---- */
 
-static int is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* Walks up from dir to the repository root (Makefile and encoder/ side by
- * side) and checks ../shared/data there. */
-static int try_repo(const char *dir, char *out, size_t cap) {
-    char d[PATH_MAX], probe[PATH_MAX + 64];
-    if (!realpath(dir, d)) return 0;
-    for (;;) {
-        struct stat st;
-        snprintf(probe, sizeof probe, "%s/encoder", d);
-        int has_enc = stat(probe, &st) == 0 && S_ISDIR(st.st_mode);
-        snprintf(probe, sizeof probe, "%s/Makefile", d);
-        if (has_enc && is_file(probe)) {
-            snprintf(probe, sizeof probe, "%s/../shared/data/" ME_DATASET_FILE, d);
-            if (is_file(probe)) {
-                snprintf(out, cap, "%s", probe);
-                return 1;
-            }
-        }
-        char *slash = strrchr(d, '/');
-        if (!slash || slash == d) return 0;
-        *slash = 0;
-    }
-}
-
 int me_dataset_locate(const char *fallback, char *out, size_t cap) {
     const char *env = getenv("METAEMBED_DATA");
     if (env && *env) {
         snprintf(out, cap, "%s", env);
-        return is_file(env) ? 0 : ME_ENOTFOUND;
+        return me_path_is_file(env) ? 0 : ME_ENOTFOUND;
     }
-    if (try_repo(".", out, cap)) return 0;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-        if (try_repo(exe, out, cap)) return 0;
-    }
+    /* ../shared/data beside the repository (found from here or from the binary). */
+    if (me_find_shipped("../shared/data/" ME_DATASET_FILE, out, cap) == 0) return 0;
     snprintf(out, cap, "%s", fallback ? fallback : "../shared/data/" ME_DATASET_FILE);
-    return fallback && is_file(fallback) ? 0 : ME_ENOTFOUND;
+    return fallback && me_path_is_file(fallback) ? 0 : ME_ENOTFOUND;
 }
 
 /* ---- hard negatives ---- */

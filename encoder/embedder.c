@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/image.h"
+#include "common/paths.h"
 #include "encoder/weights.h"
 
 struct me_embedder {
@@ -31,11 +32,15 @@ me_embedder_t *me_embedder_wrap(me_model_t *m, const me_tok_t *tok) {
     return e;
 }
 
-int me_embedder_load(const char *path, me_embedder_t **out, char *err, size_t errcap) {
+int me_embedder_load(const char *given, me_embedder_t **out, char *err, size_t errcap) {
     *out = NULL;
+    /* The default "models/..." works from any folder: see me_resolve_model. */
+    char path[4096];
+    int rc = me_resolve_model(given, path, sizeof path, err, errcap);
+    if (rc) return rc;
     me_model_t *m;
     char *tokstr = NULL;
-    int rc = me_weights_load(path, 0, &m, &tokstr, NULL, NULL, 0, err, errcap);
+    rc = me_weights_load(path, 0, &m, &tokstr, NULL, NULL, 0, err, errcap);
     if (rc) return rc;
     me_tok_t *tok = NULL;
     char sub[256];

@@ -156,7 +156,7 @@ int me_catalog_drop(me_shard_t *s, const char *name, char *err, size_t errcap) {
     for (i = 0; i < s->ncolls; i++)
         if (strcmp(s->colls[i]->cfg.name, name) == 0) break;
     if (i == s->ncolls) {
-        snprintf(err, errcap, "collection '%s' not found", name);
+        snprintf(err, errcap, ME_NO_COLLECTION, name);
         return ME_ENOTFOUND;
     }
     me_coll_t *c = s->colls[i];

@@ -23,7 +23,7 @@ static me_coll_t *need_coll(req_t *r, const char *name) {
     me_coll_t *c = me_catalog_find(SHARD(r), name ? name : "");
     if (!c)
         me_reply_error(r->reply, ME_CODE_NOT_FOUND,
-                       "collection '%s' not found (create it first, or check the name)", name ? name : "");
+                       ME_NO_COLLECTION ME_NO_COLLECTION_HINT, name ? name : "");
     return c;
 }
 
@@ -129,7 +129,7 @@ static int list_infos(req_t *r, const char *only, Metaembed__StatsReply *stats) 
         k++;
     }
     if (only && *only && k == 0) {
-        rc = me_reply_error(r->reply, ME_CODE_NOT_FOUND, "collection '%s' not found", only);
+        rc = me_reply_error(r->reply, ME_CODE_NOT_FOUND, ME_NO_COLLECTION ME_NO_COLLECTION_HINT, only);
         goto out;
     }
     if (stats) {

@@ -100,7 +100,7 @@ TEST(shard_bad_input_gets_clear_status_and_loses_nothing) {
     rc = me_client_create_collection(g_c, &(me_collection_spec_t){ .name = "z", .dim = 4, .dtype = "bf16" }, &st);
     expect(rc, &st, ME_CODE_INVALID_ARGUMENT, "dtype");
     rc = me_client_drop_collection(g_c, "nope", &st);
-    expect(rc, &st, ME_CODE_NOT_FOUND, "not found");
+    expect(rc, &st, ME_CODE_NOT_FOUND, "does not exist");
 
     /* Ten good documents. */
     float v[9 * DIM];
@@ -116,7 +116,7 @@ TEST(shard_bad_input_gets_clear_status_and_loses_nothing) {
     vec(v, 9, 5);
     expect(upsert1("c", "x", v, 8, DIM - 1, &st), &st, ME_CODE_INVALID_ARGUMENT, "dim 15 does not match");
     expect(upsert1("c", "x", v, 9, DIM, &st), &st, ME_CODE_INVALID_ARGUMENT, "9 vectors, must be 1..8");
-    expect(upsert1("nope", "x", v, 8, DIM, &st), &st, ME_CODE_NOT_FOUND, "collection 'nope' not found");
+    expect(upsert1("nope", "x", v, 8, DIM, &st), &st, ME_CODE_NOT_FOUND, "collection 'nope' does not exist");
     expect(upsert1("c", "", v, 8, DIM, &st), &st, ME_CODE_INVALID_ARGUMENT, "empty id");
     char longid[300];
     memset(longid, 'a', sizeof longid - 1);
@@ -183,7 +183,7 @@ TEST(shard_bad_input_gets_clear_status_and_loses_nothing) {
         me_results_t res;
         vec(q, 2, 3);
         rc = me_client_search(g_c, "nope", q, 2, DIM, &(me_search_opts_t){ .k = 5 }, &res, &st);
-        expect(rc, &st, ME_CODE_NOT_FOUND, "not found");
+        expect(rc, &st, ME_CODE_NOT_FOUND, "does not exist");
         /* k above the document count: every document, best first. */
         ASSERT_OK(me_client_search(g_c, "c", q, 2, DIM, &(me_search_opts_t){ .k = 1000 }, &res, &st));
         ASSERT_EQ(res.n, 11);
@@ -201,10 +201,10 @@ TEST(shard_bad_input_gets_clear_status_and_loses_nothing) {
         ASSERT_EQ(n, 1);
         ASSERT_STREQ(recs[0].id, "d1");
         me_records_free(recs, n);
-        expect(me_client_get(g_c, "nope", ids, 2, 0, &recs, &n, &st), &st, ME_CODE_NOT_FOUND, "not found");
+        expect(me_client_get(g_c, "nope", ids, 2, 0, &recs, &n, &st), &st, ME_CODE_NOT_FOUND, "does not exist");
         expect(me_client_get(g_c, "c", ids, 0, 0, &recs, &n, &st), &st, ME_CODE_INVALID_ARGUMENT, "empty batch");
         expect(me_client_delete(g_c, "c", ids, 0, NULL, &st), &st, ME_CODE_INVALID_ARGUMENT, "empty batch");
-        expect(me_client_delete(g_c, "nope", ids, 1, NULL, &st), &st, ME_CODE_NOT_FOUND, "not found");
+        expect(me_client_delete(g_c, "nope", ids, 1, NULL, &st), &st, ME_CODE_NOT_FOUND, "does not exist");
     }
 
     /* The wire itself. */

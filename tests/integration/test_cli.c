@@ -328,6 +328,36 @@ static void ingest_search_roundtrip(const char *dtype, me_dtype_t file_dtype) {
     ASSERT_HAS(r.out, "  [4] ");
     ASSERT_TRUE(!strstr(r.out, "  [5] "));
     run_free(&r);
+    /* get --out: the stored vectors as .npy [N, R, D], shorter documents
+     * padded with zero rows, and --ids-out their ids (issue 15). */
+    char outnpy[600], outids[600];
+    tmp_path(outnpy, sizeof outnpy, "export.npy");
+    tmp_path(outids, sizeof outids, "export.ids");
+    ASSERT_EQ(CLI(&r, d.endpoint, "get", "--collection", "docs", "doc-0013", "doc-0014", "nope", "--out", outnpy,
+                  "--ids-out", outids), 1);  /* one id missing: exit 1, the rest exported */
+    ASSERT_HAS(r.err, "wrote 2 x 8 x 16 vectors to");
+    run_free(&r);
+    me_npy_t ex;
+    ASSERT_OK(me_npy_open(&ex, outnpy, err, sizeof err));
+    ASSERT_EQ(ex.ndim, 3);
+    ASSERT_EQ(ex.shape[0], 2);
+    ASSERT_EQ(ex.shape[1], R);
+    ASSERT_EQ(ex.shape[2], D);
+    float *got = malloc(2 * R * D * sizeof *got);
+    me_npy_read_f32(&ex, 0, 2 * R * D, got);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < R * D; j++) {
+            float expect_v = (i == 0 && j >= 5 * D) ? 0.0f : v[(size_t)(13 + i) * R * D + j];
+            ASSERT_NEAR(got[i * R * D + j], expect_v, 2e-3);
+        }
+    free(got);
+    me_npy_close(&ex);
+    char *idtext = slurp(outids);
+    ASSERT_STREQ(idtext, "doc-0013\ndoc-0014\n");
+    free(idtext);
+    CLI(&r, d.endpoint, "get", "--collection", "docs", "doc-0013", "--ids-out", outids);
+    ASSERT_FAILS(&r, 2, "--ids-out goes with --out");
+    run_free(&r);
     CLI(&r, d.endpoint, "get", "--collection", "docs", "doc-0001", "nope");
     ASSERT_EQ(r.code, 1);
     ASSERT_HAS(r.out, "doc-0001");
@@ -401,6 +431,34 @@ TEST(cli_rough_edges) {
     ASSERT_EQ(CLI(&r, NULL, "collection", "create", "--help"), 0);
     ASSERT_TRUE(strstr(r.out, "(required) [default") == NULL);
     run_free(&r);
+
+    /* The default model is found from any working directory (the
+     * repository beside the binary), and a missing one names --model. */
+    {
+        char bin[512], abs_bin[4096], cwd[4096], in[600], outp[600], errp[600], npy[600];
+        me_test_bin("metaembed", bin, sizeof bin);
+        ASSERT_TRUE(realpath(bin, abs_bin) != NULL && getcwd(cwd, sizeof cwd) != NULL);
+        tmp_path(in, sizeof in, "one.jsonl");
+        tmp_path(npy, sizeof npy, "one.npy");
+        tmp_path(outp, sizeof outp, "enc.out");
+        tmp_path(errp, sizeof errp, "enc.err");
+        write_text(in, "{\"id\": \"a\", \"text\": \"a text editor\"}\n");
+        char *enc[] = { abs_bin, "encode", "--input", in, "--out", npy, NULL };
+        char *nomodel[] = { abs_bin, "encode", "--model", "models/none.safetensors", "--input", in, "--out", npy, NULL };
+        ASSERT_EQ(chdir(g_tmp), 0);
+        int rc_enc = me_test_run(enc, outp, errp);
+        char *enc_err = slurp(errp);
+        int rc_none = me_test_run(nomodel, outp, errp);
+        char *none_err = slurp(errp);
+        ASSERT_EQ(chdir(cwd), 0);
+        if (rc_enc != 0) fprintf(stderr, "%s", enc_err);
+        ASSERT_EQ(rc_enc, 0);
+        ASSERT_EQ(rc_none, 1);
+        ASSERT_HAS(none_err, "cannot open models/none.safetensors: not found in");
+        ASSERT_HAS(none_err, "give --model PATH");
+        free(enc_err);
+        free(none_err);
+    }
 
     /* Text ingest with no encoder on the stream: it says it waits, then
      * gives up after --wait-s rather than hanging; a missing collection is

@@ -364,7 +364,7 @@ static const probe_t cases[] = {
     { "Search, candidates = 2^32-1", SHARD, b_cand_huge, 0, 0, ST(INVALID_ARGUMENT), "exceeds the limit", NULL, NULL },
     { "Search, three candidate counts", COORD, b_cand_three, 0, 0, ST(INVALID_ARGUMENT), "at most two", NULL, NULL },
     { "Search, r_q beyond the query's rows", COORD, b_rq_over, 0, 0, ST(INVALID_ARGUMENT), "exceeds the 2 query vectors", NULL, NULL },
-    { "Search an unknown collection", COORD, b_unknown_coll, 0, 0, ST(NOT_FOUND), "not found", NULL, NULL },
+    { "Search an unknown collection", COORD, b_unknown_coll, 0, 0, ST(NOT_FOUND), "does not exist", NULL, NULL },
     { "method 99", COORD, b_method_99, 0, 0, ST(UNIMPLEMENTED), "unknown method", NULL, NULL },
     { "8 bytes that are not an Envelope", SHARD, b_not_envelope, 0, 0, ST(INVALID_ARGUMENT), "not a metaembed Envelope", NULL, NULL },
 };
