@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/npy.h"
@@ -127,8 +128,16 @@ static const cli_cmd_t create_cmd = {
 static const cli_cmd_t list_cmd = {
     "collection list", "", "Lists collections with their settings and document counts.", NULL, 0, 0,
 };
+typedef struct { int yes; } drop_opts_t;
+static const me_cfg_opt_t drop_table[] = {
+    { "yes", ME_CFG_BOOL, offsetof(drop_opts_t, yes), "false", 0, 1, NULL,
+      "drop without asking (on a terminal the command asks you to type the name)" },
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
 static const cli_cmd_t drop_cmd = {
-    "collection drop", "NAME", "Drops a collection and every document in it.", NULL, 1, 0,
+    "collection drop", "NAME [--yes]",
+    "Drops a collection and every document in it. On a terminal it first asks for the name (--yes skips that);\n"
+    "from a script (stdin not a terminal) it drops at once.", drop_table, 1, 0,
 };
 
 static void collection_usage(FILE *out) {
@@ -139,7 +148,7 @@ static void collection_usage(FILE *out) {
             "  create NAME --dim D [--max-doc-vectors 64] [--max-query-vectors 16] [--dtype f16|f32|int8]\n"
             "         [--ram-vectors N] [--coarse-vectors N]\n"
             "  list\n"
-            "  drop NAME\n"
+            "  drop NAME [--yes]\n"
             "\n"
             "'metaembed collection SUBCOMMAND --help' describes each.\n");
 }
@@ -206,13 +215,35 @@ static int collection_list(cli_t *c, int argc, char **argv) {
     return CLI_OK;
 }
 
+/* On a terminal a drop is confirmed by typing the collection's name, as a
+ * mistyped command would otherwise lose every document at once. */
+static int confirm_drop(cli_t *c, const char *name) {
+    me_collection_info_t ci;
+    int rc = cli_find_collection(c, name, &ci);
+    if (rc != CLI_OK) return rc;
+    fprintf(stderr, "drop collection '%s' and its %llu documents? This cannot be undone.\n"
+                    "type the name to confirm (or run with --yes): ", name, (unsigned long long)ci.documents);
+    fflush(stderr);
+    char line[ME_CFG_STR_MAX + 2];
+    if (!fgets(line, sizeof line, stdin)) line[0] = 0;
+    line[strcspn(line, "\r\n")] = 0;
+    if (strcmp(line, name) != 0)
+        return cli_error(c, CLI_FAIL, "not dropped: the answer was not '%s' (nothing changed)", name);
+    return CLI_OK;
+}
+
 static int collection_drop(cli_t *c, int argc, char **argv) {
+    drop_opts_t o;
+    char err[256];
+    me_config_defaults(drop_table, &o, err, sizeof err);
     char *pos[1];
     int npos = 0;
-    int rc = cli_parse(c, &drop_cmd, NULL, argc, argv, pos, &npos);
+    int rc = cli_parse(c, &drop_cmd, &o, argc, argv, pos, &npos);
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (npos != 1) return cli_usage_error(c, "needs the collection NAME");
     if (!cli_connect(c)) return CLI_FAIL;
+    if (!o.yes && isatty(STDIN_FILENO) && isatty(STDERR_FILENO) && (rc = confirm_drop(c, pos[0])) != CLI_OK)
+        return rc;
     me_status_t st;
     if (me_client_drop_collection(c->client, pos[0], &st) != 0) {
         char what[128];

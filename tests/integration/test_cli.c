@@ -2,6 +2,8 @@
  * ingest of .npy files (f32 and f16) checked through libmetaembed, search,
  * get, delete, and bad input that must fail clearly and change nothing. */
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +146,42 @@ static uint64_t doc_count(me_client_t *c, const char *coll) {
     return docs;
 }
 
+/* Runs `metaembed --addr ADDR collection drop NAME` on a pseudo-terminal,
+ * answers its question with `answer`, and returns its exit status; the
+ * prompt must have named the collection and --yes. */
+static int drop_on_tty(const char *addr, const char *name, const char *answer) {
+    char bin[512];
+    me_test_bin("metaembed", bin, sizeof bin);
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        execl(bin, bin, "--addr", addr, "collection", "drop", name, (char *)NULL);
+        _exit(127);
+    }
+    char seen[4096];
+    size_t len = 0;
+    int answered = 0;
+    for (;;) {
+        struct pollfd p = { master, POLLIN, 0 };
+        if (poll(&p, 1, 20000) <= 0) break;  /* a hang fails below */
+        ssize_t k = read(master, seen + len, sizeof seen - 1 - len);
+        if (k <= 0) break;  /* EIO: the child closed the terminal */
+        len += (size_t)k;
+        seen[len] = 0;
+        if (!answered && strstr(seen, "type the name to confirm")) {
+            ASSERT_TRUE(write(master, answer, strlen(answer)) == (ssize_t)strlen(answer));
+            answered = 1;
+        }
+    }
+    close(master);
+    int status = me_test_wait(pid);
+    if (!answered) me_test_fail(__FILE__, __LINE__, "no confirmation prompt; the terminal showed:\n%s", seen);
+    ASSERT_HAS(seen, name);
+    ASSERT_HAS(seen, "--yes");
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
 TEST(cli_help_and_collections) {
     setup("cli");
     me_daemon_t d = { 0 };
@@ -203,6 +241,17 @@ TEST(cli_help_and_collections) {
     ASSERT_EQ(CLI(&r, d.endpoint, "status", "--json"), 0);
     ASSERT_OUT(&r, "\"role\":\"shard\"", "\"replicas\":[{\"endpoint\":\"", "\"up\":true");
 
+    /* On a terminal, drop asks for the name: a wrong answer keeps it. */
+    me_client_t *mc = me_daemon_client(&d);
+    ASSERT_TRUE(mc != NULL);
+    ASSERT_EQ(drop_on_tty(d.endpoint, "alpha", "alpah\n"), 1);
+    ASSERT_EQ(doc_count(mc, "alpha"), 0);
+    ASSERT_EQ(drop_on_tty(d.endpoint, "alpha", "alpha\n"), 0);
+    ASSERT_EQ(doc_count(mc, "alpha"), UINT64_MAX);
+    me_client_close(mc);
+    /* From a script (stdin not a terminal) it drops at once. */
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "create", "alpha", "--dim", "16"), 0);
+    run_free(&r);
     ASSERT_EQ(CLI(&r, d.endpoint, "collection", "drop", "alpha"), 0);
     ASSERT_OUT(&r, "dropped collection 'alpha'");
     ASSERT_EQ(CLI(&r, d.endpoint, "--json", "collection", "drop", "beta"), 0);
