@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "common/npy.h"
+#include "encoder/embedder.h"
 
 static void main_usage(FILE *out) {
     fprintf(out,
@@ -104,10 +105,17 @@ static void print_collections(FILE *out, const me_collection_info_t *cs, size_t 
 typedef struct {
     long long dim, max_doc, max_query, ram, coarse;
     char dtype[ME_CFG_STR_MAX];
+    int for_model;
+    char model[ME_CFG_STR_MAX];
 } create_opts_t;
 
 static const me_cfg_opt_t create_table[] = {
-    { "dim", ME_CFG_INT, offsetof(create_opts_t, dim), "", 0, 1 << 20, NULL, "vector dimension D (required)" },
+    { "dim", ME_CFG_INT, offsetof(create_opts_t, dim), "", 0, 1 << 20, NULL,
+      "vector dimension D (required unless --for-model)" },
+    { "for-model", ME_CFG_BOOL, offsetof(create_opts_t, for_model), "false", 0, 1, NULL,
+      "take D, R_c and R_q from the model (--model) the encoders run, for text and image ingest" },
+    { "model", ME_CFG_STRING, offsetof(create_opts_t, model), ME_DEFAULT_MODEL, 0, 0, NULL,
+      "with --for-model: the model file" },
     { "max-doc-vectors", ME_CFG_INT, offsetof(create_opts_t, max_doc), "64", 1, 1 << 16, NULL,
       "R_c: most vectors per document" },
     { "max-query-vectors", ME_CFG_INT, offsetof(create_opts_t, max_query), "16", 1, 1 << 16, NULL,
@@ -122,8 +130,10 @@ static const me_cfg_opt_t create_table[] = {
 };
 
 static const cli_cmd_t create_cmd = {
-    "collection create", "NAME --dim D [options]",
-    "Creates a collection of documents of up to R_c vectors of dimension D each.", create_table, 1, 0,
+    "collection create", "NAME (--dim D | --for-model [--model FILE]) [options]",
+    "Creates a collection of documents of up to R_c vectors of dimension D each.\n"
+    "--for-model reads D, R_c and R_q from a model file, so text ingest through its encoders fits.",
+    create_table, 1, 0,
 };
 static const cli_cmd_t list_cmd = {
     "collection list", "", "Lists collections with their settings and document counts.", NULL, 0, 0,
@@ -145,12 +155,30 @@ static void collection_usage(FILE *out) {
             "usage: metaembed [--addr tcp://HOST:PORT] [--json] collection SUBCOMMAND ...\n"
             "\n"
             "subcommands:\n"
-            "  create NAME --dim D [--max-doc-vectors 64] [--max-query-vectors 16] [--dtype f16|f32|int8]\n"
+            "  create NAME (--dim D | --for-model [--model FILE]) [--max-doc-vectors 64] [--max-query-vectors 16] [--dtype f16|f32|int8]\n"
             "         [--ram-vectors N] [--coarse-vectors N]\n"
             "  list\n"
             "  drop NAME [--yes]\n"
             "\n"
             "'metaembed collection SUBCOMMAND --help' describes each.\n");
+}
+
+/* --for-model: D, R_c, R_q are the model's (a --dim that disagrees is an
+ * error rather than a collection no encoder can fill). */
+static int shape_from_model(cli_t *c, create_opts_t *o) {
+    char err[1024];
+    me_embedder_t *e;
+    if (me_embedder_load(o->model, &e, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
+    const me_model_config_t *m = me_embedder_config(e);
+    int dim = m->dim, rc_ = me_embedder_rows(e, ME_SIDE_DOC), rq = me_embedder_rows(e, ME_SIDE_QUERY);
+    me_embedder_free(e);
+    if (o->dim > 0 && o->dim != dim)
+        return cli_usage_error(c, "--dim %lld disagrees with %s, whose vectors have D=%d (drop --dim)", o->dim,
+                               o->model, dim);
+    o->dim = dim;
+    o->max_doc = rc_;
+    o->max_query = rq;
+    return CLI_OK;
 }
 
 static int collection_create(cli_t *c, int argc, char **argv) {
@@ -162,7 +190,9 @@ static int collection_create(cli_t *c, int argc, char **argv) {
     int rc = cli_parse(c, &create_cmd, &o, argc, argv, pos, &npos);
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (npos != 1) return cli_usage_error(c, "needs the collection NAME");
-    if (o.dim <= 0) return cli_usage_error(c, "needs --dim D (the vector dimension, > 0)");
+    if (o.for_model && (rc = shape_from_model(c, &o)) != CLI_OK) return rc;
+    if (o.dim <= 0) return cli_usage_error(c, "needs --dim D (the vector dimension, > 0), or --for-model to take it "
+                                              "from the model the encoders run");
     if (!cli_connect(c)) return CLI_FAIL;
     me_collection_spec_t spec = {
         .name = pos[0], .dim = (int)o.dim, .max_doc_vectors = (int)o.max_doc,

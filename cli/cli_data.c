@@ -27,8 +27,10 @@ static int connect_and_check_npy(cli_t *c, const char *path, const char *shape, 
     int rc = cli_find_collection(c, coll, ci);
     if (rc != CLI_OK) return rc;
     if (d != (uint64_t)ci->dim)
-        return cli_error(c, CLI_FAIL, "%s has dimension D=%llu (shape %s) but collection '%s' has dim %d", path,
-                         (unsigned long long)d, shape, coll, ci->dim);
+        return cli_error(c, CLI_FAIL, "%s has dimension D=%llu (shape %s) but collection '%s' has dim %d (a collection "
+                         "for these vectors: 'metaembed collection create NAME --dim %llu --max-%s-vectors %llu')",
+                         path, (unsigned long long)d, shape, coll, ci->dim, (unsigned long long)d,
+                         query_side ? "query" : "doc", (unsigned long long)r);
     int max = query_side ? ci->max_query_vectors : ci->max_doc_vectors;
     if (r > (uint64_t)max)
         return cli_error(c, CLI_FAIL, "%s has R=%llu vectors per %s (shape %s) but collection '%s' takes at most %d "

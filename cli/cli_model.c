@@ -22,7 +22,7 @@
 #include "encoder/imageset.h"
 #include "encoder/trainjob.h"
 
-#define DEFAULT_MODEL "models/metaembed-default.safetensors"
+#define DEFAULT_MODEL ME_DEFAULT_MODEL
 
 /* ---- train ---- */
 

@@ -16,6 +16,10 @@
 
 typedef struct me_embedder me_embedder_t;
 
+/* The shipped text model, relative to the repository (or to
+ * PREFIX/share/metaembed): me_embedder_load finds it from any folder. */
+#define ME_DEFAULT_MODEL "models/metaembed-default.safetensors"
+
 /* Loads a model file written by `metaembed train` (encoder/weights.h). */
 int me_embedder_load(const char *path, me_embedder_t **out, char *err, size_t errcap);
 /* Wraps a model and tokenizer the caller keeps alive (training, tests). */

@@ -79,7 +79,14 @@ static int store(const me_ingest_opts_t *o, me_client_t **cli, Metaembed__Ingest
     if (!*cli) { code = ME_CODE_UNAVAILABLE; snprintf(msg, cap, "coordinator %s: %.300s", o->coordinator, st.message); goto out; }
     me_client_set_timeout(*cli, 30000);
     code = me_client_upsert(*cli, b->collection, docs, n, D, &st);
-    if (code) {
+    if (code == ME_CODE_INVALID_ARGUMENT &&
+        (strstr(st.message, "does not match the collection's dim") || strstr(st.message, "vectors, must be 1.."))) {
+        /* The collection was made for another shape: say which fits this model. */
+        snprintf(msg, cap, "%.300s; this encoder's model makes D=%d with %d vectors per document: create a "
+                 "collection for it with 'metaembed collection create NAME --for-model' (or '--dim %d "
+                 "--max-doc-vectors %d --max-query-vectors %d')", st.message, D, R, D, R,
+                 me_embedder_rows(e, ME_SIDE_QUERY));
+    } else if (code) {
         snprintf(msg, cap, "%s", st.message);
         if (code == ME_CODE_UNAVAILABLE || code == ME_CODE_DEADLINE_EXCEEDED) {
             me_client_close(*cli);  /* reconnect next time */
@@ -119,7 +126,7 @@ void me_ingest_run(const me_ingest_opts_t *o, void *zctx, const atomic_int *stop
         if (zmq_msg_recv(&m, pull, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); continue; }
         /* The same rules as a request: strings, size, batch length. A bad
          * batch that still names its sender is answered, so the sender stops. */
-        char msg[512] = "";
+        char msg[1024] = "";
         int code = ME_CODE_OK;
         if (me_check_strings(&metaembed__ingest_batch__descriptor, zmq_msg_data(&m), zmq_msg_size(&m), msg,
                              sizeof msg) != 0)

@@ -17,7 +17,7 @@
 
 const me_cfg_opt_t me_encoder_options[] = {
     OPT("listen", ME_CFG_STRING, listen, "tcp://127.0.0.1:7800", 0, 0, NULL, "ZeroMQ endpoint to bind (ROUTER)"),
-    OPT("model", ME_CFG_STRING, model, "models/metaembed-default.safetensors", 0, 0, NULL, "model file"),
+    OPT("model", ME_CFG_STRING, model, ME_DEFAULT_MODEL, 0, 0, NULL, "model file"),
     ME_CFG_LOG_LEVEL_OPTION(me_encoder_opts_t),
     OPT("threads", ME_CFG_INT, threads, "0", 0, 256, NULL,
         "worker threads, one request each at a time (0 = one per core; with --batching give more than --lanes, "

@@ -82,9 +82,30 @@ TEST(text_pipeline_ingest_kill_encoder_resume_search) {
     char stream[CLUSTER_STREAM_MAX];
     me_daemon_t enc[2] = { 0 };
     ASSERT_OK(cluster_start_pipeline(&c, 2, model, enc, stream));
-    char *create[] = { bin, "--addr", c.coord.endpoint, "collection", "create", "deb", "--dim", "32",
-                       "--max-doc-vectors", "8", "--max-query-vectors", "4", NULL };
+    /* --for-model takes D, R_c, R_q from the model file (32, 8, 4 here). */
+    char *create[] = { bin, "--addr", c.coord.endpoint, "collection", "create", "deb", "--for-model", "--model", model,
+                       NULL };
     ASSERT_EQ(run_cli(create, dir, "create", &out, &err), 0);
+    ASSERT_TRUE(strstr(out, "dim 32, max-doc-vectors 8, max-query-vectors 4") != NULL);
+    free(out);
+    free(err);
+    char *badcreate[] = { bin, "--addr", c.coord.endpoint, "collection", "create", "x", "--for-model", "--model",
+                          model, "--dim", "16", NULL };
+    ASSERT_EQ(run_cli(badcreate, dir, "badcreate", &out, &err), 2);
+    ASSERT_TRUE(strstr(err, "disagrees with") != NULL);
+    free(out);
+    free(err);
+    /* A collection of another dim: the encoder's refusal names the create command that fits. */
+    char *wrong[] = { bin, "--addr", c.coord.endpoint, "collection", "create", "wrongdim", "--dim", "16", NULL };
+    ASSERT_EQ(run_cli(wrong, dir, "wrong", &out, &err), 0);
+    free(out);
+    free(err);
+    char *wrongi[] = { bin, "--addr", c.coord.endpoint, "ingest", badfile, "--collection", "wrongdim",
+                       "--stream", stream, "--wait-s", "20", NULL };
+    ASSERT_EQ(run_cli(wrongi, dir, "wrongi", &out, &err), 1);
+    ASSERT_TRUE(strstr(err, "does not match the collection's dim 16") != NULL);
+    ASSERT_TRUE(strstr(err, "'metaembed collection create NAME --for-model' (or '--dim 32 --max-doc-vectors 8 "
+                            "--max-query-vectors 4')") != NULL);
     free(out);
     free(err);
 
