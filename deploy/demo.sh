@@ -88,6 +88,8 @@ The cluster is still running:
   export METAEMBED_ADDR=$METAEMBED_ADDR
   $me search --collection debian --budget 8,16 -k 10 "your question"
   $me status
+  the dashboard (ops and a search view): http://127.0.0.1:$((port + 1400))/
+  the HTTP/JSON API: http://127.0.0.1:$((port + 1400))/v1/ (docs/http-api.md)
 Stop it with: deploy/local/stop-cluster.sh --dir $dir
 MSG
 if [ -n "$eaddr" ]; then

@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --port) port=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "start-cluster: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -91,8 +91,11 @@ cat <<MSG
 metaembed cluster up: coordinator tcp://127.0.0.1:$port, $shards shard group(s) x $replicas replica(s), $encoders encoder(s)
   data and logs:  $dir
   cluster map:    $map
+  dashboard:      http://127.0.0.1:$((port + 1400))/ (the ops page and a search view, in a browser)
+  HTTP API:       http://127.0.0.1:$((port + 1400))/v1/ (curl, the Python client; OpenAPI at /openapi.json)
   metrics:        http://127.0.0.1:$((port + 1400))/metrics (coordinator; each process: its port + 1400)
   try:            export METAEMBED_ADDR=tcp://127.0.0.1:$port; $bin/metaembed status
+  new collection: $bin/metaembed collection create NAME --for-model   (D, R_c, R_q of the encoders' model)
   text ingest:    $bin/metaembed ingest corpus.jsonl --collection NAME --stream $stream
   stop:           deploy/local/stop-cluster.sh --dir $dir
 MSG

@@ -370,6 +370,20 @@ TEST(local_cluster_launcher_starts_and_stops) {
         free(e);
     }
     ASSERT_EQ(code, 0);
+    /* The banner names the dashboard and the HTTP API on the port it started. */
+    char *banner = me_test_slurp(out), want[128];
+    ASSERT_TRUE(banner != NULL);
+    snprintf(want, sizeof want, "dashboard:      http://127.0.0.1:%d/ ", atoi(port) + 1400);
+    ASSERT_TRUE(strstr(banner, want) != NULL);
+    snprintf(want, sizeof want, "HTTP API:       http://127.0.0.1:%d/v1/", atoi(port) + 1400);
+    ASSERT_TRUE(strstr(banner, want) != NULL);
+    free(banner);
+    /* --help is the header comment, nothing after it. */
+    char *help[] = { "deploy/local/start-cluster.sh", "--help", NULL };
+    ASSERT_EQ(me_test_run(help, out, NULL), 0);
+    banner = me_test_slurp(out);
+    ASSERT_TRUE(banner && strstr(banner, "stop-cluster.sh --dir DIR.\n") && !strstr(banner, "set -euo"));
+    free(banner);
     char ep[64];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%s", port);
     me_status_t st;
