@@ -51,7 +51,8 @@ static void print_opts(FILE *out, const me_cfg_opt_t *opts) {
         char left[96];
         const char *var = metavar(o);
         snprintf(left, sizeof left, "%s%s%s%s", strlen(o->name) == 1 ? "-" : "--", o->name, *var ? " " : "", var);
-        fprintf(out, "  %-28s %s", left, o->help);
+        me_config_help_left(out, left, 28);
+        fputs(o->help, out);
         if (o->def && *o->def && strcmp(o->def, "false") && strcmp(o->def, "-1"))
             fprintf(out, " [default: %s]", o->def);
         fputc('\n', out);

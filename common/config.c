@@ -154,6 +154,11 @@ int me_config_load_file(const me_cfg_opt_t *opts, void *target, const char *path
     return rc;
 }
 
+void me_config_help_left(FILE *out, const char *left, int col) {
+    if ((int)strlen(left) < col) fprintf(out, "  %-*s ", col, left);
+    else fprintf(out, "  %s\n  %-*s ", left, col, "");
+}
+
 void me_config_usage(FILE *out, const me_cfg_opt_t *opts, const char *prog, const char *summary) {
     fprintf(out, "%s\n\nOptions (also settable as 'name value' lines in --config FILE):\n", summary);
     for (const me_cfg_opt_t *o = opts; o->name; o++) {
@@ -161,7 +166,8 @@ void me_config_usage(FILE *out, const me_cfg_opt_t *opts, const char *prog, cons
         const char *arg = o->type == ME_CFG_BOOL ? "" : o->type == ME_CFG_ENUM ? o->choices
                         : o->type == ME_CFG_SIZE ? "BYTES" : o->type == ME_CFG_INT ? "N" : "VALUE";
         snprintf(left, sizeof left, "--%s%s%s", o->name, *arg ? " " : "", arg);
-        fprintf(out, "  %-30s %s", left, o->help);
+        me_config_help_left(out, left, 30);
+        fputs(o->help, out);
         if (o->def && *o->def) fprintf(out, " [default: %s]", o->def);
         fputc('\n', out);
     }

@@ -65,6 +65,10 @@ int me_config_load_file(const me_cfg_opt_t *opts, void *target, const char *path
 int me_config_set(const me_cfg_opt_t *opts, void *target, const char *name,
                   const char *value, char *err, size_t errcap);
 void me_config_usage(FILE *out, const me_cfg_opt_t *opts, const char *prog, const char *summary);
+/* The start of one help line: "  LEFT" padded to column `col`, or, when
+ * LEFT is wider, LEFT alone on its line and the text starting below at
+ * that column, so descriptions stay aligned. The caller prints the text. */
+void me_config_help_left(FILE *out, const char *left, int col);
 /* "123", "64K", "1.5G" → bytes. */
 int me_parse_size(const char *s, long long *out);
 

@@ -84,3 +84,19 @@ TEST(config_rejects_bad_values_clearly) {
     ASSERT_OK(me_parse_size("64KiB", &v));
     ASSERT_EQ(v, 65536);
 }
+
+/* Help lines keep their descriptions in one column even when an option's
+ * left part (--log-level debug|info|warn|error) is wider than it. */
+TEST(config_help_keeps_descriptions_aligned) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ASSERT_TRUE(f != NULL);
+    me_config_help_left(f, "--threads N", 12);
+    fputs("x\n", f);
+    me_config_help_left(f, "--log-level debug|info", 12);
+    fputs("y\n", f);
+    fclose(f);
+    ASSERT_STREQ(buf, "  --threads N  x\n  --log-level debug|info\n               y\n");
+    free(buf);
+}
