@@ -48,6 +48,22 @@ typedef struct {
     size_t n;
 } lines_t;
 
+static int by_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Lines that repeat an earlier line's text (ids given twice): their
+ * documents replace the earlier ones, so the collection grows by n minus
+ * this. 0 when memory is short (only the summary is then less precise). */
+static size_t count_repeated(const lines_t *l) {
+    char **s = malloc((l->n ? l->n : 1) * sizeof *s);
+    if (!s) return 0;
+    memcpy(s, l->line, l->n * sizeof *s);
+    qsort(s, l->n, sizeof *s, by_str);
+    size_t rep = 0;
+    for (size_t i = 1; i < l->n; i++) rep += !strcmp(s[i - 1], s[i]);
+    free(s);
+    return rep;
+}
+
 static void lines_free(lines_t *l) {
     free(l->buf);
     free(l->line);
@@ -362,6 +378,7 @@ int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
     }
     me_progress_finish(&p);
     double secs = me_progress_elapsed(&p);
+    size_t repeated = count_repeated(&ids);
     if (c->g.json) {
         me_json_writer_t j;
         cli_json_begin(&j, stdout);
@@ -371,10 +388,15 @@ int cli_cmd_ingest(cli_t *c, int argc, char **argv) {
         me_json_put_str(&j, "dtype", a.dtype == ME_DTYPE_F16 ? "f16" : "f32");
         me_json_put_num_prec(&j, "seconds", secs, 9);
         me_json_put_num_prec(&j, "docs_per_s", secs > 0 ? (double)n / secs : 0, 9);
+        me_json_put_u64(&j, "distinct_ids", n - repeated);
+        me_json_put_u64(&j, "repeated_ids", repeated);
         cli_json_end(&j);
     } else {
         printf("ingested %llu documents into '%s' in %.2f s (%.0f docs/s, %llu batches)\n", (unsigned long long)n,
                o.collection, secs, secs > 0 ? (double)n / secs : 0.0, (unsigned long long)batches);
+        if (repeated)
+            printf("%llu distinct ids: %zu line%s of %s repeated an earlier id (the last one is stored)\n",
+                   (unsigned long long)(n - repeated), repeated, repeated == 1 ? "" : "s", o.ids);
     }
     rc = CLI_OK;
 out:

@@ -426,6 +426,20 @@ static void ingest_search_roundtrip(const char *dtype, me_dtype_t file_dtype) {
     ASSERT_EQ(CLI(&r, d.endpoint, "--json", "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids), 0);
     ASSERT_OUT(&r, "{\"collection\":\"docs\",\"documents\":300,\"batches\":2,");
     ASSERT_EQ(doc_count(c, "docs"), NDOCS);
+    /* An id given twice: the summary counts distinct ids (issue 15). */
+    char dupids[600];
+    tmp_path(dupids, sizeof dupids, "dup-ids.txt");
+    write_ids_meta(dupids, NULL, NDOCS);
+    {
+        char *t = slurp(dupids);
+        memcpy(strstr(t, "doc-0001"), "doc-0000", 8);
+        write_text(dupids, t);
+        free(t);
+    }
+    ASSERT_EQ(CLI(&r, d.endpoint, "ingest", "--collection", "docs", "--vectors", npy, "--ids", dupids), 0);
+    ASSERT_OUT(&r, "ingested 300 documents", "299 distinct ids: 1 line of ");
+    ASSERT_EQ(CLI(&r, d.endpoint, "--json", "ingest", "--collection", "docs", "--vectors", npy, "--ids", dupids), 0);
+    ASSERT_OUT(&r, "\"distinct_ids\":299,\"repeated_ids\":1}");
 
     free(v);
     free(h);
