@@ -36,4 +36,34 @@ size_t me_bm25_terms(const me_bm25_t *bm);
  * documents sharing no term). */
 void me_bm25_score(const me_bm25_t *bm, const char *query, size_t len, float *scores);
 
+/* ---- incremental index ----
+ * The same formula over a corpus that changes: documents are dense slots
+ * 0..docs) that are appended, replaced, and removed by moving the last slot
+ * into the hole (a shard collection's slot discipline), so the two stay in
+ * step. N counts every slot (a document without text has length 0, as in
+ * me_bm25_build with an empty text); df, N and avgdl are read at query
+ * time, so scores equal me_bm25_build's over the same texts. A document's
+ * terms travel as a "bag": its distinct tokens with their counts, encoded
+ * (me_bm25_bag) once for storage and RAM alike. */
+typedef struct me_bm25_index me_bm25_index_t;
+
+/* The bag of text[0..len): u32 distinct terms, then per term u8 length,
+ * the bytes, u32 tf (little-endian). *out is malloc'd (NULL and *outlen 0
+ * for a text without tokens). 0 or ME_ENOMEM. */
+int me_bm25_bag(const char *text, size_t len, uint8_t **out, size_t *outlen);
+
+me_bm25_index_t *me_bm25_index_new(float k1, float b);
+void me_bm25_index_free(me_bm25_index_t *ix);
+size_t me_bm25_index_docs(const me_bm25_index_t *ix);
+/* Appends an empty document as slot docs(). 0 or ME_ENOMEM. */
+int me_bm25_index_add(me_bm25_index_t *ix);
+/* Replaces slot doc's terms with bag[0..len) (len 0: no text). 0,
+ * ME_ENOMEM, or ME_ECORRUPT for a malformed bag (doc then has no terms). */
+int me_bm25_index_set(me_bm25_index_t *ix, uint32_t doc, const uint8_t *bag, size_t len);
+/* Removes slot doc; the last slot moves into it. */
+void me_bm25_index_remove(me_bm25_index_t *ix, uint32_t doc);
+/* scores[0..docs) as me_bm25_score; returns how many documents share a
+ * query term (the rest score 0). */
+size_t me_bm25_index_score(const me_bm25_index_t *ix, const char *query, size_t len, float *scores);
+
 #endif

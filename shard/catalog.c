@@ -89,6 +89,29 @@ static int load_docs(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
     return rc;
 }
 
+/* Rebuilds one collection's BM25 index from its lex records (after the
+ * heads, so every document already has its slot). */
+static int load_terms(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
+    char prefix[4];
+    id_prefix(prefix, c->id);
+    me_iter_t *it = me_storage_iter(s->storage, ME_CF_LEX, prefix, 4);
+    if (!it) return ME_ENOMEM;
+    const char *k, *v;
+    size_t kl, vl;
+    int rc = 0;
+    while (rc == 0 && me_iter_next(it, &k, &kl, &v, &vl)) {
+        long slot = kl > 4 ? me_coll_find(c, k + 4, kl - 4) : -1;
+        /* Written in the same batch as the head, so a lex record without a
+         * document, or one that does not parse, is corruption. */
+        if (slot < 0 || (rc = me_coll_set_terms(c, (size_t)slot, (const uint8_t *)v, vl)) == ME_ECORRUPT) {
+            snprintf(err, errcap, "collection %s: corrupt lex record (key length %zu)", c->cfg.name, kl);
+            rc = ME_ECORRUPT;
+        }
+    }
+    me_iter_free(it);
+    return rc;
+}
+
 int me_catalog_load(me_shard_t *s, char *err, size_t errcap) {
     me_iter_t *it = me_storage_iter(s->storage, ME_CF_META, "", 0);
     if (!it) return ME_ENOMEM;
@@ -120,7 +143,10 @@ int me_catalog_load(me_shard_t *s, char *err, size_t errcap) {
         if ((rc = add_coll(s, c)) != 0) { me_coll_free(c); break; }
     }
     me_iter_free(it);
-    for (size_t i = 0; rc == 0 && i < s->ncolls; i++) rc = load_docs(s, s->colls[i], err, errcap);
+    for (size_t i = 0; rc == 0 && i < s->ncolls; i++) {
+        rc = load_docs(s, s->colls[i], err, errcap);
+        if (rc == 0) rc = load_terms(s, s->colls[i], err, errcap);
+    }
     return rc;
 }
 
@@ -167,7 +193,7 @@ int me_catalog_drop(me_shard_t *s, const char *name, char *err, size_t errcap) {
     if (!b) return ME_ENOMEM;
     /* One atomic batch: the config and every record of the collection. */
     me_wbatch_delete(b, ME_CF_META, name, strlen(name));
-    for (int cf = ME_CF_HEAD; cf <= ME_CF_DOC; cf++)
+    for (int cf = ME_CF_HEAD; cf < ME_CF_COUNT; cf++)
         me_wbatch_delete_range(b, (me_cf_t)cf, lo, 4, hi, 4);
     int rc = me_storage_write(s->storage, b, err, errcap);
     me_wbatch_free(b);

@@ -55,7 +55,8 @@ me_coll_t *me_coll_new(const me_coll_config_t *cfg, uint32_t id) {
     pthread_rwlock_init(&c->lock, NULL);
     c->table_cap = 16;
     c->table = calloc(c->table_cap, sizeof *c->table);
-    if (!c->table) { free(c); return NULL; }
+    c->lex = me_bm25_index_new(ME_BM25_K1, ME_BM25_B);
+    if (!c->table || !c->lex) { free(c->table); me_bm25_index_free(c->lex); free(c); return NULL; }
     return c;
 }
 
@@ -69,6 +70,7 @@ void me_coll_free(me_coll_t *c) {
     free(c->coarse);
     free(c->coarse_scales);
     free(c->table);
+    me_bm25_index_free(c->lex);
     pthread_rwlock_destroy(&c->lock);
     free(c);
 }
@@ -197,6 +199,8 @@ long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
     if ((c->n + 1) * 4 > c->table_cap * 3 && table_grow(c) != 0) return ME_ENOMEM;
     char *copy = malloc(idlen + 1);
     if (!copy) return ME_ENOMEM;
+    /* The lexical slot is added last of what can fail, so both stay in step. */
+    if (me_bm25_index_add(c->lex) != 0) { free(copy); return ME_ENOMEM; }
     memcpy(copy, id, idlen);
     copy[idlen] = 0;
     size_t s = c->n++;
@@ -229,8 +233,13 @@ int me_coll_remove(me_coll_t *c, const char *id, size_t idlen) {
         }
         c->table[pos] = (uint32_t)(s + 1);
     }
+    me_bm25_index_remove(c->lex, (uint32_t)s);  /* moves the same last slot */
     c->n--;
     return 1;
+}
+
+int me_coll_set_terms(me_coll_t *c, size_t slot, const uint8_t *bag, size_t len) {
+    return me_bm25_index_set(c->lex, (uint32_t)slot, bag, len);
 }
 
 /* The first `per` vectors of a slot in one of the RAM tiers (data, scales). */

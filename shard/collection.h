@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/bm25.h"
 #include "common/dtype.h"
 #include "common/maxsim.h"
 #include "common/validate.h"
@@ -41,6 +42,7 @@ typedef struct {
     uint32_t *table;          /* open addressing: slot + 1, 0 = empty */
     size_t table_cap;         /* power of two */
     uint64_t stored_rows;     /* Σ rows, for index size */
+    me_bm25_index_t *lex;     /* BM25 over each slot's text, slots in step */
 } me_coll_t;
 
 /* Validates and fills defaults (R_c 64, R_q 16, f16, ram = R_c, coarse 1).
@@ -59,6 +61,9 @@ long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
                  const void *head, const float *head_scales);
 /* Returns 1 when the doc existed. */
 int me_coll_remove(me_coll_t *c, const char *id, size_t idlen);
+/* Replaces the lexical terms of slot with bag[0..len) (me_bm25_bag; len 0:
+ * none). 0, ME_ENOMEM or ME_ECORRUPT (the slot then has no terms). */
+int me_coll_set_terms(me_coll_t *c, size_t slot, const uint8_t *bag, size_t len);
 
 size_t me_coll_row_bytes(const me_coll_t *c);
 me_docref_t me_coll_head_ref(const me_coll_t *c, size_t slot);

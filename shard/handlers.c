@@ -180,6 +180,8 @@ typedef struct {
     int rows;
     uint8_t *data;   /* rows × dim storage elements */
     float *scales;   /* int8 */
+    uint8_t *bag;    /* the text's term counts (me_record_text_bag) */
+    size_t bag_len;
 } conv_doc_t;
 
 static int h_upsert(req_t *r) {
@@ -218,6 +220,10 @@ static int h_upsert(req_t *r) {
             rc = me_reply_error(r->reply, status_of(e), "%s", err);
             goto out;
         }
+        if (me_record_text_bag(d->metadata.data, d->metadata.len, &docs[i].bag, &docs[i].bag_len) != 0) {
+            rc = ME_OOM(r);
+            goto out;
+        }
     }
     b = me_wbatch_new(s->storage);
     rec = malloc(me_record_size(cfg->dtype, cfg->dim, cfg->max_doc_vectors));
@@ -226,7 +232,7 @@ static int h_upsert(req_t *r) {
     for (size_t i = 0; i < m->n_documents; i++) {
         Metaembed__Document *d = m->documents[i];
         me_record_put_doc(b, c, d->id, docs[i].rows, docs[i].data, docs[i].scales, d->metadata.data, d->metadata.len,
-                          rec);
+                          docs[i].bag, docs[i].bag_len, rec);
     }
     char err[256];
     if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
@@ -237,7 +243,8 @@ static int h_upsert(req_t *r) {
     size_t before = c->n;
     for (size_t i = 0; i < m->n_documents; i++) {
         Metaembed__Document *d = m->documents[i];
-        if (me_coll_put(c, d->id, strlen(d->id), docs[i].rows, docs[i].data, docs[i].scales) < 0) {
+        long slot = me_coll_put(c, d->id, strlen(d->id), docs[i].rows, docs[i].data, docs[i].scales);
+        if (slot < 0 || me_coll_set_terms(c, (size_t)slot, docs[i].bag, docs[i].bag_len) != 0) {
             /* RAM is now behind disk for this doc; a restart reloads it. */
             me_error("out of memory adding %s to RAM; restart the shard to reload", d->id);
             rc = ME_OOM(r);
@@ -251,7 +258,7 @@ static int h_upsert(req_t *r) {
 out:
     hold_close(&h);
     if (docs)
-        for (size_t i = 0; i < m->n_documents; i++) { free(docs[i].data); free(docs[i].scales); }
+        for (size_t i = 0; i < m->n_documents; i++) { free(docs[i].data); free(docs[i].scales); free(docs[i].bag); }
     free(docs);
     free(rec);
     me_wbatch_free(b);

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bm25.h"
 #include "common/error.h"
+#include "common/json.h"
 
 #define RECORD_VERSION 1
 #define RECORD_HEADER 8
@@ -61,7 +63,8 @@ int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
 }
 
 void me_record_put_doc(me_wbatch_t *b, const me_coll_t *c, const char *id, int rows, const uint8_t *data,
-                       const float *scales, const void *meta, size_t meta_len, uint8_t *rec) {
+                       const float *scales, const void *meta, size_t meta_len, const uint8_t *bag,
+                       size_t bag_len, uint8_t *rec) {
     const me_coll_config_t *cfg = &c->cfg;
     char key[ME_DOC_KEY_MAX];
     size_t klen = me_doc_key(key, c->id, id, strlen(id)), rb = me_coll_row_bytes(c);
@@ -77,12 +80,27 @@ void me_record_put_doc(me_wbatch_t *b, const me_coll_t *c, const char *id, int r
     }
     if (meta_len) me_wbatch_put(b, ME_CF_DOC, key, klen, meta, meta_len);
     else me_wbatch_delete(b, ME_CF_DOC, key, klen);
+    if (bag_len) me_wbatch_put(b, ME_CF_LEX, key, klen, bag, bag_len);
+    else me_wbatch_delete(b, ME_CF_LEX, key, klen);
+}
+
+int me_record_text_bag(const void *meta, size_t meta_len, uint8_t **bag, size_t *bag_len) {
+    *bag = NULL;
+    *bag_len = 0;
+    me_json_doc_t *doc = NULL;
+    /* Metadata is opaque to the shard: anything but an object with a
+     * string "text" simply has no postings. */
+    if (!meta_len || me_json_parse(meta, meta_len, &doc, NULL) != 0) return 0;
+    const me_json_t *t = me_json_get(me_json_root(doc), "text");
+    int rc = me_json_str(t) ? me_bm25_bag(me_json_str(t), strlen(me_json_str(t)), bag, bag_len) : 0;
+    me_json_free(doc);
+    return rc;
 }
 
 void me_record_delete_doc(me_wbatch_t *b, const me_coll_t *c, const char *id) {
     char key[ME_DOC_KEY_MAX];
     size_t klen = me_doc_key(key, c->id, id, strlen(id));
-    for (int cf = ME_CF_HEAD; cf <= ME_CF_DOC; cf++) me_wbatch_delete(b, (me_cf_t)cf, key, klen);
+    for (int cf = ME_CF_HEAD; cf < ME_CF_COUNT; cf++) me_wbatch_delete(b, (me_cf_t)cf, key, klen);
 }
 
 int me_record_metadata(me_storage_t *st, const me_coll_t *c, const char *id, char **val, size_t *len) {

@@ -1,6 +1,6 @@
 /* A document on disk: its key (collection id + document id), its records
  * in the column families (head: the first ram_vectors vectors, tail: the
- * rest, doc: the metadata), and the one loader that assembles a document's
+ * rest, doc: the metadata, lex: the text's term counts), and the one loader that assembles a document's
  * vectors from the RAM head and the stored tail, used by Get and search.
  * Handlers write and delete documents through here, never picking column
  * families themselves. */
@@ -28,11 +28,17 @@ int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
                     int *total_rows, int *nrows, const float **scales, const void **data);
 
 /* Adds document id's records to b: head, tail (or the tail's deletion when
- * every row fits in RAM), metadata (or its deletion when there is none).
+ * every row fits in RAM), metadata (or its deletion when there is none),
+ * the text's bag (or its deletion).
  * data and scales hold rows × dim storage elements; rec is scratch of
  * me_record_size(dtype, dim, R_c) bytes. */
 void me_record_put_doc(me_wbatch_t *b, const me_coll_t *c, const char *id, int rows, const uint8_t *data,
-                       const float *scales, const void *meta, size_t meta_len, uint8_t *rec);
+                       const float *scales, const void *meta, size_t meta_len, const uint8_t *bag,
+                       size_t bag_len, uint8_t *rec);
+/* The BM25 bag (me_bm25_bag) of the metadata's "text" member: *bag NULL
+ * and *bag_len 0 when the metadata is not a JSON object with a string
+ * "text". 0 or ME_ENOMEM. */
+int me_record_text_bag(const void *meta, size_t meta_len, uint8_t **bag, size_t *bag_len);
 /* Adds the deletion of every record of id to b. */
 void me_record_delete_doc(me_wbatch_t *b, const me_coll_t *c, const char *id);
 /* The metadata of id: 0 with *val (me_storage_free) and *len, or an error

@@ -4,10 +4,12 @@
  * that is nowhere. */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/bm25.h"
+#include "common/error.h"
 #include "tests/harness.h"
 
 static const char *docs[] = {
@@ -99,4 +101,89 @@ TEST(bm25_tokens_are_lowercased_ascii_alphanumerics) {
     longw[sizeof longw - 1] = 0;
     pos = 0;
     ASSERT_EQ(me_bm25_token(longw, strlen(longw), &pos, w), ME_BM25_TOKEN_MAX - 1);
+}
+
+/* A random text of up to 12 words over a small vocabulary (so terms are
+ * shared), sometimes empty, with case and punctuation the tokenizer drops. */
+static void random_text(me_rng_t *r, char *out, size_t cap) {
+    static const char *words[] = { "Fox", "dog", "EDITOR", "json", "parser", "game", "library", "font",
+                                   "the", "a", "macro", "c99", "x", "warfare", "quick" };
+    size_t nw = me_rng_next(r) % 13, at = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < nw && at + 16 < cap; i++)
+        at += (size_t)snprintf(out + at, cap - at, "%s%s", words[me_rng_next(r) % 15], i % 3 ? " " : ", ");
+}
+
+/* Sets slot doc of ix to text (through its bag, as the shard does). */
+static void index_set(me_bm25_index_t *ix, uint32_t doc, const char *text) {
+    uint8_t *bag;
+    size_t len;
+    ASSERT_OK(me_bm25_bag(text, strlen(text), &bag, &len));
+    ASSERT_OK(me_bm25_index_set(ix, doc, bag, len));
+    free(bag);
+}
+
+/* The incremental index against me_bm25_build over the same live texts,
+ * through appends, replacements and swap-removes. */
+TEST(bm25_index_matches_build_after_replacements_and_deletes) {
+    enum { OPS = 3000, CAP = 200, TL = 256 };
+    static char texts[CAP][TL];
+    const char *ptrs[CAP];
+    static const char *queries[] = { "fox", "the quick fox", "JSON parser library", "nowhere", "c99 c99 x" };
+    me_bm25_index_t *ix = me_bm25_index_new(ME_BM25_K1, ME_BM25_B);
+    ASSERT_TRUE(ix != NULL);
+    me_rng_t r = { 11 };
+    size_t n = 0;
+    float *got = malloc(CAP * sizeof *got), *want = malloc(CAP * sizeof *want);
+    for (int op = 0; op < OPS; op++) {
+        uint64_t kind = me_rng_next(&r) % 10;
+        if (n < CAP && (n == 0 || kind < 4)) {          /* append */
+            random_text(&r, texts[n], TL);
+            ASSERT_OK(me_bm25_index_add(ix));
+            index_set(ix, (uint32_t)n, texts[n]);
+            n++;
+        } else if (kind < 7) {                          /* replace */
+            size_t d = me_rng_next(&r) % n;
+            random_text(&r, texts[d], TL);
+            index_set(ix, (uint32_t)d, texts[d]);
+        } else {                                        /* remove: the last moves in */
+            size_t d = me_rng_next(&r) % n;
+            me_bm25_index_remove(ix, (uint32_t)d);
+            memcpy(texts[d], texts[n - 1], TL);
+            n--;
+        }
+        ASSERT_EQ(me_bm25_index_docs(ix), n);
+        if (op % 50 != 0 || n == 0) continue;
+        for (size_t i = 0; i < n; i++) ptrs[i] = texts[i];
+        me_bm25_t *bm = me_bm25_build(ptrs, NULL, n, ME_BM25_K1, ME_BM25_B);
+        ASSERT_TRUE(bm != NULL);
+        for (size_t q = 0; q < sizeof queries / sizeof *queries; q++) {
+            me_bm25_score(bm, queries[q], strlen(queries[q]), want);
+            me_bm25_index_score(ix, queries[q], strlen(queries[q]), got);
+            for (size_t i = 0; i < n; i++) ASSERT_NEAR(got[i], want[i], 1e-5);
+        }
+        me_bm25_free(bm);
+    }
+    free(got);
+    free(want);
+    me_bm25_index_free(ix);
+}
+
+TEST(bm25_bag_counts_distinct_terms_and_rejects_garbage) {
+    uint8_t *bag;
+    size_t len;
+    ASSERT_OK(me_bm25_bag("Fox fox, dog", 12, &bag, &len));
+    ASSERT_EQ(len, 4 + (1 + 3 + 4) * 2);
+    ASSERT_EQ(bag[0], 2);
+    me_bm25_index_t *ix = me_bm25_index_new(ME_BM25_K1, ME_BM25_B);
+    ASSERT_OK(me_bm25_index_add(ix));
+    ASSERT_EQ(me_bm25_index_set(ix, 0, bag, len - 1), ME_ECORRUPT);
+    ASSERT_OK(me_bm25_index_set(ix, 0, bag, len));
+    float s;
+    ASSERT_EQ(me_bm25_index_score(ix, "FOX", 3, &s), 1);
+    ASSERT_TRUE(s > 0);
+    free(bag);
+    ASSERT_OK(me_bm25_bag(" -- ", 4, &bag, &len));
+    ASSERT_TRUE(bag == NULL && len == 0);
+    me_bm25_index_free(ix);
 }
