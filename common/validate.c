@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bm25.h"
 #include "common/error.h"
 #include "common/hash.h"
 
@@ -141,6 +142,52 @@ int me_search_check_page(uint32_t k, uint32_t offset, long long max_k, char *err
             me_set_err(err, cap, "k=%u + offset=%u = %llu exceeds the limit of %lld (the shard's --max-k bounds "
                        "k + offset)", k, offset, ranked, max_k);
         else me_set_err(err, cap, "k=%u exceeds the limit of %lld (the shard's --max-k)", k, max_k);
+        return ME_EINVAL;
+    }
+    return 0;
+}
+
+/* 1 when text has a word BM25 can match. */
+static int has_token(const char *text) {
+    char w[ME_BM25_TOKEN_MAX];
+    size_t pos = 0;
+    return text && me_bm25_token(text, strlen(text), &pos, w) > 0;
+}
+
+int me_search_check_mode(const Metaembed__SearchRequest *m, int text_fallback, char *err, size_t cap) {
+    if (m->mode != METAEMBED__SEARCH_MODE__SEARCH_MODE_DENSE && m->mode != METAEMBED__SEARCH_MODE__SEARCH_MODE_LEXICAL &&
+        m->mode != METAEMBED__SEARCH_MODE__SEARCH_MODE_HYBRID) {
+        me_set_err(err, cap, "mode %d is unknown: use dense (0), lexical (1) or hybrid (2)", (int)m->mode);
+        return ME_EINVAL;
+    }
+    if (m->fusion != METAEMBED__FUSION__FUSION_RRF && m->fusion != METAEMBED__FUSION__FUSION_WEIGHTED) {
+        me_set_err(err, cap, "fusion %d is unknown: use rrf (0) or weighted (1)", (int)m->fusion);
+        return ME_EINVAL;
+    }
+    if (m->n_alpha > 1) { me_set_err(err, cap, "give at most one alpha, got %zu", m->n_alpha); return ME_EINVAL; }
+    /* Written so NaN fails too. */
+    if (m->n_alpha && !(m->alpha[0] >= 0.0f && m->alpha[0] <= 1.0f)) {
+        me_set_err(err, cap, "alpha=%g must be in [0, 1] (the weight of the dense score)", (double)m->alpha[0]);
+        return ME_EINVAL;
+    }
+    if (m->hybrid_candidates > ME_HYBRID_CANDIDATES_MAX) {
+        me_set_err(err, cap, "hybrid_candidates=%u exceeds the limit of %d", m->hybrid_candidates,
+                   ME_HYBRID_CANDIDATES_MAX);
+        return ME_EINVAL;
+    }
+    if (m->rrf_k > ME_RRF_K_MAX) {
+        me_set_err(err, cap, "rrf_k=%u exceeds the limit of %d", m->rrf_k, ME_RRF_K_MAX);
+        return ME_EINVAL;
+    }
+    if (m->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_DENSE) return 0;
+    const char *text = m->lexical_text && m->lexical_text[0] ? m->lexical_text : text_fallback ? m->text : NULL;
+    if (!text || !text[0]) {
+        me_set_err(err, cap, "%s search needs the query's text: lexical_text is empty",
+                   m->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_LEXICAL ? "lexical" : "hybrid");
+        return ME_EINVAL;
+    }
+    if (!has_token(text)) {
+        me_set_err(err, cap, "lexical text has no word to match (BM25 words are ASCII letters and digits)");
         return ME_EINVAL;
     }
     return 0;

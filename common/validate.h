@@ -24,6 +24,9 @@
 #define ME_MESSAGE_DEPTH_MAX 16     /* nesting of messages in a request */
 #define ME_LIST_IDS_DEFAULT 1000    /* ids per ListIds page when limit is 0 */
 #define ME_LIST_IDS_MAX 10000       /* ids per ListIds page at most */
+#define ME_HYBRID_CANDIDATES_DEFAULT 100  /* hybrid: n per list per shard when 0 */
+#define ME_HYBRID_CANDIDATES_MAX 10000
+#define ME_RRF_K_MAX 100000
 
 /* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
  * code points past U+10FFFF). */
@@ -73,6 +76,12 @@ int me_document_check(const Metaembed__Document *d, size_t i, int max_rows, int 
  * k + offset, so its --max-k (max_k; 0 where unknown, at a coordinator)
  * bounds the sum, which must also fit the wire's uint32. */
 int me_search_check_page(uint32_t k, uint32_t offset, long long max_k, char *err, size_t cap);
+/* A search's mode fields: mode and fusion known; in lexical and hybrid
+ * mode a lexical text (or, at a coordinator, `text`, when text_fallback)
+ * with at least one word; alpha at most one value in [0, 1] (NaN is not);
+ * hybrid_candidates up to ME_HYBRID_CANDIDATES_MAX; rrf_k up to
+ * ME_RRF_K_MAX. */
+int me_search_check_mode(const Metaembed__SearchRequest *m, int text_fallback, char *err, size_t cap);
 /* A ListIds page size from a client that gave one: 1..ME_LIST_IDS_MAX. */
 int me_list_ids_check_limit(long long limit, char *err, size_t cap);
 /* A ListIds request: the cursor `after` ("" or an id's length) and the

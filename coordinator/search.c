@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/fusion.h"
 #include "common/log.h"
 #include "coordinator/handlers.h"
 
@@ -116,6 +117,23 @@ static int search_request_error(req_t *r, const Metaembed__SearchRequest *m, me_
     return 0;
 }
 
+/* Hybrid: the shards sent every fused candidate with both component
+ * scores; the fusion is redone over the cluster's union (RRF needs global
+ * ranks; min-max needs global ranges), each hit's score the fused one. The
+ * BM25 scores stay each shard's own (its IDF and avgdl). */
+static int refuse(const Metaembed__SearchRequest *m, hitref_t *all, size_t n) {
+    me_fuse_item_t *items = malloc((n ? n : 1) * sizeof *items);
+    if (!items) return ME_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        items[i] = (me_fuse_item_t){ .id = all[i].hit->id, .dense = all[i].hit->dense_score,
+                                     .lexical = all[i].hit->lexical_score, .ref = i };
+    int rc = me_fuse(items, n, m->fusion == METAEMBED__FUSION__FUSION_WEIGHTED,
+                     m->n_alpha ? m->alpha[0] : ME_FUSION_ALPHA, (int)m->rrf_k);
+    for (size_t i = 0; rc == 0 && i < n; i++) all[items[i].ref].hit->score = items[i].fused;
+    free(items);
+    return rc;
+}
+
 int me_coord_search(req_t *r) {
     Metaembed__SearchRequest *m = (void *)r->msg;
     int ng = COORD(r)->cluster.n_groups, rc = 0;
@@ -132,6 +150,9 @@ int me_coord_search(req_t *r) {
     if (!parts || !missing) { rc = OOM(r); goto out; }
     char perr[256];
     if (me_search_check_page(m->k, m->offset, 0, perr, sizeof perr) != 0) { rc = BAD(r, "%s", perr); goto out; }
+    if (me_search_check_mode(m, 1, perr, sizeof perr) != 0) { rc = BAD(r, "%s", perr); goto out; }
+    int lexical = m->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_LEXICAL;
+    int hybrid = m->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_HYBRID;
     /* Shards get a copy of the request with the vectors (not the text), and
      * rank the first k + offset hits: the page is cut from the merge. */
     Metaembed__SearchRequest shard_req = *m;
@@ -139,7 +160,14 @@ int me_coord_search(req_t *r) {
     uint32_t shape[2];
     shard_req.k = m->k + m->offset;
     shard_req.offset = 0;
-    if (!m->query && ((m->text && m->text[0]) || m->image.len)) {
+    /* The shards rank BM25 by lexical_text; a text query is its own. */
+    if (!m->lexical_text[0] && (lexical || hybrid)) shard_req.lexical_text = m->text;
+    shard_req.all_candidates = hybrid;
+    if (lexical) {
+        shard_req.text = "";  /* BM25 needs no vectors: nothing to encode */
+        shard_req.image.len = 0;
+        shard_req.image.data = NULL;
+    } else if (!m->query && ((m->text && m->text[0]) || m->image.len)) {
         uint64_t te = me_now_us();
         if ((rc = encode_query(r, m, &enc_call, &enc, &query, shape)) != 0) goto out;
         shard_req.query = &query;
@@ -151,7 +179,7 @@ int me_coord_search(req_t *r) {
         rc = BAD(r, "give query vectors, a query text or a query image");
         goto out;
     }
-    if (encode_us || m->offset) {
+    if (encode_us || m->offset || lexical || hybrid) {
         if (!(fwd = me_wire_pack(&shard_req.base, &payload_len))) { rc = OOM(r); goto out; }
         payload = fwd;
     }
@@ -200,6 +228,7 @@ int me_coord_search(req_t *r) {
         rep.r_c = parts[g]->r_c;
         stages_add(&merged, parts[g]);
     }
+    if (hybrid && refuse(m, all, n) != 0) { rc = OOM(r); goto out; }
     qsort(all, n, sizeof *all, hit_cmp);
     /* The page [offset, offset + k) of the global ranking. */
     size_t skip = n < m->offset ? n : m->offset, k = n - skip < m->k ? n - skip : m->k;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/fusion.h"
 #include "common/log.h"
 #include "shard/catalog.h"
 #include "shard/record.h"
@@ -448,14 +449,19 @@ static int h_search(req_t *r) {
     me_coll_t *c = hold_open(r, &h, m->collection);
     if (!c) { rc = r->reply->status; goto out; }
     const me_coll_config_t *cfg = &c->cfg;
-    me_tensor_view_t v;
+    me_tensor_view_t v = { 0 };
     char verr[256];
-    if (me_tensor_view(m->query, "query", cfg->max_query_vectors, cfg->dim, &v, verr, sizeof verr) != 0) {
+    if (me_search_check_mode(m, 0, verr, sizeof verr) != 0) { rc = BAD(r, "%s", verr); goto out; }
+    /* Lexical search needs no vectors: a one-row stand-in passes the budget checks. */
+    int lexical = m->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_LEXICAL;
+    if (lexical && !m->query) v.rows = 1;
+    else if (me_tensor_view(m->query, "query", cfg->max_query_vectors, cfg->dim, &v, verr, sizeof verr) != 0) {
         rc = BAD(r, "%s", verr);
         goto out;
     }
-    int r_q = m->r_q ? (int)(m->r_q > 100000 ? 100000 : m->r_q) : v.rows;
-    int r_c = m->r_c ? (int)(m->r_c > 100000 ? 100000 : m->r_c) : cfg->max_doc_vectors;
+    if (lexical) v.rows = 1;
+    int r_q = lexical ? 1 : m->r_q ? (int)(m->r_q > 100000 ? 100000 : m->r_q) : v.rows;
+    int r_c = lexical ? 1 : m->r_c ? (int)(m->r_c > 100000 ? 100000 : m->r_c) : cfg->max_doc_vectors;
     if (r_q > v.rows) { rc = BAD(r, "budget r_q=%d exceeds the %d query vectors sent", r_q, v.rows); goto out; }
     if (r_c > cfg->max_doc_vectors) {
         rc = BAD(r, "budget r_c=%d exceeds the collection's max_doc_vectors=%d", r_c, cfg->max_doc_vectors);
@@ -480,14 +486,24 @@ static int h_search(req_t *r) {
             goto out;
         }
     }
-    q = malloc((size_t)r_q * cfg->dim * sizeof *q);
-    if (!q) { rc = ME_OOM(r); goto out; }
-    int ce = me_tensor_convert(&v, r_q, ME_DTYPE_F32, q, NULL, "query", verr, sizeof verr);
-    if (ce) { rc = me_reply_error(r->reply, status_of(ce), "%s", verr); goto out; }
+    if (m->hybrid_candidates && (long long)m->hybrid_candidates > s->opts.max_candidates) {
+        rc = BAD(r, "hybrid_candidates=%u exceeds the limit of %lld", m->hybrid_candidates, s->opts.max_candidates);
+        goto out;
+    }
+    if (!lexical) {
+        q = malloc((size_t)r_q * cfg->dim * sizeof *q);
+        if (!q) { rc = ME_OOM(r); goto out; }
+        int ce = me_tensor_convert(&v, r_q, ME_DTYPE_F32, q, NULL, "query", verr, sizeof verr);
+        if (ce) { rc = me_reply_error(r->reply, status_of(ce), "%s", verr); goto out; }
+    }
     hold_lock(&h, 0);
     me_search_params_t p = { .query = q, .r_q = r_q, .r_c = r_c, .k = ranked, .candidates = ncand[0],
                              .refine_candidates = ncand[1],
-                             .exact = m->exact, .deadline_us = r->deadline_us };
+                             .exact = m->exact, .deadline_us = r->deadline_us, .mode = (int)m->mode,
+                             .text = m->lexical_text, .hybrid_n = m->hybrid_candidates,
+                             .weighted = m->fusion == METAEMBED__FUSION__FUSION_WEIGHTED,
+                             .alpha = m->n_alpha ? m->alpha[0] : ME_FUSION_ALPHA, .rrf_k = (int)m->rrf_k,
+                             .all_candidates = m->all_candidates };
     char err[256] = "";
     uint64_t t_search = me_now_us();
     int e = me_search_run(c, s->storage, &p, &res, err, sizeof err);
@@ -495,7 +511,8 @@ static int h_search(req_t *r) {
         me_budget_hist_observe(&s->search_by_budget, r_q, r_c, me_now_us() - t_search);
         for (int i = 0; i < res.nstages; i++) {
             const char *n = res.stages[i].name;
-            int si = !strcmp(n, "coarse") ? 0 : !strcmp(n, "refine") ? 1 : !strcmp(n, "rerank") ? 2 : 3;
+            int si = 0;
+            while (si < ME_SHARD_STAGES - 1 && strcmp(n, me_shard_stage_names[si]) != 0) si++;
             me_hist_observe(&s->search_by_stage[si], res.stages[i].micros);
         }
     }
@@ -511,6 +528,8 @@ static int h_search(req_t *r) {
         metaembed__hit__init(&hits[i]);
         hits[i].id = c->ids[res.hits[skip + i].idx];
         hits[i].score = res.hits[skip + i].score;
+        if (res.dense) hits[i].dense_score = res.dense[skip + i];
+        if (res.lexical) hits[i].lexical_score = res.lexical[skip + i];
         if (m->with_metadata) {
             size_t vlen = 0;
             if (me_record_metadata(s->storage, c, hits[i].id, &metas[i], &vlen) == 0) {

@@ -6,6 +6,8 @@
 
 #include "common/budget.h"
 #include "common/error.h"
+#include "common/fusion.h"
+#include "common/validate.h"
 #include "common/wire.h"
 #include "shard/record.h"
 
@@ -148,9 +150,8 @@ static int narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, c
     return rc;
 }
 
-int me_search_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p,
-                  me_search_result_t *out, char *err, size_t errcap) {
-    memset(out, 0, sizeof *out);
+static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p,
+                     me_search_result_t *out, char *err, size_t errcap) {
     size_t n = c->n;
     me_mquery_t *q = me_mquery_new(p->query, p->r_q, c->cfg.dim);
     if (!q) { snprintf(err, errcap, "out of memory"); return ME_ENOMEM; }
@@ -204,7 +205,133 @@ int me_search_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p,
     return 0;
 }
 
+/* ---- lexical and hybrid ---- */
+
+/* BM25 of the query text against every slot (malloc'd, c->n of them), in
+ * the "lexical" stage keeping `keep` of them: the best `keep` slots with a
+ * score into *top (malloc'd, best first, *ntop of them). */
+static int lexical_top(me_coll_t *c, const me_search_params_t *p, size_t keep, float **scores,
+                       me_scored_t **top, size_t *ntop, me_search_result_t *out) {
+    uint64_t t0 = me_now_us();
+    *scores = malloc((c->n ? c->n : 1) * sizeof **scores);
+    if (!*scores) return ME_ENOMEM;
+    size_t matched = me_bm25_index_score(c->lex, p->text, strlen(p->text), *scores);
+    me_topk_t best;
+    if (me_topk_init(&best, keep ? keep : 1, tie_by_id, c) != 0) return ME_ENOMEM;
+    /* Only documents sharing a word: a BM25 of 0 is no match. */
+    for (size_t i = 0; i < c->n; i++)
+        if ((*scores)[i] > 0) me_topk_push(&best, (*scores)[i], (uint32_t)i);
+    *ntop = me_topk_finish(&best);
+    *top = best.items;
+    stage_done(out, "lexical", 0, 0, matched, *ntop, t0);
+    return 0;
+}
+
+static int lexical_run(me_coll_t *c, const me_search_params_t *p, me_search_result_t *out) {
+    float *scores = NULL;
+    int rc = lexical_top(c, p, p->k, &scores, &out->hits, &out->nhits, out);
+    free(scores);
+    if (rc) return rc;
+    out->dense = calloc(out->nhits ? out->nhits : 1, sizeof *out->dense);
+    out->lexical = malloc((out->nhits ? out->nhits : 1) * sizeof *out->lexical);
+    if (!out->dense || !out->lexical) return ME_ENOMEM;
+    for (size_t i = 0; i < out->nhits; i++) out->lexical[i] = out->hits[i].score;
+    return 0;
+}
+
+/* The union of BM25's top n and the coarse stage's top n, as slots. */
+static int hybrid_candidates(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, size_t hn,
+                             const me_scored_t *lex, size_t nlex, uint32_t **cand, size_t *ncand,
+                             me_search_result_t *out, char *err, size_t errcap) {
+    int coarse_rc = p->r_c < c->cfg.coarse_vectors ? p->r_c : c->cfg.coarse_vectors;
+    int coarse_rq = p->r_q < ME_SEARCH_COARSE_QUERY_VECTORS ? p->r_q : ME_SEARCH_COARSE_QUERY_VECTORS;
+    uint32_t *dense = NULL;
+    size_t nd = 0;
+    int rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, NULL, c->n, hn, &dense, &nd, out, err, errcap);
+    if (rc) return rc;
+    uint8_t *seen = calloc(c->n ? c->n : 1, 1);
+    *cand = malloc((nd + nlex + 1) * sizeof **cand);
+    if (!seen || !*cand) { free(seen); free(dense); return ME_ENOMEM; }
+    *ncand = 0;
+    for (size_t i = 0; i < nlex; i++) { seen[lex[i].idx] = 1; (*cand)[(*ncand)++] = lex[i].idx; }
+    for (size_t i = 0; i < nd; i++)
+        if (!seen[dense[i]]) { seen[dense[i]] = 1; (*cand)[(*ncand)++] = dense[i]; }
+    free(seen);
+    free(dense);
+    return 0;
+}
+
+/* Fuses the scored candidates and keeps the best k (every one when the
+ * coordinator will redo the fusion over the cluster's union). */
+static int fuse_into(me_coll_t *c, const me_search_params_t *p, const me_scored_t *dense, size_t n,
+                     const float *lex_scores, me_search_result_t *out) {
+    uint64_t t0 = me_now_us();
+    me_fuse_item_t *items = malloc((n ? n : 1) * sizeof *items);
+    if (!items) return ME_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        items[i] = (me_fuse_item_t){ .id = c->ids[dense[i].idx], .dense = dense[i].score,
+                                     .lexical = lex_scores[dense[i].idx], .ref = dense[i].idx };
+    if (me_fuse(items, n, p->weighted, p->alpha, p->rrf_k) != 0) { free(items); return ME_ENOMEM; }
+    size_t keep = p->all_candidates || n < p->k ? n : p->k;
+    out->hits = malloc((keep ? keep : 1) * sizeof *out->hits);
+    out->dense = malloc((keep ? keep : 1) * sizeof *out->dense);
+    out->lexical = malloc((keep ? keep : 1) * sizeof *out->lexical);
+    if (!out->hits || !out->dense || !out->lexical) { free(items); return ME_ENOMEM; }
+    for (size_t i = 0; i < keep; i++) {
+        out->hits[i] = (me_scored_t){ .score = items[i].fused, .idx = (uint32_t)items[i].ref };
+        out->dense[i] = items[i].dense;
+        out->lexical[i] = items[i].lexical;
+    }
+    out->nhits = keep;
+    free(items);
+    stage_done(out, "fusion", 0, 0, n, keep, t0);
+    return 0;
+}
+
+static int hybrid_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, me_search_result_t *out,
+                      char *err, size_t errcap) {
+    size_t hn = p->hybrid_n ? p->hybrid_n : ME_HYBRID_CANDIDATES_DEFAULT;
+    float *lex_scores = NULL;
+    me_scored_t *lex = NULL;
+    uint32_t *cand = NULL;
+    size_t nlex = 0, ncand = 0;
+    me_topk_t scored = { 0 };
+    me_mquery_t *q = NULL;
+    int rc = lexical_top(c, p, hn, &lex_scores, &lex, &nlex, out);
+    if (rc == 0) rc = hybrid_candidates(c, st, p, hn, lex, nlex, &cand, &ncand, out, err, errcap);
+    /* Every candidate's MaxSim at the full budget (kept, not cut). */
+    uint64_t t0 = me_now_us();
+    if (rc == 0) rc = me_topk_init(&scored, ncand ? ncand : 1, tie_by_id, c);
+    if (rc == 0 && !(q = me_mquery_new(p->query, p->r_q, c->cfg.dim))) rc = ME_ENOMEM;
+    if (rc == 0) rc = score_into(c, st, q, p->r_c, cand, ncand, &scored, p->deadline_us, err, errcap);
+    if (rc == 0) {
+        size_t ns = me_topk_finish(&scored);
+        stage_done(out, "rerank", p->r_q, p->r_c, ncand, ns, t0);
+        rc = fuse_into(c, p, scored.items, ns, lex_scores, out);
+    }
+    me_mquery_free(q);
+    me_topk_free(&scored);
+    free(lex_scores);
+    free(lex);
+    free(cand);
+    return rc;
+}
+
+int me_search_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p,
+                  me_search_result_t *out, char *err, size_t errcap) {
+    memset(out, 0, sizeof *out);
+    if (p->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_DENSE) return dense_run(c, st, p, out, err, errcap);
+    int rc = p->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_LEXICAL ? lexical_run(c, p, out)
+                                                                   : hybrid_run(c, st, p, out, err, errcap);
+    if (rc == ME_ETIMEDOUT) snprintf(err, errcap, "deadline exceeded during search");
+    if (rc) me_search_result_free(out);
+    return rc;
+}
+
 void me_search_result_free(me_search_result_t *r) {
+    free(r->dense);
+    free(r->lexical);
+    r->dense = r->lexical = NULL;
     free(r->hits);
     r->hits = NULL;
     r->nhits = 0;

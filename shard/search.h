@@ -15,7 +15,14 @@
  *
  * The last stage and exact score a document with the same kernel on the
  * same bytes, so with n1, n2 ≥ N the cascade returns exactly what exact
- * returns. Ties rank by doc id ascending. The caller holds the collection's
+ * returns. Ties rank by doc id ascending.
+ *
+ * Lexical mode ranks by BM25 of the query text over the collection's
+ * index ("lexical" stage; documents sharing no word are not hits). Hybrid
+ * mode takes the union of BM25's top n ("lexical") and the coarse stage's
+ * top n ("coarse"), scores every candidate with MaxSim at (r_q, r_c)
+ * ("rerank") and with BM25, and fuses the two (common/fusion.h, "fusion").
+ * BM25's IDF and avgdl are this shard's own statistics. The caller holds the collection's
  * read lock for the whole call and while reading the hit slots. */
 #ifndef ME_SEARCH_H
 #define ME_SEARCH_H
@@ -32,7 +39,7 @@
  * "cascade vs exact"). */
 #define ME_SEARCH_DEFAULT_CANDIDATES 1000
 #define ME_SEARCH_DEFAULT_REFINE_CANDIDATES 400
-#define ME_SEARCH_MAX_STAGES 4
+#define ME_SEARCH_MAX_STAGES 5
 /* Query vectors stage 1 uses (the coarsest trained budget). */
 #define ME_SEARCH_COARSE_QUERY_VECTORS 1
 
@@ -44,6 +51,13 @@ typedef struct {
     size_t refine_candidates; /* n2, stage-2 survivors; 0 = default */
     int exact;
     uint64_t deadline_us; /* monotonic; 0 = none */
+    int mode;             /* METAEMBED__SEARCH_MODE__*: 0 dense, 1 lexical, 2 hybrid */
+    const char *text;     /* lexical, hybrid: the query's text */
+    size_t hybrid_n;      /* hybrid: candidates per list; 0 = default */
+    int weighted;         /* hybrid: weighted sum instead of RRF */
+    float alpha;          /* weighted: the dense score's weight */
+    int rrf_k;            /* RRF: 0 = ME_FUSION_RRF_K */
+    int all_candidates;   /* hybrid: every fused candidate, not only k */
 } me_search_params_t;
 
 typedef struct {
@@ -55,6 +69,7 @@ typedef struct {
 typedef struct {
     me_scored_t *hits;    /* best first; idx = slot */
     size_t nhits;
+    float *dense, *lexical; /* [nhits] the component scores (lexical, hybrid; else NULL) */
     me_stage_t stages[ME_SEARCH_MAX_STAGES];
     int nstages;
 } me_search_result_t;

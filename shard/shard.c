@@ -10,6 +10,8 @@
 #include "common/log.h"
 #include "shard/catalog.h"
 
+const char *const me_shard_stage_names[ME_SHARD_STAGES] = { "coarse", "refine", "rerank", "lexical", "fusion", "exact" };
+
 #define OPT(name, type, field, def, lo, hi, choices, help) \
     { name, type, offsetof(me_shard_opts_t, field), def, lo, hi, choices, help }
 
@@ -83,12 +85,11 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
         me_buf_printf(out, "metaembed_collection_index_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,
                       (unsigned long long)me_coll_index_bytes(s->colls[i]));
     pthread_rwlock_unlock(&s->lock);
-    static const char *stages[4] = { "coarse", "refine", "rerank", "exact" };
     char labels[64];
     me_budget_hist_render(&s->search_by_budget, "shard", "in the shard", out);
     me_metric_head(out, "metaembed_search_stage_seconds", "histogram", "Time per search stage.");
-    for (int i = 0; i < 4; i++) {
-        snprintf(labels, sizeof labels, "stage=\"%s\"", stages[i]);
+    for (int i = 0; i < ME_SHARD_STAGES; i++) {
+        snprintf(labels, sizeof labels, "stage=\"%s\"", me_shard_stage_names[i]);
         me_hist_render(&s->search_by_stage[i], "metaembed_search_stage_seconds", labels, out);
     }
     me_metric_u64(out, "metaembed_rocksdb_live_bytes", "gauge", "RocksDB SST and memtable bytes.",

@@ -16,6 +16,11 @@
 #include "shard/collection.h"
 #include "shard/storage.h"
 
+/* Search stages timed in /metrics (shard/search.h names them); the last,
+ * "exact", also takes any name not listed. */
+#define ME_SHARD_STAGES 6
+extern const char *const me_shard_stage_names[ME_SHARD_STAGES];
+
 typedef struct {
     char listen[ME_CFG_STR_MAX];
     char data_dir[ME_CFG_STR_MAX];
@@ -48,7 +53,7 @@ typedef struct {
     atomic_uint_fast64_t documents;  /* over all collections: Health reads it without collection locks */
     me_metrics_t metrics;
     me_budget_hist_t search_by_budget;
-    me_hist_t search_by_stage[4];    /* coarse, refine, rerank, exact */
+    me_hist_t search_by_stage[ME_SHARD_STAGES];  /* by me_shard_stage_names */
     atomic_int ready;          /* storage open and collections loaded */
 } me_shard_t;
 
