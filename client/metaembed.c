@@ -370,6 +370,13 @@ static int search_call(me_client_t *c, const char *collection, Metaembed__Tensor
     req.exact = o->exact;
     req.with_metadata = o->with_metadata;
     req.all_or_nothing = o->all_or_nothing;
+    req.mode = (Metaembed__SearchMode)o->mode;
+    if (o->lexical_text) req.lexical_text = (char *)o->lexical_text;
+    req.hybrid_candidates = o->hybrid_candidates;
+    req.fusion = (Metaembed__Fusion)o->fusion;
+    float alpha = o->alpha;
+    if (o->has_alpha) { req.alpha = &alpha; req.n_alpha = 1; }
+    req.rrf_k = o->rrf_k;
     me_reply_t rep;
     int rc = call(c, METAEMBED__METHOD__METHOD_SEARCH, &req.base, &rep, st);
     if (rc) return rc;
@@ -386,6 +393,8 @@ static int search_call(me_client_t *c, const char *collection, Metaembed__Tensor
     for (size_t i = 0; i < m->n_hits; i++) {
         out->hits[i].id = strdup(m->hits[i]->id);
         out->hits[i].score = m->hits[i]->score;
+        out->hits[i].dense_score = m->hits[i]->dense_score;
+        out->hits[i].lexical_score = m->hits[i]->lexical_score;
         out->hits[i].metadata = dup_bytes(&m->hits[i]->metadata, &out->hits[i].metadata_len);
     }
     out->n = m->n_hits;
@@ -418,7 +427,7 @@ int me_client_search(me_client_t *c, const char *collection, const float *query,
     t.n_shape = 2;
     t.data.data = (uint8_t *)query;
     t.data.len = query ? (size_t)rows * dim * 4 : 0;
-    return search_call(c, collection, &t, NULL, NULL, 0, o, out, st);
+    return search_call(c, collection, query ? &t : NULL, NULL, NULL, 0, o, out, st);
 }
 
 int me_client_search_text(me_client_t *c, const char *collection, const char *text, const me_search_opts_t *o,

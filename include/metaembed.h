@@ -120,11 +120,27 @@ typedef struct {
     int with_metadata;
     int all_or_nothing;      /* fail instead of a partial answer */
     uint32_t offset;         /* skip the first offset hits (paging); shards bound k + offset */
+    int mode;                /* ME_MODE_DENSE (0), ME_MODE_LEXICAL (BM25), ME_MODE_HYBRID */
+    const char *lexical_text;/* BM25's query text; NULL: the text query's own */
+    uint32_t hybrid_candidates; /* hybrid: n from BM25 and n from the coarse stage; 0 = 100 */
+    int fusion;              /* hybrid: ME_FUSION_RRF (0) or ME_FUSION_WEIGHTED */
+    int has_alpha;           /* alpha given (else 0.5) */
+    float alpha;             /* weighted: the dense score's weight, [0, 1] */
+    uint32_t rrf_k;          /* RRF's k; 0 = 60 */
 } me_search_opts_t;
+
+/* Search modes and fusions (the wire's numbers). */
+#define ME_MODE_DENSE 0
+#define ME_MODE_LEXICAL 1
+#define ME_MODE_HYBRID 2
+#define ME_FUSION_RRF 0
+#define ME_FUSION_WEIGHTED 1
 
 typedef struct {
     char *id;
-    float score;
+    float score;             /* hybrid: the fused score */
+    float dense_score;       /* hybrid: MaxSim at the budget */
+    float lexical_score;     /* lexical, hybrid: BM25 (the shard's statistics) */
     void *metadata;
     size_t metadata_len;
 } me_hit_t;
@@ -147,7 +163,7 @@ typedef struct {
     int n_stages;
 } me_results_t;
 
-/* query: rows × dim f32. */
+/* query: rows × dim f32 (NULL in lexical mode: BM25 needs no vectors). */
 int me_client_search(me_client_t *c, const char *collection, const float *query, int rows, int dim,
                      const me_search_opts_t *opts, me_results_t *out, me_status_t *st);
 /* A text query, turned into query vectors by one of the cluster's encoder
