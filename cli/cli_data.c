@@ -412,7 +412,8 @@ out:
 
 typedef struct {
     char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], budget[ME_CFG_STR_MAX], image[ME_CFG_STR_MAX];
-    long long k, offset, candidates, refine_candidates, row;
+    char mode[ME_CFG_STR_MAX], fusion[ME_CFG_STR_MAX], alpha[ME_CFG_STR_MAX], lexical_text[ME_CFG_STR_MAX];
+    long long k, offset, candidates, refine_candidates, row, hybrid_candidates;
     int exact, metadata, all_or_nothing;
 } search_opts_t;
 
@@ -441,6 +442,16 @@ static const me_cfg_opt_t search_table[] = {
       "fail instead of returning a partial answer when a group is down" },
     { "row", ME_CFG_INT, offsetof(search_opts_t, row), "-1", -1, 1LL << 40, NULL,
       "search only query I of an [N, R, D] file (default: every query)" },
+    { "mode", ME_CFG_ENUM, offsetof(search_opts_t, mode), "dense", 0, 0, "dense|lexical|hybrid",
+      "dense (MaxSim), lexical (BM25 of the text) or hybrid (both, fused)" },
+    { "fusion", ME_CFG_ENUM, offsetof(search_opts_t, fusion), "rrf", 0, 0, "rrf|weighted",
+      "hybrid: reciprocal rank fusion (k 60) or alpha·minmax(dense) + (1 - alpha)·minmax(BM25)" },
+    { "alpha", ME_CFG_STRING, offsetof(search_opts_t, alpha), "", 0, 0, NULL,
+      "weighted fusion: the dense score's weight in [0, 1] [default: 0.5]" },
+    { "hybrid-candidates", ME_CFG_INT, offsetof(search_opts_t, hybrid_candidates), "0", 0, 10000, NULL,
+      "hybrid: n from BM25 and n from the coarse stage, per shard (0 = 100)" },
+    { "lexical-text", ME_CFG_STRING, offsetof(search_opts_t, lexical_text), "", 0, 0, NULL,
+      "BM25's query text (default: the free text; needed with --vectors in lexical and hybrid mode)" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -450,7 +461,8 @@ static const cli_cmd_t search_cmd = {
     "vectors, and prints rank, id and score of the best k documents (with a snippet of the stored\n"
     "text for text queries), the budget used, whether the answer is partial (and which groups are\n"
     "missing) and stage timings. --offset N skips the first N hits: the next page of the same\n"
-    "ranking (ranks count from N + 1).",
+    "ranking (ranks count from N + 1). --mode lexical ranks by BM25 of the text over the shards'\n"
+    "index of each document's \"text\"; --mode hybrid fuses BM25 and MaxSim (--fusion, --alpha).",
     search_table, 1, 0,
 };
 
@@ -601,6 +613,10 @@ static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results
         me_json_put_u64(j, "rank", offset + i + 1);
         me_json_put_str(j, "id", res->hits[i].id);
         me_json_put_num_prec(j, "score", res->hits[i].score, 9);
+        if (res->hits[i].dense_score || res->hits[i].lexical_score) {
+            me_json_put_num_prec(j, "dense_score", res->hits[i].dense_score, 9);
+            me_json_put_num_prec(j, "lexical_score", res->hits[i].lexical_score, 9);
+        }
         if (with_meta) cli_json_meta(j, "metadata", res->hits[i].metadata, res->hits[i].metadata_len);
         me_json_obj_end(j);
     }
@@ -621,6 +637,25 @@ static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results
     me_json_obj_end(j);
 }
 
+/* --mode, --fusion, --alpha, --hybrid-candidates and --lexical-text into
+ * so; CLI_OK or a usage error (the servers check the values' ranges). */
+static int search_mode_opts(cli_t *c, const search_opts_t *o, me_search_opts_t *so) {
+    so->mode = !strcmp(o->mode, "lexical") ? ME_MODE_LEXICAL : !strcmp(o->mode, "hybrid") ? ME_MODE_HYBRID
+                                                                                          : ME_MODE_DENSE;
+    so->fusion = !strcmp(o->fusion, "weighted") ? ME_FUSION_WEIGHTED : ME_FUSION_RRF;
+    so->hybrid_candidates = (uint32_t)o->hybrid_candidates;
+    so->lexical_text = o->lexical_text[0] ? o->lexical_text : NULL;
+    if (o->alpha[0]) {
+        char *end;
+        so->alpha = strtof(o->alpha, &end);
+        if (*end || end == o->alpha) return cli_usage_error(c, "--alpha '%s' is not a number in [0, 1]", o->alpha);
+        so->has_alpha = 1;
+    }
+    if (so->mode != ME_MODE_DENSE && o->vectors[0] && !so->lexical_text)
+        return cli_usage_error(c, "--mode %s with --vectors needs --lexical-text TEXT (BM25's query)", o->mode);
+    return CLI_OK;
+}
+
 int cli_cmd_search(cli_t *c, int argc, char **argv) {
     search_opts_t o;
     char err[512];
@@ -637,6 +672,7 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
     me_search_opts_t so = { .k = (uint32_t)o.k, .offset = (uint32_t)o.offset, .candidates = (uint32_t)o.candidates,
                             .refine_candidates = (uint32_t)o.refine_candidates, .exact = o.exact,
                             .with_metadata = o.metadata, .all_or_nothing = o.all_or_nothing };
+    if ((rc = search_mode_opts(c, &o, &so)) != CLI_OK) return rc;
     if (o.budget[0]) {
         char extra;
         if (sscanf(o.budget, "%d,%d%c", &so.r_q, &so.r_c, &extra) != 2 || so.r_q < 0 || so.r_c < 0)

@@ -822,9 +822,49 @@ static int r_delete(api_t *a) {
     return reply(a, &w, 200);
 }
 
+/* One of the names in `names` (NULL-terminated) as its index, into *out;
+ * absent or null leaves *out. */
+static int get_choice(api_t *a, const char *key, const char *const *names, int *out) {
+    const char *s = NULL;
+    int rc = get_str(a, a->in, key, 0, &s);
+    if (rc || !s) return rc;
+    char list[128] = "";
+    for (int i = 0; names[i]; i++) {
+        if (!strcmp(s, names[i])) { *out = i; return 0; }
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"", i ? ", " : "", names[i]);
+    }
+    return BAD(a, "\"%s\" must be one of %s", key, list);
+}
+
+/* The lexical and hybrid fields of a search body: "mode", "fusion",
+ * "alpha", "lexical_text", "hybrid_candidates" (ranges are checked by the
+ * coordinator, in one place). */
+static int get_mode_fields(api_t *a, Metaembed__SearchRequest *req, float *alpha) {
+    static const char *const modes[] = { "dense", "lexical", "hybrid", NULL }, *const fusions[] = { "rrf", "weighted", NULL };
+    int mode = 0, fusion = 0, rc;
+    const char *lt = NULL;
+    if ((rc = get_choice(a, "mode", modes, &mode)) != 0 || (rc = get_choice(a, "fusion", fusions, &fusion)) != 0 ||
+        (rc = get_str(a, a->in, "lexical_text", 0, &lt)) != 0 ||
+        (rc = get_u32(a, a->in, "hybrid_candidates", &req->hybrid_candidates)) != 0)
+        return rc;
+    req->mode = (Metaembed__SearchMode)mode;
+    req->fusion = (Metaembed__Fusion)fusion;
+    if (lt) req->lexical_text = (char *)lt;
+    const me_json_t *al = me_json_get(a->in, "alpha");
+    if (al && al->type != ME_JSON_NULL) {
+        double x;
+        if (me_json_num(al, &x) != 0) return BAD(a, "\"alpha\" is a number in [0, 1]");
+        *alpha = (float)x;
+        req->alpha = alpha;
+        req->n_alpha = 1;
+    }
+    return 0;
+}
+
 static int r_search(api_t *a) {
     static const char *const top[] = { "text", "image", "vectors", "budget", "r_q", "r_c", "k", "offset", "exact",
-                                       "candidates", "with_metadata", "all_or_nothing", "timeout_ms", NULL };
+                                       "candidates", "with_metadata", "all_or_nothing", "timeout_ms", "mode",
+                                       "fusion", "alpha", "lexical_text", "hybrid_candidates", NULL };
     Metaembed__SearchRequest req = METAEMBED__SEARCH_REQUEST__INIT;
     tensor_t q = { 0 };
     uint8_t *image = NULL;
@@ -832,6 +872,7 @@ static int r_search(api_t *a) {
     uint32_t cand[8];
     const char *text = NULL;
     int exact = 0, with_metadata = 1, aon = 0, rc;
+    float alpha;
     req.k = 10;
     if ((rc = check_members(a, a->in, "the search", top)) != 0 || (rc = get_str(a, a->in, "text", 0, &text)) != 0 ||
         (rc = get_b64(a, a->in, "image", &image, &image_len)) != 0 ||
@@ -839,7 +880,7 @@ static int r_search(api_t *a) {
         (rc = get_u32(a, a->in, "r_q", &req.r_q)) != 0 ||
         (rc = get_u32(a, a->in, "r_c", &req.r_c)) != 0 || (rc = get_bool(a, a->in, "exact", &exact)) != 0 ||
         (rc = get_bool(a, a->in, "with_metadata", &with_metadata)) != 0 ||
-        (rc = get_bool(a, a->in, "all_or_nothing", &aon)) != 0)
+        (rc = get_bool(a, a->in, "all_or_nothing", &aon)) != 0 || (rc = get_mode_fields(a, &req, &alpha)) != 0)
         goto out;
     const me_json_t *budget = me_json_get(a->in, "budget");
     if (budget && budget->type != ME_JSON_NULL) {
@@ -896,6 +937,10 @@ static int r_search(api_t *a) {
         me_json_put_str(&w, "id", m->hits[i]->id);
         /* %.9g: the same float as the wire's. */
         me_json_put_num_prec(&w, "score", m->hits[i]->score, 9);
+        if (req.mode != METAEMBED__SEARCH_MODE__SEARCH_MODE_DENSE) {
+            me_json_put_num_prec(&w, "dense_score", m->hits[i]->dense_score, 9);
+            me_json_put_num_prec(&w, "lexical_score", m->hits[i]->lexical_score, 9);
+        }
         put_metadata(&w, &m->hits[i]->metadata);
         me_json_obj_end(&w);
     }

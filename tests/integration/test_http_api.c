@@ -521,6 +521,34 @@ TEST(http_api_ids_and_search_offset) {
                              "{\"vectors\": [[1,0,0,0,0,0,0,0]], \"k\": 6000, \"offset\": 5000}", 400, "INVALID_ARGUMENT"));
     ASSERT_TRUE(expect_error(port, "POST", "/v1/collections/h/search", NULL,
                              "{\"vectors\": [[1,0,0,0,0,0,0,0]], \"offset\": -1}", 400, "INVALID_ARGUMENT"));
+
+    /* Lexical and hybrid: BM25 over the metadata's "text"; both scores per hit. */
+    ASSERT_EQ(api(port, "POST", "/v1/collections/h/upsert", NULL,
+                  "{\"documents\": [{\"id\": \"txt-1\", \"vectors\": [[1,0,0,0,0,0,0,0]], "
+                  "\"metadata\": {\"text\": \"Zebra crossing\"}}]}", NULL), 200);
+    me_json_doc_t *doc;
+    ASSERT_EQ(api(port, "POST", "/v1/collections/h/search", NULL, "{\"mode\": \"lexical\", \"lexical_text\": \"zebra\"}",
+                  &doc), 200);
+    const me_json_t *hits = me_json_get(me_json_root(doc), "hits");
+    ASSERT_EQ(me_json_len(hits), 1);
+    ASSERT_STREQ(me_json_str(me_json_get(me_json_at(hits, 0), "id")), "txt-1");
+    ASSERT_TRUE(num_at(me_json_at(hits, 0), "lexical_score") > 0);
+    me_json_free(doc);
+    ASSERT_EQ(api(port, "POST", "/v1/collections/h/search", NULL,
+                  "{\"vectors\": [[1,0,0,0,0,0,0,0]], \"mode\": \"hybrid\", \"lexical_text\": \"zebra\", "
+                  "\"fusion\": \"weighted\", \"alpha\": 0.5, \"k\": 3}", &doc), 200);
+    hits = me_json_get(me_json_root(doc), "hits");
+    ASSERT_STREQ(me_json_str(me_json_get(me_json_at(hits, 0), "id")), "txt-1");
+    ASSERT_TRUE(me_json_get(me_json_at(hits, 0), "dense_score") != NULL);
+    me_json_free(doc);
+    const char *bad[] = { "{\"mode\": \"bm25\", \"lexical_text\": \"zebra\"}",
+                          "{\"mode\": \"lexical\"}",
+                          "{\"mode\": \"lexical\", \"lexical_text\": \"\"}",
+                          "{\"vectors\": [[1,0,0,0,0,0,0,0]], \"mode\": \"hybrid\", \"lexical_text\": \"z\", \"alpha\": 2}",
+                          "{\"vectors\": [[1,0,0,0,0,0,0,0]], \"mode\": \"hybrid\", \"lexical_text\": \"z\", \"alpha\": \"x\"}",
+                          "{\"vectors\": [[1,0,0,0,0,0,0,0]], \"mode\": \"hybrid\", \"lexical_text\": \"z\", \"fusion\": \"max\"}" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ASSERT_TRUE(expect_error(port, "POST", "/v1/collections/h/search", NULL, bad[i], 400, "INVALID_ARGUMENT"));
     cluster_stop(&c);
 }
 

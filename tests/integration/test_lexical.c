@@ -284,6 +284,27 @@ static void check_hybrid(me_client_t *cli, const corpus_t *cp, const float *q, c
     me_results_free(&h);
 }
 
+/* The CLI's --mode: a lexical text search needs no encoder (BM25 of the
+ * text itself); a bad --alpha is the cluster's INVALID_ARGUMENT. */
+static void check_cli(cluster_t *c, const corpus_t *cp) {
+    char bin[512], *out, *err;
+    me_test_bin("metaembed", bin, sizeof bin);
+    char *dir = me_test_tmpdir("lexcli");
+    char *lex[] = { bin, "--addr", c->coord.endpoint, "--json", "search", "--collection", "c", "--mode", "lexical",
+                    cp->queries[0], NULL };
+    ASSERT_EQ(me_test_run_capture(lex, dir, "lex", &out, &err), 0);
+    ASSERT_TRUE(strstr(out, "\"lexical_score\"") != NULL && strstr(out, "\"lexical\"") != NULL);
+    free(out);
+    free(err);
+    char *bad[] = { bin, "--addr", c->coord.endpoint, "search", "--collection", "c", "--mode", "hybrid", "--fusion",
+                    "weighted", "--alpha", "2", "editor", NULL };
+    ASSERT_TRUE(me_test_run_capture(bad, dir, "bad", &out, &err) != 0);
+    ASSERT_TRUE(strstr(err, "alpha=2") != NULL);
+    free(out);
+    free(err);
+    free(dir);
+}
+
 TEST(hybrid_two_shard_cluster_equals_offline_fusion) {
     static corpus_t cp;
     if (corpus_load(&cp) != 0) {
@@ -302,6 +323,7 @@ TEST(hybrid_two_shard_cluster_equals_offline_fusion) {
         check_hybrid(cli, &cp, q, cp.queries[t], t % 2);
     }
     check_bad_input(cli);
+    check_cli(&c, &cp);
     me_client_close(cli);
     cluster_stop(&c);
     corpus_free(&cp);

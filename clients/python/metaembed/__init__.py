@@ -68,6 +68,8 @@ class Hit:
     id: str
     score: float
     metadata: Any = None
+    dense_score: Optional[float] = None    # lexical and hybrid modes: MaxSim (0 in lexical mode)
+    lexical_score: Optional[float] = None  # lexical and hybrid modes: BM25 (the shard's statistics)
 
 
 @dataclass
@@ -333,12 +335,26 @@ class Collection:
     def search(self, text: Optional[str] = None, image: Any = None, vectors: Optional[np.ndarray] = None,
                budget: Optional[Tuple[int, int]] = (4, 8), k: int = 10, exact: bool = False,
                candidates: Optional[Union[int, Sequence[int]]] = None, with_metadata: bool = True,
-               all_or_nothing: bool = False, offset: int = 0) -> SearchResult:
+               all_or_nothing: bool = False, offset: int = 0, mode: str = "dense",
+               lexical_text: Optional[str] = None, alpha: Optional[float] = None, fusion: Optional[str] = None,
+               hybrid_candidates: Optional[int] = None) -> SearchResult:
         """A text, an image (bytes or a path; with an optional text) or query
         vectors [R, D], at budget (r_q, r_c) (None or 0: all vectors). The
-        hits are [offset, offset + k) of the ranking: offset pages through it."""
+        hits are [offset, offset + k) of the ranking: offset pages through it.
+        mode "lexical" ranks by BM25 of lexical_text (default: text) over each
+        document's metadata "text"; "hybrid" fuses BM25 and MaxSim, by RRF or,
+        with alpha (or fusion="weighted"), alpha·minmax(dense) + (1 − alpha)·minmax(BM25)."""
         body: Dict[str, Any] = {"k": k, "offset": offset, "exact": exact, "with_metadata": with_metadata,
-                                "all_or_nothing": all_or_nothing}
+                                "all_or_nothing": all_or_nothing, "mode": mode}
+        if lexical_text is not None:
+            body["lexical_text"] = lexical_text
+        if alpha is not None:
+            body["alpha"] = float(alpha)
+            body["fusion"] = fusion or "weighted"
+        elif fusion is not None:
+            body["fusion"] = fusion
+        if hybrid_candidates is not None:
+            body["hybrid_candidates"] = int(hybrid_candidates)
         if text is not None:
             body["text"] = text
         if image is not None:
@@ -350,5 +366,6 @@ class Collection:
         if candidates is not None:
             body["candidates"] = candidates if isinstance(candidates, int) else list(candidates)
         r = self._post("search", body)
-        return SearchResult([Hit(h["id"], float(h["score"]), h.get("metadata")) for h in r["hits"]], r["r_q"], r["r_c"],
+        return SearchResult([Hit(h["id"], float(h["score"]), h.get("metadata"), h.get("dense_score"),
+                                 h.get("lexical_score")) for h in r["hits"]], r["r_q"], r["r_c"],
                             r["documents"], r["partial"], r.get("missing_groups", []), r.get("stages", []))

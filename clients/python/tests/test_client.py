@@ -124,6 +124,23 @@ def test_search_offset_pages_through_one_ranking(coll):
     assert coll.search(vectors=q, budget=(4, R), k=10, offset=N).ids == []
 
 
+def test_lexical_and_hybrid_search(coll):
+    rng = np.random.default_rng(8)
+    texts = ["zebra crossing", "zebra zebra", "a text editor", "", "the quick brown fox"]
+    coll.upsert([f"t{i}" for i in range(5)], unit_rows(rng, 5, R, D), [{"text": t} for t in texts])
+    lex = coll.search(mode="lexical", lexical_text="zebra", budget=None)
+    assert sorted(lex.ids) == ["t0", "t1"] and all(h.lexical_score > 0 for h in lex)
+    assert lex[0].score == lex[0].lexical_score
+    q = unit_rows(rng, 4, D)
+    hyb = coll.search(vectors=q, mode="hybrid", lexical_text="zebra", alpha=0.5, budget=(4, R), k=5)
+    assert len(hyb.ids) == 5 and all(h.dense_score is not None for h in hyb)
+    with pytest.raises(metaembed.MetaembedError) as e:
+        coll.search(vectors=q, mode="hybrid", lexical_text="zebra", alpha=2, budget=(4, R))
+    assert "alpha" in str(e.value)
+    with pytest.raises(metaembed.MetaembedError):
+        coll.search(mode="lexical", lexical_text="", budget=None)
+
+
 def test_ids_pages_and_iterates_in_byte_order(client, coll):
     rng = np.random.default_rng(7)
     ids = [f"id-{i:03d}" for i in range(53)] + ["Z", "a b", "\u00e9t\u00e9"]
