@@ -309,7 +309,8 @@ out:
 typedef struct {
     char model[ME_CFG_STR_MAX], data[ME_CFG_STR_MAX], split[ME_CFG_STR_MAX], plot[ME_CFG_STR_MAX];
     char collection[ME_CFG_STR_MAX], text_collection[ME_CFG_STR_MAX];
-    long long max_docs, max_queries, threads, candidates, refine_candidates;
+    char mode[ME_CFG_STR_MAX], fusion[ME_CFG_STR_MAX], alpha[ME_CFG_STR_MAX];
+    long long max_docs, max_queries, threads, candidates, refine_candidates, hybrid_candidates;
     int cluster, exact, compare_exact;
 } eval_opts_t;
 
@@ -338,6 +339,14 @@ static const me_cfg_opt_t eval_table[] = {
     V_OPT("compare-exact", ME_CFG_BOOL, compare_exact, "false", 0, 1, NULL,
           "with --cluster: also run every query in exact mode and report the share of exact's top 10 the "
           "cascade returns and the search-time speedup (the fan-out stage, encoding excluded)"),
+    V_OPT("mode", ME_CFG_ENUM, mode, "dense", 0, 0, "dense|lexical|hybrid",
+          "with --cluster: dense (MaxSim), lexical (the shards' BM25 of the query text; one row, no budget) or "
+          "hybrid (both, fused)"),
+    V_OPT("fusion", ME_CFG_ENUM, fusion, "rrf", 0, 0, "rrf|weighted", "with --cluster --mode hybrid: the fusion"),
+    V_OPT("alpha", ME_CFG_STRING, alpha, "", 0, 0, NULL,
+          "with --cluster --mode hybrid --fusion weighted: the dense score's weight in [0, 1] [default: 0.5]"),
+    V_OPT("hybrid-candidates", ME_CFG_INT, hybrid_candidates, "0", 0, 10000, NULL,
+          "with --cluster --mode hybrid: n from BM25 and n from the coarse stage per shard (0 = 100)"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -657,7 +666,26 @@ static int eval_cluster_images(cli_t *c, const eval_opts_t *o, const char *path,
 /* The efficiency table measured end to end: every query of the split as a
  * text search through the coordinator (its encoders make the query vectors),
  * at every budget. */
+/* --mode, --fusion, --alpha, --hybrid-candidates into so (ranges: the
+ * cluster's checks). CLI_OK or a usage error. */
+static int eval_mode_opts(cli_t *c, const eval_opts_t *o, me_search_opts_t *so) {
+    so->mode = !strcmp(o->mode, "lexical") ? ME_MODE_LEXICAL : !strcmp(o->mode, "hybrid") ? ME_MODE_HYBRID
+                                                                                          : ME_MODE_DENSE;
+    so->fusion = !strcmp(o->fusion, "weighted") ? ME_FUSION_WEIGHTED : ME_FUSION_RRF;
+    so->hybrid_candidates = (uint32_t)o->hybrid_candidates;
+    if (o->alpha[0]) {
+        char *end;
+        so->alpha = strtof(o->alpha, &end);
+        if (*end || end == o->alpha) return cli_usage_error(c, "--alpha '%s' is not a number in [0, 1]", o->alpha);
+        so->has_alpha = 1;
+    }
+    return CLI_OK;
+}
+
 static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, me_split_t split) {
+    me_search_opts_t mode_so = { 0 };
+    int mrc = eval_mode_opts(c, o, &mode_so);
+    if (mrc != CLI_OK) return mrc;
     if (!cli_connect(c)) return CLI_FAIL;
     me_collection_info_t ci;
     int rc = cli_find_collection(c, o->collection, &ci);
@@ -675,11 +703,13 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
         me_json_put_str(&w, "collection", o->collection);
         me_json_put_u64(&w, "documents", ci.documents);
         me_json_put_u64(&w, "queries", nq);
+        me_json_put_str(&w, "mode", o->mode);
         me_json_arr_begin(&w, "budgets");
     } else {
-        printf("through the cluster at %s: collection '%s', %llu documents, %zu %s queries as text, %s\n\n",
+        printf("through the cluster at %s: collection '%s', %llu documents, %zu %s queries as text, %s, %s%s%s\n\n",
                c->g.addr, o->collection, (unsigned long long)ci.documents, nq, o->split,
-               o->exact ? "exact search" : "cascade");
+               o->exact ? "exact search" : "cascade", o->mode,
+               mode_so.mode == ME_MODE_HYBRID ? " " : "", mode_so.mode == ME_MODE_HYBRID ? o->fusion : "");
         printf("| budget  | Recall@1 | MRR@10 | Recall@10 | median ms | p99 ms | index bytes/doc |\n");
         printf("|---------|----------|--------|-----------|-----------|--------|-----------------|\n");
     }
@@ -688,9 +718,13 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
     double cmp_vals[ME_MMR_MAX_GROUPS][3];
     for (int b = 0; b < nb; b++) {
         if (budgets[b].rq > ci.max_query_vectors || budgets[b].rc > ci.max_doc_vectors) continue;
-        me_search_opts_t so = { .r_q = budgets[b].rq, .r_c = budgets[b].rc, .k = 10, .exact = o->exact,
-                                .candidates = (uint32_t)o->candidates,
-                                .refine_candidates = (uint32_t)o->refine_candidates };
+        me_search_opts_t so = mode_so;
+        so.r_q = budgets[b].rq;
+        so.r_c = budgets[b].rc;
+        so.k = 10;
+        so.exact = o->exact;
+        so.candidates = (uint32_t)o->candidates;
+        so.refine_candidates = (uint32_t)o->refine_candidates;
         double r1 = 0, mrr = 0, r10 = 0, overlap = 0;
         double *fan_c = o->compare_exact ? malloc((nq ? nq : 1) * sizeof *fan_c) : NULL;
         double *fan_e = o->compare_exact ? malloc((nq ? nq : 1) * sizeof *fan_e) : NULL;
@@ -785,6 +819,8 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
                    q ? mrr / q : 0, q ? r10 / q : 0, med, p99, (unsigned long long)bytes);
             fflush(stdout);
         }
+        /* BM25 ranks the same at every budget: one row says it. */
+        if (mode_so.mode == ME_MODE_LEXICAL) break;
     }
     if (c->g.json) {
         me_json_arr_end(&w);

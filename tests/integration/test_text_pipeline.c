@@ -186,6 +186,26 @@ TEST(text_pipeline_ingest_kill_encoder_resume_search) {
     free(cout);
     free(oout);
 
+    /* eval --cluster --mode lexical (one row: BM25 has no budget) and
+     * hybrid (every budget) rank the answers far above chance. */
+    const char *modes[] = { "lexical", "hybrid" };
+    for (int mi = 0; mi < 2; mi++) {
+        char *meval[] = { bin, "--addr", c.coord.endpoint, "--json", "eval", "--cluster", "--mode", (char *)modes[mi],
+                          "--collection", "deb", "--data", corpus, "--split", "test", NULL };
+        ASSERT_EQ(run_cli(meval, dir, modes[mi], &cout, &err), 0);
+        free(err);
+        ASSERT_OK(me_json_parse(cout, strlen(cout), &cd, NULL));
+        cb = me_json_get(me_json_root(cd), "budgets");
+        ASSERT_STREQ(me_json_str(me_json_get(me_json_root(cd), "mode")), modes[mi]);
+        ASSERT_EQ(me_json_len(cb), mi ? 3 : 1);
+        double cm;
+        ASSERT_OK(me_json_num(me_json_get(me_json_at(cb, 0), "mrr_at_10"), &cm));
+        fprintf(stderr, "    %s: MRR@10 %.4f through the cluster\n", modes[mi], cm);
+        ASSERT_TRUE(cm > 20 * 10.0 / NDOCS);
+        me_json_free(cd);
+        free(cout);
+    }
+
     /* With --strict a malformed line stops the run before anything is sent:
      * exit 1, the line named, nothing stored (not even the good line). */
     char *stricti[] = { bin, "--addr", c.coord.endpoint, "ingest", badfile, "--collection", "deb", "--stream", stream,
