@@ -52,6 +52,7 @@ static void weighted_sum(me_fuse_item_t *items, size_t n, float alpha) {
 }
 
 int me_fuse(me_fuse_item_t *items, size_t n, int weighted, float alpha, int rrf_k) {
+    if (n == 0) return 0;
     if (weighted) weighted_sum(items, n, alpha);
     else if (rrf(items, n, rrf_k > 0 ? rrf_k : ME_FUSION_RRF_K) != 0) return ME_ENOMEM;
     qsort(items, n, sizeof *items, by_fused);

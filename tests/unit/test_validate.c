@@ -200,3 +200,44 @@ TEST(validate_search_page_and_list_ids) {
     ASSERT_EQ(me_list_ids_check_limit(0, err, sizeof err), ME_EINVAL);
     ASSERT_EQ(me_list_ids_check_limit(-1, err, sizeof err), ME_EINVAL);
 }
+
+TEST(validate_search_modes) {
+    char err[256];
+    Metaembed__SearchRequest m = METAEMBED__SEARCH_REQUEST__INIT;
+    ASSERT_OK(me_search_check_mode(&m, 0, err, sizeof err));                /* dense needs no text */
+    m.mode = METAEMBED__SEARCH_MODE__SEARCH_MODE_LEXICAL;
+    ASSERT_EQ(me_search_check_mode(&m, 0, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "lexical search needs the query's text: lexical_text is empty") != NULL);
+    m.text = "zebra";
+    ASSERT_EQ(me_search_check_mode(&m, 0, err, sizeof err), ME_EINVAL);    /* a shard does not read text */
+    ASSERT_OK(me_search_check_mode(&m, 1, err, sizeof err));                /* a coordinator does */
+    m.lexical_text = "?? --";
+    ASSERT_EQ(me_search_check_mode(&m, 1, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "no word") != NULL);
+    m.lexical_text = "zebra";
+    m.mode = METAEMBED__SEARCH_MODE__SEARCH_MODE_HYBRID;
+    float alpha[2] = { 0.25f, 0.5f };
+    m.alpha = alpha;
+    m.n_alpha = 1;
+    ASSERT_OK(me_search_check_mode(&m, 0, err, sizeof err));
+    m.n_alpha = 2;
+    ASSERT_EQ(me_search_check_mode(&m, 0, err, sizeof err), ME_EINVAL);
+    m.n_alpha = 1;
+    float bad[] = { 2.0f, -0.01f, NAN, INFINITY };
+    for (int i = 0; i < 4; i++) {
+        alpha[0] = bad[i];
+        ASSERT_EQ(me_search_check_mode(&m, 0, err, sizeof err), ME_EINVAL);
+        ASSERT_TRUE(strstr(err, "alpha=") && strstr(err, "[0, 1]"));
+    }
+    alpha[0] = 1.0f;
+    m.hybrid_candidates = ME_HYBRID_CANDIDATES_MAX + 1;
+    ASSERT_EQ(me_search_check_mode(&m, 0, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "hybrid_candidates=10001") != NULL);
+    m.hybrid_candidates = 0;
+    m.mode = (Metaembed__SearchMode)7;
+    ASSERT_EQ(me_search_check_mode(&m, 0, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "mode 7") != NULL);
+    m.mode = METAEMBED__SEARCH_MODE__SEARCH_MODE_HYBRID;
+    m.fusion = (Metaembed__Fusion)3;
+    ASSERT_EQ(me_search_check_mode(&m, 0, err, sizeof err), ME_EINVAL);
+}
