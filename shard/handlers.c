@@ -508,7 +508,8 @@ static int h_search(req_t *r) {
     uint64_t t_search = me_now_us();
     int e = me_search_run(c, s->storage, &p, &res, err, sizeof err);
     if (e == 0) {
-        me_budget_hist_observe(&s->search_by_budget, r_q, r_c, me_now_us() - t_search);
+        /* BM25 has no budget: lexical searches stay out of the per-budget latencies. */
+        if (!lexical) me_budget_hist_observe(&s->search_by_budget, r_q, r_c, me_now_us() - t_search);
         for (int i = 0; i < res.nstages; i++) {
             const char *n = res.stages[i].name;
             int si = 0;
@@ -553,8 +554,8 @@ static int h_search(req_t *r) {
     Metaembed__SearchReply rep = METAEMBED__SEARCH_REPLY__INIT;
     rep.hits = hptrs;
     rep.n_hits = nhits;
-    rep.r_q = (uint32_t)r_q;
-    rep.r_c = (uint32_t)r_c;
+    rep.r_q = lexical ? 0 : (uint32_t)r_q;  /* no vectors were used */
+    rep.r_c = lexical ? 0 : (uint32_t)r_c;
     rep.stages = stp;
     rep.n_stages = (size_t)res.nstages;
     rep.documents = c->n;

@@ -291,6 +291,7 @@ static int fuse_into(me_coll_t *c, const me_search_params_t *p, const me_scored_
 static int hybrid_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, me_search_result_t *out,
                       char *err, size_t errcap) {
     size_t hn = p->hybrid_n ? p->hybrid_n : ME_HYBRID_CANDIDATES_DEFAULT;
+    if (hn < p->k) hn = p->k;  /* so k hits can come back when that many documents exist */
     float *lex_scores = NULL;
     me_scored_t *lex = NULL;
     uint32_t *cand = NULL;

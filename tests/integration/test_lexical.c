@@ -161,6 +161,25 @@ static void check_bad_input(me_client_t *cli) {
     me_results_free(&res);
 }
 
+/* Hybrid candidates below k still give k hits (each list takes at least
+ * k + offset), and a lexical reply names no budget. */
+static void check_hybrid_k(me_client_t *cli) {
+    float q[ROWS * DIM];
+    me_rng_t rng = { 9 };
+    for (int j = 0; j < ROWS * DIM; j++) q[j] = (float)me_rng_normal(&rng);
+    me_search_opts_t o = { .k = 40, .offset = 10, .mode = ME_MODE_HYBRID, .lexical_text = "library",
+                           .hybrid_candidates = 5 };
+    me_results_t res;
+    me_status_t st;
+    ASSERT_OK(me_client_search(cli, "c", q, ROWS, DIM, &o, &res, &st));
+    ASSERT_EQ(res.n, 40);
+    me_results_free(&res);
+    o = (me_search_opts_t){ .k = 3, .r_q = 2, .r_c = 2, .mode = ME_MODE_LEXICAL, .lexical_text = "library" };
+    ASSERT_OK(me_client_search(cli, "c", NULL, 0, DIM, &o, &res, &st));
+    ASSERT_TRUE(res.r_q == 0 && res.r_c == 0);
+    me_results_free(&res);
+}
+
 TEST(lexical_bm25_through_shard_equals_offline_replace_delete_restart) {
     static corpus_t cp;
     if (corpus_load(&cp) != 0) {
@@ -200,6 +219,7 @@ TEST(lexical_bm25_through_shard_equals_offline_replace_delete_restart) {
     cp.n--;
     check_all_queries(cli, &cp);
     check_bad_input(cli);
+    check_hybrid_k(cli);
     me_client_close(cli);
     /* The index is rebuilt from RocksDB: after a clean stop and a kill -9. */
     for (int kill9 = 0; kill9 < 2; kill9++) {
@@ -323,6 +343,7 @@ TEST(hybrid_two_shard_cluster_equals_offline_fusion) {
         check_hybrid(cli, &cp, q, cp.queries[t], t % 2);
     }
     check_bad_input(cli);
+    check_hybrid_k(cli);
     check_cli(&c, &cp);
     me_client_close(cli);
     cluster_stop(&c);
