@@ -803,20 +803,27 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
         uint64_t bytes = (uint64_t)budgets[b].rc * ci.dim * 2;
         if (c->g.json) {
             me_json_obj_begin(&w, NULL);
-            me_json_put_int(&w, "r_q", budgets[b].rq);
-            me_json_put_int(&w, "r_c", budgets[b].rc);
+            /* Lexical rows have no budget: r_q, r_c and index bytes 0. */
+            int lex = mode_so.mode == ME_MODE_LEXICAL;
+            me_json_put_int(&w, "r_q", lex ? 0 : budgets[b].rq);
+            me_json_put_int(&w, "r_c", lex ? 0 : budgets[b].rc);
             me_json_put_num_prec(&w, "recall_at_1", q ? r1 / q : 0, 6);
             me_json_put_num_prec(&w, "mrr_at_10", q ? mrr / q : 0, 6);
             me_json_put_num_prec(&w, "recall_at_10", q ? r10 / q : 0, 6);
             me_json_put_num_prec(&w, "median_ms", med, 6);
             me_json_put_num_prec(&w, "p99_ms", p99, 6);
-            me_json_put_u64(&w, "index_bytes_per_doc", bytes);
+            me_json_put_u64(&w, "index_bytes_per_doc", lex ? 0 : bytes);
             me_json_obj_end(&w);
         } else {
             char bud[16];
-            snprintf(bud, sizeof bud, "(%d,%d)", budgets[b].rq, budgets[b].rc);
-            printf("| %-7s |   %.4f | %.4f |    %.4f | %9.2f | %6.2f | %15llu |\n", bud, q ? r1 / q : 0,
-                   q ? mrr / q : 0, q ? r10 / q : 0, med, p99, (unsigned long long)bytes);
+            char nbytes[24] = "-";
+            if (mode_so.mode == ME_MODE_LEXICAL) snprintf(bud, sizeof bud, "lexical");
+            else {
+                snprintf(bud, sizeof bud, "(%d,%d)", budgets[b].rq, budgets[b].rc);
+                snprintf(nbytes, sizeof nbytes, "%llu", (unsigned long long)bytes);
+            }
+            printf("| %-7s |   %.4f | %.4f |    %.4f | %9.2f | %6.2f | %15s |\n", bud, q ? r1 / q : 0,
+                   q ? mrr / q : 0, q ? r10 / q : 0, med, p99, nbytes);
             fflush(stdout);
         }
         /* BM25 ranks the same at every budget: one row says it. */

@@ -198,6 +198,9 @@ TEST(text_pipeline_ingest_kill_encoder_resume_search) {
         cb = me_json_get(me_json_root(cd), "budgets");
         ASSERT_STREQ(me_json_str(me_json_get(me_json_root(cd), "mode")), modes[mi]);
         ASSERT_EQ(me_json_len(cb), mi ? 3 : 1);
+        int64_t rq;
+        ASSERT_OK(me_json_int64(me_json_get(me_json_at(cb, 0), "r_q"), &rq));
+        ASSERT_EQ(rq, mi ? 1 : 0);  /* lexical: no budget */
         double cm;
         ASSERT_OK(me_json_num(me_json_get(me_json_at(cb, 0), "mrr_at_10"), &cm));
         fprintf(stderr, "    %s: MRR@10 %.4f through the cluster\n", modes[mi], cm);
