@@ -22,6 +22,7 @@
 #include "common/json.h"
 #include "common/jsonl.h"
 #include "common/progress.h"
+#include "common/validate.h"
 #include "common/wire.h"
 
 #define WINDOW 8
@@ -38,7 +39,12 @@ typedef struct {
     uint64_t sent_ms;         /* 0: not sent yet */
     int done;
     int attempts;
+    int refusals;             /* error acknowledgements so far */
 } batch_t;
+
+/* A batch refused this often is not a passing outage: stop and say why
+ * instead of resending it forever. */
+#define MAX_REFUSALS 5
 
 /* Ids already stored, asked in chunks (Get without vectors). */
 static int mark_existing(cli_t *c, const char *coll, item_t *items, size_t n, char *skip, size_t *nskip) {
@@ -106,6 +112,53 @@ static int send_batch(void *push, const char *coll, const char *ack_to, item_t *
         b->attempts++;
     }
     return rc;
+}
+
+/* The line's object re-serialised compactly as the document's metadata
+ * (every member, arrays and objects included), with "text" cut to `cut`
+ * bytes when cut >= 0 (then "text_truncated": true is added). */
+static char *write_metadata(const me_json_t *obj, const char *thumb, long cut, size_t *len) {
+    me_json_writer_t w;
+    me_json_writer_init_buf(&w);
+    me_json_obj_begin(&w, NULL);
+    for (size_t k = 0; k < obj->len; k++) {
+        const me_json_member_t *mb = &obj->u.members[k];
+        if (cut >= 0 && !strcmp(mb->key, "text") && mb->value.type == ME_JSON_STRING)
+            me_json_put_strn(&w, "text", mb->value.u.str, (size_t)cut);
+        else
+            me_json_put_value(&w, mb->key, &mb->value);
+    }
+    if (cut >= 0) me_json_put_bool(&w, "text_truncated", 1);
+    if (thumb) me_json_put_str(&w, "thumbnail", thumb);
+    me_json_obj_end(&w);
+    char *s = me_json_writer_take(&w, len);
+    me_json_writer_free(&w);
+    return s;
+}
+
+/* The metadata within the shards' ME_METADATA_MAX: a line over it (a
+ * manual page as the text, say) keeps its text cut at a UTF-8 boundary, with
+ * a warning; the embedding still reads the whole text. NULL when even an
+ * empty text does not fit (or memory is short): the line is skipped. */
+static char *line_metadata(const me_json_t *obj, const char *thumb, const char *path, long line, size_t *len) {
+    char *s = write_metadata(obj, thumb, -1, len);
+    const me_json_t *t = me_json_get(obj, "text");
+    if (!s || *len <= ME_METADATA_MAX) return s;
+    size_t full = *len;
+    if (!t || t->type != ME_JSON_STRING) { free(s); return NULL; }
+    long cut = (long)t->len;
+    while (s && *len > ME_METADATA_MAX && cut > 0) {
+        cut -= (long)(*len - ME_METADATA_MAX) + 16;  /* escapes make JSON longer than the text: shrink until it fits */
+        if (cut < 0) cut = 0;
+        while (cut > 0 && ((unsigned char)t->u.str[cut] & 0xC0) == 0x80) cut--;  /* not inside a character */
+        free(s);
+        s = write_metadata(obj, thumb, cut, len);
+    }
+    if (!s || *len > ME_METADATA_MAX) { free(s); return NULL; }
+    fprintf(stderr, "metaembed: ingest: %s:%ld: metadata of %zu bytes exceeds the limit of %d: its \"text\" is "
+                    "stored cut to %ld of %zu bytes (\"text_truncated\": true; the embedding reads the whole "
+                    "text)\n", path, line, full, ME_METADATA_MAX, cut, t->len);
+    return s;
 }
 
 /* Repeated ids: the last line of each id is the one stored (as upserts in
@@ -211,22 +264,30 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const cli_inge
             if (!ni) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out_early; }
             items = ni;
         }
-        /* Store the line's object as the metadata, re-serialised compactly:
-         * every member, arrays and objects included. */
-        me_json_writer_init_buf(&w);
-        me_json_obj_begin(&w, NULL);
-        for (size_t k = 0; k < obj->len; k++) me_json_put_value(&w, obj->u.members[k].key, &obj->u.members[k].value);
-        if (thumb) me_json_put_str(&w, "thumbnail", thumb);
-        me_json_obj_end(&w);
+        size_t meta_len;
+        char *meta = line_metadata(obj, thumb, path, line, &meta_len);
         free(thumb);
+        if (!meta) {
+            if (o->strict) {
+                rc = cli_error(c, CLI_FAIL, "%s:%ld: metadata exceeds the limit of %d bytes even without its text "
+                               "(--strict: nothing was sent)", path, line, ME_METADATA_MAX);
+                free(img);
+                goto out_early;
+            }
+            fprintf(stderr, "metaembed: ingest: %s:%ld: metadata exceeds the limit of %d bytes even without its "
+                            "text (skipped)\n", path, line, ME_METADATA_MAX);
+            free(img);
+            bad++;
+            continue;
+        }
         item_t *it = &items[n++];
         it->id = strdup(id);
         it->text = strdup(text ? text : "");
         it->image = img;
         it->image_len = img_len;
-        it->line = me_json_writer_take(&w, &it->line_len);
-        me_json_writer_free(&w);
-        if (!it->id || !it->text || !it->line) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out_early; }
+        it->line = meta;
+        it->line_len = meta_len;
+        if (!it->id || !it->text) { rc = cli_error(c, CLI_FAIL, "out of memory"); goto out_early; }
     }
     me_jsonl_close(in);
     in = NULL;
@@ -350,6 +411,12 @@ int cli_ingest_text(cli_t *c, const char *coll, const char *path, const cli_inge
             } else if (code == ME_CODE_INVALID_ARGUMENT || code == ME_CODE_NOT_FOUND) {
                 rc = cli_error(c, CLI_FAIL, "batch of ids %s..: %s", items[order[b->first]].id,
                                a->status->message);
+                metaembed__ingest_ack__free_unpacked(a, NULL);
+                goto out;
+            } else if (++b->refusals >= MAX_REFUSALS) {
+                rc = cli_error(c, CLI_FAIL, "batch of ids %s.. refused %d times, last: %s (%s); %zu of %zu documents "
+                               "stored, a re-run resumes", items[order[b->first]].id, b->refusals,
+                               a->status->message, me_status_name(code), done_docs, todo);
                 metaembed__ingest_ack__free_unpacked(a, NULL);
                 goto out;
             } else {

@@ -269,6 +269,26 @@ TEST(text_pipeline_ingest_kill_encoder_resume_search) {
     free(out);
     free(err);
 
+    /* A text too long for the metadata limit (64 KiB): stored with its text
+     * cut at a character boundary and flagged, not refused forever. */
+    char bigfile[600];
+    snprintf(bigfile, sizeof bigfile, "%s/big.jsonl", dir);
+    f = fopen(bigfile, "w");
+    fputs("{\"id\": \"big-doc\", \"text\": \"", f);
+    for (int i = 0; i < 40000; i++) fputs("\xc3\xa9", f);  /* é: two bytes, so a blind cut could split one */
+    fputs("\"}\n", f);
+    fclose(f);
+    char *bigi[] = { bin, "--addr", c.coord.endpoint, "ingest", bigfile, "--collection", "deb", "--stream", stream, NULL };
+    ASSERT_EQ(run_cli(bigi, dir, "big", &out, &err), 0);
+    ASSERT_TRUE(strstr(err, "big.jsonl:1: metadata of ") != NULL && strstr(err, "stored cut to") != NULL);
+    free(out);
+    free(err);
+    char *getbig[] = { bin, "--addr", c.coord.endpoint, "--json", "get", "--collection", "deb", "big-doc", NULL };
+    ASSERT_EQ(run_cli(getbig, dir, "getbig", &out, &err), 0);
+    ASSERT_TRUE(strstr(out, "\"text_truncated\":true") != NULL);
+    free(out);
+    free(err);
+
     /* Text search through the coordinator and the surviving encoder. */
     char *search[] = { bin, "--addr", c.coord.endpoint, "--json", "search", "--collection", "deb",
                        "Real-time strategy game of ancient warfare", "-k", "5", NULL };
