@@ -386,6 +386,7 @@ int me_bm25_index_set(me_bm25_index_t *ix, uint32_t doc, const uint8_t *bag, siz
     if (len == 0) return 0;
     long n = bag_check(bag, len);
     if (n < 0) return ME_ECORRUPT;
+    if (n == 0) return 0;  /* the empty bag: a document without text */
     dterms_t *d = &ix->docs[doc];
     d->term = malloc((n ? (size_t)n : 1) * sizeof *d->term);
     d->at = malloc((n ? (size_t)n : 1) * sizeof *d->at);

@@ -57,7 +57,8 @@ void me_bm25_index_free(me_bm25_index_t *ix);
 size_t me_bm25_index_docs(const me_bm25_index_t *ix);
 /* Appends an empty document as slot docs(). 0 or ME_ENOMEM. */
 int me_bm25_index_add(me_bm25_index_t *ix);
-/* Replaces slot doc's terms with bag[0..len) (len 0: no text). 0,
+/* Replaces slot doc's terms with bag[0..len) (len 0 or a bag of 0 terms:
+ * no text). 0,
  * ME_ENOMEM, or ME_ECORRUPT for a malformed bag (doc then has no terms). */
 int me_bm25_index_set(me_bm25_index_t *ix, uint32_t doc, const uint8_t *bag, size_t len);
 /* Removes slot doc; the last slot moves into it. */

@@ -89,6 +89,37 @@ static int load_docs(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
     return rc;
 }
 
+/* Documents without a lex record (stored before the BM25 index existed):
+ * their terms from the metadata's "text", into RAM and, in one batch, into
+ * storage, so the next start-up reads them like any other. */
+static int backfill_terms(me_shard_t *s, me_coll_t *c, const uint8_t *seen, char *err, size_t errcap) {
+    me_wbatch_t *b = me_wbatch_new(s->storage);
+    if (!b) return ME_ENOMEM;
+    size_t filled = 0;
+    int rc = 0;
+    for (size_t slot = 0; rc == 0 && slot < c->n; slot++) {
+        if (seen[slot]) continue;
+        char *meta = NULL;
+        size_t mlen = 0;
+        uint8_t *bag = NULL;
+        size_t blen = 0;
+        int e = me_record_metadata(s->storage, c, c->ids[slot], &meta, &mlen);
+        if (e != 0 && e != ME_ENOTFOUND) rc = e;
+        if (rc == 0 && e == 0) rc = me_record_text_bag(meta, mlen, &bag, &blen);
+        if (rc == 0) rc = me_coll_set_terms(c, slot, bag, blen);
+        if (rc == 0) me_record_put_terms(b, c, c->ids[slot], bag, blen);
+        me_storage_free(meta);
+        free(bag);
+        filled++;
+    }
+    if (rc == 0 && filled) rc = me_storage_write(s->storage, b, err, errcap);
+    if (rc == 0 && filled)
+        me_info("collection %s: lexical terms of %zu documents stored before the BM25 index filled in", c->cfg.name,
+                filled);
+    me_wbatch_free(b);
+    return rc;
+}
+
 /* Rebuilds one collection's BM25 index from its lex records (after the
  * heads, so every document already has its slot). */
 static int load_terms(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
@@ -98,9 +129,11 @@ static int load_terms(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
     if (!it) return ME_ENOMEM;
     const char *k, *v;
     size_t kl, vl;
-    int rc = 0;
+    uint8_t *seen = calloc(c->n ? c->n : 1, 1);
+    int rc = seen ? 0 : ME_ENOMEM;
     while (rc == 0 && me_iter_next(it, &k, &kl, &v, &vl)) {
         long slot = kl > 4 ? me_coll_find(c, k + 4, kl - 4) : -1;
+        if (slot >= 0) seen[slot] = 1;
         /* Written in the same batch as the head, so a lex record without a
          * document, or one that does not parse, is corruption. */
         if (slot < 0 || (rc = me_coll_set_terms(c, (size_t)slot, (const uint8_t *)v, vl)) == ME_ECORRUPT) {
@@ -109,6 +142,8 @@ static int load_terms(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
         }
     }
     me_iter_free(it);
+    if (rc == 0) rc = backfill_terms(s, c, seen, err, errcap);
+    free(seen);
     return rc;
 }
 

@@ -80,8 +80,18 @@ void me_record_put_doc(me_wbatch_t *b, const me_coll_t *c, const char *id, int r
     }
     if (meta_len) me_wbatch_put(b, ME_CF_DOC, key, klen, meta, meta_len);
     else me_wbatch_delete(b, ME_CF_DOC, key, klen);
+    /* Always a record (an empty bag without text): a document with none
+     * was written before the BM25 index existed, and start-up fills it in. */
+    static const uint8_t empty[4] = { 0 };
     if (bag_len) me_wbatch_put(b, ME_CF_LEX, key, klen, bag, bag_len);
-    else me_wbatch_delete(b, ME_CF_LEX, key, klen);
+    else me_wbatch_put(b, ME_CF_LEX, key, klen, empty, sizeof empty);
+}
+
+void me_record_put_terms(me_wbatch_t *b, const me_coll_t *c, const char *id, const uint8_t *bag, size_t bag_len) {
+    static const uint8_t empty[4] = { 0 };
+    char key[ME_DOC_KEY_MAX];
+    size_t klen = me_doc_key(key, c->id, id, strlen(id));
+    me_wbatch_put(b, ME_CF_LEX, key, klen, bag_len ? bag : empty, bag_len ? bag_len : sizeof empty);
 }
 
 int me_record_text_bag(const void *meta, size_t meta_len, uint8_t **bag, size_t *bag_len) {

@@ -29,12 +29,15 @@ int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
 
 /* Adds document id's records to b: head, tail (or the tail's deletion when
  * every row fits in RAM), metadata (or its deletion when there is none),
- * the text's bag (or its deletion).
+ * the text's bag (the empty bag without text).
  * data and scales hold rows × dim storage elements; rec is scratch of
  * me_record_size(dtype, dim, R_c) bytes. */
 void me_record_put_doc(me_wbatch_t *b, const me_coll_t *c, const char *id, int rows, const uint8_t *data,
                        const float *scales, const void *meta, size_t meta_len, const uint8_t *bag,
                        size_t bag_len, uint8_t *rec);
+/* Adds id's lex record alone to b (bag_len 0: the empty bag): start-up's
+ * backfill of documents stored before the BM25 index. */
+void me_record_put_terms(me_wbatch_t *b, const me_coll_t *c, const char *id, const uint8_t *bag, size_t bag_len);
 /* The BM25 bag (me_bm25_bag) of the metadata's "text" member: *bag NULL
  * and *bag_len 0 when the metadata is not a JSON object with a string
  * "text". 0 or ME_ENOMEM. */

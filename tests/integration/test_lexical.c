@@ -322,6 +322,7 @@ static void check_cli(cluster_t *c, const corpus_t *cp) {
     ASSERT_TRUE(strstr(err, "alpha=2") != NULL);
     free(out);
     free(err);
+    me_test_rmdir(dir);
     free(dir);
 }
 
