@@ -289,6 +289,33 @@ TEST(text_pipeline_ingest_kill_encoder_resume_search) {
     free(out);
     free(err);
 
+    /* status: the coordinator's line counts the cluster's documents (it has
+     * no disk of its own) and encoders show no document count. */
+    char *stat[] = { bin, "--addr", c.coord.endpoint, "status", NULL };
+    ASSERT_EQ(run_cli(stat, dir, "status", &out, &err), 0);
+    ASSERT_TRUE(strstr(out, "on disk") == NULL);
+    ASSERT_TRUE(strstr(out, " documents\n") != NULL);
+    ASSERT_TRUE(strstr(out, "encoders") != NULL);
+    {
+        /* Every encoder row reads "-" in the DOCUMENTS column. */
+        int rows = 0;
+        for (const char *l = out; (l = strstr(l, "\nencoders")) != NULL; l++) {
+            const char *eol = strchr(l + 1, '\n');
+            char row[256];
+            snprintf(row, sizeof row, "%.*s", (int)(eol ? eol - l - 1 : (long)strlen(l + 1)), l + 1);
+            ASSERT_TRUE(strstr(row, " - ") != NULL);
+            rows++;
+        }
+        ASSERT_TRUE(rows >= 1);
+    }
+    free(out);
+    free(err);
+    char *statj[] = { bin, "--addr", c.coord.endpoint, "--json", "status", NULL };
+    ASSERT_EQ(run_cli(statj, dir, "statusj", &out, &err), 0);
+    ASSERT_TRUE(strstr(out, "\"kind\":\"encoders\"") != NULL && strstr(out, "\"kind\":\"shards\"") != NULL);
+    free(out);
+    free(err);
+
     /* Text search through the coordinator and the surviving encoder. */
     char *search[] = { bin, "--addr", c.coord.endpoint, "--json", "search", "--collection", "deb",
                        "Real-time strategy game of ancient warfare", "-k", "5", NULL };
