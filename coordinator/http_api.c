@@ -290,28 +290,6 @@ static int get_tensor(api_t *a, const me_json_t *v, const char *what, tensor_t *
     return 0;
 }
 
-/* Writes a parsed value back as compact JSON (metadata is stored as its
- * text; writing it from the DOM keeps a \u0000 escaped). */
-static void put_value(me_json_writer_t *w, const char *key, const me_json_t *v) {
-    switch (v->type) {
-    case ME_JSON_NULL: me_json_put_null(w, key); break;
-    case ME_JSON_FALSE: me_json_put_bool(w, key, 0); break;
-    case ME_JSON_TRUE: me_json_put_bool(w, key, 1); break;
-    case ME_JSON_NUMBER: me_json_put_raw(w, key, v->u.str, v->len); break;
-    case ME_JSON_STRING: me_json_put_strn(w, key, v->u.str, v->len); break;
-    case ME_JSON_ARRAY:
-        me_json_arr_begin(w, key);
-        for (size_t i = 0; i < v->len; i++) put_value(w, NULL, &v->u.items[i]);
-        me_json_arr_end(w);
-        break;
-    case ME_JSON_OBJECT:
-        me_json_obj_begin(w, key);
-        for (size_t i = 0; i < v->len; i++) put_value(w, v->u.members[i].key, &v->u.members[i].value);
-        me_json_obj_end(w);
-        break;
-    }
-}
-
 /* 1 when a key anywhere in v holds a NUL (the writer takes keys as C
  * strings, so it would cut them). */
 static int nul_key(const me_json_t *v) {
@@ -334,7 +312,7 @@ static int get_metadata(api_t *a, const me_json_t *obj, const char *what, char *
     if (nul_key(v)) return BAD(a, "%s: a metadata key holds a NUL character (\\u0000)", what);
     me_json_writer_t w;
     me_json_writer_init_buf(&w);
-    put_value(&w, NULL, v);
+    me_json_put_value(&w, NULL, v);  /* from the DOM: a \u0000 stays escaped */
     *out = me_json_writer_take(&w, len);
     me_json_writer_free(&w);
     return *out ? 0 : fail(a, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
