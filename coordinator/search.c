@@ -121,7 +121,7 @@ static int search_request_error(req_t *r, const Metaembed__SearchRequest *m, me_
  * scores; the fusion is redone over the cluster's union (RRF needs global
  * ranks; min-max needs global ranges), each hit's score the fused one. The
  * BM25 scores stay each shard's own (its IDF and avgdl). */
-static int refuse(const Metaembed__SearchRequest *m, hitref_t *all, size_t n) {
+static int fuse_over_union(const Metaembed__SearchRequest *m, hitref_t *all, size_t n) {
     me_fuse_item_t *items = malloc((n ? n : 1) * sizeof *items);
     if (!items) return ME_ENOMEM;
     for (size_t i = 0; i < n; i++)
@@ -228,7 +228,7 @@ int me_coord_search(req_t *r) {
         rep.r_c = parts[g]->r_c;
         stages_add(&merged, parts[g]);
     }
-    if (hybrid && refuse(m, all, n) != 0) { rc = OOM(r); goto out; }
+    if (hybrid && fuse_over_union(m, all, n) != 0) { rc = OOM(r); goto out; }
     qsort(all, n, sizeof *all, hit_cmp);
     /* The page [offset, offset + k) of the global ranking. */
     size_t skip = n < m->offset ? n : m->offset, k = n - skip < m->k ? n - skip : m->k;
