@@ -208,6 +208,7 @@ search-screenshot: all
 # look for their default --model (common/paths.c).
 PREFIX ?= /usr/local
 LIB_OBJ := $(CLIENT_OBJ) $(BUILD)/common/wire.o $(BUILD)/common/curve.o $(BUILD)/common/dtype.o $(BUILD)/common/error.o $(BUILD)/common/validate.o $(BUILD)/common/hash.o \
+           $(BUILD)/common/payload.o $(BUILD)/common/filter_parse.o $(BUILD)/common/json.o \
            $(BUILD)/gen/proto/metaembed.pb-c.o
 $(BUILD)/dist/libmetaembed.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "common/npy.h"
+#include "common/validate.h"
 #include "encoder/embedder.h"
 
 static void main_usage(FILE *out) {
@@ -25,6 +26,8 @@ static void main_usage(FILE *out) {
             "  collection create NAME --dim D    create a collection\n"
             "  collection list                   list collections with document counts\n"
             "  collection drop NAME              drop a collection and all its documents\n"
+            "  collection index NAME FIELD:TYPE...\n"
+            "                                    index payload fields for filters (keyword|integer|float|bool)\n"
             "  ingest --collection NAME corpus.jsonl\n"
             "                                    embed and store texts (and images) through the encoders\n"
             "  ingest --collection NAME --vectors emb.npy --ids ids.txt [--meta meta.jsonl]\n"
@@ -33,10 +36,14 @@ static void main_usage(FILE *out) {
             "                                    text search (the encoders embed the query)\n"
             "  search --collection NAME --image q.png | --vectors q.npy\n"
             "                                    image query, or query vectors [R, D] / [N, R, D]\n"
-            "  get --collection NAME ID...       fetch documents (metadata; --vectors FILE.npy)\n"
+            "  get --collection NAME ID... | --filter F\n"
+            "                                    fetch documents (metadata; --vectors, --out FILE.npy)\n"
             "  ids --collection NAME [--after ID] [--limit N] [--all]\n"
             "                                    list document ids in byte order, a page at a time\n"
-            "  delete --collection NAME ID...    delete documents\n"
+            "  delete --collection NAME ID... | --filter F\n"
+            "                                    delete documents\n"
+            "  count --collection NAME [--filter F]\n"
+            "                                    count the documents (a filter matches)\n"
             "  status                            groups, replicas, health, documents, latency\n"
             "local commands (no server needed):\n"
             "  train [--steps N] [--out MODEL]   train the encoder (MMR loss) on text pairs or an image-text set\n"
@@ -72,14 +79,15 @@ static void json_collection(me_json_writer_t *j, const char *key, const me_colle
     me_json_put_u64(j, "documents", ci->documents);
     me_json_put_u64(j, "ram_bytes", ci->ram_bytes);
     me_json_put_u64(j, "index_bytes", ci->index_bytes);
+    me_json_put_str(j, "fields", ci->fields);
     me_json_obj_end(j);
 }
 
 static void print_collections(FILE *out, const me_collection_info_t *cs, size_t n, const char *indent) {
     static const char *const head[] = { "NAME", "DIM", "R_C", "R_Q", "DTYPE", "RAM_VECTORS", "COARSE",
-                                        "DOCUMENTS", "RAM", "INDEX" };
+                                        "DOCUMENTS", "RAM", "INDEX", "FIELDS" };
     cli_table_t t;
-    tbl_init(&t, 10, head, 0x3ee);  /* numbers right-aligned */
+    tbl_init(&t, 11, head, 0x3ee);  /* numbers right-aligned */
     for (size_t i = 0; i < n; i++) {
         char c[10][48];
         snprintf(c[0], sizeof c[0], "%s", cs[i].name);
@@ -92,8 +100,9 @@ static void print_collections(FILE *out, const me_collection_info_t *cs, size_t 
         snprintf(c[7], sizeof c[7], "%llu", (unsigned long long)cs[i].documents);
         cli_bytes(c[8], sizeof c[8], cs[i].ram_bytes);
         cli_bytes(c[9], sizeof c[9], cs[i].index_bytes);
-        const char *row[10];
+        const char *row[11];
         for (int k = 0; k < 10; k++) row[k] = c[k];
+        row[10] = cs[i].fields[0] ? cs[i].fields : "-";
         tbl_row(&t, row);
     }
     tbl_print(&t, out, indent);
@@ -104,7 +113,7 @@ static void print_collections(FILE *out, const me_collection_info_t *cs, size_t 
 
 typedef struct {
     long long dim, max_doc, max_query, ram, coarse;
-    char dtype[ME_CFG_STR_MAX];
+    char dtype[ME_CFG_STR_MAX], fields[ME_CFG_STR_MAX];
     int for_model;
     char model[ME_CFG_STR_MAX];
 } create_opts_t;
@@ -126,6 +135,9 @@ static const me_cfg_opt_t create_table[] = {
       "leading vectors per document kept in RAM (0 = max-doc-vectors)" },
     { "coarse-vectors", ME_CFG_INT, offsetof(create_opts_t, coarse), "0", 0, 1 << 16, NULL,
       "vectors per document in the stage-1 coarse index (0 = 1)" },
+    { "fields", ME_CFG_STRING, offsetof(create_opts_t, fields), "", 0, 0, NULL,
+      "metadata members to index for --filter, NAME:TYPE,... with TYPE keyword (a string or an array of "
+      "strings), integer, float or bool, e.g. section:keyword,year:integer" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -150,15 +162,57 @@ static const cli_cmd_t drop_cmd = {
     "from a script (stdin not a terminal) it drops at once.", drop_table, 1, 0,
 };
 
+static const cli_cmd_t index_cmd = {
+    "collection index", "NAME FIELD:TYPE...",
+    "Indexes metadata members of a collection's documents for --filter (TYPE keyword, integer, float or\n"
+    "bool; a keyword field also takes arrays of strings), including the documents stored already. A\n"
+    "document whose value has another type stops it, naming the document, with nothing changed.",
+    NULL, ME_FIELDS_MAX + 1, 0,
+};
+
+static int collection_index(cli_t *c, int argc, char **argv) {
+    char *pos[ME_FIELDS_MAX + 1];
+    int npos = 0;
+    int rc = cli_parse(c, &index_cmd, NULL, argc, argv, pos, &npos);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (npos < 2) return cli_usage_error(c, "needs the collection NAME and at least one FIELD:TYPE");
+    char fields[ME_FIELDS_MAX * (ME_CFG_STR_MAX + 1)] = "";
+    for (int i = 1; i < npos; i++)
+        snprintf(fields + strlen(fields), sizeof fields - strlen(fields), "%s%s", i > 1 ? "," : "", pos[i]);
+    if (!cli_connect(c)) return CLI_FAIL;
+    uint64_t indexed = 0;
+    me_status_t st;
+    if (me_client_index_fields(c->client, pos[0], fields, &indexed, &st) != 0) {
+        char what[128];
+        snprintf(what, sizeof what, "cannot index fields of '%s'", pos[0]);
+        return cli_status_error(c, &st, what);
+    }
+    me_collection_info_t ci;
+    if (cli_find_collection(c, pos[0], &ci) != CLI_OK) return CLI_FAIL;
+    if (c->g.json) {
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_put_str(&j, "collection", ci.name);
+        me_json_put_str(&j, "fields", ci.fields);
+        me_json_put_u64(&j, "indexed", indexed);
+        cli_json_end(&j);
+    } else {
+        printf("collection '%s' indexes %s; %llu of %llu documents have a value of the fields just added\n", ci.name,
+               ci.fields, (unsigned long long)indexed, (unsigned long long)ci.documents);
+    }
+    return CLI_OK;
+}
+
 static void collection_usage(FILE *out) {
     fprintf(out,
             "usage: metaembed [--addr tcp://HOST:PORT] [--json] collection SUBCOMMAND ...\n"
             "\n"
             "subcommands:\n"
             "  create NAME (--dim D | --for-model [--model FILE]) [--max-doc-vectors 64] [--max-query-vectors 16] [--dtype f16|f32|int8]\n"
-            "         [--ram-vectors N] [--coarse-vectors N]\n"
+            "         [--ram-vectors N] [--coarse-vectors N] [--fields NAME:TYPE,...]\n"
             "  list\n"
             "  drop NAME [--yes]\n"
+            "  index NAME FIELD:TYPE...\n"
             "\n"
             "'metaembed collection SUBCOMMAND --help' describes each.\n");
 }
@@ -197,7 +251,7 @@ static int collection_create(cli_t *c, int argc, char **argv) {
     me_collection_spec_t spec = {
         .name = pos[0], .dim = (int)o.dim, .max_doc_vectors = (int)o.max_doc,
         .max_query_vectors = (int)o.max_query, .dtype = o.dtype, .ram_vectors = (int)o.ram,
-        .coarse_vectors = (int)o.coarse,
+        .coarse_vectors = (int)o.coarse, .fields = o.fields[0] ? o.fields : NULL,
     };
     me_status_t st;
     if (me_client_create_collection(c->client, &spec, &st) != 0) {
@@ -214,8 +268,8 @@ static int collection_create(cli_t *c, int argc, char **argv) {
         cli_json_end(&j);
     } else {
         printf("created collection '%s': dim %d, max-doc-vectors %d, max-query-vectors %d, dtype %s, "
-               "ram-vectors %d, coarse-vectors %d\n", ci.name, ci.dim, ci.max_doc_vectors, ci.max_query_vectors,
-               ci.dtype, ci.ram_vectors, ci.coarse_vectors);
+               "ram-vectors %d, coarse-vectors %d%s%s\n", ci.name, ci.dim, ci.max_doc_vectors, ci.max_query_vectors,
+               ci.dtype, ci.ram_vectors, ci.coarse_vectors, ci.fields[0] ? ", fields " : "", ci.fields);
     }
     return CLI_OK;
 }
@@ -295,7 +349,7 @@ int cli_cmd_collection(cli_t *c, int argc, char **argv) {
     if (argc == 0) {
         c->cmd = "collection";
         collection_usage(stderr);
-        return cli_usage_error(c, "needs a subcommand: create, list or drop");
+        return cli_usage_error(c, "needs a subcommand: create, list, drop or index");
     }
     const char *sub = argv[0];
     if (!strcmp(sub, "-h") || !strcmp(sub, "--help") || !strcmp(sub, "help")) {
@@ -305,8 +359,9 @@ int cli_cmd_collection(cli_t *c, int argc, char **argv) {
     if (!strcmp(sub, "create")) { c->cmd = create_cmd.name; return collection_create(c, argc - 1, argv + 1); }
     if (!strcmp(sub, "list")) { c->cmd = list_cmd.name; return collection_list(c, argc - 1, argv + 1); }
     if (!strcmp(sub, "drop")) { c->cmd = drop_cmd.name; return collection_drop(c, argc - 1, argv + 1); }
+    if (!strcmp(sub, "index")) { c->cmd = index_cmd.name; return collection_index(c, argc - 1, argv + 1); }
     c->cmd = "collection";
-    return cli_usage_error(c, "unknown subcommand '%s' (expected create, list or drop)", sub);
+    return cli_usage_error(c, "unknown subcommand '%s' (expected create, list, drop or index)", sub);
 }
 
 /* ---- get ---- */
@@ -314,7 +369,8 @@ int cli_cmd_collection(cli_t *c, int argc, char **argv) {
 typedef struct {
     char collection[ME_CFG_STR_MAX];
     int vectors;
-    char out[ME_CFG_STR_MAX], ids_out[ME_CFG_STR_MAX];
+    char out[ME_CFG_STR_MAX], ids_out[ME_CFG_STR_MAX], filter[ME_CFG_STR_MAX];
+    long long limit;
 } get_opts_t;
 
 static const me_cfg_opt_t get_table[] = {
@@ -326,12 +382,17 @@ static const me_cfg_opt_t get_table[] = {
       "(the shape 'ingest --vectors' reads)" },
     { "ids-out", ME_CFG_STRING, offsetof(get_opts_t, ids_out), "", 0, 0, NULL,
       "with --out: write the found ids, one per line, in the file's order (for 'ingest --ids')" },
+    { "filter", ME_CFG_STRING, offsetof(get_opts_t, filter), "", 0, 0, NULL,
+      "instead of IDs: the documents it matches, in id order ('section=games AND year>=2020', JSON, or @FILE)" },
+    { "limit", ME_CFG_INT, offsetof(get_opts_t, limit), "100", 1, ME_LIST_IDS_MAX, NULL,
+      "with --filter: at most this many documents (the first in id order)" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
 static const cli_cmd_t get_cmd = {
-    "get", "--collection NAME [--vectors] [--out FILE.npy [--ids-out ids.txt]] ID...",
-    "Prints the documents with these ids: metadata and, with --vectors, their vectors.\n"
+    "get", "--collection NAME [--vectors] [--out FILE.npy [--ids-out ids.txt]] (ID... | --filter F [--limit N])",
+    "Prints the documents with these ids (or the first --limit a filter matches, in id order):\n"
+    "metadata and, with --vectors, their vectors.\n"
     "--out exports the vectors as .npy (and --ids-out their ids), so they can be ingested elsewhere.\n"
     "Exits 1 when an id is not found (the others are still printed).",
     get_table, 1 << 20, 0,
@@ -381,15 +442,31 @@ int cli_cmd_get(cli_t *c, int argc, char **argv) {
     int nids = 0, rc = cli_parse(c, &get_cmd, &o, argc, argv, ids, &nids);
     if (rc) { free(ids); return rc < 0 ? CLI_OK : rc; }
     if (!o.collection[0]) { free(ids); return cli_usage_error(c, "needs --collection NAME"); }
-    if (nids == 0) { free(ids); return cli_usage_error(c, "needs at least one document ID"); }
+    if (nids && o.filter[0]) { free(ids); return cli_usage_error(c, "give document IDs or --filter, not both"); }
+    if (nids == 0 && !o.filter[0]) { free(ids); return cli_usage_error(c, "needs at least one document ID (or --filter F)"); }
     if (o.ids_out[0] && !o.out[0]) { free(ids); return cli_usage_error(c, "--ids-out goes with --out FILE.npy"); }
     if (!cli_connect(c)) { free(ids); return CLI_FAIL; }
     me_record_t *recs = NULL;
     size_t n = 0;
     me_status_t st;
-    if (me_client_get(c->client, o.collection, (const char *const *)ids, (size_t)nids, o.vectors || o.out[0], &recs,
-                      &n, &st)) {
+    char **matched = NULL, *next = NULL, *filter = NULL;
+    size_t nmatched = 0;
+    if (o.filter[0]) {
+        if ((rc = cli_filter_arg(c, o.filter, &filter)) != CLI_OK) { free(ids); return rc; }
+        rc = me_client_list_ids_where(c->client, o.collection, filter, NULL, (uint32_t)o.limit, &matched, &nmatched,
+                                      &next, &st);
+        free(filter);
+        if (rc) { free(ids); return cli_status_error(c, &st, "get --filter failed"); }
         free(ids);
+        ids = matched;
+        nids = (int)nmatched;
+        if (next && !c->g.json) fprintf(stderr, "more documents match: the first %d by id are shown (--limit)\n", nids);
+        free(next);
+    }
+    if (nids && me_client_get(c->client, o.collection, (const char *const *)ids, (size_t)nids, o.vectors || o.out[0],
+                              &recs, &n, &st)) {
+        if (matched) me_ids_free(matched, nmatched);
+        else free(ids);
         return cli_status_error(c, &st, "get failed");
     }
     /* Found documents come back in request order: walk both lists. */
@@ -454,26 +531,71 @@ int cli_cmd_get(cli_t *c, int argc, char **argv) {
     }
     free(missing);
     me_records_free(recs, n);
-    free(ids);
+    if (matched) me_ids_free(matched, nmatched);
+    else free(ids);
     return rc;
 }
 
 /* ---- delete ---- */
 
 typedef struct {
-    char collection[ME_CFG_STR_MAX];
+    char collection[ME_CFG_STR_MAX], filter[ME_CFG_STR_MAX];
+    int yes;
 } delete_opts_t;
 
 static const me_cfg_opt_t delete_table[] = {
     { "collection", ME_CFG_STRING, offsetof(delete_opts_t, collection), "", 0, 0, NULL,
       "collection to delete from (required)" },
+    { "filter", ME_CFG_STRING, offsetof(delete_opts_t, filter), "", 0, 0, NULL,
+      "instead of IDs: every document it matches ('section=games AND year<2000', JSON, or @FILE)" },
+    { "yes", ME_CFG_BOOL, offsetof(delete_opts_t, yes), "false", 0, 1, NULL,
+      "with --filter: delete without asking (on a terminal the command asks first)" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
 static const cli_cmd_t delete_cmd = {
-    "delete", "--collection NAME ID...",
-    "Deletes the documents with these ids and prints how many existed.", delete_table, 1 << 20, 0,
+    "delete", "--collection NAME (ID... | --filter F [--yes])",
+    "Deletes the documents with these ids, or every document a filter matches, and prints how many\n"
+    "existed. With --filter on a terminal it first says how many match and asks (--yes skips that).",
+    delete_table, 1 << 20, 0,
 };
+
+/* delete --filter: on a terminal, the matching count is confirmed first. */
+static int delete_where(cli_t *c, const delete_opts_t *o) {
+    char *filter = NULL;
+    int rc = cli_filter_arg(c, o->filter, &filter);
+    if (rc != CLI_OK) return rc;
+    me_status_t st;
+    if (!o->yes && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
+        uint64_t n = 0;
+        if (me_client_count(c->client, o->collection, filter, &n, &st) != 0) {
+            free(filter);
+            return cli_status_error(c, &st, "delete --filter failed");
+        }
+        fprintf(stderr, "delete the %llu documents of '%s' the filter matches? This cannot be undone. [y/N] ",
+                (unsigned long long)n, o->collection);
+        fflush(stderr);
+        char line[16];
+        if (!fgets(line, sizeof line, stdin) || (line[0] != 'y' && line[0] != 'Y')) {
+            free(filter);
+            return cli_error(c, CLI_FAIL, "not deleted (nothing changed)");
+        }
+    }
+    uint32_t deleted = 0;
+    rc = me_client_delete_where(c->client, o->collection, filter, &deleted, &st);
+    free(filter);
+    if (rc) return cli_status_error(c, &st, "delete --filter failed");
+    if (c->g.json) {
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_put_str(&j, "collection", o->collection);
+        me_json_put_u64(&j, "deleted", deleted);
+        cli_json_end(&j);
+    } else {
+        printf("deleted %u documents from '%s'\n", deleted, o->collection);
+    }
+    return CLI_OK;
+}
 
 int cli_cmd_delete(cli_t *c, int argc, char **argv) {
     delete_opts_t o;
@@ -484,8 +606,10 @@ int cli_cmd_delete(cli_t *c, int argc, char **argv) {
     int nids = 0, rc = cli_parse(c, &delete_cmd, &o, argc, argv, ids, &nids);
     if (rc) { free(ids); return rc < 0 ? CLI_OK : rc; }
     if (!o.collection[0]) { free(ids); return cli_usage_error(c, "needs --collection NAME"); }
-    if (nids == 0) { free(ids); return cli_usage_error(c, "needs at least one document ID"); }
+    if (nids && o.filter[0]) { free(ids); return cli_usage_error(c, "give document IDs or --filter, not both"); }
+    if (nids == 0 && !o.filter[0]) { free(ids); return cli_usage_error(c, "needs at least one document ID (or --filter F)"); }
     if (!cli_connect(c)) { free(ids); return CLI_FAIL; }
+    if (o.filter[0]) { free(ids); return delete_where(c, &o); }
     uint32_t deleted = 0;
     me_status_t st;
     rc = me_client_delete(c->client, o.collection, (const char *const *)ids, (size_t)nids, &deleted, &st);
@@ -500,6 +624,49 @@ int cli_cmd_delete(cli_t *c, int argc, char **argv) {
         cli_json_end(&j);
     } else {
         printf("deleted %u of %d documents from '%s'\n", deleted, nids, o.collection);
+    }
+    return CLI_OK;
+}
+
+/* ---- count ---- */
+
+typedef struct {
+    char collection[ME_CFG_STR_MAX], filter[ME_CFG_STR_MAX];
+} count_opts_t;
+
+static const me_cfg_opt_t count_table[] = {
+    { "collection", ME_CFG_STRING, offsetof(count_opts_t, collection), "", 0, 0, NULL, "collection to count (required)" },
+    { "filter", ME_CFG_STRING, offsetof(count_opts_t, filter), "", 0, 0, NULL, CLI_FILTER_HELP },
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const cli_cmd_t count_cmd = {
+    "count", "--collection NAME [--filter F]",
+    "Prints how many documents the collection holds, or how many of them a filter matches.", count_table, 0, 0,
+};
+
+int cli_cmd_count(cli_t *c, int argc, char **argv) {
+    count_opts_t o;
+    char err[256], *filter = NULL;
+    me_config_defaults(count_table, &o, err, sizeof err);
+    int rc = cli_parse(c, &count_cmd, &o, argc, argv, NULL, NULL);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (!o.collection[0]) return cli_usage_error(c, "needs --collection NAME");
+    if ((rc = cli_filter_arg(c, o.filter, &filter)) != CLI_OK) return rc;
+    if (!cli_connect(c)) { free(filter); return CLI_FAIL; }
+    uint64_t n = 0;
+    me_status_t st;
+    rc = me_client_count(c->client, o.collection, filter, &n, &st);
+    free(filter);
+    if (rc) return cli_status_error(c, &st, "count failed");
+    if (c->g.json) {
+        me_json_writer_t j;
+        cli_json_begin(&j, stdout);
+        me_json_put_str(&j, "collection", o.collection);
+        me_json_put_u64(&j, "count", n);
+        cli_json_end(&j);
+    } else {
+        printf("%llu\n", (unsigned long long)n);
     }
     return CLI_OK;
 }
@@ -655,6 +822,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "get")) rc = cli_cmd_get(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "ids")) rc = cli_cmd_ids(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "delete")) rc = cli_cmd_delete(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "count")) rc = cli_cmd_count(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "status")) rc = cli_cmd_status(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "train")) rc = cli_cmd_train(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "encode")) rc = cli_cmd_encode(&c, sub_argc, sub_argv);

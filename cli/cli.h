@@ -64,6 +64,12 @@ me_client_t *cli_connect(cli_t *c);
 /* The collection's info, or reports (NOT_FOUND with a hint) and fails. */
 int cli_find_collection(cli_t *c, const char *name, me_collection_info_t *out);
 
+/* A --filter value: the expression or JSON itself, or @FILE for one read
+ * from a file. *text: the filter (malloc'd; NULL when arg is empty), or
+ * an error reported. */
+int cli_filter_arg(const cli_t *c, const char *arg, char **text);
+#define CLI_FILTER_HELP "only documents it matches: 'section=games AND year>=2020', JSON, or @FILE"
+
 /* ---- JSON output (common/json.h) ---- */
 /* Starts the one JSON object a --json command prints on f. */
 void cli_json_begin(me_json_writer_t *j, FILE *f);
@@ -113,5 +119,6 @@ int cli_cmd_keygen(cli_t *c, int argc, char **argv);
 int cli_cmd_get(cli_t *c, int argc, char **argv);
 int cli_cmd_delete(cli_t *c, int argc, char **argv);
 int cli_cmd_status(cli_t *c, int argc, char **argv);
+int cli_cmd_count(cli_t *c, int argc, char **argv);
 
 #endif

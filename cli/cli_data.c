@@ -413,6 +413,7 @@ out:
 typedef struct {
     char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], budget[ME_CFG_STR_MAX], image[ME_CFG_STR_MAX];
     char mode[ME_CFG_STR_MAX], fusion[ME_CFG_STR_MAX], alpha[ME_CFG_STR_MAX], lexical_text[ME_CFG_STR_MAX];
+    char filter[ME_CFG_STR_MAX];
     long long k, offset, candidates, refine_candidates, row, hybrid_candidates;
     int exact, metadata, all_or_nothing;
 } search_opts_t;
@@ -452,6 +453,7 @@ static const me_cfg_opt_t search_table[] = {
       "hybrid: n from BM25 and n from the coarse stage, per shard (0 = 100)" },
     { "lexical-text", ME_CFG_STRING, offsetof(search_opts_t, lexical_text), "", 0, 0, NULL,
       "BM25's query text (default: the free text; needed with --vectors in lexical and hybrid mode)" },
+    { "filter", ME_CFG_STRING, offsetof(search_opts_t, filter), "", 0, 0, NULL, CLI_FILTER_HELP },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -462,7 +464,8 @@ static const cli_cmd_t search_cmd = {
     "text for text queries), the budget used, whether the answer is partial (and which groups are\n"
     "missing) and stage timings. --offset N skips the first N hits: the next page of the same\n"
     "ranking (ranks count from N + 1). --mode lexical ranks by BM25 of the text over the shards'\n"
-    "index of each document's \"text\"; --mode hybrid fuses BM25 and MaxSim (--fusion, --alpha).",
+    "index of each document's \"text\"; --mode hybrid fuses BM25 and MaxSim (--fusion, --alpha).\n"
+    "--filter keeps only documents whose indexed fields match, in every stage: k hits whenever k match.",
     search_table, 1, 0,
 };
 
@@ -656,6 +659,8 @@ static int search_mode_opts(cli_t *c, const search_opts_t *o, me_search_opts_t *
     return CLI_OK;
 }
 
+static int search_vectors(cli_t *c, const search_opts_t *op, me_search_opts_t *sop);
+
 int cli_cmd_search(cli_t *c, int argc, char **argv) {
     search_opts_t o;
     char err[512];
@@ -678,7 +683,20 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
         if (sscanf(o.budget, "%d,%d%c", &so.r_q, &so.r_c, &extra) != 2 || so.r_q < 0 || so.r_c < 0)
             return cli_usage_error(c, "--budget '%s' is not RQ,RC (two counts >= 0, e.g. 4,16; 0 = all)", o.budget);
     }
-    if (npos || o.image[0]) return search_text(c, &o, &so, npos ? pos[0] : NULL);
+    char *filter = NULL;
+    if ((rc = cli_filter_arg(c, o.filter, &filter)) != CLI_OK) return rc;
+    so.filter = filter;
+    rc = npos || o.image[0] ? search_text(c, &o, &so, npos ? pos[0] : NULL) : search_vectors(c, &o, &so);
+    free(filter);
+    return rc;
+}
+
+/* Searches with the queries of --vectors FILE.npy. */
+static int search_vectors(cli_t *c, const search_opts_t *op, me_search_opts_t *sop) {
+    search_opts_t o = *op;
+    me_search_opts_t so = *sop;
+    char err[512];
+    int rc;
 
     me_npy_t a;
     if (me_npy_open(&a, o.vectors, err, sizeof err) != 0) return cli_error(c, CLI_FAIL, "%s", err);
@@ -751,9 +769,10 @@ out:
 /* ---- ids ---- */
 
 typedef struct {
-    char collection[ME_CFG_STR_MAX], after[ME_CFG_STR_MAX];
+    char collection[ME_CFG_STR_MAX], after[ME_CFG_STR_MAX], filter[ME_CFG_STR_MAX];
     long long limit;
     int all;
+    char *filter_text;  /* --filter read (cli_filter_arg) */
 } ids_opts_t;
 
 static const me_cfg_opt_t ids_table[] = {
@@ -765,11 +784,13 @@ static const me_cfg_opt_t ids_table[] = {
       "ids per page (with --all: per request)" },
     { "all", ME_CFG_BOOL, offsetof(ids_opts_t, all), "false", 0, 1, NULL,
       "every id from the cursor to the end, in pages of --limit" },
+    { "filter", ME_CFG_STRING, offsetof(ids_opts_t, filter), "", 0, 0, NULL,
+      "only the ids of documents it matches ('section=games AND year>=2020', JSON, or @FILE)" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
 static const cli_cmd_t ids_cmd = {
-    "ids", "--collection NAME [--after ID] [--limit N] [--all]",
+    "ids", "--collection NAME [--after ID] [--limit N] [--all] [--filter F]",
     "Prints the collection's document ids in ascending byte order, one a line, at most --limit of\n"
     "them after --after (from the first when not given). When more remain it says\n"
     "\"next: --after ID\" on stderr: run it again with that to get the next page. --all pages\n"
@@ -783,7 +804,8 @@ static int ids_page(cli_t *c, const ids_opts_t *o, char **cursor, me_json_writer
     char **ids, *next;
     size_t n;
     me_status_t st;
-    if (me_client_list_ids(c->client, o->collection, *cursor, (uint32_t)o->limit, &ids, &n, &next, &st) != 0)
+    if (me_client_list_ids_where(c->client, o->collection, o->filter_text, *cursor, (uint32_t)o->limit, &ids, &n, &next,
+                                 &st) != 0)
         return cli_status_error(c, &st, "listing ids");
     for (size_t i = 0; i < n; i++) {
         if (j) me_json_put_str(j, NULL, ids[i]);
@@ -802,7 +824,8 @@ int cli_cmd_ids(cli_t *c, int argc, char **argv) {
     int rc = cli_parse(c, &ids_cmd, &o, argc, argv, NULL, NULL);
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (!o.collection[0]) return cli_usage_error(c, "needs --collection NAME");
-    if (!cli_connect(c)) return CLI_FAIL;
+    if ((rc = cli_filter_arg(c, o.filter, &o.filter_text)) != CLI_OK) return rc;
+    if (!cli_connect(c)) { free(o.filter_text); return CLI_FAIL; }
     char *cursor = o.after[0] ? strdup(o.after) : NULL;
     if (o.after[0] && !cursor) return cli_error(c, CLI_FAIL, "out of memory");
     /* JSON is held until the last page came, so an error is the only object on stdout. */
@@ -829,5 +852,6 @@ int cli_cmd_ids(cli_t *c, int argc, char **argv) {
     }
     if (jp) me_json_writer_free(jp);
     free(cursor);
+    free(o.filter_text);
     return rc;
 }

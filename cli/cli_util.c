@@ -1,4 +1,5 @@
 /* metaembed CLI: argument parsing, errors, connection, JSON and tables. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "common/validate.h"
 
 const me_cfg_opt_t cli_global_opts[] = {
     { "addr", ME_CFG_STRING, offsetof(cli_global_t, addr), "", 0, 0, NULL,
@@ -239,6 +241,31 @@ int cli_find_collection(cli_t *c, const char *name, me_collection_info_t *out) {
 }
 
 /* ---- JSON ---- */
+
+int cli_filter_arg(const cli_t *c, const char *arg, char **text) {
+    *text = NULL;
+    if (!arg[0]) return CLI_OK;
+    if (arg[0] != '@') {
+        if (!(*text = strdup(arg))) return cli_error(c, CLI_FAIL, "out of memory");
+        return CLI_OK;
+    }
+    FILE *f = fopen(arg + 1, "rb");
+    if (!f) return cli_error(c, CLI_FAIL, "--filter %s: cannot read %s: %s", arg, arg + 1, strerror(errno));
+    char *buf = malloc(ME_FILTER_TEXT_MAX + 2);
+    size_t n = buf ? fread(buf, 1, ME_FILTER_TEXT_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) return cli_error(c, CLI_FAIL, "out of memory");
+    if (bad || n > ME_FILTER_TEXT_MAX) {
+        free(buf);
+        return bad ? cli_error(c, CLI_FAIL, "--filter %s: cannot read %s", arg, arg + 1)
+                   : cli_error(c, CLI_FAIL, "--filter %s: longer than %d bytes", arg, ME_FILTER_TEXT_MAX);
+    }
+    buf[n] = 0;
+    if (strlen(buf) != n) { free(buf); return cli_error(c, CLI_FAIL, "--filter %s: the file holds a NUL byte", arg); }
+    *text = buf;
+    return CLI_OK;
+}
 
 void cli_json_begin(me_json_writer_t *j, FILE *f) {
     me_json_writer_init_file(j, f);

@@ -9,6 +9,8 @@
 #include "common/curve.h"
 #include "common/dtype.h"
 #include "common/error.h"
+#include "common/filter_parse.h"
+#include "common/payload.h"
 #include "common/validate.h"
 #include "common/wire.h"
 
@@ -139,6 +141,15 @@ int me_client_create_collection(me_client_t *c, const me_collection_spec_t *spec
         if (!dt) return set_status(st, ME_CODE_INVALID_ARGUMENT, "dtype '%s' is not f32, f16 or int8", spec->dtype);
         pc.dtype = (Metaembed__DType)dt;
     }
+    me_field_spec_t fields[ME_FIELDS_MAX];
+    Metaembed__FieldSpec fs[ME_FIELDS_MAX], *fsp[ME_FIELDS_MAX];
+    int nf = 0;
+    char err[256];
+    if (spec->fields && me_field_specs_parse(spec->fields, fields, &nf, err, sizeof err) != 0)
+        return set_status(st, ME_CODE_INVALID_ARGUMENT, "fields: %s", err);
+    me_field_specs_to_proto(fields, nf, fs, fsp);
+    pc.fields = fsp;
+    pc.n_fields = (size_t)nf;
     Metaembed__CreateCollectionRequest req = METAEMBED__CREATE_COLLECTION_REQUEST__INIT;
     req.config = &pc;
     me_reply_t rep;
@@ -166,6 +177,10 @@ static void collection_info(me_collection_info_t *o, const Metaembed__Collection
         o->ram_vectors = (int)ci->config->ram_vectors;
         o->coarse_vectors = (int)ci->config->coarse_vectors;
         snprintf(o->dtype, sizeof o->dtype, "%s", me_dtype_name((me_dtype_t)ci->config->dtype));
+        me_field_spec_t f[ME_FIELDS_MAX];
+        int nf;
+        me_field_specs_from_proto(f, &nf, ci->config->fields, ci->config->n_fields);
+        me_field_specs_format(f, nf > ME_FIELDS_MAX ? ME_FIELDS_MAX : nf, o->fields, sizeof o->fields);
     }
     o->documents = ci->documents;
     o->ram_bytes = ci->ram_bytes;
@@ -246,6 +261,79 @@ int me_client_delete(me_client_t *c, const char *collection, const char *const *
     return rc;
 }
 
+/* The filter text parsed into *f (NULL for NULL or ""): 0, or
+ * INVALID_ARGUMENT in st. */
+static int parse_filter(const char *text, Metaembed__Filter **f, me_status_t *st) {
+    *f = NULL;
+    if (!text || !text[0]) return 0;
+    char err[512];
+    int rc = me_filter_parse(text, strlen(text), f, err, sizeof err);
+    if (rc == ME_ENOMEM) return set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
+    return rc ? set_status(st, ME_CODE_INVALID_ARGUMENT, "%s", err) : 0;
+}
+
+int me_client_delete_where(me_client_t *c, const char *collection, const char *filter, uint32_t *deleted,
+                           me_status_t *st) {
+    Metaembed__DeleteRequest req = METAEMBED__DELETE_REQUEST__INIT;
+    req.collection = (char *)collection;
+    int rc = parse_filter(filter, &req.filter, st);
+    if (rc) return rc;
+    if (!req.filter) return set_status(st, ME_CODE_INVALID_ARGUMENT, "give a filter to delete by (drop the collection to delete everything)");
+    me_reply_t rep;
+    rc = call(c, METAEMBED__METHOD__METHOD_DELETE, &req.base, &rep, st);
+    if (rc == 0 && deleted) {
+        Metaembed__DeleteReply *m = metaembed__delete_reply__unpack(NULL, rep.payload_len, rep.payload);
+        *deleted = m ? m->deleted : 0;
+        if (m) metaembed__delete_reply__free_unpacked(m, NULL);
+    }
+    me_reply_clear(&rep);
+    me_filter_free(req.filter);
+    return rc;
+}
+
+int me_client_count(me_client_t *c, const char *collection, const char *filter, uint64_t *count, me_status_t *st) {
+    *count = 0;
+    Metaembed__CountRequest req = METAEMBED__COUNT_REQUEST__INIT;
+    req.collection = (char *)collection;
+    int rc = parse_filter(filter, &req.filter, st);
+    if (rc) return rc;
+    me_reply_t rep;
+    rc = call(c, METAEMBED__METHOD__METHOD_COUNT, &req.base, &rep, st);
+    me_filter_free(req.filter);
+    if (rc) return rc;
+    Metaembed__CountReply *m = metaembed__count_reply__unpack(NULL, rep.payload_len, rep.payload);
+    me_reply_clear(&rep);
+    if (!m) return set_status(st, ME_CODE_INTERNAL, "malformed Count reply");
+    *count = m->count;
+    metaembed__count_reply__free_unpacked(m, NULL);
+    return 0;
+}
+
+int me_client_index_fields(me_client_t *c, const char *collection, const char *fields, uint64_t *indexed,
+                           me_status_t *st) {
+    me_field_spec_t f[ME_FIELDS_MAX];
+    Metaembed__FieldSpec fs[ME_FIELDS_MAX], *fsp[ME_FIELDS_MAX];
+    int nf = 0;
+    char err[256];
+    if (me_field_specs_parse(fields, f, &nf, err, sizeof err) != 0)
+        return set_status(st, ME_CODE_INVALID_ARGUMENT, "fields: %s", err);
+    if (!nf) return set_status(st, ME_CODE_INVALID_ARGUMENT, "give at least one field to index (NAME:TYPE)");
+    me_field_specs_to_proto(f, nf, fs, fsp);
+    Metaembed__IndexFieldsRequest req = METAEMBED__INDEX_FIELDS_REQUEST__INIT;
+    req.collection = (char *)collection;
+    req.fields = fsp;
+    req.n_fields = (size_t)nf;
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_INDEX_FIELDS, &req.base, &rep, st);
+    if (rc == 0 && indexed) {
+        Metaembed__IndexFieldsReply *m = metaembed__index_fields_reply__unpack(NULL, rep.payload_len, rep.payload);
+        *indexed = m ? m->indexed : 0;
+        if (m) metaembed__index_fields_reply__free_unpacked(m, NULL);
+    }
+    me_reply_clear(&rep);
+    return rc;
+}
+
 /* Tensor → newly allocated f32 rows × dim (a reply's shape is checked like
  * a request's: me_tensor_view, sizes without overflow). */
 static float *tensor_to_f32(const Metaembed__Tensor *t, int *rows, int *dim) {
@@ -312,6 +400,11 @@ void me_records_free(me_record_t *r, size_t n) {
 
 int me_client_list_ids(me_client_t *c, const char *collection, const char *after, uint32_t limit, char ***ids,
                        size_t *n, char **next_after, me_status_t *st) {
+    return me_client_list_ids_where(c, collection, NULL, after, limit, ids, n, next_after, st);
+}
+
+int me_client_list_ids_where(me_client_t *c, const char *collection, const char *filter, const char *after,
+                             uint32_t limit, char ***ids, size_t *n, char **next_after, me_status_t *st) {
     *ids = NULL;
     *n = 0;
     *next_after = NULL;
@@ -319,8 +412,11 @@ int me_client_list_ids(me_client_t *c, const char *collection, const char *after
     req.collection = (char *)collection;
     req.after = (char *)(after ? after : "");
     req.limit = limit;
+    int rc = parse_filter(filter, &req.filter, st);
+    if (rc) return rc;
     me_reply_t rep;
-    int rc = call(c, METAEMBED__METHOD__METHOD_LIST_IDS, &req.base, &rep, st);
+    rc = call(c, METAEMBED__METHOD__METHOD_LIST_IDS, &req.base, &rep, st);
+    me_filter_free(req.filter);
     if (rc) return rc;
     Metaembed__ListIdsReply *m = metaembed__list_ids_reply__unpack(NULL, rep.payload_len, rep.payload);
     me_reply_clear(&rep);
@@ -377,8 +473,11 @@ static int search_call(me_client_t *c, const char *collection, Metaembed__Tensor
     float alpha = o->alpha;
     if (o->has_alpha) { req.alpha = &alpha; req.n_alpha = 1; }
     req.rrf_k = o->rrf_k;
+    int rc = parse_filter(o->filter, &req.filter, st);
+    if (rc) return rc;
     me_reply_t rep;
-    int rc = call(c, METAEMBED__METHOD__METHOD_SEARCH, &req.base, &rep, st);
+    rc = call(c, METAEMBED__METHOD__METHOD_SEARCH, &req.base, &rep, st);
+    me_filter_free(req.filter);
     if (rc) return rc;
     Metaembed__SearchReply *m = metaembed__search_reply__unpack(NULL, rep.payload_len, rep.payload);
     me_reply_clear(&rep);

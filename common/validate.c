@@ -118,6 +118,19 @@ int me_check_collection_name(const char *name, char *err, size_t cap) {
     return ME_EINVAL;
 }
 
+int me_check_field_name(const char *name, size_t n, char *err, size_t cap) {
+    int ok = name && n >= 1 && n <= ME_FIELD_NAME_MAX && name[0] != '.' && name[n - 1] != '.';
+    for (size_t i = 0; ok && i < n; i++) {
+        char ch = name[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+             ch == '-' || (ch == '.' && name[i + 1] != '.');
+    }
+    if (ok) return 0;
+    me_set_err(err, cap, "a field name must be 1..%d characters of A-Z a-z 0-9 _ - and '.' between members "
+               "(\"a.b\"); got %zu bytes", ME_FIELD_NAME_MAX, name ? n : 0);
+    return ME_EINVAL;
+}
+
 int me_check_id(const char *id, size_t i, char *err, size_t cap) {
     size_t n = id ? strlen(id) : 0;
     if (n == 0) { me_set_err(err, cap, "document %zu: empty id", i); return ME_EINVAL; }

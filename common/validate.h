@@ -27,6 +27,15 @@
 #define ME_HYBRID_CANDIDATES_DEFAULT 100  /* hybrid: n per list per shard when 0 */
 #define ME_HYBRID_CANDIDATES_MAX 10000
 #define ME_RRF_K_MAX 100000
+/* Indexed payload fields and filters (common/payload.h, common/filter_parse.h). */
+#define ME_FIELDS_MAX 32            /* indexed fields per collection */
+#define ME_FIELD_NAME_MAX 64        /* bytes of a field name */
+#define ME_KEYWORD_MAX 256          /* bytes of one keyword value */
+#define ME_KEYWORD_ARRAY_MAX 256    /* values in one document's keyword array */
+#define ME_FILTER_DEPTH_MAX 6       /* filters nested in a filter, the outermost counted */
+#define ME_FILTER_CONDITIONS_MAX 256 /* conditions in a filter, at every depth */
+#define ME_FILTER_VALUES_MAX 4096   /* match values in a filter, over all its conditions */
+#define ME_FILTER_TEXT_MAX (64 << 10) /* bytes of a filter written as text or JSON */
 
 /* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
  * code points past U+10FFFF). */
@@ -43,6 +52,10 @@ int me_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data
 
 /* 1..ME_COLL_NAME_MAX bytes of [A-Za-z0-9_.-], and not "." or "..". */
 int me_check_collection_name(const char *name, char *err, size_t cap);
+/* A payload field name: 1..ME_FIELD_NAME_MAX bytes of [A-Za-z0-9_.-], not
+ * starting or ending with '.' and without ".." ("a.b" names member b of
+ * object a). */
+int me_check_field_name(const char *name, size_t len, char *err, size_t cap);
 /* Item i's id: 1..ME_DOC_ID_MAX bytes. */
 int me_check_id(const char *id, size_t i, char *err, size_t cap);
 

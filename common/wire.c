@@ -32,6 +32,8 @@ static const me_method_info_t methods[] = {
     METHOD(STATS, Stats, stats),
     METHOD(HEALTH, Health, health),
     METHOD(LIST_IDS, ListIds, list_ids),
+    METHOD(COUNT, Count, count),
+    METHOD(INDEX_FIELDS, IndexFields, index_fields),
 };
 #undef METHOD
 

@@ -11,11 +11,40 @@
 /* Create/Drop go to every replica. A replica that already has (create) or
  * already lacks (drop) the collection counts as done, so a DDL that failed
  * half-way can simply be repeated. */
+/* IndexFields' reply: a replica's config, and the documents indexed
+ * summed over groups (the most any replica of a group reports). */
+static int index_fields_reply(req_t *r, me_call_t *calls, int ncalls, int ok_idx) {
+    int ng = COORD(r)->cluster.n_groups;
+    uint64_t total = 0;
+    for (int g = 0; g < ng; g++) {
+        uint64_t best = 0;
+        for (int i = 0; i < ncalls; i++) {
+            if (calls[i].group != g || !me_coord_group_ok(&calls[i])) continue;
+            Metaembed__IndexFieldsReply *x =
+                metaembed__index_fields_reply__unpack(NULL, calls[i].reply.payload_len, calls[i].reply.payload);
+            if (x && x->indexed > best) best = x->indexed;
+            if (x) metaembed__index_fields_reply__free_unpacked(x, NULL);
+        }
+        total += best;
+    }
+    Metaembed__IndexFieldsReply *rep =
+        metaembed__index_fields_reply__unpack(NULL, calls[ok_idx].reply.payload_len, calls[ok_idx].reply.payload);
+    if (!rep) return me_reply_error(r->reply, ME_CODE_INTERNAL, "malformed IndexFields reply from a shard");
+    rep->indexed = total;
+    int rc = me_reply_ok(r->reply, &rep->base);
+    metaembed__index_fields_reply__free_unpacked(rep, NULL);
+    return rc;
+}
+
 int me_coord_ddl(req_t *r) {
     int ncalls = 0, rc;
     me_call_t *calls = me_coord_write_calls(r, NULL, NULL, NULL, &ncalls);
     if (!calls) return OOM(r);
-    int benign = r->method == METAEMBED__METHOD__METHOD_CREATE_COLLECTION ? ME_CODE_ALREADY_EXISTS : ME_CODE_NOT_FOUND;
+    /* A replica that has it already (create) or has it gone (drop) is done;
+     * IndexFields is idempotent on the shards, so any refusal is real. */
+    int benign = r->method == METAEMBED__METHOD__METHOD_CREATE_COLLECTION ? ME_CODE_ALREADY_EXISTS
+                 : r->method == METAEMBED__METHOD__METHOD_DROP_COLLECTION   ? ME_CODE_NOT_FOUND
+                                                                            : -1;
     int done = 0, fresh = 0, ok_idx = -1;
     char down[512] = "";
     rc = 0;
@@ -36,6 +65,8 @@ int me_coord_ddl(req_t *r) {
                                 done, ncalls, down);
         else if (fresh == 0)
             rc = me_reply_error(r->reply, calls[0].reply.status, "%s", calls[0].reply.message);
+        else if (r->method == METAEMBED__METHOD__METHOD_INDEX_FIELDS)
+            rc = index_fields_reply(r, calls, ncalls, ok_idx);
         else {
             r->reply->status = ME_CODE_OK;
             r->reply->payload = calls[ok_idx].reply.payload;  /* take the shard's reply as ours */

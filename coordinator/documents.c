@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/payload.h"
 #include "coordinator/handlers.h"
 
 /* A request split by placement: group g's packed part, when used[g]. */
@@ -65,17 +66,26 @@ static int check_quorum(req_t *r, me_call_t *calls, int n, const int *groups) {
 /* The shard's own checks (common/validate.c) against the collection's
  * shape and dtype, so a bad document cannot be written to some groups and
  * refused by others. */
-static int check_document(req_t *r, const Metaembed__Document *d, size_t i, const Metaembed__CollectionConfig *cfg) {
+static int check_document(req_t *r, const Metaembed__Document *d, size_t i, const Metaembed__CollectionConfig *cfg,
+                          const me_field_spec_t *fields, int nfields) {
     me_tensor_view_t v;
     char what[ME_WHAT_MAX], err[ME_WHAT_MAX + 256];
     int e = me_document_check(d, i, (int)cfg->max_doc_vectors, (int)cfg->dim, &v, what, err, sizeof err);
     if (e == 0) e = me_tensor_convert(&v, v.rows, (me_dtype_t)cfg->dtype, NULL, NULL, what, err, sizeof err);
-    return e ? me_reply_error(r->reply, me_error_status(e), "%s", err) : 0;
+    if (e) return me_reply_error(r->reply, me_error_status(e), "%s", err);
+    /* The indexed fields' types, as the shard checks them. */
+    uint8_t *rec = NULL;
+    size_t rlen = 0;
+    char ferr[256];
+    e = me_payload_record(fields, nfields, d->metadata.data, d->metadata.len, &rec, &rlen, ferr, sizeof ferr);
+    free(rec);
+    return e ? me_reply_error(r->reply, me_error_status(e), "%s: %s", what, ferr) : 0;
 }
 
 /* The collection's config, asked of the groups (any one that knows it),
  * so documents are checked against it before anything is sent. */
-static int collection_shape(req_t *r, const char *name, Metaembed__CollectionConfig *out) {
+static int collection_shape(req_t *r, const char *name, Metaembed__CollectionConfig *out, me_field_spec_t *fields,
+                            int *nfields) {
     Metaembed__ListCollectionsRequest lreq = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
     uint8_t buf[8];
     size_t len = metaembed__list_collections_request__pack(&lreq, buf);
@@ -92,6 +102,10 @@ static int collection_shape(req_t *r, const char *name, Metaembed__CollectionCon
             if (c && strcmp(c->name, name) == 0) {
                 *out = *c;
                 out->name = NULL;  /* owned by the reply freed below */
+                me_field_specs_from_proto(fields, nfields, c->fields, c->n_fields);
+                if (*nfields > ME_FIELDS_MAX) *nfields = ME_FIELDS_MAX;
+                out->fields = NULL;
+                out->n_fields = 0;
                 found = 1;
             }
         }
@@ -128,9 +142,11 @@ int me_coord_upsert(req_t *r) {
     if (!parts_ok || !ids || !sub) { rc = OOM(r); goto out; }
     if ((rc = me_request_check_batch(r, m->n_documents, COORD(r)->opts.max_batch, "document")) != 0) goto out;
     Metaembed__CollectionConfig cfg = METAEMBED__COLLECTION_CONFIG__INIT;
-    if ((rc = collection_shape(r, m->collection, &cfg)) != 0) goto out;
+    me_field_spec_t fields[ME_FIELDS_MAX];
+    int nfields = 0;
+    if ((rc = collection_shape(r, m->collection, &cfg, fields, &nfields)) != 0) goto out;
     for (size_t i = 0; i < m->n_documents; i++) {
-        if ((rc = check_document(r, m->documents[i], i, &cfg)) != 0) goto out;
+        if ((rc = check_document(r, m->documents[i], i, &cfg, fields, nfields)) != 0) goto out;
         ids[i] = m->documents[i]->id;
     }
     if (!(owner = place(r, ids, m->n_documents))) { rc = OOM(r); goto out; }
@@ -218,12 +234,15 @@ int me_coord_delete(req_t *r) {
     parts_t parts;
     int *owner = NULL;
     if (parts_init(&parts, ng) != 0) { rc = OOM(r); goto out; }
-    if ((rc = check_ids(r, m->ids, m->n_ids)) != 0) goto out;
-    if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_delete, &parts))) { rc = OOM(r); goto out; }
-    calls = me_coord_write_calls(r, parts.payload, parts.len, parts.used, &ncalls);
+    if (m->filter && m->n_ids) { rc = BAD(r, "give ids or a filter to delete by, not both"); goto out; }
+    if (!m->filter && (rc = check_ids(r, m->ids, m->n_ids)) != 0) goto out;
+    /* By filter: every group holds documents it may match. */
+    if (!m->filter && !(owner = split_ids(r, m, m->ids, m->n_ids, pack_delete, &parts))) { rc = OOM(r); goto out; }
+    calls = m->filter ? me_coord_write_calls(r, NULL, NULL, NULL, &ncalls)
+                      : me_coord_write_calls(r, parts.payload, parts.len, parts.used, &ncalls);
     if (!calls) { rc = OOM(r); goto out; }
     if ((rc = me_coord_first_request_error(r, calls, ncalls)) != 0) goto out;
-    if ((rc = check_quorum(r, calls, ncalls, parts.used)) != 0) goto out;
+    if ((rc = check_quorum(r, calls, ncalls, m->filter ? NULL : parts.used)) != 0) goto out;
     /* Per group, the most any replica deleted (replicas agree when in sync). */
     uint32_t deleted = 0;
     for (int g = 0; g < ng; g++) {
@@ -319,6 +338,30 @@ out:
     return rc;
 }
 
+
+/* Count: every group's count of the matching documents, summed; every
+ * group must answer (a total missing a group would look right). */
+int me_coord_count(req_t *r) {
+    int ng = COORD(r)->cluster.n_groups, rc;
+    me_call_t *calls = me_coord_read_calls(r, r->method, r->payload->data, r->payload->len);
+    if (!calls) return OOM(r);
+    uint64_t total = 0;
+    if ((rc = me_coord_first_request_error(r, calls, ng)) != 0) goto out;
+    if ((rc = missing_groups_error(r, calls, ng, NULL)) != 0) goto out;
+    for (int g = 0; g < ng; g++) {
+        Metaembed__CountReply *c = metaembed__count_reply__unpack(NULL, calls[g].reply.payload_len, calls[g].reply.payload);
+        if (!c) { rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "malformed Count reply from a shard"); goto out; }
+        total += c->count;
+        metaembed__count_reply__free_unpacked(c, NULL);
+    }
+    Metaembed__CountReply rep = METAEMBED__COUNT_REPLY__INIT;
+    rep.count = total;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    me_calls_clear(calls, ng);
+    free(calls);
+    return rc;
+}
 
 /* The next id of the k-way merge: the smallest head among the groups'
  * sorted lists (-1 when all are used up). */

@@ -45,6 +45,7 @@ int me_coord_upsert(req_t *r);
 int me_coord_delete(req_t *r);
 int me_coord_get(req_t *r);
 int me_coord_list_ids(req_t *r);
+int me_coord_count(req_t *r);
 int me_coord_ddl(req_t *r);
 int me_coord_list(req_t *r);
 int me_coord_stats(req_t *r);

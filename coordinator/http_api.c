@@ -14,9 +14,11 @@
 
 #include "common/dtype.h"
 #include "common/error.h"
+#include "common/filter_parse.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/payload.h"
 #include "common/validate.h"
 #include "common/wire.h"
 #include "coordinator/coordinator.h"
@@ -172,6 +174,48 @@ static int get_ids(api_t *a, const me_json_t *obj, char ***ids, size_t *n) {
         (*ids)[i] = (char *)s->u.str;
     }
     *n = v->len;
+    return 0;
+}
+
+/* "filter": a JSON filter object, or an expression string (the CLI's
+ * --filter). *f NULL when absent; free with me_filter_free. */
+static int get_filter(api_t *a, const me_json_t *obj, Metaembed__Filter **f) {
+    const me_json_t *v = me_json_get(obj, "filter");
+    *f = NULL;
+    if (!v || v->type == ME_JSON_NULL) return 0;
+    char err[512];
+    int rc;
+    if (v->type == ME_JSON_STRING) {
+        if (strlen(v->u.str) != v->len) return BAD(a, "\"filter\" holds a NUL character (\\u0000)");
+        rc = me_filter_parse(v->u.str, v->len, f, err, sizeof err);
+    } else if (v->type == ME_JSON_OBJECT) {
+        rc = me_filter_from_json(v, f, err, sizeof err);
+    } else {
+        return BAD(a, "\"filter\" is an object ({\"must\": [...]}) or an expression string (\"year>=2020\")");
+    }
+    if (rc == ME_ENOMEM) return fail(a, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
+    return rc ? BAD(a, "%s", err) : 0;
+}
+
+/* "fields": {"NAME": "TYPE", ...} as specs (the text form's one parser). */
+static int get_fields(api_t *a, const me_json_t *obj, me_field_spec_t *f, int *n) {
+    const me_json_t *v = me_json_get(obj, "fields");
+    *n = 0;
+    if (!v || v->type == ME_JSON_NULL) return 0;
+    if (v->type != ME_JSON_OBJECT)
+        return BAD(a, "\"fields\" is an object of NAME: TYPE (keyword, integer, float or bool), "
+                      "e.g. {\"section\": \"keyword\", \"year\": \"integer\"}");
+    char text[ME_FIELDS_MAX * (ME_FIELD_NAME_MAX + 12) + 64] = "", err[256];
+    if (v->len > ME_FIELDS_MAX) return BAD(a, "\"fields\": at most %d indexed fields per collection", ME_FIELDS_MAX);
+    for (size_t i = 0; i < v->len; i++) {
+        const me_json_member_t *m = &v->u.members[i];
+        if (m->value.type != ME_JSON_STRING || m->value.len > 10 || m->key_len > ME_FIELD_NAME_MAX ||
+            strchr(m->key, ',') || strchr(m->key, ':') || strlen(m->key) != m->key_len)
+            return BAD(a, "\"fields\".%.64s: give a field name (A-Z a-z 0-9 _ - .) and its type as a string "
+                          "(keyword, integer, float or bool)", m->key);
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s%s:%s", i ? "," : "", m->key, m->value.u.str);
+    }
+    if (me_field_specs_parse(text, f, n, err, sizeof err) != 0) return BAD(a, "\"fields\": %s", err);
     return 0;
 }
 
@@ -348,6 +392,20 @@ static void put_config(me_json_writer_t *w, const Metaembed__CollectionConfig *c
     me_json_put_str(w, "dtype", me_dtype_name((me_dtype_t)c->dtype));
     me_json_put_u64(w, "ram_vectors", c->ram_vectors);
     me_json_put_u64(w, "coarse_vectors", c->coarse_vectors);
+    me_json_obj_begin(w, "fields");
+    for (size_t i = 0; i < c->n_fields; i++) me_json_put_str(w, c->fields[i]->name, me_field_type_name(c->fields[i]->type));
+    me_json_obj_end(w);
+}
+
+/* A collection info's "NAME:TYPE,..." as the object {"NAME": "TYPE"}. */
+static void put_fields_text(me_json_writer_t *w, const char *text) {
+    me_field_spec_t f[ME_FIELDS_MAX];
+    int n = 0;
+    char err[128];
+    if (me_field_specs_parse(text, f, &n, err, sizeof err) != 0) n = 0;
+    me_json_obj_begin(w, "fields");
+    for (int i = 0; i < n; i++) me_json_put_str(w, f[i].name, me_field_type_name(f[i].type));
+    me_json_obj_end(w);
 }
 
 static void put_info(me_json_writer_t *w, const me_collection_info_t *ci) {
@@ -362,6 +420,7 @@ static void put_info(me_json_writer_t *w, const me_collection_info_t *ci) {
     me_json_put_u64(w, "documents", ci->documents);
     me_json_put_u64(w, "ram_bytes", ci->ram_bytes);
     me_json_put_u64(w, "index_bytes", ci->index_bytes);
+    put_fields_text(w, ci->fields);
     me_json_obj_end(w);
 }
 
@@ -495,18 +554,25 @@ static int encoder_shape(api_t *a, uint32_t *dim, uint32_t *r_c, uint32_t *r_q) 
 }
 
 static int r_create(api_t *a) {
-    static const char *const keys[] = { "name", "dim", "r_c", "r_q", "dtype", "ram_vectors", "coarse_vectors", NULL };
+    static const char *const keys[] = { "name", "dim", "r_c", "r_q", "dtype", "ram_vectors", "coarse_vectors",
+                                        "fields", NULL };
     Metaembed__CollectionConfig cfg = METAEMBED__COLLECTION_CONFIG__INIT;
     const char *name, *dtype;
-    int rc;
+    me_field_spec_t fields[ME_FIELDS_MAX];
+    Metaembed__FieldSpec fs[ME_FIELDS_MAX], *fsp[ME_FIELDS_MAX];
+    int rc, nfields = 0;
     if ((rc = check_members(a, a->in, "the collection", keys)) != 0 ||
         (rc = get_str(a, a->in, "name", 1, &name)) != 0 || (rc = get_str(a, a->in, "dtype", 0, &dtype)) != 0 ||
         (rc = get_u32(a, a->in, "dim", &cfg.dim)) != 0 || (rc = get_u32(a, a->in, "r_c", &cfg.max_doc_vectors)) != 0 ||
         (rc = get_u32(a, a->in, "r_q", &cfg.max_query_vectors)) != 0 ||
         (rc = get_u32(a, a->in, "ram_vectors", &cfg.ram_vectors)) != 0 ||
-        (rc = get_u32(a, a->in, "coarse_vectors", &cfg.coarse_vectors)) != 0)
+        (rc = get_u32(a, a->in, "coarse_vectors", &cfg.coarse_vectors)) != 0 ||
+        (rc = get_fields(a, a->in, fields, &nfields)) != 0)
         return rc;
     cfg.name = (char *)name;
+    me_field_specs_to_proto(fields, nfields, fs, fsp);
+    cfg.fields = fsp;
+    cfg.n_fields = (size_t)nfields;
     if (dtype) {
         me_dtype_t dt = me_dtype_from_name(dtype);
         if (!dt) return BAD(a, "dtype '%.32s' is not f32, f16 or int8", dtype);
@@ -735,14 +801,45 @@ out:
     return rc;
 }
 
+/* A Get by filter: the ids of the first `limit` matching documents, in id
+ * order (a ListIds with the filter); *page owns them (free_unpacked). */
+static int ids_where(api_t *a, Metaembed__Filter *filter, uint32_t limit, Metaembed__ListIdsReply **page) {
+    Metaembed__ListIdsRequest req = METAEMBED__LIST_IDS_REQUEST__INIT;
+    req.collection = a->coll;
+    req.limit = limit;
+    req.filter = filter;
+    void *rep = NULL;
+    size_t len = 0;
+    int status;
+    if (call(a, METAEMBED__METHOD__METHOD_LIST_IDS, &req.base, &rep, &len, &status) != 0) return status;
+    *page = metaembed__list_ids_reply__unpack(NULL, len, rep);
+    free(rep);
+    return *page ? 0 : fail(a, ME_CODE_INTERNAL, "malformed ListIds reply");
+}
+
 static int r_get(api_t *a) {
-    static const char *const top[] = { "ids", "with_vectors", "timeout_ms", NULL };
+    static const char *const top[] = { "ids", "with_vectors", "filter", "limit", "timeout_ms", NULL };
     char **ids = NULL;
-    size_t n;
+    size_t n = 0;
     int with_vectors = 0, rc, status;
-    if ((rc = check_members(a, a->in, "the get", top)) != 0 || (rc = get_ids(a, a->in, &ids, &n)) != 0 ||
-        (rc = get_bool(a, a->in, "with_vectors", &with_vectors)) != 0) {
-        free(ids);
+    uint32_t limit = 100;
+    Metaembed__Filter *filter = NULL;
+    Metaembed__ListIdsReply *page = NULL;
+    if ((rc = check_members(a, a->in, "the get", top)) != 0 || (rc = get_filter(a, a->in, &filter)) != 0) return rc;
+    if (filter && me_json_get(a->in, "ids")) rc = BAD(a, "give \"ids\" or \"filter\", not both");
+    if (rc == 0 && (rc = get_bool(a, a->in, "with_vectors", &with_vectors)) == 0 &&
+        (rc = get_u32(a, a->in, "limit", &limit)) == 0) {
+        char lerr[128];
+        if (filter && me_list_ids_check_limit(limit, lerr, sizeof lerr) != 0) rc = BAD(a, "%s", lerr);
+        else if (filter && (rc = ids_where(a, filter, limit, &page)) == 0) {
+            ids = page->ids;
+            n = page->n_ids;
+        } else if (!filter) rc = get_ids(a, a->in, &ids, &n);
+    }
+    me_filter_free(filter);
+    if (rc) {
+        if (page) metaembed__list_ids_reply__free_unpacked(page, NULL);
+        else free(ids);
         return rc;
     }
     Metaembed__GetRequest req = METAEMBED__GET_REQUEST__INIT;
@@ -752,8 +849,9 @@ static int r_get(api_t *a) {
     req.with_vectors = with_vectors;
     void *rep = NULL;
     size_t len = 0;
-    rc = call(a, METAEMBED__METHOD__METHOD_GET, &req.base, &rep, &len, &status);
-    free(ids);
+    rc = n ? call(a, METAEMBED__METHOD__METHOD_GET, &req.base, &rep, &len, &status) : 0;
+    if (page) metaembed__list_ids_reply__free_unpacked(page, NULL);
+    else free(ids);
     if (rc) return status;
     Metaembed__GetReply *m = metaembed__get_reply__unpack(NULL, len, rep);
     free(rep);
@@ -779,19 +877,38 @@ static int r_get(api_t *a) {
 }
 
 static int r_delete(api_t *a) {
-    static const char *const top[] = { "ids", "timeout_ms", NULL };
+    static const char *const top[] = { "ids", "filter", "timeout_ms", NULL };
     char **ids = NULL;
-    size_t n;
+    size_t n = 0;
     int rc;
-    if ((rc = check_members(a, a->in, "the delete", top)) != 0 || (rc = get_ids(a, a->in, &ids, &n)) != 0) {
+    Metaembed__Filter *filter = NULL;
+    if ((rc = check_members(a, a->in, "the delete", top)) != 0 || (rc = get_filter(a, a->in, &filter)) != 0) return rc;
+    if (filter && me_json_get(a->in, "ids")) {
+        me_filter_free(filter);
+        return BAD(a, "give \"ids\" or \"filter\" to delete by, not both");
+    }
+    if (!filter && (rc = get_ids(a, a->in, &ids, &n)) != 0) {
         free(ids);
         return rc;
     }
     uint32_t deleted = 0;
-    me_status_t st;
-    rc = me_client_delete(a->c, a->coll, (const char *const *)ids, n, &deleted, &st);
+    Metaembed__DeleteRequest req = METAEMBED__DELETE_REQUEST__INIT;
+    req.collection = a->coll;
+    req.ids = ids;
+    req.n_ids = n;
+    req.filter = filter;
+    void *rep = NULL;
+    size_t len = 0;
+    int status;
+    rc = call(a, METAEMBED__METHOD__METHOD_DELETE, &req.base, &rep, &len, &status);
     free(ids);
-    if (rc) return fail_status(a, &st);
+    me_filter_free(filter);
+    if (rc) return status;
+    Metaembed__DeleteReply *dr = metaembed__delete_reply__unpack(NULL, len, rep);
+    free(rep);
+    if (!dr) return fail(a, ME_CODE_INTERNAL, "malformed Delete reply");
+    deleted = dr->deleted;
+    metaembed__delete_reply__free_unpacked(dr, NULL);
     me_json_writer_t w;
     me_json_writer_init_buf(&w);
     me_json_obj_begin(&w, NULL);
@@ -842,7 +959,7 @@ static int get_mode_fields(api_t *a, Metaembed__SearchRequest *req, float *alpha
 static int r_search(api_t *a) {
     static const char *const top[] = { "text", "image", "vectors", "budget", "r_q", "r_c", "k", "offset", "exact",
                                        "candidates", "with_metadata", "all_or_nothing", "timeout_ms", "mode",
-                                       "fusion", "alpha", "lexical_text", "hybrid_candidates", NULL };
+                                       "fusion", "alpha", "lexical_text", "hybrid_candidates", "filter", NULL };
     Metaembed__SearchRequest req = METAEMBED__SEARCH_REQUEST__INIT;
     tensor_t q = { 0 };
     uint8_t *image = NULL;
@@ -858,7 +975,8 @@ static int r_search(api_t *a) {
         (rc = get_u32(a, a->in, "r_q", &req.r_q)) != 0 ||
         (rc = get_u32(a, a->in, "r_c", &req.r_c)) != 0 || (rc = get_bool(a, a->in, "exact", &exact)) != 0 ||
         (rc = get_bool(a, a->in, "with_metadata", &with_metadata)) != 0 ||
-        (rc = get_bool(a, a->in, "all_or_nothing", &aon)) != 0 || (rc = get_mode_fields(a, &req, &alpha)) != 0)
+        (rc = get_bool(a, a->in, "all_or_nothing", &aon)) != 0 || (rc = get_mode_fields(a, &req, &alpha)) != 0 ||
+        (rc = get_filter(a, a->in, &req.filter)) != 0)
         goto out;
     const me_json_t *budget = me_json_get(a->in, "budget");
     if (budget && budget->type != ME_JSON_NULL) {
@@ -949,7 +1067,64 @@ static int r_search(api_t *a) {
 out:
     free(q.data);
     free(image);
+    me_filter_free(req.filter);
     return rc;
+}
+
+/* POST /count {"filter": ...}: how many documents match (all without one). */
+static int r_count(api_t *a) {
+    static const char *const top[] = { "filter", "timeout_ms", NULL };
+    Metaembed__CountRequest req = METAEMBED__COUNT_REQUEST__INIT;
+    int rc, status;
+    if ((rc = check_members(a, a->in, "the count", top)) != 0 || (rc = get_filter(a, a->in, &req.filter)) != 0) return rc;
+    req.collection = a->coll;
+    void *rep = NULL;
+    size_t len = 0;
+    rc = call(a, METAEMBED__METHOD__METHOD_COUNT, &req.base, &rep, &len, &status);
+    me_filter_free(req.filter);
+    if (rc) return status;
+    Metaembed__CountReply *m = metaembed__count_reply__unpack(NULL, len, rep);
+    free(rep);
+    if (!m) return fail(a, ME_CODE_INTERNAL, "malformed Count reply");
+    me_json_writer_t w;
+    me_json_writer_init_buf(&w);
+    me_json_obj_begin(&w, NULL);
+    me_json_put_u64(&w, "count", m->count);
+    me_json_obj_end(&w);
+    metaembed__count_reply__free_unpacked(m, NULL);
+    return reply(a, &w, 200);
+}
+
+/* POST /fields {"fields": {"NAME": "TYPE"}}: index more payload fields. */
+static int r_index_fields(api_t *a) {
+    static const char *const top[] = { "fields", "timeout_ms", NULL };
+    me_field_spec_t f[ME_FIELDS_MAX];
+    Metaembed__FieldSpec fs[ME_FIELDS_MAX], *fsp[ME_FIELDS_MAX];
+    int n = 0, rc, status;
+    if ((rc = check_members(a, a->in, "the index request", top)) != 0 || (rc = get_fields(a, a->in, f, &n)) != 0) return rc;
+    if (!n) return BAD(a, "give \"fields\": {\"NAME\": \"TYPE\", ...} with at least one field");
+    me_field_specs_to_proto(f, n, fs, fsp);
+    Metaembed__IndexFieldsRequest req = METAEMBED__INDEX_FIELDS_REQUEST__INIT;
+    req.collection = a->coll;
+    req.fields = fsp;
+    req.n_fields = (size_t)n;
+    void *rep = NULL;
+    size_t len = 0;
+    if (call(a, METAEMBED__METHOD__METHOD_INDEX_FIELDS, &req.base, &rep, &len, &status) != 0) return status;
+    Metaembed__IndexFieldsReply *m = metaembed__index_fields_reply__unpack(NULL, len, rep);
+    free(rep);
+    if (!m || !m->config) {
+        if (m) metaembed__index_fields_reply__free_unpacked(m, NULL);
+        return fail(a, ME_CODE_INTERNAL, "malformed IndexFields reply");
+    }
+    me_json_writer_t w;
+    me_json_writer_init_buf(&w);
+    me_json_obj_begin(&w, NULL);
+    put_config(&w, m->config);
+    me_json_put_u64(&w, "indexed", m->indexed);
+    me_json_obj_end(&w);
+    metaembed__index_fields_reply__free_unpacked(m, NULL);
+    return reply(a, &w, 200);
 }
 
 /* A page of ids: ?after=ID (the previous page's next_after) &limit=N. The
@@ -971,10 +1146,21 @@ static int r_ids(api_t *a) {
     req.collection = a->coll;
     req.after = after;
     req.limit = (uint32_t)limit;
+    /* ?filter=EXPR (URL-encoded): only the ids of documents it matches. */
+    char *ftext = malloc(ME_FILTER_TEXT_MAX + 1);
+    if (!ftext) return fail(a, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
+    if (me_http_query_get(a->req->query, "filter", ftext, ME_FILTER_TEXT_MAX + 1) && ftext[0]) {
+        char ferr[512];
+        int frc = me_filter_parse(ftext, strlen(ftext), &req.filter, ferr, sizeof ferr);
+        if (frc) { free(ftext); return frc == ME_ENOMEM ? fail(a, ME_CODE_RESOURCE_EXHAUSTED, "out of memory") : BAD(a, "%s", ferr); }
+    }
+    free(ftext);
     void *rep = NULL;
     size_t len = 0;
     int status;
-    if (call(a, METAEMBED__METHOD__METHOD_LIST_IDS, &req.base, &rep, &len, &status) != 0) return status;
+    int crc = call(a, METAEMBED__METHOD__METHOD_LIST_IDS, &req.base, &rep, &len, &status);
+    me_filter_free(req.filter);
+    if (crc != 0) return status;
     Metaembed__ListIdsReply *m = metaembed__list_ids_reply__unpack(NULL, len, rep);
     free(rep);
     if (!m) return fail(a, ME_CODE_INTERNAL, "malformed ListIds reply");
@@ -1022,6 +1208,8 @@ static const struct route {
     ROUTE("GET", "/v1/collections/{name}/ids", r_ids, CLIENT),
     ROUTE("POST", "/v1/collections/{name}/delete", r_delete, BODY | CLIENT),
     ROUTE("POST", "/v1/collections/{name}/search", r_search, BODY | CLIENT),
+    ROUTE("POST", "/v1/collections/{name}/count", r_count, BODY | CLIENT),
+    ROUTE("POST", "/v1/collections/{name}/fields", r_index_fields, BODY | CLIENT),
     ROUTE("GET", "/openapi.json", r_openapi, OPEN),
 };
 #define NROUTES (sizeof routes / sizeof routes[0])

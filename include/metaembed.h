@@ -61,13 +61,20 @@ typedef struct {
     const char *dtype;      /* "f32" | "f16" | "int8"; NULL = "f16" */
     int ram_vectors;        /* 0 = max_doc_vectors */
     int coarse_vectors;     /* 0 = 1 */
+    const char *fields;     /* indexed payload fields for filters, NAME:TYPE,...
+                             * ("section:keyword,year:integer,price:float,free:bool";
+                             * a keyword field also takes arrays of strings); NULL: none */
 } me_collection_spec_t;
+
+/* Room for a collection's indexed fields in text form. */
+#define ME_FIELDS_TEXT_MAX 2400
 
 typedef struct {
     char name[65];
     int dim, max_doc_vectors, max_query_vectors, ram_vectors, coarse_vectors;
     char dtype[8];
     uint64_t documents, ram_bytes, index_bytes;
+    char fields[ME_FIELDS_TEXT_MAX];  /* indexed fields, NAME:TYPE,... ("" for none) */
 } me_collection_info_t;
 
 int me_client_create_collection(me_client_t *c, const me_collection_spec_t *spec, me_status_t *st);
@@ -90,6 +97,25 @@ int me_client_upsert(me_client_t *c, const char *collection, const me_doc_t *doc
 int me_client_delete(me_client_t *c, const char *collection, const char *const *ids, size_t n,
                      uint32_t *deleted, me_status_t *st);
 
+/* Filters: which documents may answer, written as an expression
+ *     section=games AND (year>=2020 OR tags IN (new, hot)) AND NOT free=true
+ * (operators = != < <= > >= IN, NOT IN, EXISTS; AND binds tighter than OR;
+ * quote keywords with blanks: title='big fish') or as JSON
+ *     {"must": [{"field": "section", "match": "games"},
+ *               {"field": "year", "range": {"gte": 2020}}]}
+ * over the collection's indexed fields (docs/protocol.md). A filter that
+ * does not parse is INVALID_ARGUMENT before anything is sent. */
+
+/* Deletes every document the filter matches. */
+int me_client_delete_where(me_client_t *c, const char *collection, const char *filter, uint32_t *deleted,
+                           me_status_t *st);
+/* How many documents the filter matches (NULL or "": all of them). */
+int me_client_count(me_client_t *c, const char *collection, const char *filter, uint64_t *count, me_status_t *st);
+/* Adds indexed fields ("NAME:TYPE,...") to a collection, indexing the
+ * documents it holds; *indexed (may be NULL) = documents with a value. */
+int me_client_index_fields(me_client_t *c, const char *collection, const char *fields, uint64_t *indexed,
+                           me_status_t *st);
+
 typedef struct {
     char *id;
     float *vectors;         /* rows × dim f32 (NULL unless asked) */
@@ -109,6 +135,9 @@ void me_records_free(me_record_t *r, size_t n);
  * cursor for the next page, NULL when the end was reached. */
 int me_client_list_ids(me_client_t *c, const char *collection, const char *after, uint32_t limit, char ***ids,
                        size_t *n, char **next_after, me_status_t *st);
+/* The same over the documents a filter matches (NULL or "": all). */
+int me_client_list_ids_where(me_client_t *c, const char *collection, const char *filter, const char *after,
+                             uint32_t limit, char ***ids, size_t *n, char **next_after, me_status_t *st);
 void me_ids_free(char **ids, size_t n);
 
 typedef struct {
@@ -127,6 +156,7 @@ typedef struct {
     int has_alpha;           /* alpha given (else 0.5) */
     float alpha;             /* weighted: the dense score's weight, [0, 1] */
     uint32_t rrf_k;          /* RRF's k; 0 = 60 */
+    const char *filter;      /* only documents it matches (see Filters above); NULL: all */
 } me_search_opts_t;
 
 /* Search modes and fusions (the wire's numbers). */

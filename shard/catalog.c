@@ -22,9 +22,11 @@ void me_config_from_proto(me_coll_config_t *cfg, const Metaembed__CollectionConf
     cfg->ram_vectors = CLAMP(pc->ram_vectors);
     cfg->coarse_vectors = CLAMP(pc->coarse_vectors);
 #undef CLAMP
+    me_field_specs_from_proto(cfg->fields, &cfg->nfields, pc->fields, pc->n_fields);
 }
 
-void me_config_to_proto(Metaembed__CollectionConfig *pc, const me_coll_config_t *cfg) {
+Metaembed__CollectionConfig *me_config_to_proto(me_config_proto_t *out, const me_coll_config_t *cfg) {
+    Metaembed__CollectionConfig *pc = &out->pc;
     metaembed__collection_config__init(pc);
     pc->name = (char *)cfg->name;
     pc->dim = (uint32_t)cfg->dim;
@@ -33,6 +35,11 @@ void me_config_to_proto(Metaembed__CollectionConfig *pc, const me_coll_config_t 
     pc->dtype = (Metaembed__DType)cfg->dtype;
     pc->ram_vectors = (uint32_t)cfg->ram_vectors;
     pc->coarse_vectors = (uint32_t)cfg->coarse_vectors;
+    int nf = cfg->nfields > ME_FIELDS_MAX ? ME_FIELDS_MAX : cfg->nfields;
+    me_field_specs_to_proto(cfg->fields, nf, out->fs, out->fsp);
+    pc->fields = out->fsp;
+    pc->n_fields = (size_t)nf;
+    return pc;
 }
 
 me_coll_t *me_catalog_find(me_shard_t *s, const char *name) {
@@ -147,6 +154,89 @@ static int load_terms(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
     return rc;
 }
 
+/* Reads one collection's payload records into its field columns (after
+ * the heads, so every document already has its slot). */
+static int load_fields(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
+    char prefix[4];
+    id_prefix(prefix, c->id);
+    me_iter_t *it = me_storage_iter(s->storage, ME_CF_FLD, prefix, 4);
+    if (!it) return ME_ENOMEM;
+    const char *k, *v;
+    size_t kl, vl;
+    int rc = 0;
+    while (rc == 0 && me_iter_next(it, &k, &kl, &v, &vl)) {
+        long slot = kl > 4 ? me_coll_find(c, k + 4, kl - 4) : -1;
+        /* Written in the same batch as the head: one without a document,
+         * or one that does not read, is corruption. */
+        if (slot < 0 || (rc = me_coll_set_fields(c, (size_t)slot, (const uint8_t *)v, vl)) == ME_ECORRUPT) {
+            snprintf(err, errcap, "collection %s: corrupt field record (key length %zu)", c->cfg.name, kl);
+            rc = ME_ECORRUPT;
+        }
+    }
+    me_iter_free(it);
+    return rc;
+}
+
+/* The meta record of a collection (4-byte id + packed config) into b. */
+static int put_config(me_wbatch_t *b, uint32_t id, const me_coll_config_t *cfg) {
+    me_config_proto_t cp;
+    Metaembed__CollectionConfig *pc = me_config_to_proto(&cp, cfg);
+    size_t len = metaembed__collection_config__get_packed_size(pc);
+    uint8_t *val = malloc(4 + len);
+    if (!val) return ME_ENOMEM;
+    id_prefix((char *)val, id);
+    metaembed__collection_config__pack(pc, val + 4);
+    me_wbatch_put(b, ME_CF_META, cfg->name, strlen(cfg->name), val, 4 + len);
+    free(val);
+    return 0;
+}
+
+int me_catalog_index_fields(me_shard_t *s, me_coll_t *c, const me_field_spec_t *f, int n, uint64_t *indexed,
+                            char *err, size_t errcap) {
+    me_coll_config_t next = c->cfg;
+    for (int i = 0; i < n; i++) next.fields[next.nfields++] = f[i];
+    me_wbatch_t *b = me_wbatch_new(s->storage);
+    uint8_t **recs = calloc(c->n ? c->n : 1, sizeof *recs);
+    size_t *lens = calloc(c->n ? c->n : 1, sizeof *lens);
+    int rc = b && recs && lens ? 0 : ME_ENOMEM;
+    *indexed = 0;
+    /* Every document's record over all fields, old and new, from its
+     * stored metadata: the first one with a wrongly typed value stops it. */
+    for (size_t slot = 0; rc == 0 && slot < c->n; slot++) {
+        char *meta = NULL, sub[256];
+        size_t mlen = 0;
+        int e = me_record_metadata(s->storage, c, c->ids[slot], &meta, &mlen);
+        if (e != 0 && e != ME_ENOTFOUND) rc = e;
+        if (rc == 0 && e == 0 &&
+            (rc = me_payload_record(next.fields, next.nfields, meta, mlen, &recs[slot], &lens[slot], sub, sizeof sub)) ==
+                ME_EINVAL)
+            snprintf(err, errcap, "document '%s': %s; fix or delete it, then index again", c->ids[slot], sub);
+        me_storage_free(meta);
+        if (rc == 0) me_record_put_fields(b, c, c->ids[slot], recs[slot], lens[slot]);
+    }
+    if (rc == 0) rc = put_config(b, c->id, &next);
+    if (rc == 0) rc = me_storage_write(s->storage, b, err, errcap);
+    /* Durable: the columns, then every slot's values. */
+    if (rc == 0) rc = me_coll_add_fields(c, f, n);
+    for (size_t slot = 0; rc == 0 && slot < c->n; slot++) {
+        rc = me_coll_set_fields(c, slot, recs[slot], lens[slot]);
+        me_payload_iter_t it;
+        me_payload_value_t v;
+        if (rc == 0 && me_payload_iter_init(&it, recs[slot], lens[slot]) == 0) {
+            int has_new = 0;
+            while (me_payload_next(&it, &v) == 1)
+                if (me_field_find(f, n, v.name, v.name_len) >= 0) has_new = 1;
+            *indexed += (uint64_t)has_new;
+        }
+    }
+    if (recs)
+        for (size_t slot = 0; slot < c->n; slot++) free(recs[slot]);
+    free(recs);
+    free(lens);
+    me_wbatch_free(b);
+    return rc;
+}
+
 int me_catalog_load(me_shard_t *s, char *err, size_t errcap) {
     me_iter_t *it = me_storage_iter(s->storage, ME_CF_META, "", 0);
     if (!it) return ME_ENOMEM;
@@ -181,6 +271,7 @@ int me_catalog_load(me_shard_t *s, char *err, size_t errcap) {
     for (size_t i = 0; rc == 0 && i < s->ncolls; i++) {
         rc = load_docs(s, s->colls[i], err, errcap);
         if (rc == 0) rc = load_terms(s, s->colls[i], err, errcap);
+        if (rc == 0) rc = load_fields(s, s->colls[i], err, errcap);
     }
     return rc;
 }
@@ -193,21 +284,11 @@ int me_catalog_create(me_shard_t *s, const me_coll_config_t *cfg, char *err, siz
     uint32_t id = s->next_coll_id;
     me_coll_t *c = me_coll_new(cfg, id);
     if (!c) return ME_ENOMEM;
-    Metaembed__CollectionConfig pc;
-    me_config_to_proto(&pc, cfg);
-    size_t len = metaembed__collection_config__get_packed_size(&pc);
-    uint8_t *val = malloc(4 + len);
     me_wbatch_t *b = me_wbatch_new(s->storage);
-    int rc = val && b ? 0 : ME_ENOMEM;
-    if (rc == 0) {
-        id_prefix((char *)val, id);
-        metaembed__collection_config__pack(&pc, val + 4);
-        me_wbatch_put(b, ME_CF_META, cfg->name, strlen(cfg->name), val, 4 + len);
-        rc = me_storage_write(s->storage, b, err, errcap);
-    }
+    int rc = b ? put_config(b, id, cfg) : ME_ENOMEM;
+    if (rc == 0) rc = me_storage_write(s->storage, b, err, errcap);
     if (rc == 0) rc = add_coll(s, c);
     if (rc) me_coll_free(c);
-    free(val);
     me_wbatch_free(b);
     return rc;
 }

@@ -42,7 +42,7 @@ int me_coll_config_check(me_coll_config_t *c, char *err, size_t errcap) {
                  c->ram_vectors, c->coarse_vectors);
         return ME_EINVAL;
     }
-    return 0;
+    return me_field_specs_check(c->fields, c->nfields, err, errcap);
 }
 
 size_t me_coll_row_bytes(const me_coll_t *c) { return (size_t)c->cfg.dim * me_dtype_size(c->cfg.dtype); }
@@ -56,7 +56,16 @@ me_coll_t *me_coll_new(const me_coll_config_t *cfg, uint32_t id) {
     c->table_cap = 16;
     c->table = calloc(c->table_cap, sizeof *c->table);
     c->lex = me_bm25_index_new(ME_BM25_K1, ME_BM25_B);
-    if (!c->table || !c->lex) { free(c->table); me_bm25_index_free(c->lex); free(c); return NULL; }
+    c->fields = me_fields_new();
+    int ok = c->table && c->lex && c->fields;
+    for (int f = 0; ok && f < cfg->nfields; f++) ok = me_fields_add_field(c->fields, &cfg->fields[f]) == 0;
+    if (!ok) {
+        free(c->table);
+        me_bm25_index_free(c->lex);
+        me_fields_free(c->fields);
+        free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -71,6 +80,7 @@ void me_coll_free(me_coll_t *c) {
     free(c->coarse_scales);
     free(c->table);
     me_bm25_index_free(c->lex);
+    me_fields_free(c->fields);
     pthread_rwlock_destroy(&c->lock);
     free(c);
 }
@@ -200,7 +210,8 @@ long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
     char *copy = malloc(idlen + 1);
     if (!copy) return ME_ENOMEM;
     /* The lexical slot is added last of what can fail, so both stay in step. */
-    if (me_bm25_index_add(c->lex) != 0) { free(copy); return ME_ENOMEM; }
+    if (me_fields_append(c->fields) != 0) { free(copy); return ME_ENOMEM; }
+    if (me_bm25_index_add(c->lex) != 0) { me_fields_remove(c->fields, c->n); free(copy); return ME_ENOMEM; }
     memcpy(copy, id, idlen);
     copy[idlen] = 0;
     size_t s = c->n++;
@@ -234,12 +245,27 @@ int me_coll_remove(me_coll_t *c, const char *id, size_t idlen) {
         c->table[pos] = (uint32_t)(s + 1);
     }
     me_bm25_index_remove(c->lex, (uint32_t)s);  /* moves the same last slot */
+    me_fields_remove(c->fields, s);
     c->n--;
     return 1;
 }
 
 int me_coll_set_terms(me_coll_t *c, size_t slot, const uint8_t *bag, size_t len) {
     return me_bm25_index_set(c->lex, (uint32_t)slot, bag, len);
+}
+
+int me_coll_set_fields(me_coll_t *c, size_t slot, const uint8_t *rec, size_t len) {
+    return me_fields_set(c->fields, slot, rec, len);
+}
+
+int me_coll_add_fields(me_coll_t *c, const me_field_spec_t *f, int n) {
+    if (c->cfg.nfields + n > ME_FIELDS_MAX) return ME_EINVAL;
+    for (int i = 0; i < n; i++) {
+        int rc = me_fields_add_field(c->fields, &f[i]);
+        if (rc) return rc;
+        c->cfg.fields[c->cfg.nfields++] = f[i];
+    }
+    return 0;
 }
 
 /* The first `per` vectors of a slot in one of the RAM tiers (data, scales). */

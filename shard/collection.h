@@ -14,7 +14,9 @@
 #include "common/bm25.h"
 #include "common/dtype.h"
 #include "common/maxsim.h"
+#include "common/payload.h"
 #include "common/validate.h"
+#include "shard/fields.h"
 
 
 typedef struct {
@@ -25,6 +27,8 @@ typedef struct {
     me_dtype_t dtype;     /* storage dtype */
     int ram_vectors;      /* leading vectors per doc held in RAM (1..R_c) */
     int coarse_vectors;   /* vectors per doc in the stage-1 scan (1..ram_vectors) */
+    int nfields;          /* indexed payload fields */
+    me_field_spec_t fields[ME_FIELDS_MAX];
 } me_coll_config_t;
 
 typedef struct {
@@ -43,9 +47,11 @@ typedef struct {
     size_t table_cap;         /* power of two */
     uint64_t stored_rows;     /* Σ rows, for index size */
     me_bm25_index_t *lex;     /* BM25 over each slot's text, slots in step */
+    me_fields_t *fields;      /* the indexed payload fields' columns, slots in step */
 } me_coll_t;
 
-/* Validates and fills defaults (R_c 64, R_q 16, f16, ram = R_c, coarse 1).
+/* Validates and fills defaults (R_c 64, R_q 16, f16, ram = R_c, coarse 1;
+ * fields: me_field_specs_check).
  * Returns 0 or ME_EINVAL with a reason in err. */
 int me_coll_config_check(me_coll_config_t *cfg, char *err, size_t errcap);
 
@@ -64,6 +70,12 @@ int me_coll_remove(me_coll_t *c, const char *id, size_t idlen);
 /* Replaces the lexical terms of slot with bag[0..len) (me_bm25_bag; len 0:
  * none). 0, ME_ENOMEM or ME_ECORRUPT (the slot then has no terms). */
 int me_coll_set_terms(me_coll_t *c, size_t slot, const uint8_t *bag, size_t len);
+
+/* Replaces the indexed field values of slot with payload record rec[0..len)
+ * (me_payload_record; len 0: none). 0, ME_ENOMEM or ME_ECORRUPT. */
+int me_coll_set_fields(me_coll_t *c, size_t slot, const uint8_t *rec, size_t len);
+/* Adds indexed fields to the config and their (empty) columns. */
+int me_coll_add_fields(me_coll_t *c, const me_field_spec_t *f, int n);
 
 size_t me_coll_row_bytes(const me_coll_t *c);
 me_docref_t me_coll_head_ref(const me_coll_t *c, size_t slot);

@@ -61,10 +61,9 @@ static int status_of(int err) { return me_error_status(err); }
 
 /* ---- collections ---- */
 
-static void coll_info(Metaembed__CollectionInfo *info, Metaembed__CollectionConfig *pc, const me_coll_t *c) {
+static void coll_info(Metaembed__CollectionInfo *info, me_config_proto_t *pc, const me_coll_t *c) {
     metaembed__collection_info__init(info);
-    me_config_to_proto(pc, &c->cfg);
-    info->config = pc;
+    info->config = me_config_to_proto(pc, &c->cfg);
     info->documents = c->n;
     info->ram_bytes = me_coll_ram_bytes(c);
     info->index_bytes = me_coll_index_bytes(c);
@@ -83,13 +82,14 @@ static int h_create(req_t *r) {
     rc = me_catalog_create(SHARD(r), &cfg, err, sizeof err);
     pthread_rwlock_unlock(&SHARD(r)->lock);
     if (rc) { rc = me_reply_error(r->reply, status_of(rc), "%s", err); goto out; }
-    me_info("created collection %s (dim %d, R_c %d, R_q %d, %s, ram %d, coarse %d)", cfg.name, cfg.dim,
+    char fields[ME_FIELDS_MAX * (ME_FIELD_NAME_MAX + 10) + 1];
+    me_field_specs_format(cfg.fields, cfg.nfields, fields, sizeof fields);
+    me_info("created collection %s (dim %d, R_c %d, R_q %d, %s, ram %d, coarse %d%s%s)", cfg.name, cfg.dim,
             cfg.max_doc_vectors, cfg.max_query_vectors, me_dtype_name(cfg.dtype), cfg.ram_vectors,
-            cfg.coarse_vectors);
+            cfg.coarse_vectors, cfg.nfields ? ", fields " : "", fields);
     Metaembed__CreateCollectionReply rep = METAEMBED__CREATE_COLLECTION_REPLY__INIT;
-    Metaembed__CollectionConfig pc;
-    me_config_to_proto(&pc, &cfg);
-    rep.config = &pc;
+    me_config_proto_t pc;
+    rep.config = me_config_to_proto(&pc, &cfg);
     rc = me_reply_ok(r->reply, &rep.base);
 out:
     return rc;
@@ -116,7 +116,7 @@ static int list_infos(req_t *r, const char *only, Metaembed__StatsReply *stats) 
     size_t n = s->ncolls;
     Metaembed__CollectionInfo *infos = calloc(n ? n : 1, sizeof *infos);
     Metaembed__CollectionInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
-    Metaembed__CollectionConfig *pcs = calloc(n ? n : 1, sizeof *pcs);
+    me_config_proto_t *pcs = calloc(n ? n : 1, sizeof *pcs);
     int rc = 0;
     if (!infos || !ptrs || !pcs) { rc = ME_OOM(r); goto out; }
     size_t k = 0;
@@ -169,6 +169,35 @@ static int h_health(req_t *r) {
     return me_reply_health(r, "shard", SHARD(r)->start_ms, atomic_load(&SHARD(r)->documents));
 }
 
+/* ---- filters ---- */
+
+/* The request's filter against c's indexed fields (read under the
+ * collection's lock: IndexFields changes them): 0 or INVALID_ARGUMENT set. */
+static int check_filter(req_t *r, const me_coll_t *c, const Metaembed__Filter *f) {
+    char err[512];
+    return me_filter_check(f, c->cfg.fields, c->cfg.nfields, err, sizeof err) ? BAD(r, "%s", err) : 0;
+}
+
+/* The bitmap of the slots f matches (malloc'd), or NULL with the reply set.
+ * Caller holds the collection's lock. */
+static uint64_t *filter_bits(req_t *r, const me_coll_t *c, const Metaembed__Filter *f) {
+    if (check_filter(r, c, f) != 0) return NULL;
+    size_t words = me_bitmap_words(c->n);
+    uint64_t *bits = calloc(words ? words : 1, sizeof *bits);
+    if (!bits || me_fields_eval(c->fields, f, bits) != 0) {
+        free(bits);
+        ME_OOM(r);
+        return NULL;
+    }
+    return bits;
+}
+
+static size_t bits_count(const uint64_t *bits, size_t n) {
+    size_t k = 0;
+    for (size_t w = 0; w < me_bitmap_words(n); w++) k += (size_t)__builtin_popcountll(bits[w]);
+    return k;
+}
+
 /* ---- documents ---- */
 
 static int check_id(req_t *r, const char *id, size_t i) {
@@ -183,6 +212,8 @@ typedef struct {
     float *scales;   /* int8 */
     uint8_t *bag;    /* the text's term counts (me_record_text_bag) */
     size_t bag_len;
+    uint8_t *fields; /* the indexed fields' values (me_payload_record) */
+    size_t fields_len;
 } conv_doc_t;
 
 static int h_upsert(req_t *r) {
@@ -225,6 +256,12 @@ static int h_upsert(req_t *r) {
             rc = ME_OOM(r);
             goto out;
         }
+        char ferr[256];
+        if ((e = me_payload_record(cfg->fields, cfg->nfields, d->metadata.data, d->metadata.len, &docs[i].fields,
+                                   &docs[i].fields_len, ferr, sizeof ferr)) != 0) {
+            rc = me_reply_error(r->reply, status_of(e), "%s: %s", what, ferr);
+            goto out;
+        }
     }
     b = me_wbatch_new(s->storage);
     rec = malloc(me_record_size(cfg->dtype, cfg->dim, cfg->max_doc_vectors));
@@ -233,7 +270,7 @@ static int h_upsert(req_t *r) {
     for (size_t i = 0; i < m->n_documents; i++) {
         Metaembed__Document *d = m->documents[i];
         me_record_put_doc(b, c, d->id, docs[i].rows, docs[i].data, docs[i].scales, d->metadata.data, d->metadata.len,
-                          docs[i].bag, docs[i].bag_len, rec);
+                          docs[i].bag, docs[i].bag_len, docs[i].fields, docs[i].fields_len, rec);
     }
     char err[256];
     if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
@@ -245,7 +282,8 @@ static int h_upsert(req_t *r) {
     for (size_t i = 0; i < m->n_documents; i++) {
         Metaembed__Document *d = m->documents[i];
         long slot = me_coll_put(c, d->id, strlen(d->id), docs[i].rows, docs[i].data, docs[i].scales);
-        if (slot < 0 || me_coll_set_terms(c, (size_t)slot, docs[i].bag, docs[i].bag_len) != 0) {
+        if (slot < 0 || me_coll_set_terms(c, (size_t)slot, docs[i].bag, docs[i].bag_len) != 0 ||
+            me_coll_set_fields(c, (size_t)slot, docs[i].fields, docs[i].fields_len) != 0) {
             /* RAM is now behind disk for this doc; a restart reloads it. */
             me_error("out of memory adding %s to RAM; restart the shard to reload", d->id);
             rc = ME_OOM(r);
@@ -259,7 +297,12 @@ static int h_upsert(req_t *r) {
 out:
     hold_close(&h);
     if (docs)
-        for (size_t i = 0; i < m->n_documents; i++) { free(docs[i].data); free(docs[i].scales); free(docs[i].bag); }
+        for (size_t i = 0; i < m->n_documents; i++) {
+            free(docs[i].data);
+            free(docs[i].scales);
+            free(docs[i].bag);
+            free(docs[i].fields);
+        }
     free(docs);
     free(rec);
     me_wbatch_free(b);
@@ -270,24 +313,45 @@ static int h_delete(req_t *r) {
     Metaembed__DeleteRequest *m = (void *)r->msg;
     me_shard_t *s = SHARD(r);
     me_wbatch_t *b = NULL;
+    char **matched = NULL;
     int rc;
     hold_t h;
+    char **ids = m->ids;
+    size_t nids = m->n_ids;
     me_coll_t *c = hold_open(r, &h, m->collection);
     if (!c) { rc = r->reply->status; goto out; }
-    if ((rc = me_request_check_batch(r, m->n_ids, SHARD(r)->opts.max_batch, "id")) != 0) goto out;
+    if (m->filter && nids) { rc = BAD(r, "give ids or a filter to delete by, not both"); goto out; }
+    if (!m->filter && (rc = me_request_check_batch(r, m->n_ids, SHARD(r)->opts.max_batch, "id")) != 0) goto out;
     for (size_t i = 0; i < m->n_ids; i++)
         if ((rc = check_id(r, m->ids[i], i)) != 0) goto out;
     b = me_wbatch_new(s->storage);
     if (!b) { rc = ME_OOM(r); goto out; }
     hold_lock(&h, 1);
-    for (size_t i = 0; i < m->n_ids; i++) me_record_delete_doc(b, c, m->ids[i]);
+    if (m->filter) {
+        /* Every matching document, by id: removal moves slots, ids do not. */
+        uint64_t *bits = filter_bits(r, c, m->filter);
+        if (!bits) { rc = r->reply->status; goto out; }
+        nids = bits_count(bits, c->n);
+        matched = malloc((nids ? nids : 1) * sizeof *matched);
+        if (!matched) { free(bits); rc = ME_OOM(r); goto out; }
+        for (size_t slot = 0, k = 0; slot < c->n; slot++)
+            if (me_bitmap_get(bits, slot)) matched[k++] = c->ids[slot];
+        free(bits);
+        ids = matched;
+    }
+    for (size_t i = 0; i < nids; i++) me_record_delete_doc(b, c, ids[i]);
     char err[256];
     if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
         rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "%s", err);
         goto out;
     }
     uint32_t deleted = 0;
-    for (size_t i = 0; i < m->n_ids; i++) deleted += (uint32_t)me_coll_remove(c, m->ids[i], strlen(m->ids[i]));
+    /* By id, from copies: a removal frees the id string matched[] points to. */
+    for (size_t i = 0; i < nids; i++) {
+        char key[ME_DOC_ID_MAX + 1];
+        snprintf(key, sizeof key, "%s", ids[i]);
+        deleted += (uint32_t)me_coll_remove(c, key, strlen(key));
+    }
     atomic_fetch_sub(&s->documents, deleted);
     Metaembed__DeleteReply rep = METAEMBED__DELETE_REPLY__INIT;
     rep.deleted = deleted;
@@ -295,6 +359,7 @@ static int h_delete(req_t *r) {
 out:
     hold_close(&h);
     me_wbatch_free(b);
+    free(matched);
     return rc;
 }
 
@@ -405,6 +470,31 @@ out:
     return rc;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The first `limit` ids (copies) after `after` in byte order among the
+ * documents f matches, from RAM. */
+static int list_matching_ids(req_t *r, const me_coll_t *c, const Metaembed__Filter *f, const char *after, size_t limit,
+                             char **ids, size_t *n, int *more) {
+    uint64_t *bits = filter_bits(r, c, f);
+    if (!bits) return r->reply->status;
+    size_t m = 0;
+    char **cand = malloc((bits_count(bits, c->n) + 1) * sizeof *cand);
+    if (!cand) { free(bits); return ME_OOM(r); }
+    for (size_t slot = 0; slot < c->n; slot++)
+        if (me_bitmap_get(bits, slot) && (!after || !after[0] || strcmp(c->ids[slot], after) > 0)) cand[m++] = c->ids[slot];
+    free(bits);
+    qsort(cand, m, sizeof *cand, cmp_str);
+    *n = 0;
+    *more = m > limit;
+    for (size_t i = 0; i < m && i < limit; i++) {
+        if (!(ids[i] = strdup(cand[i]))) { free(cand); return ME_OOM(r); }
+        (*n)++;
+    }
+    free(cand);
+    return 0;
+}
+
 /* A page of ids in byte order after the cursor, read from storage under
  * the collection's read lock (a scroll: the next page starts after the
  * last id of this one). */
@@ -420,7 +510,11 @@ static int h_list_ids(req_t *r) {
     if (me_list_ids_check(m->after, m->limit, &limit, err, sizeof err) != 0) { rc = BAD(r, "%s", err); goto out; }
     if (!(ids = calloc(limit, sizeof *ids))) { rc = ME_OOM(r); goto out; }
     hold_lock(&h, 0);
-    int e = me_record_list_ids(SHARD(r)->storage, c, m->after, limit, ids, &n, &more);
+    if (m->filter) {
+        rc = list_matching_ids(r, c, m->filter, m->after, limit, ids, &n, &more);
+        if (rc) goto out;
+    }
+    int e = m->filter ? 0 : me_record_list_ids(SHARD(r)->storage, c, m->after, limit, ids, &n, &more);
     if (e) { rc = me_reply_error(r->reply, status_of(e), "listing ids: %s", me_strerror(e)); goto out; }
     Metaembed__ListIdsReply rep = METAEMBED__LIST_IDS_REPLY__INIT;
     rep.ids = ids;
@@ -441,6 +535,7 @@ static int h_search(req_t *r) {
     me_shard_t *s = SHARD(r);
     float *q = NULL;
     me_search_result_t res = { 0 };
+    uint64_t *allow = NULL;
     Metaembed__Hit *hits = NULL, **hptrs = NULL;
     char **metas = NULL;
     size_t nhits = 0;  /* the page's hits */
@@ -497,13 +592,22 @@ static int h_search(req_t *r) {
         if (ce) { rc = me_reply_error(r->reply, status_of(ce), "%s", verr); goto out; }
     }
     hold_lock(&h, 0);
+    if (m->filter && !(allow = filter_bits(r, c, m->filter))) { rc = r->reply->status; goto out; }
+    if (allow) {
+        double frac = c->n ? (double)bits_count(allow, c->n) / (double)c->n : 0;
+        int b = 0;
+        while (b < ME_SHARD_SELECTIVITY_BUCKETS && frac > me_shard_selectivity_bounds[b]) b++;
+        atomic_fetch_add(&s->selectivity[b], 1);
+        atomic_fetch_add(&s->selectivity_sum_ppm, (uint64_t)(frac * 1e6 + 0.5));
+    }
+    atomic_fetch_add(&s->searches[m->mode <= 2 ? m->mode : 0][allow != NULL], 1);
     me_search_params_t p = { .query = q, .r_q = r_q, .r_c = r_c, .k = ranked, .candidates = ncand[0],
                              .refine_candidates = ncand[1],
                              .exact = m->exact, .deadline_us = r->deadline_us, .mode = (int)m->mode,
                              .text = m->lexical_text, .hybrid_n = m->hybrid_candidates,
                              .weighted = m->fusion == METAEMBED__FUSION__FUSION_WEIGHTED,
                              .alpha = m->n_alpha ? m->alpha[0] : ME_FUSION_ALPHA, .rrf_k = (int)m->rrf_k,
-                             .all_candidates = m->all_candidates };
+                             .all_candidates = m->all_candidates, .allow = allow };
     char err[256] = "";
     uint64_t t_search = me_now_us();
     int e = me_search_run(c, s->storage, &p, &res, err, sizeof err);
@@ -569,6 +673,74 @@ out:
     free(hptrs);
     me_search_result_free(&res);
     free(q);
+    free(allow);
+    return rc;
+}
+
+/* ---- count and indexed fields ---- */
+
+static int h_count(req_t *r) {
+    Metaembed__CountRequest *m = (void *)r->msg;
+    uint64_t *bits = NULL;
+    int rc;
+    hold_t h;
+    me_coll_t *c = hold_open(r, &h, m->collection);
+    if (!c) { rc = r->reply->status; goto out; }
+    hold_lock(&h, 0);
+    if (m->filter && !(bits = filter_bits(r, c, m->filter))) { rc = r->reply->status; goto out; }
+    Metaembed__CountReply rep = METAEMBED__COUNT_REPLY__INIT;
+    rep.count = bits ? bits_count(bits, c->n) : c->n;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    hold_close(&h);
+    free(bits);
+    return rc;
+}
+
+static int h_index_fields(req_t *r) {
+    Metaembed__IndexFieldsRequest *m = (void *)r->msg;
+    me_field_spec_t want[ME_FIELDS_MAX], add[ME_FIELDS_MAX];
+    int nwant, nadd = 0, rc;
+    char err[512];
+    uint64_t indexed = 0;
+    hold_t h;
+    me_coll_t *c = hold_open(r, &h, m->collection);
+    if (!c) { rc = r->reply->status; goto out; }
+    if (m->n_fields == 0) { rc = BAD(r, "IndexFields needs at least one field (NAME:TYPE)"); goto out; }
+    me_field_specs_from_proto(want, &nwant, m->fields, m->n_fields);
+    if (me_field_specs_check(want, nwant, err, sizeof err) != 0) { rc = BAD(r, "%s", err); goto out; }
+    hold_lock(&h, 1);
+    /* A field indexed already with the same type is no change (so a retry
+     * is harmless); with another type it is refused. */
+    for (int i = 0; i < nwant; i++) {
+        int at = me_field_find(c->cfg.fields, c->cfg.nfields, want[i].name, strlen(want[i].name));
+        if (at < 0) { add[nadd++] = want[i]; continue; }
+        if (c->cfg.fields[at].type != want[i].type) {
+            rc = BAD(r, "field '%s' is indexed already as %s (not %s)", want[i].name,
+                     me_field_type_name(c->cfg.fields[at].type), me_field_type_name(want[i].type));
+            goto out;
+        }
+    }
+    if (c->cfg.nfields + nadd > ME_FIELDS_MAX) {
+        rc = BAD(r, "at most %d indexed fields per collection: %s has %d, this adds %d", ME_FIELDS_MAX, c->cfg.name,
+                 c->cfg.nfields, nadd);
+        goto out;
+    }
+    if (nadd) {
+        int e = me_catalog_index_fields(SHARD(r), c, add, nadd, &indexed, err, sizeof err);
+        if (e) { rc = me_reply_error(r->reply, status_of(e), "%s", err[0] ? err : me_strerror(e)); goto out; }
+        char names[ME_FIELDS_MAX * (ME_FIELD_NAME_MAX + 10) + 1];
+        me_field_specs_format(add, nadd, names, sizeof names);
+        me_info("collection %s: indexed fields %s (%llu documents with a value)", c->cfg.name, names,
+                (unsigned long long)indexed);
+    }
+    Metaembed__IndexFieldsReply rep = METAEMBED__INDEX_FIELDS_REPLY__INIT;
+    me_config_proto_t pc;
+    rep.config = me_config_to_proto(&pc, &c->cfg);
+    rep.indexed = indexed;
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    hold_close(&h);
     return rc;
 }
 
@@ -590,6 +762,8 @@ static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_STATS, h_stats },
     { METAEMBED__METHOD__METHOD_HEALTH, h_health },
     { METAEMBED__METHOD__METHOD_LIST_IDS, h_list_ids },
+    { METAEMBED__METHOD__METHOD_COUNT, h_count },
+    { METAEMBED__METHOD__METHOD_INDEX_FIELDS, h_index_fields },
 };
 
 void me_shard_handle(me_shard_t *s, const uint8_t *frame, size_t len, uint64_t *request_id, me_reply_t *reply) {

@@ -64,7 +64,7 @@ int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
 
 void me_record_put_doc(me_wbatch_t *b, const me_coll_t *c, const char *id, int rows, const uint8_t *data,
                        const float *scales, const void *meta, size_t meta_len, const uint8_t *bag,
-                       size_t bag_len, uint8_t *rec) {
+                       size_t bag_len, const uint8_t *fields, size_t fields_len, uint8_t *rec) {
     const me_coll_config_t *cfg = &c->cfg;
     char key[ME_DOC_KEY_MAX];
     size_t klen = me_doc_key(key, c->id, id, strlen(id)), rb = me_coll_row_bytes(c);
@@ -85,6 +85,15 @@ void me_record_put_doc(me_wbatch_t *b, const me_coll_t *c, const char *id, int r
     static const uint8_t empty[4] = { 0 };
     if (bag_len) me_wbatch_put(b, ME_CF_LEX, key, klen, bag, bag_len);
     else me_wbatch_put(b, ME_CF_LEX, key, klen, empty, sizeof empty);
+    if (fields_len) me_wbatch_put(b, ME_CF_FLD, key, klen, fields, fields_len);
+    else me_wbatch_delete(b, ME_CF_FLD, key, klen);
+}
+
+void me_record_put_fields(me_wbatch_t *b, const me_coll_t *c, const char *id, const uint8_t *rec, size_t len) {
+    char key[ME_DOC_KEY_MAX];
+    size_t klen = me_doc_key(key, c->id, id, strlen(id));
+    if (len) me_wbatch_put(b, ME_CF_FLD, key, klen, rec, len);
+    else me_wbatch_delete(b, ME_CF_FLD, key, klen);
 }
 
 void me_record_put_terms(me_wbatch_t *b, const me_coll_t *c, const char *id, const uint8_t *bag, size_t bag_len) {

@@ -29,12 +29,16 @@ int me_record_parse(const uint8_t *buf, size_t len, me_dtype_t dt, int dim,
 
 /* Adds document id's records to b: head, tail (or the tail's deletion when
  * every row fits in RAM), metadata (or its deletion when there is none),
- * the text's bag (the empty bag without text).
+ * the text's bag (the empty bag without text), the payload record of the
+ * indexed fields (or its deletion without values: fields_len 0).
  * data and scales hold rows × dim storage elements; rec is scratch of
  * me_record_size(dtype, dim, R_c) bytes. */
 void me_record_put_doc(me_wbatch_t *b, const me_coll_t *c, const char *id, int rows, const uint8_t *data,
                        const float *scales, const void *meta, size_t meta_len, const uint8_t *bag,
-                       size_t bag_len, uint8_t *rec);
+                       size_t bag_len, const uint8_t *fields, size_t fields_len, uint8_t *rec);
+/* Adds id's payload record alone to b (len 0: its deletion): indexing
+ * fields added to a collection that holds documents. */
+void me_record_put_fields(me_wbatch_t *b, const me_coll_t *c, const char *id, const uint8_t *rec, size_t len);
 /* Adds id's lex record alone to b (bag_len 0: the empty bag): start-up's
  * backfill of documents stored before the BM25 index. */
 void me_record_put_terms(me_wbatch_t *b, const me_coll_t *c, const char *id, const uint8_t *bag, size_t bag_len);

@@ -150,9 +150,9 @@ static int narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, c
     return rc;
 }
 
-static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p,
+/* The documents a search may return: `uni` (NULL: every slot), n of them. */
+static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, const uint32_t *uni, size_t n,
                      me_search_result_t *out, char *err, size_t errcap) {
-    size_t n = c->n;
     me_mquery_t *q = me_mquery_new(p->query, p->r_q, c->cfg.dim);
     if (!q) { snprintf(err, errcap, "out of memory"); return ME_ENOMEM; }
     me_topk_t final_k;
@@ -173,13 +173,13 @@ static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p
     if (p->exact || (coarse_rc == p->r_c && coarse_rq == p->r_q)) {
         /* One pass at the full budget (exact mode, or a budget the coarse
          * stage already is). */
-        rc = score_into(c, st, q, p->r_c, NULL, n, &final_k, p->deadline_us, err, errcap);
+        rc = score_into(c, st, q, p->r_c, uni, n, &final_k, p->deadline_us, err, errcap);
         if (rc == 0) stage_done(out, p->exact ? "exact" : "coarse", p->r_q, p->r_c, n, final_k.n, t0);
     } else {
         uint32_t *surv = NULL, *surv2 = NULL;
         size_t ns = 0, ns2 = 0;
         int rq_m, rc_m;
-        rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, NULL, n, n1, &surv, &ns, out, err, errcap);
+        rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, n, n1, &surv, &ns, out, err, errcap);
         /* Stage 2 only when it narrows: a middle budget over the coarse
          * survivors, so the full budget scores a few hundred documents. */
         if (rc == 0 && n2 < ns && refine_budget(p->r_q, p->r_c, coarse_rq, coarse_rc, &rq_m, &rc_m)) {
@@ -218,9 +218,9 @@ static int lexical_top(me_coll_t *c, const me_search_params_t *p, size_t keep, f
     size_t matched = me_bm25_index_score(c->lex, p->text, strlen(p->text), *scores);
     me_topk_t best;
     if (me_topk_init(&best, keep ? keep : 1, tie_by_id, c) != 0) return ME_ENOMEM;
-    /* Only documents sharing a word: a BM25 of 0 is no match. */
+    /* Only documents sharing a word (a BM25 of 0 is no match) and passing the filter. */
     for (size_t i = 0; i < c->n; i++)
-        if ((*scores)[i] > 0) me_topk_push(&best, (*scores)[i], (uint32_t)i);
+        if ((*scores)[i] > 0 && (!p->allow || me_bitmap_get(p->allow, i))) me_topk_push(&best, (*scores)[i], (uint32_t)i);
     *ntop = me_topk_finish(&best);
     *top = best.items;
     stage_done(out, "lexical", 0, 0, matched, *ntop, t0);
@@ -240,14 +240,14 @@ static int lexical_run(me_coll_t *c, const me_search_params_t *p, me_search_resu
 }
 
 /* The union of BM25's top n and the coarse stage's top n, as slots. */
-static int hybrid_candidates(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, size_t hn,
-                             const me_scored_t *lex, size_t nlex, uint32_t **cand, size_t *ncand,
-                             me_search_result_t *out, char *err, size_t errcap) {
+static int hybrid_candidates(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, const uint32_t *uni,
+                             size_t nu, size_t hn, const me_scored_t *lex, size_t nlex, uint32_t **cand,
+                             size_t *ncand, me_search_result_t *out, char *err, size_t errcap) {
     int coarse_rc = p->r_c < c->cfg.coarse_vectors ? p->r_c : c->cfg.coarse_vectors;
     int coarse_rq = p->r_q < ME_SEARCH_COARSE_QUERY_VECTORS ? p->r_q : ME_SEARCH_COARSE_QUERY_VECTORS;
     uint32_t *dense = NULL;
     size_t nd = 0;
-    int rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, NULL, c->n, hn, &dense, &nd, out, err, errcap);
+    int rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, nu, hn, &dense, &nd, out, err, errcap);
     if (rc) return rc;
     uint8_t *seen = calloc(c->n ? c->n : 1, 1);
     *cand = malloc((nd + nlex + 1) * sizeof **cand);
@@ -288,8 +288,8 @@ static int fuse_into(me_coll_t *c, const me_search_params_t *p, const me_scored_
     return 0;
 }
 
-static int hybrid_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, me_search_result_t *out,
-                      char *err, size_t errcap) {
+static int hybrid_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, const uint32_t *uni, size_t nu,
+                      me_search_result_t *out, char *err, size_t errcap) {
     size_t hn = p->hybrid_n ? p->hybrid_n : ME_HYBRID_CANDIDATES_DEFAULT;
     if (hn < p->k) hn = p->k;  /* so k hits can come back when that many documents exist */
     float *lex_scores = NULL;
@@ -299,7 +299,7 @@ static int hybrid_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *
     me_topk_t scored = { 0 };
     me_mquery_t *q = NULL;
     int rc = lexical_top(c, p, hn, &lex_scores, &lex, &nlex, out);
-    if (rc == 0) rc = hybrid_candidates(c, st, p, hn, lex, nlex, &cand, &ncand, out, err, errcap);
+    if (rc == 0) rc = hybrid_candidates(c, st, p, uni, nu, hn, lex, nlex, &cand, &ncand, out, err, errcap);
     /* Every candidate's MaxSim at the full budget (kept, not cut). */
     uint64_t t0 = me_now_us();
     if (rc == 0) rc = me_topk_init(&scored, ncand ? ncand : 1, tie_by_id, c);
@@ -318,12 +318,32 @@ static int hybrid_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *
     return rc;
 }
 
+/* The "filter" stage: the slots the filter's bitmap allows, in slot order. */
+static int filter_universe(me_coll_t *c, const me_search_params_t *p, uint32_t **uni, size_t *nu,
+                           me_search_result_t *out) {
+    uint64_t t0 = me_now_us();
+    size_t words = me_bitmap_words(c->n), n = 0;
+    for (size_t w = 0; w < words; w++) n += (size_t)__builtin_popcountll(p->allow[w]);
+    if (!(*uni = malloc((n ? n : 1) * sizeof **uni))) return ME_ENOMEM;
+    size_t k = 0;
+    for (size_t w = 0; w < words; w++)
+        for (uint64_t b = p->allow[w]; b; b &= b - 1) (*uni)[k++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
+    *nu = n;
+    stage_done(out, "filter", 0, 0, c->n, n, t0);
+    return 0;
+}
+
 int me_search_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p,
                   me_search_result_t *out, char *err, size_t errcap) {
     memset(out, 0, sizeof *out);
-    if (p->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_DENSE) return dense_run(c, st, p, out, err, errcap);
-    int rc = p->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_LEXICAL ? lexical_run(c, p, out)
-                                                                   : hybrid_run(c, st, p, out, err, errcap);
+    uint32_t *uni = NULL;
+    size_t nu = c->n;
+    int rc = p->allow ? filter_universe(c, p, &uni, &nu, out) : 0;
+    if (rc == 0)
+        rc = p->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_DENSE     ? dense_run(c, st, p, uni, nu, out, err, errcap)
+             : p->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_LEXICAL ? lexical_run(c, p, out)
+                                                                      : hybrid_run(c, st, p, uni, nu, out, err, errcap);
+    free(uni);
     if (rc == ME_ETIMEDOUT) snprintf(err, errcap, "deadline exceeded during search");
     if (rc) me_search_result_free(out);
     return rc;

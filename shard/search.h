@@ -22,7 +22,13 @@
  * mode takes the union of BM25's top n ("lexical") and the coarse stage's
  * top n ("coarse"), scores every candidate with MaxSim at (r_q, r_c)
  * ("rerank") and with BM25, and fuses the two (common/fusion.h, "fusion").
- * BM25's IDF and avgdl are this shard's own statistics. The caller holds the collection's
+ * BM25's IDF and avgdl are this shard's own statistics.
+ *
+ * A filter (its bitmap in `allow`) first becomes the list of the slots it
+ * allows ("filter" stage), and every stage above scans only those: the
+ * coarse stage keeps its n1 among the matching documents, so whenever k
+ * documents match, k come back, at any selectivity. At low selectivity
+ * the scans shrink with it. The caller holds the collection's
  * read lock for the whole call and while reading the hit slots. */
 #ifndef ME_SEARCH_H
 #define ME_SEARCH_H
@@ -39,7 +45,7 @@
  * "cascade vs exact"). */
 #define ME_SEARCH_DEFAULT_CANDIDATES 1000
 #define ME_SEARCH_DEFAULT_REFINE_CANDIDATES 400
-#define ME_SEARCH_MAX_STAGES 5
+#define ME_SEARCH_MAX_STAGES 6
 /* Query vectors stage 1 uses (the coarsest trained budget). */
 #define ME_SEARCH_COARSE_QUERY_VECTORS 1
 
@@ -58,6 +64,7 @@ typedef struct {
     float alpha;          /* weighted: the dense score's weight */
     int rrf_k;            /* RRF: 0 = ME_FUSION_RRF_K */
     int all_candidates;   /* hybrid: every fused candidate, not only k */
+    const uint64_t *allow;/* a filter's bitmap over the slots (me_fields_eval); NULL: all */
 } me_search_params_t;
 
 typedef struct {

@@ -10,7 +10,9 @@
 #include "common/log.h"
 #include "shard/catalog.h"
 
-const char *const me_shard_stage_names[ME_SHARD_STAGES] = { "coarse", "refine", "rerank", "lexical", "fusion", "exact" };
+const char *const me_shard_stage_names[ME_SHARD_STAGES] = { "filter", "coarse", "refine", "rerank", "lexical",
+                                                                    "fusion", "exact" };
+const double me_shard_selectivity_bounds[ME_SHARD_SELECTIVITY_BUCKETS] = { 0.0001, 0.001, 0.01, 0.1, 0.5, 1.0 };
 
 #define OPT(name, type, field, def, lo, hi, choices, help) \
     { name, type, offsetof(me_shard_opts_t, field), def, lo, hi, choices, help }
@@ -92,6 +94,26 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
         snprintf(labels, sizeof labels, "stage=\"%s\"", me_shard_stage_names[i]);
         me_hist_render(&s->search_by_stage[i], "metaembed_search_stage_seconds", labels, out);
     }
+    static const char *const modes[3] = { "dense", "lexical", "hybrid" };
+    me_metric_head(out, "metaembed_searches_total", "counter", "Searches answered, by mode and whether a filter applied.");
+    for (int m = 0; m < 3; m++)
+        for (int f = 0; f < 2; f++)
+            me_buf_printf(out, "metaembed_searches_total{mode=\"%s\",filtered=\"%s\"} %llu\n", modes[m],
+                          f ? "true" : "false", (unsigned long long)atomic_load(&s->searches[m][f]));
+    me_metric_head(out, "metaembed_filter_selectivity", "histogram",
+                   "Filtered searches by the fraction of the collection's documents the filter matched.");
+    uint64_t cum = 0, nsel = 0;
+    for (int b = 0; b <= ME_SHARD_SELECTIVITY_BUCKETS; b++) nsel += atomic_load(&s->selectivity[b]);
+    for (int b = 0; b <= ME_SHARD_SELECTIVITY_BUCKETS; b++) {
+        cum += atomic_load(&s->selectivity[b]);
+        if (b < ME_SHARD_SELECTIVITY_BUCKETS)
+            me_buf_printf(out, "metaembed_filter_selectivity_bucket{le=\"%g\"} %llu\n", me_shard_selectivity_bounds[b],
+                          (unsigned long long)cum);
+        else
+            me_buf_printf(out, "metaembed_filter_selectivity_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    }
+    me_buf_printf(out, "metaembed_filter_selectivity_sum %.6f\n", (double)atomic_load(&s->selectivity_sum_ppm) / 1e6);
+    me_buf_printf(out, "metaembed_filter_selectivity_count %llu\n", (unsigned long long)nsel);
     me_metric_u64(out, "metaembed_rocksdb_live_bytes", "gauge", "RocksDB SST and memtable bytes.",
                   (unsigned long long)me_storage_disk_bytes(s->storage));
     me_metric_u64(out, "metaembed_rocksdb_memtable_bytes", "gauge",

@@ -18,8 +18,10 @@
 
 /* Search stages timed in /metrics (shard/search.h names them); the last,
  * "exact", also takes any name not listed. */
-#define ME_SHARD_STAGES 6
+#define ME_SHARD_STAGES 7
 extern const char *const me_shard_stage_names[ME_SHARD_STAGES];
+#define ME_SHARD_SELECTIVITY_BUCKETS 6
+extern const double me_shard_selectivity_bounds[ME_SHARD_SELECTIVITY_BUCKETS];
 
 typedef struct {
     char listen[ME_CFG_STR_MAX];
@@ -55,6 +57,11 @@ typedef struct {
     me_budget_hist_t search_by_budget;
     me_hist_t search_by_stage[ME_SHARD_STAGES];  /* by me_shard_stage_names */
     atomic_int ready;          /* storage open and collections loaded */
+    atomic_uint_fast64_t searches[3][2];  /* by mode (dense, lexical, hybrid), filtered or not */
+    /* Filtered searches by the fraction of documents the filter matched,
+     * cumulative over me_shard_selectivity_bounds (the last: all). */
+    atomic_uint_fast64_t selectivity[ME_SHARD_SELECTIVITY_BUCKETS + 1];
+    atomic_uint_fast64_t selectivity_sum_ppm;  /* Σ matched fraction, in millionths */
 } me_shard_t;
 
 /* The shard's own /metrics lines (collections, storage) and readiness. */

@@ -9,6 +9,9 @@
  *   lex   (coll id, doc id) → the term counts of the metadata's "text"
  *         (a me_bm25_bag; absent without text), rebuilt into the RAM
  *         BM25 index at start-up
+ *   fld   (coll id, doc id) → the indexed payload fields' values (a
+ *         payload record, common/payload.h; absent without values),
+ *         read into the RAM field columns at start-up
  *
  * The WAL is always on; a write returns only once it is in the WAL, so an
  * acknowledged write survives kill -9. With sync on, it also survives power
@@ -19,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { ME_CF_META = 0, ME_CF_HEAD, ME_CF_TAIL, ME_CF_DOC, ME_CF_LEX, ME_CF_COUNT } me_cf_t;
+typedef enum { ME_CF_META = 0, ME_CF_HEAD, ME_CF_TAIL, ME_CF_DOC, ME_CF_LEX, ME_CF_FLD, ME_CF_COUNT } me_cf_t;
 
 typedef struct me_storage me_storage_t;
 typedef struct me_wbatch me_wbatch_t;

@@ -51,9 +51,9 @@ TEST(catalog_fills_in_terms_of_documents_stored_before_bm25) {
     uint8_t *rec = malloc(me_record_size(ME_DTYPE_F32, 4, 2));
     const char *meta_a = "{\"text\": \"Zebra crossing\"}", *meta_b = "{\"tag\": 1}";
     me_wbatch_t *b = me_wbatch_new(s->storage);
-    me_record_put_doc(b, c, "a", 2, (const uint8_t *)v, NULL, meta_a, strlen(meta_a), NULL, 0, rec);
-    me_record_put_doc(b, c, "b", 2, (const uint8_t *)v, NULL, meta_b, strlen(meta_b), NULL, 0, rec);
-    me_record_put_doc(b, c, "c", 2, (const uint8_t *)v, NULL, meta_a, strlen(meta_a), NULL, 0, rec);
+    me_record_put_doc(b, c, "a", 2, (const uint8_t *)v, NULL, meta_a, strlen(meta_a), NULL, 0, NULL, 0, rec);
+    me_record_put_doc(b, c, "b", 2, (const uint8_t *)v, NULL, meta_b, strlen(meta_b), NULL, 0, NULL, 0, rec);
+    me_record_put_doc(b, c, "c", 2, (const uint8_t *)v, NULL, meta_a, strlen(meta_a), NULL, 0, NULL, 0, rec);
     /* "a" and "b" as an older shard wrote them: no lex record; "c" has the
      * empty one (its text replaced by none), so it keeps no postings. */
     char key[ME_DOC_KEY_MAX];
