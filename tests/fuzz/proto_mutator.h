@@ -102,6 +102,28 @@ static size_t fuzz_seed_frame(int method, uint8_t *out) {
         m.limit = 3;
         return fuzz_envelope(method, &m.base, out);
     }
+    case METAEMBED__METHOD__METHOD_COUNT: {
+        Metaembed__CountRequest m = METAEMBED__COUNT_REQUEST__INIT;
+        Metaembed__Condition c = METAEMBED__CONDITION__INIT, *cp = &c;
+        Metaembed__Filter f = METAEMBED__FILTER__INIT;
+        c.condition_case = METAEMBED__CONDITION__CONDITION_EXISTS;
+        c.exists = "year";
+        f.should = &cp;
+        f.n_should = 1;
+        m.collection = "c";
+        m.filter = &f;
+        return fuzz_envelope(method, &m.base, out);
+    }
+    case METAEMBED__METHOD__METHOD_INDEX_FIELDS: {
+        Metaembed__FieldSpec fs = METAEMBED__FIELD_SPEC__INIT, *fp = &fs;
+        fs.name = "text";
+        fs.type = METAEMBED__FIELD_TYPE__FIELD_TYPE_KEYWORD;
+        Metaembed__IndexFieldsRequest m = METAEMBED__INDEX_FIELDS_REQUEST__INIT;
+        m.collection = "c";
+        m.fields = &fp;
+        m.n_fields = 1;
+        return fuzz_envelope(method, &m.base, out);
+    }
     case METAEMBED__METHOD__METHOD_STATS: {
         Metaembed__StatsRequest m = METAEMBED__STATS_REQUEST__INIT;
         m.collection = "c";
@@ -116,7 +138,7 @@ static size_t fuzz_seed_frame(int method, uint8_t *out) {
 
 /* Writes one seed file per method into dir (ME_FUZZ_WRITE_SEEDS=dir). */
 static void fuzz_write_seeds(const char *dir) {
-    for (int m = 1; m <= METAEMBED__METHOD__METHOD_LIST_IDS; m++) {
+    for (int m = 1; m <= METAEMBED__METHOD__METHOD_INDEX_FIELDS; m++) {
         uint8_t buf[512];
         size_t n = fuzz_seed_frame(m, buf);
         char path[512];
@@ -381,12 +403,12 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
     uint8_t seedbuf[512];
     if (!env || !fuzz_request_desc((int)env->method) || fuzz_rand(&s) % 32 == 0) {
         if (env) metaembed__envelope__free_unpacked(env, NULL);
-        size_t n = fuzz_seed_frame(1 + (int)(fuzz_rand(&s) % METAEMBED__METHOD__METHOD_LIST_IDS), seedbuf);
+        size_t n = fuzz_seed_frame(1 + (int)(fuzz_rand(&s) % METAEMBED__METHOD__METHOD_INDEX_FIELDS), seedbuf);
         env = metaembed__envelope__unpack(NULL, n, seedbuf);
         if (!env) return LLVMFuzzerMutate(data, size, max_size);
     }
     uint64_t what = fuzz_rand(&s) % 16;
-    if (what == 0) env->method = (Metaembed__Method)(fuzz_rand(&s) % (METAEMBED__METHOD__METHOD_LIST_IDS + 2));
+    if (what == 0) env->method = (Metaembed__Method)(fuzz_rand(&s) % (METAEMBED__METHOD__METHOD_INDEX_FIELDS + 2));
     else if (what == 1) env->deadline_ms = (uint32_t)fuzz_edge(&s, env->deadline_ms);
     const ProtobufCMessageDescriptor *desc = fuzz_request_desc((int)env->method);
     uint8_t *payload = NULL;

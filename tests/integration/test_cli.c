@@ -857,3 +857,105 @@ TEST(cli_search_offset_ids_and_stage_totals) {
     cluster_stop(&cl);
     me_test_rmdir(g_tmp);
 }
+
+/* Filters from the command line: create --fields, ingest with metadata,
+ * search/count/ids/get --filter (expression, JSON and @FILE), collection
+ * index for a field added later, delete --filter, and bad filters that
+ * fail with the reason and change nothing. */
+TEST(cli_filters) {
+    setup("cli-filter");
+    me_daemon_t d = { 0 };
+    ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "cli-filter"));
+    const char *addr = d.endpoint;
+    run_t r = { 0 };
+    char npy[600], ids[600], meta[600], q[600], jf[600], err[512];
+    float *v = malloc((size_t)NDOCS * R * D * sizeof *v);
+    make_docs(v, 11);
+    uint64_t shape[3] = { NDOCS, R, D }, qshape[2] = { 4, D };
+    ASSERT_OK(me_npy_write(tmp_path(npy, sizeof npy, "emb.npy"), ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
+    ASSERT_OK(me_npy_write(tmp_path(q, sizeof q, "q.npy"), ME_DTYPE_F32, qshape, 2, v + 40 * R * D, 1, err, sizeof err));
+    FILE *fi = fopen(tmp_path(ids, sizeof ids, "ids.txt"), "w"), *fm = fopen(tmp_path(meta, sizeof meta, "meta.jsonl"), "w");
+    ASSERT_TRUE(fi && fm);
+    for (int i = 0; i < NDOCS; i++) {
+        fprintf(fi, "doc-%04d\n", i);
+        fprintf(fm, "{\"cat\":\"c%d\",\"year\":%d,\"tags\":[%s],\"even\":%s}\n", i % 5, 2000 + i % 30,
+                i % 4 == 0 ? "\"x\",\"y\"" : "\"y\"", i % 2 ? "false" : "true");
+    }
+    fclose(fi);
+    fclose(fm);
+    ASSERT_EQ(CLI(&r, addr, "collection", "create", "docs", "--dim", "16", "--max-doc-vectors", "8",
+                  "--max-query-vectors", "8", "--dtype", "f32", "--fields", "cat:keyword,tags:keyword,year:integer"), 0);
+    ASSERT_OUT(&r, "fields cat:keyword,tags:keyword,year:integer");
+    ASSERT_EQ(CLI(&r, addr, "ingest", "--collection", "docs", "--vectors", npy, "--ids", ids, "--meta", meta), 0);
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, addr, "collection", "list"), 0);
+    ASSERT_OUT(&r, "FIELDS", "cat:keyword,tags:keyword,year:integer");
+
+    /* doc-0040: cat c0, year 2010, tags x y. Its own query finds it first
+     * under a filter it passes; every hit passes the filter. */
+    ASSERT_EQ(CLI(&r, addr, "--json", "search", "--collection", "docs", "--vectors", q, "-k", "50", "--metadata",
+                  "--filter", "cat=c0 AND year>=2010"), 0);
+    ASSERT_HAS(r.out, "\"id\":\"doc-0040\"");
+    size_t hits = 0;
+    for (const char *p = r.out; (p = strstr(p, "\"cat\":\"c0\"")); p++) hits++;
+    ASSERT_TRUE(strstr(r.out, "\"cat\":\"c1\"") == NULL && strstr(r.out, "\"year\":2009") == NULL);
+    run_free(&r);
+    /* cat c0 and year >= 2010: i % 5 == 0 and i % 30 >= 10 -> 40 of 300. */
+    ASSERT_EQ(hits, 40);
+    ASSERT_EQ(CLI(&r, addr, "count", "--collection", "docs", "--filter", "cat=c0 AND year>=2010"), 0);
+    ASSERT_OUT(&r, "40\n");
+    ASSERT_EQ(CLI(&r, addr, "--json", "count", "--collection", "docs"), 0);
+    ASSERT_OUT(&r, "\"count\":300");
+    /* The same filter as JSON, from a file. */
+    write_text(tmp_path(jf, sizeof jf, "f.json"),
+               "{\"must\": [{\"field\": \"cat\", \"match\": \"c0\"}, {\"field\": \"year\", \"range\": {\"gte\": 2010}}]}");
+    char at[610];
+    snprintf(at, sizeof at, "@%s", jf);
+    ASSERT_EQ(CLI(&r, addr, "count", "--collection", "docs", "--filter", at), 0);
+    ASSERT_OUT(&r, "40\n");
+    ASSERT_EQ(CLI(&r, addr, "ids", "--collection", "docs", "--filter", "tags=x AND year<2003"), 0);
+    /* i % 4 == 0 and i % 30 < 3 */
+    ASSERT_STREQ(r.out, "doc-0000\ndoc-0032\ndoc-0060\ndoc-0092\ndoc-0120\ndoc-0152\ndoc-0180\ndoc-0212\ndoc-0240\n"
+                        "doc-0272\n");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, addr, "get", "--collection", "docs", "--filter", "tags=x AND year<2003", "--limit", "2"), 0);
+    ASSERT_HAS(r.out, "doc-0000  {");
+    ASSERT_HAS(r.out, "doc-0032  {");
+    ASSERT_TRUE(strstr(r.out, "doc-0060") == NULL);
+    ASSERT_HAS(r.err, "--limit");
+    run_free(&r);
+
+    /* A field added later covers the stored documents. */
+    CLI(&r, addr, "count", "--collection", "docs", "--filter", "even=true");
+    ASSERT_FAILS(&r, 1, "not indexed");
+    run_free(&r);
+    ASSERT_EQ(CLI(&r, addr, "collection", "index", "docs", "even:bool"), 0);
+    ASSERT_OUT(&r, "300 of 300 documents");
+    ASSERT_EQ(CLI(&r, addr, "count", "--collection", "docs", "--filter", "even=true AND NOT cat IN (c1, c3)"), 0);
+    ASSERT_OUT(&r, "90\n");
+
+    /* Bad filters: the reason, exit 1, nothing changed. */
+    CLI(&r, addr, "search", "--collection", "docs", "--vectors", q, "--filter", "year>=");
+    ASSERT_FAILS(&r, 1, "expected a value");
+    run_free(&r);
+    CLI(&r, addr, "search", "--collection", "docs", "--vectors", q, "--filter", "cat>c1");
+    ASSERT_FAILS(&r, 1, "expected a number");
+    run_free(&r);
+    CLI(&r, addr, "delete", "--collection", "docs", "--filter", "colour=red", "--yes");
+    ASSERT_FAILS(&r, 1, "not indexed");
+    run_free(&r);
+    CLI(&r, addr, "delete", "--collection", "docs", "doc-0001", "--filter", "cat=c1");
+    ASSERT_FAILS(&r, 2, "not both");
+    run_free(&r);
+    CLI(&r, addr, "count", "--collection", "docs", "--filter", "@/nonexistent/f.json");
+    ASSERT_FAILS(&r, 1, "cannot read");
+    run_free(&r);
+
+    ASSERT_EQ(CLI(&r, addr, "delete", "--collection", "docs", "--filter", "cat=c4", "--yes"), 0);
+    ASSERT_OUT(&r, "deleted 60 documents");
+    ASSERT_EQ(CLI(&r, addr, "count", "--collection", "docs"), 0);
+    ASSERT_OUT(&r, "240\n");
+    free(v);
+    me_daemon_free(&d);
+    me_test_rmdir(g_tmp);
+}
