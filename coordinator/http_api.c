@@ -1147,9 +1147,10 @@ static int r_ids(api_t *a) {
     req.after = after;
     req.limit = (uint32_t)limit;
     /* ?filter=EXPR (URL-encoded): only the ids of documents it matches. */
-    char *ftext = malloc(ME_FILTER_TEXT_MAX + 1);
+    /* One byte past the limit: a longer value is cut to a length the parser refuses. */
+    char *ftext = malloc(ME_FILTER_TEXT_MAX + 2);
     if (!ftext) return fail(a, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
-    if (me_http_query_get(a->req->query, "filter", ftext, ME_FILTER_TEXT_MAX + 1) && ftext[0]) {
+    if (me_http_query_get(a->req->query, "filter", ftext, ME_FILTER_TEXT_MAX + 2) && ftext[0]) {
         char ferr[512];
         int frc = me_filter_parse(ftext, strlen(ftext), &req.filter, ferr, sizeof ferr);
         if (frc) { free(ftext); return frc == ME_ENOMEM ? fail(a, ME_CODE_RESOURCE_EXHAUSTED, "out of memory") : BAD(a, "%s", ferr); }

@@ -108,7 +108,7 @@ static int collections(me_coord_t *co, me_buf_t *body, const char **ctype) {
 }
 
 static int search(me_coord_t *co, const me_http_request_t *req, me_buf_t *body, const char **ctype) {
-    char coll[128], text[2048], budget[32], kbuf[16];
+    char coll[128], text[2048], budget[32], kbuf[16], mode[16], filter[4096];
     if (!me_http_query_get(req->query, "collection", coll, sizeof coll) || !coll[0])
         return error_json(body, ctype, 400, "give ?collection=NAME");
     me_http_query_get(req->query, "q", text, sizeof text);
@@ -120,6 +120,16 @@ static int search(me_coord_t *co, const me_http_request_t *req, me_buf_t *body, 
         long k = strtol(kbuf, NULL, 10);
         if (k < 1 || k > 1000) return error_json(body, ctype, 400, "k is 1..1000");
         so.k = (uint32_t)k;
+    }
+    /* ?mode=dense|lexical|hybrid (RRF) and ?filter=EXPR, as the CLI's --mode and --filter. */
+    if (me_http_query_get(req->query, "mode", mode, sizeof mode) && mode[0]) {
+        if (!strcmp(mode, "lexical")) so.mode = ME_MODE_LEXICAL;
+        else if (!strcmp(mode, "hybrid")) so.mode = ME_MODE_HYBRID;
+        else if (strcmp(mode, "dense")) return error_json(body, ctype, 400, "mode is dense, lexical or hybrid");
+    }
+    if (me_http_query_get(req->query, "filter", filter, sizeof filter) && filter[0]) {
+        if (strlen(filter) == sizeof filter - 1) return error_json(body, ctype, 400, "filter is too long for this page");
+        so.filter = filter;
     }
     int image = !strcmp(req->method, "POST");
     /* An uploaded image is decoded where it is embedded: the encoder's
