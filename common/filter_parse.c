@@ -218,18 +218,14 @@ static int keyword_check(fp_t *p, size_t at, size_t n) {
 /* Appends v (whose string it takes) to m's one list of values. */
 static int match_add(fp_t *p, Metaembed__Match *m, value_t *v) {
     snip_t sn;
-    int rc = 0;
     if (v->kind == V_NUM) {
-        const char *r = snip(&sn, v->raw, v->raw_len);
+        /* A number's text is all [0-9.eE+-], safe to echo. */
+        int n = (int)(v->raw_len < SNIP_MAX ? v->raw_len : SNIP_MAX);
         if (p->json)
-            rc = fail(p, v->at, "use a range for non-integer numbers: {\"field\": \"%s\", \"range\": "
-                      "{\"gte\": %s, \"lte\": %s}}", m->field, r, r);
-        else
-            /* (a number's text is all [0-9.eE+-], safe to echo) */
-            rc = fail(p, v->at, "use a range for non-integer numbers: %s>=%.*s AND %s<=%.*s", m->field,
-                      (int)(v->raw_len < SNIP_MAX ? v->raw_len : SNIP_MAX), v->raw, m->field,
-                      (int)(v->raw_len < SNIP_MAX ? v->raw_len : SNIP_MAX), v->raw);
-        return rc;
+            return fail(p, v->at, "use a range for non-integer numbers: {\"field\": \"%s\", \"range\": "
+                        "{\"gte\": %.*s, \"lte\": %.*s}}", m->field, n, v->raw, n, v->raw);
+        return fail(p, v->at, "use a range for non-integer numbers: %s>=%.*s AND %s<=%.*s", m->field, n, v->raw,
+                    m->field, n, v->raw);
     }
     if (v->kind == V_BIGINT)
         return fail(p, v->at, "%s is not a 64-bit integer (use a range for other numbers%s)",

@@ -23,9 +23,15 @@
  * {"field": F, "range": {"gt"|"gte"|"lt"|"lte": number, ...}},
  * {"exists": F} or a nested filter.
  *
- * Every limit of common/validate.h holds for what comes back (depth,
- * conditions, values, keyword and field name sizes), and any input,
- * however hostile, gives a tree or an error, never a crash. */
+ * An expression maps onto the tree thus: an AND chain is one filter's
+ * must (a NOT or != operand: its must_not), an OR chain one filter's
+ * should (a negated operand: a nested {must_not: [c]}), a group of the
+ * other operator a nested filter, one of the same operator flattened.
+ *
+ * Every limit of common/validate.h holds for what comes back: depth,
+ * conditions (those of the tree built, a nested filter's one included),
+ * values, keyword and field name sizes. Any input, however hostile, gives
+ * a tree or an error, never a crash. */
 #ifndef ME_FILTER_PARSE_H
 #define ME_FILTER_PARSE_H
 

@@ -329,6 +329,11 @@ static int filter_universe(me_coll_t *c, const me_search_params_t *p, uint32_t *
     for (size_t w = 0; w < words; w++)
         for (uint64_t b = p->allow[w]; b; b &= b - 1) (*uni)[k++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
     *nu = n;
+    /* Every document matches: the unfiltered scans, without the index list. */
+    if (n == c->n) {
+        free(*uni);
+        *uni = NULL;
+    }
     stage_done(out, "filter", 0, 0, c->n, n, t0);
     return 0;
 }

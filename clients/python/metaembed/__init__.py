@@ -7,6 +7,10 @@
     for hit in docs.search(vectors=np.random.rand(4, 128), budget=(4, 8), k=5):
         print(hit.id, hit.score)
 
+Filters (on the collection's indexed fields) are an expression string,
+"section=games AND (year>=2020 OR tags IN (new, hot)) AND NOT free=true",
+or a JSON-style dict, {"must": [{"field": "year", "range": {"gte": 2020}}]}.
+
 Only the standard library (urllib) and numpy. Every failure is a
 MetaembedError carrying the server's code ("INVALID_ARGUMENT",
 "NOT_FOUND", ...), the HTTP status and the server's message.
@@ -56,10 +60,12 @@ class CollectionInfo:
     documents: int = 0
     ram_bytes: int = 0
     index_bytes: int = 0
+    fields: Dict[str, str] = field(default_factory=dict)  # indexed payload fields: name -> type
 
     @classmethod
     def _from(cls, d: Dict[str, Any]) -> "CollectionInfo":
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        known["fields"] = dict(known.get("fields") or {})
         return cls(**known)
 
 
@@ -128,6 +134,17 @@ def _tensor(a: np.ndarray) -> Dict[str, Any]:
     dt = "f16" if a.dtype == np.float16 else "f32"
     a = np.ascontiguousarray(a, dtype="<f2" if dt == "f16" else "<f4")
     return {"dtype": dt, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+# A filter: an expression ("section=games AND year>=2020") or a dict
+# ({"must": [...], "should": [...], "must_not": [...]} or one condition).
+Filter = Union[str, Dict[str, Any]]
+
+
+def _filter(f: Filter) -> Filter:
+    if isinstance(f, (str, dict)):
+        return f
+    raise TypeError(f"filter must be an expression string or a dict, got {type(f).__name__}")
 
 
 def _image_bytes(image: Union[bytes, bytearray, str, os.PathLike]) -> str:
@@ -202,10 +219,14 @@ class Client:
 
     def create_collection(self, name: str, dim: Optional[int] = None, r_c: Optional[int] = None,
                           r_q: Optional[int] = None, dtype: Optional[str] = None, ram_vectors: Optional[int] = None,
-                          coarse_vectors: Optional[int] = None) -> "Collection":
-        """Without dim, a cluster with encoders gives the encoders' shape."""
+                          coarse_vectors: Optional[int] = None,
+                          fields: Optional[Dict[str, str]] = None) -> "Collection":
+        """Without dim, a cluster with encoders gives the encoders' shape.
+        fields: metadata members to index for filters, name -> "keyword",
+        "integer", "float" or "bool" (a keyword field also takes arrays of
+        strings), e.g. {"section": "keyword", "year": "integer"}."""
         body = {"name": name, "dim": dim, "r_c": r_c, "r_q": r_q, "dtype": dtype, "ram_vectors": ram_vectors,
-                "coarse_vectors": coarse_vectors}
+                "coarse_vectors": coarse_vectors, "fields": None if fields is None else dict(fields)}
         info = CollectionInfo._from(self._request("POST", "/v1/collections",
                                                   {k: v for k, v in body.items() if v is not None}))
         return Collection(self, name, info)
@@ -228,7 +249,8 @@ def _name(name: str) -> str:
 
 
 class Collection:
-    """One collection's documents: upsert, ingest, get, delete, search."""
+    """One collection's documents: upsert, ingest, get, delete, search,
+    count; index_fields indexes more metadata members for filters."""
 
     def __init__(self, client: Client, name: str, info: Optional[CollectionInfo] = None):
         self.client = client
@@ -302,31 +324,72 @@ class Collection:
                 yield d
         return self._send_batches("ingest", docs())
 
-    def get(self, ids: Sequence[str], with_vectors: bool = False) -> List[Record]:
-        """The documents found, in the order asked (missing ids left out)."""
-        r = self._post("get", {"ids": list(ids), "with_vectors": with_vectors})
+    def get(self, ids: Optional[Sequence[str]] = None, with_vectors: bool = False, filter: Optional[Filter] = None,
+            limit: Optional[int] = None) -> List[Record]:
+        """By ids: the documents found, in the order asked (missing ids left
+        out). By filter (instead of ids): the first limit (1..10000, the
+        server's default 100) matching documents in id (byte) order."""
+        if (ids is None) == (filter is None):
+            raise ValueError("give ids or filter (not both)")
+        body: Dict[str, Any] = {"with_vectors": with_vectors}
+        if filter is not None:
+            body["filter"] = _filter(filter)
+            if limit is not None:
+                body["limit"] = int(limit)
+        else:
+            body["ids"] = list(ids)
+        r = self._post("get", body)
         return [Record(d["id"], d.get("metadata"),
                        np.asarray(d["vectors"], dtype=np.float32) if "vectors" in d else None)
                 for d in r["documents"]]
 
-    def delete(self, ids: Sequence[str]) -> int:
-        """Returns how many of the ids existed."""
-        return self._post("delete", {"ids": list(ids)})["deleted"]
+    def delete(self, ids: Optional[Sequence[str]] = None, filter: Optional[Filter] = None) -> int:
+        """By ids: returns how many of them existed. By filter (instead of
+        ids): deletes every matching document, on every group, and returns
+        how many."""
+        if (ids is None) == (filter is None):
+            raise ValueError("give ids or filter (not both)")
+        body = {"filter": _filter(filter)} if filter is not None else {"ids": list(ids)}
+        return self._post("delete", body)["deleted"]
 
-    def ids(self, after: Optional[str] = None, limit: int = 1000) -> IdsPage:
+    def count(self, filter: Optional[Filter] = None) -> int:
+        """How many documents the filter matches (None: every document)."""
+        return self._post("count", {} if filter is None else {"filter": _filter(filter)})["count"]
+
+    def index_fields(self, fields: Dict[str, str]) -> int:
+        """Indexes more metadata members (name -> "keyword", "integer",
+        "float" or "bool"), the documents already stored included; refused
+        (INVALID_ARGUMENT, nothing changed) when one holds a value of
+        another type. Updates self.info's config and returns how many
+        documents hold a value of the new fields."""
+        r = self._post("fields", {"fields": dict(fields)})
+        if self.info is None:
+            self.info = CollectionInfo._from(r)
+        else:
+            self.info.fields = dict(r.get("fields") or {})
+        return r["indexed"]
+
+    def ids(self, after: Optional[str] = None, limit: int = 1000, filter: Optional[Filter] = None) -> IdsPage:
         """At most limit (1..10000) ids strictly after `after` (None: from
-        the first), in ascending byte order."""
+        the first), in ascending byte order; with filter, only those of the
+        documents it matches (sent URL-encoded in the query string; a dict
+        as its JSON text)."""
         query = {"limit": str(limit)}
         if after is not None:
             query["after"] = after
+        if filter is not None:
+            f = _filter(filter)
+            query["filter"] = f if isinstance(f, str) else json.dumps(f, allow_nan=False)
         path = f"/v1/collections/{_name(self.name)}/ids?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
         r = self.client._request("GET", path)
         return IdsPage(list(r["ids"]), r.get("next_after"))
 
-    def iter_ids(self, after: Optional[str] = None, page_size: int = 1000) -> Iterator[str]:
-        """Every id after `after` to the end, fetched a page at a time."""
+    def iter_ids(self, after: Optional[str] = None, page_size: int = 1000,
+                 filter: Optional[Filter] = None) -> Iterator[str]:
+        """Every id after `after` to the end (of the documents filter
+        matches, when given), fetched a page at a time."""
         while True:
-            page = self.ids(after=after, limit=page_size)
+            page = self.ids(after=after, limit=page_size, filter=filter)
             yield from page.ids
             if page.next_after is None:
                 return
@@ -337,13 +400,15 @@ class Collection:
                candidates: Optional[Union[int, Sequence[int]]] = None, with_metadata: bool = True,
                all_or_nothing: bool = False, offset: int = 0, mode: str = "dense",
                lexical_text: Optional[str] = None, alpha: Optional[float] = None, fusion: Optional[str] = None,
-               hybrid_candidates: Optional[int] = None) -> SearchResult:
+               hybrid_candidates: Optional[int] = None, filter: Optional[Filter] = None) -> SearchResult:
         """A text, an image (bytes or a path; with an optional text) or query
         vectors [R, D], at budget (r_q, r_c) (None or 0: all vectors). The
         hits are [offset, offset + k) of the ranking: offset pages through it.
         mode "lexical" ranks by BM25 of lexical_text (default: text) over each
         document's metadata "text"; "hybrid" fuses BM25 and MaxSim, by RRF or,
-        with alpha (or fusion="weighted"), alpha·minmax(dense) + (1 − alpha)·minmax(BM25)."""
+        with alpha (or fusion="weighted"), alpha·minmax(dense) + (1 − alpha)·minmax(BM25).
+        filter (an expression or a dict) scores only the documents it
+        matches, at every stage: when k or more match, k come back."""
         body: Dict[str, Any] = {"k": k, "offset": offset, "exact": exact, "with_metadata": with_metadata,
                                 "all_or_nothing": all_or_nothing, "mode": mode}
         if lexical_text is not None:
@@ -365,6 +430,8 @@ class Collection:
             body["budget"] = [int(budget[0]), int(budget[1])]
         if candidates is not None:
             body["candidates"] = candidates if isinstance(candidates, int) else list(candidates)
+        if filter is not None:
+            body["filter"] = _filter(filter)
         r = self._post("search", body)
         return SearchResult([Hit(h["id"], float(h["score"]), h.get("metadata"), h.get("dense_score"),
                                  h.get("lexical_score")) for h in r["hits"]], r["r_q"], r["r_c"],

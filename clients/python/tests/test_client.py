@@ -45,6 +45,7 @@ def test_health_status_and_openapi(client):
     assert s["role"] == "coordinator" and len(s["groups"]) == 2
     doc = client.openapi()
     assert doc["openapi"].startswith("3.") and "/v1/collections/{name}/search" in doc["paths"]
+    assert {"/v1/collections/{name}/count", "/v1/collections/{name}/fields"} <= set(doc["paths"])
 
 
 def test_collections_create_list_stats_drop(client):
