@@ -491,6 +491,25 @@ TEST(filter_fields_indexed_later_cover_stored_documents) {
     ASSERT_EQ(nc, 1);
     ASSERT_STREQ(cs[0].fields, "cat:keyword,year:integer");
     free(cs);
+    /* /metrics: searches by mode and filtered, and the selectivity histogram. */
+    me_search_opts_t o = { .k = 3, .filter = "cat=c3" };
+    me_results_t res;
+    float q[QROWS * DIM];
+    memcpy(q, w->queries[0], sizeof q);
+    ASSERT_OK(me_client_search(c, "f", q, QROWS, DIM, &o, &res, &st));  /* 70 of 700: 10% */
+    me_results_free(&res);
+    o.filter = NULL;
+    ASSERT_OK(me_client_search(c, "f", q, QROWS, DIM, &o, &res, &st));
+    me_results_free(&res);
+    char *body = NULL;
+    ASSERT_EQ(me_test_http_get(d.metrics_port, "/metrics", &body), 200);
+    ASSERT_TRUE(strstr(body, "metaembed_searches_total{mode=\"dense\",filtered=\"true\"} 1\n") != NULL);
+    ASSERT_TRUE(strstr(body, "metaembed_searches_total{mode=\"dense\",filtered=\"false\"} 1\n") != NULL);
+    ASSERT_TRUE(strstr(body, "metaembed_filter_selectivity_bucket{le=\"0.01\"} 0\n") != NULL);
+    ASSERT_TRUE(strstr(body, "metaembed_filter_selectivity_bucket{le=\"0.1\"} 1\n") != NULL);
+    ASSERT_TRUE(strstr(body, "metaembed_filter_selectivity_count 1\n") != NULL);
+    ASSERT_TRUE(strstr(body, "metaembed_search_stage_seconds_count{stage=\"filter\"} 1\n") != NULL);
+    free(body);
     me_client_close(c);
     me_daemon_free(&d);
     free(w->cp.vecs);
