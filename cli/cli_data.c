@@ -413,9 +413,9 @@ out:
 typedef struct {
     char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], budget[ME_CFG_STR_MAX], image[ME_CFG_STR_MAX];
     char mode[ME_CFG_STR_MAX], fusion[ME_CFG_STR_MAX], alpha[ME_CFG_STR_MAX], lexical_text[ME_CFG_STR_MAX];
-    char filter[ME_CFG_STR_MAX];
-    long long k, offset, candidates, refine_candidates, row, hybrid_candidates;
-    int exact, metadata, all_or_nothing;
+    char filter[ME_CFG_STR_MAX], min_budget[ME_CFG_STR_MAX];
+    long long k, offset, candidates, refine_candidates, row, hybrid_candidates, target_ms;
+    int exact, metadata, all_or_nothing, anytime;
 } search_opts_t;
 
 static const me_cfg_opt_t search_table[] = {
@@ -427,7 +427,16 @@ static const me_cfg_opt_t search_table[] = {
       "an image query (PNG or JPEG file), with the free text after it if one is given; the cluster's "
       "encoders must run an image model" },
     { "budget", ME_CFG_STRING, offsetof(search_opts_t, budget), "", 0, 0, NULL,
-      "query and document vectors to use, e.g. 4,16 (0 = all query rows / R_c) [default: 0,0]" },
+      "query and document vectors to use, e.g. 4,16 (0 = all query rows / R_c), or auto (with "
+      "--target-ms: the coordinator picks it) [default: 0,0]" },
+    { "target-ms", ME_CFG_INT, offsetof(search_opts_t, target_ms), "0", 0, ME_TARGET_MS_MAX, NULL,
+      "budget auto: the largest trained budget predicted to answer within this many ms (a --budget "
+      "RQ,RC is its ceiling); the answer comes anytime (below) within it" },
+    { "min-budget", ME_CFG_STRING, offsetof(search_opts_t, min_budget), "", 0, 0, NULL,
+      "with --target-ms: never below this budget, RQ,RC [default: 1,1]" },
+    { "anytime", ME_CFG_BOOL, offsetof(search_opts_t, anytime), "false", 0, 1, NULL,
+      "when the deadline would pass mid-cascade, answer with the last finished stage's ranking (marked "
+      "degraded) instead of failing; on with --target-ms" },
     { "k", ME_CFG_INT, offsetof(search_opts_t, k), "10", 1, ME_CFG_MAX_K_CEILING, NULL,
       "hits per query (the shards refuse more than their --max-k, 10000 by default)" },
     { "offset", ME_CFG_INT, offsetof(search_opts_t, offset), "0", 0, ME_CFG_MAX_K_CEILING, NULL,
@@ -543,9 +552,11 @@ static int search_text(cli_t *c, const search_opts_t *o, me_search_opts_t *so, c
         me_json_arr_end(&j);
         cli_json_end(&j);
     } else {
-        printf("%s%s\"%s\": %zu hits from %llu documents, budget r_q=%d r_c=%d%s\n", o->image[0] ? o->image : "",
+        printf("%s%s\"%s\": %zu hits from %llu documents, budget r_q=%d r_c=%d%s%s\n", o->image[0] ? o->image : "",
                o->image[0] ? " + " : "", text, res.n,
-               (unsigned long long)res.documents, res.r_q, res.r_c, res.partial ? ", PARTIAL" : "");
+               (unsigned long long)res.documents, res.r_q, res.r_c, res.partial ? ", PARTIAL" : "",
+               res.degraded ? ", DEGRADED (the deadline cut the cascade short)" : "");
+        if (res.budget_reason[0]) printf("budget auto: %s\n", res.budget_reason);
         static const char *const head[] = { "RANK", "ID", "SCORE", "TEXT" };
         cli_table_t t;
         tbl_init(&t, 4, head, 0x5);
@@ -566,8 +577,10 @@ static int search_text(cli_t *c, const search_opts_t *o, me_search_opts_t *so, c
 }
 
 static void print_results_text(uint64_t q, const me_results_t *res, int with_meta, uint32_t offset) {
-    printf("query %llu: %zu hits from %llu documents, budget r_q=%d r_c=%d%s\n", (unsigned long long)q, res->n,
-           (unsigned long long)res->documents, res->r_q, res->r_c, res->partial ? ", PARTIAL" : "");
+    printf("query %llu: %zu hits from %llu documents, budget r_q=%d r_c=%d%s%s\n", (unsigned long long)q, res->n,
+           (unsigned long long)res->documents, res->r_q, res->r_c, res->partial ? ", PARTIAL" : "",
+           res->degraded ? ", DEGRADED (the deadline cut the cascade short)" : "");
+    if (res->budget_reason[0]) printf("budget auto: %s\n", res->budget_reason);
     if (res->partial) {
         printf("  missing groups:");
         for (size_t i = 0; i < res->n_missing; i++) printf(" %s", res->missing_groups[i]);
@@ -607,6 +620,11 @@ static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results
     me_json_put_int(j, "r_c", res->r_c);
     me_json_put_u64(j, "documents", res->documents);
     me_json_put_bool(j, "partial", res->partial);
+    me_json_put_bool(j, "degraded", res->degraded);
+    if (res->budget_reason[0]) {
+        me_json_put_str(j, "budget_reason", res->budget_reason);
+        me_json_put_num_prec(j, "predicted_ms", res->predicted_ms, 4);
+    }
     me_json_arr_begin(j, "missing_groups");
     for (size_t i = 0; i < res->n_missing; i++) me_json_put_str(j, NULL, res->missing_groups[i]);
     me_json_arr_end(j);
@@ -678,10 +696,21 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
                             .refine_candidates = (uint32_t)o.refine_candidates, .exact = o.exact,
                             .with_metadata = o.metadata, .all_or_nothing = o.all_or_nothing };
     if ((rc = search_mode_opts(c, &o, &so)) != CLI_OK) return rc;
-    if (o.budget[0]) {
+    int is_auto = !strcmp(o.budget, "auto");
+    if (is_auto && !o.target_ms) return cli_usage_error(c, "--budget auto needs --target-ms MS (the latency to fit)");
+    if (o.budget[0] && !is_auto) {
         char extra;
         if (sscanf(o.budget, "%d,%d%c", &so.r_q, &so.r_c, &extra) != 2 || so.r_q < 0 || so.r_c < 0)
-            return cli_usage_error(c, "--budget '%s' is not RQ,RC (two counts >= 0, e.g. 4,16; 0 = all)", o.budget);
+            return cli_usage_error(c, "--budget '%s' is not RQ,RC (two counts >= 0, e.g. 4,16; 0 = all) or auto",
+                                   o.budget);
+    }
+    so.target_ms = (uint32_t)o.target_ms;
+    so.anytime = o.anytime;
+    if (o.min_budget[0]) {
+        char extra;
+        if (!o.target_ms) return cli_usage_error(c, "--min-budget goes with --target-ms (budget auto)");
+        if (sscanf(o.min_budget, "%d,%d%c", &so.min_r_q, &so.min_r_c, &extra) != 2 || so.min_r_q < 1 || so.min_r_c < 1)
+            return cli_usage_error(c, "--min-budget '%s' is not RQ,RC (two counts >= 1, e.g. 2,4)", o.min_budget);
     }
     char *filter = NULL;
     if ((rc = cli_filter_arg(c, o.filter, &filter)) != CLI_OK) return rc;

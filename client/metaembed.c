@@ -473,6 +473,10 @@ static int search_call(me_client_t *c, const char *collection, Metaembed__Tensor
     float alpha = o->alpha;
     if (o->has_alpha) { req.alpha = &alpha; req.n_alpha = 1; }
     req.rrf_k = o->rrf_k;
+    req.target_ms = o->target_ms;
+    uint32_t minb[2] = { (uint32_t)o->min_r_q, (uint32_t)o->min_r_c };
+    if (o->min_r_q || o->min_r_c) { req.min_budget = minb; req.n_min_budget = 2; }
+    req.anytime = o->anytime;
     int rc = parse_filter(o->filter, &req.filter, st);
     if (rc) return rc;
     me_reply_t rep;
@@ -501,6 +505,9 @@ static int search_call(me_client_t *c, const char *collection, Metaembed__Tensor
     out->r_c = (int)m->r_c;
     out->documents = m->documents;
     out->partial = m->partial;
+    out->degraded = m->degraded;
+    out->predicted_ms = m->predicted_ms;
+    snprintf(out->budget_reason, sizeof out->budget_reason, "%s", m->budget_reason);
     for (size_t i = 0; i < m->n_missing_groups; i++) out->missing_groups[i] = strdup(m->missing_groups[i]);
     out->n_missing = m->n_missing_groups;
     for (size_t i = 0; i < m->n_stages && i < 8; i++) {

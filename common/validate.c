@@ -206,6 +206,26 @@ int me_search_check_mode(const Metaembed__SearchRequest *m, int text_fallback, c
     return 0;
 }
 
+int me_search_check_auto(const Metaembed__SearchRequest *m, char *err, size_t cap) {
+    if (m->target_ms > ME_TARGET_MS_MAX) {
+        me_set_err(err, cap, "target_ms=%u: at most %d", m->target_ms, ME_TARGET_MS_MAX);
+        return ME_EINVAL;
+    }
+    if (m->n_min_budget && !m->target_ms) {
+        me_set_err(err, cap, "min_budget goes with target_ms (budget auto)");
+        return ME_EINVAL;
+    }
+    if (m->n_min_budget && (m->n_min_budget != 2 || !m->min_budget[0] || !m->min_budget[1])) {
+        me_set_err(err, cap, "min_budget is [r_q, r_c], two counts >= 1 (got %zu values)", m->n_min_budget);
+        return ME_EINVAL;
+    }
+    if (m->target_ms && m->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_LEXICAL) {
+        me_set_err(err, cap, "target_ms picks a budget for dense or hybrid search; lexical search has none");
+        return ME_EINVAL;
+    }
+    return 0;
+}
+
 int me_list_ids_check_limit(long long limit, char *err, size_t cap) {
     if (limit >= 1 && limit <= ME_LIST_IDS_MAX) return 0;
     me_set_err(err, cap, "limit=%lld: ids per page must be 1..%d", limit, ME_LIST_IDS_MAX);

@@ -95,6 +95,11 @@ int me_search_check_page(uint32_t k, uint32_t offset, long long max_k, char *err
  * hybrid_candidates up to ME_HYBRID_CANDIDATES_MAX; rrf_k up to
  * ME_RRF_K_MAX. */
 int me_search_check_mode(const Metaembed__SearchRequest *m, int text_fallback, char *err, size_t cap);
+/* Budget "auto": target_ms at most ME_TARGET_MS_MAX, min_budget none or
+ * [r_q, r_c] (both >= 1) and only with a target; not in lexical mode (BM25
+ * has no budget). */
+#define ME_TARGET_MS_MAX 3600000
+int me_search_check_auto(const Metaembed__SearchRequest *m, char *err, size_t cap);
 /* A ListIds page size from a client that gave one: 1..ME_LIST_IDS_MAX. */
 int me_list_ids_check_limit(long long limit, char *err, size_t cap);
 /* A ListIds request: the cursor `after` ("" or an id's length) and the

@@ -228,4 +228,25 @@ void me_coord_render_metrics(void *ctx, me_buf_t *out) {
     me_metric_u64(out, "metaembed_partial_replies_total", "counter", "Searches answered without every group.",
                   (unsigned long long)atomic_load(&co->partial_replies));
     me_budget_hist_render(&co->search_by_budget, "coordinator", "through the coordinator (encoding a text query included)", out);
+    me_autobudget_t *ab = &co->autobudget;
+    me_metric_head(out, "metaembed_auto_budget_chosen_total", "counter",
+                   "Searches with a latency target (budget auto), by the budget chosen.");
+    for (int l = 0; l < ME_BUDGET_LADDER_N; l++)
+        me_buf_printf(out, "metaembed_auto_budget_chosen_total{budget=\"%dx%d\"} %llu\n", me_budget_ladder[l].r_q,
+                      me_budget_ladder[l].r_c, (unsigned long long)atomic_load(&ab->chosen[l]));
+    me_metric_u64(out, "metaembed_auto_budget_below_ceiling_total", "counter",
+                  "Auto searches served below their requested ceiling budget.",
+                  (unsigned long long)atomic_load(&ab->below_ceiling));
+    me_metric_u64(out, "metaembed_auto_budget_degraded_total", "counter",
+                  "Auto searches a shard answered with an earlier stage's ranking (anytime).",
+                  (unsigned long long)atomic_load(&ab->degraded));
+    me_metric_head(out, "metaembed_auto_budget_target_total", "counter", "Auto searches within and over their target.");
+    me_buf_printf(out, "metaembed_auto_budget_target_total{result=\"within\"} %llu\n",
+                  (unsigned long long)atomic_load(&ab->within_target));
+    me_buf_printf(out, "metaembed_auto_budget_target_total{result=\"over\"} %llu\n",
+                  (unsigned long long)atomic_load(&ab->over_target));
+    me_metric_head(out, "metaembed_auto_budget_latency_seconds", "histogram",
+                   "Auto searches: the latency predicted for the budget chosen, and the latency observed.");
+    me_hist_render(&co->auto_predicted, "metaembed_auto_budget_latency_seconds", "kind=\"predicted\"", out);
+    me_hist_render(&co->auto_observed, "metaembed_auto_budget_latency_seconds", "kind=\"observed\"", out);
 }

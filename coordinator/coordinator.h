@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "common/metrics.h"
 #include "common/wire.h"
+#include "coordinator/autobudget.h"
 #include "coordinator/cluster.h"
 #include "coordinator/fanout.h"
 
@@ -45,6 +46,8 @@ typedef struct me_coord {
     atomic_uint_fast64_t requests, errors, retries, partial_replies;
     me_metrics_t metrics;
     me_budget_hist_t search_by_budget;  /* whole searches, encoding included */
+    me_autobudget_t autobudget;         /* budget "auto": the latency model and its level */
+    me_hist_t auto_predicted, auto_observed;  /* auto searches: predicted vs observed latency */
     /* The HTTP API's key (from --api-key or --api-key-file; "" = none) and
      * whether its endpoint listens off loopback (--metrics-public). */
     char api_key[ME_CFG_STR_MAX];

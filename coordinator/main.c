@@ -85,6 +85,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     co.start_ms = me_now_ms();
+    me_autobudget_init(&co.autobudget);
     me_metrics_init(&co.metrics);
     me_endpoints_t ep = { .role = "coordinator", .metrics = &co.metrics, .ctx = &co, .render = me_coord_render_metrics,
                           .route = me_coord_web_route, .ready = me_coord_ready, .index_html = me_dashboard_html };

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/fusion.h"
+#include "common/budget.h"
 #include "common/log.h"
 #include "coordinator/handlers.h"
 
@@ -134,6 +135,42 @@ static int fuse_over_union(const Metaembed__SearchRequest *m, hitref_t *all, siz
     return rc;
 }
 
+/* Budget "auto": the ladder levels [*lo, *hi] a query may use, from its
+ * ceiling (r_q, r_c; 0 = unbounded) and min_budget. */
+static int auto_range(req_t *r, const Metaembed__SearchRequest *m, int *lo, int *hi) {
+    *hi = -1;
+    for (int l = 0; l < ME_BUDGET_LADDER_N; l++)
+        if ((!m->r_q || (uint32_t)me_budget_ladder[l].r_q <= m->r_q) && (!m->r_c || (uint32_t)me_budget_ladder[l].r_c <= m->r_c))
+            *hi = l;
+    if (*hi < 0) return BAD(r, "target_ms: no trained budget fits under the ceiling r_q=%u, r_c=%u", m->r_q, m->r_c);
+    *lo = 0;
+    if (m->n_min_budget) {
+        *lo = -1;
+        for (int l = ME_BUDGET_LADDER_N - 1; l >= 0; l--)
+            if ((uint32_t)me_budget_ladder[l].r_q >= m->min_budget[0] && (uint32_t)me_budget_ladder[l].r_c >= m->min_budget[1])
+                *lo = l;
+        if (*lo < 0 || *lo > *hi)
+            return BAD(r, "min_budget (%u,%u) is above the ceiling (%d,%d): lower it or raise r_q, r_c",
+                       m->min_budget[0], m->min_budget[1], me_budget_ladder[*hi].r_q, me_budget_ladder[*hi].r_c);
+    }
+    return 0;
+}
+
+/* Parts answered at different budgets (a group cut short by its deadline)
+ * hold MaxSim sums over different numbers of query vectors: each part's
+ * scores are put on the smallest part's scale (× r_q_min / r_q) so the
+ * merge compares like with like. Returns the smallest r_q. */
+static uint32_t common_scale(Metaembed__SearchReply **parts, int ng) {
+    uint32_t min_rq = 0;
+    for (int g = 0; g < ng; g++)
+        if (parts[g] && parts[g]->r_q && (!min_rq || parts[g]->r_q < min_rq)) min_rq = parts[g]->r_q;
+    for (int g = 0; g < ng; g++)
+        if (parts[g] && parts[g]->r_q > min_rq && min_rq)
+            for (size_t i = 0; i < parts[g]->n_hits; i++)
+                parts[g]->hits[i]->score *= (float)min_rq / (float)parts[g]->r_q;
+    return min_rq;
+}
+
 int me_coord_search(req_t *r) {
     Metaembed__SearchRequest *m = (void *)r->msg;
     int ng = COORD(r)->cluster.n_groups, rc = 0;
@@ -151,6 +188,8 @@ int me_coord_search(req_t *r) {
     char perr[256];
     if (me_search_check_page(m->k, m->offset, 0, perr, sizeof perr) != 0) { rc = BAD(r, "%s", perr); goto out; }
     if (me_search_check_mode(m, 1, perr, sizeof perr) != 0) { rc = BAD(r, "%s", perr); goto out; }
+    if (me_search_check_auto(m, perr, sizeof perr) != 0) { rc = BAD(r, "%s", perr); goto out; }
+    uint64_t t_start = me_now_us();
     int lexical = m->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_LEXICAL;
     int hybrid = m->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_HYBRID;
     /* Shards get a copy of the request with the vectors (not the text), and
@@ -179,13 +218,31 @@ int me_coord_search(req_t *r) {
         rc = BAD(r, "give query vectors, a query text or a query image");
         goto out;
     }
-    if (encode_us || m->offset || lexical || hybrid) {
+    /* Budget "auto": picked now, with the time encoding took off the target. */
+    int auto_level = -1, lo = 0, hi = 0;
+    double predicted_ms = 0;
+    char reason[200] = "";
+    uint64_t until = UINT64_MAX;
+    if (m->target_ms) {
+        if ((rc = auto_range(r, m, &lo, &hi)) != 0) goto out;
+        double left_ms = (double)m->target_ms - (double)(me_now_us() - t_start) / 1000.0;
+        me_autobudget_pick(&COORD(r)->autobudget, left_ms > 1 ? left_ms : 1, lo, hi, &auto_level, &predicted_ms, reason,
+                           sizeof reason);
+        shard_req.r_q = (uint32_t)me_budget_ladder[auto_level].r_q;
+        shard_req.r_c = (uint32_t)me_budget_ladder[auto_level].r_c;
+        /* The answer comes by the target, anytime: a shard cuts its cascade
+         * short rather than be late. With a minimum budget the minimum is
+         * the guarantee and the target a goal: no cut below it. */
+        shard_req.anytime = !m->n_min_budget;
+        if (!m->n_min_budget) until = t_start + (uint64_t)m->target_ms * 1000u;
+    }
+    if (encode_us || m->offset || lexical || hybrid || m->target_ms) {
         if (!(fwd = me_wire_pack(&shard_req.base, &payload_len))) { rc = OOM(r); goto out; }
         payload = fwd;
     }
     /* The "fanout" stage starts here: encoding the text has its own. */
     uint64_t t_fan = me_now_us();
-    calls = me_coord_read_calls(r, METAEMBED__METHOD__METHOD_SEARCH, payload, payload_len);
+    calls = me_coord_read_calls_by(r, METAEMBED__METHOD__METHOD_SEARCH, payload, payload_len, until);
     if (!calls) { rc = OOM(r); goto out; }
     if ((rc = search_request_error(r, m, calls, ng)) != 0) goto out;
     size_t nmissing = 0, total = 0;
@@ -220,12 +277,17 @@ int me_coord_search(req_t *r) {
     Metaembed__StageTiming *stp[STAGES_MAX + 2];  /* + encode, fanout */
     size_t nst = 0;
     stages_t merged = { .n = 0 };
+    uint32_t min_rq = common_scale(parts, ng);
     for (int g = 0; g < ng; g++) {
         if (!parts[g]) continue;
         for (size_t i = 0; i < parts[g]->n_hits; i++) all[n++].hit = parts[g]->hits[i];
         docs += parts[g]->documents;
-        rep.r_q = parts[g]->r_q;
-        rep.r_c = parts[g]->r_c;
+        /* The budget reported: the smallest any group answered at. */
+        if (parts[g]->r_q == min_rq && (!rep.r_c || parts[g]->r_c < rep.r_c)) {
+            rep.r_q = min_rq;
+            rep.r_c = parts[g]->r_c;
+        }
+        rep.degraded |= parts[g]->degraded;
         stages_add(&merged, parts[g]);
     }
     if (hybrid && fuse_over_union(m, all, n) != 0) { rc = OOM(r); goto out; }
@@ -257,6 +319,16 @@ int me_coord_search(req_t *r) {
     rep.missing_groups = missing;
     rep.n_missing_groups = nmissing;
     if (nmissing) atomic_fetch_add(&COORD(r)->partial_replies, 1);
+    if (m->target_ms) {
+        me_coord_t *co = COORD(r);
+        double took_us = (double)(me_now_us() - t_fan);
+        me_autobudget_observe(&co->autobudget, auto_level, took_us, (double)m->target_ms);
+        if (rep.degraded) atomic_fetch_add(&co->autobudget.degraded, 1);
+        me_hist_observe(&co->auto_predicted, (uint64_t)(predicted_ms * 1000.0));
+        me_hist_observe(&co->auto_observed, me_now_us() - t_start);
+        rep.predicted_ms = predicted_ms;
+        rep.budget_reason = reason;
+    }
     me_budget_hist_observe(&COORD(r)->search_by_budget, (int)rep.r_q, (int)rep.r_c,
                            me_now_us() - t_fan + encode_us);
     rc = me_reply_ok(r->reply, &rep.base);

@@ -157,6 +157,11 @@ typedef struct {
     float alpha;             /* weighted: the dense score's weight, [0, 1] */
     uint32_t rrf_k;          /* RRF's k; 0 = 60 */
     const char *filter;      /* only documents it matches (see Filters above); NULL: all */
+    uint32_t target_ms;      /* budget "auto" (coordinator): the largest trained budget predicted to
+                              * answer within this many ms, r_q/r_c (when given) its ceiling */
+    int min_r_q, min_r_c;    /* with target_ms: never below this budget; 0 = (1,1) */
+    int anytime;             /* a deadline that would pass mid-cascade gets the last finished stage's
+                              * ranking (degraded) instead of DEADLINE_EXCEEDED; on with target_ms */
 } me_search_opts_t;
 
 /* Search modes and fusions (the wire's numbers). */
@@ -191,6 +196,9 @@ typedef struct {
     size_t n_missing;
     me_stage_info_t stages[8];
     int n_stages;
+    int degraded;            /* anytime: an earlier stage's ranking, at the budget in r_q, r_c */
+    double predicted_ms;     /* target_ms: the latency predicted for the budget chosen */
+    char budget_reason[200]; /* target_ms: why this budget */
 } me_results_t;
 
 /* query: rows × dim f32 (NULL in lexical mode: BM25 needs no vectors). */

@@ -557,6 +557,9 @@ static int h_search(req_t *r) {
     if (lexical) v.rows = 1;
     int r_q = lexical ? 1 : m->r_q ? (int)(m->r_q > 100000 ? 100000 : m->r_q) : v.rows;
     int r_c = lexical ? 1 : m->r_c ? (int)(m->r_c > 100000 ? 100000 : m->r_c) : cfg->max_doc_vectors;
+    /* A budget the coordinator chose for a latency target fits this collection's shape. */
+    if (m->target_ms && r_q > v.rows) r_q = v.rows;
+    if (m->target_ms && r_c > cfg->max_doc_vectors) r_c = cfg->max_doc_vectors;
     if (r_q > v.rows) { rc = BAD(r, "budget r_q=%d exceeds the %d query vectors sent", r_q, v.rows); goto out; }
     if (r_c > cfg->max_doc_vectors) {
         rc = BAD(r, "budget r_c=%d exceeds the collection's max_doc_vectors=%d", r_c, cfg->max_doc_vectors);
@@ -607,13 +610,17 @@ static int h_search(req_t *r) {
                              .text = m->lexical_text, .hybrid_n = m->hybrid_candidates,
                              .weighted = m->fusion == METAEMBED__FUSION__FUSION_WEIGHTED,
                              .alpha = m->n_alpha ? m->alpha[0] : ME_FUSION_ALPHA, .rrf_k = (int)m->rrf_k,
-                             .all_candidates = m->all_candidates, .allow = allow };
+                             .all_candidates = m->all_candidates, .allow = allow,
+                             .anytime = m->anytime, .slowdown = (int)s->opts.slowdown };
     char err[256] = "";
     uint64_t t_search = me_now_us();
     int e = me_search_run(c, s->storage, &p, &res, err, sizeof err);
     if (e == 0) {
         /* BM25 has no budget: lexical searches stay out of the per-budget latencies. */
-        if (!lexical) me_budget_hist_observe(&s->search_by_budget, r_q, r_c, me_now_us() - t_search);
+        if (!lexical)
+            me_budget_hist_observe(&s->search_by_budget, res.degraded ? res.r_q : r_q, res.degraded ? res.r_c : r_c,
+                                   me_now_us() - t_search);
+        if (res.degraded) atomic_fetch_add(&s->degraded, 1);
         for (int i = 0; i < res.nstages; i++) {
             const char *n = res.stages[i].name;
             int si = 0;
@@ -658,8 +665,9 @@ static int h_search(req_t *r) {
     Metaembed__SearchReply rep = METAEMBED__SEARCH_REPLY__INIT;
     rep.hits = hptrs;
     rep.n_hits = nhits;
-    rep.r_q = lexical ? 0 : (uint32_t)r_q;  /* no vectors were used */
-    rep.r_c = lexical ? 0 : (uint32_t)r_c;
+    rep.r_q = lexical ? 0 : (uint32_t)(res.degraded ? res.r_q : r_q);  /* lexical: no vectors were used */
+    rep.r_c = lexical ? 0 : (uint32_t)(res.degraded ? res.r_c : r_c);
+    rep.degraded = res.degraded;
     rep.stages = stp;
     rep.n_stages = (size_t)res.nstages;
     rep.documents = c->n;

@@ -65,9 +65,11 @@ static int load_refs(me_coll_t *c, me_storage_t *st, int r_c, const uint32_t *sl
     return rc;
 }
 
-/* Scores slots (or every doc when slots is NULL) at (r_q, r_c) into topk. */
+/* Scores slots (or every doc when slots is NULL) at (r_q, r_c) into topk;
+ * `reps` times over (--slowdown: the same scores, the work of a slower
+ * machine). */
 static int score_into(me_coll_t *c, me_storage_t *st, me_mquery_t *q, int r_c,
-                      const uint32_t *slots, size_t n, me_topk_t *topk, uint64_t deadline_us,
+                      const uint32_t *slots, size_t n, me_topk_t *topk, uint64_t deadline_us, int reps,
                       char *err, size_t errcap) {
     uint32_t *idx = malloc(CHUNK * sizeof *idx);
     me_docref_t *refs = malloc(CHUNK * sizeof *refs);
@@ -81,7 +83,8 @@ static int score_into(me_coll_t *c, me_storage_t *st, me_mquery_t *q, int r_c,
         for (size_t i = 0; i < m; i++) idx[i] = slots ? slots[off + i] : (uint32_t)(off + i);
         rc = load_refs(c, st, r_c, idx, m, refs, &fb, err, errcap);
         if (rc) break;
-        me_maxsim_score(q, c->cfg.dtype, r_c, refs, m, scores, ME_MAXSIM_AUTO);
+        for (int rep = 0; rep < (reps > 1 ? reps : 1); rep++)
+            me_maxsim_score(q, c->cfg.dtype, r_c, refs, m, scores, ME_MAXSIM_AUTO);
         me_topk_push_n(topk, scores, idx, m);
     }
 done:
@@ -126,18 +129,21 @@ static int refine_budget(int r_q, int r_c, int coarse_rq, int coarse_rc, int *rq
 }
 
 /* One narrowing stage: scores `in` (NULL: every document) at (rq, rc) and
- * keeps the best `keep` slots in *out (malloc'd, *nout of them). */
+ * keeps the best `keep` slots in *out (malloc'd, *nout of them); with
+ * `ranked`, also their scores, best first (malloc'd): the stage's own
+ * ranking, an anytime answer at its budget. */
 static int narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, const char *name,
                   int rq, int rc_, const uint32_t *in, size_t n_in, size_t keep, uint32_t **out,
-                  size_t *nout, me_search_result_t *res, char *err, size_t errcap) {
+                  size_t *nout, me_scored_t **ranked, me_search_result_t *res, char *err, size_t errcap) {
     uint64_t t0 = me_now_us();
     me_topk_t best;
     int rc = me_topk_init(&best, keep, tie_by_id, c);
     if (rc) return rc;
     me_mquery_t *q = me_mquery_new(p->query, rq, c->cfg.dim);
     if (!q) rc = ME_ENOMEM;
-    if (rc == 0) rc = score_into(c, st, q, rc_, in, n_in, &best, p->deadline_us, err, errcap);
+    if (rc == 0) rc = score_into(c, st, q, rc_, in, n_in, &best, p->deadline_us, p->slowdown, err, errcap);
     me_mquery_free(q);
+    if (rc == 0 && ranked) me_topk_finish(&best);
     if (rc == 0) {
         *nout = best.n;
         *out = malloc((best.n ? best.n : 1) * sizeof **out);
@@ -145,9 +151,30 @@ static int narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, c
         else
             for (size_t i = 0; i < best.n; i++) (*out)[i] = best.items[i].idx;
         if (rc == 0) stage_done(res, name, rq, rc_, n_in, best.n, t0);
+        if (rc == 0 && ranked) {
+            *ranked = best.items;  /* ownership moves to the caller */
+            best.items = NULL;
+        }
     }
     me_topk_free(&best);
     return rc;
+}
+
+/* Anytime: whether a stage scoring n documents at (rq, rc) should still
+ * end before the deadline, predicted from the last stage's cost per
+ * document-budget (us_per: microseconds per document per r_q·r_c) with a
+ * margin of half again. */
+static int stage_fits(const me_search_params_t *p, double us_per, size_t n, int rq, int rc) {
+    if (!p->anytime || !p->deadline_us) return 1;
+    double predicted = 1.5 * us_per * (double)n * rq * rc;
+    return (double)me_now_us() + predicted < (double)p->deadline_us;
+}
+
+/* The cost per document-budget of the stage just recorded. */
+static double stage_cost(const me_search_result_t *out) {
+    const me_stage_t *s = &out->stages[out->nstages - 1];
+    double work = (double)s->in * s->r_q * s->r_c;
+    return work > 0 ? (double)s->micros / work : 0;
 }
 
 /* The documents a search may return: `uni` (NULL: every slot), n of them. */
@@ -170,36 +197,68 @@ static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p
     if (n2 < p->k) n2 = p->k;
 
     uint64_t t0 = me_now_us();
+    /* The last finished stage's ranking (anytime), and its budget. */
+    me_scored_t *last = NULL;
+    size_t nlast = 0;
+    int last_rq = p->r_q, last_rc = p->r_c, degraded = 0;
     if (p->exact || (coarse_rc == p->r_c && coarse_rq == p->r_q)) {
         /* One pass at the full budget (exact mode, or a budget the coarse
          * stage already is). */
-        rc = score_into(c, st, q, p->r_c, uni, n, &final_k, p->deadline_us, err, errcap);
+        rc = score_into(c, st, q, p->r_c, uni, n, &final_k, p->deadline_us, p->slowdown, err, errcap);
         if (rc == 0) stage_done(out, p->exact ? "exact" : "coarse", p->r_q, p->r_c, n, final_k.n, t0);
     } else {
         uint32_t *surv = NULL, *surv2 = NULL;
+        me_scored_t *ranked2 = NULL;
         size_t ns = 0, ns2 = 0;
         int rq_m, rc_m;
-        rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, n, n1, &surv, &ns, out, err, errcap);
+        rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, n, n1, &surv, &ns, p->anytime ? &last : NULL, out,
+                    err, errcap);
+        nlast = ns;
+        last_rq = coarse_rq;
+        last_rc = coarse_rc;
         /* Stage 2 only when it narrows: a middle budget over the coarse
          * survivors, so the full budget scores a few hundred documents. */
         if (rc == 0 && n2 < ns && refine_budget(p->r_q, p->r_c, coarse_rq, coarse_rc, &rq_m, &rc_m)) {
-            rc = narrow(c, st, p, "refine", rq_m, rc_m, surv, ns, n2, &surv2, &ns2, out, err, errcap);
-            if (rc == 0) {
+            if (!stage_fits(p, stage_cost(out), ns, rq_m, rc_m)) degraded = 1;
+            else rc = narrow(c, st, p, "refine", rq_m, rc_m, surv, ns, n2, &surv2, &ns2, p->anytime ? &ranked2 : NULL,
+                             out, err, errcap);
+            if (rc == ME_ETIMEDOUT && p->anytime) { rc = 0; degraded = 1; }
+            if (rc == 0 && !degraded) {
                 free(surv);
                 surv = surv2;
                 ns = ns2;
+                free(last);
+                last = ranked2;
+                nlast = ns2;
+                last_rq = rq_m;
+                last_rc = rc_m;
             }
         }
-        if (rc == 0) {
+        if (rc == 0 && !degraded) {
             uint64_t t1 = me_now_us();
-            rc = score_into(c, st, q, p->r_c, surv, ns, &final_k, p->deadline_us, err, errcap);
-            if (rc == 0) stage_done(out, "rerank", p->r_q, p->r_c, ns, final_k.n, t1);
+            if (!stage_fits(p, stage_cost(out), ns, p->r_q, p->r_c)) degraded = 1;
+            else rc = score_into(c, st, q, p->r_c, surv, ns, &final_k, p->deadline_us, p->slowdown, err, errcap);
+            if (rc == ME_ETIMEDOUT && p->anytime) { rc = 0; degraded = 1; }
+            if (rc == 0 && !degraded) stage_done(out, "rerank", p->r_q, p->r_c, ns, final_k.n, t1);
         }
         free(surv);
     }
     me_mquery_free(q);
     if (rc == ME_ETIMEDOUT) snprintf(err, errcap, "deadline exceeded during search");
-    if (rc) { me_topk_free(&final_k); return rc; }
+    if (rc) { me_topk_free(&final_k); free(last); return rc; }
+    out->r_q = p->r_q;
+    out->r_c = p->r_c;
+    if (degraded) {
+        /* The last finished stage's best k, at its budget: its own ranking. */
+        me_topk_free(&final_k);
+        out->nhits = nlast < p->k ? nlast : p->k;
+        out->hits = last;  /* best first, ties by id; ownership moves to the result */
+        out->degraded = 1;
+        out->r_q = last_rq;
+        out->r_c = last_rc;
+        return 0;
+    }
+    free(last);
     out->nhits = me_topk_finish(&final_k);
     out->hits = final_k.items;  /* ownership moves to the result */
     return 0;
@@ -247,7 +306,7 @@ static int hybrid_candidates(me_coll_t *c, me_storage_t *st, const me_search_par
     int coarse_rq = p->r_q < ME_SEARCH_COARSE_QUERY_VECTORS ? p->r_q : ME_SEARCH_COARSE_QUERY_VECTORS;
     uint32_t *dense = NULL;
     size_t nd = 0;
-    int rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, nu, hn, &dense, &nd, out, err, errcap);
+    int rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, nu, hn, &dense, &nd, NULL, out, err, errcap);
     if (rc) return rc;
     uint8_t *seen = calloc(c->n ? c->n : 1, 1);
     *cand = malloc((nd + nlex + 1) * sizeof **cand);
@@ -304,7 +363,7 @@ static int hybrid_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *
     uint64_t t0 = me_now_us();
     if (rc == 0) rc = me_topk_init(&scored, ncand ? ncand : 1, tie_by_id, c);
     if (rc == 0 && !(q = me_mquery_new(p->query, p->r_q, c->cfg.dim))) rc = ME_ENOMEM;
-    if (rc == 0) rc = score_into(c, st, q, p->r_c, cand, ncand, &scored, p->deadline_us, err, errcap);
+    if (rc == 0) rc = score_into(c, st, q, p->r_c, cand, ncand, &scored, p->deadline_us, p->slowdown, err, errcap);
     if (rc == 0) {
         size_t ns = me_topk_finish(&scored);
         stage_done(out, "rerank", p->r_q, p->r_c, ncand, ns, t0);

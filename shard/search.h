@@ -65,6 +65,8 @@ typedef struct {
     int rrf_k;            /* RRF: 0 = ME_FUSION_RRF_K */
     int all_candidates;   /* hybrid: every fused candidate, not only k */
     const uint64_t *allow;/* a filter's bitmap over the slots (me_fields_eval); NULL: all */
+    int anytime;          /* a deadline that would pass mid-cascade: the last finished stage's ranking */
+    int slowdown;         /* each stage's scoring done this many times (--slowdown); 0 = 1 */
 } me_search_params_t;
 
 typedef struct {
@@ -79,6 +81,8 @@ typedef struct {
     float *dense, *lexical; /* [nhits] the component scores (lexical, hybrid; else NULL) */
     me_stage_t stages[ME_SEARCH_MAX_STAGES];
     int nstages;
+    int degraded;         /* anytime: the ranking of an earlier stage, at budget (r_q, r_c) */
+    int r_q, r_c;         /* the budget of the ranking returned */
 } me_search_result_t;
 
 /* Returns 0, ME_ETIMEDOUT past the deadline, ME_ENOMEM, ME_EIO/ME_ECORRUPT

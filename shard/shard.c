@@ -35,6 +35,9 @@ const me_cfg_opt_t me_shard_options[] = {
     ME_CFG_DEADLINE_OPTION(me_shard_opts_t, "30000"),
     OPT("block-cache", ME_CFG_SIZE, block_cache, "256M", 1 << 20, 1LL << 40, NULL,
         "RocksDB block cache for vectors read from disk"),
+    OPT("slowdown", ME_CFG_INT, slowdown, "1", 1, 100000, NULL,
+        "do each search stage's scoring N times: the latency of a machine N times slower, for tests and "
+        "load experiments (answers are unchanged)"),
     ME_METRICS_CFG_OPTIONS(me_shard_opts_t, "127.0.0.1:9100"),
     ME_CURVE_CFG_OPTIONS(me_shard_opts_t),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
@@ -114,6 +117,9 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
     }
     me_buf_printf(out, "metaembed_filter_selectivity_sum %.6f\n", (double)atomic_load(&s->selectivity_sum_ppm) / 1e6);
     me_buf_printf(out, "metaembed_filter_selectivity_count %llu\n", (unsigned long long)nsel);
+    me_metric_u64(out, "metaembed_search_degraded_total", "counter",
+                  "Anytime searches answered by an earlier stage's ranking because the deadline would pass.",
+                  (unsigned long long)atomic_load(&s->degraded));
     me_metric_u64(out, "metaembed_rocksdb_live_bytes", "gauge", "RocksDB SST and memtable bytes.",
                   (unsigned long long)me_storage_disk_bytes(s->storage));
     me_metric_u64(out, "metaembed_rocksdb_memtable_bytes", "gauge",

@@ -39,6 +39,7 @@ typedef struct {
     int metrics_public;
     char curve_dir[ME_CFG_STR_MAX];
     int insecure;
+    long long slowdown;        /* search scoring done this many times (tests, load experiments) */
 } me_shard_opts_t;
 
 extern const me_cfg_opt_t me_shard_options[];
@@ -62,6 +63,7 @@ typedef struct {
      * cumulative over me_shard_selectivity_bounds (the last: all). */
     atomic_uint_fast64_t selectivity[ME_SHARD_SELECTIVITY_BUCKETS + 1];
     atomic_uint_fast64_t selectivity_sum_ppm;  /* Σ matched fraction, in millionths */
+    atomic_uint_fast64_t degraded;  /* anytime searches answered by an earlier stage */
 } me_shard_t;
 
 /* The shard's own /metrics lines (collections, storage) and readiness. */

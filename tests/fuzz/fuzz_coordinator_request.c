@@ -84,6 +84,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     g_co.opts.default_deadline_ms = 2000;
     if (me_cluster_load(&g_co.cluster, map, 3, err, sizeof err) != 0) abort();
     me_metrics_init(&g_co.metrics);
+    me_autobudget_init(&g_co.autobudget);
     g_zctx = zmq_ctx_new();
     g_fan = me_fanout_new(&g_co.cluster, g_zctx);
 
