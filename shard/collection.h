@@ -8,10 +8,12 @@
 #define ME_COLLECTION_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common/bm25.h"
+#include "common/budget.h"
 #include "common/dtype.h"
 #include "common/maxsim.h"
 #include "common/payload.h"
@@ -48,6 +50,10 @@ typedef struct {
     uint64_t stored_rows;     /* Σ rows, for index size */
     me_bm25_index_t *lex;     /* BM25 over each slot's text, slots in step */
     me_fields_t *fields;      /* the indexed payload fields' columns, slots in step */
+    /* Anytime's cost model: recent search-stage time per document at each
+     * ladder budget, in picoseconds (0: not seen yet); updated without the
+     * write lock, so relaxed atomics. */
+    atomic_uint_fast64_t stage_ps[ME_BUDGET_LADDER_N];
 } me_coll_t;
 
 /* Validates and fills defaults (R_c 64, R_q 16, f16, ram = R_c, coarse 1;

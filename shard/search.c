@@ -160,21 +160,34 @@ static int narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, c
     return rc;
 }
 
-/* Anytime: whether a stage scoring n documents at (rq, rc) should still
- * end before the deadline, predicted from the last stage's cost per
- * document-budget (us_per: microseconds per document per r_q·r_c) with a
- * margin of half again. */
-static int stage_fits(const me_search_params_t *p, double us_per, size_t n, int rq, int rc) {
-    if (!p->anytime || !p->deadline_us) return 1;
-    double predicted = 1.5 * us_per * (double)n * rq * rc;
-    return (double)me_now_us() + predicted < (double)p->deadline_us;
+/* Anytime's cost model: each finished stage teaches the collection its
+ * time per document at the stage's budget (a moving average); a stage is
+ * predicted from that, or, at a budget not seen yet, from the stage just
+ * run scaled by r_q·r_c (which overestimates: per-document overheads do
+ * not scale). */
+static void stage_learn(me_coll_t *c, const me_search_result_t *out) {
+    const me_stage_t *s = &out->stages[out->nstages - 1];
+    int l = me_budget_index(s->r_q, s->r_c);
+    if (l < 0 || !s->in) return;
+    uint64_t ps = s->micros * 1000000u / s->in, old = atomic_load_explicit(&c->stage_ps[l], memory_order_relaxed);
+    atomic_store_explicit(&c->stage_ps[l], old ? (old * 3 + ps) / 4 : ps, memory_order_relaxed);
 }
 
-/* The cost per document-budget of the stage just recorded. */
-static double stage_cost(const me_search_result_t *out) {
-    const me_stage_t *s = &out->stages[out->nstages - 1];
-    double work = (double)s->in * s->r_q * s->r_c;
-    return work > 0 ? (double)s->micros / work : 0;
+/* Whether a stage scoring n documents at (rq, rc) should still end before
+ * the deadline, with a margin of half again. */
+static int stage_fits(me_coll_t *c, const me_search_params_t *p, const me_search_result_t *out, size_t n, int rq,
+                      int rc) {
+    if (!p->anytime || !p->deadline_us) return 1;
+    int l = me_budget_index(rq, rc);
+    uint64_t ps = l >= 0 ? atomic_load_explicit(&c->stage_ps[l], memory_order_relaxed) : 0;
+    double per_doc_us;
+    if (ps) per_doc_us = (double)ps / 1e6;
+    else {
+        const me_stage_t *s = &out->stages[out->nstages - 1];
+        double work = (double)s->in * s->r_q * s->r_c;
+        per_doc_us = work > 0 ? (double)s->micros / work * rq * rc : 0;
+    }
+    return (double)me_now_us() + 1.5 * per_doc_us * (double)n < (double)p->deadline_us;
 }
 
 /* The documents a search may return: `uni` (NULL: every slot), n of them. */
@@ -216,14 +229,16 @@ static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p
         nlast = ns;
         last_rq = coarse_rq;
         last_rc = coarse_rc;
+        if (rc == 0) stage_learn(c, out);
         /* Stage 2 only when it narrows: a middle budget over the coarse
          * survivors, so the full budget scores a few hundred documents. */
         if (rc == 0 && n2 < ns && refine_budget(p->r_q, p->r_c, coarse_rq, coarse_rc, &rq_m, &rc_m)) {
-            if (!stage_fits(p, stage_cost(out), ns, rq_m, rc_m)) degraded = 1;
+            if (!stage_fits(c, p, out, ns, rq_m, rc_m)) degraded = 1;
             else rc = narrow(c, st, p, "refine", rq_m, rc_m, surv, ns, n2, &surv2, &ns2, p->anytime ? &ranked2 : NULL,
                              out, err, errcap);
             if (rc == ME_ETIMEDOUT && p->anytime) { rc = 0; degraded = 1; }
             if (rc == 0 && !degraded) {
+                stage_learn(c, out);
                 free(surv);
                 surv = surv2;
                 ns = ns2;
@@ -236,10 +251,13 @@ static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p
         }
         if (rc == 0 && !degraded) {
             uint64_t t1 = me_now_us();
-            if (!stage_fits(p, stage_cost(out), ns, p->r_q, p->r_c)) degraded = 1;
+            if (!stage_fits(c, p, out, ns, p->r_q, p->r_c)) degraded = 1;
             else rc = score_into(c, st, q, p->r_c, surv, ns, &final_k, p->deadline_us, p->slowdown, err, errcap);
             if (rc == ME_ETIMEDOUT && p->anytime) { rc = 0; degraded = 1; }
-            if (rc == 0 && !degraded) stage_done(out, "rerank", p->r_q, p->r_c, ns, final_k.n, t1);
+            if (rc == 0 && !degraded) {
+                stage_done(out, "rerank", p->r_q, p->r_c, ns, final_k.n, t1);
+                stage_learn(c, out);
+            }
         }
         free(surv);
     }
