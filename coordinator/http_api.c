@@ -959,14 +959,15 @@ static int get_mode_fields(api_t *a, Metaembed__SearchRequest *req, float *alpha
 static int r_search(api_t *a) {
     static const char *const top[] = { "text", "image", "vectors", "budget", "r_q", "r_c", "k", "offset", "exact",
                                        "candidates", "with_metadata", "all_or_nothing", "timeout_ms", "mode",
-                                       "fusion", "alpha", "lexical_text", "hybrid_candidates", "filter", NULL };
+                                       "fusion", "alpha", "lexical_text", "hybrid_candidates", "filter", "target_ms",
+                                       "min_budget", "anytime", NULL };
     Metaembed__SearchRequest req = METAEMBED__SEARCH_REQUEST__INIT;
     tensor_t q = { 0 };
     uint8_t *image = NULL;
     size_t image_len = 0;
     uint32_t cand[8];
     const char *text = NULL;
-    int exact = 0, with_metadata = 1, aon = 0, rc;
+    int exact = 0, with_metadata = 1, aon = 0, anytime = 0, rc;
     float alpha;
     req.k = 10;
     if ((rc = check_members(a, a->in, "the search", top)) != 0 || (rc = get_str(a, a->in, "text", 0, &text)) != 0 ||
@@ -976,8 +977,24 @@ static int r_search(api_t *a) {
         (rc = get_u32(a, a->in, "r_c", &req.r_c)) != 0 || (rc = get_bool(a, a->in, "exact", &exact)) != 0 ||
         (rc = get_bool(a, a->in, "with_metadata", &with_metadata)) != 0 ||
         (rc = get_bool(a, a->in, "all_or_nothing", &aon)) != 0 || (rc = get_mode_fields(a, &req, &alpha)) != 0 ||
-        (rc = get_filter(a, a->in, &req.filter)) != 0)
+        (rc = get_filter(a, a->in, &req.filter)) != 0 || (rc = get_u32(a, a->in, "target_ms", &req.target_ms)) != 0 ||
+        (rc = get_bool(a, a->in, "anytime", &anytime)) != 0)
         goto out;
+    req.anytime = anytime;
+    const me_json_t *mb = me_json_get(a->in, "min_budget");
+    uint32_t minb[2];
+    if (mb && mb->type != ME_JSON_NULL) {
+        int64_t x, y;
+        if (mb->type != ME_JSON_ARRAY || mb->len != 2 || me_json_int64(&mb->u.items[0], &x) != 0 ||
+            me_json_int64(&mb->u.items[1], &y) != 0 || x < 1 || y < 1 || x > UINT32_MAX || y > UINT32_MAX) {
+            rc = BAD(a, "\"min_budget\" is [r_q, r_c], e.g. [2, 4] (each at least 1)");
+            goto out;
+        }
+        minb[0] = (uint32_t)x;
+        minb[1] = (uint32_t)y;
+        req.min_budget = minb;
+        req.n_min_budget = 2;
+    }
     const me_json_t *budget = me_json_get(a->in, "budget");
     if (budget && budget->type != ME_JSON_NULL) {
         int64_t x, y;
@@ -1045,6 +1062,11 @@ static int r_search(api_t *a) {
     me_json_put_u64(&w, "r_c", m->r_c);
     me_json_put_u64(&w, "documents", m->documents);
     me_json_put_bool(&w, "partial", m->partial);
+    me_json_put_bool(&w, "degraded", m->degraded);
+    if (req.target_ms) {
+        me_json_put_num_prec(&w, "predicted_ms", m->predicted_ms, 4);
+        me_json_put_str(&w, "budget_reason", m->budget_reason);
+    }
     me_json_arr_begin(&w, "missing_groups");
     for (size_t i = 0; i < m->n_missing_groups; i++) me_json_put_str(&w, NULL, m->missing_groups[i]);
     me_json_arr_end(&w);

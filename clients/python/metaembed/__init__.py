@@ -78,6 +78,10 @@ class Hit:
     lexical_score: Optional[float] = None  # lexical and hybrid modes: BM25 (the shard's statistics)
 
 
+# search()'s budget when none is given: (4, 8), or no ceiling with target_ms.
+_DEFAULT_BUDGET = object()
+
+
 @dataclass
 class SearchResult:
     hits: List[Hit]
@@ -87,6 +91,9 @@ class SearchResult:
     partial: bool
     missing_groups: List[str] = field(default_factory=list)
     stages: List[Dict[str, Any]] = field(default_factory=list)
+    degraded: bool = False            # anytime: an earlier stage's ranking, at (r_q, r_c)
+    predicted_ms: Optional[float] = None  # target_ms: the latency predicted for the budget chosen
+    budget_reason: Optional[str] = None   # target_ms: why this budget
 
     def __iter__(self) -> Iterator[Hit]:
         return iter(self.hits)
@@ -396,11 +403,13 @@ class Collection:
             after = page.next_after
 
     def search(self, text: Optional[str] = None, image: Any = None, vectors: Optional[np.ndarray] = None,
-               budget: Optional[Tuple[int, int]] = (4, 8), k: int = 10, exact: bool = False,
+               budget: Any = _DEFAULT_BUDGET, k: int = 10, exact: bool = False,
                candidates: Optional[Union[int, Sequence[int]]] = None, with_metadata: bool = True,
                all_or_nothing: bool = False, offset: int = 0, mode: str = "dense",
                lexical_text: Optional[str] = None, alpha: Optional[float] = None, fusion: Optional[str] = None,
-               hybrid_candidates: Optional[int] = None, filter: Optional[Filter] = None) -> SearchResult:
+               hybrid_candidates: Optional[int] = None, filter: Optional[Filter] = None,
+               target_ms: Optional[int] = None, min_budget: Optional[Tuple[int, int]] = None,
+               anytime: bool = False) -> SearchResult:
         """A text, an image (bytes or a path; with an optional text) or query
         vectors [R, D], at budget (r_q, r_c) (None or 0: all vectors). The
         hits are [offset, offset + k) of the ranking: offset pages through it.
@@ -408,7 +417,11 @@ class Collection:
         document's metadata "text"; "hybrid" fuses BM25 and MaxSim, by RRF or,
         with alpha (or fusion="weighted"), alpha·minmax(dense) + (1 − alpha)·minmax(BM25).
         filter (an expression or a dict) scores only the documents it
-        matches, at every stage: when k or more match, k come back."""
+        matches, at every stage: when k or more match, k come back.
+        target_ms picks the budget for a latency target (budget="auto"; a
+        given budget is then the ceiling, min_budget the floor): the largest
+        trained budget predicted to answer in time, answered anytime (a
+        shard that would be late returns its last finished stage, degraded)."""
         body: Dict[str, Any] = {"k": k, "offset": offset, "exact": exact, "with_metadata": with_metadata,
                                 "all_or_nothing": all_or_nothing, "mode": mode}
         if lexical_text is not None:
@@ -426,7 +439,15 @@ class Collection:
             body["image"] = _image_bytes(image)
         if vectors is not None:
             body["vectors"] = _tensor(vectors)
-        if budget is not None:
+        if budget is _DEFAULT_BUDGET:
+            budget = None if target_ms is not None else (4, 8)  # with a target: no ceiling unless given
+        if target_ms is not None:
+            body["target_ms"] = int(target_ms)
+        if min_budget is not None:
+            body["min_budget"] = [int(min_budget[0]), int(min_budget[1])]
+        if anytime:
+            body["anytime"] = True
+        if budget is not None and budget != "auto":
             body["budget"] = [int(budget[0]), int(budget[1])]
         if candidates is not None:
             body["candidates"] = candidates if isinstance(candidates, int) else list(candidates)
@@ -435,4 +456,5 @@ class Collection:
         r = self._post("search", body)
         return SearchResult([Hit(h["id"], float(h["score"]), h.get("metadata"), h.get("dense_score"),
                                  h.get("lexical_score")) for h in r["hits"]], r["r_q"], r["r_c"],
-                            r["documents"], r["partial"], r.get("missing_groups", []), r.get("stages", []))
+                            r["documents"], r["partial"], r.get("missing_groups", []), r.get("stages", []),
+                            r.get("degraded", False), r.get("predicted_ms"), r.get("budget_reason"))

@@ -236,3 +236,17 @@ def test_text_ingest_and_search(text_cluster):
     with pytest.raises(MetaembedError) as e:
         coll.search(image=b"not an image")
     assert e.value.code == "INVALID_ARGUMENT"
+
+
+def test_budget_auto_with_a_latency_target(coll):
+    """target_ms: the coordinator picks a trained budget and says why; a
+    min_budget floor holds; bad combinations are 400s."""
+    q = np.random.default_rng(3).standard_normal((4, D)).astype(np.float32)
+    r = coll.search(vectors=q, target_ms=500, k=3)
+    assert r.budget_reason and r.predicted_ms is not None
+    assert not r.degraded
+    r = coll.search(vectors=q, target_ms=500, min_budget=(2, 4), k=3)
+    assert r.r_q >= 2 and r.budget_reason
+    with pytest.raises(MetaembedError) as e:
+        coll.search(vectors=q, target_ms=500, budget=(1, 1), min_budget=(4, 8))
+    assert e.value.status == 400 and "above the ceiling" in e.value.message
