@@ -1,15 +1,16 @@
 #include "coordinator/autobudget.h"
 
-#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/wire.h"
 
-#define EWMA 0.2            /* weight of the newest observation */
-#define STALE_US 2000000    /* older observations are not trusted */
+#define STALE_US 2000000     /* older windows are not trusted */
 #define RISE_AFTER_US 250000
-#define RISE_BELOW 0.6      /* of the target */
+#define RISE_BELOW 0.5       /* of the target */
+#define FIT 0.8              /* of the target: the predicted 95th percentile's room */
+#define JUDGE_AFTER 16       /* searches at a level before its tail may lower it */
 
 void me_autobudget_init(me_autobudget_t *a) {
     memset(a, 0, sizeof *a);
@@ -21,41 +22,56 @@ void me_autobudget_destroy(me_autobudget_t *a) { pthread_mutex_destroy(&a->lock)
 
 static double work(int level) { return (double)me_budget_ladder[level].r_q * me_budget_ladder[level].r_c; }
 
-/* The predicted tail at a level (us), or -1 without any observation. */
+static int cmp_float(const void *x, const void *y) {
+    float a = *(const float *)x, b = *(const float *)y;
+    return (a > b) - (a < b);
+}
+
+static int fresh(const me_autobudget_t *a, int level, uint64_t now) {
+    return a->nlat[level] && now - a->seen_us[level] < STALE_US;
+}
+
+/* The 95th percentile of a level's window (us). */
+static double p95(const me_autobudget_t *a, int level) {
+    float v[ME_AUTOBUDGET_WINDOW];
+    int n = a->nlat[level];
+    memcpy(v, a->lat_us[level], (size_t)n * sizeof *v);
+    qsort(v, (size_t)n, sizeof *v, cmp_float);
+    int i = (int)(0.95 * (n - 1) + 0.5);
+    return v[i];
+}
+
+/* The predicted tail at a level (us), or -1 without any recent search. */
 static double tail(const me_autobudget_t *a, int level, uint64_t now) {
-    if (a->seen_us[level] && now - a->seen_us[level] < STALE_US)
-        return a->mean_us[level] + 2 * sqrt(a->var_us[level] > 0 ? a->var_us[level] : 0);
-    /* The nearest observed level, scaled: half the time is taken as the
-     * coarse stage every budget shares, half as the r_q·r_c rerank. */
+    if (fresh(a, level, now)) return p95(a, level);
     int best = -1;
     for (int d = 1; d < ME_BUDGET_LADDER_N && best < 0; d++) {
-        if (level - d >= 0 && a->seen_us[level - d] && now - a->seen_us[level - d] < STALE_US) best = level - d;
-        else if (level + d < ME_BUDGET_LADDER_N && a->seen_us[level + d] && now - a->seen_us[level + d] < STALE_US)
-            best = level + d;
+        if (level - d >= 0 && fresh(a, level - d, now)) best = level - d;
+        else if (level + d < ME_BUDGET_LADDER_N && fresh(a, level + d, now)) best = level + d;
     }
     if (best < 0) return -1;
-    double t = a->mean_us[best] + 2 * sqrt(a->var_us[best] > 0 ? a->var_us[best] : 0);
-    return t * (0.5 + 0.5 * work(level) / work(best));
+    return p95(a, best) * (0.5 + 0.5 * work(level) / work(best));
 }
 
 void me_autobudget_pick(me_autobudget_t *a, double target_ms, int lo, int hi, int *level, double *predicted_ms,
                         char *reason, size_t cap) {
-    double target_us = target_ms * 1000.0;
+    double target_us = target_ms * 1000.0, fit_us = FIT * target_us;
     uint64_t now = me_now_us();
     pthread_mutex_lock(&a->lock);
     /* Rise one step after a while with room to spare at the current level. */
     if (a->level < ME_BUDGET_LADDER_N - 1 && now - a->level_since_us > RISE_AFTER_US) {
-        double t = tail(a, a->level, now), up = tail(a, a->level + 1, now);
-        if (t >= 0 && t < RISE_BELOW * target_us && (up < 0 || up < target_us)) {
+        double t = tail(a, a->level, now), up = fresh(a, a->level + 1, now) ? p95(a, a->level + 1) : -1;
+        if (t >= 0 && t < RISE_BELOW * target_us && (up < 0 || up <= fit_us)) {
             a->level++;
             a->level_since_us = now;
+            a->since_change = 0;
         }
     }
     int l = a->level < hi ? a->level : hi;
     /* The largest level at or below it whose tail fits (unknown: tried). */
     while (l > lo) {
         double t = tail(a, l, now);
-        if (t < 0 || t <= target_us) break;
+        if (t < 0 || t <= fit_us) break;
         l--;
     }
     if (l < lo) l = lo;
@@ -66,13 +82,14 @@ void me_autobudget_pick(me_autobudget_t *a, double target_ms, int lo, int hi, in
     const me_budget_t *b = &me_budget_ladder[l];
     if (t < 0)
         snprintf(reason, cap, "(%d,%d): no recent latency seen at it yet; trying it", b->r_q, b->r_c);
-    else if (t <= target_us && l == hi)
-        snprintf(reason, cap, "(%d,%d): the ceiling; predicted %.1f ms fits %.0f ms", b->r_q, b->r_c, t / 1000.0, target_ms);
-    else if (t <= target_us)
-        snprintf(reason, cap, "(%d,%d): the largest predicted to fit %.0f ms (%.1f ms)", b->r_q, b->r_c, target_ms,
-                 t / 1000.0);
+    else if (t <= fit_us && l == hi)
+        snprintf(reason, cap, "(%d,%d): the ceiling; predicted p95 %.1f ms fits %.0f ms", b->r_q, b->r_c, t / 1000.0,
+                 target_ms);
+    else if (t <= fit_us)
+        snprintf(reason, cap, "(%d,%d): the largest predicted to fit %.0f ms (p95 %.1f ms; load or a slow group "
+                 "keeps it below the ceiling)", b->r_q, b->r_c, target_ms, t / 1000.0);
     else
-        snprintf(reason, cap, "(%d,%d): the minimum budget; predicted %.1f ms is over %.0f ms", b->r_q, b->r_c,
+        snprintf(reason, cap, "(%d,%d): the minimum budget; predicted p95 %.1f ms is over %.0f ms", b->r_q, b->r_c,
                  t / 1000.0, target_ms);
     atomic_fetch_add(&a->chosen[l], 1);
     if (l < hi) atomic_fetch_add(&a->below_ceiling, 1);
@@ -82,20 +99,17 @@ void me_autobudget_observe(me_autobudget_t *a, int level, double us, double targ
     if (level < 0 || level >= ME_BUDGET_LADDER_N) return;
     uint64_t now = me_now_us();
     pthread_mutex_lock(&a->lock);
-    if (!a->seen_us[level] || now - a->seen_us[level] >= STALE_US) {
-        a->mean_us[level] = us;
-        a->var_us[level] = 0;
-    } else {
-        double d = us - a->mean_us[level];
-        a->mean_us[level] += EWMA * d;
-        a->var_us[level] = (1 - EWMA) * (a->var_us[level] + EWMA * d * d);
-    }
+    if (!fresh(a, level, now)) a->nlat[level] = a->head[level] = 0;  /* an old window says nothing of now */
+    a->lat_us[level][a->head[level]] = (float)us;
+    a->head[level] = (a->head[level] + 1) % ME_AUTOBUDGET_WINDOW;
+    if (a->nlat[level] < ME_AUTOBUDGET_WINDOW) a->nlat[level]++;
     a->seen_us[level] = now;
-    /* Brownout: the tail at the current level passed the target. */
-    double t = a->mean_us[level] + 2 * sqrt(a->var_us[level]);
-    if (level == a->level && t > target_ms * 1000.0 && a->level > 0) {
+    /* Brownout: the tail at the current level passed its room. */
+    if (level == a->level && ++a->since_change >= JUDGE_AFTER && a->level > 0 &&
+        p95(a, level) > FIT * target_ms * 1000.0) {
         a->level--;
         a->level_since_us = now;
+        a->since_change = 0;
     }
     pthread_mutex_unlock(&a->lock);
     atomic_fetch_add(us <= target_ms * 1000.0 ? &a->within_target : &a->over_target, 1);
