@@ -620,7 +620,7 @@ static void print_results_json(me_json_writer_t *j, uint64_t q, const me_results
     me_json_put_int(j, "r_c", res->r_c);
     me_json_put_u64(j, "documents", res->documents);
     me_json_put_bool(j, "partial", res->partial);
-    me_json_put_bool(j, "degraded", res->degraded);
+    if (res->degraded) me_json_put_bool(j, "degraded", 1);  /* only when it is: the usual output stays as it was */
     if (res->budget_reason[0]) {
         me_json_put_str(j, "budget_reason", res->budget_reason);
         me_json_put_num_prec(j, "predicted_ms", res->predicted_ms, 4);

@@ -23,17 +23,13 @@ uint64_t me_coord_fanout_deadline(const req_t *r) {
 
 /* One read call per group with the same payload. */
 me_call_t *me_coord_read_calls(req_t *r, int method, const uint8_t *payload, size_t len) {
-    return me_coord_read_calls_by(r, method, payload, len, UINT64_MAX);
-}
-
-me_call_t *me_coord_read_calls_by(req_t *r, int method, const uint8_t *payload, size_t len, uint64_t deadline_us) {
     int n = COORD(r)->cluster.n_groups;
     me_call_t *calls = calloc((size_t)n, sizeof *calls);
     if (!calls) return NULL;
     for (int g = 0; g < n; g++)
         calls[g] = (me_call_t){ .group = g, .replica = -1, .method = method, .payload = payload, .len = len };
-    uint64_t retries = 0, fan = me_coord_fanout_deadline(r);
-    me_fanout_run(FANOUT(r), calls, n, deadline_us < fan ? deadline_us : fan, &retries);
+    uint64_t retries = 0;
+    me_fanout_run(FANOUT(r), calls, n, me_coord_fanout_deadline(r), &retries);
     atomic_fetch_add(&COORD(r)->retries, retries);
     return calls;
 }

@@ -27,8 +27,6 @@ const char *me_coord_group_name(req_t *r, int g);
 uint64_t me_coord_fanout_deadline(const req_t *r);
 /* One read call of `method` per group with the same payload, run; NULL on no memory. */
 me_call_t *me_coord_read_calls(req_t *r, int method, const uint8_t *payload, size_t len);
-/* The same, done by deadline_us at the latest (a latency target's). */
-me_call_t *me_coord_read_calls_by(req_t *r, int method, const uint8_t *payload, size_t len, uint64_t deadline_us);
 /* The first answer that is a request error (not an availability problem)
  * becomes the reply (every group would say the same); 0 when none. */
 int me_coord_first_request_error(req_t *r, me_call_t *calls, int n);

@@ -222,7 +222,6 @@ int me_coord_search(req_t *r) {
     int auto_level = -1, lo = 0, hi = 0;
     double predicted_ms = 0;
     char reason[200] = "";
-    uint64_t until = UINT64_MAX;
     if (m->target_ms) {
         if ((rc = auto_range(r, m, &lo, &hi)) != 0) goto out;
         double left_ms = (double)m->target_ms - (double)(me_now_us() - t_start) / 1000.0;
@@ -231,10 +230,13 @@ int me_coord_search(req_t *r) {
         shard_req.r_q = (uint32_t)me_budget_ladder[auto_level].r_q;
         shard_req.r_c = (uint32_t)me_budget_ladder[auto_level].r_c;
         /* The answer comes by the target, anytime: a shard cuts its cascade
-         * short rather than be late. With a minimum budget the minimum is
-         * the guarantee and the target a goal: no cut below it. */
+         * to end by it rather than be late (its first stage always
+         * finishes, so a shard too slow even for that answers late rather
+         * than not at all: the fan-out keeps the request's deadline). With
+         * a minimum budget the minimum is the guarantee and the target a
+         * goal: no cut below it. */
         shard_req.anytime = !m->n_min_budget;
-        if (!m->n_min_budget) until = t_start + (uint64_t)m->target_ms * 1000u;
+        shard_req.anytime_ms = shard_req.anytime ? (uint32_t)(left_ms > 1 ? left_ms : 1) : 0;
     }
     if (encode_us || m->offset || lexical || hybrid || m->target_ms) {
         if (!(fwd = me_wire_pack(&shard_req.base, &payload_len))) { rc = OOM(r); goto out; }
@@ -242,7 +244,7 @@ int me_coord_search(req_t *r) {
     }
     /* The "fanout" stage starts here: encoding the text has its own. */
     uint64_t t_fan = me_now_us();
-    calls = me_coord_read_calls_by(r, METAEMBED__METHOD__METHOD_SEARCH, payload, payload_len, until);
+    calls = me_coord_read_calls(r, METAEMBED__METHOD__METHOD_SEARCH, payload, payload_len);
     if (!calls) { rc = OOM(r); goto out; }
     if ((rc = search_request_error(r, m, calls, ng)) != 0) goto out;
     size_t nmissing = 0, total = 0;

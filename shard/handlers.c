@@ -611,7 +611,8 @@ static int h_search(req_t *r) {
                              .weighted = m->fusion == METAEMBED__FUSION__FUSION_WEIGHTED,
                              .alpha = m->n_alpha ? m->alpha[0] : ME_FUSION_ALPHA, .rrf_k = (int)m->rrf_k,
                              .all_candidates = m->all_candidates, .allow = allow,
-                             .anytime = m->anytime, .slowdown = (int)s->opts.slowdown };
+                             .anytime = m->anytime, .slowdown = (int)s->opts.slowdown,
+                             .anytime_us = m->anytime && m->anytime_ms ? me_now_us() + (uint64_t)m->anytime_ms * 1000u : 0 };
     char err[256] = "";
     uint64_t t_search = me_now_us();
     int e = me_search_run(c, s->storage, &p, &res, err, sizeof err);

@@ -134,14 +134,15 @@ static int refine_budget(int r_q, int r_c, int coarse_rq, int coarse_rc, int *rq
  * ranking, an anytime answer at its budget. */
 static int narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, const char *name,
                   int rq, int rc_, const uint32_t *in, size_t n_in, size_t keep, uint32_t **out,
-                  size_t *nout, me_scored_t **ranked, me_search_result_t *res, char *err, size_t errcap) {
+                  size_t *nout, me_scored_t **ranked, uint64_t deadline_us, me_search_result_t *res, char *err,
+                  size_t errcap) {
     uint64_t t0 = me_now_us();
     me_topk_t best;
     int rc = me_topk_init(&best, keep, tie_by_id, c);
     if (rc) return rc;
     me_mquery_t *q = me_mquery_new(p->query, rq, c->cfg.dim);
     if (!q) rc = ME_ENOMEM;
-    if (rc == 0) rc = score_into(c, st, q, rc_, in, n_in, &best, p->deadline_us, p->slowdown, err, errcap);
+    if (rc == 0) rc = score_into(c, st, q, rc_, in, n_in, &best, deadline_us, p->slowdown, err, errcap);
     me_mquery_free(q);
     if (rc == 0 && ranked) me_topk_finish(&best);
     if (rc == 0) {
@@ -173,11 +174,18 @@ static void stage_learn(me_coll_t *c, const me_search_result_t *out) {
     atomic_store_explicit(&c->stage_ps[l], old ? (old * 3 + ps) / 4 : ps, memory_order_relaxed);
 }
 
+/* The deadline the stages after the first are cut to (anytime). */
+static uint64_t soft_deadline(const me_search_params_t *p) {
+    if (!p->anytime || !p->anytime_us) return p->deadline_us;
+    return p->deadline_us && p->deadline_us < p->anytime_us ? p->deadline_us : p->anytime_us;
+}
+
 /* Whether a stage scoring n documents at (rq, rc) should still end before
- * the deadline, with a margin of half again. */
+ * the (soft) deadline, with a margin of half again. */
 static int stage_fits(me_coll_t *c, const me_search_params_t *p, const me_search_result_t *out, size_t n, int rq,
                       int rc) {
-    if (!p->anytime || !p->deadline_us) return 1;
+    uint64_t deadline = soft_deadline(p);
+    if (!p->anytime || !deadline) return 1;
     int l = me_budget_index(rq, rc);
     uint64_t ps = l >= 0 ? atomic_load_explicit(&c->stage_ps[l], memory_order_relaxed) : 0;
     double per_doc_us;
@@ -187,7 +195,7 @@ static int stage_fits(me_coll_t *c, const me_search_params_t *p, const me_search
         double work = (double)s->in * s->r_q * s->r_c;
         per_doc_us = work > 0 ? (double)s->micros / work * rq * rc : 0;
     }
-    return (double)me_now_us() + 1.5 * per_doc_us * (double)n < (double)p->deadline_us;
+    return (double)me_now_us() + 1.5 * per_doc_us * (double)n < (double)deadline;
 }
 
 /* The documents a search may return: `uni` (NULL: every slot), n of them. */
@@ -217,15 +225,17 @@ static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p
     if (p->exact || (coarse_rc == p->r_c && coarse_rq == p->r_q)) {
         /* One pass at the full budget (exact mode, or a budget the coarse
          * stage already is). */
-        rc = score_into(c, st, q, p->r_c, uni, n, &final_k, p->deadline_us, p->slowdown, err, errcap);
+        /* Anytime: the only stage is the first, which always finishes. */
+        rc = score_into(c, st, q, p->r_c, uni, n, &final_k, p->anytime ? 0 : p->deadline_us, p->slowdown, err, errcap);
         if (rc == 0) stage_done(out, p->exact ? "exact" : "coarse", p->r_q, p->r_c, n, final_k.n, t0);
     } else {
         uint32_t *surv = NULL, *surv2 = NULL;
         me_scored_t *ranked2 = NULL;
         size_t ns = 0, ns2 = 0;
         int rq_m, rc_m;
-        rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, n, n1, &surv, &ns, p->anytime ? &last : NULL, out,
-                    err, errcap);
+        /* Anytime: the first stage always finishes (it is the coarsest answer). */
+        rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, n, n1, &surv, &ns, p->anytime ? &last : NULL,
+                    p->anytime ? 0 : p->deadline_us, out, err, errcap);
         nlast = ns;
         last_rq = coarse_rq;
         last_rc = coarse_rc;
@@ -235,7 +245,7 @@ static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p
         if (rc == 0 && n2 < ns && refine_budget(p->r_q, p->r_c, coarse_rq, coarse_rc, &rq_m, &rc_m)) {
             if (!stage_fits(c, p, out, ns, rq_m, rc_m)) degraded = 1;
             else rc = narrow(c, st, p, "refine", rq_m, rc_m, surv, ns, n2, &surv2, &ns2, p->anytime ? &ranked2 : NULL,
-                             out, err, errcap);
+                             soft_deadline(p), out, err, errcap);
             if (rc == ME_ETIMEDOUT && p->anytime) { rc = 0; degraded = 1; }
             if (rc == 0 && !degraded) {
                 stage_learn(c, out);
@@ -252,7 +262,7 @@ static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p
         if (rc == 0 && !degraded) {
             uint64_t t1 = me_now_us();
             if (!stage_fits(c, p, out, ns, p->r_q, p->r_c)) degraded = 1;
-            else rc = score_into(c, st, q, p->r_c, surv, ns, &final_k, p->deadline_us, p->slowdown, err, errcap);
+            else rc = score_into(c, st, q, p->r_c, surv, ns, &final_k, soft_deadline(p), p->slowdown, err, errcap);
             if (rc == ME_ETIMEDOUT && p->anytime) { rc = 0; degraded = 1; }
             if (rc == 0 && !degraded) {
                 stage_done(out, "rerank", p->r_q, p->r_c, ns, final_k.n, t1);
@@ -324,7 +334,8 @@ static int hybrid_candidates(me_coll_t *c, me_storage_t *st, const me_search_par
     int coarse_rq = p->r_q < ME_SEARCH_COARSE_QUERY_VECTORS ? p->r_q : ME_SEARCH_COARSE_QUERY_VECTORS;
     uint32_t *dense = NULL;
     size_t nd = 0;
-    int rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, nu, hn, &dense, &nd, NULL, out, err, errcap);
+    int rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, nu, hn, &dense, &nd, NULL, p->deadline_us, out, err,
+                    errcap);
     if (rc) return rc;
     uint8_t *seen = calloc(c->n ? c->n : 1, 1);
     *cand = malloc((nd + nlex + 1) * sizeof **cand);

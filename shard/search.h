@@ -65,7 +65,9 @@ typedef struct {
     int rrf_k;            /* RRF: 0 = ME_FUSION_RRF_K */
     int all_candidates;   /* hybrid: every fused candidate, not only k */
     const uint64_t *allow;/* a filter's bitmap over the slots (me_fields_eval); NULL: all */
-    int anytime;          /* a deadline that would pass mid-cascade: the last finished stage's ranking */
+    int anytime;          /* a deadline that would pass mid-cascade: the last finished stage's ranking
+                           * (the first stage always finishes, past the deadline if need be) */
+    uint64_t anytime_us;  /* anytime: the stages' own deadline (monotonic); 0 = deadline_us */
     int slowdown;         /* each stage's scoring done this many times (--slowdown); 0 = 1 */
 } me_search_params_t;
 

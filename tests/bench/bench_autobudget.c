@@ -1,6 +1,6 @@
 /* Quality under load: budget auto with a latency target against fixed
- * budgets. The Debian test split (its synopses as documents, its queries
- * as queries, the relevant document the query's own) embedded with the
+ * budgets. The Debian test split (its long descriptions as documents, its
+ * synopses as queries, the relevant document the query's own) embedded with the
  * shipped model (models/metaembed-default: documents on the document side,
  * queries on the query side, once, here: the load is on the search tier,
  * so encoding is left out of the timed path), stored in a real cluster of
@@ -223,7 +223,7 @@ int main(int argc, char **argv) {
             figs[ri][ci] = run_rate(cl.coord.endpoint, qv, ids, (int)n, rq, dim, cfg[ci], rates[ri], seconds, 7 + (uint64_t)ri);
         }
 
-    printf("quality under load: Debian test split, %zu documents (synopses) and %zu queries, embedded by %s\n"
+    printf("quality under load: Debian test split, %zu documents (long descriptions) and %zu queries (synopses), embedded by %s\n"
            "(D=%d, R_c=%d, R_q=%d; %.1f s, outside the timed path); 2 shard groups + coordinator on loopback,\n"
            "default cascade, k=10; open-loop Poisson arrivals from %d client threads, %.0f s per rate; latency from\n"
            "each query's scheduled arrival; auto: --target-ms %d\n\n",
