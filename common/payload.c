@@ -281,9 +281,9 @@ int me_payload_record(const me_field_spec_t *f, int n, const void *meta, size_t 
 /* ---- reading records ---- */
 
 int me_payload_iter_init(me_payload_iter_t *it, const uint8_t *rec, size_t len) {
-    it->p = rec;
-    it->end = rec + len;
+    it->p = it->end = rec;  /* rec may be NULL with len 0: no arithmetic on it then */
     if (len == 0) return 0;
+    it->end = rec + len;
     if (rec[0] != RECORD_VERSION) return ME_ECORRUPT;
     it->p++;
     return 0;
