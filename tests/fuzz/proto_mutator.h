@@ -348,6 +348,23 @@ static void fuzz_mutate_message(ProtobufCMessage *m, uint64_t *s, int depth) {
     if (!d->n_fields) return;
     const ProtobufCFieldDescriptor *fd = &d->fields[fuzz_rand(s) % d->n_fields];
     uint8_t *member = (uint8_t *)m + fd->offset;
+    if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        /* The members of a oneof share one union: only the one its case
+         * names may be read or changed; one dropped leaves the case unset. */
+        uint32_t *cse = (uint32_t *)(void *)((uint8_t *)m + fd->quantifier_offset);
+        if (*cse == 0 && (fd->type == PROTOBUF_C_TYPE_MESSAGE || fd->type == PROTOBUF_C_TYPE_STRING)) {
+            /* An unset oneof gets this member (a fresh message, or a name). */
+            if (fd->type == PROTOBUF_C_TYPE_MESSAGE) *(ProtobufCMessage **)(void *)member = fuzz_new_message(fd->descriptor);
+            else *(char **)(void *)member = strdup("year");
+            if (*(void **)(void *)member) *cse = fd->id;
+            return;
+        }
+        if (*cse != fd->id) return;
+        fuzz_mutate_value(fd, member, s, depth);
+        if ((fd->type == PROTOBUF_C_TYPE_MESSAGE || fd->type == PROTOBUF_C_TYPE_STRING) && !*(void **)(void *)member)
+            *cse = 0;
+        return;
+    }
     if (fd->label != PROTOBUF_C_LABEL_REPEATED) {
         fuzz_mutate_value(fd, member, s, depth);
         return;
