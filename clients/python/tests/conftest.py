@@ -38,8 +38,13 @@ class Cluster:
                                                        "--threads", "1"))
             (self.dir / "cluster.conf").write_text("\n".join(lines) + "\n")
             self.http_port = free_port()
+            # Ready fast (100 ms heartbeats), but slow to mark a replica down
+            # (10 missed: 1 s): on a loaded 2-core CI machine an encoder
+            # loading its model can starve a 300 ms liveness window, and no
+            # test here kills a shard.
             self.endpoint = self._start("metaembed-coordinator", "coordinator", "--cluster", str(self.dir / "cluster.conf"),
-                                        "--heartbeat-ms", "100", *coord_args, metrics_port=self.http_port)
+                                        "--heartbeat-ms", "100", "--liveness", "10", *coord_args,
+                                        metrics_port=self.http_port)
             self.url = f"http://127.0.0.1:{self.http_port}"
             self._wait_ready()
         except BaseException:
