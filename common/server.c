@@ -46,6 +46,11 @@ typedef struct {
     void *zctx;
 } thread_arg_t;
 
+/* When the request the worker thread is serving reached the ROUTER. */
+static _Thread_local uint64_t t_arrival_us;
+
+uint64_t me_server_arrival_us(void) { return t_arrival_us; }
+
 static void *worker_main(void *arg) {
     thread_arg_t *a = arg;
     const me_server_t *srv = a->srv;
@@ -60,6 +65,16 @@ static void *worker_main(void *arg) {
     while (!atomic_load(&g_stop)) {
         zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
         if (zmq_poll(&it, 1, 200) <= 0) continue;
+        /* The proxy's first frame: when the request arrived (the rest is
+         * the ROUTER's message, as a client sent it). */
+        zmq_msg_t stamp;
+        zmq_msg_init(&stamp);
+        if (zmq_msg_recv(&stamp, sock, 0) < 0) { zmq_msg_close(&stamp); break; }
+        t_arrival_us = 0;
+        if (zmq_msg_size(&stamp) == sizeof t_arrival_us) memcpy(&t_arrival_us, zmq_msg_data(&stamp), sizeof t_arrival_us);
+        int stamped = zmq_msg_more(&stamp);
+        zmq_msg_close(&stamp);
+        if (!stamped) continue;
         me_route_t route;
         zmq_msg_t body;
         int rc = me_wire_recv(sock, &route, &body);
@@ -108,6 +123,44 @@ static void *signal_main(void *arg) {
     return NULL;
 }
 
+/* Moves one multipart message from `from` to `to`; with `stamp`, first a
+ * frame holding the time it arrived. 0, or -1 when a socket failed. */
+static int forward(void *from, void *to, int stamp) {
+    if (stamp) {
+        uint64_t now = me_now_us();
+        if (zmq_send(to, &now, sizeof now, ZMQ_SNDMORE) < 0) return -1;
+    }
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, from, 0) < 0) { zmq_msg_close(&m); return -1; }
+        int more = zmq_msg_more(&m);
+        if (zmq_msg_send(&m, to, more ? ZMQ_SNDMORE : 0) < 0) { zmq_msg_close(&m); return -1; }
+        if (!more) return 0;
+    }
+}
+
+/* The ROUTER ↔ workers proxy (zmq_proxy_steerable's job), stamping each
+ * request with its arrival, so a deadline counts the time it waited for a
+ * worker; it ends on the control socket's TERMINATE. */
+static void proxy(void *front, void *back, void *ctl) {
+    for (;;) {
+        zmq_pollitem_t it[3] = { { front, 0, ZMQ_POLLIN, 0 }, { back, 0, ZMQ_POLLIN, 0 }, { ctl, 0, ZMQ_POLLIN, 0 } };
+        if (zmq_poll(it, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            me_error("request proxy stopped: %s", zmq_strerror(errno));
+            return;
+        }
+        if (it[2].revents & ZMQ_POLLIN) {
+            char cmd[16];
+            zmq_recv(ctl, cmd, sizeof cmd, 0);
+            return;
+        }
+        if ((it[1].revents & ZMQ_POLLIN) && forward(back, front, 0) != 0 && errno == ETERM) return;
+        if ((it[0].revents & ZMQ_POLLIN) && forward(front, back, 1) != 0 && errno == ETERM) return;
+    }
+}
+
 int me_server_run(const me_server_t *srv) {
     void *zctx = zmq_ctx_new();
     void *front = zmq_socket(zctx, ZMQ_ROUTER);
@@ -148,7 +201,7 @@ int me_server_run(const me_server_t *srv) {
         for (int i = 0; i < n; i++) pthread_create(&workers[i], NULL, worker_main, &arg);
         me_info("serving on %s with %d workers%s", srv->listen, n,
                 curve ? ", CurveZMQ on (clients in allowed_clients only)" : "");
-        zmq_proxy_steerable(front, back, NULL, ctl);
+        proxy(front, back, ctl);
         atomic_store(&g_stop, 1);
         for (int i = 0; i < n; i++) pthread_join(workers[i], NULL);
         free(workers);
@@ -194,7 +247,10 @@ void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, 
                  size_t len, long long max_message, long long default_deadline_ms,
                  atomic_uint_fast64_t *requests, atomic_uint_fast64_t *errors, me_metrics_t *metrics,
                  uint64_t *request_id, me_reply_t *reply) {
-    uint64_t t0 = me_now_us();
+    /* From the request's arrival at the ROUTER (when a worker thread serves
+     * it): time queued for a worker counts against its deadline. */
+    uint64_t now = me_now_us(), arrival = me_server_arrival_us();
+    uint64_t t0 = arrival && arrival <= now ? arrival : now;
     me_reply_init(reply);
     *request_id = 0;
     atomic_fetch_add(requests, 1);

@@ -1,5 +1,6 @@
 /* The request-serving skeleton every daemon shares: a ROUTER bound where
- * told, a zmq_proxy to N worker threads over inproc, and a clean stop on
+ * told, a proxy to N worker threads over inproc (stamping each request
+ * with its arrival), and a clean stop on
  * SIGTERM/SIGINT (the proxy ends, workers finish their current request,
  * me_server_run returns and the caller closes its state). */
 #ifndef ME_SERVER_H
@@ -70,12 +71,18 @@ typedef struct {
 
 /* Decodes one request frame and runs the handler for its method. The size
  * limit, malformed envelopes, unknown methods, the deadline (deadline_ms
- * from the envelope, else default_deadline_ms, counted from now) and the
+ * from the envelope, else default_deadline_ms, counted from the request's
+ * arrival, me_server_arrival_us, or from now) and the
  * request/error counters are handled here, the same for every daemon. */
 void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, const uint8_t *frame,
                  size_t len, long long max_message, long long default_deadline_ms,
                  atomic_uint_fast64_t *requests, atomic_uint_fast64_t *errors, me_metrics_t *metrics,
                  uint64_t *request_id, me_reply_t *reply);
+
+/* On a worker thread of me_server_run: when the request it serves reached
+ * the ROUTER (monotonic us); 0 elsewhere. me_dispatch counts deadlines and
+ * latencies from it, so time queued for a worker is counted. */
+uint64_t me_server_arrival_us(void);
 
 /* Installs the signal handlers; call once, early in main. */
 int me_server_signals(void);

@@ -189,7 +189,8 @@ int me_coord_search(req_t *r) {
     if (me_search_check_page(m->k, m->offset, 0, perr, sizeof perr) != 0) { rc = BAD(r, "%s", perr); goto out; }
     if (me_search_check_mode(m, 1, perr, sizeof perr) != 0) { rc = BAD(r, "%s", perr); goto out; }
     if (me_search_check_auto(m, perr, sizeof perr) != 0) { rc = BAD(r, "%s", perr); goto out; }
-    uint64_t t_start = me_now_us();
+    /* From the request's arrival: time queued for a coordinator worker counts. */
+    uint64_t t_start = me_server_arrival_us() ? me_server_arrival_us() : me_now_us();
     int lexical = m->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_LEXICAL;
     int hybrid = m->mode == METAEMBED__SEARCH_MODE__SEARCH_MODE_HYBRID;
     /* Shards get a copy of the request with the vectors (not the text), and
@@ -323,7 +324,7 @@ int me_coord_search(req_t *r) {
     if (nmissing) atomic_fetch_add(&COORD(r)->partial_replies, 1);
     if (m->target_ms) {
         me_coord_t *co = COORD(r);
-        double took_us = (double)(me_now_us() - t_fan);
+        double took_us = (double)(me_now_us() - t_start);  /* what the client waited, queueing included */
         me_autobudget_observe(&co->autobudget, auto_level, took_us, (double)m->target_ms);
         if (rep.degraded) atomic_fetch_add(&co->autobudget.degraded, 1);
         me_hist_observe(&co->auto_predicted, (uint64_t)(predicted_ms * 1000.0));

@@ -595,6 +595,8 @@ static int h_search(req_t *r) {
         if (ce) { rc = me_reply_error(r->reply, status_of(ce), "%s", verr); goto out; }
     }
     hold_lock(&h, 0);
+    /* anytime_ms counts from the request's arrival, time queued for a worker included. */
+    uint64_t arrival = me_server_arrival_us() ? me_server_arrival_us() : me_now_us();
     if (m->filter && !(allow = filter_bits(r, c, m->filter))) { rc = r->reply->status; goto out; }
     if (allow) {
         double frac = c->n ? (double)bits_count(allow, c->n) / (double)c->n : 0;
@@ -612,7 +614,7 @@ static int h_search(req_t *r) {
                              .alpha = m->n_alpha ? m->alpha[0] : ME_FUSION_ALPHA, .rrf_k = (int)m->rrf_k,
                              .all_candidates = m->all_candidates, .allow = allow,
                              .anytime = m->anytime, .slowdown = (int)s->opts.slowdown,
-                             .anytime_us = m->anytime && m->anytime_ms ? me_now_us() + (uint64_t)m->anytime_ms * 1000u : 0 };
+                             .anytime_us = m->anytime && m->anytime_ms ? arrival + (uint64_t)m->anytime_ms * 1000u : 0 };
     char err[256] = "";
     uint64_t t_search = me_now_us();
     int e = me_search_run(c, s->storage, &p, &res, err, sizeof err);
