@@ -1,9 +1,9 @@
 /* Budget "auto": the coordinator picks each query's (r_q, r_c) from the MMR
  * ladder to meet a latency target, from what the cluster shows now.
  *
- * Model: per ladder budget, the latencies of the last 64 searches at it
- * through the fan-out (what a client waited for: the slowest group,
- * queueing in the shards included); the predicted tail is their 95th
+ * Model: per ladder budget, the latencies of the last 64 searches at it,
+ * from their arrival at the coordinator to the answer (what a client
+ * waited: queueing and the slowest group included); the predicted tail is their 95th
  * percentile, robust to a lone spike. A query gets the largest budget,
  * between its minimum and its ceiling, at or below the current level whose
  * predicted tail fits 80% of the target (room for the 99th percentile).
