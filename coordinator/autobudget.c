@@ -18,8 +18,6 @@ void me_autobudget_init(me_autobudget_t *a) {
     a->level = ME_BUDGET_LADDER_N - 1;  /* start at the finest: lowered by what is seen */
 }
 
-void me_autobudget_destroy(me_autobudget_t *a) { pthread_mutex_destroy(&a->lock); }
-
 static double work(int level) { return (double)me_budget_ladder[level].r_q * me_budget_ladder[level].r_c; }
 
 static int cmp_float(const void *x, const void *y) {

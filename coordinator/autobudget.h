@@ -42,7 +42,6 @@ typedef struct {
 } me_autobudget_t;
 
 void me_autobudget_init(me_autobudget_t *a);
-void me_autobudget_destroy(me_autobudget_t *a);
 
 /* The budget for a query with target_ms, between the ladder levels lo and
  * hi (inclusive): the level (into *level) and its predicted latency (ms);

@@ -127,53 +127,40 @@ static int backfill_terms(me_shard_t *s, me_coll_t *c, const uint8_t *seen, char
     return rc;
 }
 
-/* Rebuilds one collection's BM25 index from its lex records (after the
- * heads, so every document already has its slot). */
-static int load_terms(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
+/* Reads one collection's records of family cf (lex: term bags, fld:
+ * payload records) into RAM with set(), after the heads, so every document
+ * already has its slot; seen (may be NULL) marks the slots that had one.
+ * Written in the same batch as the head, so a record without a document,
+ * or one that does not parse, is corruption. */
+static int load_slot_records(me_shard_t *s, me_coll_t *c, me_cf_t cf, const char *what,
+                             int (*set)(me_coll_t *, size_t, const uint8_t *, size_t), uint8_t *seen, char *err,
+                             size_t errcap) {
     char prefix[4];
     id_prefix(prefix, c->id);
-    me_iter_t *it = me_storage_iter(s->storage, ME_CF_LEX, prefix, 4);
-    if (!it) return ME_ENOMEM;
-    const char *k, *v;
-    size_t kl, vl;
-    uint8_t *seen = calloc(c->n ? c->n : 1, 1);
-    int rc = seen ? 0 : ME_ENOMEM;
-    while (rc == 0 && me_iter_next(it, &k, &kl, &v, &vl)) {
-        long slot = kl > 4 ? me_coll_find(c, k + 4, kl - 4) : -1;
-        if (slot >= 0) seen[slot] = 1;
-        /* Written in the same batch as the head, so a lex record without a
-         * document, or one that does not parse, is corruption. */
-        if (slot < 0 || (rc = me_coll_set_terms(c, (size_t)slot, (const uint8_t *)v, vl)) == ME_ECORRUPT) {
-            snprintf(err, errcap, "collection %s: corrupt lex record (key length %zu)", c->cfg.name, kl);
-            rc = ME_ECORRUPT;
-        }
-    }
-    me_iter_free(it);
-    if (rc == 0) rc = backfill_terms(s, c, seen, err, errcap);
-    free(seen);
-    return rc;
-}
-
-/* Reads one collection's payload records into its field columns (after
- * the heads, so every document already has its slot). */
-static int load_fields(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
-    char prefix[4];
-    id_prefix(prefix, c->id);
-    me_iter_t *it = me_storage_iter(s->storage, ME_CF_FLD, prefix, 4);
+    me_iter_t *it = me_storage_iter(s->storage, cf, prefix, 4);
     if (!it) return ME_ENOMEM;
     const char *k, *v;
     size_t kl, vl;
     int rc = 0;
     while (rc == 0 && me_iter_next(it, &k, &kl, &v, &vl)) {
         long slot = kl > 4 ? me_coll_find(c, k + 4, kl - 4) : -1;
-        /* Written in the same batch as the head: one without a document,
-         * or one that does not read, is corruption. */
-        if (slot < 0 || (rc = me_coll_set_fields(c, (size_t)slot, (const uint8_t *)v, vl)) == ME_ECORRUPT) {
-            snprintf(err, errcap, "collection %s: corrupt field record (key length %zu)", c->cfg.name, kl);
+        if (slot >= 0 && seen) seen[slot] = 1;
+        if (slot < 0 || (rc = set(c, (size_t)slot, (const uint8_t *)v, vl)) == ME_ECORRUPT) {
+            snprintf(err, errcap, "collection %s: corrupt %s record (key length %zu)", c->cfg.name, what, kl);
             rc = ME_ECORRUPT;
         }
     }
     me_iter_free(it);
+    return rc;
+}
+
+/* The BM25 index from the lex records, then the terms of documents stored
+ * before it existed. */
+static int load_terms(me_shard_t *s, me_coll_t *c, char *err, size_t errcap) {
+    uint8_t *seen = calloc(c->n ? c->n : 1, 1);
+    int rc = seen ? load_slot_records(s, c, ME_CF_LEX, "lex", me_coll_set_terms, seen, err, errcap) : ME_ENOMEM;
+    if (rc == 0) rc = backfill_terms(s, c, seen, err, errcap);
+    free(seen);
     return rc;
 }
 
@@ -271,7 +258,7 @@ int me_catalog_load(me_shard_t *s, char *err, size_t errcap) {
     for (size_t i = 0; rc == 0 && i < s->ncolls; i++) {
         rc = load_docs(s, s->colls[i], err, errcap);
         if (rc == 0) rc = load_terms(s, s->colls[i], err, errcap);
-        if (rc == 0) rc = load_fields(s, s->colls[i], err, errcap);
+        if (rc == 0) rc = load_slot_records(s, s->colls[i], ME_CF_FLD, "field", me_coll_set_fields, NULL, err, errcap);
     }
     return rc;
 }

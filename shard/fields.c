@@ -60,8 +60,6 @@ void me_fields_free(me_fields_t *fx) {
     free(fx);
 }
 
-int me_fields_count(const me_fields_t *fx) { return fx->n; }
-size_t me_fields_slots(const me_fields_t *fx) { return fx->slots; }
 
 /* Resizes one column's arrays to cap slots (new slots zeroed). */
 static int col_resize(col_t *c, size_t old_cap, size_t cap) {

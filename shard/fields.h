@@ -26,8 +26,6 @@ me_fields_t *me_fields_new(void);
 void me_fields_free(me_fields_t *fx);
 /* A new column for spec, without values for the existing slots. */
 int me_fields_add_field(me_fields_t *fx, const me_field_spec_t *spec);
-int me_fields_count(const me_fields_t *fx);
-size_t me_fields_slots(const me_fields_t *fx);
 /* Appends an empty slot. 0 or ME_ENOMEM. */
 int me_fields_append(me_fields_t *fx);
 /* Replaces slot's values with those of payload record rec[0..len) (len 0:

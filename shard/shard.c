@@ -85,6 +85,16 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
     for (size_t i = 0; i < s->ncolls; i++)
         me_buf_printf(out, "metaembed_collection_ram_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,
                       (unsigned long long)me_coll_ram_bytes(s->colls[i]));
+    me_metric_head(out, "metaembed_collection_field_bytes", "gauge",
+                   "RAM held by the indexed payload fields' columns and dictionaries per collection.");
+    for (size_t i = 0; i < s->ncolls; i++) {
+        /* Under the collection's read lock: it walks the keyword arrays a writer may free. */
+        pthread_rwlock_rdlock(&s->colls[i]->lock);
+        uint64_t fb = me_fields_ram_bytes(s->colls[i]->fields);
+        pthread_rwlock_unlock(&s->colls[i]->lock);
+        me_buf_printf(out, "metaembed_collection_field_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,
+                      (unsigned long long)fb);
+    }
     me_metric_head(out, "metaembed_collection_index_bytes", "gauge", "Stored vector bytes per collection.");
     for (size_t i = 0; i < s->ncolls; i++)
         me_buf_printf(out, "metaembed_collection_index_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,

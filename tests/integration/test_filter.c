@@ -509,6 +509,9 @@ TEST(filter_fields_indexed_later_cover_stored_documents) {
     ASSERT_TRUE(strstr(body, "metaembed_filter_selectivity_bucket{le=\"0.1\"} 1\n") != NULL);
     ASSERT_TRUE(strstr(body, "metaembed_filter_selectivity_count 1\n") != NULL);
     ASSERT_TRUE(strstr(body, "metaembed_search_stage_seconds_count{stage=\"filter\"} 1\n") != NULL);
+    const char *fb = strstr(body, "metaembed_collection_field_bytes{collection=\"f\"} ");
+    ASSERT_TRUE(fb != NULL);
+    ASSERT_TRUE(strtoull(fb + strlen("metaembed_collection_field_bytes{collection=\"f\"} "), NULL, 10) > 700 * 8);
     free(body);
     me_client_close(c);
     me_daemon_free(&d);
