@@ -252,6 +252,27 @@ wrong:
     return ME_EINVAL;
 }
 
+int me_payload_record_json(const me_field_spec_t *f, int n, const me_json_t *root, uint8_t **rec, size_t *rlen,
+                           char *err, size_t cap) {
+    *rec = NULL;
+    *rlen = 0;
+    if (n == 0 || !root || root->type != ME_JSON_OBJECT) return 0;
+    out_t o = { 0 };
+    uint8_t version = RECORD_VERSION;
+    int rc = put(&o, &version, 1), any = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const me_json_t *v = lookup(root, f[i].name);
+        if (!v || v->type == ME_JSON_NULL) continue;
+        size_t before = o.len;
+        rc = put_value(&o, &f[i], v, err, cap);
+        any |= o.len > before;
+    }
+    if (rc || !any) { free(o.buf); return rc; }
+    *rec = o.buf;
+    *rlen = o.len;
+    return 0;
+}
+
 int me_payload_record(const me_field_spec_t *f, int n, const void *meta, size_t len, uint8_t **rec, size_t *rlen,
                       char *err, size_t cap) {
     *rec = NULL;
@@ -259,23 +280,9 @@ int me_payload_record(const me_field_spec_t *f, int n, const void *meta, size_t 
     if (n == 0 || !meta || len == 0) return 0;
     me_json_doc_t *doc = NULL;
     if (me_json_parse(meta, len, &doc, NULL) != 0) return 0;  /* opaque metadata: no values */
-    const me_json_t *root = me_json_root(doc);
-    out_t o = { 0 };
-    uint8_t version = RECORD_VERSION;
-    int rc = 0, any = 0;
-    if (root->type == ME_JSON_OBJECT) rc = put(&o, &version, 1);
-    for (int i = 0; rc == 0 && root->type == ME_JSON_OBJECT && i < n; i++) {
-        const me_json_t *v = lookup(root, f[i].name);
-        if (!v || v->type == ME_JSON_NULL) continue;
-        size_t before = o.len;
-        rc = put_value(&o, &f[i], v, err, cap);
-        any |= o.len > before;
-    }
+    int rc = me_payload_record_json(f, n, me_json_root(doc), rec, rlen, err, cap);
     me_json_free(doc);
-    if (rc || !any) { free(o.buf); return rc; }
-    *rec = o.buf;
-    *rlen = o.len;
-    return 0;
+    return rc;
 }
 
 /* ---- reading records ---- */

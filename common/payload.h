@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/json.h"
 #include "common/validate.h"
 #include "common/wire.h"
 
@@ -50,6 +51,9 @@ int me_field_find(const me_field_spec_t *f, int n, const char *name, size_t len)
  * ME_ENOMEM. */
 int me_payload_record(const me_field_spec_t *f, int n, const void *meta, size_t len, uint8_t **rec, size_t *rlen,
                       char *err, size_t cap);
+/* The same from metadata already parsed (root: its value, NULL for none). */
+int me_payload_record_json(const me_field_spec_t *f, int n, const me_json_t *root, uint8_t **rec, size_t *rlen,
+                           char *err, size_t cap);
 
 /* One field's value in a record. Keywords: nkw of them, read in order with
  * me_payload_keyword_next from kw. */

@@ -252,14 +252,10 @@ static int h_upsert(req_t *r) {
             rc = me_reply_error(r->reply, status_of(e), "%s", err);
             goto out;
         }
-        if (me_record_text_bag(d->metadata.data, d->metadata.len, &docs[i].bag, &docs[i].bag_len) != 0) {
-            rc = ME_OOM(r);
-            goto out;
-        }
         char ferr[256];
-        if ((e = me_payload_record(cfg->fields, cfg->nfields, d->metadata.data, d->metadata.len, &docs[i].fields,
-                                   &docs[i].fields_len, ferr, sizeof ferr)) != 0) {
-            rc = me_reply_error(r->reply, status_of(e), "%s: %s", what, ferr);
+        if ((e = me_record_derive(d->metadata.data, d->metadata.len, cfg->fields, cfg->nfields, &docs[i].bag,
+                                  &docs[i].bag_len, &docs[i].fields, &docs[i].fields_len, ferr, sizeof ferr)) != 0) {
+            rc = e == ME_ENOMEM ? ME_OOM(r) : me_reply_error(r->reply, status_of(e), "%s: %s", what, ferr);
             goto out;
         }
     }

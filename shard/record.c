@@ -103,17 +103,31 @@ void me_record_put_terms(me_wbatch_t *b, const me_coll_t *c, const char *id, con
     me_wbatch_put(b, ME_CF_LEX, key, klen, bag_len ? bag : empty, bag_len ? bag_len : sizeof empty);
 }
 
-int me_record_text_bag(const void *meta, size_t meta_len, uint8_t **bag, size_t *bag_len) {
-    *bag = NULL;
-    *bag_len = 0;
+int me_record_derive(const void *meta, size_t meta_len, const me_field_spec_t *fields, int nfields, uint8_t **bag,
+                     size_t *bag_len, uint8_t **rec, size_t *rec_len, char *err, size_t errcap) {
+    *bag = *rec = NULL;
+    *bag_len = *rec_len = 0;
     me_json_doc_t *doc = NULL;
-    /* Metadata is opaque to the shard: anything but an object with a
-     * string "text" simply has no postings. */
+    /* Metadata is opaque to the shard: anything but a JSON object simply
+     * has no postings and no field values. */
     if (!meta_len || me_json_parse(meta, meta_len, &doc, NULL) != 0) return 0;
-    const me_json_t *t = me_json_get(me_json_root(doc), "text");
-    int rc = me_json_str(t) ? me_bm25_bag(me_json_str(t), strlen(me_json_str(t)), bag, bag_len) : 0;
+    const me_json_t *root = me_json_root(doc);
+    const char *text = me_json_str(me_json_get(root, "text"));
+    int rc = text ? me_bm25_bag(text, strlen(text), bag, bag_len) : 0;
+    if (rc == 0) rc = me_payload_record_json(fields, nfields, root, rec, rec_len, err, errcap);
+    if (rc) {
+        free(*bag);
+        *bag = NULL;
+        *bag_len = 0;
+    }
     me_json_free(doc);
     return rc;
+}
+
+int me_record_text_bag(const void *meta, size_t meta_len, uint8_t **bag, size_t *bag_len) {
+    uint8_t *rec;
+    size_t rlen;
+    return me_record_derive(meta, meta_len, NULL, 0, bag, bag_len, &rec, &rlen, NULL, 0);
 }
 
 void me_record_delete_doc(me_wbatch_t *b, const me_coll_t *c, const char *id) {

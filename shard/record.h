@@ -46,6 +46,12 @@ void me_record_put_terms(me_wbatch_t *b, const me_coll_t *c, const char *id, con
  * and *bag_len 0 when the metadata is not a JSON object with a string
  * "text". 0 or ME_ENOMEM. */
 int me_record_text_bag(const void *meta, size_t meta_len, uint8_t **bag, size_t *bag_len);
+/* Both of what a document's metadata gives its records, from one parse:
+ * the text's bag (as me_record_text_bag) and the payload record of the
+ * indexed fields (me_payload_record_json). 0, ME_ENOMEM, or ME_EINVAL for
+ * a value of the wrong type (err says which); nothing is returned then. */
+int me_record_derive(const void *meta, size_t meta_len, const me_field_spec_t *fields, int nfields, uint8_t **bag,
+                     size_t *bag_len, uint8_t **rec, size_t *rec_len, char *err, size_t errcap);
 /* Adds the deletion of every record of id to b. */
 void me_record_delete_doc(me_wbatch_t *b, const me_coll_t *c, const char *id);
 /* The metadata of id: 0 with *val (me_storage_free) and *len, or an error
