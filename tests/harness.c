@@ -117,6 +117,19 @@ double me_rng_normal(me_rng_t *r) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+void me_rng_unit_rows(me_rng_t *r, float *out, int rows, int dim) {
+    for (int row = 0; row < rows; row++) {
+        float *v = out + (size_t)row * dim;
+        double n2 = 0;
+        for (int j = 0; j < dim; j++) {
+            v[j] = (float)me_rng_normal(r);
+            n2 += (double)v[j] * v[j];
+        }
+        float inv = (float)(1.0 / sqrt(n2 > 0 ? n2 : 1));
+        for (int j = 0; j < dim; j++) v[j] *= inv;
+    }
+}
+
 char *me_test_tmpdir(const char *tag) {
     const char *base = getenv("TMPDIR");
     if (!base || !*base) base = "/tmp";

@@ -55,6 +55,8 @@ typedef struct { uint64_t s; } me_rng_t;
 uint64_t me_rng_next(me_rng_t *r);
 double me_rng_uniform(me_rng_t *r);  /* [0, 1) */
 double me_rng_normal(me_rng_t *r);
+/* rows random unit vectors of dim floats into out (row-major). */
+void me_rng_unit_rows(me_rng_t *r, float *out, int rows, int dim);
 
 /* ---- integration helpers ---- */
 /* A fresh directory under $TMPDIR (or /tmp); removed by me_test_rmdir. */

@@ -29,19 +29,6 @@ static void die(const char *what, const me_status_t *st) {
     exit(1);
 }
 
-static void unit_rows(me_rng_t *rng, float *out, int rows) {
-    for (int r = 0; r < rows; r++) {
-        float *v = out + (size_t)r * D;
-        double n2 = 0;
-        for (int j = 0; j < D; j++) {
-            v[j] = (float)me_rng_normal(rng);
-            n2 += (double)v[j] * v[j];
-        }
-        float inv = (float)(1.0 / sqrt(n2 > 0 ? n2 : 1));
-        for (int j = 0; j < D; j++) v[j] *= inv;
-    }
-}
-
 typedef struct {
     double med, p99, filter_us, hits;
 } fig_t;
@@ -102,7 +89,7 @@ int main(int argc, char **argv) {
             int doc = off + i;
             snprintf(ids[i], sizeof ids[i], "d%07d", doc);
             int len = snprintf(meta[i], sizeof meta[i], "{\"bucket\": %d, \"tag\": \"t%d\"}", doc % 10000, doc % 100);
-            unit_rows(&rng, f32, RC);
+            me_rng_unit_rows(&rng, f32, RC, D);
             me_f32_to_f16_n(vecs + (size_t)i * RC * D, f32, (size_t)RC * D);
             docs[i] = (me_doc_t){ .id = ids[i], .vectors = vecs + (size_t)i * RC * D, .rows = RC, .f16 = 1,
                                   .metadata = meta[i], .metadata_len = (size_t)len };
@@ -112,7 +99,7 @@ int main(int argc, char **argv) {
     double ingest_s = (me_test_now_ms() - t0) / 1000.0;
 
     float *qv = malloc((size_t)nq * RQ * D * sizeof *qv);
-    for (int i = 0; i < nq; i++) unit_rows(&rng, qv + (size_t)i * RQ * D, RQ);
+    for (int i = 0; i < nq; i++) me_rng_unit_rows(&rng, qv + (size_t)i * RQ * D, RQ, D);
     double *lat = malloc((size_t)nq * sizeof *lat), *flt = malloc((size_t)nq * sizeof *flt);
 
     static const struct { const char *filter, *label; } rows[] = {

@@ -35,19 +35,6 @@ static void die(const char *what, const me_status_t *st) {
     exit(1);
 }
 
-static void unit_rows(me_rng_t *rng, float *out, int rows) {
-    for (int r = 0; r < rows; r++) {
-        float *v = out + (size_t)r * D;
-        double n2 = 0;
-        for (int j = 0; j < D; j++) {
-            v[j] = (float)me_rng_normal(rng);
-            n2 += (double)v[j] * v[j];
-        }
-        float inv = (float)(1.0 / sqrt(n2 > 0 ? n2 : 1));
-        for (int j = 0; j < D; j++) v[j] *= inv;
-    }
-}
-
 /* Runs every query once with o; fills median and p99 (ms). */
 static void measure(me_client_t *c, const float *qv, char **qtext, int nq, me_search_opts_t o, double *lat,
                     double *med, double *p99) {
@@ -138,7 +125,7 @@ int main(int argc, char **argv) {
             size_t len;
             meta[i] = me_json_writer_take(&w, &len);
             if (!meta[i]) die("metadata", NULL);
-            unit_rows(&rng, f32, RC);
+            me_rng_unit_rows(&rng, f32, RC, D);
             me_f32_to_f16_n(vecs + (size_t)i * RC * D, f32, (size_t)RC * D);
             docs[i] = (me_doc_t){ .id = r->id, .vectors = vecs + (size_t)i * RC * D, .rows = RC, .f16 = 1,
                                   .metadata = meta[i], .metadata_len = len };
@@ -153,7 +140,7 @@ int main(int argc, char **argv) {
     char **qtext = malloc((size_t)nq * sizeof *qtext);
     for (int i = 0; i < nq; i++) {
         qtext[i] = (char *)ds->recs[pick[(size_t)i * (size_t)ndocs / (size_t)nq]].query;
-        unit_rows(&rng, qv + (size_t)i * RQ * D, RQ);
+        me_rng_unit_rows(&rng, qv + (size_t)i * RQ * D, RQ, D);
     }
     double *lat = malloc((size_t)nq * sizeof *lat);
 
