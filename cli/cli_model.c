@@ -524,8 +524,10 @@ static int eval_images(cli_t *c, const eval_opts_t *o, const char *path, me_spli
                 printf("| %-7s |   %.4f | %.4f |    %.4f | %15llu |\n", b, x->recall1, x->mrr10, x->recall10,
                        (unsigned long long)x->index_bytes_per_doc);
             }
-            printf("| linear  |   %.4f | %.4f |    %.4f | ridge, lambda %-3g|\n", r.ridge[d].recall1, r.ridge[d].mrr10,
-                   r.ridge[d].recall10, r.ridge_lambda[d]);
+            char lam[32];
+            snprintf(lam, sizeof lam, "ridge, lambda %g", r.ridge_lambda[d]);
+            printf("| linear  |   %.4f | %.4f |    %.4f | %-15s |\n", r.ridge[d].recall1, r.ridge[d].mrr10,
+                   r.ridge[d].recall10, lam);
             printf("| chance  |   %.4f | %.4f |    %.4f |                 |\n", r.chance[d].recall1, r.chance[d].mrr10,
                    r.chance[d].recall10);
             printf("\nby style at (%d,%d):", r.dir[d].rows[r.dir[d].nrows - 1].r_q, r.dir[d].rows[r.dir[d].nrows - 1].r_c);

@@ -21,7 +21,8 @@
     X(ME_EUNIMPL,   -10, "not implemented",             ME_CODE_UNIMPLEMENTED)    \
     X(ME_ECORRUPT,  -11, "corrupt data",                ME_CODE_DATA_LOSS)        \
     X(ME_EINTERNAL, -12, "internal error",              ME_CODE_INTERNAL)         \
-    X(ME_ERANGE,    -13, "out of range",                ME_CODE_OUT_OF_RANGE)
+    X(ME_ERANGE,    -13, "out of range",                ME_CODE_OUT_OF_RANGE)     \
+    X(ME_ESTALE,    -14, "superseded by a newer version", ME_CODE_FAILED_PRECONDITION)
 
 enum {
     ME_OK = 0,

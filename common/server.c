@@ -234,12 +234,17 @@ int me_request_check_batch(me_request_t *r, size_t n, long long max, const char 
     return 0;
 }
 
-int me_reply_get(me_request_t *r, Metaembed__Document **docs, size_t n_docs, char **missing, size_t n_missing) {
+int me_reply_get(me_request_t *r, Metaembed__Document **docs, size_t n_docs, char **missing, size_t n_missing,
+                 uint64_t *missing_versions) {
     Metaembed__GetReply rep = METAEMBED__GET_REPLY__INIT;
     rep.documents = docs;
     rep.n_documents = n_docs;
     rep.missing = missing;
     rep.n_missing = n_missing;
+    if (missing_versions) {
+        rep.missing_versions = missing_versions;
+        rep.n_missing_versions = n_missing;
+    }
     return me_reply_ok(r->reply, &rep.base);
 }
 

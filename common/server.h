@@ -59,7 +59,8 @@ int me_reply_health(me_request_t *r, const char *role, uint64_t start_ms, uint64
 int me_request_check_batch(me_request_t *r, size_t n, long long max, const char *what);
 /* The Get reply every daemon gives: the documents found, in the order
  * asked, and the ids not found. */
-int me_reply_get(me_request_t *r, Metaembed__Document **docs, size_t n_docs, char **missing, size_t n_missing);
+int me_reply_get(me_request_t *r, Metaembed__Document **docs, size_t n_docs, char **missing, size_t n_missing,
+                 uint64_t *missing_versions);
 /* Sets INVALID_ARGUMENT (and returns it): the reply to a bad request. */
 #define ME_BAD(r, ...) me_reply_error((r)->reply, ME_CODE_INVALID_ARGUMENT, __VA_ARGS__)
 #define ME_OOM(r) me_reply_error((r)->reply, ME_CODE_RESOURCE_EXHAUSTED, "out of memory")

@@ -34,6 +34,7 @@ static const me_method_info_t methods[] = {
     METHOD(LIST_IDS, ListIds, list_ids),
     METHOD(COUNT, Count, count),
     METHOD(INDEX_FIELDS, IndexFields, index_fields),
+    METHOD(SYNC_STATE, SyncState, sync_state),
 };
 #undef METHOD
 

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/sync.h"
 #include "coordinator/handlers.h"
 
 /* Create/Drop go to every replica. A replica that already has (create) or
@@ -37,9 +38,25 @@ static int index_fields_reply(req_t *r, me_call_t *calls, int ncalls, int ok_idx
 }
 
 int me_coord_ddl(req_t *r) {
-    int ncalls = 0, rc;
-    me_call_t *calls = me_coord_write_calls(r, NULL, NULL, NULL, &ncalls);
-    if (!calls) return OOM(r);
+    int ncalls = 0, rc, ng = COORD(r)->cluster.n_groups;
+    /* A create or drop carries the coordinator's version, so replicas
+     * that missed it converge on the newest (coordinator/repair.c). */
+    uint8_t *packed = NULL, **payloads = calloc((size_t)ng, sizeof *payloads);
+    size_t plen = 0, *lens = calloc((size_t)ng, sizeof *lens);
+    if (!payloads || !lens) { free(payloads); free(lens); return OOM(r); }
+    if (r->method == METAEMBED__METHOD__METHOD_CREATE_COLLECTION) {
+        Metaembed__CreateCollectionRequest *m = (void *)r->msg;
+        if (m->config) m->config->version = me_version_next();
+        packed = me_wire_pack(r->msg, &plen);
+    } else if (r->method == METAEMBED__METHOD__METHOD_DROP_COLLECTION) {
+        ((Metaembed__DropCollectionRequest *)(void *)r->msg)->version = me_version_next();
+        packed = me_wire_pack(r->msg, &plen);
+    } else packed = me_wire_pack(r->msg, &plen);
+    for (int g = 0; g < ng; g++) { payloads[g] = packed; lens[g] = plen; }
+    me_call_t *calls = packed ? me_coord_write_calls(r, payloads, lens, NULL, &ncalls) : NULL;
+    free(payloads);
+    free(lens);
+    if (!calls) { free(packed); return OOM(r); }
     /* A replica that has it already (create) or has it gone (drop) is done;
      * IndexFields is idempotent on the shards, so any refusal is real. */
     int benign = r->method == METAEMBED__METHOD__METHOD_CREATE_COLLECTION ? ME_CODE_ALREADY_EXISTS
@@ -76,6 +93,7 @@ int me_coord_ddl(req_t *r) {
     }
     me_calls_clear(calls, ncalls);
     free(calls);
+    free(packed);
     return rc;
 }
 
@@ -222,7 +240,20 @@ void me_coord_render_metrics(void *ctx, me_buf_t *out) {
     for (int r = 0; r < cl->n_replicas; r++)
         me_buf_printf(out, "metaembed_replica_heartbeat_seconds{group=\"%s\",endpoint=\"%s\"} %.6f\n",
                       REPLICA_LABELS(r), (double)atomic_load(&cl->replicas[r].latency_us) / 1e6);
+    me_metric_head(out, "metaembed_replica_stale", "gauge",
+                   "1 while the replica may be missing writes (reads go to its siblings until repaired).");
+    for (int r = 0; r < cl->n_replicas; r++)
+        me_buf_printf(out, "metaembed_replica_stale{group=\"%s\",endpoint=\"%s\"} %d\n", REPLICA_LABELS(r),
+                      atomic_load(&cl->replicas[r].stale));
 #undef REPLICA_LABELS
+    me_metric_u64(out, "metaembed_repair_passes_total", "counter", "Anti-entropy passes over the shard groups.",
+                  (unsigned long long)atomic_load(&co->repair_passes));
+    me_metric_u64(out, "metaembed_repaired_documents_total", "counter",
+                  "Document versions (upserts or tombstones) copied to replicas that lacked them.",
+                  (unsigned long long)atomic_load(&co->repaired_documents));
+    me_metric_u64(out, "metaembed_repaired_collections_total", "counter",
+                  "Collection creates, drops and field indexes applied to replicas that lacked them.",
+                  (unsigned long long)atomic_load(&co->repaired_collections));
     me_metric_u64(out, "metaembed_retries_total", "counter", "Calls retried on another replica.",
                   (unsigned long long)atomic_load(&co->retries));
     me_metric_u64(out, "metaembed_partial_replies_total", "counter", "Searches answered without every group.",

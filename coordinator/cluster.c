@@ -126,9 +126,20 @@ void me_cluster_free(me_cluster_t *c) {
     c->encoder_group = -1;
 }
 
+void me_cluster_mark_stale(me_cluster_t *c, int r) {
+    me_replica_t *rep = &c->replicas[r];
+    if (rep->group >= c->n_groups || c->groups[rep->group].n_replicas < 2) return;  /* nothing to repair from */
+    atomic_fetch_add(&rep->stale_gen, 1);
+    if (!atomic_exchange(&rep->stale, 1)) me_info("replica %s may be missing writes: reads go to its siblings until it is repaired", rep->endpoint);
+    atomic_store(&c->repair_wanted, 1);
+}
+
 void me_cluster_ok(me_cluster_t *c, int r, uint64_t latency_us) {
     me_replica_t *rep = &c->replicas[r];
-    if (!atomic_exchange(&rep->up, 1)) me_info("replica %s is up", rep->endpoint);
+    if (!atomic_exchange(&rep->up, 1)) {
+        me_info("replica %s is up", rep->endpoint);
+        me_cluster_mark_stale(c, r);
+    }
     atomic_store(&rep->liveness, c->liveness_max);
     atomic_store(&rep->latency_us, latency_us);
 }

@@ -37,6 +37,13 @@ typedef struct {
     atomic_int liveness;
     _Atomic uint64_t documents;
     _Atomic uint64_t latency_us;
+    /* May be missing writes (a write to it failed or was not answered in
+     * time, or it came back after being down): reads go to its siblings
+     * until the repairer (coordinator/repair.c) has compared and fixed
+     * it. stale_gen counts the markings, so a repair pass that began
+     * before a new one does not clear it. */
+    atomic_int stale;
+    atomic_uint stale_gen;
 } me_replica_t;
 
 typedef struct {
@@ -53,6 +60,7 @@ typedef struct {
     int n_replicas;
     int liveness_max;                /* heartbeats missed before "down" */
     const me_curve_t *curve;         /* CurveZMQ client keys for every replica; NULL = plain */
+    atomic_int repair_wanted;        /* set with a stale mark: the repairer runs soon */
 } me_cluster_t;
 
 /* Parses the map; 0 or ME_EINVAL/ME_EIO with a line-numbered message. */
@@ -68,9 +76,12 @@ int me_jump_hash(uint64_t key, int buckets);
 /* The group that owns a doc id. */
 int me_cluster_place(const me_cluster_t *c, const char *id, size_t len);
 
-/* Records the outcome of a request or heartbeat to replica r. */
+/* Records the outcome of a request or heartbeat to replica r. A shard
+ * replica with siblings that comes back up is marked stale. */
 void me_cluster_ok(me_cluster_t *c, int r, uint64_t latency_us);
 void me_cluster_miss(me_cluster_t *c, int r);
+/* Marks replica r as possibly missing writes (see me_replica_t.stale). */
+void me_cluster_mark_stale(me_cluster_t *c, int r);
 
 /* Heartbeat loop (run on its own thread): a Stats request to every replica
  * every interval_ms; a replica that misses liveness_max in a row is marked

@@ -23,6 +23,7 @@ typedef struct {
     long long threads;
     long long write_quorum;      /* 0 = every replica */
     long long heartbeat_ms;
+    long long repair_ms;         /* anti-entropy pass interval; 0 = only after a stale mark */
     long long liveness;
     long long max_backoff_ms;
     long long default_deadline_ms;
@@ -44,6 +45,8 @@ typedef struct me_coord {
     me_curve_t curve;            /* serves clients and calls replicas with it */
     uint64_t start_ms;
     atomic_uint_fast64_t requests, errors, retries, partial_replies;
+    /* coordinator/repair.c: passes run, documents and collections fixed */
+    atomic_uint_fast64_t repair_passes, repaired_documents, repaired_collections;
     me_metrics_t metrics;
     me_budget_hist_t search_by_budget;  /* whole searches, encoding included */
     me_autobudget_t autobudget;         /* budget "auto": the latency model and its level */

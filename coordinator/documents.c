@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/payload.h"
+#include "common/sync.h"
 #include "coordinator/handlers.h"
 
 /* A request split by placement: group g's packed part, when used[g]. */
@@ -49,8 +50,7 @@ static int check_quorum(req_t *r, me_call_t *calls, int n, const int *groups) {
         int acks = 0;
         for (int i = 0; i < n; i++)
             if (calls[i].group == g && me_coord_group_ok(&calls[i])) acks++;
-        int need = COORD(r)->opts.write_quorum > 0 ? (int)COORD(r)->opts.write_quorum : cl->groups[g].n_replicas;
-        if (need > cl->groups[g].n_replicas) need = cl->groups[g].n_replicas;
+        int need = me_coord_write_need(r, g);
         if (acks < need) {
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s (%d of %d acknowledged)",
                      short_groups ? ", " : "", cl->groups[g].name, acks, need);
@@ -145,9 +145,13 @@ int me_coord_upsert(req_t *r) {
     me_field_spec_t fields[ME_FIELDS_MAX];
     int nfields = 0;
     if ((rc = collection_shape(r, m->collection, &cfg, fields, &nfields)) != 0) goto out;
+    /* One version for the whole write, the coordinator's (a client's own
+     * is replaced: versions order this cluster's writes). */
+    uint64_t version = me_version_next();
     for (size_t i = 0; i < m->n_documents; i++) {
         if ((rc = check_document(r, m->documents[i], i, &cfg, fields, nfields)) != 0) goto out;
         ids[i] = m->documents[i]->id;
+        m->documents[i]->version = version;
     }
     if (!(owner = place(r, ids, m->n_documents))) { rc = OOM(r); goto out; }
     for (int g = 0; g < ng; g++) {
@@ -236,10 +240,15 @@ int me_coord_delete(req_t *r) {
     if (parts_init(&parts, ng) != 0) { rc = OOM(r); goto out; }
     if (m->filter && m->n_ids) { rc = BAD(r, "give ids or a filter to delete by, not both"); goto out; }
     if (!m->filter && (rc = check_ids(r, m->ids, m->n_ids)) != 0) goto out;
+    m->version = me_version_next();  /* the tombstones' version */
     /* By filter: every group holds documents it may match. */
-    if (!m->filter && !(owner = split_ids(r, m, m->ids, m->n_ids, pack_delete, &parts))) { rc = OOM(r); goto out; }
-    calls = m->filter ? me_coord_write_calls(r, NULL, NULL, NULL, &ncalls)
-                      : me_coord_write_calls(r, parts.payload, parts.len, parts.used, &ncalls);
+    if (m->filter) {
+        for (int g = 0; g < ng; g++) {
+            if (!(parts.payload[g] = me_wire_pack(&m->base, &parts.len[g]))) { rc = OOM(r); goto out; }
+            parts.used[g] = 1;
+        }
+    } else if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_delete, &parts))) { rc = OOM(r); goto out; }
+    calls = me_coord_write_calls(r, parts.payload, parts.len, parts.used, &ncalls);
     if (!calls) { rc = OOM(r); goto out; }
     if ((rc = me_coord_first_request_error(r, calls, ncalls)) != 0) goto out;
     if ((rc = check_quorum(r, calls, ncalls, m->filter ? NULL : parts.used)) != 0) goto out;
@@ -321,7 +330,7 @@ int me_coord_get(req_t *r) {
         if (*c < p->n_documents && strcmp(p->documents[*c]->id, ids[i]) == 0) docs[nd++] = p->documents[(*c)++];
         else missing[nm++] = ids[i];
     }
-    rc = me_reply_get(r, docs, nd, missing, nm);
+    rc = me_reply_get(r, docs, nd, missing, nm, NULL);
 out:
     if (calls) me_calls_clear(calls, ncalls);
     if (parts)

@@ -47,12 +47,15 @@ static void reset_sock(me_fanout_t *f, int r) {
 static int next_replica(me_fanout_t *f, me_call_t *c) {
     me_group_t *g = &f->cluster->groups[c->group];
     unsigned start = atomic_fetch_add(&g->next, 1);
-    for (int i = 0; i < g->n_replicas; i++) {
-        int k = (int)((start + (unsigned)i) % (unsigned)g->n_replicas);
-        if (c->tried & (1ULL << k)) continue;
-        if (!atomic_load(&f->cluster->replicas[g->first_replica + k].up)) continue;
-        return k;
-    }
+    /* Replicas that may be missing writes only when no other is live. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < g->n_replicas; i++) {
+            int k = (int)((start + (unsigned)i) % (unsigned)g->n_replicas);
+            const me_replica_t *rep = &f->cluster->replicas[g->first_replica + k];
+            if (c->tried & (1ULL << k)) continue;
+            if (!atomic_load(&rep->up) || (pass == 0 && atomic_load(&rep->stale))) continue;
+            return k;
+        }
     return -1;
 }
 
@@ -105,10 +108,38 @@ int me_fanout_retryable(int status) {
     return status == ME_CODE_UNAVAILABLE || status == ME_CODE_INTERNAL || status == ME_CODE_DEADLINE_EXCEEDED;
 }
 
+/* Every group has its quorum of OK answers. */
+static int quorum_met(const me_call_t *calls, int n, const int *need, int ngroups, int *acks) {
+    memset(acks, 0, (size_t)ngroups * sizeof *acks);
+    for (int i = 0; i < n; i++)
+        if (calls[i].answered && calls[i].reply.status == ME_CODE_OK) acks[calls[i].group]++;
+    for (int g = 0; g < ngroups; g++)
+        if (acks[g] < need[g]) return 0;
+    return 1;
+}
+
+static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries, const int *need);
+
 void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries) {
+    run(f, calls, n, deadline_us, retries, NULL);
+}
+
+void me_fanout_run_quorum(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, const int *need) {
+    run(f, calls, n, deadline_us, NULL, need);
+    for (int i = 0; i < n; i++)
+        if (calls[i].replica >= 0 &&
+            !(calls[i].answered && (calls[i].reply.status == ME_CODE_OK || !me_fanout_retryable(calls[i].reply.status))))
+            me_cluster_mark_stale(f->cluster, calls[i].replica);
+}
+
+static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries, const int *need) {
+    int ngroups = f->cluster->n_groups;  /* writes go to shard groups only */
+    int *acks = need ? calloc((size_t)ngroups, sizeof *acks) : NULL;
+    if (need && !acks) return;
+    uint64_t t0 = me_now_us(), grace_us = 0;
     void **socks = calloc((size_t)(n ? n : 1), sizeof *socks);
     int *who = calloc((size_t)(n ? n : 1), sizeof *who), *ready = calloc((size_t)(n ? n : 1), sizeof *ready);
-    if (!socks || !who || !ready) { free(socks); free(who); free(ready); return; }
+    if (!socks || !who || !ready) { free(socks); free(who); free(ready); free(acks); return; }
     for (int i = 0; i < n; i++) {
         me_reply_init(&calls[i].reply);
         calls[i].answered = calls[i].attempts = calls[i].pending = calls[i].timed_out = 0;
@@ -118,8 +149,13 @@ void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us
     }
     for (;;) {
         uint64_t now = me_now_us();
+        if (need && !grace_us && quorum_met(calls, n, need, ngroups, acks)) {
+            uint64_t took = now - t0 > 1000 ? now - t0 : 1000;
+            grace_us = now + took < deadline_us ? now + took : deadline_us;
+        }
+        if (grace_us && now >= grace_us) break;
         int np = 0;
-        uint64_t wake = deadline_us;
+        uint64_t wake = grace_us ? grace_us : deadline_us;
         for (int i = 0; i < n; i++) {
             me_call_t *c = &calls[i];
             if (!c->pending) continue;
@@ -168,4 +204,5 @@ void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us
     free(socks);
     free(who);
     free(ready);
+    free(acks);
 }

@@ -1,7 +1,8 @@
 /* One coordinator worker's connections to every replica, and the engine
  * that runs a set of calls to shard groups in parallel within a deadline.
  *
- * A read call names a group: it goes to one live replica (round-robin) and,
+ * A read call names a group: it goes to one live replica (round-robin, a
+ * stale one only when no other is live) and,
  * if that replica fails (UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED) or does
  * not answer in its share of the time left, it is retried on the group's
  * next live replica. A write call names one replica and is not retried
@@ -44,6 +45,11 @@ void me_fanout_free(me_fanout_t *f);
 /* Runs the calls until each is answered or deadline_us (monotonic) passes.
  * Adds the number of retries on another replica to *retries. */
 void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries);
+/* Writes: the same, but once every group g has need[g] OK answers (its
+ * quorum) it waits only as long again (at least 1 ms) for the others,
+ * then stops: a write answers at quorum, not at the slowest replica. The
+ * replicas that did not answer OK are marked stale, to be repaired. */
+void me_fanout_run_quorum(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, const int *need);
 /* The statuses a read is retried on another replica for (UNAVAILABLE,
  * INTERNAL, DEADLINE_EXCEEDED): about the replica, not the request. */
 int me_fanout_retryable(int status);

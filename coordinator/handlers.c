@@ -78,10 +78,19 @@ void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_
                 co->opts.default_deadline_ms, &co->requests, &co->errors, &co->metrics, request_id, reply);
 }
 
+/* The OK answers a write needs per group: the write quorum (0 = all). */
+int me_coord_write_need(const req_t *r, int g) {
+    const me_cluster_t *cl = &COORD(r)->cluster;
+    int need = COORD(r)->opts.write_quorum > 0 ? (int)COORD(r)->opts.write_quorum : cl->groups[g].n_replicas;
+    return need > cl->groups[g].n_replicas ? cl->groups[g].n_replicas : need;
+}
+
 me_call_t *me_coord_write_calls(req_t *r, uint8_t *const *payload, const size_t *len, const int *used, int *ncalls) {
     me_cluster_t *cl = &COORD(r)->cluster;
     me_call_t *calls = calloc((size_t)cl->n_replicas, sizeof *calls);
-    if (!calls) return NULL;
+    int *need = calloc((size_t)cl->n_groups, sizeof *need);
+    if (!calls || !need) { free(calls); free(need); return NULL; }
+    for (int g = 0; g < cl->n_groups; g++) need[g] = used && !used[g] ? 0 : me_coord_write_need(r, g);
     int n = 0;
     for (int rep = 0; rep < cl->n_replicas; rep++) {
         int g = cl->replicas[rep].group;
@@ -91,7 +100,11 @@ me_call_t *me_coord_write_calls(req_t *r, uint8_t *const *payload, const size_t 
                                   .payload = payload ? payload[g] : r->payload->data,
                                   .len = payload ? len[g] : r->payload->len };
     }
-    me_fanout_run(FANOUT(r), calls, n, me_coord_fanout_deadline(r), NULL);
+    /* DDL waits for every replica: its reply says which ones missed it. */
+    int ddl = r->method != METAEMBED__METHOD__METHOD_UPSERT && r->method != METAEMBED__METHOD__METHOD_DELETE;
+    if (ddl) me_fanout_run(FANOUT(r), calls, n, me_coord_fanout_deadline(r), NULL);
+    else me_fanout_run_quorum(FANOUT(r), calls, n, me_coord_fanout_deadline(r), need);
+    free(need);
     *ncalls = n;
     return calls;
 }

@@ -35,6 +35,8 @@ int me_coord_group_ok(const me_call_t *c);
  * each with payload[g] (NULL: the request as received), run to the
  * deadline; *ncalls gets how many. NULL on no memory. */
 me_call_t *me_coord_write_calls(req_t *r, uint8_t *const *payload, const size_t *len, const int *used, int *ncalls);
+/* The OK answers a write needs from group g (--write-quorum; 0 = all). */
+int me_coord_write_need(const req_t *r, int g);
 /* DEADLINE_EXCEEDED when a replica was asked but the time ran out (or it
  * said so), UNAVAILABLE when no live replica could be asked. */
 int me_coord_down_status(const me_call_t *calls, int n);

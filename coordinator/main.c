@@ -1,6 +1,8 @@
 /* metaembed-coordinator: the cluster's front door (see coordinator.h).
  * Threads: common/server.c's workers, each with its own sockets to every
- * replica (coordinator/fanout.c), plus one heartbeat thread. */
+ * replica (coordinator/fanout.c), plus a heartbeat thread and a repair
+ * thread (coordinator/repair.c). */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/dashboard.h"
 #include "coordinator/http_api.h"
+#include "coordinator/repair.h"
 #include "coordinator/web.h"
 
 static void *worker_init(void *ctx, void *zctx) {
@@ -33,9 +36,27 @@ static void handle(void *ctx, void *wstate, const uint8_t *frame, size_t len, ui
     me_coord_handle(ctx, wstate, frame, len, rid, reply);
 }
 
+typedef struct {
+    me_coord_t *co;
+    void *zctx;
+    const atomic_int *stop;
+} repair_args_t;
+
+static void *repair_thread(void *arg) {
+    repair_args_t *a = arg;
+    me_repair_loop(a->co, a->zctx, (int)a->co->opts.repair_ms, a->stop);
+    return NULL;
+}
+
+/* The background threads: heartbeats here, and the repairer beside them. */
 static void heartbeat(void *ctx, void *zctx, const atomic_int *stop) {
     me_coord_t *co = ctx;
+    repair_args_t ra = { co, zctx, stop };
+    pthread_t rt;
+    int repairing = pthread_create(&rt, NULL, repair_thread, &ra) == 0;
+    if (!repairing) me_warn("cannot start the repair thread: replicas will not converge by themselves");
     me_cluster_heartbeat(&co->cluster, zctx, (int)co->opts.heartbeat_ms, (int)co->opts.max_backoff_ms, stop);
+    if (repairing) pthread_join(rt, NULL);
 }
 
 int main(int argc, char **argv) {

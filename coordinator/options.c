@@ -17,6 +17,9 @@ const me_cfg_opt_t me_coord_options[] = {
     OPT("write-quorum", ME_CFG_INT, write_quorum, "0", 0, 64, NULL,
         "replicas per group that must acknowledge a write; 0 = all of them"),
     OPT("heartbeat-ms", ME_CFG_INT, heartbeat_ms, "500", 10, 60000, NULL, "heartbeat interval per replica"),
+    OPT("repair-ms", ME_CFG_INT, repair_ms, "5000", 0, 3600000, NULL,
+        "interval of the anti-entropy pass that makes replicas converge (also run within 100 ms of a replica "
+        "missing a write or coming back); 0 = only then"),
     OPT("liveness", ME_CFG_INT, liveness, "3", 1, 100, NULL, "heartbeats a replica may miss before it is marked down"),
     OPT("max-backoff-ms", ME_CFG_INT, max_backoff_ms, "4000", 10, 600000, NULL,
         "longest gap between heartbeats to a replica that is down"),

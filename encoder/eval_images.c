@@ -388,12 +388,15 @@ int me_eval_images_run(me_embedder_t *e, const me_imageset_t *s, const me_eval_o
         out->dir[dir].queries = nq;
         out->dir[dir].docs = nd;
         out->chance[dir] = chance(p.q_group[dir], nq, p.d_group[dir], nd);
-        /* Per style at the largest budget: T2I against one style's images
-         * (the others' groups made unmatchable and their vectors kept, so
-         * each style is one pass); I2T from one style's queries. */
+        /* Per style at the largest budget the model has (the last row
+         * scored: budgets beyond its R_q or R_c are skipped): T2I against
+         * one style's images; I2T from one style's queries. */
+        if (!out->dir[dir].nrows) { rc = ME_EINVAL; break; }
+        const me_eval_row_t *last = &out->dir[dir].rows[out->dir[dir].nrows - 1];
         me_eval_opts_t top = *o;
         top.nbudgets = 1;
-        top.budgets[0] = o->budgets[o->nbudgets - 1];
+        top.budgets[0].rq = last->r_q;
+        top.budgets[0].rc = last->r_c;
         top.progress = NULL;
         for (int st = 0; st < s->nstyles && !rc; st++) {
             me_eval_result_t r;

@@ -6,7 +6,9 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/sync.h"
 #include "shard/record.h"
+#include "shard/versions.h"
 
 void me_config_from_proto(me_coll_config_t *cfg, const Metaembed__CollectionConfig *pc) {
     memset(cfg, 0, sizeof *cfg);
@@ -22,6 +24,7 @@ void me_config_from_proto(me_coll_config_t *cfg, const Metaembed__CollectionConf
     cfg->ram_vectors = CLAMP(pc->ram_vectors);
     cfg->coarse_vectors = CLAMP(pc->coarse_vectors);
 #undef CLAMP
+    cfg->version = pc->version;
     me_field_specs_from_proto(cfg->fields, &cfg->nfields, pc->fields, pc->n_fields);
 }
 
@@ -35,6 +38,7 @@ Metaembed__CollectionConfig *me_config_to_proto(me_config_proto_t *out, const me
     pc->dtype = (Metaembed__DType)cfg->dtype;
     pc->ram_vectors = (uint32_t)cfg->ram_vectors;
     pc->coarse_vectors = (uint32_t)cfg->coarse_vectors;
+    pc->version = cfg->version;
     int nf = cfg->nfields > ME_FIELDS_MAX ? ME_FIELDS_MAX : cfg->nfields;
     me_field_specs_to_proto(cfg->fields, nf, out->fs, out->fsp);
     pc->fields = out->fsp;
@@ -56,6 +60,9 @@ static int add_coll(me_shard_t *s, me_coll_t *c) {
     if (c->id >= s->next_coll_id) s->next_coll_id = c->id + 1;
     return 0;
 }
+
+/* Meta keys of drop tombstones start with this (never in a collection name). */
+#define TOMB_PREFIX '!'
 
 static void id_prefix(char out[4], uint32_t id) {
     me_doc_key(out, id, "", 0);
@@ -232,6 +239,7 @@ int me_catalog_load(me_shard_t *s, char *err, size_t errcap) {
     int rc = 0;
     s->next_coll_id = 1;
     while (rc == 0 && me_iter_next(it, &k, &kl, &v, &vl)) {
+        if (kl && k[0] == TOMB_PREFIX) continue;  /* a drop's tombstone */
         Metaembed__CollectionConfig *pc = vl > 4 ?
             metaembed__collection_config__unpack(NULL, vl - 4, (const uint8_t *)v + 4) : NULL;
         if (!pc) {
@@ -259,14 +267,41 @@ int me_catalog_load(me_shard_t *s, char *err, size_t errcap) {
         rc = load_docs(s, s->colls[i], err, errcap);
         if (rc == 0) rc = load_terms(s, s->colls[i], err, errcap);
         if (rc == 0) rc = load_slot_records(s, s->colls[i], ME_CF_FLD, "field", me_coll_set_fields, NULL, err, errcap);
+        if (rc == 0) rc = me_versions_load(s->storage, s->colls[i], err, errcap);
     }
     return rc;
 }
 
-int me_catalog_create(me_shard_t *s, const me_coll_config_t *cfg, char *err, size_t errcap) {
-    if (me_catalog_find(s, cfg->name)) {
-        snprintf(err, errcap, "collection '%s' already exists", cfg->name);
+/* The drop tombstone of a name: 0 and its version (0 when none). */
+static int tombstone(me_shard_t *s, const char *name, uint64_t *version) {
+    char key[1 + ME_COLL_NAME_MAX + 1], *val = NULL;
+    size_t vlen = 0;
+    *version = 0;
+    int klen = snprintf(key, sizeof key, "%c%s", TOMB_PREFIX, name);
+    int rc = me_storage_get(s->storage, ME_CF_META, key, (size_t)klen, &val, &vlen);
+    if (rc == ME_ENOTFOUND) return 0;
+    if (rc == 0 && vlen == 8)
+        for (int i = 0; i < 8; i++) *version |= (uint64_t)(uint8_t)val[i] << (8 * i);
+    else if (rc == 0) rc = ME_ECORRUPT;
+    me_storage_free(val);
+    return rc;
+}
+
+int me_catalog_create(me_shard_t *s, const me_coll_config_t *cfg_in, char *err, size_t errcap) {
+    if (me_catalog_find(s, cfg_in->name)) {
+        snprintf(err, errcap, "collection '%s' already exists", cfg_in->name);
         return ME_EEXIST;
+    }
+    me_coll_config_t stamped = *cfg_in;
+    const me_coll_config_t *cfg = &stamped;
+    if (!stamped.version) stamped.version = me_version_next();
+    uint64_t dropped_at;
+    int trc = tombstone(s, cfg->name, &dropped_at);
+    if (trc) return trc;
+    if (dropped_at >= cfg->version) {
+        snprintf(err, errcap, "collection '%s' was dropped after this create (version %llu >= %llu)", cfg->name,
+                 (unsigned long long)dropped_at, (unsigned long long)cfg->version);
+        return ME_ESTALE;
     }
     uint32_t id = s->next_coll_id;
     me_coll_t *c = me_coll_new(cfg, id);
@@ -280,22 +315,50 @@ int me_catalog_create(me_shard_t *s, const me_coll_config_t *cfg, char *err, siz
     return rc;
 }
 
-int me_catalog_drop(me_shard_t *s, const char *name, char *err, size_t errcap) {
+/* Writes the tombstone of a drop at `version` into b. */
+static void put_tombstone(me_wbatch_t *b, const char *name, uint64_t version) {
+    char key[1 + ME_COLL_NAME_MAX + 1];
+    uint8_t val[8];
+    int klen = snprintf(key, sizeof key, "%c%s", TOMB_PREFIX, name);
+    for (int i = 0; i < 8; i++) val[i] = (uint8_t)(version >> (8 * i));
+    me_wbatch_put(b, ME_CF_META, key, (size_t)klen, val, sizeof val);
+}
+
+int me_catalog_drop(me_shard_t *s, const char *name, uint64_t version, char *err, size_t errcap) {
+    if (!version) version = me_version_next();
     size_t i;
     for (i = 0; i < s->ncolls; i++)
         if (strcmp(s->colls[i]->cfg.name, name) == 0) break;
     if (i == s->ncolls) {
+        /* Remembered all the same: a create that comes late (a repair of
+         * this replica) must not bring the collection back. */
+        uint64_t at;
+        me_wbatch_t *b = strlen(name) <= ME_COLL_NAME_MAX && tombstone(s, name, &at) == 0 && at < version
+                             ? me_wbatch_new(s->storage) : NULL;
+        if (b) {
+            put_tombstone(b, name, version);
+            char sub[64];
+            me_storage_write(s->storage, b, sub, sizeof sub);
+            me_wbatch_free(b);
+        }
         snprintf(err, errcap, ME_NO_COLLECTION, name);
         return ME_ENOTFOUND;
     }
     me_coll_t *c = s->colls[i];
+    if (c->cfg.version > version) {
+        snprintf(err, errcap, "collection '%s' was created after this drop (version %llu > %llu)", name,
+                 (unsigned long long)c->cfg.version, (unsigned long long)version);
+        return ME_ESTALE;
+    }
     char lo[4], hi[4];
     id_prefix(lo, c->id);
     id_prefix(hi, c->id + 1);
     me_wbatch_t *b = me_wbatch_new(s->storage);
     if (!b) return ME_ENOMEM;
-    /* One atomic batch: the config and every record of the collection. */
+    /* One atomic batch: the config, every record of the collection and
+     * the tombstone. */
     me_wbatch_delete(b, ME_CF_META, name, strlen(name));
+    put_tombstone(b, name, version);
     for (int cf = ME_CF_HEAD; cf < ME_CF_COUNT; cf++)
         me_wbatch_delete_range(b, (me_cf_t)cf, lo, 4, hi, 4);
     int rc = me_storage_write(s->storage, b, err, errcap);
@@ -304,5 +367,21 @@ int me_catalog_drop(me_shard_t *s, const char *name, char *err, size_t errcap) {
     atomic_fetch_sub(&s->documents, c->n);
     me_coll_free(c);
     s->colls[i] = s->colls[--s->ncolls];
+    return 0;
+}
+
+int me_catalog_dropped(me_shard_t *s, void (*fn)(void *ctx, const char *name, size_t len, uint64_t version), void *ctx) {
+    char prefix[1] = { TOMB_PREFIX };
+    me_iter_t *it = me_storage_iter(s->storage, ME_CF_META, prefix, 1);
+    if (!it) return ME_ENOMEM;
+    const char *k, *v;
+    size_t kl, vl;
+    while (me_iter_next(it, &k, &kl, &v, &vl)) {
+        if (vl != 8 || kl < 2) continue;
+        uint64_t version = 0;
+        for (int i = 0; i < 8; i++) version |= (uint64_t)(uint8_t)v[i] << (8 * i);
+        fn(ctx, k + 1, kl - 1, version);
+    }
+    me_iter_free(it);
     return 0;
 }

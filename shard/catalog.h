@@ -11,9 +11,14 @@
 /* Loads configs and rebuilds every collection's RAM arrays from the head
  * column family. Caller: single-threaded start-up. */
 int me_catalog_load(me_shard_t *s, char *err, size_t errcap);
-/* Caller holds s->lock for writing. */
+/* Caller holds s->lock for writing. A create or drop carries a version
+ * (cfg->version; 0 = stamped here): a drop leaves a tombstone of its
+ * version in meta (key "!" NAME), and neither applies over a newer one
+ * (ME_ESTALE), so a late repair cannot bring back what was dropped. */
 int me_catalog_create(me_shard_t *s, const me_coll_config_t *cfg, char *err, size_t errcap);
-int me_catalog_drop(me_shard_t *s, const char *name, char *err, size_t errcap);
+int me_catalog_drop(me_shard_t *s, const char *name, uint64_t version, char *err, size_t errcap);
+/* The drop tombstones: fn(ctx, name, version) for each. */
+int me_catalog_dropped(me_shard_t *s, void (*fn)(void *ctx, const char *name, size_t len, uint64_t version), void *ctx);
 /* Caller holds s->lock (read or write). NULL when absent. */
 me_coll_t *me_catalog_find(me_shard_t *s, const char *name);
 

@@ -73,6 +73,7 @@ void me_coll_free(me_coll_t *c) {
     if (!c) return;
     for (size_t i = 0; i < c->n; i++) free(c->ids[i]);
     free(c->ids);
+    free(c->digest);
     free(c->rows);
     free(c->head);
     free(c->head_scales);

@@ -31,6 +31,7 @@ typedef struct {
     int coarse_vectors;   /* vectors per doc in the stage-1 scan (1..ram_vectors) */
     int nfields;          /* indexed payload fields */
     me_field_spec_t fields[ME_FIELDS_MAX];
+    uint64_t version;     /* the create's write version (common/sync.h) */
 } me_coll_config_t;
 
 typedef struct {
@@ -50,6 +51,9 @@ typedef struct {
     uint64_t stored_rows;     /* Σ rows, for index size */
     me_bm25_index_t *lex;     /* BM25 over each slot's text, slots in step */
     me_fields_t *fields;      /* the indexed payload fields' columns, slots in step */
+    /* Anti-entropy digests (shard/versions.h), ME_SYNC_BUCKETS of them,
+     * kept under the write lock; NULL until the first versioned write. */
+    uint64_t *digest;
     /* Anytime's cost model: recent search-stage time per document at each
      * ladder budget, in picoseconds (0: not seen yet); updated without the
      * write lock, so relaxed atomics. */

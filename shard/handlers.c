@@ -6,11 +6,13 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/sync.h"
 #include "common/fusion.h"
 #include "common/log.h"
 #include "shard/catalog.h"
 #include "shard/record.h"
 #include "shard/search.h"
+#include "shard/versions.h"
 #include "common/server.h"
 #include "shard/shard.h"
 
@@ -80,6 +82,7 @@ static int h_create(req_t *r) {
     if (me_coll_config_check(&cfg, err, sizeof err) != 0) { rc = BAD(r, "%s", err); goto out; }
     pthread_rwlock_wrlock(&SHARD(r)->lock);
     rc = me_catalog_create(SHARD(r), &cfg, err, sizeof err);
+    if (rc == 0) cfg = me_catalog_find(SHARD(r), cfg.name)->cfg;  /* with its version */
     pthread_rwlock_unlock(&SHARD(r)->lock);
     if (rc) { rc = me_reply_error(r->reply, status_of(rc), "%s", err); goto out; }
     char fields[ME_FIELDS_MAX * (ME_FIELD_NAME_MAX + 10) + 1];
@@ -99,7 +102,7 @@ static int h_drop(req_t *r) {
     Metaembed__DropCollectionRequest *m = (void *)r->msg;
     char err[256];
     pthread_rwlock_wrlock(&SHARD(r)->lock);
-    int rc = me_catalog_drop(SHARD(r), m->name, err, sizeof err);
+    int rc = me_catalog_drop(SHARD(r), m->name, m->version, err, sizeof err);
     pthread_rwlock_unlock(&SHARD(r)->lock);
     if (rc) rc = me_reply_error(r->reply, status_of(rc), "%s", err);
     else {
@@ -110,7 +113,38 @@ static int h_drop(req_t *r) {
     return rc;
 }
 
-static int list_infos(req_t *r, const char *only, Metaembed__StatsReply *stats) {
+/* The drop tombstones, for ListCollections with_dropped. */
+typedef struct {
+    Metaembed__DroppedCollection *d;
+    Metaembed__DroppedCollection **p;
+    size_t n, cap;
+    int oom;
+} dropped_t;
+
+static void add_dropped(void *ctx, const char *name, size_t len, uint64_t version) {
+    dropped_t *dl = ctx;
+    if (dl->oom) return;
+    if (dl->n == dl->cap) {
+        size_t cap = dl->cap ? 2 * dl->cap : 16;
+        Metaembed__DroppedCollection *nd = realloc(dl->d, cap * sizeof *nd);
+        if (!nd) { dl->oom = 1; return; }
+        dl->d = nd;
+        dl->cap = cap;
+    }
+    Metaembed__DroppedCollection *d = &dl->d[dl->n];
+    metaembed__dropped_collection__init(d);
+    if (!(d->name = strndup(name, len))) { dl->oom = 1; return; }
+    d->version = version;
+    dl->n++;
+}
+
+static void dropped_free(dropped_t *dl) {
+    for (size_t i = 0; i < dl->n; i++) free(dl->d[i].name);
+    free(dl->d);
+    free(dl->p);
+}
+
+static int list_infos(req_t *r, const char *only, Metaembed__StatsReply *stats, int with_dropped) {
     me_shard_t *s = SHARD(r);
     pthread_rwlock_rdlock(&s->lock);
     size_t n = s->ncolls;
@@ -146,7 +180,17 @@ static int list_infos(req_t *r, const char *only, Metaembed__StatsReply *stats) 
         Metaembed__ListCollectionsReply rep = METAEMBED__LIST_COLLECTIONS_REPLY__INIT;
         rep.collections = ptrs;
         rep.n_collections = k;
-        rc = me_reply_ok(r->reply, &rep.base);
+        dropped_t dl = { 0 };
+        if (with_dropped) {
+            me_catalog_dropped(s, add_dropped, &dl);
+            dl.p = malloc((dl.n ? dl.n : 1) * sizeof *dl.p);
+            if (!dl.p) dl.oom = 1;
+            for (size_t i = 0; !dl.oom && i < dl.n; i++) dl.p[i] = &dl.d[i];
+            rep.dropped = dl.p;
+            rep.n_dropped = dl.n;
+        }
+        rc = dl.oom ? ME_OOM(r) : me_reply_ok(r->reply, &rep.base);
+        dropped_free(&dl);
     }
 out:
     pthread_rwlock_unlock(&s->lock);
@@ -156,12 +200,15 @@ out:
     return rc;
 }
 
-static int h_list(req_t *r) { return list_infos(r, NULL, NULL); }
+static int h_list(req_t *r) {
+    Metaembed__ListCollectionsRequest *m = (void *)r->msg;
+    return list_infos(r, NULL, NULL, m->with_dropped);
+}
 
 static int h_stats(req_t *r) {
     Metaembed__StatsRequest *m = (void *)r->msg;
     Metaembed__StatsReply rep = METAEMBED__STATS_REPLY__INIT;
-    int rc = list_infos(r, m->collection, &rep);
+    int rc = list_infos(r, m->collection, &rep, 0);
     return rc;
 }
 
@@ -221,7 +268,9 @@ static int h_upsert(req_t *r) {
     me_shard_t *s = SHARD(r);
     conv_doc_t *docs = NULL;
     me_wbatch_t *b = NULL;
-    uint8_t *rec = NULL;
+    uint8_t *rec = NULL, *skip = NULL;
+    char **ids = NULL;
+    me_ver_t *old = NULL;
     int rc, e;
     hold_t h;
     me_coll_t *c = hold_open(r, &h, m->collection);
@@ -261,23 +310,46 @@ static int h_upsert(req_t *r) {
     }
     b = me_wbatch_new(s->storage);
     rec = malloc(me_record_size(cfg->dtype, cfg->dim, cfg->max_doc_vectors));
-    if (!b || !rec) { rc = ME_OOM(r); goto out; }
+    ids = malloc(m->n_documents * sizeof *ids);
+    old = malloc(m->n_documents * sizeof *old);
+    skip = malloc(m->n_documents);
+    if (!b || !rec || !ids || !old || !skip) { rc = ME_OOM(r); goto out; }
+    for (size_t i = 0; i < m->n_documents; i++) ids[i] = m->documents[i]->id;
+    /* A document without a version (a client writing to the shard
+     * directly) gets this write's. */
+    uint64_t stamp = me_version_next();
+    char err[256];
     hold_lock(&h, 1);
+    /* Under the write lock, so no other write moves a version between the
+     * check and the write: an id is written only over an older version
+     * (a retry or a repair of the same version changes nothing), and of
+     * duplicates in the batch the last one is. */
+    if ((e = me_versions_mark_earlier(ids, m->n_documents, skip)) != 0 ||
+        (e = me_versions_get_many(s->storage, c, ids, m->n_documents, old)) != 0) {
+        rc = me_reply_error(r->reply, status_of(e), "reading versions: %s", me_strerror(e));
+        goto out;
+    }
     for (size_t i = 0; i < m->n_documents; i++) {
         Metaembed__Document *d = m->documents[i];
+        uint64_t v = d->version ? d->version : stamp;
+        if (old[i].version >= v) skip[i] = 1;
+        if (skip[i]) continue;
         me_record_put_doc(b, c, d->id, docs[i].rows, docs[i].data, docs[i].scales, d->metadata.data, d->metadata.len,
                           docs[i].bag, docs[i].bag_len, docs[i].fields, docs[i].fields_len, rec);
+        me_versions_put(b, c, d->id, (me_ver_t){ v, 0 });
     }
-    char err[256];
     if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
         rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "%s", err);
         goto out;
     }
-    /* Durable now; mirror into RAM in request order (the last duplicate wins). */
+    /* Durable now; mirror into RAM. */
     size_t before = c->n;
     for (size_t i = 0; i < m->n_documents; i++) {
+        if (skip[i]) continue;
         Metaembed__Document *d = m->documents[i];
+        uint64_t v = d->version ? d->version : stamp;
         long slot = me_coll_put(c, d->id, strlen(d->id), docs[i].rows, docs[i].data, docs[i].scales);
+        if (slot >= 0 && me_versions_digest_update(c, d->id, old[i], (me_ver_t){ v, 0 }) != 0) slot = -1;
         if (slot < 0 || me_coll_set_terms(c, (size_t)slot, docs[i].bag, docs[i].bag_len) != 0 ||
             me_coll_set_fields(c, (size_t)slot, docs[i].fields, docs[i].fields_len) != 0) {
             /* RAM is now behind disk for this doc; a restart reloads it. */
@@ -301,6 +373,9 @@ out:
         }
     free(docs);
     free(rec);
+    free(ids);
+    free(old);
+    free(skip);
     me_wbatch_free(b);
     return rc;
 }
@@ -310,6 +385,8 @@ static int h_delete(req_t *r) {
     me_shard_t *s = SHARD(r);
     me_wbatch_t *b = NULL;
     char **matched = NULL;
+    me_ver_t *old = NULL;
+    uint8_t *skip = NULL;
     int rc;
     hold_t h;
     char **ids = m->ids;
@@ -335,7 +412,22 @@ static int h_delete(req_t *r) {
         free(bits);
         ids = matched;
     }
-    for (size_t i = 0; i < nids; i++) me_record_delete_doc(b, c, ids[i]);
+    /* A tombstone of the delete's version for every id older than it
+     * (absent ones too: a late upsert of an older version must not bring
+     * the document back), under the write lock like upserts. */
+    uint64_t v = m->version ? m->version : me_version_next();
+    old = malloc((nids ? nids : 1) * sizeof *old);
+    skip = malloc(nids ? nids : 1);
+    int e = old && skip ? 0 : ME_ENOMEM;
+    if (e == 0) e = me_versions_mark_earlier(ids, nids, skip);
+    if (e == 0) e = me_versions_get_many(s->storage, c, ids, nids, old);
+    if (e) { rc = me_reply_error(r->reply, status_of(e), "reading versions: %s", me_strerror(e)); goto out; }
+    for (size_t i = 0; i < nids; i++) {
+        if (old[i].version >= v) skip[i] = 1;
+        if (skip[i]) continue;
+        me_record_delete_doc(b, c, ids[i]);
+        me_versions_put(b, c, ids[i], (me_ver_t){ v, 1 });
+    }
     char err[256];
     if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
         rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "%s", err);
@@ -344,8 +436,12 @@ static int h_delete(req_t *r) {
     uint32_t deleted = 0;
     /* By id, from copies: a removal frees the id string matched[] points to. */
     for (size_t i = 0; i < nids; i++) {
+        if (skip[i]) continue;
         char key[ME_DOC_ID_MAX + 1];
         snprintf(key, sizeof key, "%s", ids[i]);
+        if (me_versions_digest_update(c, key, old[i], (me_ver_t){ v, 1 }) != 0) {
+            me_error("out of memory updating the digest of %s; restart the shard to reload", key);
+        }
         deleted += (uint32_t)me_coll_remove(c, key, strlen(key));
     }
     atomic_fetch_sub(&s->documents, deleted);
@@ -356,6 +452,8 @@ out:
     hold_close(&h);
     me_wbatch_free(b);
     free(matched);
+    free(old);
+    free(skip);
     return rc;
 }
 
@@ -399,6 +497,8 @@ static int h_get(req_t *r) {
     Metaembed__Tensor *tensors = NULL;
     uint32_t *shapes = NULL;
     char **missing = NULL, **metas = NULL, **ids = NULL;
+    me_ver_t *vers = NULL;
+    uint64_t *mvers = NULL;
     size_t n = 0, nfound = 0, nmissing = 0;
     int rc;
     hold_t h;
@@ -420,18 +520,30 @@ static int h_get(req_t *r) {
     shapes = calloc(2 * n, sizeof *shapes);
     missing = calloc(n, sizeof *missing);
     metas = calloc(n, sizeof *metas);
-    if (!docs || !dptrs || !tensors || !shapes || !missing || !metas) {
+    vers = calloc(n, sizeof *vers);
+    mvers = calloc(n, sizeof *mvers);
+    if (!docs || !dptrs || !tensors || !shapes || !missing || !metas || !vers || !mvers) {
         rc = ME_OOM(r);
         goto out;
     }
     hold_lock(&h, 0);
+    /* Each id's version: a document's, or a missing one's tombstone (so a
+     * coordinator reading several replicas can tell deleted from stale). */
+    int ve = me_versions_get_many(s->storage, c, ids, n, vers);
+    if (ve) { rc = me_reply_error(r->reply, status_of(ve), "reading versions: %s", me_strerror(ve)); goto out; }
     for (size_t i = 0; i < n; i++) {
         const char *id = ids[i];
         long slot = me_coll_find(c, id, strlen(id));
-        if (slot < 0) { missing[nmissing++] = (char *)id; reply_bytes += strlen(id) + 4; continue; }
+        if (slot < 0) {
+            mvers[nmissing] = vers[i].deleted ? vers[i].version : 0;
+            missing[nmissing++] = (char *)id;
+            reply_bytes += strlen(id) + 14;
+            continue;
+        }
         Metaembed__Document *d = &docs[nfound];
         metaembed__document__init(d);
         d->id = (char *)id;
+        d->version = vers[i].deleted ? 0 : vers[i].version;
         if (m->with_vectors) {
             int e = read_vectors(s, c, (size_t)slot, &tensors[nfound], &shapes[2 * nfound]);
             if (e) { rc = me_reply_error(r->reply, status_of(e), "reading document '%s': %s", id, me_strerror(e)); goto out; }
@@ -449,7 +561,7 @@ static int h_get(req_t *r) {
         }
         dptrs[nfound++] = d;
     }
-    rc = me_reply_get(r, dptrs, nfound, missing, nmissing);
+    rc = me_reply_get(r, dptrs, nfound, missing, nmissing, mvers);
 out:
     hold_close(&h);
     if (tensors)
@@ -463,6 +575,8 @@ out:
     free(missing);
     free(metas);
     free(ids);
+    free(vers);
+    free(mvers);
     return rc;
 }
 
@@ -757,6 +871,82 @@ static int h_encode(req_t *r) {
     return me_reply_error(r->reply, ME_CODE_UNIMPLEMENTED, "shards do not encode text; send Encode to an encoder");
 }
 
+/* ---- anti-entropy ---- */
+
+typedef struct {
+    Metaembed__SyncEntry *e;
+    Metaembed__SyncEntry **p;
+    size_t n, cap;
+    unsigned long long bytes, limit;
+} sync_list_t;
+
+static int add_entry(void *ctx, const char *id, size_t idlen, me_ver_t v) {
+    sync_list_t *l = ctx;
+    if ((l->bytes += idlen + 16) > l->limit) return ME_ETOOBIG;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 256;
+        Metaembed__SyncEntry *ne = realloc(l->e, cap * sizeof *ne);
+        if (!ne) return ME_ENOMEM;
+        l->e = ne;
+        l->cap = cap;
+    }
+    Metaembed__SyncEntry *e = &l->e[l->n];
+    metaembed__sync_entry__init(e);
+    if (!(e->id = strndup(id, idlen))) return ME_ENOMEM;
+    e->version = v.version;
+    e->deleted = v.deleted != 0;
+    l->n++;
+    return 0;
+}
+
+/* The collection's digests, or the versions in the buckets asked for. */
+static int h_sync_state(req_t *r) {
+    Metaembed__SyncStateRequest *m = (void *)r->msg;
+    uint64_t digests[ME_SYNC_BUCKETS];
+    uint8_t want[ME_SYNC_BUCKETS] = { 0 };
+    sync_list_t l = { .limit = (unsigned long long)SHARD(r)->opts.max_message / 2 };
+    int rc;
+    hold_t h;
+    me_coll_t *c = hold_open(r, &h, m->collection);
+    if (!c) { rc = r->reply->status; goto out; }
+    for (size_t i = 0; i < m->n_list_buckets; i++) {
+        if (m->list_buckets[i] >= ME_SYNC_BUCKETS) {
+            rc = BAD(r, "bucket %u is out of range (there are %d)", m->list_buckets[i], ME_SYNC_BUCKETS);
+            goto out;
+        }
+        want[m->list_buckets[i]] = 1;
+    }
+    Metaembed__SyncStateReply rep = METAEMBED__SYNC_STATE_REPLY__INIT;
+    hold_lock(&h, 0);
+    rep.version = c->cfg.version;
+    if (!m->n_list_buckets) {
+        if (c->digest) memcpy(digests, c->digest, sizeof digests);
+        else memset(digests, 0, sizeof digests);
+        rep.digests = digests;
+        rep.n_digests = ME_SYNC_BUCKETS;
+    } else {
+        int e = me_versions_scan(SHARD(r)->storage, c, want, add_entry, &l);
+        if (e == ME_ETOOBIG) {
+            rc = me_reply_error(r->reply, ME_CODE_RESOURCE_EXHAUSTED,
+                                "the versions of %zu buckets exceed half the message limit; ask for fewer buckets",
+                                m->n_list_buckets);
+            goto out;
+        }
+        if (e) { rc = me_reply_error(r->reply, status_of(e), "reading versions: %s", me_strerror(e)); goto out; }
+        if (!(l.p = malloc((l.n ? l.n : 1) * sizeof *l.p))) { rc = ME_OOM(r); goto out; }
+        for (size_t i = 0; i < l.n; i++) l.p[i] = &l.e[i];
+        rep.entries = l.p;
+        rep.n_entries = l.n;
+    }
+    rc = me_reply_ok(r->reply, &rep.base);
+out:
+    hold_close(&h);
+    for (size_t i = 0; i < l.n; i++) free(l.e[i].id);
+    free(l.e);
+    free(l.p);
+    return rc;
+}
+
 static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, h_create },
     { METAEMBED__METHOD__METHOD_DROP_COLLECTION, h_drop },
@@ -771,6 +961,7 @@ static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_LIST_IDS, h_list_ids },
     { METAEMBED__METHOD__METHOD_COUNT, h_count },
     { METAEMBED__METHOD__METHOD_INDEX_FIELDS, h_index_fields },
+    { METAEMBED__METHOD__METHOD_SYNC_STATE, h_sync_state },
 };
 
 void me_shard_handle(me_shard_t *s, const uint8_t *frame, size_t len, uint64_t *request_id, me_reply_t *reply) {

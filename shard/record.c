@@ -133,7 +133,7 @@ int me_record_text_bag(const void *meta, size_t meta_len, uint8_t **bag, size_t 
 void me_record_delete_doc(me_wbatch_t *b, const me_coll_t *c, const char *id) {
     char key[ME_DOC_KEY_MAX];
     size_t klen = me_doc_key(key, c->id, id, strlen(id));
-    for (int cf = ME_CF_HEAD; cf < ME_CF_COUNT; cf++) me_wbatch_delete(b, (me_cf_t)cf, key, klen);
+    for (int cf = ME_CF_HEAD; cf <= ME_CF_DOC_LAST; cf++) me_wbatch_delete(b, (me_cf_t)cf, key, klen);
 }
 
 int me_record_metadata(me_storage_t *st, const me_coll_t *c, const char *id, char **val, size_t *len) {

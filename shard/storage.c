@@ -9,7 +9,7 @@
 #include "common/error.h"
 #include "common/wire.h"
 
-static const char *cf_names[ME_CF_COUNT + 1] = { "meta", "head", "tail", "doc", "lex", "fld", "default" };
+static const char *cf_names[ME_CF_COUNT + 1] = { "meta", "head", "tail", "doc", "lex", "fld", "ver", "default" };
 
 struct me_storage {
     rocksdb_t *db;

@@ -22,7 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { ME_CF_META = 0, ME_CF_HEAD, ME_CF_TAIL, ME_CF_DOC, ME_CF_LEX, ME_CF_FLD, ME_CF_COUNT } me_cf_t;
+/* Column families. A document's records are HEAD..FLD (ME_CF_DOC_LAST);
+ * VER holds each id's write version, and a delete's tombstone (kept when
+ * the document's records go). */
+typedef enum { ME_CF_META = 0, ME_CF_HEAD, ME_CF_TAIL, ME_CF_DOC, ME_CF_LEX, ME_CF_FLD, ME_CF_VER, ME_CF_COUNT } me_cf_t;
+#define ME_CF_DOC_LAST ME_CF_FLD
 
 typedef struct me_storage me_storage_t;
 typedef struct me_wbatch me_wbatch_t;
