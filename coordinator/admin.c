@@ -44,14 +44,23 @@ int me_coord_ddl(req_t *r) {
     uint8_t *packed = NULL, **payloads = calloc((size_t)ng, sizeof *payloads);
     size_t plen = 0, *lens = calloc((size_t)ng, sizeof *lens);
     if (!payloads || !lens) { free(payloads); free(lens); return OOM(r); }
+    /* The cached config of the name goes, whatever the outcome. */
     if (r->method == METAEMBED__METHOD__METHOD_CREATE_COLLECTION) {
         Metaembed__CreateCollectionRequest *m = (void *)r->msg;
-        if (m->config) m->config->version = me_version_next();
+        if (m->config) {
+            m->config->version = me_version_next();
+            me_config_cache_drop(&COORD(r)->configs, m->config->name);
+        }
         packed = me_wire_pack(r->msg, &plen);
     } else if (r->method == METAEMBED__METHOD__METHOD_DROP_COLLECTION) {
-        ((Metaembed__DropCollectionRequest *)(void *)r->msg)->version = me_version_next();
+        Metaembed__DropCollectionRequest *m = (void *)r->msg;
+        m->version = me_version_next();
+        me_config_cache_drop(&COORD(r)->configs, m->name);
         packed = me_wire_pack(r->msg, &plen);
-    } else packed = me_wire_pack(r->msg, &plen);
+    } else {
+        me_config_cache_drop(&COORD(r)->configs, ((Metaembed__IndexFieldsRequest *)(void *)r->msg)->collection);
+        packed = me_wire_pack(r->msg, &plen);
+    }
     for (int g = 0; g < ng; g++) { payloads[g] = packed; lens[g] = plen; }
     me_call_t *calls = packed ? me_coord_write_calls(r, payloads, lens, NULL, &ncalls) : NULL;
     free(payloads);
@@ -94,6 +103,15 @@ int me_coord_ddl(req_t *r) {
     me_calls_clear(calls, ncalls);
     free(calls);
     free(packed);
+    /* And again after: a write that read the old config meanwhile must not
+     * have cached it. */
+    if (r->method == METAEMBED__METHOD__METHOD_DROP_COLLECTION)
+        me_config_cache_drop(&COORD(r)->configs, ((Metaembed__DropCollectionRequest *)(void *)r->msg)->name);
+    else if (r->method == METAEMBED__METHOD__METHOD_CREATE_COLLECTION &&
+             ((Metaembed__CreateCollectionRequest *)(void *)r->msg)->config)
+        me_config_cache_drop(&COORD(r)->configs, ((Metaembed__CreateCollectionRequest *)(void *)r->msg)->config->name);
+    else if (r->method == METAEMBED__METHOD__METHOD_INDEX_FIELDS)
+        me_config_cache_drop(&COORD(r)->configs, ((Metaembed__IndexFieldsRequest *)(void *)r->msg)->collection);
     return rc;
 }
 

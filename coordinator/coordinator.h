@@ -14,6 +14,7 @@
 #include "common/wire.h"
 #include "coordinator/autobudget.h"
 #include "coordinator/cluster.h"
+#include "coordinator/config_cache.h"
 #include "coordinator/fanout.h"
 
 typedef struct {
@@ -50,6 +51,7 @@ typedef struct me_coord {
     me_metrics_t metrics;
     me_budget_hist_t search_by_budget;  /* whole searches, encoding included */
     me_autobudget_t autobudget;         /* budget "auto": the latency model and its level */
+    me_config_cache_t configs;          /* collection configs for writes' checks */
     me_hist_t auto_predicted, auto_observed;  /* auto searches: predicted vs observed latency */
     /* The HTTP API's key (from --api-key or --api-key-file; "" = none) and
      * whether its endpoint listens off loopback (--metrics-public). */

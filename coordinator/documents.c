@@ -82,10 +82,30 @@ static int check_document(req_t *r, const Metaembed__Document *d, size_t i, cons
     return e ? me_reply_error(r->reply, me_error_status(e), "%s: %s", what, ferr) : 0;
 }
 
-/* The collection's config, asked of the groups (any one that knows it),
- * so documents are checked against it before anything is sent. */
+typedef struct {
+    Metaembed__CollectionConfig *out;
+    me_field_spec_t *fields;
+    int *nfields;
+} shape_t;
+
+/* A config's shape and fields into the caller's copies (no strings kept). */
+static void take_shape(void *ctx, const Metaembed__CollectionConfig *c) {
+    shape_t *s = ctx;
+    *s->out = *c;
+    s->out->name = NULL;
+    me_field_specs_from_proto(s->fields, s->nfields, c->fields, c->n_fields);
+    if (*s->nfields > ME_FIELDS_MAX) *s->nfields = ME_FIELDS_MAX;
+    s->out->fields = NULL;
+    s->out->n_fields = 0;
+}
+
+/* The collection's config, from the cache or asked of the groups (any one
+ * that knows it), so documents are checked against it before anything is
+ * sent. */
 static int collection_shape(req_t *r, const char *name, Metaembed__CollectionConfig *out, me_field_spec_t *fields,
                             int *nfields) {
+    shape_t shape = { out, fields, nfields };
+    if (me_config_cache_with(&COORD(r)->configs, name, take_shape, &shape)) return 0;
     Metaembed__ListCollectionsRequest lreq = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
     uint8_t buf[8];
     size_t len = metaembed__list_collections_request__pack(&lreq, buf);
@@ -100,12 +120,8 @@ static int collection_shape(req_t *r, const char *name, Metaembed__CollectionCon
         for (size_t i = 0; l && i < l->n_collections && !found; i++) {
             const Metaembed__CollectionConfig *c = l->collections[i]->config;
             if (c && strcmp(c->name, name) == 0) {
-                *out = *c;
-                out->name = NULL;  /* owned by the reply freed below */
-                me_field_specs_from_proto(fields, nfields, c->fields, c->n_fields);
-                if (*nfields > ME_FIELDS_MAX) *nfields = ME_FIELDS_MAX;
-                out->fields = NULL;
-                out->n_fields = 0;
+                take_shape(&shape, c);
+                me_config_cache_put(&COORD(r)->configs, c);
                 found = 1;
             }
         }

@@ -107,6 +107,7 @@ int main(int argc, char **argv) {
     }
     co.start_ms = me_now_ms();
     me_autobudget_init(&co.autobudget);
+    me_config_cache_init(&co.configs);
     me_metrics_init(&co.metrics);
     me_endpoints_t ep = { .role = "coordinator", .metrics = &co.metrics, .ctx = &co, .render = me_coord_render_metrics,
                           .route = me_coord_web_route, .ready = me_coord_ready, .index_html = me_dashboard_html };
@@ -121,6 +122,7 @@ int main(int argc, char **argv) {
     me_http_stop(http);
     me_coord_web_close();
     me_cluster_free(&co.cluster);
+    me_config_cache_free(&co.configs);
     me_curve_free(&co.curve);
     me_info("stopped cleanly");
     return exit_code;

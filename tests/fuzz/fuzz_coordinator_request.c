@@ -85,6 +85,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (me_cluster_load(&g_co.cluster, map, 3, err, sizeof err) != 0) abort();
     me_metrics_init(&g_co.metrics);
     me_autobudget_init(&g_co.autobudget);
+    me_config_cache_init(&g_co.configs);
     g_zctx = zmq_ctx_new();
     g_fan = me_fanout_new(&g_co.cluster, g_zctx);
 

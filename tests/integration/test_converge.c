@@ -1,0 +1,546 @@
+/* Replica convergence (issue 18): versioned writes, tombstones and the
+ * coordinator's repair pass, over real processes.
+ *
+ * The probe's cases, each of which failed before: a replica killed while
+ * documents were written, overwritten and deleted (and collections created
+ * and dropped) comes back, is not read from until repaired, and ends
+ * byte-identical to its sibling; writes that failed half-way under the
+ * default quorum end applied everywhere; a quorum-1 write does not wait
+ * for a stopped replica. Then the fault loop: 2 groups x 3 replicas at
+ * write quorum 2, random SIGKILL / SIGSTOP / restarts while a writer and a
+ * reader run, and a checker at the end (ME_SOAK_FAULTS raises the count:
+ * make soak). */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/cluster.h"
+#include "tests/harness.h"
+
+#define DIM 8
+#define ROWS 2
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* The vectors of op n on an id: a function of both, so a stale copy differs. */
+static void op_vectors(const char *id, long n, float *v) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = id; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    me_rng_t r = { h ^ (uint64_t)(n * 7919 + 1) };
+    me_rng_unit_rows(&r, v, ROWS, DIM);
+}
+
+static int put(me_client_t *c, const char *coll, const char *const *ids, size_t n, long op, me_status_t *st) {
+    me_doc_t docs[64];
+    float v[64][ROWS * DIM];
+    char meta[64][48];
+    for (size_t i = 0; i < n; i++) {
+        op_vectors(ids[i], op, v[i]);
+        int len = snprintf(meta[i], sizeof meta[i], "{\"n\":%ld}", op);
+        docs[i] = (me_doc_t){ .id = ids[i], .vectors = v[i], .rows = ROWS, .metadata = meta[i], .metadata_len = (size_t)len };
+    }
+    return me_client_upsert(c, coll, docs, n, DIM, st);
+}
+
+/* Everything one replica holds in a collection, as one canonical byte
+ * string (ids in order, each with its metadata and vectors); NULL when
+ * the collection is missing. *count = documents. */
+static char *snapshot(me_client_t *c, const char *coll, size_t *len, size_t *count) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap), *after = NULL;
+    *count = 0;
+    me_status_t st;
+    for (;;) {
+        char **ids = NULL, *next = NULL;
+        size_t nids = 0;
+        if (me_client_list_ids(c, coll, after, 200, &ids, &nids, &next, &st) != 0) {
+            free(after);
+            free(buf);
+            return NULL;
+        }
+        me_record_t *recs = NULL;
+        size_t nrec = 0;
+        if (nids && me_client_get(c, coll, (const char *const *)ids, nids, 1, &recs, &nrec, &st) != 0) nrec = 0;
+        for (size_t i = 0; i < nrec; i++) {
+            size_t need = strlen(recs[i].id) + recs[i].metadata_len + (size_t)recs[i].rows * recs[i].dim * 4 + 16;
+            while (n + need > cap) buf = realloc(buf, cap *= 2);
+            n += (size_t)sprintf(buf + n, "%s|", recs[i].id);
+            memcpy(buf + n, recs[i].metadata, recs[i].metadata_len);
+            n += recs[i].metadata_len;
+            memcpy(buf + n, recs[i].vectors, (size_t)recs[i].rows * recs[i].dim * 4);
+            n += (size_t)recs[i].rows * recs[i].dim * 4;
+            buf[n++] = '\n';
+        }
+        *count += nrec;
+        me_records_free(recs, nrec);
+        me_ids_free(ids, nids);
+        free(after);
+        after = next;
+        if (!after) break;
+    }
+    *len = n;
+    return buf;
+}
+
+/* The op number a document's metadata holds ({"n":N}), -1 if none. */
+static long meta_op(const me_record_t *r) {
+    char tmp[48];
+    size_t l = r->metadata_len < sizeof tmp - 1 ? r->metadata_len : sizeof tmp - 1;
+    memcpy(tmp, r->metadata, l);
+    tmp[l] = 0;
+    long n = -1;
+    return sscanf(tmp, "{\"n\":%ld}", &n) == 1 ? n : -1;
+}
+
+static int has_collection(me_client_t *c, const char *name) {
+    me_collection_info_t *infos = NULL;
+    size_t n = 0;
+    me_status_t st;
+    if (me_client_list_collections(c, &infos, &n, &st) != 0) return -1;
+    int found = 0;
+    for (size_t i = 0; i < n; i++) found |= strcmp(infos[i].name, name) == 0;
+    free(infos);
+    return found;
+}
+
+/* The sum of a metric's samples on a daemon's /metrics (-1: no answer). */
+static long metric_value(int port, const char *name) {
+    char *body = NULL;
+    if (me_test_http_get(port, "/metrics", &body) != 200) { free(body); return -1; }
+    long total = 0;
+    size_t nl = strlen(name);
+    for (char *p = body; (p = strstr(p, name)) != NULL; p += nl) {
+        if (p != body && p[-1] != '\n') continue;
+        char *sp = strchr(p, ' ');
+        if (sp && (p[nl] == '{' || p[nl] == ' ')) total += strtol(sp + 1, NULL, 10);
+    }
+    free(body);
+    return total;
+}
+
+/* Waits until a repair pass has run and the coordinator reports no stale
+ * replica twice in a row; the time it took in ms, or -1 after limit_ms. */
+static long wait_converged(cluster_t *c, long limit_ms) {
+    double t0 = now_ms();
+    int clean = 0;
+    while (now_ms() - t0 < limit_ms) {
+        long stale = metric_value(c->coord.metrics_port, "metaembed_replica_stale");
+        long passes = metric_value(c->coord.metrics_port, "metaembed_repair_passes_total");
+        clean = stale == 0 && passes >= 1 ? clean + 1 : 0;
+        if (clean == 2) return (long)(now_ms() - t0);
+        usleep(200000);
+    }
+    return -1;
+}
+
+/* Every replica of every group holds byte-identical data in coll (or all
+ * lack it); returns the groups that differ. */
+static int divergent_groups(cluster_t *c, const char *coll, size_t *docs_total) {
+    int bad = 0;
+    *docs_total = 0;
+    for (int g = 0; g < c->groups; g++) {
+        char *first = NULL;
+        size_t first_len = 0, first_n = 0;
+        for (int k = 0; k < c->replicas; k++) {
+            me_client_t *sc = me_daemon_client(&c->shards[g * c->replicas + k]);
+            size_t len = 0, n = 0;
+            char *s = sc ? snapshot(sc, coll, &len, &n) : NULL;
+            me_client_close(sc);
+            if (k == 0) {
+                first = s;
+                first_len = len;
+                first_n = n;
+                *docs_total += n;
+                continue;
+            }
+            int same = (!s && !first) || (s && first && len == first_len && memcmp(s, first, len) == 0);
+            if (!same) {
+                fprintf(stderr, "    group %d: replica %d holds %zu documents (%zu bytes), replica 0 %zu (%zu bytes)\n",
+                        g, k, n, len, first_n, first_len);
+                bad++;
+            }
+            free(s);
+        }
+        free(first);
+    }
+    return bad;
+}
+
+TEST(converge_replica_killed_during_writes_catches_up_and_is_not_read_stale) {
+    cluster_t c;
+    memset(&c, 0, sizeof c);
+    const char *extra[] = { "--write-quorum=1", "--repair-ms=60000", NULL };
+    ASSERT_OK(cluster_start(&c, 2, 2, extra));
+    me_client_t *cli = cluster_client(&c, DIM, ROWS);
+    ASSERT_TRUE(cli != NULL);
+    me_client_set_timeout(cli, 5000);
+    me_status_t st;
+    enum { N = 600 };
+    static char idbuf[N + 300][16];
+    const char *ids[N + 300];
+    long op[N + 300];  /* the last acknowledged op per id; -1 deleted */
+    for (int i = 0; i < N + 300; i++) {
+        snprintf(idbuf[i], sizeof idbuf[i], "d%04d", i);
+        ids[i] = idbuf[i];
+        op[i] = -2;  /* never written */
+    }
+    for (int i = 0; i < N; i += 50) ASSERT_OK(put(cli, "c", ids + i, 50, 1, &st));
+    for (int i = 0; i < N; i++) op[i] = 1;
+    me_collection_spec_t old = { .name = "old", .dim = DIM, .max_doc_vectors = ROWS, .dtype = "f32" };
+    ASSERT_OK(me_client_create_collection(cli, &old, &st));
+
+    /* Group 0's first replica dies; writes go on at quorum 1: new ids,
+     * overwrites, deletes, a collection created and one dropped. */
+    me_daemon_stop(&c.shards[0], 1);
+    for (int i = N; i < N + 300; i += 50) ASSERT_OK(put(cli, "c", ids + i, 50, 2, &st));
+    for (int i = N; i < N + 300; i++) op[i] = 2;
+    for (int i = 0; i < 200; i += 50) ASSERT_OK(put(cli, "c", ids + i, 50, 3, &st));
+    for (int i = 0; i < 200; i++) op[i] = 3;
+    ASSERT_OK(me_client_delete(cli, "c", ids + 200, 100, NULL, &st));
+    for (int i = 200; i < 300; i++) op[i] = -1;
+    me_collection_spec_t born = { .name = "born", .dim = DIM, .max_doc_vectors = ROWS, .dtype = "f32" };
+    int rc = me_client_create_collection(cli, &born, &st);
+    ASSERT_EQ(rc, ME_CODE_UNAVAILABLE);  /* applied on 3 of 4, and said so */
+    ASSERT_EQ(me_client_drop_collection(cli, "old", &st), ME_CODE_UNAVAILABLE);
+
+    /* It comes back. Reads through the coordinator never see its stale
+     * copy, from the first moment (the repair pass waits: --repair-ms is
+     * long and the first pass after it rejoins has not run yet or runs now;
+     * either way every read must be right). */
+    ASSERT_OK(me_daemon_restart(&c.shards[0]));
+    int wrong = 0;
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < N + 300; i += 100) {
+            me_record_t *recs = NULL;
+            size_t n = 0;
+            ASSERT_OK(me_client_get(cli, "c", ids + i, 100, 0, &recs, &n, &st));
+            size_t at = 0;
+            for (int j = i; j < i + 100; j++) {
+                if (at < n && strcmp(recs[at].id, ids[j]) == 0) {
+                    wrong += op[j] < 0 || meta_op(&recs[at]) != op[j];
+                    at++;
+                } else wrong += op[j] >= 0;
+            }
+            me_records_free(recs, n);
+        }
+    fprintf(stderr, "    wrong Gets right after the restart: %d of %d\n", wrong, 3 * (N + 300));
+    ASSERT_EQ(wrong, 0);
+
+    long ms = wait_converged(&c, 20000);
+    ASSERT_TRUE(ms >= 0);
+    size_t total = 0;
+    ASSERT_EQ(divergent_groups(&c, "c", &total), 0);
+    ASSERT_EQ(total, N + 300 - 100);
+    /* DDL converged the same way. */
+    for (int i = 0; i < 4; i++) {
+        me_client_t *sc = me_daemon_client(&c.shards[i]);
+        ASSERT_TRUE(sc != NULL);
+        ASSERT_EQ(has_collection(sc, "born"), 1);
+        ASSERT_EQ(has_collection(sc, "old"), 0);
+        me_client_close(sc);
+    }
+    long repaired = metric_value(c.coord.metrics_port, "metaembed_repaired_documents_total");
+    fprintf(stderr, "    converged %ld ms after the restart; %ld document versions copied\n", ms, repaired);
+    /* Group 0's share (about half) of 300 new, 200 overwritten, 100 deleted. */
+    ASSERT_TRUE(repaired >= 250);
+    /* A dropped collection stays dropped after a restart of everything. */
+    me_daemon_stop(&c.shards[1], 0);
+    ASSERT_OK(me_daemon_restart(&c.shards[1]));
+    me_client_t *sc = me_daemon_client(&c.shards[1]);
+    ASSERT_EQ(has_collection(sc, "old"), 0);
+    me_client_close(sc);
+    me_client_close(cli);
+    cluster_stop(&c);
+}
+
+TEST(converge_failed_writes_end_applied_everywhere) {
+    cluster_t c;
+    memset(&c, 0, sizeof c);
+    const char *extra[] = { "--repair-ms=500", NULL };  /* the default quorum: every replica */
+    ASSERT_OK(cluster_start(&c, 1, 2, extra));
+    me_client_t *cli = cluster_client(&c, DIM, ROWS);
+    ASSERT_TRUE(cli != NULL);
+    me_client_set_timeout(cli, 5000);
+    me_status_t st;
+    static char idbuf[200][16];
+    const char *ids[200];
+    for (int i = 0; i < 200; i++) {
+        snprintf(idbuf[i], sizeof idbuf[i], "f%03d", i);
+        ids[i] = idbuf[i];
+    }
+    ASSERT_OK(put(cli, "c", ids, 50, 1, &st));
+    /* One replica dies: every write now fails and says so, but reaches
+     * the other replica. */
+    me_daemon_stop(&c.shards[1], 1);
+    int failed = 0;
+    for (int i = 50; i < 200; i += 50) failed += put(cli, "c", ids + i, 50, 1, &st) == ME_CODE_UNAVAILABLE;
+    ASSERT_EQ(failed, 3);
+    ASSERT_TRUE(strstr(st.message, "quorum") != NULL);
+    ASSERT_OK(me_daemon_restart(&c.shards[1]));
+    ASSERT_TRUE(wait_converged(&c, 20000) >= 0);
+    size_t total = 0;
+    ASSERT_EQ(divergent_groups(&c, "c", &total), 0);
+    ASSERT_EQ(total, 200);  /* applied everywhere, not half-applied */
+    /* Repeated Gets agree (they alternated found/missing before). */
+    for (int round = 0; round < 10; round++) ASSERT_EQ(me_test_count_ids(cli, "c", ids + 150, 50), 50);
+    me_client_close(cli);
+    cluster_stop(&c);
+}
+
+TEST(converge_quorum_write_does_not_wait_for_a_stopped_replica) {
+    cluster_t c;
+    memset(&c, 0, sizeof c);
+    const char *extra[] = { "--write-quorum=1", NULL };
+    ASSERT_OK(cluster_start(&c, 1, 2, extra));
+    me_client_t *cli = cluster_client(&c, DIM, ROWS);
+    ASSERT_TRUE(cli != NULL);
+    me_client_set_timeout(cli, 5000);
+    me_status_t st;
+    const char *id = "q1";
+    ASSERT_OK(put(cli, "c", &id, 1, 1, &st));
+    /* Hung, not yet known down: the write answers at quorum. */
+    kill(c.shards[1].pid, SIGSTOP);
+    double t0 = now_ms();
+    ASSERT_OK(put(cli, "c", &id, 1, 2, &st));
+    double first = now_ms() - t0;
+    t0 = now_ms();
+    for (int i = 0; i < 5; i++) ASSERT_OK(put(cli, "c", &id, 1, 3 + i, &st));
+    double next5 = now_ms() - t0;
+    fprintf(stderr, "    quorum-1 write with a stopped replica: first %.1f ms, next five %.1f ms in all\n", first, next5);
+    /* Before: 4.5 s (half the 5 s deadline waited for the dead replica). */
+    ASSERT_TRUE(first < 2000);
+    kill(c.shards[1].pid, SIGCONT);
+    ASSERT_TRUE(wait_converged(&c, 20000) >= 0);
+    size_t total = 0;
+    ASSERT_EQ(divergent_groups(&c, "c", &total), 0);
+    me_client_close(cli);
+    cluster_stop(&c);
+}
+
+/* ---- the fault loop ---- */
+
+#define POOL 240
+#define MAX_OPS 4096
+
+typedef struct {
+    const char *endpoint;
+    atomic_int stop;
+    /* Per id: ops in order (n = index + 1): 1 upsert, 2 delete; status:
+     * 0 in flight or failed, 1 acknowledged. */
+    uint8_t kind[POOL][MAX_OPS];
+    atomic_uchar acked[POOL][MAX_OPS];
+    atomic_int nops[POOL];
+    atomic_int last_acked[POOL];  /* op number of the last acknowledged op; 0 none */
+    long attempts, acks, reads, stale_reads, late_reads, read_errors;
+    pthread_mutex_t lock;
+} loop_t;
+
+static char pool_id[POOL][16];
+
+static void *writer(void *arg) {
+    loop_t *L = arg;
+    me_status_t st;
+    me_client_t *c = NULL;
+    me_rng_t r = { 42 };
+    while (!atomic_load(&L->stop)) {
+        if (!c && !(c = me_client_connect(L->endpoint, 1000, &st))) { usleep(20000); continue; }
+        me_client_set_timeout(c, 3000);
+        /* A batch of 8 distinct ids, all upserts or all deletes. */
+        int base = (int)(me_rng_next(&r) % POOL), del = me_rng_uniform(&r) < 0.2;
+        const char *ids[8];
+        int which[8], n = 0, opn[8];
+        for (int k = 0; k < 8; k++) {
+            int i = (base + k * 29) % POOL;
+            int o = atomic_load(&L->nops[i]);
+            if (o >= MAX_OPS) continue;
+            which[n] = i;
+            ids[n] = pool_id[i];
+            L->kind[i][o] = (uint8_t)(del ? 2 : 1);
+            opn[n] = o + 1;
+            atomic_store(&L->nops[i], o + 1);
+            n++;
+        }
+        if (!n) break;
+        /* Upserts carry the op number: every id of the batch gets its own. */
+        int rc = 0;
+        L->attempts++;
+        if (del) rc = me_client_delete(c, "c", ids, (size_t)n, NULL, &st);
+        else {
+            me_doc_t docs[8];
+            float v[8][ROWS * DIM];
+            char meta[8][32];
+            for (int k = 0; k < n; k++) {
+                op_vectors(ids[k], opn[k], v[k]);
+                int len = snprintf(meta[k], sizeof meta[k], "{\"n\":%d}", opn[k]);
+                docs[k] = (me_doc_t){ .id = ids[k], .vectors = v[k], .rows = ROWS, .metadata = meta[k],
+                                      .metadata_len = (size_t)len };
+            }
+            rc = me_client_upsert(c, "c", docs, (size_t)n, DIM, &st);
+        }
+        if (rc == 0) {
+            L->acks++;
+            for (int k = 0; k < n; k++) {
+                atomic_store(&L->acked[which[k]][opn[k] - 1], 1);
+                atomic_store(&L->last_acked[which[k]], opn[k]);
+            }
+        } else if (rc == ME_CODE_UNAVAILABLE || rc == ME_CODE_DEADLINE_EXCEEDED || rc < 0) {
+            me_client_close(c);
+            c = NULL;
+        }
+    }
+    me_client_close(c);
+    return NULL;
+}
+
+/* Reads ids through the coordinator: a read must never be older than the
+ * last write acknowledged before it began. Found with op m: valid when m
+ * is that op or a later upsert. Missing: valid when that op is a delete
+ * (or none), or a later delete exists. */
+static void *reader(void *arg) {
+    loop_t *L = arg;
+    me_status_t st;
+    me_client_t *c = NULL;
+    me_rng_t r = { 7 };
+    while (!atomic_load(&L->stop)) {
+        if (!c && !(c = me_client_connect(L->endpoint, 1000, &st))) { usleep(20000); continue; }
+        me_client_set_timeout(c, 2000);
+        int i = (int)(me_rng_next(&r) % POOL);
+        int before = atomic_load(&L->last_acked[i]);
+        me_record_t *recs = NULL;
+        size_t n = 0;
+        const char *id = pool_id[i];
+        double t0 = now_ms();
+        int rc = me_client_get(c, "c", &id, 1, 0, &recs, &n, &st);
+        double took = now_ms() - t0;
+        if (rc != 0) {
+            L->read_errors++;
+            me_client_close(c);
+            c = NULL;
+            continue;
+        }
+        L->reads++;
+        if (took > 2000) L->late_reads++;
+        int nops = atomic_load(&L->nops[i]), ok;
+        if (n == 1) {
+            long m = meta_op(&recs[0]);
+            ok = m >= before && m >= 1 && m <= nops && L->kind[i][m - 1] == 1;
+        } else {
+            ok = before == 0 || L->kind[i][before - 1] == 2;
+            for (int o = before + 1; o <= nops && !ok; o++) ok = L->kind[i][o - 1] == 2;
+        }
+        if (!ok) {
+            if (L->stale_reads < 5)
+                fprintf(stderr, "    stale read of %s: %s (op %ld), last acknowledged before the read: op %d (%s)\n", id,
+                        n ? "found" : "missing", n ? meta_op(&recs[0]) : 0L, before,
+                        before ? (L->kind[i][before - 1] == 1 ? "upsert" : "delete") : "none");
+            L->stale_reads++;
+        }
+        me_records_free(recs, n);
+        usleep(2000);
+    }
+    me_client_close(c);
+    return NULL;
+}
+
+TEST(converge_fault_loop_2x3_checker_finds_no_loss_divergence_or_stale_read) {
+    const char *env = getenv("ME_SOAK_FAULTS");
+    int faults = env ? atoi(env) : 16;
+    if (faults < 1) faults = 1;
+    cluster_t c;
+    memset(&c, 0, sizeof c);
+    const char *extra[] = { "--write-quorum=2", "--repair-ms=1000", "--deadline-ms=2000", NULL };
+    ASSERT_OK(cluster_start(&c, 2, 3, extra));
+    me_client_t *cli = cluster_client(&c, DIM, ROWS);
+    ASSERT_TRUE(cli != NULL);
+    me_client_close(cli);
+    for (int i = 0; i < POOL; i++) snprintf(pool_id[i], sizeof pool_id[i], "p%03d", i);
+    loop_t *L = calloc(1, sizeof *L);
+    L->endpoint = c.coord.endpoint;
+    pthread_t wt, rt;
+    pthread_create(&wt, NULL, writer, L);
+    pthread_create(&rt, NULL, reader, L);
+    /* Faults: one replica per group at a time at most (quorum 2 of 3 stays
+     * reachable), SIGKILL + restart or SIGSTOP + SIGCONT, 100-500 ms each. */
+    me_rng_t r = { 99 };
+    int kills = 0, stops = 0;
+    double t0 = now_ms();
+    for (int f = 0; f < faults; f++) {
+        int g = (int)(me_rng_next(&r) % 2), k = (int)(me_rng_next(&r) % 3);
+        me_daemon_t *d = &c.shards[g * 3 + k];
+        int hold = 100 + (int)(me_rng_next(&r) % 400);
+        if (me_rng_uniform(&r) < 0.5) {
+            me_daemon_stop(d, 1);
+            usleep((useconds_t)hold * 1000);
+            ASSERT_OK(me_daemon_restart(d));
+            kills++;
+        } else {
+            kill(d->pid, SIGSTOP);
+            usleep((useconds_t)hold * 1000);
+            kill(d->pid, SIGCONT);
+            stops++;
+        }
+        usleep((useconds_t)(100 + me_rng_next(&r) % 300) * 1000);
+    }
+    double run_ms = now_ms() - t0;
+    atomic_store(&L->stop, 1);
+    pthread_join(wt, NULL);
+    pthread_join(rt, NULL);
+
+    /* The checker: faults stopped, repair done, every replica of a group
+     * byte-identical, every acknowledged write there. */
+    long conv_ms = wait_converged(&c, 30000);
+    size_t total = 0;
+    int divergent = divergent_groups(&c, "c", &total);
+    cli = me_daemon_client(&c.coord);
+    ASSERT_TRUE(cli != NULL);
+    me_client_set_timeout(cli, 5000);
+    long lost = 0, resurrected = 0, checked = 0;
+    for (int i = 0; i < POOL; i++) {
+        int last = atomic_load(&L->last_acked[i]), nops = atomic_load(&L->nops[i]);
+        if (!last) continue;
+        checked++;
+        me_record_t *recs = NULL;
+        size_t n = 0;
+        me_status_t st;
+        const char *id = pool_id[i];
+        ASSERT_OK(me_client_get(cli, "c", &id, 1, 0, &recs, &n, &st));
+        /* What may be there: the last acknowledged op or any later one
+         * (unacknowledged writes may have landed). */
+        int ok;
+        if (n == 1) {
+            long m = meta_op(&recs[0]);
+            ok = m >= last && m <= nops && L->kind[i][m - 1] == 1;
+            if (!ok && L->kind[i][last - 1] == 2) resurrected++;
+        } else {
+            ok = L->kind[i][last - 1] == 2;
+            for (int o = last + 1; o <= nops && !ok; o++) ok = L->kind[i][o - 1] == 2;
+        }
+        if (!ok && n == 0) lost++;
+        if (!ok && n == 1 && L->kind[i][last - 1] == 1) lost++;  /* an older version */
+        me_records_free(recs, n);
+    }
+    me_client_close(cli);
+    fprintf(stderr,
+            "    fault table: %d faults (%d SIGKILL + restart, %d SIGSTOP + SIGCONT) in %.1f s; %ld write batches "
+            "tried, %ld acknowledged; %ld ids checked: %ld lost, %ld deleted documents served; %d divergent groups "
+            "after repair (converged %ld ms after the faults); %ld reads: %ld stale, %ld late (> 2 s), %ld failed; "
+            "%zu documents stored\n",
+            faults, kills, stops, run_ms / 1e3, L->attempts, L->acks, checked, lost, resurrected, divergent, conv_ms,
+            L->reads, L->stale_reads, L->late_reads, L->read_errors, total);
+    ASSERT_TRUE(conv_ms >= 0);
+    ASSERT_EQ(divergent, 0);
+    ASSERT_EQ(lost, 0);
+    ASSERT_EQ(resurrected, 0);
+    ASSERT_EQ(L->stale_reads, 0);
+    ASSERT_TRUE(L->acks > 0);
+    free(L);
+    cluster_stop(&c);
+}
