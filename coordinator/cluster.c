@@ -126,6 +126,28 @@ void me_cluster_free(me_cluster_t *c) {
     c->encoder_group = -1;
 }
 
+void me_cluster_read_latency(me_cluster_t *c, int r, uint64_t us) {
+    me_replica_t *rep = &c->replicas[r];
+    unsigned at = atomic_fetch_add(&rep->read_at, 1);
+    atomic_store_explicit(&rep->read_us[at % 32], (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us), memory_order_relaxed);
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+uint64_t me_cluster_read_p95_us(const me_cluster_t *c, int r) {
+    const me_replica_t *rep = &c->replicas[r];
+    unsigned n = atomic_load(&rep->read_at);
+    if (n < 8) return 0;
+    if (n > 32) n = 32;
+    uint32_t v[32];
+    for (unsigned i = 0; i < n; i++) v[i] = atomic_load_explicit(&rep->read_us[i], memory_order_relaxed);
+    qsort(v, n, sizeof *v, cmp_u32);
+    return v[(n * 95) / 100 < n ? (n * 95) / 100 : n - 1];
+}
+
 void me_cluster_mark_stale(me_cluster_t *c, int r) {
     me_replica_t *rep = &c->replicas[r];
     if (rep->group >= c->n_groups || c->groups[rep->group].n_replicas < 2) return;  /* nothing to repair from */

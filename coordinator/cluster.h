@@ -44,6 +44,9 @@ typedef struct {
      * before a new one does not clear it. */
     atomic_int stale;
     atomic_uint stale_gen;
+    /* The last ME_LATENCY_RING read latencies (µs), for hedging. */
+    _Atomic uint32_t read_us[32];
+    atomic_uint read_at;
 } me_replica_t;
 
 typedef struct {
@@ -80,6 +83,10 @@ int me_cluster_place(const me_cluster_t *c, const char *id, size_t len);
  * replica with siblings that comes back up is marked stale. */
 void me_cluster_ok(me_cluster_t *c, int r, uint64_t latency_us);
 void me_cluster_miss(me_cluster_t *c, int r);
+/* Records a read's latency at replica r; the p95 of the recent ones
+ * (0 while fewer than 8 are known). */
+void me_cluster_read_latency(me_cluster_t *c, int r, uint64_t us);
+uint64_t me_cluster_read_p95_us(const me_cluster_t *c, int r);
 /* Marks replica r as possibly missing writes (see me_replica_t.stale). */
 void me_cluster_mark_stale(me_cluster_t *c, int r);
 

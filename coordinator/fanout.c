@@ -67,8 +67,15 @@ static int untried_live(me_fanout_t *f, const me_call_t *c) {
     return n;
 }
 
-/* Sends the call to its next replica; 0 when nothing is left to try. */
-static int start(me_fanout_t *f, me_call_t *c, uint64_t deadline_us) {
+/* The time to wait on replica r before asking another one too. */
+static uint64_t hedge_delay_us(me_fanout_t *f, int r) {
+    uint64_t p95 = me_cluster_read_p95_us(f->cluster, r), d = 2 * p95;
+    return d > ME_HEDGE_MIN_MS * 1000u ? d : ME_HEDGE_MIN_MS * 1000u;
+}
+
+/* Sends the call as attempt `slot` to its next replica (its own, for a
+ * write); 0 when nothing is left to try. */
+static int start(me_fanout_t *f, me_call_t *c, int slot, uint64_t deadline_us) {
     me_group_t *g = &f->cluster->groups[c->group];
     int r;
     for (;;) {
@@ -84,22 +91,20 @@ static int start(me_fanout_t *f, me_call_t *c, uint64_t deadline_us) {
             r = g->first_replica + k;
         }
         c->attempts++;
-        uint64_t left = deadline_us - now;
-        /* Leave time for a retry when another replica could take it. */
-        uint64_t share = c->replica < 0 && untried_live(f, c) > 0 ? left / 2 : left;
-        c->rid = ++f->next_rid;
-        uint32_t deadline_ms = (uint32_t)(share / 1000u > 0 ? share / 1000u : 1);
-        int rc = me_wire_send_request(f->socks[r], c->rid, c->method, deadline_ms, c->payload, c->len, 1);
+        uint64_t rid = ++f->next_rid;
+        uint64_t left_ms = (deadline_us - now) / 1000u;
+        uint32_t deadline_ms = (uint32_t)(left_ms > 0 ? left_ms : 1);
+        int rc = me_wire_send_request(f->socks[r], rid, c->method, deadline_ms, c->payload, c->len, 1);
         if (rc == ME_ENOMEM) return 0;
         if (rc) {
             reset_sock(f, r);
             if (c->replica >= 0) return 0;
             continue;
         }
-        c->replica_used = r;
-        c->sent_us = now;
-        c->attempt_deadline_us = now + share;
+        c->att[slot] = (me_attempt_t){ .replica = r, .rid = rid, .sent_us = now, .active = 1 };
         c->pending = 1;
+        /* A read may be hedged on another live replica if this one is slow. */
+        c->hedge_at_us = c->replica < 0 && untried_live(f, c) > 0 ? now + hedge_delay_us(f, r) : 0;
         return 1;
     }
 }
@@ -137,15 +142,17 @@ static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, u
     int *acks = need ? calloc((size_t)ngroups, sizeof *acks) : NULL;
     if (need && !acks) return;
     uint64_t t0 = me_now_us(), grace_us = 0;
-    void **socks = calloc((size_t)(n ? n : 1), sizeof *socks);
-    int *who = calloc((size_t)(n ? n : 1), sizeof *who), *ready = calloc((size_t)(n ? n : 1), sizeof *ready);
+    void **socks = calloc((size_t)(2 * n + 1), sizeof *socks);
+    int *who = calloc((size_t)(2 * n + 1), sizeof *who), *ready = calloc((size_t)(2 * n + 1), sizeof *ready);
     if (!socks || !who || !ready) { free(socks); free(who); free(ready); free(acks); return; }
     for (int i = 0; i < n; i++) {
         me_reply_init(&calls[i].reply);
         calls[i].answered = calls[i].attempts = calls[i].pending = calls[i].timed_out = 0;
         calls[i].tried = 0;
         calls[i].replica_used = -1;
-        start(f, &calls[i], deadline_us);
+        calls[i].att[0].active = calls[i].att[1].active = 0;
+        calls[i].hedge_at_us = 0;
+        start(f, &calls[i], 0, deadline_us);
     }
     for (;;) {
         uint64_t now = me_now_us();
@@ -154,53 +161,75 @@ static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, u
             grace_us = now + took < deadline_us ? now + took : deadline_us;
         }
         if (grace_us && now >= grace_us) break;
+        if (now >= deadline_us) break;
         int np = 0;
         uint64_t wake = grace_us ? grace_us : deadline_us;
         for (int i = 0; i < n; i++) {
             me_call_t *c = &calls[i];
             if (!c->pending) continue;
-            if (now >= c->attempt_deadline_us) {
-                /* No answer in its share of the time: drop the socket and
-                 * try the next replica if there is one and time is left. */
-                c->pending = 0;
-                c->timed_out = 1;
-                reset_sock(f, c->replica_used);
-                if (start(f, c, deadline_us) && retries) (*retries)++;
-                if (!c->pending) continue;
+            /* Slow: ask the next live replica too; the first answer wins. */
+            if (c->hedge_at_us && now >= c->hedge_at_us) {
+                c->hedge_at_us = 0;
+                int slot = c->att[0].active ? 1 : 0;
+                if (!c->att[slot].active && start(f, c, slot, deadline_us) && retries) (*retries)++;
+                c->hedge_at_us = 0;  /* one hedge per call */
             }
-            if (c->attempt_deadline_us < wake) wake = c->attempt_deadline_us;
-            socks[np] = f->socks[c->replica_used];
-            who[np++] = i;
+            if (c->hedge_at_us && c->hedge_at_us < wake) wake = c->hedge_at_us;
+            for (int a = 0; a < 2; a++)
+                if (c->att[a].active) {
+                    socks[np] = f->socks[c->att[a].replica];
+                    who[np++] = 2 * i + a;
+                }
         }
         if (np == 0) break;
         long wait_ms = wake > now ? (long)((wake - now + 999) / 1000) : 0;
         if (me_wire_wait(socks, np, wait_ms, ready) < 0) break;
         for (int p = 0; p < np; p++) {
             if (!ready[p]) continue;
-            me_call_t *c = &calls[who[p]];
+            me_call_t *c = &calls[who[p] / 2];
+            me_attempt_t *at = &c->att[who[p] % 2];
+            if (!at->active) continue;  /* the call was settled by its other attempt this round */
             me_reply_t rep;
             me_reply_init(&rep);
-            if (me_wire_take_reply(socks[p], c->rid, &rep) != 1) continue;  /* stale or not a reply */
-            me_cluster_ok(f->cluster, c->replica_used, me_now_us() - c->sent_us);
-            c->pending = 0;
-            if (me_fanout_retryable(rep.status) && c->replica < 0 && start(f, c, deadline_us)) {
-                if (retries) (*retries)++;
-                me_reply_clear(&rep);
-                continue;
+            if (me_wire_take_reply(socks[p], at->rid, &rep) != 1) continue;  /* stale or not a reply */
+            uint64_t took = me_now_us() - at->sent_us;
+            me_cluster_ok(f->cluster, at->replica, took);
+            at->active = 0;
+            int other = c->att[0].active || c->att[1].active;
+            if (me_fanout_retryable(rep.status) && c->replica < 0) {
+                /* This replica failed: wait for the hedge, or try the next. */
+                if (other || start(f, c, who[p] % 2, deadline_us)) {
+                    if (!other && retries) (*retries)++;
+                    me_reply_clear(&rep);
+                    continue;
+                }
             }
+            if (c->replica < 0 && rep.status == ME_CODE_OK) me_cluster_read_latency(f->cluster, at->replica, took);
+            /* Settled: the other attempt, if any, is ignored (its reply is
+             * dropped as stale whenever it comes). */
+            c->att[0].active = c->att[1].active = 0;
+            c->pending = 0;
+            c->hedge_at_us = 0;
             c->answered = 1;
             c->timed_out = 0;
+            c->replica_used = at->replica;
             me_reply_clear(&c->reply);
             c->reply = rep;  /* the call owns the payload now */
         }
     }
-    /* Anything still pending has run out of time: drop its socket. */
-    for (int i = 0; i < n; i++)
-        if (calls[i].pending) {
-            reset_sock(f, calls[i].replica_used);
-            calls[i].pending = 0;
-            calls[i].timed_out = 1;
-        }
+    /* Anything still in flight has run out of time (or the write quorum
+     * was met without it): drop its socket, so a queued request goes too. */
+    for (int i = 0; i < n; i++) {
+        if (!calls[i].pending) continue;
+        for (int a = 0; a < 2; a++)
+            if (calls[i].att[a].active) {
+                reset_sock(f, calls[i].att[a].replica);
+                if (calls[i].replica_used < 0) calls[i].replica_used = calls[i].att[a].replica;
+                calls[i].att[a].active = 0;
+            }
+        calls[i].pending = 0;
+        calls[i].timed_out = 1;
+    }
     free(socks);
     free(who);
     free(ready);

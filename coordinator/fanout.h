@@ -2,14 +2,16 @@
  * that runs a set of calls to shard groups in parallel within a deadline.
  *
  * A read call names a group: it goes to one live replica (round-robin, a
- * stale one only when no other is live) and,
- * if that replica fails (UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED) or does
- * not answer in its share of the time left, it is retried on the group's
- * next live replica. A write call names one replica and is not retried
- * elsewhere. Replicas the heartbeats mark down are skipped at once, so a
- * dead shard costs nothing per query. After a timeout the socket to that
- * replica is replaced, so a request still queued for it is dropped and a
- * late reply cannot be taken for another one. */
+ * stale one only when no other is live). If that replica fails
+ * (UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED) the call is retried on the
+ * group's next live replica; if it is slower than twice its recent p95
+ * (at least ME_HEDGE_MIN_MS), the next live replica is asked too (a hedge)
+ * and the first answer wins, the other ignored. Each attempt has the whole
+ * time left. A write call names one replica and is not retried elsewhere.
+ * Replicas the heartbeats mark down are skipped at once, so a dead shard
+ * costs nothing per query. After a timeout the socket to that replica is
+ * replaced, so a request still queued for it is dropped and a late reply
+ * cannot be taken for another one. */
 #ifndef ME_FANOUT_H
 #define ME_FANOUT_H
 
@@ -20,6 +22,14 @@
 #include "coordinator/cluster.h"
 
 typedef struct me_fanout me_fanout_t;
+
+#define ME_HEDGE_MIN_MS 10
+
+typedef struct {
+    int replica;              /* index into the cluster's replicas */
+    uint64_t rid, sent_us;
+    int active;
+} me_attempt_t;
 
 typedef struct {
     int group;                /* target group */
@@ -33,17 +43,18 @@ typedef struct {
     me_reply_t reply;
     int replica_used;
     int attempts;
-    /* engine state */
-    uint64_t rid, attempt_deadline_us, sent_us;
+    /* engine state: up to two attempts in flight (the first and a hedge) */
+    me_attempt_t att[2];
+    uint64_t hedge_at_us;     /* when to ask a second replica; 0 = never */
     uint64_t tried;           /* bit i: the group's i-th replica was tried */
-    int pending;
+    int pending;              /* an attempt is in flight */
 } me_call_t;
 
 me_fanout_t *me_fanout_new(me_cluster_t *c, void *zctx);
 void me_fanout_free(me_fanout_t *f);
 
 /* Runs the calls until each is answered or deadline_us (monotonic) passes.
- * Adds the number of retries on another replica to *retries. */
+ * Adds the number of retries and hedges on another replica to *retries. */
 void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries);
 /* Writes: the same, but once every group g has need[g] OK answers (its
  * quorum) it waits only as long again (at least 1 ms) for the others,

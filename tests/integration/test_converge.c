@@ -544,3 +544,81 @@ TEST(converge_fault_loop_2x3_checker_finds_no_loss_divergence_or_stale_read) {
     free(L);
     cluster_stop(&c);
 }
+
+/* ---- deadlines and hedging ---- */
+
+static double median(double *v, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v[n / 2];
+}
+
+TEST(hedge_reads_beat_a_hung_replica_and_a_slow_search_fits_its_deadline) {
+    cluster_t c;
+    memset(&c, 0, sizeof c);
+    static const char *const slow[] = { "--slowdown=300", NULL };
+    c.shard_extra = slow;
+    ASSERT_OK(cluster_start_with(&c, 1, 2, NULL, NULL));
+    me_client_t *cli = cluster_client(&c, DIM, ROWS);
+    ASSERT_TRUE(cli != NULL);
+    me_client_set_timeout(cli, 10000);
+    me_status_t st;
+    static char idbuf[3000][16];
+    const char *ids[3000];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(idbuf[i], sizeof idbuf[i], "h%04d", i);
+        ids[i] = idbuf[i];
+    }
+    for (int i = 0; i < 3000; i += 50) ASSERT_OK(put(cli, "c", ids + i, 50, 1, &st));
+    float q[ROWS * DIM];
+    op_vectors("query", 1, q);
+    me_search_opts_t o = { .k = 10, .exact = 1 };
+    me_results_t res;
+    /* The search's own time, both replicas warm. */
+    double t[7];
+    for (int i = 0; i < 7; i++) {
+        double t0 = now_ms();
+        ASSERT_OK(me_client_search(cli, "c", q, ROWS, DIM, &o, &res, &st));
+        t[i] = now_ms() - t0;
+        me_results_free(&res);
+    }
+    double need = median(t, 7);
+    /* A deadline of twice that: the first replica used to get half of it
+     * (then UNAVAILABLE after both replicas did the work); now the whole
+     * time, with a hedge to the other replica if it is slow. */
+    long deadline = (long)(2 * need) + 5;
+    me_client_set_timeout(cli, (int)deadline);
+    int ok = 0;
+    for (int i = 0; i < 10; i++) {
+        int rc = me_client_search(cli, "c", q, ROWS, DIM, &o, &res, &st);
+        if (rc == 0 && !res.partial) ok++;
+        if (rc == 0) me_results_free(&res);
+    }
+    fprintf(stderr, "    exact search %.1f ms (median of 7); with a %ld ms deadline: %d of 10 complete\n", need,
+            deadline, ok);
+    ASSERT_TRUE(ok >= 8);
+    /* A hung replica (not yet known down): the hedge answers, complete,
+     * long before half the deadline. */
+    me_client_set_timeout(cli, 4000);
+    kill(c.shards[0].pid, SIGSTOP);
+    double worst = 0;
+    int complete = 0;
+    for (int i = 0; i < 10; i++) {
+        double t0 = now_ms();
+        int rc = me_client_search(cli, "c", q, ROWS, DIM, &o, &res, &st);
+        double took = now_ms() - t0;
+        if (took > worst) worst = took;
+        if (rc == 0 && !res.partial) complete++;
+        if (rc == 0) me_results_free(&res);
+    }
+    kill(c.shards[0].pid, SIGCONT);
+    fprintf(stderr, "    one replica stopped: %d of 10 complete, slowest %.1f ms (deadline 4000 ms)\n", complete, worst);
+    ASSERT_EQ(complete, 10);
+    ASSERT_TRUE(worst < 2000);
+    me_client_close(cli);
+    cluster_stop(&c);
+}
