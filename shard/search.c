@@ -11,9 +11,13 @@
 #include "common/wire.h"
 #include "shard/record.h"
 
-/* Documents scored per kernel call: bounds scratch memory and lets the
- * deadline be checked during long scans. */
+/* Documents scored per kernel call, at most: bounds scratch memory. */
 #define CHUNK 4096
+/* The deadline is checked between chunks sized to take about this long
+ * (the cost of a document varies 1000-fold with the budget and with rows
+ * read from disk), so a scan overruns its deadline by about this much, not
+ * by a fixed number of documents. */
+#define CHECK_EVERY_US 2000
 
 static int tie_by_id(uint32_t a, uint32_t b, void *ctx) {
     const me_coll_t *c = ctx;
@@ -77,15 +81,24 @@ static int score_into(me_coll_t *c, me_storage_t *st, me_mquery_t *q, int r_c,
     fetch_buf_t fb = { 0 };
     int rc = 0;
     if (!idx || !refs || !scores) { rc = ME_ENOMEM; goto done; }
-    for (size_t off = 0; off < n && rc == 0; off += CHUNK) {
+    size_t step = 256;  /* then sized from the time the last chunk took */
+    for (size_t off = 0, m; off < n && rc == 0; off += m) {
         if (past(deadline_us)) { rc = ME_ETIMEDOUT; break; }
-        size_t m = n - off < CHUNK ? n - off : CHUNK;
+        uint64_t t0 = me_now_us();
+        m = n - off < step ? n - off : step;
         for (size_t i = 0; i < m; i++) idx[i] = slots ? slots[off + i] : (uint32_t)(off + i);
         rc = load_refs(c, st, r_c, idx, m, refs, &fb, err, errcap);
         if (rc) break;
-        for (int rep = 0; rep < (reps > 1 ? reps : 1); rep++)
+        for (int rep = 0; rep < (reps > 1 ? reps : 1) && rc == 0; rep++) {
             me_maxsim_score(q, c->cfg.dtype, r_c, refs, m, scores, ME_MAXSIM_AUTO);
+            if (rep % 16 == 15 && past(deadline_us)) rc = ME_ETIMEDOUT;
+        }
+        if (rc) break;
         me_topk_push_n(topk, scores, idx, m);
+        uint64_t took = me_now_us() - t0;
+        double per_doc = (double)(took ? took : 1) / (double)m;
+        double next = CHECK_EVERY_US / per_doc;
+        step = next >= CHUNK ? CHUNK : next < 16 ? 16 : (size_t)next;
     }
 done:
     free(idx);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/wire.h"
 #include "tests/cluster.h"
 #include "tests/harness.h"
 
@@ -621,4 +622,65 @@ TEST(hedge_reads_beat_a_hung_replica_and_a_slow_search_fits_its_deadline) {
     ASSERT_TRUE(worst < 2000);
     me_client_close(cli);
     cluster_stop(&c);
+}
+
+/* The shard checks its deadline by time, not every 4,096 documents: a
+ * search that needs far more than its deadline answers DEADLINE_EXCEEDED
+ * soon after it (before: after its first 4,096 documents, 1.83 s for a
+ * 200 ms deadline in the probe). */
+TEST(deadline_shard_stops_a_long_scan_soon_after_its_deadline) {
+    me_daemon_t d = { .extra = { "--slowdown=300" }, .nextra = 1 };
+    ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "dlshard"));
+    me_client_t *cli = me_daemon_client(&d);
+    ASSERT_TRUE(cli != NULL);
+    me_status_t st;
+    me_collection_spec_t spec = { .name = "c", .dim = DIM, .max_doc_vectors = ROWS, .dtype = "f32" };
+    ASSERT_OK(me_client_create_collection(cli, &spec, &st));
+    static char idbuf[4000][16];
+    const char *ids[4000];
+    for (int i = 0; i < 4000; i++) {
+        snprintf(idbuf[i], sizeof idbuf[i], "s%04d", i);
+        ids[i] = idbuf[i];
+    }
+    for (int i = 0; i < 4000; i += 50) ASSERT_OK(put(cli, "c", ids + i, 50, 1, &st));
+    float q[ROWS * DIM];
+    op_vectors("query", 1, q);
+    me_search_opts_t o = { .k = 10, .exact = 1 };
+    me_results_t res;
+    double t0 = now_ms();
+    ASSERT_OK(me_client_search(cli, "c", q, ROWS, DIM, &o, &res, &st));
+    double full = now_ms() - t0;
+    me_results_free(&res);
+    me_client_close(cli);
+    /* The same search with a deadline of a tenth of that, sent raw so the
+     * client does not give up first: the reply's time is the shard's. */
+    uint32_t shape[2] = { ROWS, DIM };
+    Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
+    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
+    t.shape = shape;
+    t.n_shape = 2;
+    t.data.data = (uint8_t *)q;
+    t.data.len = sizeof q;
+    Metaembed__SearchRequest s = METAEMBED__SEARCH_REQUEST__INIT;
+    s.collection = "c";
+    s.query = &t;
+    s.k = 10;
+    s.exact = 1;
+    void *zctx = me_wire_context();
+    void *sock = me_wire_connect(zctx, d.endpoint, NULL);
+    ASSERT_TRUE(sock != NULL);
+    uint32_t deadline = (uint32_t)(full / 10 > 5 ? full / 10 : 5);
+    me_reply_t rep;
+    me_reply_init(&rep);
+    t0 = now_ms();
+    ASSERT_OK(me_wire_call(sock, 1, METAEMBED__METHOD__METHOD_SEARCH, deadline, &s.base, 10000, &rep));
+    double took = now_ms() - t0;
+    fprintf(stderr, "    full exact scan %.0f ms; with a %u ms deadline: status %d after %.1f ms\n", full, deadline,
+            rep.status, took);
+    ASSERT_EQ(rep.status, ME_CODE_DEADLINE_EXCEEDED);
+    ASSERT_TRUE(took < full / 2);
+    me_reply_clear(&rep);
+    me_wire_close(sock);
+    me_wire_context_end(zctx);
+    me_daemon_free(&d);
 }
