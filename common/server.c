@@ -1,6 +1,7 @@
 #include "common/server.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -44,6 +45,7 @@ int me_server_signals(void) {
 typedef struct {
     const me_server_t *srv;
     void *zctx;
+    int index;  /* worker number; -1: the health worker */
 } thread_arg_t;
 
 /* When the request the worker thread is serving reached the ROUTER. */
@@ -56,12 +58,17 @@ static void *worker_main(void *arg) {
     const me_server_t *srv = a->srv;
     void *sock = zmq_socket(a->zctx, ZMQ_DEALER);
     me_wire_socket_defaults(sock, 0);
+    /* Its name at the broker: "w" and its index (the health worker: "h"). */
+    char name[16];
+    int nlen = a->index < 0 ? snprintf(name, sizeof name, "h") : snprintf(name, sizeof name, "w%d", a->index);
+    zmq_setsockopt(sock, ZMQ_ROUTING_ID, name, (size_t)nlen);
     if (zmq_connect(sock, BACKEND) != 0) {
         me_error("worker cannot connect: %s", zmq_strerror(errno));
         zmq_close(sock);
         return NULL;
     }
     void *wstate = srv->worker_init ? srv->worker_init(srv->ctx, a->zctx) : NULL;
+    zmq_send(sock, "READY", 5, 0);
     while (!atomic_load(&g_stop)) {
         zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
         if (zmq_poll(&it, 1, 200) <= 0) continue;
@@ -123,48 +130,253 @@ static void *signal_main(void *arg) {
     return NULL;
 }
 
-/* Moves one multipart message from `from` to `to`; with `stamp`, first a
- * frame holding the time it arrived. 0, or -1 when a socket failed. */
-static int forward(void *from, void *to, int stamp) {
-    if (stamp) {
-        uint64_t now = me_now_us();
-        if (zmq_send(to, &now, sizeof now, ZMQ_SNDMORE) < 0) return -1;
-    }
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, from, 0) < 0) { zmq_msg_close(&m); return -1; }
-        int more = zmq_msg_more(&m);
-        if (zmq_msg_send(&m, to, more ? ZMQ_SNDMORE : 0) < 0) { zmq_msg_close(&m); return -1; }
-        if (!more) return 0;
+/* ---- the broker: the ROUTER in front, the workers behind ----
+ *
+ * The ZeroMQ guide's load-balancing broker: a request goes to a worker
+ * that is idle (not round-robin into a busy one's queue), stamped with its
+ * arrival so its deadline counts the time it waited. Waiting requests sit
+ * in three bounded queues ("lanes"):
+ *
+ *   health  Health: served by a worker of its own, so no search or write,
+ *           however long, can hold up a heartbeat;
+ *   cheap   lookups and DDL (Get, Stats, ListCollections, ...): any worker;
+ *   heavy   searches, writes, scans: at most `threads` workers at once;
+ *           one more worker is kept for the cheap lane, so lookups never
+ *           wait behind long searches.
+ *
+ * Cheap requests go first. A lane that is full answers RESOURCE_EXHAUSTED
+ * at once (overload sheds instead of queueing without end), and a request
+ * whose deadline passed while it waited is answered DEADLINE_EXCEEDED
+ * without running. */
+
+enum { LANE_HEALTH, LANE_CHEAP, LANE_HEAVY, LANES };
+static const char *const lane_names[LANES] = { "health", "cheap", "heavy" };
+
+typedef struct pending {
+    struct pending *next;
+    zmq_msg_t *frames;     /* as received: route frames, then the request */
+    int nframes;
+    uint64_t arrival_us, deadline_us, request_id;
+} pending_t;
+
+typedef struct {
+    pending_t *head, *tail;
+    int n;
+} lane_t;
+
+typedef struct {
+    void *front, *back;
+    int nworkers, max_heavy, max_queue;
+    int *idle;             /* worker index -> 1 when idle; [nworkers] the health worker */
+    int *heavy;            /* worker index -> serving a heavy request */
+    int heavy_busy;
+    lane_t lanes[LANES];
+    long long default_deadline_ms;
+} broker_t;
+
+static atomic_uint_fast64_t g_shed[LANES], g_expired[LANES];
+
+uint64_t me_server_shed(int lane) { return lane >= 0 && lane < LANES ? atomic_load(&g_shed[lane]) : 0; }
+uint64_t me_server_expired(int lane) { return lane >= 0 && lane < LANES ? atomic_load(&g_expired[lane]) : 0; }
+const char *me_server_lane_name(int lane) { return lane >= 0 && lane < LANES ? lane_names[lane] : "?"; }
+
+static int lane_of(int method) {
+    switch (method) {
+    case METAEMBED__METHOD__METHOD_HEALTH: return LANE_HEALTH;
+    case METAEMBED__METHOD__METHOD_SEARCH:
+    case METAEMBED__METHOD__METHOD_UPSERT:
+    case METAEMBED__METHOD__METHOD_DELETE:
+    case METAEMBED__METHOD__METHOD_ENCODE:
+    case METAEMBED__METHOD__METHOD_COUNT:
+    case METAEMBED__METHOD__METHOD_LIST_IDS:
+    case METAEMBED__METHOD__METHOD_INDEX_FIELDS:
+    case METAEMBED__METHOD__METHOD_SYNC_STATE: return LANE_HEAVY;
+    default: return LANE_CHEAP;
     }
 }
 
-/* The ROUTER ↔ workers proxy (zmq_proxy_steerable's job), stamping each
- * request with its arrival, so a deadline counts the time it waited for a
- * worker; it ends on the control socket's TERMINATE. */
-static void proxy(void *front, void *back, void *ctl) {
+static void pending_free(pending_t *p) {
+    for (int i = 0; i < p->nframes; i++) zmq_msg_close(&p->frames[i]);
+    free(p->frames);
+    free(p);
+}
+
+/* Reads one multipart message into a new pending_t (NULL on failure). */
+static pending_t *recv_all(void *sock) {
+    pending_t *p = calloc(1, sizeof *p);
+    int cap = 4;
+    if (!p || !(p->frames = malloc((size_t)cap * sizeof *p->frames))) { free(p); return NULL; }
     for (;;) {
-        zmq_pollitem_t it[3] = { { front, 0, ZMQ_POLLIN, 0 }, { back, 0, ZMQ_POLLIN, 0 }, { ctl, 0, ZMQ_POLLIN, 0 } };
+        if (p->nframes == cap) {
+            zmq_msg_t *nf = realloc(p->frames, (size_t)(cap *= 2) * sizeof *nf);
+            if (!nf) { pending_free(p); return NULL; }
+            p->frames = nf;
+        }
+        zmq_msg_t *m = &p->frames[p->nframes];
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, sock, 0) < 0) { zmq_msg_close(m); pending_free(p); return NULL; }
+        p->nframes++;
+        if (!zmq_msg_more(m)) return p;
+    }
+}
+
+/* Answers a waiting request from the broker itself (refused or expired). */
+static void answer(broker_t *b, pending_t *p, int status, const char *fmt, ...) {
+    me_reply_t r;
+    me_reply_init(&r);
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    me_reply_error(&r, status, "%s", msg);
+    me_route_t route;
+    route.n = 0;
+    for (int i = 0; i + 1 < p->nframes && route.n < ME_WIRE_MAX_ROUTE; i++) {
+        zmq_msg_init(&route.frames[route.n]);
+        zmq_msg_move(&route.frames[route.n++], &p->frames[i]);
+    }
+    me_wire_send_reply(b->front, &route, p->request_id, &r);
+    me_reply_clear(&r);
+    pending_free(p);
+}
+
+/* Hands p to worker w: [w][arrival][route...][request]. */
+static int send_to_worker(broker_t *b, int w, pending_t *p) {
+    char name[16];
+    int nlen = w == b->nworkers ? snprintf(name, sizeof name, "h") : snprintf(name, sizeof name, "w%d", w);
+    int rc = zmq_send(b->back, name, (size_t)nlen, ZMQ_SNDMORE) < 0 ||
+             zmq_send(b->back, &p->arrival_us, sizeof p->arrival_us, ZMQ_SNDMORE) < 0;
+    for (int i = 0; i < p->nframes && !rc; i++)
+        rc = zmq_msg_send(&p->frames[i], b->back, i + 1 < p->nframes ? ZMQ_SNDMORE : 0) < 0;
+    pending_free(p);
+    return rc ? -1 : 0;
+}
+
+static pending_t *lane_pop(lane_t *l) {
+    pending_t *p = l->head;
+    if (p) {
+        l->head = p->next;
+        if (!l->head) l->tail = NULL;
+        l->n--;
+    }
+    return p;
+}
+
+/* Gives waiting requests to idle workers: health to its own, then cheap
+ * before heavy, heavy within its share. */
+static void dispatch(broker_t *b) {
+    uint64_t now = me_now_us();
+    for (int lane = 0; lane < LANES; lane++) {
+        lane_t *l = &b->lanes[lane];
+        while (l->head) {
+            int w = -1;
+            if (lane == LANE_HEALTH) {
+                if (b->idle[b->nworkers]) w = b->nworkers;
+            } else if (lane == LANE_CHEAP || b->heavy_busy < b->max_heavy) {
+                for (int i = 0; i < b->nworkers && w < 0; i++)
+                    if (b->idle[i]) w = i;
+            }
+            if (w < 0) break;
+            pending_t *p = lane_pop(l);
+            if (p->deadline_us && now >= p->deadline_us) {
+                atomic_fetch_add(&g_expired[lane], 1);
+                answer(b, p, ME_CODE_DEADLINE_EXCEEDED,
+                       "the deadline passed while the request waited for a worker (%s lane); the server is busy: "
+                       "retry with backoff, or allow more time (deadline_ms)", lane_names[lane]);
+                continue;
+            }
+            b->idle[w] = 0;
+            if (lane == LANE_HEAVY) { b->heavy[w] = 1; b->heavy_busy++; }
+            if (send_to_worker(b, w, p) != 0) me_warn("could not hand a request to a worker: %s", zmq_strerror(errno));
+        }
+    }
+}
+
+/* A request from a client: into its lane, or refused when the lane is full. */
+static void from_client(broker_t *b) {
+    pending_t *p = recv_all(b->front);
+    if (!p) return;
+    p->arrival_us = me_now_us();
+    int lane = LANE_CHEAP;
+    zmq_msg_t *body = &p->frames[p->nframes - 1];
+    Metaembed__Envelope *env = p->nframes >= 2 && zmq_msg_size(body) <= (1u << 30)
+                                   ? metaembed__envelope__unpack(NULL, zmq_msg_size(body), zmq_msg_data(body)) : NULL;
+    if (env) {
+        lane = lane_of(env->method);
+        p->request_id = env->request_id;
+        uint64_t ms = env->deadline_ms ? env->deadline_ms : (uint64_t)(b->default_deadline_ms > 0 ? b->default_deadline_ms : 0);
+        p->deadline_us = ms ? p->arrival_us + ms * 1000u : 0;
+        metaembed__envelope__free_unpacked(env, NULL);
+    }
+    /* Malformed ones go to a worker as they are: it says what is wrong. */
+    lane_t *l = &b->lanes[lane];
+    if (l->n >= b->max_queue) {
+        atomic_fetch_add(&g_shed[lane], 1);
+        answer(b, p, ME_CODE_RESOURCE_EXHAUSTED,
+               "server busy: %d requests already wait in the %s lane (the limit); retry with backoff", l->n,
+               lane_names[lane]);
+        return;
+    }
+    if (l->tail) l->tail->next = p;
+    else l->head = p;
+    l->tail = p;
+    l->n++;
+}
+
+/* A message from a worker: READY, or a reply to pass on. */
+static void from_worker(broker_t *b) {
+    pending_t *p = recv_all(b->back);
+    if (!p) return;
+    const char *name = zmq_msg_data(&p->frames[0]);
+    size_t nlen = zmq_msg_size(&p->frames[0]);
+    int w = nlen == 1 && name[0] == 'h' ? b->nworkers : -1;
+    if (nlen > 1 && nlen < 16 && name[0] == 'w') {
+        char tmp[16];
+        memcpy(tmp, name + 1, nlen - 1);
+        tmp[nlen - 1] = 0;
+        w = atoi(tmp);
+    }
+    if (w < 0 || w > b->nworkers) { pending_free(p); return; }
+    b->idle[w] = 1;
+    if (b->heavy[w]) { b->heavy[w] = 0; b->heavy_busy--; }
+    if (p->nframes >= 3)  /* [w][route...][reply]: pass on without [w] */
+        for (int i = 1; i < p->nframes; i++)
+            if (zmq_msg_send(&p->frames[i], b->front, i + 1 < p->nframes ? ZMQ_SNDMORE : 0) < 0) break;
+    pending_free(p);
+}
+
+/* Runs until the control socket says TERMINATE. */
+static void broker(broker_t *b, void *ctl) {
+    for (;;) {
+        zmq_pollitem_t it[3] = { { b->back, 0, ZMQ_POLLIN, 0 }, { ctl, 0, ZMQ_POLLIN, 0 }, { b->front, 0, ZMQ_POLLIN, 0 } };
         if (zmq_poll(it, 3, -1) < 0) {
             if (errno == EINTR) continue;
-            me_error("request proxy stopped: %s", zmq_strerror(errno));
+            me_error("request broker stopped: %s", zmq_strerror(errno));
             return;
         }
-        if (it[2].revents & ZMQ_POLLIN) {
+        if (it[1].revents & ZMQ_POLLIN) {
             char cmd[16];
             zmq_recv(ctl, cmd, sizeof cmd, 0);
             return;
         }
-        if ((it[1].revents & ZMQ_POLLIN) && forward(back, front, 0) != 0 && errno == ETERM) return;
-        if ((it[0].revents & ZMQ_POLLIN) && forward(front, back, 1) != 0 && errno == ETERM) return;
+        if (it[0].revents & ZMQ_POLLIN) from_worker(b);
+        if (it[2].revents & ZMQ_POLLIN) from_client(b);
+        dispatch(b);
     }
+}
+
+static void broker_free(broker_t *b) {
+    for (int l = 0; l < LANES; l++)
+        for (pending_t *p; (p = lane_pop(&b->lanes[l])) != NULL;) pending_free(p);
+    free(b->idle);
+    free(b->heavy);
 }
 
 int me_server_run(const me_server_t *srv) {
     void *zctx = zmq_ctx_new();
     void *front = zmq_socket(zctx, ZMQ_ROUTER);
-    void *back = zmq_socket(zctx, ZMQ_DEALER);
+    void *back = zmq_socket(zctx, ZMQ_ROUTER);
     void *ctl = zmq_socket(zctx, ZMQ_PAIR);
     me_wire_socket_defaults(front, srv->max_message);
     me_wire_socket_defaults(back, 0);
@@ -192,19 +404,36 @@ int me_server_run(const me_server_t *srv) {
         exit_code = 1;
     }
     if (exit_code == 0) {
-        thread_arg_t arg = { srv, zctx };
+        thread_arg_t arg = { srv, zctx, 0 };
         pthread_t sig_thread, bg_thread;
         pthread_create(&sig_thread, NULL, signal_main, zctx);
         if (srv->background) pthread_create(&bg_thread, NULL, background_main, &arg);
-        int n = srv->threads > 0 ? srv->threads : 1;
-        pthread_t *workers = calloc((size_t)n, sizeof *workers);
-        for (int i = 0; i < n; i++) pthread_create(&workers[i], NULL, worker_main, &arg);
-        me_info("serving on %s with %d workers%s", srv->listen, n,
-                curve ? ", CurveZMQ on (clients in allowed_clients only)" : "");
-        proxy(front, back, ctl);
+        int heavy = srv->threads > 0 ? srv->threads : 1, n = heavy + 1;
+        pthread_t *workers = calloc((size_t)n + 1, sizeof *workers);
+        thread_arg_t *args = calloc((size_t)n + 1, sizeof *args);
+        broker_t b = { .front = front, .back = back, .nworkers = n, .max_heavy = heavy,
+                       .max_queue = srv->max_queue > 0 ? srv->max_queue : 64 * n,
+                       .default_deadline_ms = srv->default_deadline_ms };
+        b.idle = calloc((size_t)n + 1, sizeof *b.idle);
+        b.heavy = calloc((size_t)n + 1, sizeof *b.heavy);
+        if (!workers || !args || !b.idle || !b.heavy) {
+            me_error("out of memory starting %d workers", n);
+            exit(1);
+        }
+        /* The workers, and one more for Health only. */
+        for (int i = 0; i <= n; i++) {
+            args[i] = (thread_arg_t){ srv, zctx, i < n ? i : -1 };
+            pthread_create(&workers[i], NULL, worker_main, &args[i]);
+        }
+        me_info("serving on %s with %d workers for searches and writes, +1 for lookups, +1 for health (up to %d "
+                "requests wait per lane)%s",
+                srv->listen, b.max_heavy, b.max_queue, curve ? ", CurveZMQ on (clients in allowed_clients only)" : "");
+        broker(&b, ctl);
         atomic_store(&g_stop, 1);
-        for (int i = 0; i < n; i++) pthread_join(workers[i], NULL);
+        for (int i = 0; i <= n; i++) pthread_join(workers[i], NULL);
+        broker_free(&b);
         free(workers);
+        free(args);
         if (srv->background) pthread_join(bg_thread, NULL);
         pthread_join(sig_thread, NULL);
     }

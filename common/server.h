@@ -34,7 +34,19 @@ typedef struct {
     /* Optional: run on its own thread while serving (e.g. heartbeats); must
      * return soon after *stop becomes non-zero. */
     void (*background)(void *ctx, void *zctx, const atomic_int *stop);
+    /* Admission (the broker in server.c): requests waiting per lane before
+     * RESOURCE_EXHAUSTED (0: 64 per worker), and the deadline of requests
+     * that carry none, so one that expired while waiting is not run. */
+    int max_queue;
+    long long default_deadline_ms;
 } me_server_t;
+
+/* Requests refused because their lane was full, and those whose deadline
+ * passed while they waited, per lane (0 health, 1 cheap, 2 heavy). */
+#define ME_SERVER_LANES 3
+uint64_t me_server_shed(int lane);
+uint64_t me_server_expired(int lane);
+const char *me_server_lane_name(int lane);
 
 /* A decoded request as a method handler sees it. */
 typedef struct {

@@ -158,10 +158,9 @@ void me_cluster_mark_stale(me_cluster_t *c, int r) {
 
 void me_cluster_ok(me_cluster_t *c, int r, uint64_t latency_us) {
     me_replica_t *rep = &c->replicas[r];
-    if (!atomic_exchange(&rep->up, 1)) {
-        me_info("replica %s is up", rep->endpoint);
-        me_cluster_mark_stale(c, r);
-    }
+    /* Stale before up, so no read sees it up and fresh in between. */
+    if (!atomic_load(&rep->up)) me_cluster_mark_stale(c, r);
+    if (!atomic_exchange(&rep->up, 1)) me_info("replica %s is up", rep->endpoint);
     atomic_store(&rep->liveness, c->liveness_max);
     atomic_store(&rep->latency_us, latency_us);
 }

@@ -305,19 +305,30 @@ static int missing_groups_error(req_t *r, me_call_t *calls, int n, const int *us
     return me_reply_error(r->reply, st, "no live replica answered for group %s; retry later%s", names, DEADLINE_HINT(st));
 }
 
+/* A Get reads R = N - W + 1 replicas of each group (N replicas, W the
+ * write quorum), so the replicas read overlap those of every acknowledged
+ * write, and answers each id's newest version among them (a document, or
+ * a tombstone's "missing"). A replica found behind is marked stale, so the
+ * repair thread fixes it (read repair). */
+typedef struct {
+    Metaembed__GetReply *rep;
+    int replica;
+    size_t doc_at, miss_at;   /* cursors: both lists are in request order */
+} get_part_t;
+
 int me_coord_get(req_t *r) {
     Metaembed__GetRequest *m = (void *)r->msg;
-    int ng = COORD(r)->cluster.n_groups, rc;
-    me_call_t *calls = calloc((size_t)ng, sizeof *calls);
+    me_cluster_t *cl = &COORD(r)->cluster;
+    int ng = cl->n_groups, rc, ncalls = 0, nparts = 0;
+    me_call_t *calls = calloc((size_t)cl->n_replicas, sizeof *calls);
+    get_part_t *parts = calloc((size_t)cl->n_replicas, sizeof *parts);
+    int *need = calloc((size_t)ng, sizeof *need);
     parts_t req_parts;
     int parts_ok = parts_init(&req_parts, ng) == 0, *owner = NULL;
-    Metaembed__GetReply **parts = calloc((size_t)ng, sizeof *parts);
-    size_t *cursor = calloc((size_t)ng, sizeof *cursor);
     Metaembed__Document **docs = calloc(m->n_ids ? m->n_ids : 1, sizeof *docs);
     char **missing = calloc(m->n_ids ? m->n_ids : 1, sizeof *missing);
     char **ids = calloc(m->n_ids ? m->n_ids : 1, sizeof *ids);
-    int ncalls = 0;
-    if (!calls || !parts_ok || !parts || !cursor || !docs || !missing || !ids) { rc = OOM(r); goto out; }
+    if (!calls || !parts || !need || !parts_ok || !docs || !missing || !ids) { rc = OOM(r); goto out; }
     if ((rc = check_ids(r, m->ids, m->n_ids)) != 0) goto out;
     /* Each id is asked for and answered once, however often it was sent. */
     memcpy(ids, m->ids, m->n_ids * sizeof *ids);
@@ -325,44 +336,79 @@ int me_coord_get(req_t *r) {
     if (nu < 0) { rc = OOM(r); goto out; }
     size_t n = (size_t)nu;
     if (!(owner = split_ids(r, m, ids, n, pack_get, &req_parts))) { rc = OOM(r); goto out; }
-    for (int g = 0; g < ng; g++)
-        if (req_parts.used[g])
-            calls[ncalls++] = (me_call_t){ .group = g, .replica = -1, .method = r->method,
+    for (int g = 0; g < ng; g++) {
+        if (!req_parts.used[g]) continue;
+        const me_group_t *grp = &cl->groups[g];
+        need[g] = grp->n_replicas - me_coord_write_need(r, g) + 1;
+        int live = 0;
+        for (int k = 0; k < grp->n_replicas; k++) live += atomic_load(&cl->replicas[grp->first_replica + k].up);
+        if (need[g] > live) need[g] = live > 0 ? live : 1;  /* fewer answer: the newest of those that do */
+        for (int k = 0; k < grp->n_replicas; k++)
+            calls[ncalls++] = (me_call_t){ .group = g, .replica = grp->first_replica + k, .method = r->method,
                                            .payload = req_parts.payload[g], .len = req_parts.len[g] };
-    uint64_t retries = 0;
-    me_fanout_run(FANOUT(r), calls, ncalls, me_coord_fanout_deadline(r), &retries);
-    atomic_fetch_add(&COORD(r)->retries, retries);
-    if ((rc = me_coord_first_request_error(r, calls, ncalls)) != 0) goto out;
-    if ((rc = missing_groups_error(r, calls, ncalls, NULL)) != 0) goto out;
-    for (int i = 0; i < ncalls; i++) {
-        parts[calls[i].group] = metaembed__get_reply__unpack(NULL, calls[i].reply.payload_len, calls[i].reply.payload);
-        if (!parts[calls[i].group]) { rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "malformed Get reply from a shard"); goto out; }
     }
-    /* Each group answers its ids in request order, found ones only. */
+    me_fanout_run_reads(FANOUT(r), calls, ncalls, me_coord_fanout_deadline(r), need);
+    if ((rc = me_coord_first_request_error(r, calls, ncalls)) != 0) goto out;
+    for (int g = 0; g < ng; g++) {
+        if (!req_parts.used[g]) continue;
+        int answered = 0;
+        for (int i = 0; i < ncalls; i++) answered += calls[i].group == g && me_coord_group_ok(&calls[i]);
+        if (!answered) {
+            int st = me_coord_down_status(calls, ncalls);
+            rc = me_reply_error(r->reply, st, "no live replica answered for group %s; retry later%s",
+                                me_coord_group_name(r, g), DEADLINE_HINT(st));
+            goto out;
+        }
+    }
+    for (int i = 0; i < ncalls; i++) {
+        if (!me_coord_group_ok(&calls[i])) continue;
+        Metaembed__GetReply *gr = metaembed__get_reply__unpack(NULL, calls[i].reply.payload_len, calls[i].reply.payload);
+        if (!gr) { rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "malformed Get reply from a shard"); goto out; }
+        parts[nparts++] = (get_part_t){ gr, calls[i].replica, 0, 0 };
+    }
     size_t nd = 0, nm = 0;
     for (size_t i = 0; i < n; i++) {
-        Metaembed__GetReply *p = parts[owner[i]];
-        size_t *c = &cursor[owner[i]];
-        if (*c < p->n_documents && strcmp(p->documents[*c]->id, ids[i]) == 0) docs[nd++] = p->documents[(*c)++];
+        Metaembed__Document *best = NULL;
+        uint64_t best_v = 0;
+        int have_best = 0;
+        uint64_t seen_v[64];
+        int seen_p[64], ns = 0;
+        for (int p = 0; p < nparts; p++) {
+            get_part_t *gp = &parts[p];
+            if (cl->replicas[gp->replica].group != owner[i]) continue;
+            Metaembed__GetReply *gr = gp->rep;
+            Metaembed__Document *d = NULL;
+            uint64_t v = 0;
+            if (gp->doc_at < gr->n_documents && strcmp(gr->documents[gp->doc_at]->id, ids[i]) == 0) {
+                d = gr->documents[gp->doc_at++];
+                v = d->version;
+            } else if (gp->miss_at < gr->n_missing && strcmp(gr->missing[gp->miss_at], ids[i]) == 0) {
+                v = gp->miss_at < gr->n_missing_versions ? gr->missing_versions[gp->miss_at] : 0;
+                gp->miss_at++;
+            }
+            if (!have_best || v > best_v) { best = d; best_v = v; have_best = 1; }
+            if (ns < 64) { seen_v[ns] = v; seen_p[ns++] = p; }
+        }
+        for (int k = 0; k < ns; k++)
+            if (seen_v[k] < best_v) me_cluster_mark_stale(cl, parts[seen_p[k]].replica);  /* read repair */
+        if (best) docs[nd++] = best;
         else missing[nm++] = ids[i];
     }
     rc = me_reply_get(r, docs, nd, missing, nm, NULL);
 out:
     if (calls) me_calls_clear(calls, ncalls);
     if (parts)
-        for (int g = 0; g < ng; g++)
-            if (parts[g]) metaembed__get_reply__free_unpacked(parts[g], NULL);
+        for (int p = 0; p < nparts; p++) metaembed__get_reply__free_unpacked(parts[p].rep, NULL);
     free(calls);
+    free(parts);
+    free(need);
     parts_free(&req_parts);
     free(owner);
-    free(parts);
-    free(cursor);
     free(docs);
     free(missing);
     free(ids);
     return rc;
 }
-
 
 /* Count: every group's count of the matching documents, summed; every
  * group must answer (a total missing a group would look right). */

@@ -47,8 +47,9 @@ static void reset_sock(me_fanout_t *f, int r) {
 static int next_replica(me_fanout_t *f, me_call_t *c) {
     me_group_t *g = &f->cluster->groups[c->group];
     unsigned start = atomic_fetch_add(&g->next, 1);
-    /* Replicas that may be missing writes only when no other is live. */
-    for (int pass = 0; pass < 2; pass++)
+    /* Replicas that may be missing writes only when no other is live (and
+     * never for a hedge: that one is only about speed). */
+    for (int pass = 0; pass < (c->fresh_only ? 1 : 2); pass++)
         for (int i = 0; i < g->n_replicas; i++) {
             int k = (int)((start + (unsigned)i) % (unsigned)g->n_replicas);
             const me_replica_t *rep = &f->cluster->replicas[g->first_replica + k];
@@ -59,11 +60,14 @@ static int next_replica(me_fanout_t *f, me_call_t *c) {
     return -1;
 }
 
-static int untried_live(me_fanout_t *f, const me_call_t *c) {
+/* Untried replicas of the call's group that are up and not stale. */
+static int untried_fresh(me_fanout_t *f, const me_call_t *c) {
     me_group_t *g = &f->cluster->groups[c->group];
     int n = 0;
-    for (int k = 0; k < g->n_replicas; k++)
-        if (!(c->tried & (1ULL << k)) && atomic_load(&f->cluster->replicas[g->first_replica + k].up)) n++;
+    for (int k = 0; k < g->n_replicas; k++) {
+        const me_replica_t *rep = &f->cluster->replicas[g->first_replica + k];
+        if (!(c->tried & (1ULL << k)) && atomic_load(&rep->up) && !atomic_load(&rep->stale)) n++;
+    }
     return n;
 }
 
@@ -104,7 +108,7 @@ static int start(me_fanout_t *f, me_call_t *c, int slot, uint64_t deadline_us) {
         c->att[slot] = (me_attempt_t){ .replica = r, .rid = rid, .sent_us = now, .active = 1 };
         c->pending = 1;
         /* A read may be hedged on another live replica if this one is slow. */
-        c->hedge_at_us = c->replica < 0 && untried_live(f, c) > 0 ? now + hedge_delay_us(f, r) : 0;
+        c->hedge_at_us = c->replica < 0 && untried_fresh(f, c) > 0 ? now + hedge_delay_us(f, r) : 0;
         return 1;
     }
 }
@@ -137,6 +141,10 @@ void me_fanout_run_quorum(me_fanout_t *f, me_call_t *calls, int n, uint64_t dead
             me_cluster_mark_stale(f->cluster, calls[i].replica);
 }
 
+void me_fanout_run_reads(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, const int *need) {
+    run(f, calls, n, deadline_us, NULL, need);
+}
+
 static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries, const int *need) {
     int ngroups = f->cluster->n_groups;  /* writes go to shard groups only */
     int *acks = need ? calloc((size_t)ngroups, sizeof *acks) : NULL;
@@ -167,11 +175,13 @@ static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, u
         for (int i = 0; i < n; i++) {
             me_call_t *c = &calls[i];
             if (!c->pending) continue;
-            /* Slow: ask the next live replica too; the first answer wins. */
+            /* Slow: ask the next fresh replica too; the first answer wins. */
             if (c->hedge_at_us && now >= c->hedge_at_us) {
                 c->hedge_at_us = 0;
                 int slot = c->att[0].active ? 1 : 0;
+                c->fresh_only = 1;
                 if (!c->att[slot].active && start(f, c, slot, deadline_us) && retries) (*retries)++;
+                c->fresh_only = 0;
                 c->hedge_at_us = 0;  /* one hedge per call */
             }
             if (c->hedge_at_us && c->hedge_at_us < wake) wake = c->hedge_at_us;

@@ -48,6 +48,7 @@ typedef struct {
     uint64_t hedge_at_us;     /* when to ask a second replica; 0 = never */
     uint64_t tried;           /* bit i: the group's i-th replica was tried */
     int pending;              /* an attempt is in flight */
+    int fresh_only;           /* choosing a hedge: stale replicas are not asked */
 } me_call_t;
 
 me_fanout_t *me_fanout_new(me_cluster_t *c, void *zctx);
@@ -61,6 +62,9 @@ void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us
  * then stops: a write answers at quorum, not at the slowest replica. The
  * replicas that did not answer OK are marked stale, to be repaired. */
 void me_fanout_run_quorum(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, const int *need);
+/* Reads of chosen replicas (calls name them), stopping the same way once
+ * each group has need[g] OK answers; nothing is marked. */
+void me_fanout_run_reads(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, const int *need);
 /* The statuses a read is retried on another replica for (UNAVAILABLE,
  * INTERNAL, DEADLINE_EXCEEDED): about the replica, not the request. */
 int me_fanout_retryable(int status);

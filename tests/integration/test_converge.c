@@ -333,6 +333,7 @@ TEST(converge_quorum_write_does_not_wait_for_a_stopped_replica) {
 
 typedef struct {
     const char *endpoint;
+    cluster_t *c;
     atomic_int stop;
     /* Per id: ops in order (n = index + 1): 1 upsert, 2 delete; status:
      * 0 in flight or failed, 1 acknowledged. */
@@ -437,6 +438,25 @@ static void *reader(void *arg) {
             ok = before == 0 || L->kind[i][before - 1] == 2;
             for (int o = before + 1; o <= nops && !ok; o++) ok = L->kind[i][o - 1] == 2;
         }
+        if (!ok && getenv("ME_DEBUG_STALE")) {
+            for (int sh = 0; sh < 6; sh++) {
+                me_client_t *sc = me_daemon_client(&L->c->shards[sh]);
+                me_record_t *rr = NULL;
+                size_t nn = 0;
+                me_status_t st2;
+                if (sc && me_client_get(sc, "c", &id, 1, 0, &rr, &nn, &st2) == 0)
+                    fprintf(stderr, "      shard %d: %s op %ld\n", sh, nn ? "found" : "missing", nn ? meta_op(&rr[0]) : 0L);
+                me_records_free(rr, nn);
+                me_client_close(sc);
+            }
+            char *body = NULL;
+            me_test_http_get(L->c->coord.metrics_port, "/metrics", &body);
+            for (char *p = body; p && (p = strstr(p, "\nmetaembed_replica_stale{")); p++) {
+                char *e = strchr(p + 1, '\n');
+                fprintf(stderr, "      %.*s\n", e ? (int)(e - p - 1) : 80, p + 1);
+            }
+            free(body);
+        }
         if (!ok) {
             if (L->stale_reads < 5)
                 fprintf(stderr, "    stale read of %s: %s (op %ld), last acknowledged before the read: op %d (%s)\n", id,
@@ -465,6 +485,7 @@ TEST(converge_fault_loop_2x3_checker_finds_no_loss_divergence_or_stale_read) {
     for (int i = 0; i < POOL; i++) snprintf(pool_id[i], sizeof pool_id[i], "p%03d", i);
     loop_t *L = calloc(1, sizeof *L);
     L->endpoint = c.coord.endpoint;
+    L->c = &c;
     pthread_t wt, rt;
     pthread_create(&wt, NULL, writer, L);
     pthread_create(&rt, NULL, reader, L);
