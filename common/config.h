@@ -38,6 +38,11 @@ typedef struct {
 #define ME_CFG_DEADLINE_OPTION(type, def)                                                     \
     { "deadline-ms", ME_CFG_INT, offsetof(type, default_deadline_ms), def, 1, 3600000, NULL, \
       "deadline for requests that carry none" }
+/* Admission (common/server.c): requests that may wait per lane. */
+#define ME_CFG_MAX_QUEUE_OPTION(type)                                                        \
+    { "max-queue", ME_CFG_INT, offsetof(type, max_queue), "0", 0, 1000000, NULL,            \
+      "requests that may wait for a worker per lane (health, lookups, searches and writes) before more " \
+      "are refused with RESOURCE_EXHAUSTED; 0 = 64 per worker" }
 #define ME_CFG_MAX_MESSAGE_OPTION(type, def)                                            \
     { "max-message", ME_CFG_SIZE, offsetof(type, max_message), def, 1024, 1LL << 31, NULL, \
       "largest request accepted; larger ones get RESOURCE_EXHAUSTED" }

@@ -180,6 +180,19 @@ uint64_t me_server_shed(int lane) { return lane >= 0 && lane < LANES ? atomic_lo
 uint64_t me_server_expired(int lane) { return lane >= 0 && lane < LANES ? atomic_load(&g_expired[lane]) : 0; }
 const char *me_server_lane_name(int lane) { return lane >= 0 && lane < LANES ? lane_names[lane] : "?"; }
 
+void me_server_render_metrics(me_buf_t *out) {
+    me_metric_head(out, "metaembed_requests_shed_total", "counter",
+                   "Requests refused (RESOURCE_EXHAUSTED) because their lane's queue was full, by lane.");
+    for (int l = 0; l < LANES; l++)
+        me_buf_printf(out, "metaembed_requests_shed_total{lane=\"%s\"} %llu\n", lane_names[l],
+                      (unsigned long long)atomic_load(&g_shed[l]));
+    me_metric_head(out, "metaembed_requests_expired_waiting_total", "counter",
+                   "Requests answered DEADLINE_EXCEEDED without running: their deadline passed while they waited.");
+    for (int l = 0; l < LANES; l++)
+        me_buf_printf(out, "metaembed_requests_expired_waiting_total{lane=\"%s\"} %llu\n", lane_names[l],
+                      (unsigned long long)atomic_load(&g_expired[l]));
+}
+
 static int lane_of(int method) {
     switch (method) {
     case METAEMBED__METHOD__METHOD_HEALTH: return LANE_HEALTH;

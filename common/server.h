@@ -47,6 +47,8 @@ typedef struct {
 uint64_t me_server_shed(int lane);
 uint64_t me_server_expired(int lane);
 const char *me_server_lane_name(int lane);
+/* Those counters as Prometheus families (every daemon's /metrics). */
+void me_server_render_metrics(me_buf_t *out);
 
 /* A decoded request as a method handler sees it. */
 typedef struct {

@@ -244,6 +244,7 @@ int me_coord_ready(void *ctx, char *why, size_t cap) {
 void me_coord_render_metrics(void *ctx, me_buf_t *out) {
     me_coord_t *co = ctx;
     me_cluster_t *cl = &co->cluster;
+    me_server_render_metrics(out);
     /* Per replica: {group, endpoint} labels, one family at a time. */
 #define REPLICA_LABELS(r) cl->groups[cl->replicas[r].group].name, cl->replicas[r].endpoint
     me_metric_head(out, "metaembed_replica_up", "gauge", "1 when the replica answers heartbeats.");

@@ -22,6 +22,7 @@ typedef struct {
     char cluster[ME_CFG_STR_MAX];
     char log_level[ME_CFG_STR_MAX];
     long long threads;
+    long long max_queue;         /* admission: requests waiting per lane; 0 = 64 per worker */
     long long write_quorum;      /* 0 = every replica */
     long long heartbeat_ms;
     long long repair_ms;         /* anti-entropy pass interval; 0 = only after a stale mark */

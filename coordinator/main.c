@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
     me_info("cluster map %s: %d groups, %d replicas, write quorum %s", co.opts.cluster, co.cluster.n_groups,
             co.cluster.n_replicas, co.opts.write_quorum ? "explicit" : "all");
     me_server_t srv = { .role = "coordinator", .listen = co.opts.listen, .threads = (int)co.opts.threads,
-                        .default_deadline_ms = co.opts.default_deadline_ms,
+                        .default_deadline_ms = co.opts.default_deadline_ms, .max_queue = (int)co.opts.max_queue,
                         .max_message = co.opts.max_message, .curve = &co.curve, .insecure = co.opts.insecure,
                         .ctx = &co, .worker_init = worker_init,
                         .worker_free = worker_free, .handle = handle, .background = heartbeat };

@@ -24,6 +24,7 @@ const me_cfg_opt_t me_coord_options[] = {
     OPT("max-backoff-ms", ME_CFG_INT, max_backoff_ms, "4000", 10, 600000, NULL,
         "longest gap between heartbeats to a replica that is down"),
     ME_CFG_DEADLINE_OPTION(me_coord_opts_t, "5000"),
+    ME_CFG_MAX_QUEUE_OPTION(me_coord_opts_t),
     ME_CFG_MAX_MESSAGE_OPTION(me_coord_opts_t, "64M"),
     OPT("max-batch", ME_CFG_INT, max_batch, "4096", 1, 1000000, NULL, "most documents or ids in one request"),
     ME_METRICS_CFG_OPTIONS(me_coord_opts_t, "127.0.0.1:9200"),

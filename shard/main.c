@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
     }
     me_info("data %s, sync %s", opts.data_dir, opts.sync ? "on" : "off");
     me_server_t srv = { .role = "shard", .listen = opts.listen, .threads = (int)opts.threads,
-                        .default_deadline_ms = opts.default_deadline_ms,
+                        .default_deadline_ms = opts.default_deadline_ms, .max_queue = (int)opts.max_queue,
                         .max_message = opts.max_message, .curve = &curve, .insecure = opts.insecure,
                         .ctx = &shard, .handle = handle };
     int exit_code = me_server_run(&srv);

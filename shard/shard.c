@@ -7,6 +7,7 @@
 
 #include "common/curve.h"
 #include "common/error.h"
+#include "common/server.h"
 #include "common/log.h"
 #include "shard/catalog.h"
 
@@ -33,6 +34,7 @@ const me_cfg_opt_t me_shard_options[] = {
     OPT("max-candidates", ME_CFG_INT, max_candidates, "1000000", 1, 100000000, NULL,
         "largest stage-1 candidate count a search may ask for"),
     ME_CFG_DEADLINE_OPTION(me_shard_opts_t, "30000"),
+    ME_CFG_MAX_QUEUE_OPTION(me_shard_opts_t),
     OPT("block-cache", ME_CFG_SIZE, block_cache, "256M", 1 << 20, 1LL << 40, NULL,
         "RocksDB block cache for vectors read from disk"),
     OPT("slowdown", ME_CFG_INT, slowdown, "1", 1, 100000, NULL,
@@ -76,6 +78,7 @@ int me_shard_ready(void *shard, char *why, size_t cap) {
 
 void me_shard_render_metrics(void *shard, me_buf_t *out) {
     me_shard_t *s = shard;
+    me_server_render_metrics(out);
     if (!atomic_load(&s->ready)) return;
     pthread_rwlock_rdlock(&s->lock);
     me_metric_head(out, "metaembed_collection_documents", "gauge", "Documents per collection.");

@@ -705,3 +705,132 @@ TEST(deadline_shard_stops_a_long_scan_soon_after_its_deadline) {
     me_wire_context_end(zctx);
     me_daemon_free(&d);
 }
+
+/* ---- overload ---- */
+
+typedef struct {
+    const char *endpoint;
+    atomic_int stop;
+    atomic_int done;
+} searcher_t;
+
+static void *long_searches(void *arg) {
+    searcher_t *s = arg;
+    me_status_t st;
+    me_client_t *c = me_client_connect(s->endpoint, 2000, &st);
+    float q[ROWS * DIM];
+    op_vectors("query", 2, q);
+    me_search_opts_t o = { .k = 10, .exact = 1 };
+    while (c && !atomic_load(&s->stop)) {
+        me_results_t res;
+        me_client_set_timeout(c, 30000);
+        if (me_client_search(c, "c", q, ROWS, DIM, &o, &res, &st) == 0) me_results_free(&res);
+        atomic_fetch_add(&s->done, 1);
+    }
+    me_client_close(c);
+    return NULL;
+}
+
+TEST(overload_long_searches_starve_neither_lookups_nor_heartbeats_and_a_flood_is_shed) {
+    cluster_t c;
+    memset(&c, 0, sizeof c);
+    static const char *const slow[] = { "--slowdown=2000", "--max-queue=8", NULL };
+    c.shard_extra = slow;
+    ASSERT_OK(cluster_start_with(&c, 1, 1, NULL, NULL));
+    me_client_t *cli = cluster_client(&c, DIM, ROWS);
+    ASSERT_TRUE(cli != NULL);
+    me_status_t st;
+    static char idbuf[3000][16];
+    const char *ids[3000];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(idbuf[i], sizeof idbuf[i], "o%04d", i);
+        ids[i] = idbuf[i];
+    }
+    me_client_set_timeout(cli, 10000);
+    for (int i = 0; i < 3000; i += 50) ASSERT_OK(put(cli, "c", ids + i, 50, 1, &st));
+    me_client_close(cli);
+    /* Four long searches at a time, straight to the shard (2 workers). */
+    searcher_t s = { .endpoint = c.shards[0].endpoint };
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, long_searches, &s);
+    usleep(300000);
+    me_client_t *sc = me_daemon_client(&c.shards[0]);
+    ASSERT_TRUE(sc != NULL);
+    me_client_set_timeout(sc, 3000);
+    int answered = 0, down_seen = 0;
+    double slowest = 0;
+    for (int i = 0; i < 21; i++) {
+        me_record_t *recs = NULL;
+        size_t n = 0;
+        double t0 = now_ms();
+        if (me_client_get(sc, "c", ids + i * 10, 10, 0, &recs, &n, &st) == 0 && n == 10) answered++;
+        double took = now_ms() - t0;
+        if (took > slowest) slowest = took;
+        me_records_free(recs, n);
+        if (metric_value(c.coord.metrics_port, "metaembed_replica_up") == 0) down_seen++;
+        usleep(100000);
+    }
+    fprintf(stderr, "    under 4 long searches (%d finished): %d of 21 lookups answered, slowest %.1f ms; shard seen "
+            "down %d times\n", atomic_load(&s.done), answered, slowest, down_seen);
+    ASSERT_EQ(answered, 21);
+    ASSERT_EQ(down_seen, 0);
+    atomic_store(&s.stop, 1);
+    /* A flood: 40 searches at once on one socket. The heavy lane holds 8
+     * and 2 run; the rest are refused at once, not left to time out. */
+    void *zctx = me_wire_context();
+    void *sock = me_wire_connect(zctx, c.shards[0].endpoint, NULL);
+    ASSERT_TRUE(sock != NULL);
+    float q[ROWS * DIM];
+    op_vectors("query", 3, q);
+    uint32_t shape[2] = { ROWS, DIM };
+    Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
+    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
+    t.shape = shape;
+    t.n_shape = 2;
+    t.data.data = (uint8_t *)q;
+    t.data.len = sizeof q;
+    Metaembed__SearchRequest sr = METAEMBED__SEARCH_REQUEST__INIT;
+    sr.collection = "c";
+    sr.query = &t;
+    sr.k = 10;
+    sr.exact = 1;
+    size_t plen;
+    uint8_t *payload = me_wire_pack(&sr.base, &plen);
+    double t0 = now_ms();
+    for (int i = 0; i < 40; i++)
+        ASSERT_OK(me_wire_send_request(sock, (uint64_t)(i + 1), METAEMBED__METHOD__METHOD_SEARCH, 60000, payload, plen, 0));
+    free(payload);
+    int shed = 0, got = 0, ok = 0;
+    double last_shed = 0;
+    while (got < 40 && now_ms() - t0 < 120000) {
+        zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll(&it, 1, 1000) <= 0) continue;
+        zmq_msg_t m;
+        int more = 1;
+        while (more) {
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, sock, 0) < 0) { zmq_msg_close(&m); break; }
+            more = zmq_msg_more(&m);
+            if (!more) {
+                Metaembed__Reply *rep = metaembed__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+                int code = rep && rep->status ? (int)rep->status->code : 0;
+                if (code == ME_CODE_RESOURCE_EXHAUSTED) { shed++; last_shed = now_ms() - t0; }
+                if (code == ME_CODE_OK) ok++;
+                if (rep) metaembed__reply__free_unpacked(rep, NULL);
+                got++;
+            }
+            zmq_msg_close(&m);
+        }
+    }
+    long shed_metric = metric_value(c.shards[0].metrics_port, "metaembed_requests_shed_total");
+    fprintf(stderr, "    a flood of 40 searches: %d refused (RESOURCE_EXHAUSTED, the last %.0f ms after sending), %d "
+            "answered OK, of %d replies; shed counter %ld\n", shed, last_shed, ok, got, shed_metric);
+    ASSERT_EQ(got, 40);
+    ASSERT_TRUE(shed >= 40 - 8 - 2 - 4);  /* all but the lane, the running ones, and the four long searches' share */
+    ASSERT_TRUE(last_shed < 1000);
+    ASSERT_TRUE(shed_metric >= shed);
+    me_wire_close(sock);
+    me_wire_context_end(zctx);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    cluster_stop(&c);
+}
