@@ -292,6 +292,11 @@ int me_catalog_create(me_shard_t *s, const me_coll_config_t *cfg_in, char *err, 
         snprintf(err, errcap, "collection '%s' already exists", cfg_in->name);
         return ME_EEXIST;
     }
+    if (s->opts.max_collections > 0 && (long long)s->ncolls >= s->opts.max_collections) {
+        snprintf(err, errcap, "this shard holds %zu collections, its limit (--max-collections); drop some first",
+                 s->ncolls);
+        return ME_ETOOBIG;
+    }
     me_coll_config_t stamped = *cfg_in;
     const me_coll_config_t *cfg = &stamped;
     if (!stamped.version) stamped.version = me_version_next();

@@ -29,6 +29,7 @@ typedef struct {
     char log_level[ME_CFG_STR_MAX];
     long long threads;
     long long max_queue;       /* admission: requests waiting per lane; 0 = 64 per worker */
+    long long max_collections;
     long long max_message;     /* bytes */
     long long max_batch;       /* documents per Upsert/Delete/Get */
     long long max_k;
