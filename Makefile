@@ -165,14 +165,17 @@ demo:
 	$(MAKE) --no-print-directory all
 	deploy/demo.sh
 
-# The long forms of the crash-consistency loop (make check kills 20 times)
-# and of the load soak (make check runs 20 s).
+# The long forms of the crash-consistency loop (make check kills 20 times),
+# the load soak (make check runs 20 s) and the replicas' fault loop with its
+# consistency checker (make check injects 16 faults). SOAK_TESTS picks some.
 SOAK_KILLS ?= 200
 SOAK_SECONDS ?= 300
+SOAK_FAULTS ?= 200
+SOAK_TESTS ?= crash_ load_ converge_fault
 soak:
 	$(MAKE) --no-print-directory SANITIZER=address,undefined OPT=-O1 check-build
-	ME_SOAK_KILLS=$(SOAK_KILLS) ME_SOAK_SECONDS=$(SOAK_SECONDS) ME_BIN=$(CHECK_BUILD)/bin \
-	  $(CHECK_BUILD)/bin/integration_tests --suite soak crash_ load_
+	ME_SOAK_KILLS=$(SOAK_KILLS) ME_SOAK_SECONDS=$(SOAK_SECONDS) ME_SOAK_FAULTS=$(SOAK_FAULTS) ME_BIN=$(CHECK_BUILD)/bin \
+	  $(CHECK_BUILD)/bin/integration_tests --suite soak $(SOAK_TESTS)
 
 # libFuzzer targets (clang): `make fuzz` runs each for FUZZ_SECONDS from the
 # seeds in tests/fuzz/seeds, then replays tests/fuzz/regressions.

@@ -124,6 +124,14 @@ static size_t fuzz_seed_frame(int method, uint8_t *out) {
         m.n_fields = 1;
         return fuzz_envelope(method, &m.base, out);
     }
+    case METAEMBED__METHOD__METHOD_SYNC_STATE: {
+        static uint32_t buckets[2] = { 3, 255 };
+        Metaembed__SyncStateRequest m = METAEMBED__SYNC_STATE_REQUEST__INIT;
+        m.collection = "c";
+        m.list_buckets = buckets;
+        m.n_list_buckets = 2;
+        return fuzz_envelope(method, &m.base, out);
+    }
     case METAEMBED__METHOD__METHOD_STATS: {
         Metaembed__StatsRequest m = METAEMBED__STATS_REQUEST__INIT;
         m.collection = "c";
@@ -138,7 +146,7 @@ static size_t fuzz_seed_frame(int method, uint8_t *out) {
 
 /* Writes one seed file per method into dir (ME_FUZZ_WRITE_SEEDS=dir). */
 static void fuzz_write_seeds(const char *dir) {
-    for (int m = 1; m <= METAEMBED__METHOD__METHOD_INDEX_FIELDS; m++) {
+    for (int m = 1; m <= METAEMBED__METHOD__METHOD_SYNC_STATE; m++) {
         uint8_t buf[512];
         size_t n = fuzz_seed_frame(m, buf);
         char path[512];
@@ -420,12 +428,12 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
     uint8_t seedbuf[512];
     if (!env || !fuzz_request_desc((int)env->method) || fuzz_rand(&s) % 32 == 0) {
         if (env) metaembed__envelope__free_unpacked(env, NULL);
-        size_t n = fuzz_seed_frame(1 + (int)(fuzz_rand(&s) % METAEMBED__METHOD__METHOD_INDEX_FIELDS), seedbuf);
+        size_t n = fuzz_seed_frame(1 + (int)(fuzz_rand(&s) % METAEMBED__METHOD__METHOD_SYNC_STATE), seedbuf);
         env = metaembed__envelope__unpack(NULL, n, seedbuf);
         if (!env) return LLVMFuzzerMutate(data, size, max_size);
     }
     uint64_t what = fuzz_rand(&s) % 16;
-    if (what == 0) env->method = (Metaembed__Method)(fuzz_rand(&s) % (METAEMBED__METHOD__METHOD_INDEX_FIELDS + 2));
+    if (what == 0) env->method = (Metaembed__Method)(fuzz_rand(&s) % (METAEMBED__METHOD__METHOD_SYNC_STATE + 2));
     else if (what == 1) env->deadline_ms = (uint32_t)fuzz_edge(&s, env->deadline_ms);
     const ProtobufCMessageDescriptor *desc = fuzz_request_desc((int)env->method);
     uint8_t *payload = NULL;

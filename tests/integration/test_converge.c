@@ -884,3 +884,57 @@ TEST(metadata_many_collections_list_once_each_and_upserts_stay_cheap) {
     me_client_close(cli);
     cluster_stop(&c);
 }
+
+/* SyncState, as an attacker would send it: decoded fields changed. */
+TEST(sync_state_refuses_bad_buckets_and_unknown_collections_and_coordinators_do_not_serve_it) {
+    cluster_t c;
+    memset(&c, 0, sizeof c);
+    ASSERT_OK(cluster_start(&c, 1, 1, NULL));
+    me_client_t *cli = cluster_client(&c, DIM, ROWS);
+    ASSERT_TRUE(cli != NULL);
+    me_status_t st;
+    const char *ids[2] = { "a", "b" };
+    ASSERT_OK(put(cli, "c", ids, 2, 1, &st));
+    me_client_close(cli);
+    void *zctx = me_wire_context();
+    void *sock = me_wire_connect(zctx, c.shards[0].endpoint, NULL);
+    void *csock = me_wire_connect(zctx, c.coord.endpoint, NULL);
+    ASSERT_TRUE(sock && csock);
+    Metaembed__SyncStateRequest q = METAEMBED__SYNC_STATE_REQUEST__INIT;
+    q.collection = "c";
+    me_reply_t rep;
+    me_reply_init(&rep);
+    uint64_t rid = 1;
+    ASSERT_OK(me_wire_call(sock, rid++, METAEMBED__METHOD__METHOD_SYNC_STATE, 2000, &q.base, 5000, &rep));
+    ASSERT_EQ(rep.status, ME_CODE_OK);
+    Metaembed__SyncStateReply *s = metaembed__sync_state_reply__unpack(NULL, rep.payload_len, rep.payload);
+    ASSERT_TRUE(s != NULL);
+    ASSERT_EQ(s->n_digests, 256);
+    int nonzero = 0;
+    for (size_t i = 0; i < s->n_digests; i++) nonzero += s->digests[i] != 0;
+    ASSERT_TRUE(nonzero >= 1 && nonzero <= 2);  /* two ids: one or two buckets */
+    metaembed__sync_state_reply__free_unpacked(s, NULL);
+    uint32_t bad[3] = { 0, 256, 4294967295u };
+    q.list_buckets = bad;
+    q.n_list_buckets = 3;
+    ASSERT_OK(me_wire_call(sock, rid++, METAEMBED__METHOD__METHOD_SYNC_STATE, 2000, &q.base, 5000, &rep));
+    ASSERT_EQ(rep.status, ME_CODE_INVALID_ARGUMENT);
+    ASSERT_TRUE(strstr(rep.message, "out of range") != NULL);
+    q.n_list_buckets = 1;  /* bucket 0: a valid list */
+    ASSERT_OK(me_wire_call(sock, rid++, METAEMBED__METHOD__METHOD_SYNC_STATE, 2000, &q.base, 5000, &rep));
+    ASSERT_EQ(rep.status, ME_CODE_OK);
+    q.collection = "nope";
+    ASSERT_OK(me_wire_call(sock, rid++, METAEMBED__METHOD__METHOD_SYNC_STATE, 2000, &q.base, 5000, &rep));
+    ASSERT_EQ(rep.status, ME_CODE_NOT_FOUND);
+    q.collection = "c\xff";
+    ASSERT_OK(me_wire_call(sock, rid++, METAEMBED__METHOD__METHOD_SYNC_STATE, 2000, &q.base, 5000, &rep));
+    ASSERT_EQ(rep.status, ME_CODE_INVALID_ARGUMENT);
+    q.collection = "c";
+    ASSERT_OK(me_wire_call(csock, rid++, METAEMBED__METHOD__METHOD_SYNC_STATE, 2000, &q.base, 5000, &rep));
+    ASSERT_TRUE(rep.status == ME_CODE_UNIMPLEMENTED || rep.status == ME_CODE_INVALID_ARGUMENT);
+    me_reply_clear(&rep);
+    me_wire_close(sock);
+    me_wire_close(csock);
+    me_wire_context_end(zctx);
+    cluster_stop(&c);
+}
