@@ -347,7 +347,13 @@ int me_coord_get(req_t *r) {
             calls[ncalls++] = (me_call_t){ .group = g, .replica = grp->first_replica + k, .method = r->method,
                                            .payload = req_parts.payload[g], .len = req_parts.len[g] };
     }
-    me_fanout_run_reads(FANOUT(r), calls, ncalls, me_coord_fanout_deadline(r), need);
+    /* Reading every replica (W = 1): one that cannot answer costs a grace,
+     * not the deadline; freshness then holds only while every replica
+     * holding the newest write answers (docs/cluster.md). */
+    int lenient = 1;
+    for (int g = 0; g < ng; g++)
+        if (req_parts.used[g] && need[g] < cl->groups[g].n_replicas) lenient = 0;
+    me_fanout_run_reads(FANOUT(r), calls, ncalls, me_coord_fanout_deadline(r), need, lenient);
     if ((rc = me_coord_first_request_error(r, calls, ncalls)) != 0) goto out;
     for (int g = 0; g < ng; g++) {
         if (!req_parts.used[g]) continue;

@@ -127,25 +127,42 @@ static int quorum_met(const me_call_t *calls, int n, const int *need, int ngroup
     return 1;
 }
 
-static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries, const int *need);
+static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries, const int *need,
+                int reads);
 
 void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries) {
-    run(f, calls, n, deadline_us, retries, NULL);
+    run(f, calls, n, deadline_us, retries, NULL, 0);
 }
 
 void me_fanout_run_quorum(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, const int *need) {
-    run(f, calls, n, deadline_us, NULL, need);
+    run(f, calls, n, deadline_us, NULL, need, 0);
     for (int i = 0; i < n; i++)
         if (calls[i].replica >= 0 &&
             !(calls[i].answered && (calls[i].reply.status == ME_CODE_OK || !me_fanout_retryable(calls[i].reply.status))))
             me_cluster_mark_stale(f->cluster, calls[i].replica);
 }
 
-void me_fanout_run_reads(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, const int *need) {
-    run(f, calls, n, deadline_us, NULL, need);
+void me_fanout_run_reads(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, const int *need,
+                         int lenient) {
+    run(f, calls, n, deadline_us, NULL, need, lenient);
 }
 
-static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries, const int *need) {
+/* Every group has at least one OK answer. */
+static int each_group_answered(const me_call_t *calls, int n, const int *need, int ngroups, int *acks) {
+    memset(acks, 0, (size_t)ngroups * sizeof *acks);
+    for (int i = 0; i < n; i++)
+        if (calls[i].answered && calls[i].reply.status == ME_CODE_OK) acks[calls[i].group]++;
+    for (int g = 0; g < ngroups; g++)
+        if (need[g] > 0 && acks[g] == 0) return 0;
+    return 1;
+}
+
+/* reads: quorum reads stop also when every group has an answer and as
+ * long again as that took (at least ME_HEDGE_MIN_MS) has passed, so a
+ * replica that cannot answer (partitioned, stopped) costs that much, not
+ * the deadline. */
+static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, uint64_t *retries, const int *need,
+                int reads) {
     int ngroups = f->cluster->n_groups;  /* writes go to shard groups only */
     int *acks = need ? calloc((size_t)ngroups, sizeof *acks) : NULL;
     if (need && !acks) return;
@@ -166,6 +183,10 @@ static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, u
         uint64_t now = me_now_us();
         if (need && !grace_us && quorum_met(calls, n, need, ngroups, acks)) {
             uint64_t took = now - t0 > 1000 ? now - t0 : 1000;
+            grace_us = now + took < deadline_us ? now + took : deadline_us;
+        }
+        if (reads && !grace_us && each_group_answered(calls, n, need, ngroups, acks)) {
+            uint64_t took = now - t0 > ME_HEDGE_MIN_MS * 1000u ? now - t0 : ME_HEDGE_MIN_MS * 1000u;
             grace_us = now + took < deadline_us ? now + took : deadline_us;
         }
         if (grace_us && now >= grace_us) break;

@@ -63,8 +63,12 @@ void me_fanout_run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us
  * replicas that did not answer OK are marked stale, to be repaired. */
 void me_fanout_run_quorum(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, const int *need);
 /* Reads of chosen replicas (calls name them), stopping the same way once
- * each group has need[g] OK answers; nothing is marked. */
-void me_fanout_run_reads(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, const int *need);
+ * each group has need[g] OK answers; with lenient, also once each group
+ * has one and as long again (at least ME_HEDGE_MIN_MS) has passed (for
+ * reads of every replica, which one that cannot answer would otherwise
+ * hold to the deadline). Nothing is marked. */
+void me_fanout_run_reads(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, const int *need,
+                         int lenient);
 /* The statuses a read is retried on another replica for (UNAVAILABLE,
  * INTERNAL, DEADLINE_EXCEEDED): about the replica, not the request. */
 int me_fanout_retryable(int status);

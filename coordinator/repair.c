@@ -11,7 +11,7 @@
 #include "common/sync.h"
 #include "common/wire.h"
 
-#define CALL_MS 5000      /* one repair request's time */
+#define CALL_MS 1500      /* one repair request's time */
 #define LIST_BUCKETS 16   /* buckets listed per request */
 #define COPY_BATCH 32     /* documents read and written per request */
 

@@ -11,7 +11,11 @@ static void write_map(cluster_t *c) {
     fprintf(f, "# test cluster\n");
     for (int g = 0; g < c->groups; g++) {
         fprintf(f, "group g%d", g);
-        for (int r = 0; r < c->replicas; r++) fprintf(f, " %s", c->shards[g * c->replicas + r].endpoint);
+        for (int r = 0; r < c->replicas; r++) {
+            int i = g * c->replicas + r;
+            if (c->relayed) fprintf(f, " tcp://127.0.0.1:%d", c->relays[i].port);
+            else fprintf(f, " %s", c->shards[i].endpoint);
+        }
         fprintf(f, "\n");
     }
     fclose(f);
@@ -26,10 +30,12 @@ int cluster_start_with(cluster_t *c, int groups, int replicas, const char *const
     if (groups * replicas > (int)(sizeof c->shards / sizeof c->shards[0])) return -1;
     int port = c->coord.port, fixed = c->coord.port_fixed;
     const char *const *shard_extra = c->shard_extra;
+    int relayed = c->relayed;
     memset(c, 0, sizeof *c);
     c->coord.port = port;
     c->coord.port_fixed = fixed;
     c->shard_extra = shard_extra;
+    c->relayed = relayed;
     c->groups = groups;
     c->replicas = replicas;
     char *dir = me_test_tmpdir("cluster");
@@ -39,6 +45,7 @@ int cluster_start_with(cluster_t *c, int groups, int replicas, const char *const
     for (int i = 0; i < groups * replicas; i++) {
         for (int k = 0; shard_extra && shard_extra[k]; k++) c->shards[i].extra[c->shards[i].nextra++] = shard_extra[k];
         if (me_daemon_start(&c->shards[i], "metaembed-shard", "cshard") != 0) return -1;
+        if (c->relayed && relay_start(&c->relays[i], c->shards[i].port, 0) != 0) return -1;
     }
     write_map(c);
     if (map_line) {
@@ -56,6 +63,7 @@ int cluster_start_with(cluster_t *c, int groups, int replicas, const char *const
 
 void cluster_stop(cluster_t *c) {
     me_daemon_free(&c->coord);
+    for (int i = 0; c->relayed && i < c->groups * c->replicas; i++) relay_stop(&c->relays[i]);
     for (int i = 0; i < c->groups * c->replicas; i++) me_daemon_free(&c->shards[i]);
     me_test_rmdir(c->dir);
 }

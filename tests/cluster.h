@@ -4,12 +4,19 @@
 #define ME_TESTS_CLUSTER_H
 
 #include "tests/daemon.h"
+#include "tests/relay.h"
 
 typedef struct {
     int groups, replicas;
     me_daemon_t shards[16];
     me_daemon_t coord;
     const char *const *shard_extra;  /* further shard flags (NULL-terminated), for cluster_start_with */
+    /* cluster_start_with: the coordinator reaches each shard through a
+     * relay of its own (relays[i] for shards[i]), so a test can cut the
+     * link between the two (a partition) while other clients still reach
+     * the shard directly. */
+    int relayed;
+    relay_t relays[16];
     char dir[512];
     char map[600];
     char cluster_arg[700];
