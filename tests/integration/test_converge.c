@@ -585,6 +585,7 @@ static void fault_loop(int quorum) {
 
 TEST(converge_fault_loop_2x3_quorum_2_no_loss_no_divergence_no_stale_read) { fault_loop(2); }
 TEST(converge_fault_loop_2x3_quorum_1_no_loss_no_divergence) { fault_loop(1); }
+TEST(converge_fault_loop_2x3_quorum_all_no_loss_no_divergence_no_stale_read) { fault_loop(3); }
 
 
 
@@ -662,6 +663,25 @@ TEST(hedge_reads_beat_a_hung_replica_and_a_slow_search_fits_its_deadline) {
     fprintf(stderr, "    one replica stopped: %d of 10 complete, slowest %.1f ms (deadline 4000 ms)\n", complete, worst);
     ASSERT_EQ(complete, 10);
     ASSERT_TRUE(worst < 2000);
+    /* Both stopped: the time runs out, and the answer says so
+     * (DEADLINE_EXCEEDED, not UNAVAILABLE: a replica was asked). */
+    kill(c.shards[0].pid, SIGSTOP);
+    kill(c.shards[1].pid, SIGSTOP);
+    me_client_set_timeout(cli, 400);
+    me_search_opts_t strict = o;
+    strict.all_or_nothing = 1;
+    int rc = me_client_search(cli, "c", q, ROWS, DIM, &strict, &res, &st);
+    if (rc == 0) me_results_free(&res);
+    const char *one = "h0001";
+    me_record_t *recs = NULL;
+    size_t nrec = 0;
+    int grc = me_client_get(cli, "c", &one, 1, 0, &recs, &nrec, &st);
+    me_records_free(recs, nrec);
+    kill(c.shards[0].pid, SIGCONT);
+    kill(c.shards[1].pid, SIGCONT);
+    fprintf(stderr, "    both stopped: search %d, get %d (%s)\n", rc, grc, st.message);
+    ASSERT_EQ(rc, ME_CODE_DEADLINE_EXCEEDED);
+    ASSERT_EQ(grc, ME_CODE_DEADLINE_EXCEEDED);
     me_client_close(cli);
     cluster_stop(&c);
 }
