@@ -45,6 +45,8 @@ static void main_usage(FILE *out) {
             "  count --collection NAME [--filter F]\n"
             "                                    count the documents (a filter matches)\n"
             "  status                            groups, replicas, health, documents, latency\n"
+            "  snapshot create [ID] | list | delete ID\n"
+            "                                    point-in-time copies of every shard (restore: --restore-snapshot)\n"
             "local commands (no server needed):\n"
             "  train [--steps N] [--out MODEL]   train the encoder (MMR loss) on text pairs or an image-text set\n"
             "  encode --input X.jsonl --out E.npy [--side doc|query]\n"
@@ -811,7 +813,11 @@ int main(int argc, char **argv) {
         if (sub_argc == 0) { main_usage(stdout); return CLI_OK; }
         /* "metaembed help search" = "metaembed search --help" */
         cmd = sub_argv[0];
-        if (!strcmp(cmd, "collection") && sub_argc > 1) { hv[0] = sub_argv[1]; hv[1] = help_flag; sub_argc = 2; }
+        if ((!strcmp(cmd, "collection") || !strcmp(cmd, "snapshot")) && sub_argc > 1) {
+            hv[0] = sub_argv[1];
+            hv[1] = help_flag;
+            sub_argc = 2;
+        }
         else { hv[0] = help_flag; sub_argc = 1; }
         sub_argv = hv;
     }
@@ -823,6 +829,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "ids")) rc = cli_cmd_ids(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "delete")) rc = cli_cmd_delete(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "count")) rc = cli_cmd_count(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "snapshot")) rc = cli_cmd_snapshot(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "status")) rc = cli_cmd_status(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "train")) rc = cli_cmd_train(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "encode")) rc = cli_cmd_encode(&c, sub_argc, sub_argv);
@@ -831,7 +838,7 @@ int main(int argc, char **argv) {
     else {
         c.cmd = NULL;
         rc = cli_usage_error(&c, "unknown command '%s' (commands: collection, ingest, search, get, ids, "
-                                 "delete, status, train, encode, eval, keygen)", cmd);
+                                 "delete, count, status, snapshot, train, encode, eval, keygen)", cmd);
     }
     me_client_close(c.client);
     return rc;

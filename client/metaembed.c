@@ -649,3 +649,62 @@ int me_client_call(me_client_t *c, int method, const void *payload, size_t len,
     me_reply_clear(&rep);
     return code;
 }
+
+/* ---- snapshots ---- */
+
+static void snapshot_from_proto(me_snapshot_info_t *o, const Metaembed__SnapshotInfo *p) {
+    memset(o, 0, sizeof *o);
+    snprintf(o->id, sizeof o->id, "%.64s", p->id ? p->id : "");
+    o->created_ms = p->created_ms;
+    o->bytes = p->bytes;
+    o->documents = p->documents;
+    o->replicas = p->replicas;
+}
+
+static int snapshot_call(me_client_t *c, int op, const char *id, Metaembed__SnapshotReply **out, me_status_t *st) {
+    Metaembed__SnapshotRequest req = METAEMBED__SNAPSHOT_REQUEST__INIT;
+    req.op = (Metaembed__SnapshotOp)op;
+    req.id = (char *)(id ? id : "");
+    me_reply_t rep;
+    *out = NULL;
+    int rc = call(c, METAEMBED__METHOD__METHOD_SNAPSHOT, &req.base, &rep, st);
+    if (rc == 0) {
+        *out = metaembed__snapshot_reply__unpack(NULL, rep.payload_len, rep.payload);
+        if (!*out) rc = set_status(st, ME_CODE_INTERNAL, "malformed Snapshot reply");
+    }
+    me_reply_clear(&rep);
+    return rc;
+}
+
+int me_client_snapshot_create(me_client_t *c, const char *id, me_snapshot_info_t *out, me_status_t *st) {
+    Metaembed__SnapshotReply *r;
+    int rc = snapshot_call(c, METAEMBED__SNAPSHOT_OP__SNAPSHOT_CREATE, id, &r, st);
+    if (rc == 0 && out) {
+        if (r->n_snapshots) snapshot_from_proto(out, r->snapshots[0]);
+        else memset(out, 0, sizeof *out);
+    }
+    if (r) metaembed__snapshot_reply__free_unpacked(r, NULL);
+    return rc;
+}
+
+int me_client_snapshot_list(me_client_t *c, me_snapshot_info_t **out, size_t *n, me_status_t *st) {
+    Metaembed__SnapshotReply *r;
+    *out = NULL;
+    *n = 0;
+    int rc = snapshot_call(c, METAEMBED__SNAPSHOT_OP__SNAPSHOT_LIST, NULL, &r, st);
+    if (rc == 0) {
+        *out = calloc(r->n_snapshots ? r->n_snapshots : 1, sizeof **out);
+        if (!*out) rc = set_status(st, ME_CODE_RESOURCE_EXHAUSTED, "out of memory");
+        for (size_t i = 0; rc == 0 && i < r->n_snapshots; i++) snapshot_from_proto(&(*out)[i], r->snapshots[i]);
+        if (rc == 0) *n = r->n_snapshots;
+    }
+    if (r) metaembed__snapshot_reply__free_unpacked(r, NULL);
+    return rc;
+}
+
+int me_client_snapshot_delete(me_client_t *c, const char *id, me_status_t *st) {
+    Metaembed__SnapshotReply *r;
+    int rc = snapshot_call(c, METAEMBED__SNAPSHOT_OP__SNAPSHOT_DELETE, id, &r, st);
+    if (r) metaembed__snapshot_reply__free_unpacked(r, NULL);
+    return rc;
+}

@@ -104,7 +104,9 @@ int me_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data
 
 /* ---- names and ids ---- */
 
-int me_check_collection_name(const char *name, char *err, size_t cap) {
+/* A name that is also a file name: 1..ME_COLL_NAME_MAX of [A-Za-z0-9_.-],
+ * not "." or "..". */
+static int check_file_name(const char *what, const char *name, char *err, size_t cap) {
     size_t n = name ? strlen(name) : 0;
     int ok = n >= 1 && n <= ME_COLL_NAME_MAX && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
     for (size_t i = 0; ok && i < n; i++) {
@@ -113,10 +115,16 @@ int me_check_collection_name(const char *name, char *err, size_t cap) {
              ch == '-' || ch == '.';
     }
     if (ok) return 0;
-    me_set_err(err, cap, "collection name must be 1..%d characters of A-Z a-z 0-9 _ . - (not '.' or '..'); "
-               "got %zu bytes", ME_COLL_NAME_MAX, n);
+    me_set_err(err, cap, "%s must be 1..%d characters of A-Z a-z 0-9 _ . - (not '.' or '..'); got %zu bytes", what,
+               ME_COLL_NAME_MAX, n);
     return ME_EINVAL;
 }
+
+int me_check_collection_name(const char *name, char *err, size_t cap) {
+    return check_file_name("collection name", name, err, cap);
+}
+
+int me_check_snapshot_id(const char *id, char *err, size_t cap) { return check_file_name("snapshot id", id, err, cap); }
 
 int me_check_field_name(const char *name, size_t n, char *err, size_t cap) {
     int ok = name && n >= 1 && n <= ME_FIELD_NAME_MAX && name[0] != '.' && name[n - 1] != '.';

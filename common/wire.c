@@ -35,6 +35,7 @@ static const me_method_info_t methods[] = {
     METHOD(COUNT, Count, count),
     METHOD(INDEX_FIELDS, IndexFields, index_fields),
     METHOD(SYNC_STATE, SyncState, sync_state),
+    METHOD(SNAPSHOT, Snapshot, snapshot),
 };
 #undef METHOD
 

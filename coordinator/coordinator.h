@@ -6,6 +6,7 @@
 #ifndef ME_COORDINATOR_H
 #define ME_COORDINATOR_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -53,6 +54,9 @@ typedef struct me_coord {
     me_budget_hist_t search_by_budget;  /* whole searches, encoding included */
     me_autobudget_t autobudget;         /* budget "auto": the latency model and its level */
     me_config_cache_t configs;          /* collection configs for writes' checks */
+    /* Writes (upsert, delete) hold it shared; a snapshot holds it alone,
+     * so a snapshot is a cut between this coordinator's writes. */
+    pthread_rwlock_t write_gate;
     me_hist_t auto_predicted, auto_observed;  /* auto searches: predicted vs observed latency */
     /* The HTTP API's key (from --api-key or --api-key-file; "" = none) and
      * whether its endpoint listens off loopback (--metrics-public). */

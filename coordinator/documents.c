@@ -182,7 +182,9 @@ int me_coord_upsert(req_t *r) {
         if (!(parts.payload[g] = me_wire_pack(&part.base, &parts.len[g]))) { rc = OOM(r); goto out; }
         parts.used[g] = 1;
     }
+    pthread_rwlock_rdlock(&COORD(r)->write_gate);
     calls = me_coord_write_calls(r, parts.payload, parts.len, parts.used, &ncalls);
+    pthread_rwlock_unlock(&COORD(r)->write_gate);
     if (!calls) { rc = OOM(r); goto out; }
     if ((rc = me_coord_first_request_error(r, calls, ncalls)) != 0) goto out;
     if ((rc = check_quorum(r, calls, ncalls, parts.used)) != 0) goto out;
@@ -264,7 +266,9 @@ int me_coord_delete(req_t *r) {
             parts.used[g] = 1;
         }
     } else if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_delete, &parts))) { rc = OOM(r); goto out; }
+    pthread_rwlock_rdlock(&COORD(r)->write_gate);
     calls = me_coord_write_calls(r, parts.payload, parts.len, parts.used, &ncalls);
+    pthread_rwlock_unlock(&COORD(r)->write_gate);
     if (!calls) { rc = OOM(r); goto out; }
     if ((rc = me_coord_first_request_error(r, calls, ncalls)) != 0) goto out;
     if ((rc = check_quorum(r, calls, ncalls, m->filter ? NULL : parts.used)) != 0) goto out;

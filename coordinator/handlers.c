@@ -70,6 +70,7 @@ static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_LIST_IDS, me_coord_list_ids },
     { METAEMBED__METHOD__METHOD_COUNT, me_coord_count },
     { METAEMBED__METHOD__METHOD_INDEX_FIELDS, me_coord_ddl },
+    { METAEMBED__METHOD__METHOD_SNAPSHOT, me_coord_snapshot },
 };
 
 void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_t len,

@@ -52,5 +52,6 @@ int me_coord_ddl(req_t *r);
 int me_coord_list(req_t *r);
 int me_coord_stats(req_t *r);
 int me_coord_health(req_t *r);
+int me_coord_snapshot(req_t *r);
 
 #endif

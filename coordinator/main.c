@@ -108,6 +108,7 @@ int main(int argc, char **argv) {
     co.start_ms = me_now_ms();
     me_autobudget_init(&co.autobudget);
     me_config_cache_init(&co.configs);
+    pthread_rwlock_init(&co.write_gate, NULL);
     me_metrics_init(&co.metrics);
     me_endpoints_t ep = { .role = "coordinator", .metrics = &co.metrics, .ctx = &co, .render = me_coord_render_metrics,
                           .route = me_coord_web_route, .ready = me_coord_ready, .index_html = me_dashboard_html };

@@ -82,6 +82,21 @@ int me_client_drop_collection(me_client_t *c, const char *name, me_status_t *st)
 /* *out is malloc'd (free()); *n entries. */
 int me_client_list_collections(me_client_t *c, me_collection_info_t **out, size_t *n, me_status_t *st);
 
+/* Snapshots (point-in-time copies of every shard, one id across the
+ * cluster; restore: docs/cluster.md). */
+typedef struct {
+    char id[65];
+    uint64_t created_ms;     /* wall clock, ms since the epoch */
+    uint64_t bytes;          /* over every replica */
+    uint64_t documents;      /* over the groups */
+    uint32_t replicas;       /* replicas holding it */
+} me_snapshot_info_t;
+/* id NULL or "": the coordinator names it; *out (may be NULL) gets it. */
+int me_client_snapshot_create(me_client_t *c, const char *id, me_snapshot_info_t *out, me_status_t *st);
+/* *out is malloc'd (free()); *n entries, by id. */
+int me_client_snapshot_list(me_client_t *c, me_snapshot_info_t **out, size_t *n, me_status_t *st);
+int me_client_snapshot_delete(me_client_t *c, const char *id, me_status_t *st);
+
 typedef struct {
     const char *id;
     const void *vectors;    /* rows × dim, row-major */

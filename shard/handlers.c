@@ -12,6 +12,7 @@
 #include "shard/catalog.h"
 #include "shard/record.h"
 #include "shard/search.h"
+#include "shard/snapshot.h"
 #include "shard/versions.h"
 #include "common/server.h"
 #include "shard/shard.h"
@@ -947,6 +948,61 @@ out:
     return rc;
 }
 
+/* ---- snapshots ---- */
+
+static void info_to_proto(Metaembed__SnapshotInfo *p, const me_shard_snapshot_t *i) {
+    metaembed__snapshot_info__init(p);
+    p->id = (char *)i->id;
+    p->created_ms = i->created_ms;
+    p->bytes = i->bytes;
+    p->documents = i->documents;
+    p->replicas = 1;
+}
+
+static int h_snapshot(req_t *r) {
+    Metaembed__SnapshotRequest *m = (void *)r->msg;
+    me_shard_t *s = SHARD(r);
+    char err[512];
+    Metaembed__SnapshotReply rep = METAEMBED__SNAPSHOT_REPLY__INIT;
+    int e;
+    if (m->op == METAEMBED__SNAPSHOT_OP__SNAPSHOT_CREATE) {
+        me_shard_snapshot_t info;
+        Metaembed__SnapshotInfo p, *pp = &p;
+        if ((e = me_snapshot_create(s, m->id, &info, err, sizeof err)) != 0)
+            return me_reply_error(r->reply, status_of(e), "%s", err);
+        info_to_proto(&p, &info);
+        rep.snapshots = &pp;
+        rep.n_snapshots = 1;
+        return me_reply_ok(r->reply, &rep.base);
+    }
+    if (m->op == METAEMBED__SNAPSHOT_OP__SNAPSHOT_DELETE) {
+        if ((e = me_snapshot_delete(s->opts.data_dir, m->id, err, sizeof err)) != 0)
+            return me_reply_error(r->reply, status_of(e), "%s", err);
+        return me_reply_ok(r->reply, &rep.base);
+    }
+    if (m->op != METAEMBED__SNAPSHOT_OP__SNAPSHOT_LIST) return BAD(r, "unknown snapshot op %d", (int)m->op);
+    me_shard_snapshot_t *list = NULL;
+    size_t n = 0;
+    if ((e = me_snapshot_list(s->opts.data_dir, &list, &n, err, sizeof err)) != 0)
+        return me_reply_error(r->reply, status_of(e), "%s", err);
+    Metaembed__SnapshotInfo *ps = calloc(n ? n : 1, sizeof *ps), **pp = calloc(n ? n : 1, sizeof *pp);
+    int rc;
+    if (!ps || !pp) rc = ME_OOM(r);
+    else {
+        for (size_t i = 0; i < n; i++) {
+            info_to_proto(&ps[i], &list[i]);
+            pp[i] = &ps[i];
+        }
+        rep.snapshots = pp;
+        rep.n_snapshots = n;
+        rc = me_reply_ok(r->reply, &rep.base);
+    }
+    free(ps);
+    free(pp);
+    free(list);
+    return rc;
+}
+
 static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, h_create },
     { METAEMBED__METHOD__METHOD_DROP_COLLECTION, h_drop },
@@ -962,6 +1018,7 @@ static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_COUNT, h_count },
     { METAEMBED__METHOD__METHOD_INDEX_FIELDS, h_index_fields },
     { METAEMBED__METHOD__METHOD_SYNC_STATE, h_sync_state },
+    { METAEMBED__METHOD__METHOD_SNAPSHOT, h_snapshot },
 };
 
 void me_shard_handle(me_shard_t *s, const uint8_t *frame, size_t len, uint64_t *request_id, me_reply_t *reply) {

@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "common/server.h"
 #include "shard/shard.h"
+#include "shard/snapshot.h"
 
 static void handle(void *ctx, void *wstate, const uint8_t *frame, size_t len, uint64_t *rid, me_reply_t *reply) {
     (void)wstate;
@@ -42,6 +43,10 @@ int main(int argc, char **argv) {
     }
     if (me_server_signals() != 0) {
         perror("metaembed-shard: signals");
+        return 1;
+    }
+    if (opts.restore_snapshot[0] && me_snapshot_restore(opts.data_dir, opts.restore_snapshot, err, sizeof err) != 0) {
+        fprintf(stderr, "metaembed-shard: --restore-snapshot: %s\n", err);
         return 1;
     }
     static me_shard_t shard;

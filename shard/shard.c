@@ -35,6 +35,9 @@ const me_cfg_opt_t me_shard_options[] = {
         "largest stage-1 candidate count a search may ask for"),
     ME_CFG_DEADLINE_OPTION(me_shard_opts_t, "30000"),
     ME_CFG_MAX_QUEUE_OPTION(me_shard_opts_t),
+    OPT("restore-snapshot", ME_CFG_STRING, restore_snapshot, "", 0, 0, NULL,
+        "at start, make snapshot ID (in DATA-DIR.snapshots) the data directory; the current one is kept as "
+        "DATA-DIR.before-ID-TIME"),
     OPT("max-collections", ME_CFG_INT, max_collections, "10000", 1, 1000000, NULL,
         "most collections this shard holds; a create beyond it is refused (RESOURCE_EXHAUSTED)"),
     OPT("block-cache", ME_CFG_SIZE, block_cache, "256M", 1 << 20, 1LL << 40, NULL,

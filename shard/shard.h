@@ -30,6 +30,7 @@ typedef struct {
     long long threads;
     long long max_queue;       /* admission: requests waiting per lane; 0 = 64 per worker */
     long long max_collections;
+    char restore_snapshot[ME_CFG_STR_MAX];  /* at start: this snapshot becomes the data dir */
     long long max_message;     /* bytes */
     long long max_batch;       /* documents per Upsert/Delete/Get */
     long long max_k;

@@ -255,3 +255,20 @@ uint64_t me_storage_property(me_storage_t *s, const char *name) {
     }
     return total;
 }
+
+int me_storage_checkpoint(me_storage_t *s, const char *dir, char *err, size_t errcap) {
+    char *rerr = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &rerr);
+    if (rerr) {
+        take_err(rerr, err, errcap, "cannot start a checkpoint");
+        return ME_EIO;
+    }
+    /* log_size_for_flush 0: flush first, so the copy needs no WAL replay. */
+    rocksdb_checkpoint_create(cp, dir, 0, &rerr);
+    rocksdb_checkpoint_object_destroy(cp);
+    if (rerr) {
+        take_err(rerr, err, errcap, "cannot write the checkpoint");
+        return ME_EIO;
+    }
+    return 0;
+}

@@ -77,5 +77,9 @@ uint64_t me_storage_property(me_storage_t *s, const char *name);
 void me_storage_cache_stats(me_storage_t *s, uint64_t *hits, uint64_t *misses);
 /* Live SST + memtable bytes over all families. */
 uint64_t me_storage_disk_bytes(me_storage_t *s);
+/* A consistent point-in-time copy of the whole store in dir (which must
+ * not exist): a RocksDB checkpoint, hard links to the immutable files
+ * after a flush. 0 or ME_EIO with err. */
+int me_storage_checkpoint(me_storage_t *s, const char *dir, char *err, size_t errcap);
 
 #endif

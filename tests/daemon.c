@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/harness.h"
@@ -34,6 +35,14 @@ static int launch(me_daemon_t *d) {
     if (d->pid <= 0) return -1;
     double t0 = me_test_now_ms();
     while (me_test_now_ms() - t0 < 30000) {
+        /* Exited already (a refused flag, a bad data dir): say so now. */
+        int status;
+        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+            fprintf(stderr, "    daemon %s exited at start (status %d); log: %s\n", d->bin,
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -1, d->log);
+            d->pid = 0;
+            return -1;
+        }
         me_status_t st;
         me_client_t *c = me_client_connect_secure(d->endpoint, 500, me_daemon_curve_dir(d), NULL, &st);
         if (c) { me_client_close(c); return 0; }

@@ -86,6 +86,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     me_metrics_init(&g_co.metrics);
     me_autobudget_init(&g_co.autobudget);
     me_config_cache_init(&g_co.configs);
+    pthread_rwlock_init(&g_co.write_gate, NULL);
     g_zctx = zmq_ctx_new();
     g_fan = me_fanout_new(&g_co.cluster, g_zctx);
 
