@@ -23,7 +23,7 @@ SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recove
 endif
 comma := ,
 
-PKGS    := libzmq libprotobuf-c rocksdb libuv libpng libjpeg liburiparser
+PKGS    := libzmq libprotobuf-c rocksdb libuv libpng libjpeg liburiparser libarchive
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 BLAS_CFLAGS := -I/usr/include/x86_64-linux-gnu/openblas-pthread

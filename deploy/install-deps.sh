@@ -13,7 +13,8 @@ PACKAGES=(
   libopenblas-dev                          # sgemm path + reference
   libuv1-dev                               # HTTP metrics endpoint
   libhttp-parser-dev liburiparser-dev      # parsing HTTP requests and their query strings
-  zlib1g-dev                               # reading the gzipped training data
+  zlib1g-dev                               # reading the gzipped training data; checksums
+  libarchive-dev                           # snapshot export/import (tar archives)
   libpng-dev libjpeg62-turbo-dev           # decoding images (PNG, JPEG) for the encoder
   procps                                   # pgrep/pkill in tests and scripts
   clang                                    # make fuzz (libFuzzer)

@@ -45,6 +45,29 @@ int main(int argc, char **argv) {
         perror("metaembed-shard: signals");
         return 1;
     }
+    /* The offline snapshot tools: do it and exit. */
+    if (opts.export_snapshot[0]) {
+        if (!opts.archive[0]) {
+            fprintf(stderr, "metaembed-shard: --export-snapshot needs --archive FILE\n");
+            return 2;
+        }
+        if (me_snapshot_export(opts.data_dir, opts.export_snapshot, opts.archive, err, sizeof err) != 0) {
+            fprintf(stderr, "metaembed-shard: --export-snapshot: %s\n", err);
+            return 1;
+        }
+        printf("exported snapshot %s to %s\n", opts.export_snapshot, opts.archive);
+        return 0;
+    }
+    if (opts.import_snapshot[0]) {
+        char id[65];
+        if (me_snapshot_import(opts.data_dir, opts.import_snapshot, id, sizeof id, err, sizeof err) != 0) {
+            fprintf(stderr, "metaembed-shard: --import-snapshot: %s\n", err);
+            return 1;
+        }
+        printf("imported snapshot %s into %s.snapshots; start with --restore-snapshot %s to use it\n", id,
+               opts.data_dir, id);
+        return 0;
+    }
     if (opts.restore_snapshot[0] && me_snapshot_restore(opts.data_dir, opts.restore_snapshot, err, sizeof err) != 0) {
         fprintf(stderr, "metaembed-shard: --restore-snapshot: %s\n", err);
         return 1;

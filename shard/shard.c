@@ -38,6 +38,13 @@ const me_cfg_opt_t me_shard_options[] = {
     OPT("restore-snapshot", ME_CFG_STRING, restore_snapshot, "", 0, 0, NULL,
         "at start, make snapshot ID (in DATA-DIR.snapshots) the data directory; the current one is kept as "
         "DATA-DIR.before-ID-TIME"),
+    OPT("export-snapshot", ME_CFG_STRING, export_snapshot, "", 0, 0, NULL,
+        "write snapshot ID (of DATA-DIR) to the --archive file (tar, with a CRC-32 of every file), then exit; "
+        "the shard need not be running"),
+    OPT("archive", ME_CFG_STRING, archive, "", 0, 0, NULL, "with --export-snapshot: the archive to write"),
+    OPT("import-snapshot", ME_CFG_STRING, import_snapshot, "", 0, 0, NULL,
+        "check every byte of this archive (from --export-snapshot) and add its snapshot to DATA-DIR.snapshots, "
+        "then exit (a damaged archive is refused, nothing kept); restore it with --restore-snapshot"),
     OPT("max-collections", ME_CFG_INT, max_collections, "10000", 1, 1000000, NULL,
         "most collections this shard holds; a create beyond it is refused (RESOURCE_EXHAUSTED)"),
     OPT("block-cache", ME_CFG_SIZE, block_cache, "256M", 1 << 20, 1LL << 40, NULL,

@@ -31,6 +31,9 @@ typedef struct {
     long long max_queue;       /* admission: requests waiting per lane; 0 = 64 per worker */
     long long max_collections;
     char restore_snapshot[ME_CFG_STR_MAX];  /* at start: this snapshot becomes the data dir */
+    char export_snapshot[ME_CFG_STR_MAX];   /* write this snapshot to --archive, then exit */
+    char import_snapshot[ME_CFG_STR_MAX];   /* check and unpack this archive into the snapshots, then exit */
+    char archive[ME_CFG_STR_MAX];
     long long max_message;     /* bytes */
     long long max_batch;       /* documents per Upsert/Delete/Get */
     long long max_k;

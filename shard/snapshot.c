@@ -1,5 +1,7 @@
 #include "shard/snapshot.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -222,5 +225,241 @@ int me_snapshot_restore(const char *data_dir, const char *id, char *err, size_t 
     if (rc == 0)
         me_info("restored snapshot %s (%llu documents, taken at %llu ms since the epoch)", id,
                 (unsigned long long)info.documents, (unsigned long long)info.created_ms);
+    return rc;
+}
+
+/* ---- export / import ---- */
+
+#define CHECKSUMS "CHECKSUMS"
+
+int me_snapshot_export(const char *data_dir, const char *id, const char *archive, char *err, size_t errcap) {
+    if (me_check_snapshot_id(id, err, errcap) != 0) return ME_EINVAL;
+    char dir[4400];
+    me_shard_snapshot_t info;
+    if (snap_path(dir, sizeof dir, data_dir, id) || read_manifest(dir, &info) != 0) {
+        snprintf(err, errcap, "no snapshot '%s' in %s.snapshots", id, data_dir);
+        return ME_ENOTFOUND;
+    }
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    if (archive_write_open_filename(a, archive) != ARCHIVE_OK) {
+        snprintf(err, errcap, "cannot write %s: %s", archive, archive_error_string(a));
+        archive_write_free(a);
+        return ME_EIO;
+    }
+    DIR *d = opendir(dir);
+    char *sums = NULL;
+    size_t sums_len = 0;
+    FILE *sf = open_memstream(&sums, &sums_len);
+    int rc = d && sf ? 0 : ME_ENOMEM;
+    struct dirent *e;
+    static char buf[1 << 16];
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char p[4700], name[400];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        snprintf(name, sizeof name, "%s/%.300s", id, e->d_name);
+        struct stat st;
+        int fd = open(p, O_RDONLY);
+        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            if (fd >= 0) close(fd);
+            continue;
+        }
+        struct archive_entry *ae = archive_entry_new();
+        archive_entry_set_pathname(ae, name);
+        archive_entry_set_size(ae, st.st_size);
+        archive_entry_set_filetype(ae, AE_IFREG);
+        archive_entry_set_perm(ae, 0644);
+        if (archive_write_header(a, ae) != ARCHIVE_OK) rc = ME_EIO;
+        archive_entry_free(ae);
+        uLong crc = crc32(0L, Z_NULL, 0);
+        ssize_t got;
+        while (rc == 0 && (got = read(fd, buf, sizeof buf)) > 0) {
+            crc = crc32(crc, (const Bytef *)buf, (uInt)got);
+            if (archive_write_data(a, buf, (size_t)got) != got) rc = ME_EIO;
+        }
+        close(fd);
+        fprintf(sf, "%08lx %lld %s\n", crc, (long long)st.st_size, e->d_name);
+    }
+    if (d) closedir(d);
+    if (sf) fclose(sf);
+    if (rc == 0) {
+        /* Last, so an archive cut short has no checksum list and is refused. */
+        char name[100];
+        snprintf(name, sizeof name, "%s/" CHECKSUMS, id);
+        struct archive_entry *ae = archive_entry_new();
+        archive_entry_set_pathname(ae, name);
+        archive_entry_set_size(ae, (la_int64_t)sums_len);
+        archive_entry_set_filetype(ae, AE_IFREG);
+        archive_entry_set_perm(ae, 0644);
+        if (archive_write_header(a, ae) != ARCHIVE_OK || archive_write_data(a, sums, sums_len) != (la_ssize_t)sums_len)
+            rc = ME_EIO;
+        archive_entry_free(ae);
+    }
+    if (rc == ME_EIO) snprintf(err, errcap, "writing %s: %s", archive, archive_error_string(a));
+    if (archive_write_close(a) != ARCHIVE_OK && rc == 0) {
+        snprintf(err, errcap, "closing %s: %s", archive, archive_error_string(a));
+        rc = ME_EIO;
+    }
+    archive_write_free(a);
+    free(sums);
+    if (rc == ME_ENOMEM) snprintf(err, errcap, "out of memory");
+    return rc;
+}
+
+typedef struct {
+    char name[300];
+    long long size;
+    unsigned long crc;
+} sum_t;
+
+int me_snapshot_import(const char *data_dir, const char *archive, char *id_out, size_t id_cap, char *err,
+                       size_t errcap) {
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    if (archive_read_open_filename(a, archive, 1 << 16) != ARCHIVE_OK) {
+        snprintf(err, errcap, "cannot read %s: %s", archive, archive_error_string(a));
+        archive_read_free(a);
+        return ME_EIO;
+    }
+    char root[4096], tmp[4400] = "", id[65] = "";
+    snap_path(root, sizeof root, data_dir, NULL);
+    mkdir(root, 0755);
+    sum_t *got = NULL, *want = NULL;
+    size_t ngot = 0, nwant = 0;
+    int rc = 0, have_sums = 0;
+    struct archive_entry *ae;
+    static char buf[1 << 16];
+    while (rc == 0) {
+        int h = archive_read_next_header(a, &ae);
+        if (h == ARCHIVE_EOF) break;
+        if (h != ARCHIVE_OK) {
+            snprintf(err, errcap, "%s is not a snapshot archive or is damaged: %s", archive, archive_error_string(a));
+            rc = ME_ECORRUPT;
+            break;
+        }
+        const char *path = archive_entry_pathname(ae), *slash = path ? strchr(path, '/') : NULL;
+        char eid[65], sub[64];
+        if (!slash || slash - path > 64 || archive_entry_filetype(ae) != AE_IFREG || have_sums) {
+            snprintf(err, errcap, "%s: unexpected member '%.200s' (damaged, or not made by snapshot export)", archive,
+                     path ? path : "");
+            rc = ME_ECORRUPT;
+            break;
+        }
+        snprintf(eid, sizeof eid, "%.*s", (int)(slash - path), path);
+        const char *file = slash + 1;
+        if (me_check_snapshot_id(eid, sub, sizeof sub) != 0 || (id[0] && strcmp(eid, id) != 0) || !file[0] ||
+            strchr(file, '/') || file[0] == '.') {
+            snprintf(err, errcap, "%s: unexpected member '%.200s'", archive, path);
+            rc = ME_ECORRUPT;
+            break;
+        }
+        if (!id[0]) {
+            snprintf(id, sizeof id, "%s", eid);
+            char final[4400];
+            struct stat st;
+            snap_path(final, sizeof final, data_dir, id);
+            if (stat(final, &st) == 0) {
+                snprintf(err, errcap, "snapshot '%s' already exists in %s; delete it first", id, root);
+                rc = ME_EEXIST;
+                break;
+            }
+            snprintf(tmp, sizeof tmp, "%s/.import-%s", root, id);
+            remove_flat(tmp);
+            if (mkdir(tmp, 0755) != 0) {
+                snprintf(err, errcap, "cannot make %s: %s", tmp, strerror(errno));
+                rc = ME_EIO;
+                break;
+            }
+        }
+        if (!strcmp(file, CHECKSUMS)) {
+            /* The list: read it whole (it is small), then parse it. */
+            la_int64_t sz = archive_entry_size(ae);
+            char *text = sz >= 0 && sz < (1 << 20) ? malloc((size_t)sz + 1) : NULL;
+            if (!text || archive_read_data(a, text, (size_t)sz) != (la_ssize_t)sz) {
+                free(text);
+                snprintf(err, errcap, "%s: the checksum list is damaged", archive);
+                rc = ME_ECORRUPT;
+                break;
+            }
+            text[sz] = 0;
+            char *save = NULL;
+            for (char *line = strtok_r(text, "\n", &save); line && rc == 0; line = strtok_r(NULL, "\n", &save)) {
+                sum_t s;
+                if (sscanf(line, "%lx %lld %299s", &s.crc, &s.size, s.name) != 3) {
+                    snprintf(err, errcap, "%s: the checksum list is damaged", archive);
+                    rc = ME_ECORRUPT;
+                    break;
+                }
+                sum_t *nw = realloc(want, (nwant + 1) * sizeof *nw);
+                if (!nw) { rc = ME_ENOMEM; break; }
+                want = nw;
+                want[nwant++] = s;
+            }
+            free(text);
+            have_sums = 1;
+            continue;
+        }
+        char p[4700];
+        snprintf(p, sizeof p, "%s/%s", tmp, file);
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0) {
+            snprintf(err, errcap, "cannot write %s: %s", p, strerror(errno));
+            rc = ME_EIO;
+            break;
+        }
+        uLong crc = crc32(0L, Z_NULL, 0);
+        long long total = 0;
+        la_ssize_t n;
+        while ((n = archive_read_data(a, buf, sizeof buf)) > 0) {
+            crc = crc32(crc, (const Bytef *)buf, (uInt)n);
+            total += n;
+            if (write(fd, buf, (size_t)n) != n) { rc = ME_EIO; break; }
+        }
+        if (n < 0) {
+            snprintf(err, errcap, "%s is damaged: %s", archive, archive_error_string(a));
+            rc = ME_ECORRUPT;
+        }
+        if (fsync(fd) != 0 && rc == 0) rc = ME_EIO;
+        close(fd);
+        sum_t *ng = realloc(got, (ngot + 1) * sizeof *ng);
+        if (!ng) { rc = ME_ENOMEM; break; }
+        got = ng;
+        snprintf(got[ngot].name, sizeof got[ngot].name, "%s", file);
+        got[ngot].size = total;
+        got[ngot++].crc = crc;
+    }
+    archive_read_free(a);
+    /* Every file listed, every listed file there, sizes and CRCs equal. */
+    if (rc == 0 && (!id[0] || !have_sums)) {
+        snprintf(err, errcap, "%s has no checksum list: cut short, or not made by snapshot export", archive);
+        rc = ME_ECORRUPT;
+    }
+    if (rc == 0 && nwant != ngot) {
+        snprintf(err, errcap, "%s holds %zu files but its checksum list names %zu: damaged", archive, ngot, nwant);
+        rc = ME_ECORRUPT;
+    }
+    for (size_t i = 0; rc == 0 && i < ngot; i++) {
+        size_t k = 0;
+        while (k < nwant && strcmp(want[k].name, got[i].name) != 0) k++;
+        if (k == nwant || want[k].size != got[i].size || want[k].crc != got[i].crc) {
+            snprintf(err, errcap, "%s: %s does not match its checksum: the archive is damaged; nothing was imported",
+                     archive, got[i].name);
+            rc = ME_ECORRUPT;
+        }
+    }
+    if (rc == 0) {
+        char final[4400];
+        snap_path(final, sizeof final, data_dir, id);
+        if (rename(tmp, final) != 0) {
+            snprintf(err, errcap, "cannot move %s to %s: %s", tmp, final, strerror(errno));
+            rc = ME_EIO;
+        }
+    }
+    if (rc && tmp[0]) remove_flat(tmp);
+    if (rc == 0 && id_out) snprintf(id_out, id_cap, "%s", id);
+    if (rc == ME_ENOMEM) snprintf(err, errcap, "out of memory");
+    free(got);
+    free(want);
     return rc;
 }

@@ -26,4 +26,13 @@ int me_snapshot_delete(const char *data_dir, const char *id, char *err, size_t e
 /* Before storage opens: the snapshot becomes the data directory. */
 int me_snapshot_restore(const char *data_dir, const char *id, char *err, size_t errcap);
 
+/* Off-site copies: snapshot id as one tar archive (libarchive) whose last
+ * member, ID/CHECKSUMS, lists every file's size and CRC-32; import checks
+ * every byte against it before the snapshot appears in
+ * DATA-DIR.snapshots (a flipped byte anywhere: refused, nothing kept).
+ * *id_out (import) gets the snapshot's id. */
+int me_snapshot_export(const char *data_dir, const char *id, const char *archive, char *err, size_t errcap);
+int me_snapshot_import(const char *data_dir, const char *archive, char *id_out, size_t id_cap, char *err,
+                       size_t errcap);
+
 #endif

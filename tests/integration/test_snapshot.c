@@ -177,6 +177,82 @@ TEST(snapshot_under_ingest_restores_exactly_the_writes_acknowledged_before_it) {
     ASSERT_EQ(present_after, 0);
     ASSERT_EQ(torn, 0);
     ASSERT_EQ(wrong, 0);
+    /* Off-site: export shard 1's copy, import it elsewhere, start a shard
+     * from it; a flipped byte or a cut archive is refused on import. */
+    char bin[512], ddir[700], archive[700], fresh[700], bad[700];
+    me_test_bin("metaembed-shard", bin, sizeof bin);
+    snprintf(ddir, sizeof ddir, "--data-dir=%s/data", c.shards[1].dir);
+    snprintf(archive, sizeof archive, "--archive=%s/s1.tar", c.dir);
+    char *exp_argv[] = { bin, ddir, "--export-snapshot=s1", archive, NULL };
+    ASSERT_EQ(me_test_run(exp_argv, NULL, NULL), 0);
+    char *cdir = me_test_tmpdir("snapcopy");
+    snprintf(fresh, sizeof fresh, "--data-dir=%s/data", cdir);
+    char imp[800];
+    snprintf(imp, sizeof imp, "--import-snapshot=%s/s1.tar", c.dir);
+    char *imp_argv[] = { bin, fresh, imp, NULL };
+    ASSERT_EQ(me_test_run(imp_argv, NULL, NULL), 0);
+    /* A byte flipped in the middle of the archive. */
+    char tarpath[700], badpath[700];
+    snprintf(tarpath, sizeof tarpath, "%s/s1.tar", c.dir);
+    snprintf(badpath, sizeof badpath, "%s/s1-bad.tar", c.dir);
+    char *tar = NULL;
+    FILE *tf = fopen(tarpath, "rb");
+    ASSERT_TRUE(tf != NULL);
+    fseek(tf, 0, SEEK_END);
+    long tlen = ftell(tf);
+    fseek(tf, 0, SEEK_SET);
+    tar = malloc((size_t)tlen);
+    ASSERT_EQ((long)fread(tar, 1, (size_t)tlen, tf), tlen);
+    fclose(tf);
+    int refused = 0;
+    long offsets[] = { tlen / 2, tlen / 3, 700 };
+    for (int k = 0; k < 3; k++) {
+        tar[offsets[k]] ^= 0x20;
+        FILE *bf = fopen(badpath, "wb");
+        fwrite(tar, 1, (size_t)tlen, bf);
+        fclose(bf);
+        tar[offsets[k]] ^= 0x20;
+        char *bdir = me_test_tmpdir("snapbad");
+        snprintf(bad, sizeof bad, "--data-dir=%s/data", bdir);
+        snprintf(imp, sizeof imp, "--import-snapshot=%s", badpath);
+        char *bad_argv[] = { bin, bad, imp, NULL };
+        char probe2[800];
+        snprintf(probe2, sizeof probe2, "%s/data.snapshots/s1", bdir);
+        struct stat sb2;
+        if (me_test_run(bad_argv, NULL, NULL) != 0 && stat(probe2, &sb2) != 0) refused++;
+        me_test_rmdir(bdir);
+        free(bdir);
+    }
+    /* Cut short. */
+    FILE *bf = fopen(badpath, "wb");
+    fwrite(tar, 1, (size_t)tlen * 2 / 3, bf);
+    fclose(bf);
+    char *bdir = me_test_tmpdir("snapcut");
+    snprintf(bad, sizeof bad, "--data-dir=%s/data", bdir);
+    char *cut_argv[] = { bin, bad, imp, NULL };
+    if (me_test_run(cut_argv, NULL, NULL) != 0) refused++;
+    me_test_rmdir(bdir);
+    free(bdir);
+    free(tar);
+    fprintf(stderr, "    exported s1 (%ld bytes); damaged copies refused on import: %d of 4\n", tlen, refused);
+    ASSERT_EQ(refused, 4);
+    /* A shard started on the imported data serves what shard 1 does. */
+    me_client_t *a = me_daemon_client(&c.shards[1]), *b = NULL;
+    uint64_t na = 0, nb2 = 0;
+    ASSERT_OK(me_client_count(a, "c", NULL, &na, &st));
+    me_daemon_t copy2 = { .extra = { fresh, "--restore-snapshot=s1" }, .nextra = 2, .no_data_dir = 1 };
+    ASSERT_OK(me_daemon_start(&copy2, "metaembed-shard", "snapcopy2"));
+    b = me_daemon_client(&copy2);
+    ASSERT_TRUE(b != NULL);
+    ASSERT_OK(me_client_count(b, "c", NULL, &nb2, &st));
+    me_client_close(a);
+    me_client_close(b);
+    me_daemon_free(&copy2);
+    me_test_rmdir(cdir);
+    free(cdir);
+    fprintf(stderr, "    a shard started from the imported archive holds %llu documents (shard 1: %llu)\n",
+            (unsigned long long)nb2, (unsigned long long)na);
+    ASSERT_EQ(nb2, na);
     /* The data before the restore is kept beside it, not deleted. */
     char probe[700];
     snprintf(probe, sizeof probe, "%s/data.snapshots/s1", c.shards[0].dir);
