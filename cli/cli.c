@@ -115,7 +115,7 @@ static void print_collections(FILE *out, const me_collection_info_t *cs, size_t 
 
 typedef struct {
     long long dim, max_doc, max_query, ram, coarse;
-    char dtype[ME_CFG_STR_MAX], fields[ME_CFG_STR_MAX];
+    char dtype[ME_CFG_STR_MAX], fields[ME_CFG_STR_MAX], durability[ME_CFG_STR_MAX];
     int for_model;
     char model[ME_CFG_STR_MAX];
 } create_opts_t;
@@ -140,6 +140,9 @@ static const me_cfg_opt_t create_table[] = {
     { "fields", ME_CFG_STRING, offsetof(create_opts_t, fields), "", 0, 0, NULL,
       "metadata members to index for --filter, NAME:TYPE,... with TYPE keyword (a string or an array of "
       "strings), integer, float or bool, e.g. section:keyword,year:integer" },
+    { "durability", ME_CFG_ENUM, offsetof(create_opts_t, durability), "default", 0, 0, ME_DURABILITY_CHOICES,
+      "when a write is acknowledged: none (in the WAL: survives kill -9, not power loss), group or every_write "
+      "(fsynced: survive power loss; group shares one fsync among concurrent writes); default: the shards' --sync" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -254,6 +257,7 @@ static int collection_create(cli_t *c, int argc, char **argv) {
         .name = pos[0], .dim = (int)o.dim, .max_doc_vectors = (int)o.max_doc,
         .max_query_vectors = (int)o.max_query, .dtype = o.dtype, .ram_vectors = (int)o.ram,
         .coarse_vectors = (int)o.coarse, .fields = o.fields[0] ? o.fields : NULL,
+        .durability = strcmp(o.durability, "default") ? o.durability : NULL,
     };
     me_status_t st;
     if (me_client_create_collection(c->client, &spec, &st) != 0) {

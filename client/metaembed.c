@@ -136,6 +136,12 @@ int me_client_create_collection(me_client_t *c, const me_collection_spec_t *spec
     pc.max_query_vectors = (uint32_t)spec->max_query_vectors;
     pc.ram_vectors = (uint32_t)spec->ram_vectors;
     pc.coarse_vectors = (uint32_t)spec->coarse_vectors;
+    if (spec->durability) {
+        int d = me_durability_from_name(spec->durability);
+        if (d < 0) return set_status(st, ME_CODE_INVALID_ARGUMENT, "durability '%s' is not one of " ME_DURABILITY_CHOICES,
+                                     spec->durability);
+        pc.durability = (Metaembed__Durability)d;
+    }
     if (spec->dtype) {
         me_dtype_t dt = me_dtype_from_name(spec->dtype);
         if (!dt) return set_status(st, ME_CODE_INVALID_ARGUMENT, "dtype '%s' is not f32, f16 or int8", spec->dtype);

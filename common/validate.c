@@ -340,3 +340,15 @@ long me_ids_dedupe(char **ids, size_t n) {
     free(table);
     return (long)kept;
 }
+
+static const char *const durability_names[] = { "default", "none", "group", "every_write" };
+
+int me_durability_from_name(const char *name) {
+    for (int i = 0; name && i < 4; i++)
+        if (!strcmp(name, durability_names[i])) return i;
+    return -1;
+}
+
+const char *me_durability_name(int durability) {
+    return durability >= 0 && durability < 4 ? durability_names[durability] : "?";
+}

@@ -52,6 +52,11 @@ int me_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data
 
 /* 1..ME_COLL_NAME_MAX bytes of [A-Za-z0-9_.-], and not "." or "..". */
 int me_check_collection_name(const char *name, char *err, size_t cap);
+/* A collection's durability (the wire's Durability) by name: "default",
+ * "none", "group", "every_write"; -1 when none of them. */
+#define ME_DURABILITY_CHOICES "default|none|group|every_write"
+int me_durability_from_name(const char *name);
+const char *me_durability_name(int durability);
 /* A snapshot id: the same rule (it names a directory). */
 int me_check_snapshot_id(const char *id, char *err, size_t cap);
 /* A payload field name: 1..ME_FIELD_NAME_MAX bytes of [A-Za-z0-9_.-], not

@@ -392,6 +392,7 @@ static void put_config(me_json_writer_t *w, const Metaembed__CollectionConfig *c
     me_json_put_str(w, "dtype", me_dtype_name((me_dtype_t)c->dtype));
     me_json_put_u64(w, "ram_vectors", c->ram_vectors);
     me_json_put_u64(w, "coarse_vectors", c->coarse_vectors);
+    me_json_put_str(w, "durability", me_durability_name((int)c->durability));
     me_json_obj_begin(w, "fields");
     for (size_t i = 0; i < c->n_fields; i++) me_json_put_str(w, c->fields[i]->name, me_field_type_name(c->fields[i]->type));
     me_json_obj_end(w);
@@ -555,14 +556,15 @@ static int encoder_shape(api_t *a, uint32_t *dim, uint32_t *r_c, uint32_t *r_q) 
 
 static int r_create(api_t *a) {
     static const char *const keys[] = { "name", "dim", "r_c", "r_q", "dtype", "ram_vectors", "coarse_vectors",
-                                        "fields", NULL };
+                                        "fields", "durability", NULL };
     Metaembed__CollectionConfig cfg = METAEMBED__COLLECTION_CONFIG__INIT;
-    const char *name, *dtype;
+    const char *name, *dtype, *durability;
     me_field_spec_t fields[ME_FIELDS_MAX];
     Metaembed__FieldSpec fs[ME_FIELDS_MAX], *fsp[ME_FIELDS_MAX];
     int rc, nfields = 0;
     if ((rc = check_members(a, a->in, "the collection", keys)) != 0 ||
         (rc = get_str(a, a->in, "name", 1, &name)) != 0 || (rc = get_str(a, a->in, "dtype", 0, &dtype)) != 0 ||
+        (rc = get_str(a, a->in, "durability", 0, &durability)) != 0 ||
         (rc = get_u32(a, a->in, "dim", &cfg.dim)) != 0 || (rc = get_u32(a, a->in, "r_c", &cfg.max_doc_vectors)) != 0 ||
         (rc = get_u32(a, a->in, "r_q", &cfg.max_query_vectors)) != 0 ||
         (rc = get_u32(a, a->in, "ram_vectors", &cfg.ram_vectors)) != 0 ||
@@ -577,6 +579,11 @@ static int r_create(api_t *a) {
         me_dtype_t dt = me_dtype_from_name(dtype);
         if (!dt) return BAD(a, "dtype '%.32s' is not f32, f16 or int8", dtype);
         cfg.dtype = (Metaembed__DType)dt;
+    }
+    if (durability) {
+        int d = me_durability_from_name(durability);
+        if (d < 0) return BAD(a, "durability '%.32s' is not one of " ME_DURABILITY_CHOICES, durability);
+        cfg.durability = (Metaembed__Durability)d;
     }
     /* No dim: the collection is for the cluster's encoders (text ingest). */
     if (!me_json_get(a->in, "dim") && a->co->cluster.encoder_group >= 0) {

@@ -61,6 +61,9 @@ typedef struct {
     const char *dtype;      /* "f32" | "f16" | "int8"; NULL = "f16" */
     int ram_vectors;        /* 0 = max_doc_vectors */
     int coarse_vectors;     /* 0 = 1 */
+    const char *durability; /* when a write is acknowledged: "none" (WAL, not fsynced), "group"
+                             * (fsynced, concurrent writes share one fsync), "every_write"; NULL:
+                             * the shard's --sync (docs/cluster.md, "Durability") */
     const char *fields;     /* indexed payload fields for filters, NAME:TYPE,...
                              * ("section:keyword,year:integer,price:float,free:bool";
                              * a keyword field also takes arrays of strings); NULL: none */

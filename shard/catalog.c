@@ -25,6 +25,7 @@ void me_config_from_proto(me_coll_config_t *cfg, const Metaembed__CollectionConf
     cfg->coarse_vectors = CLAMP(pc->coarse_vectors);
 #undef CLAMP
     cfg->version = pc->version;
+    cfg->durability = (int)pc->durability;
     me_field_specs_from_proto(cfg->fields, &cfg->nfields, pc->fields, pc->n_fields);
 }
 
@@ -39,6 +40,7 @@ Metaembed__CollectionConfig *me_config_to_proto(me_config_proto_t *out, const me
     pc->ram_vectors = (uint32_t)cfg->ram_vectors;
     pc->coarse_vectors = (uint32_t)cfg->coarse_vectors;
     pc->version = cfg->version;
+    pc->durability = (Metaembed__Durability)cfg->durability;
     int nf = cfg->nfields > ME_FIELDS_MAX ? ME_FIELDS_MAX : cfg->nfields;
     me_field_specs_to_proto(cfg->fields, nf, out->fs, out->fsp);
     pc->fields = out->fsp;

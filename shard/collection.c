@@ -10,6 +10,11 @@
 
 
 int me_coll_config_check(me_coll_config_t *c, char *err, size_t errcap) {
+    if (c->durability < 0 || c->durability > 3) {
+        snprintf(err, errcap, "durability %d is not one of default (0), none (1), group (2), every_write (3)",
+                 c->durability);
+        return ME_EINVAL;
+    }
     if (me_check_collection_name(c->name, err, errcap) != 0) return ME_EINVAL;
     if (c->dim < 1 || c->dim > ME_DIM_MAX) {
         snprintf(err, errcap, "dim must be in [1, %d], got %d", ME_DIM_MAX, c->dim);

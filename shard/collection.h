@@ -32,6 +32,7 @@ typedef struct {
     int nfields;          /* indexed payload fields */
     me_field_spec_t fields[ME_FIELDS_MAX];
     uint64_t version;     /* the create's write version (common/sync.h) */
+    int durability;       /* Metaembed__Durability: when writes are acknowledged */
 } me_coll_config_t;
 
 typedef struct {

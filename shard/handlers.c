@@ -55,6 +55,24 @@ static void hold_lock(hold_t *h, int write) {
     h->locked = 1;
 }
 
+/* Lets go of the collection's lock early (the shard's stays), e.g. to wait
+ * for a group fsync without holding other writers back. */
+static void hold_unlock(hold_t *h) {
+    if (h->locked) pthread_rwlock_unlock(&h->c->lock);
+    h->locked = 0;
+}
+
+/* Group commit: after the collection's lock is let go, the fsync that
+ * makes this write durable (shared with the writes waiting with it). */
+static int group_durable(req_t *r, hold_t *h) {
+    if (h->c->cfg.durability != ME_DURABLE_GROUP) return 0;
+    hold_unlock(h);
+    char err[256];
+    return me_storage_group_sync(SHARD(r)->storage, err, sizeof err) != 0
+               ? me_reply_error(r->reply, ME_CODE_INTERNAL, "%s (the write may not survive a power loss; retry it)", err)
+               : 0;
+}
+
 static void hold_close(hold_t *h) {
     if (h->locked) pthread_rwlock_unlock(&h->c->lock);
     pthread_rwlock_unlock(&h->s->lock);
@@ -339,7 +357,7 @@ static int h_upsert(req_t *r) {
                           docs[i].bag, docs[i].bag_len, docs[i].fields, docs[i].fields_len, rec);
         me_versions_put(b, c, d->id, (me_ver_t){ v, 0 });
     }
-    if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
+    if ((rc = me_storage_write_durable(s->storage, b, c->cfg.durability, err, sizeof err)) != 0) {
         rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "%s", err);
         goto out;
     }
@@ -360,6 +378,7 @@ static int h_upsert(req_t *r) {
         }
     }
     atomic_fetch_add(&s->documents, c->n - before);
+    if ((rc = group_durable(r, &h)) != 0) goto out;
     Metaembed__UpsertReply rep = METAEMBED__UPSERT_REPLY__INIT;
     rep.upserted = (uint32_t)m->n_documents;
     rc = me_reply_ok(r->reply, &rep.base);
@@ -430,7 +449,7 @@ static int h_delete(req_t *r) {
         me_versions_put(b, c, ids[i], (me_ver_t){ v, 1 });
     }
     char err[256];
-    if ((rc = me_storage_write(s->storage, b, err, sizeof err)) != 0) {
+    if ((rc = me_storage_write_durable(s->storage, b, c->cfg.durability, err, sizeof err)) != 0) {
         rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "%s", err);
         goto out;
     }
@@ -446,6 +465,7 @@ static int h_delete(req_t *r) {
         deleted += (uint32_t)me_coll_remove(c, key, strlen(key));
     }
     atomic_fetch_sub(&s->documents, deleted);
+    if ((rc = group_durable(r, &h)) != 0) goto out;
     Metaembed__DeleteReply rep = METAEMBED__DELETE_REPLY__INIT;
     rep.deleted = deleted;
     rc = me_reply_ok(r->reply, &rep.base);

@@ -145,6 +145,13 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
     me_metric_u64(out, "metaembed_search_degraded_total", "counter",
                   "Anytime searches answered by an earlier stage's ranking because the deadline would pass.",
                   (unsigned long long)atomic_load(&s->degraded));
+    uint64_t gsyncs, gwrites;
+    me_storage_sync_stats(s->storage, &gsyncs, &gwrites);
+    me_metric_u64(out, "metaembed_group_commit_fsyncs_total", "counter",
+                  "WAL fsyncs made for collections with durability group.", (unsigned long long)gsyncs);
+    me_metric_u64(out, "metaembed_group_commit_writes_total", "counter",
+                  "Writes to collections with durability group (fsyncs_total / writes_total: fsyncs per write).",
+                  (unsigned long long)gwrites);
     me_metric_u64(out, "metaembed_rocksdb_live_bytes", "gauge", "RocksDB SST and memtable bytes.",
                   (unsigned long long)me_storage_disk_bytes(s->storage));
     me_metric_u64(out, "metaembed_rocksdb_memtable_bytes", "gauge",

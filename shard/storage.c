@@ -18,7 +18,13 @@ struct me_storage {
     rocksdb_block_based_table_options_t *table;
     rocksdb_cache_t *cache;
     rocksdb_column_family_handle_t *cf[ME_CF_COUNT + 1];
-    rocksdb_writeoptions_t *wopts;
+    rocksdb_writeoptions_t *wopts, *wopts_nosync, *wopts_sync;
+    /* Group commit: writers wait for an fsync of the WAL that began after
+     * their write; one of them (the leader) does it for all. */
+    pthread_mutex_t gc_lock;
+    pthread_cond_t gc_cond;
+    uint64_t gc_requested, gc_done, gc_syncs, gc_writes;
+    int gc_leader, gc_error;
     rocksdb_readoptions_t *ropts;
     /* RocksDB formats every ticker and histogram to report one: read them
      * at most once a second, however many scrapers ask. */
@@ -81,6 +87,12 @@ me_storage_t *me_storage_open(const char *dir, const me_storage_opts_t *o, char 
     s->wopts = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->wopts, o->sync ? 1 : 0);
     rocksdb_writeoptions_disable_WAL(s->wopts, 0);
+    s->wopts_nosync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(s->wopts_nosync, 0);
+    s->wopts_sync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(s->wopts_sync, 1);
+    pthread_mutex_init(&s->gc_lock, NULL);
+    pthread_cond_init(&s->gc_cond, NULL);
     s->ropts = rocksdb_readoptions_create();
     return s;
 }
@@ -101,6 +113,8 @@ void me_storage_close(me_storage_t *s) {
         rocksdb_close(s->db);
     }
     if (s->wopts) rocksdb_writeoptions_destroy(s->wopts);
+    if (s->wopts_nosync) rocksdb_writeoptions_destroy(s->wopts_nosync);
+    if (s->wopts_sync) rocksdb_writeoptions_destroy(s->wopts_sync);
     if (s->ropts) rocksdb_readoptions_destroy(s->ropts);
     for (int i = 0; i <= ME_CF_COUNT; i++)
         if (s->cf_opts[i]) rocksdb_options_destroy(s->cf_opts[i]);
@@ -142,6 +156,49 @@ int me_storage_write(me_storage_t *s, me_wbatch_t *b, char *err, size_t errcap) 
     rocksdb_write(s->db, s->wopts, b->wb, &rerr);
     if (rerr) { take_err(rerr, err, errcap, "RocksDB write failed"); return ME_EIO; }
     return 0;
+}
+
+int me_storage_group_sync(me_storage_t *s, char *err, size_t errcap) {
+    pthread_mutex_lock(&s->gc_lock);
+    uint64_t want = ++s->gc_requested;
+    s->gc_writes++;
+    int rc = 0;
+    while (s->gc_done < want && rc == 0) {
+        if (s->gc_leader) { pthread_cond_wait(&s->gc_cond, &s->gc_lock); continue; }
+        /* Lead: one fsync for every writer that asked so far. */
+        s->gc_leader = 1;
+        uint64_t upto = s->gc_requested;
+        pthread_mutex_unlock(&s->gc_lock);
+        char *rerr = NULL;
+        rocksdb_flush_wal(s->db, 1, &rerr);
+        pthread_mutex_lock(&s->gc_lock);
+        s->gc_leader = 0;
+        s->gc_syncs++;
+        if (rerr) {
+            take_err(rerr, err, errcap, "fsync of the WAL failed");
+            rc = ME_EIO;
+        } else s->gc_done = upto;
+        pthread_cond_broadcast(&s->gc_cond);
+    }
+    pthread_mutex_unlock(&s->gc_lock);
+    return rc;
+}
+
+int me_storage_write_durable(me_storage_t *s, me_wbatch_t *b, int durability, char *err, size_t errcap) {
+    rocksdb_writeoptions_t *wo = durability == ME_DURABLE_NONE || durability == ME_DURABLE_GROUP ? s->wopts_nosync
+                                 : durability == ME_DURABLE_EVERY                              ? s->wopts_sync
+                                                                                               : s->wopts;
+    char *rerr = NULL;
+    rocksdb_write(s->db, wo, b->wb, &rerr);
+    if (rerr) { take_err(rerr, err, errcap, "RocksDB write failed"); return ME_EIO; }
+    return 0;
+}
+
+void me_storage_sync_stats(me_storage_t *s, uint64_t *group_syncs, uint64_t *group_writes) {
+    pthread_mutex_lock(&s->gc_lock);
+    *group_syncs = s->gc_syncs;
+    *group_writes = s->gc_writes;
+    pthread_mutex_unlock(&s->gc_lock);
 }
 
 int me_storage_get(me_storage_t *s, me_cf_t cf, const void *key, size_t klen, char **val, size_t *vlen) {

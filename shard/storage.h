@@ -50,6 +50,18 @@ void me_wbatch_delete(me_wbatch_t *b, me_cf_t cf, const void *key, size_t klen);
 void me_wbatch_delete_range(me_wbatch_t *b, me_cf_t cf, const void *start, size_t slen,
                             const void *end, size_t elen);
 int me_storage_write(me_storage_t *s, me_wbatch_t *b, char *err, size_t errcap);
+/* The same, durable as asked: ME_DURABLE_NONE (in the WAL, not fsynced),
+ * ME_DURABLE_EVERY (fsynced by itself), ME_DURABLE_DEFAULT (the store's
+ * own setting, --sync); ME_DURABLE_GROUP writes without an fsync: the
+ * caller then calls me_storage_group_sync, after releasing its locks, so
+ * writers waiting at the same time share one fsync (group commit). */
+enum { ME_DURABLE_DEFAULT = 0, ME_DURABLE_NONE = 1, ME_DURABLE_GROUP = 2, ME_DURABLE_EVERY = 3 };
+int me_storage_write_durable(me_storage_t *s, me_wbatch_t *b, int durability, char *err, size_t errcap);
+/* fsyncs counted, for /metrics (group commits: how many writers shared). */
+void me_storage_sync_stats(me_storage_t *s, uint64_t *group_syncs, uint64_t *group_writes);
+/* Returns once an fsync of the WAL that began after the call is done (one
+ * caller does it for everyone waiting). 0 or ME_EIO. */
+int me_storage_group_sync(me_storage_t *s, char *err, size_t errcap);
 
 /* *val is malloc'd (free with me_storage_free); ME_ENOTFOUND when absent. */
 int me_storage_get(me_storage_t *s, me_cf_t cf, const void *key, size_t klen,

@@ -272,3 +272,85 @@ TEST(snapshot_under_ingest_restores_exactly_the_writes_acknowledged_before_it) {
     free(w);
     cluster_stop(&c);
 }
+
+/* Durability per collection (issue 20, part 3): every policy keeps what it
+ * acknowledged through kill -9; group commit shares fsyncs among
+ * concurrent writers; a bad policy name is refused. */
+typedef struct {
+    const me_daemon_t *d;
+    const char *coll;
+    int who, acked;
+} dwriter_t;
+
+static void *dwriter(void *arg) {
+    dwriter_t *w = arg;
+    me_client_t *c = me_daemon_client(w->d);
+    me_status_t st;
+    for (int i = 0; c && i < 100; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "w%d-%d", w->who, i);
+        float v[ROWS * DIM];
+        vectors(w->who, i, v);
+        me_doc_t doc = { .id = id, .vectors = v, .rows = ROWS };
+        if (me_client_upsert(c, w->coll, &doc, 1, DIM, &st) == 0) w->acked++;
+    }
+    me_client_close(c);
+    return NULL;
+}
+
+TEST(durability_policies_keep_acknowledged_writes_and_group_commit_shares_fsyncs) {
+    me_daemon_t d = { .extra = { "--threads=4" }, .nextra = 1 };
+    ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "durable"));
+    me_client_t *c = me_daemon_client(&d);
+    ASSERT_TRUE(c != NULL);
+    me_status_t st;
+    static const char *const policies[] = { "none", "group", "every_write" };
+    for (int p = 0; p < 3; p++) {
+        me_collection_spec_t spec = { .name = policies[p], .dim = DIM, .max_doc_vectors = ROWS, .dtype = "f32",
+                                      .durability = policies[p] };
+        ASSERT_OK(me_client_create_collection(c, &spec, &st));
+    }
+    me_collection_spec_t bad = { .name = "bad", .dim = DIM, .durability = "sometimes" };
+    ASSERT_EQ(me_client_create_collection(c, &bad, &st), ME_CODE_INVALID_ARGUMENT);
+    ASSERT_TRUE(strstr(st.message, "none|group|every_write") != NULL);
+    me_client_close(c);
+    int acked[3] = { 0 };
+    for (int p = 0; p < 3; p++) {
+        pthread_t th[4];
+        dwriter_t w[4];
+        for (int k = 0; k < 4; k++) {
+            w[k] = (dwriter_t){ &d, policies[p], k, 0 };
+            pthread_create(&th[k], NULL, dwriter, &w[k]);
+        }
+        for (int k = 0; k < 4; k++) {
+            pthread_join(th[k], NULL);
+            acked[p] += w[k].acked;
+        }
+    }
+    char *body = NULL;
+    ASSERT_EQ(me_test_http_get(d.metrics_port, "/metrics", &body), 200);
+    char *fs = strstr(body, "\nmetaembed_group_commit_fsyncs_total "), *ws = strstr(body, "\nmetaembed_group_commit_writes_total ");
+    ASSERT_TRUE(fs && ws);
+    long fsyncs = strtol(strchr(fs + 1, ' ') + 1, NULL, 10), gwrites = strtol(strchr(ws + 1, ' ') + 1, NULL, 10);
+    free(body);
+    fprintf(stderr, "    group commit: %ld fsyncs for %ld writes from 4 writers\n", fsyncs, gwrites);
+    ASSERT_EQ(gwrites, 400);
+    ASSERT_TRUE(fsyncs >= 1 && fsyncs <= gwrites);
+    /* kill -9: everything acknowledged is there, whatever the policy. */
+    me_daemon_stop(&d, 1);
+    ASSERT_OK(me_daemon_restart(&d));
+    c = me_daemon_client(&d);
+    for (int p = 0; p < 3; p++) {
+        uint64_t n = 0;
+        ASSERT_OK(me_client_count(c, policies[p], NULL, &n, &st));
+        ASSERT_EQ((long)n, acked[p]);
+        ASSERT_EQ(acked[p], 400);
+    }
+    me_collection_info_t *infos = NULL;
+    size_t ni = 0;
+    ASSERT_OK(me_client_list_collections(c, &infos, &ni, &st));
+    ASSERT_EQ(ni, 3);
+    free(infos);
+    me_client_close(c);
+    me_daemon_free(&d);
+}
