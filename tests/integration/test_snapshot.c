@@ -47,7 +47,7 @@ static void *writer_main(void *arg) {
         if (b >= MAX_BATCHES) break;
         me_doc_t docs[BATCH];
         float v[BATCH][ROWS * DIM];
-        char ids[BATCH][32], meta[BATCH][32];
+        char ids[BATCH][48], meta[BATCH][32];
         for (int i = 0; i < BATCH; i++) {
             snprintf(ids[i], sizeof ids[i], "b%04ld-%d", b, i);
             vectors(b, i, v[i]);
@@ -64,7 +64,7 @@ static void *writer_main(void *arg) {
 /* How many of batch b's documents the cluster holds, each checked byte
  * for byte against what was written. -1 when one differs. */
 static int batch_present(me_client_t *c, long b) {
-    char idbuf[BATCH][32];
+    char idbuf[BATCH][48];
     const char *ids[BATCH];
     for (int i = 0; i < BATCH; i++) {
         snprintf(idbuf[i], sizeof idbuf[i], "b%04ld-%d", b, i);
@@ -117,7 +117,7 @@ TEST(snapshot_under_ingest_restores_exactly_the_writes_acknowledged_before_it) {
     ASSERT_STREQ(snap.id, "s1");
     ASSERT_EQ(snap.replicas, 4);
     /* Since the snapshot: a deletion of an early batch, and bad requests. */
-    char early[BATCH][32];
+    char early[BATCH][48];
     const char *eids[BATCH];
     for (int i = 0; i < BATCH; i++) {
         snprintf(early[i], sizeof early[i], "b%04d-%d", 3, i);
