@@ -606,7 +606,10 @@ TEST(hedge_reads_beat_a_hung_replica_and_a_slow_search_fits_its_deadline) {
     memset(&c, 0, sizeof c);
     static const char *const slow[] = { "--slowdown=300", NULL };
     c.shard_extra = slow;
-    ASSERT_OK(cluster_start_with(&c, 1, 2, NULL, NULL));
+    /* Slow heartbeats: the stopped replicas below stay "up" (not yet known
+     * down) for the few seconds this takes, as in the probe. */
+    const char *coord_extra[] = { "--heartbeat-ms=2000", NULL };
+    ASSERT_OK(cluster_start_with(&c, 1, 2, coord_extra, NULL));
     me_client_t *cli = cluster_client(&c, DIM, ROWS);
     ASSERT_TRUE(cli != NULL);
     me_client_set_timeout(cli, 10000);
@@ -646,8 +649,8 @@ TEST(hedge_reads_beat_a_hung_replica_and_a_slow_search_fits_its_deadline) {
             deadline, ok);
     ASSERT_TRUE(ok >= 8);
     /* A hung replica (not yet known down): the hedge answers, complete,
-     * long before half the deadline. */
-    me_client_set_timeout(cli, 4000);
+     * long before half the deadline (where the old retry began). */
+    me_client_set_timeout(cli, 10000);
     kill(c.shards[0].pid, SIGSTOP);
     double worst = 0;
     int complete = 0;
@@ -660,9 +663,12 @@ TEST(hedge_reads_beat_a_hung_replica_and_a_slow_search_fits_its_deadline) {
         if (rc == 0) me_results_free(&res);
     }
     kill(c.shards[0].pid, SIGCONT);
-    fprintf(stderr, "    one replica stopped: %d of 10 complete, slowest %.1f ms (deadline 4000 ms)\n", complete, worst);
+    fprintf(stderr, "    one replica stopped: %d of 10 complete, slowest %.1f ms (deadline 10000 ms; the search "
+            "itself %.1f ms)\n", complete, worst, need);
     ASSERT_EQ(complete, 10);
-    ASSERT_TRUE(worst < 2000);
+    /* The hedge waits 2 x p95 of the search, then the search runs again:
+     * about 3 x its time; the old retry came after 5,000 ms. */
+    ASSERT_TRUE(worst < 3 * need + 1500);
     /* Both stopped: the time runs out, and the answer says so
      * (DEADLINE_EXCEEDED, not UNAVAILABLE: a replica was asked). */
     kill(c.shards[0].pid, SIGSTOP);
