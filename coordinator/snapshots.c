@@ -87,7 +87,9 @@ static int reply_merged(req_t *r, me_call_t *calls, int ncalls, const char *only
 }
 
 int me_coord_snapshot(req_t *r) {
-    Metaembed__SnapshotRequest *m = (void *)r->msg;
+    /* A copy: the id may be one named here, and the request's strings
+     * belong to the unpacked message. */
+    Metaembed__SnapshotRequest req = *(const Metaembed__SnapshotRequest *)(const void *)r->msg, *m = &req;
     int ng = COORD(r)->cluster.n_groups, ncalls = 0, rc;
     char id[65], err[256];
     if (m->op == METAEMBED__SNAPSHOT_OP__SNAPSHOT_CREATE && !m->id[0]) {
@@ -99,7 +101,7 @@ int me_coord_snapshot(req_t *r) {
     }
     if (m->op != METAEMBED__SNAPSHOT_OP__SNAPSHOT_LIST && me_check_snapshot_id(m->id, err, sizeof err) != 0)
         return BAD(r, "%s", err);
-    if (m->op > METAEMBED__SNAPSHOT_OP__SNAPSHOT_DELETE) return BAD(r, "unknown snapshot op %d", (int)m->op);
+    if ((int)m->op < 0 || m->op > METAEMBED__SNAPSHOT_OP__SNAPSHOT_DELETE) return BAD(r, "unknown snapshot op %d", (int)m->op);
     size_t plen;
     uint8_t *packed = me_wire_pack(&m->base, &plen);
     uint8_t **payloads = calloc((size_t)ng, sizeof *payloads);

@@ -128,6 +128,12 @@ TEST(snapshot_under_ingest_restores_exactly_the_writes_acknowledged_before_it) {
     ASSERT_EQ(me_client_snapshot_create(cli, "../etc", &snap, &st), ME_CODE_INVALID_ARGUMENT);
     ASSERT_EQ(me_client_snapshot_create(cli, "nul\xff", &snap, &st), ME_CODE_INVALID_ARGUMENT);
     ASSERT_EQ(me_client_snapshot_delete(cli, "nope", &st), 0);  /* absent everywhere: nothing to do */
+    /* No id: the coordinator names it (it once freed a stack buffer here:
+     * tests/fuzz/regressions/coordinator_request). */
+    me_snapshot_info_t named;
+    ASSERT_OK(me_client_snapshot_create(cli, NULL, &named, &st));
+    ASSERT_TRUE(strncmp(named.id, "snap-", 5) == 0);
+    ASSERT_OK(me_client_snapshot_delete(cli, named.id, &st));
     me_snapshot_info_t *list = NULL;
     size_t n = 0;
     ASSERT_OK(me_client_snapshot_list(cli, &list, &n, &st));
