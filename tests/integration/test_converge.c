@@ -25,12 +25,6 @@
 #define DIM 8
 #define ROWS 2
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* The vectors of op n on an id: a function of both, so a stale copy differs. */
 static void op_vectors(const char *id, long n, float *v) {
     uint64_t h = 1469598103934665603ULL;
@@ -130,13 +124,13 @@ static long metric_value(int port, const char *name) {
 /* Waits until a repair pass has run and the coordinator reports no stale
  * replica twice in a row; the time it took in ms, or -1 after limit_ms. */
 static long wait_converged(cluster_t *c, long limit_ms) {
-    double t0 = now_ms();
+    double t0 = me_test_now_ms();
     int clean = 0;
-    while (now_ms() - t0 < limit_ms) {
+    while (me_test_now_ms() - t0 < limit_ms) {
         long stale = metric_value(c->coord.metrics_port, "metaembed_replica_stale");
         long passes = metric_value(c->coord.metrics_port, "metaembed_repair_passes_total");
         clean = stale == 0 && passes >= 1 ? clean + 1 : 0;
-        if (clean == 2) return (long)(now_ms() - t0);
+        if (clean == 2) return (long)(me_test_now_ms() - t0);
         usleep(200000);
     }
     return -1;
@@ -309,12 +303,12 @@ TEST(converge_quorum_write_does_not_wait_for_a_stopped_replica) {
     ASSERT_OK(put(cli, "c", &id, 1, 1, &st));
     /* Hung, not yet known down: the write answers at quorum. */
     kill(c.shards[1].pid, SIGSTOP);
-    double t0 = now_ms();
+    double t0 = me_test_now_ms();
     ASSERT_OK(put(cli, "c", &id, 1, 2, &st));
-    double first = now_ms() - t0;
-    t0 = now_ms();
+    double first = me_test_now_ms() - t0;
+    t0 = me_test_now_ms();
     for (int i = 0; i < 5; i++) ASSERT_OK(put(cli, "c", &id, 1, 3 + i, &st));
-    double next5 = now_ms() - t0;
+    double next5 = me_test_now_ms() - t0;
     fprintf(stderr, "    quorum-1 write with a stopped replica: first %.1f ms, next five %.1f ms in all\n", first, next5);
     /* Before: 4.5 s (half the 5 s deadline waited for the dead replica). */
     ASSERT_TRUE(first < 2000);
@@ -419,9 +413,9 @@ static void *reader(void *arg) {
         me_record_t *recs = NULL;
         size_t n = 0;
         const char *id = pool_id[i];
-        double t0 = now_ms();
+        double t0 = me_test_now_ms();
         int rc = me_client_get(c, "c", &id, 1, 0, &recs, &n, &st);
-        double took = now_ms() - t0;
+        double took = me_test_now_ms() - t0;
         if (rc != 0) {
             L->read_errors++;
             me_client_close(c);
@@ -502,7 +496,7 @@ static void fault_loop(int quorum) {
      * reachable), SIGKILL + restart or SIGSTOP + SIGCONT, 100-500 ms each. */
     me_rng_t r = { 99 + (uint64_t)quorum };
     int kills = 0, stops = 0, cuts = 0;
-    double t0 = now_ms();
+    double t0 = me_test_now_ms();
     for (int f = 0; f < faults; f++) {
         int g = (int)(me_rng_next(&r) % 2), k = (int)(me_rng_next(&r) % 3);
         me_daemon_t *d = &c.shards[g * 3 + k];
@@ -526,7 +520,7 @@ static void fault_loop(int quorum) {
         }
         usleep((useconds_t)(100 + me_rng_next(&r) % 300) * 1000);
     }
-    double run_ms = now_ms() - t0;
+    double run_ms = me_test_now_ms() - t0;
     atomic_store(&L->stop, 1);
     pthread_join(wt, NULL);
     pthread_join(rt, NULL);
@@ -591,6 +585,27 @@ TEST(converge_fault_loop_2x3_quorum_all_no_loss_no_divergence_no_stale_read) { f
 
 /* ---- deadlines and hedging ---- */
 
+/* An exact top-10 search of collection "c" for q (ROWS x DIM f32), as a
+ * request message built here (for raw sends: no client-side timeout). t
+ * and shape hold the tensor the message points at. */
+static void exact_search_request(const float *q, uint32_t shape[2], Metaembed__Tensor *t, Metaembed__SearchRequest *s) {
+    shape[0] = ROWS;
+    shape[1] = DIM;
+    metaembed__tensor__init(t);
+    t->dtype = METAEMBED__DTYPE__DTYPE_F32;
+    t->shape = shape;
+    t->n_shape = 2;
+    t->data.data = (uint8_t *)q;
+    t->data.len = (size_t)ROWS * DIM * sizeof *q;
+    metaembed__search_request__init(s);
+    s->collection = "c";
+    s->query = t;
+    s->k = 10;
+    s->exact = 1;
+}
+
+
+
 static double median(double *v, int n) {
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
@@ -628,9 +643,9 @@ TEST(hedge_reads_beat_a_hung_replica_and_a_slow_search_fits_its_deadline) {
     /* The search's own time, both replicas warm. */
     double t[7];
     for (int i = 0; i < 7; i++) {
-        double t0 = now_ms();
+        double t0 = me_test_now_ms();
         ASSERT_OK(me_client_search(cli, "c", q, ROWS, DIM, &o, &res, &st));
-        t[i] = now_ms() - t0;
+        t[i] = me_test_now_ms() - t0;
         me_results_free(&res);
     }
     double need = median(t, 7);
@@ -655,9 +670,9 @@ TEST(hedge_reads_beat_a_hung_replica_and_a_slow_search_fits_its_deadline) {
     double worst = 0;
     int complete = 0;
     for (int i = 0; i < 10; i++) {
-        double t0 = now_ms();
+        double t0 = me_test_now_ms();
         int rc = me_client_search(cli, "c", q, ROWS, DIM, &o, &res, &st);
-        double took = now_ms() - t0;
+        double took = me_test_now_ms() - t0;
         if (took > worst) worst = took;
         if (rc == 0 && !res.partial) complete++;
         if (rc == 0) me_results_free(&res);
@@ -715,34 +730,26 @@ TEST(deadline_shard_stops_a_long_scan_soon_after_its_deadline) {
     op_vectors("query", 1, q);
     me_search_opts_t o = { .k = 10, .exact = 1 };
     me_results_t res;
-    double t0 = now_ms();
+    double t0 = me_test_now_ms();
     ASSERT_OK(me_client_search(cli, "c", q, ROWS, DIM, &o, &res, &st));
-    double full = now_ms() - t0;
+    double full = me_test_now_ms() - t0;
     me_results_free(&res);
     me_client_close(cli);
     /* The same search with a deadline of a tenth of that, sent raw so the
      * client does not give up first: the reply's time is the shard's. */
-    uint32_t shape[2] = { ROWS, DIM };
-    Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
-    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
-    t.shape = shape;
-    t.n_shape = 2;
-    t.data.data = (uint8_t *)q;
-    t.data.len = sizeof q;
-    Metaembed__SearchRequest s = METAEMBED__SEARCH_REQUEST__INIT;
-    s.collection = "c";
-    s.query = &t;
-    s.k = 10;
-    s.exact = 1;
+    uint32_t shape[2];
+    Metaembed__Tensor t;
+    Metaembed__SearchRequest s;
+    exact_search_request(q, shape, &t, &s);
     void *zctx = me_wire_context();
     void *sock = me_wire_connect(zctx, d.endpoint, NULL);
     ASSERT_TRUE(sock != NULL);
     uint32_t deadline = (uint32_t)(full / 10 > 5 ? full / 10 : 5);
     me_reply_t rep;
     me_reply_init(&rep);
-    t0 = now_ms();
+    t0 = me_test_now_ms();
     ASSERT_OK(me_wire_call(sock, 1, METAEMBED__METHOD__METHOD_SEARCH, deadline, &s.base, 10000, &rep));
-    double took = now_ms() - t0;
+    double took = me_test_now_ms() - t0;
     fprintf(stderr, "    full exact scan %.0f ms; with a %u ms deadline: status %d after %.1f ms\n", full, deadline,
             rep.status, took);
     ASSERT_EQ(rep.status, ME_CODE_DEADLINE_EXCEEDED);
@@ -809,9 +816,9 @@ TEST(overload_long_searches_starve_neither_lookups_nor_heartbeats_and_a_flood_is
     for (int i = 0; i < 21; i++) {
         me_record_t *recs = NULL;
         size_t n = 0;
-        double t0 = now_ms();
+        double t0 = me_test_now_ms();
         if (me_client_get(sc, "c", ids + i * 10, 10, 0, &recs, &n, &st) == 0 && n == 10) answered++;
-        double took = now_ms() - t0;
+        double took = me_test_now_ms() - t0;
         if (took > slowest) slowest = took;
         me_records_free(recs, n);
         if (metric_value(c.coord.metrics_port, "metaembed_replica_up") == 0) down_seen++;
@@ -830,27 +837,19 @@ TEST(overload_long_searches_starve_neither_lookups_nor_heartbeats_and_a_flood_is
     ASSERT_TRUE(sock != NULL);
     float q[ROWS * DIM];
     op_vectors("query", 3, q);
-    uint32_t shape[2] = { ROWS, DIM };
-    Metaembed__Tensor t = METAEMBED__TENSOR__INIT;
-    t.dtype = METAEMBED__DTYPE__DTYPE_F32;
-    t.shape = shape;
-    t.n_shape = 2;
-    t.data.data = (uint8_t *)q;
-    t.data.len = sizeof q;
-    Metaembed__SearchRequest sr = METAEMBED__SEARCH_REQUEST__INIT;
-    sr.collection = "c";
-    sr.query = &t;
-    sr.k = 10;
-    sr.exact = 1;
+    uint32_t shape[2];
+    Metaembed__Tensor t;
+    Metaembed__SearchRequest sr;
+    exact_search_request(q, shape, &t, &sr);
     size_t plen;
     uint8_t *payload = me_wire_pack(&sr.base, &plen);
-    double t0 = now_ms();
+    double t0 = me_test_now_ms();
     for (int i = 0; i < 40; i++)
         ASSERT_OK(me_wire_send_request(sock, (uint64_t)(i + 1), METAEMBED__METHOD__METHOD_SEARCH, 60000, payload, plen, 0));
     free(payload);
     int shed = 0, got = 0, ok = 0;
     double last_shed = 0;
-    while (got < 40 && now_ms() - t0 < 120000) {
+    while (got < 40 && me_test_now_ms() - t0 < 120000) {
         zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
         if (zmq_poll(&it, 1, 1000) <= 0) continue;
         zmq_msg_t m;
@@ -862,7 +861,7 @@ TEST(overload_long_searches_starve_neither_lookups_nor_heartbeats_and_a_flood_is
             if (!more) {
                 Metaembed__Reply *rep = metaembed__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
                 int code = rep && rep->status ? (int)rep->status->code : 0;
-                if (code == ME_CODE_RESOURCE_EXHAUSTED) { shed++; last_shed = now_ms() - t0; }
+                if (code == ME_CODE_RESOURCE_EXHAUSTED) { shed++; last_shed = me_test_now_ms() - t0; }
                 if (code == ME_CODE_OK) ok++;
                 if (rep) metaembed__reply__free_unpacked(rep, NULL);
                 got++;
@@ -899,9 +898,9 @@ TEST(metadata_many_collections_list_once_each_and_upserts_stay_cheap) {
     const char *id = "one";
     double t[21];
     for (int i = 0; i < 21; i++) {
-        double t0 = now_ms();
+        double t0 = me_test_now_ms();
         ASSERT_OK(put(cli, "c", &id, 1, i + 1, &st));
-        t[i] = now_ms() - t0;
+        t[i] = me_test_now_ms() - t0;
     }
     double p50_one = median(t, 21);
     for (int i = 0; i < 1500; i++) {
@@ -914,16 +913,16 @@ TEST(metadata_many_collections_list_once_each_and_upserts_stay_cheap) {
     ASSERT_EQ(me_client_create_collection(cli, &over, &st), ME_CODE_RESOURCE_EXHAUSTED);
     ASSERT_TRUE(strstr(st.message, "--max-collections") != NULL);
     for (int i = 0; i < 21; i++) {
-        double t0 = now_ms();
+        double t0 = me_test_now_ms();
         ASSERT_OK(put(cli, "c", &id, 1, 100 + i, &st));
-        t[i] = now_ms() - t0;
+        t[i] = me_test_now_ms() - t0;
     }
     double p50_many = median(t, 21);
-    double t0 = now_ms();
+    double t0 = me_test_now_ms();
     me_collection_info_t *infos = NULL;
     size_t n = 0;
     ASSERT_OK(me_client_list_collections(cli, &infos, &n, &st));
-    double list_ms = now_ms() - t0;
+    double list_ms = me_test_now_ms() - t0;
     ASSERT_EQ(n, 1501);
     for (size_t i = 1; i < n; i++) ASSERT_TRUE(strcmp(infos[i - 1].name, infos[i].name) < 0);  /* once each, by name */
     free(infos);

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "tests/cluster.h"
@@ -19,12 +18,6 @@
 #define ROWS 2
 #define BATCH 10
 #define MAX_BATCHES 4000
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static void vectors(long b, int i, float *v) {
     me_rng_t r = { (uint64_t)(b * 131 + i + 7) };
@@ -54,8 +47,8 @@ static void *writer_main(void *arg) {
             int len = snprintf(meta[i], sizeof meta[i], "{\"b\":%ld}", b);
             docs[i] = (me_doc_t){ .id = ids[i], .vectors = v[i], .rows = ROWS, .metadata = meta[i], .metadata_len = (size_t)len };
         }
-        w->started[b] = now_ms();
-        if (me_client_upsert(c, "c", docs, BATCH, DIM, &st) == 0) w->acked_at[b] = now_ms();
+        w->started[b] = me_test_now_ms();
+        if (me_client_upsert(c, "c", docs, BATCH, DIM, &st) == 0) w->acked_at[b] = me_test_now_ms();
     }
     me_client_close(c);
     return NULL;
@@ -104,9 +97,9 @@ TEST(snapshot_under_ingest_restores_exactly_the_writes_acknowledged_before_it) {
     /* The snapshot, mid-ingest. */
     me_status_t st;
     me_snapshot_info_t snap;
-    double t_begin = now_ms();
+    double t_begin = me_test_now_ms();
     ASSERT_OK(me_client_snapshot_create(cli, "s1", &snap, &st));
-    double t_end = now_ms();
+    double t_end = me_test_now_ms();
     while (atomic_load(&w->next) < 320) usleep(10000);
     atomic_store(&w->stop, 1);
     pthread_join(wt, NULL);
