@@ -714,3 +714,47 @@ int me_client_snapshot_delete(me_client_t *c, const char *id, me_status_t *st) {
     if (r) metaembed__snapshot_reply__free_unpacked(r, NULL);
     return rc;
 }
+
+/* ---- resharding ---- */
+
+static int reshard_call(me_client_t *c, int op, uint32_t groups, uint32_t max_rate, me_reshard_info_t *out,
+                        me_status_t *st) {
+    Metaembed__ReshardRequest req = METAEMBED__RESHARD_REQUEST__INIT;
+    req.op = (Metaembed__ReshardOp)op;
+    req.groups = groups;
+    req.max_rate = max_rate;
+    me_reply_t rep;
+    int rc = call(c, METAEMBED__METHOD__METHOD_RESHARD, &req.base, &rep, st);
+    Metaembed__ReshardReply *r = NULL;
+    if (rc == 0 && !(r = metaembed__reshard_reply__unpack(NULL, rep.payload_len, rep.payload)))
+        rc = set_status(st, ME_CODE_INTERNAL, "malformed Reshard reply");
+    me_reply_clear(&rep);
+    if (rc == 0 && out) {
+        memset(out, 0, sizeof *out);
+        snprintf(out->phase, sizeof out->phase, "%s", r->phase);
+        out->from_groups = r->from_groups;
+        out->to_groups = r->to_groups;
+        out->epoch = r->epoch;
+        out->running = r->running;
+        out->moved = r->moved;
+        out->estimate = r->estimate;
+        out->purged = r->purged;
+        out->progress = r->progress;
+        out->docs_per_s = r->docs_per_s;
+        out->eta_ms = r->eta_ms;
+        out->elapsed_ms = r->elapsed_ms;
+        snprintf(out->error, sizeof out->error, "%s", r->error);
+        snprintf(out->waiting, sizeof out->waiting, "%s", r->waiting);
+    }
+    if (r) metaembed__reshard_reply__free_unpacked(r, NULL);
+    return rc;
+}
+
+int me_client_reshard_start(me_client_t *c, uint32_t groups, uint32_t max_rate, me_reshard_info_t *out,
+                            me_status_t *st) {
+    return reshard_call(c, METAEMBED__RESHARD_OP__RESHARD_START, groups, max_rate, out, st);
+}
+
+int me_client_reshard_status(me_client_t *c, me_reshard_info_t *out, me_status_t *st) {
+    return reshard_call(c, METAEMBED__RESHARD_OP__RESHARD_STATUS, 0, 0, out, st);
+}

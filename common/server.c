@@ -521,7 +521,8 @@ void me_dispatch(const me_method_t *methods, size_t n, void *ctx, void *wstate, 
     *request_id = env->request_id;
     uint64_t budget_ms = env->deadline_ms ? env->deadline_ms : (uint64_t)default_deadline_ms;
     me_request_t r = { .ctx = ctx, .wstate = wstate, .method = (int)env->method, .payload = &env->payload,
-                       .deadline_us = t0 + budget_ms * 1000u, .reply = reply };
+                       .deadline_us = t0 + budget_ms * 1000u, .reply = reply,
+                       .placement = env->placement, .group = (int)(env->group > 255 ? 255 : env->group) };
     const char *name = "unknown";
     size_t i;
     for (i = 0; i < n; i++)

@@ -61,6 +61,9 @@ typedef struct {
     const ProtobufCMessage *msg;
     uint64_t deadline_us;               /* monotonic */
     me_reply_t *reply;                  /* always filled by the handler */
+    /* Envelope.placement and .group: how a coordinator routed it (0: not routed). */
+    uint64_t placement;
+    int group;
 } me_request_t;
 
 typedef int (*me_method_fn)(me_request_t *r);

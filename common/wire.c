@@ -36,6 +36,7 @@ static const me_method_info_t methods[] = {
     METHOD(INDEX_FIELDS, IndexFields, index_fields),
     METHOD(SYNC_STATE, SyncState, sync_state),
     METHOD(SNAPSHOT, Snapshot, snapshot),
+    METHOD(RESHARD, Reshard, reshard),
 };
 #undef METHOD
 
@@ -134,6 +135,7 @@ int me_wire_send_reply(void *sock, me_route_t *route, uint64_t request_id, const
     rep.status = &st;
     rep.payload.data = r->payload;
     rep.payload.len = r->payload ? r->payload_len : 0;
+    rep.placement = r->placement;
     size_t len = metaembed__reply__get_packed_size(&rep);
     zmq_msg_t out;
     if (zmq_msg_init_size(&out, len) != 0) return ME_ENOMEM;
@@ -215,7 +217,14 @@ void me_wire_close(void *sock) {
 
 int me_wire_send_request(void *sock, uint64_t rid, int method, uint32_t deadline_ms, const void *payload,
                          size_t len, int dontwait) {
+    return me_wire_send_routed(sock, rid, method, deadline_ms, payload, len, dontwait, 0, 0);
+}
+
+int me_wire_send_routed(void *sock, uint64_t rid, int method, uint32_t deadline_ms, const void *payload,
+                        size_t len, int dontwait, uint64_t placement, int group) {
     Metaembed__Envelope env = METAEMBED__ENVELOPE__INIT;
+    env.placement = placement;
+    env.group = group > 0 ? (uint32_t)group : 0;
     env.request_id = rid;
     env.method = (Metaembed__Method)method;
     env.deadline_ms = deadline_ms;
@@ -249,6 +258,7 @@ int me_wire_take_reply(void *sock, uint64_t rid, me_reply_t *out) {
     }
     me_reply_clear(out);
     out->status = rep->status ? (int)rep->status->code : ME_CODE_OK;
+    out->placement = rep->placement;
     if (rep->status && rep->status->message) {
         snprintf(out->message, sizeof out->message, "%s", rep->status->message);
         me_utf8_clip(out->message);

@@ -40,6 +40,7 @@ typedef struct {
     char message[512];
     uint8_t *payload;      /* packed reply message, malloc'd */
     size_t payload_len;
+    uint64_t placement;    /* Reply.placement: a shard's placement word (0: none) */
 } me_reply_t;
 
 void me_reply_init(me_reply_t *r);
@@ -94,6 +95,10 @@ void me_wire_close(void *sock);
  * blocking when dontwait). 0, ME_ENOMEM or ME_EIO. */
 int me_wire_send_request(void *sock, uint64_t rid, int method, uint32_t deadline_ms, const void *payload,
                          size_t len, int dontwait);
+/* The same with Envelope.placement and .group set: a request the
+ * coordinator routed with that placement to that group. */
+int me_wire_send_routed(void *sock, uint64_t rid, int method, uint32_t deadline_ms, const void *payload,
+                        size_t len, int dontwait, uint64_t placement, int group);
 /* Takes one message off sock without blocking: 1 and *out filled when it
  * is the Reply to rid; 0 when there was none, or it was not a Reply, or it
  * answered another request (dropped: a late reply is never taken for this

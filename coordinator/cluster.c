@@ -8,26 +8,38 @@
 
 #include "common/error.h"
 #include "common/hash.h"
+#include "common/placement.h"
 #include "common/log.h"
 #include "common/wire.h"
 
-int me_jump_hash(uint64_t key, int buckets) {
-    int64_t b = -1, j = 0;
-    while (j < buckets) {
-        b = j;
-        key = key * 2862933555777941757ULL + 1;
-        j = (int64_t)((double)(b + 1) * ((double)(1LL << 31) / (double)((key >> 33) + 1)));
-    }
-    return (int)b;
+int me_cluster_place(const me_cluster_t *c, const char *id, size_t len) {
+    me_placement_t p = me_cluster_placement(c);
+    return me_place(id, len, me_placement_read_groups(p));
 }
 
-int me_cluster_place(const me_cluster_t *c, const char *id, size_t len) {
-    return me_jump_hash(me_hash64(id, len), c->n_groups);
+me_placement_t me_cluster_placement(const me_cluster_t *c) {
+    me_placement_t p = { 0, ME_PHASE_STABLE, 1, 1 };
+    me_placement_unpack(atomic_load(&((me_cluster_t *)c)->placement), &p);
+    return p;
+}
+
+int me_cluster_adopt_placement(me_cluster_t *c, uint64_t word) {
+    me_placement_t p;
+    if (word == 0 || me_placement_unpack(word, &p) != 0 || me_placement_span(p) > c->n_groups) return 0;
+    uint64_t cur = atomic_load(&c->placement);
+    while ((uint32_t)(cur >> 32) < p.epoch) {
+        if (atomic_compare_exchange_weak(&c->placement, &cur, word)) {
+            char buf[96];
+            me_info("placement is now %s", me_placement_describe(word, buf, sizeof buf));
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Adds one group and its replica endpoints (the rest of the line). */
-static int add_group(me_cluster_t *c, const char *name, char **save, const char *path, int lineno, char *err,
-                     size_t errcap) {
+static int add_group(me_cluster_t *c, const char *name, int shard_group, char **save, const char *path, int lineno,
+                     char *err, size_t errcap) {
     for (int g = 0; g < c->n_groups + (c->encoder_group >= 0); g++)
         if (strcmp(c->groups[g].name, name) == 0) {
             snprintf(err, errcap, "%s:%d: group '%s' appears twice", path, lineno, name);
@@ -42,7 +54,14 @@ static int add_group(me_cluster_t *c, const char *name, char **save, const char 
     snprintf(g->name, sizeof g->name, "%s", name);
     g->first_replica = c->n_replicas;
     char *ep;
+    int first = 1;
     while ((ep = strtok_r(NULL, " \t\r\n", save)) != NULL) {
+        if (first && shard_group && !strcmp(ep, "standby")) {
+            g->standby = 1;
+            first = 0;
+            continue;
+        }
+        first = 0;
         if (strlen(ep) > ME_ENDPOINT_MAX || strstr(ep, "://") == NULL) {
             snprintf(err, errcap, "%s:%d: '%s' is not an endpoint like tcp://host:port", path, lineno, ep);
             return ME_EINVAL;
@@ -94,17 +113,24 @@ int me_cluster_load(me_cluster_t *c, const char *path, int liveness_max, char *e
                 if (!name || strlen(name) > ME_GROUP_NAME_MAX) {
                     snprintf(err, errcap, "%s:%d: group needs a name of 1..%d characters", path, lineno, ME_GROUP_NAME_MAX);
                     rc = ME_EINVAL;
-                } else if ((rc = add_group(c, name, &save, path, lineno, err, errcap)) == 0)
+                } else if ((rc = add_group(c, name, 1, &save, path, lineno, err, errcap)) == 0) {
+                    if (!c->groups[c->n_groups].standby && c->n_groups > c->n_placed) {
+                        snprintf(err, errcap, "%s:%d: group '%s' follows a standby group: standby groups come last "
+                                 "(placement uses the first groups of the map)", path, lineno, name);
+                        rc = ME_EINVAL;
+                    }
+                    if (!c->groups[c->n_groups].standby) c->n_placed++;
                     c->n_groups++;
+                }
             } else if (!strcmp(tok, "encoders")) {
                 if (!pass) continue;
                 if (c->encoder_group >= 0) {
                     snprintf(err, errcap, "%s:%d: only one 'encoders' line", path, lineno);
                     rc = ME_EINVAL;
-                } else if ((rc = add_group(c, "encoders", &save, path, lineno, err, errcap)) == 0)
+                } else if ((rc = add_group(c, "encoders", 0, &save, path, lineno, err, errcap)) == 0)
                     c->encoder_group = c->n_groups;
             } else {
-                snprintf(err, errcap, "%s:%d: expected 'group NAME ENDPOINT...' or 'encoders ENDPOINT...', got '%s'",
+                snprintf(err, errcap, "%s:%d: expected 'group NAME [standby] ENDPOINT...' or 'encoders ENDPOINT...', got '%s'",
                          path, lineno, tok);
                 rc = ME_EINVAL;
             }
@@ -115,6 +141,16 @@ int me_cluster_load(me_cluster_t *c, const char *path, int liveness_max, char *e
         snprintf(err, errcap, "%s: no groups (expected lines like 'group g0 tcp://127.0.0.1:7600')", path);
         rc = ME_EINVAL;
     }
+    if (rc == 0 && c->n_placed == 0) {
+        snprintf(err, errcap, "%s: every group is standby; at least the first holds documents", path);
+        rc = ME_EINVAL;
+    }
+    if (rc == 0 && c->n_groups > ME_PLACEMENT_MAX_GROUPS) {
+        snprintf(err, errcap, "%s: %d groups; at most %d", path, c->n_groups, ME_PLACEMENT_MAX_GROUPS);
+        rc = ME_EINVAL;
+    }
+    /* Until a shard says otherwise: epoch 0, the map's non-standby groups. */
+    if (rc == 0) atomic_store(&c->placement, me_placement_pack((me_placement_t){ 0, ME_PHASE_STABLE, c->n_placed, c->n_placed }));
     if (rc) me_cluster_free(c);
     return rc;
 }
@@ -188,7 +224,7 @@ void *me_cluster_connect(const me_cluster_t *c, void *zctx, int r) {
 
 /* Heartbeats are Health requests: a shard answers them from counters,
  * without taking any collection lock, so a busy shard is not slowed by them
- * (the documents figure comes with the answer). */
+ * (the documents figure comes with the answer), and with its placement. */
 void me_cluster_heartbeat(me_cluster_t *c, void *zctx, int interval_ms, int max_backoff_ms,
                           const atomic_int *stop) {
     hb_t *hb = calloc((size_t)c->n_replicas, sizeof *hb);
@@ -219,8 +255,11 @@ void me_cluster_heartbeat(me_cluster_t *c, void *zctx, int interval_ms, int max_
             }
             if (!h->rid && now >= h->next_us) {
                 /* An empty HealthRequest packs to no bytes. */
-                if (me_wire_send_request(h->sock, ++rid, METAEMBED__METHOD__METHOD_HEALTH, (uint32_t)interval_ms, NULL,
-                                         0, 1) == 0) {
+                /* It carries the placement both ways: a shard adopts a newer
+                 * one from it, and its reply says the shard's. */
+                int g = c->replicas[r].group;
+                if (me_wire_send_routed(h->sock, ++rid, METAEMBED__METHOD__METHOD_HEALTH, (uint32_t)interval_ms, NULL,
+                                        0, 1, g < c->n_groups ? atomic_load(&c->placement) : 0, g) == 0) {
                     h->rid = rid;
                     h->sent_us = now;
                 } else h->next_us = now + timeout_us;
@@ -235,6 +274,7 @@ void me_cluster_heartbeat(me_cluster_t *c, void *zctx, int interval_ms, int max_
             me_reply_init(&rep);
             if (me_wire_take_reply(hb[r].sock, hb[r].rid, &rep) != 1) continue;
             me_cluster_ok(c, r, now - hb[r].sent_us);
+            me_cluster_adopt_placement(c, rep.placement);
             Metaembed__HealthReply *hr = metaembed__health_reply__unpack(NULL, rep.payload_len, rep.payload);
             if (hr) {
                 atomic_store(&c->replicas[r].documents, hr->documents);

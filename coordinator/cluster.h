@@ -13,10 +13,16 @@
  * more group (index n_groups, outside placement) so heartbeats, load
  * balancing and failover treat them like shard replicas.
  *
- * Placement: group = jump_consistent_hash(me_hash64(doc id), groups), the
- * Lamping–Veach jump hash over a stable 64-bit hash of the id bytes. It never
- * changes for a given map; adding a group moves about 1/(n+1) of the ids, and
- * moving them is not automatic (re-ingest), so grow by starting a new map. */
+ *     group g2 standby tcp://10.0.0.4:7600
+ *
+ * Placement (common/placement.h): group = jump_consistent_hash(me_hash64(doc
+ * id), n) over the first n groups. A new map places by its groups that are
+ * not `standby` (they come last): a standby group is known, heartbeaten and
+ * repaired, but holds nothing until a reshard (coordinator/reshard.c) moves
+ * documents to it. The placement in force is versioned (an epoch) and kept
+ * by the shards: a coordinator adopts any newer one a shard reports, so
+ * every coordinator follows a move, and a shard refuses requests routed
+ * with an older one. */
 #ifndef ME_CLUSTER_H
 #define ME_CLUSTER_H
 
@@ -25,6 +31,7 @@
 #include <stdint.h>
 
 #include "common/curve.h"
+#include "common/placement.h"
 
 #define ME_GROUP_NAME_MAX 63
 #define ME_ENDPOINT_MAX 127
@@ -53,17 +60,20 @@ typedef struct {
     char name[ME_GROUP_NAME_MAX + 1];
     int first_replica, n_replicas;   /* indices into replicas[] */
     atomic_uint next;                /* round-robin start for reads */
+    int standby;                     /* outside the map's initial placement */
 } me_group_t;
 
 typedef struct {
     me_group_t *groups;        /* n_groups shard groups, then the encoders' group when present */
     int n_groups;
+    int n_placed;              /* the map's groups that are not standby */
     int encoder_group;         /* index of the encoders' group, or -1 */
     me_replica_t *replicas;
     int n_replicas;
     int liveness_max;                /* heartbeats missed before "down" */
     const me_curve_t *curve;         /* CurveZMQ client keys for every replica; NULL = plain */
     atomic_int repair_wanted;        /* set with a stale mark: the repairer runs soon */
+    _Atomic uint64_t placement;      /* the placement word in force (common/placement.h) */
 } me_cluster_t;
 
 /* Parses the map; 0 or ME_EINVAL/ME_EIO with a line-numbered message. */
@@ -74,10 +84,12 @@ void me_cluster_free(me_cluster_t *c);
  * keys): the one way coordinator sockets to shards and encoders are made. */
 void *me_cluster_connect(const me_cluster_t *c, void *zctx, int r);
 
-/* Jump consistent hash (Lamping & Veach 2014). */
-int me_jump_hash(uint64_t key, int buckets);
-/* The group that owns a doc id. */
+/* The placement in force, and the group that owns a doc id for reads. */
+me_placement_t me_cluster_placement(const me_cluster_t *c);
 int me_cluster_place(const me_cluster_t *c, const char *id, size_t len);
+/* Takes word as the placement when its epoch is newer (and it fits the
+ * map); 1 when it did. Called with every shard reply. */
+int me_cluster_adopt_placement(me_cluster_t *c, uint64_t word);
 
 /* Records the outcome of a request or heartbeat to replica r. A shard
  * replica with siblings that comes back up is marked stale. */

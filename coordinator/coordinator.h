@@ -50,6 +50,9 @@ typedef struct me_coord {
     atomic_uint_fast64_t requests, errors, retries, partial_replies;
     /* coordinator/repair.c: passes run, documents and collections fixed */
     atomic_uint_fast64_t repair_passes, repaired_documents, repaired_collections;
+    /* requests run again because a shard held a newer placement */
+    atomic_uint_fast64_t placement_retries;
+    struct me_reshard *reshard;         /* coordinator/reshard.c: the move this coordinator drives */
     me_metrics_t metrics;
     me_budget_hist_t search_by_budget;  /* whole searches, encoding included */
     me_autobudget_t autobudget;         /* budget "auto": the latency model and its level */

@@ -45,7 +45,7 @@ static int check_quorum(req_t *r, me_call_t *calls, int n, const int *groups) {
     me_cluster_t *cl = &COORD(r)->cluster;
     char names[512] = "";
     int short_groups = 0;
-    for (int g = 0; g < cl->n_groups; g++) {
+    for (int g = 0; g < me_coord_span_groups(r); g++) {
         if (groups && !groups[g]) continue;
         int acks = 0;
         for (int i = 0; i < n; i++)
@@ -109,7 +109,7 @@ static int collection_shape(req_t *r, const char *name, Metaembed__CollectionCon
     Metaembed__ListCollectionsRequest lreq = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
     uint8_t buf[8];
     size_t len = metaembed__list_collections_request__pack(&lreq, buf);
-    int ng = COORD(r)->cluster.n_groups, found = 0, answered = 0;
+    int ng = me_coord_read_groups(r), found = 0, answered = 0;
     me_call_t *calls = me_coord_read_calls(r, METAEMBED__METHOD__METHOD_LIST_COLLECTIONS, buf, len);
     if (!calls) return OOM(r);
     for (int g = 0; g < ng && !found; g++) {
@@ -137,18 +137,30 @@ static int collection_shape(req_t *r, const char *name, Metaembed__CollectionCon
                           ME_NO_COLLECTION ME_NO_COLLECTION_HINT, name);
 }
 
-/* Groups the request's ids/documents by owning group: owner[i]. */
-static int *place(req_t *r, char **ids, size_t n) {
-    int *owner = malloc((n ? n : 1) * sizeof *owner);
+/* The groups each id goes to under the request's placement: owner[2i],
+ * and owner[2i + 1] when a move's dual writes send a write to a second
+ * group (else -1). Reads go to the owner under the read placement only. */
+static int *place(req_t *r, char **ids, size_t n, int write) {
+    int *owner = malloc((n ? 2 * n : 1) * sizeof *owner);
     if (!owner) return NULL;
-    for (size_t i = 0; i < n; i++) owner[i] = me_cluster_place(&COORD(r)->cluster, ids[i], strlen(ids[i]));
+    me_placement_t p = me_coord_placement(r);
+    int reads = me_placement_read_groups(p);
+    for (size_t i = 0; i < n; i++) {
+        int t[2] = { -1, -1 };
+        if (write) me_placement_write_targets(p, ids[i], strlen(ids[i]), t);
+        else t[0] = me_place(ids[i], strlen(ids[i]), reads);
+        owner[2 * i] = t[0];
+        owner[2 * i + 1] = t[1];
+    }
     return owner;
 }
+
+static int goes_to(const int *owner, size_t i, int g) { return owner[2 * i] == g || owner[2 * i + 1] == g; }
 
 
 int me_coord_upsert(req_t *r) {
     Metaembed__UpsertRequest *m = (void *)r->msg;
-    int ng = COORD(r)->cluster.n_groups, rc, ncalls = 0;
+    int ng = me_coord_span_groups(r), rc, ncalls = 0;
     me_call_t *calls = NULL;
     parts_t parts;
     int parts_ok = parts_init(&parts, ng) == 0;
@@ -169,11 +181,11 @@ int me_coord_upsert(req_t *r) {
         ids[i] = m->documents[i]->id;
         m->documents[i]->version = version;
     }
-    if (!(owner = place(r, ids, m->n_documents))) { rc = OOM(r); goto out; }
+    if (!(owner = place(r, ids, m->n_documents, 1))) { rc = OOM(r); goto out; }
     for (int g = 0; g < ng; g++) {
         size_t k = 0;
         for (size_t i = 0; i < m->n_documents; i++)
-            if (owner[i] == g) sub[k++] = m->documents[i];
+            if (goes_to(owner, i, g)) sub[k++] = m->documents[i];
         if (!k) continue;
         Metaembed__UpsertRequest part = METAEMBED__UPSERT_REQUEST__INIT;
         part.collection = m->collection;
@@ -224,14 +236,14 @@ static size_t pack_get(const void *proto, char **ids, size_t n, uint8_t **out) {
 }
 
 /* Fills the parts per group; returns owner[] (caller frees) or NULL. */
-static int *split_ids(req_t *r, const void *proto, char **ids, size_t n, pack_ids_fn pack, parts_t *parts) {
-    int *owner = place(r, ids, n);
+static int *split_ids(req_t *r, const void *proto, char **ids, size_t n, pack_ids_fn pack, parts_t *parts, int write) {
+    int *owner = place(r, ids, n, write);
     char **sub = calloc(n ? n : 1, sizeof *sub);
     if (!owner || !sub) { free(owner); free(sub); return NULL; }
     for (int g = 0; g < parts->n; g++) {
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
-            if (owner[i] == g) sub[k++] = ids[i];
+            if (goes_to(owner, i, g)) sub[k++] = ids[i];
         if (!k) continue;
         parts->len[g] = pack(proto, sub, k, &parts->payload[g]);
         if (!parts->payload[g]) { free(owner); free(sub); return NULL; }
@@ -251,7 +263,7 @@ static int check_ids(req_t *r, char **ids, size_t n) {
 
 int me_coord_delete(req_t *r) {
     Metaembed__DeleteRequest *m = (void *)r->msg;
-    int ng = COORD(r)->cluster.n_groups, rc, ncalls = 0;
+    int ng = me_coord_span_groups(r), rc, ncalls = 0;
     me_call_t *calls = NULL;
     parts_t parts;
     int *owner = NULL;
@@ -265,7 +277,7 @@ int me_coord_delete(req_t *r) {
             if (!(parts.payload[g] = me_wire_pack(&m->base, &parts.len[g]))) { rc = OOM(r); goto out; }
             parts.used[g] = 1;
         }
-    } else if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_delete, &parts))) { rc = OOM(r); goto out; }
+    } else if (!(owner = split_ids(r, m, m->ids, m->n_ids, pack_delete, &parts, 1))) { rc = OOM(r); goto out; }
     pthread_rwlock_rdlock(&COORD(r)->write_gate);
     calls = me_coord_write_calls(r, parts.payload, parts.len, parts.used, &ncalls);
     pthread_rwlock_unlock(&COORD(r)->write_gate);
@@ -323,7 +335,7 @@ typedef struct {
 int me_coord_get(req_t *r) {
     Metaembed__GetRequest *m = (void *)r->msg;
     me_cluster_t *cl = &COORD(r)->cluster;
-    int ng = cl->n_groups, rc, ncalls = 0, nparts = 0;
+    int ng = me_coord_read_groups(r), rc, ncalls = 0, nparts = 0;
     me_call_t *calls = calloc((size_t)cl->n_replicas, sizeof *calls);
     get_part_t *parts = calloc((size_t)cl->n_replicas, sizeof *parts);
     int *need = calloc((size_t)ng, sizeof *need);
@@ -339,7 +351,7 @@ int me_coord_get(req_t *r) {
     long nu = me_ids_dedupe(ids, m->n_ids);
     if (nu < 0) { rc = OOM(r); goto out; }
     size_t n = (size_t)nu;
-    if (!(owner = split_ids(r, m, ids, n, pack_get, &req_parts))) { rc = OOM(r); goto out; }
+    if (!(owner = split_ids(r, m, ids, n, pack_get, &req_parts, 0))) { rc = OOM(r); goto out; }
     for (int g = 0; g < ng; g++) {
         if (!req_parts.used[g]) continue;
         const me_group_t *grp = &cl->groups[g];
@@ -385,7 +397,7 @@ int me_coord_get(req_t *r) {
         int seen_p[64], ns = 0;
         for (int p = 0; p < nparts; p++) {
             get_part_t *gp = &parts[p];
-            if (cl->replicas[gp->replica].group != owner[i]) continue;
+            if (cl->replicas[gp->replica].group != owner[2 * i]) continue;
             Metaembed__GetReply *gr = gp->rep;
             Metaembed__Document *d = NULL;
             uint64_t v = 0;
@@ -423,7 +435,7 @@ out:
 /* Count: every group's count of the matching documents, summed; every
  * group must answer (a total missing a group would look right). */
 int me_coord_count(req_t *r) {
-    int ng = COORD(r)->cluster.n_groups, rc;
+    int ng = me_coord_read_groups(r), rc;
     me_call_t *calls = me_coord_read_calls(r, r->method, r->payload->data, r->payload->len);
     if (!calls) return OOM(r);
     uint64_t total = 0;
@@ -460,7 +472,7 @@ static int smallest_head(Metaembed__ListIdsReply **parts, const size_t *cursor, 
  * scroll that silently skipped a group's ids would look complete. */
 int me_coord_list_ids(req_t *r) {
     Metaembed__ListIdsRequest *m = (void *)r->msg;
-    int ng = COORD(r)->cluster.n_groups, rc;
+    int ng = me_coord_read_groups(r), rc;
     me_call_t *calls = NULL;
     Metaembed__ListIdsReply **parts = calloc((size_t)ng, sizeof *parts);
     size_t *cursor = calloc((size_t)ng, sizeof *cursor);

@@ -11,7 +11,11 @@ struct me_fanout {
     void *zctx;
     void **socks;             /* [n_replicas] DEALER */
     uint64_t next_rid;
+    uint64_t placement;       /* the request's routing placement, sent with each call */
 };
+
+void me_fanout_set_placement(me_fanout_t *f, uint64_t placement) { f->placement = placement; }
+uint64_t me_fanout_placement(const me_fanout_t *f) { return f->placement; }
 
 static void *open_sock(me_fanout_t *f, int r) { return me_cluster_connect(f->cluster, f->zctx, r); }
 
@@ -98,7 +102,8 @@ static int start(me_fanout_t *f, me_call_t *c, int slot, uint64_t deadline_us) {
         uint64_t rid = ++f->next_rid;
         uint64_t left_ms = (deadline_us - now) / 1000u;
         uint32_t deadline_ms = (uint32_t)(left_ms > 0 ? left_ms : 1);
-        int rc = me_wire_send_request(f->socks[r], rid, c->method, deadline_ms, c->payload, c->len, 1);
+        int rc = me_wire_send_routed(f->socks[r], rid, c->method, deadline_ms, c->payload, c->len, 1,
+                                     c->group < f->cluster->n_groups ? f->placement : 0, c->group);
         if (rc == ME_ENOMEM) return 0;
         if (rc) {
             reset_sock(f, r);
@@ -225,6 +230,7 @@ static void run(me_fanout_t *f, me_call_t *calls, int n, uint64_t deadline_us, u
             if (me_wire_take_reply(socks[p], at->rid, &rep) != 1) continue;  /* stale or not a reply */
             uint64_t took = me_now_us() - at->sent_us;
             me_cluster_ok(f->cluster, at->replica, took);
+            me_cluster_adopt_placement(f->cluster, rep.placement);
             at->active = 0;
             int other = c->att[0].active || c->att[1].active;
             if (me_fanout_retryable(rep.status) && c->replica < 0) {

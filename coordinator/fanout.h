@@ -52,6 +52,12 @@ typedef struct {
 } me_call_t;
 
 me_fanout_t *me_fanout_new(me_cluster_t *c, void *zctx);
+/* The placement word the current request is routed with: every call to a
+ * shard group carries it (Envelope.placement), so a shard can refuse a
+ * request routed with an outdated one. Replies with a newer placement
+ * update the cluster's (me_cluster_adopt_placement). */
+void me_fanout_set_placement(me_fanout_t *f, uint64_t placement);
+uint64_t me_fanout_placement(const me_fanout_t *f);
 void me_fanout_free(me_fanout_t *f);
 
 /* Runs the calls until each is answered or deadline_us (monotonic) passes.

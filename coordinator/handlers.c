@@ -21,9 +21,19 @@ uint64_t me_coord_fanout_deadline(const req_t *r) {
     return margin < left ? r->deadline_us - margin : now + left / 2;
 }
 
-/* One read call per group with the same payload. */
+me_placement_t me_coord_placement(const req_t *r) {
+    me_placement_t p = { 0, ME_PHASE_STABLE, 1, 1 };
+    me_placement_unpack(me_fanout_placement(FANOUT(r)), &p);
+    return p;
+}
+
+int me_coord_read_groups(const req_t *r) { return me_placement_read_groups(me_coord_placement(r)); }
+
+int me_coord_span_groups(const req_t *r) { return me_placement_span(me_coord_placement(r)); }
+
+/* One read call per group of the read placement with the same payload. */
 me_call_t *me_coord_read_calls(req_t *r, int method, const uint8_t *payload, size_t len) {
-    int n = COORD(r)->cluster.n_groups;
+    int n = me_coord_read_groups(r);
     me_call_t *calls = calloc((size_t)n, sizeof *calls);
     if (!calls) return NULL;
     for (int g = 0; g < n; g++)
@@ -71,12 +81,28 @@ static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_COUNT, me_coord_count },
     { METAEMBED__METHOD__METHOD_INDEX_FIELDS, me_coord_ddl },
     { METAEMBED__METHOD__METHOD_SNAPSHOT, me_coord_snapshot },
+    { METAEMBED__METHOD__METHOD_RESHARD, me_coord_reshard },
 };
+
+/* A request is routed with the placement in force when it starts. A shard
+ * that holds a newer one refuses it (ABORTED) and its reply carries the
+ * newer one, which the fan-out adopts: the request is then run again,
+ * routed anew (writes are idempotent: versions). */
+#define PLACEMENT_RETRIES 3
 
 void me_coord_handle(me_coord_t *co, me_fanout_t *f, const uint8_t *frame, size_t len,
                      uint64_t *request_id, me_reply_t *reply) {
-    me_dispatch(handlers, sizeof handlers / sizeof handlers[0], co, f, frame, len, co->opts.max_message,
-                co->opts.default_deadline_ms, &co->requests, &co->errors, &co->metrics, request_id, reply);
+    for (int attempt = 0;; attempt++) {
+        uint64_t placement = atomic_load(&co->cluster.placement);
+        me_fanout_set_placement(f, placement);
+        me_dispatch(handlers, sizeof handlers / sizeof handlers[0], co, f, frame, len, co->opts.max_message,
+                    co->opts.default_deadline_ms, &co->requests, &co->errors, &co->metrics, request_id, reply);
+        if (reply->status != ME_CODE_ABORTED || attempt == PLACEMENT_RETRIES ||
+            atomic_load(&co->cluster.placement) == placement)
+            return;
+        atomic_fetch_add(&co->placement_retries, 1);
+        me_reply_clear(reply);
+    }
 }
 
 /* The OK answers a write needs per group: the write quorum (0 = all). */
@@ -93,9 +119,10 @@ me_call_t *me_coord_write_calls(req_t *r, uint8_t *const *payload, const size_t 
     if (!calls || !need) { free(calls); free(need); return NULL; }
     for (int g = 0; g < cl->n_groups; g++) need[g] = used && !used[g] ? 0 : me_coord_write_need(r, g);
     int n = 0;
+    int span = me_coord_span_groups(r);
     for (int rep = 0; rep < cl->n_replicas; rep++) {
         int g = cl->replicas[rep].group;
-        if (g >= cl->n_groups) continue;  /* encoders store nothing */
+        if (g >= span) continue;  /* groups outside the placement (and encoders) store nothing */
         if (used && !used[g]) continue;
         calls[n++] = (me_call_t){ .group = g, .replica = rep, .method = r->method,
                                   .payload = payload ? payload[g] : r->payload->data,

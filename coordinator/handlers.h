@@ -22,6 +22,13 @@ typedef me_request_t req_t;
 #define DEADLINE_HINT(st) ((st) == ME_CODE_DEADLINE_EXCEEDED ? "; allow the request more time (deadline_ms)" : "")
 
 const char *me_coord_group_name(req_t *r, int g);
+/* The placement this request is routed with (fixed for the whole request;
+ * me_coord_handle runs it again if a shard had a newer one), and from it:
+ * the groups reads go to (searches, Gets, counts, lists: 0..n-1), and the
+ * groups writes and DDL go to (0..span-1). */
+me_placement_t me_coord_placement(const req_t *r);
+int me_coord_read_groups(const req_t *r);
+int me_coord_span_groups(const req_t *r);
 /* The fan-out stops a tenth of the time left (at least 2 ms) before the
  * request's deadline, so a partial reply reaches the client in time. */
 uint64_t me_coord_fanout_deadline(const req_t *r);
@@ -53,5 +60,6 @@ int me_coord_list(req_t *r);
 int me_coord_stats(req_t *r);
 int me_coord_health(req_t *r);
 int me_coord_snapshot(req_t *r);
+int me_coord_reshard(req_t *r);
 
 #endif

@@ -15,6 +15,7 @@
 #include "coordinator/dashboard.h"
 #include "coordinator/http_api.h"
 #include "coordinator/repair.h"
+#include "coordinator/reshard.h"
 #include "coordinator/web.h"
 
 static void *worker_init(void *ctx, void *zctx) {
@@ -121,6 +122,7 @@ int main(int argc, char **argv) {
                         .ctx = &co, .worker_init = worker_init,
                         .worker_free = worker_free, .handle = handle, .background = heartbeat };
     int exit_code = me_server_run(&srv);
+    me_reshard_shutdown(&co);
     me_http_stop(http);
     me_coord_web_close();
     me_cluster_free(&co.cluster);

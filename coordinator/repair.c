@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/sync.h"
 #include "common/wire.h"
+#include "coordinator/copier.h"
 
 #define CALL_MS 1500      /* one repair request's time */
 #define LIST_BUCKETS 16   /* buckets listed per request */
@@ -18,31 +19,11 @@
 typedef struct {
     me_coord_t *co;
     me_cluster_t *cl;
-    void *zctx;
-    void **socks;         /* per replica */
-    uint64_t rid;
+    me_copier_t cp;
 } repairer_t;
 
-/* One request to replica r; 0 with *out its OK reply, or the error (the
- * reply's status message logged). */
 static int call(repairer_t *rp, int r, int method, const ProtobufCMessage *req, me_reply_t *out) {
-    me_reply_init(out);
-    if (!rp->socks[r] && !(rp->socks[r] = me_cluster_connect(rp->cl, rp->zctx, r))) return ME_EIO;
-    int rc = me_wire_call(rp->socks[r], ++rp->rid, method, CALL_MS, req, CALL_MS, out);
-    if (rc) {
-        /* Lazy Pirate: a late reply goes with the old socket. */
-        me_wire_close(rp->socks[r]);
-        rp->socks[r] = NULL;
-        me_reply_clear(out);
-        return rc;
-    }
-    if (out->status != ME_CODE_OK) {
-        me_debug("repair: %s answered %d: %s", rp->cl->replicas[r].endpoint, out->status, out->message);
-        int st = out->status;
-        me_reply_clear(out);
-        return st == ME_CODE_NOT_FOUND ? ME_ENOTFOUND : st == ME_CODE_FAILED_PRECONDITION ? ME_ESTALE : ME_EUNAVAIL;
-    }
-    return 0;
+    return me_copier_call(&rp->cp, r, method, req, out);
 }
 
 /* ---- collections ---- */
@@ -130,95 +111,6 @@ static int converge_name(repairer_t *rp, catalogs_t *cs, const char *name, int *
 
 /* ---- documents ---- */
 
-typedef struct {
-    char *id;
-    uint64_t version;
-    int deleted;
-    int k;  /* which replica (index into the compared set) */
-} entry_t;
-
-static int cmp_entry(const void *a, const void *b) {
-    const entry_t *x = a, *y = b;
-    int c = strcmp(x->id, y->id);
-    if (c) return c;
-    return (x->version < y->version) - (x->version > y->version);  /* newest first */
-}
-
-/* Copies ids[0..n) from replica src to replica dst at their versions. */
-static int copy_docs(repairer_t *rp, const char *coll, int src, int dst, char **ids, size_t n) {
-    Metaembed__GetRequest g = METAEMBED__GET_REQUEST__INIT;
-    g.collection = (char *)coll;
-    g.ids = ids;
-    g.n_ids = n;
-    g.with_vectors = 1;
-    me_reply_t rep;
-    int rc = call(rp, src, METAEMBED__METHOD__METHOD_GET, &g.base, &rep);
-    if (rc) return rc;
-    Metaembed__GetReply *got = metaembed__get_reply__unpack(NULL, rep.payload_len, rep.payload);
-    me_reply_clear(&rep);
-    if (!got) return ME_EPROTO;
-    if (got->n_documents) {
-        Metaembed__UpsertRequest u = METAEMBED__UPSERT_REQUEST__INIT;
-        u.collection = (char *)coll;
-        u.documents = got->documents;
-        u.n_documents = got->n_documents;
-        rc = call(rp, dst, METAEMBED__METHOD__METHOD_UPSERT, &u.base, &rep);
-        me_reply_clear(&rep);
-    }
-    metaembed__get_reply__free_unpacked(got, NULL);
-    return rc;
-}
-
-static int delete_docs(repairer_t *rp, const char *coll, int dst, char **ids, size_t n, uint64_t version) {
-    Metaembed__DeleteRequest d = METAEMBED__DELETE_REQUEST__INIT;
-    d.collection = (char *)coll;
-    d.ids = ids;
-    d.n_ids = n;
-    d.version = version;
-    me_reply_t rep;
-    int rc = call(rp, dst, METAEMBED__METHOD__METHOD_DELETE, &d.base, &rep);
-    me_reply_clear(&rep);
-    return rc;
-}
-
-/* The entries of the listed buckets from every compared replica, sorted by
- * id, newest first; the caller frees them (and their ids). */
-static int list_entries(repairer_t *rp, const catalogs_t *cs, const char *coll, uint32_t *buckets, size_t nb,
-                        entry_t **out, size_t *nout) {
-    entry_t *all = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    for (int k = 0; k < cs->n && rc == 0; k++) {
-        Metaembed__SyncStateRequest q = METAEMBED__SYNC_STATE_REQUEST__INIT;
-        q.collection = (char *)coll;
-        q.list_buckets = buckets;
-        q.n_list_buckets = nb;
-        me_reply_t rep;
-        if ((rc = call(rp, cs->rep[k], METAEMBED__METHOD__METHOD_SYNC_STATE, &q.base, &rep)) != 0) break;
-        Metaembed__SyncStateReply *s = metaembed__sync_state_reply__unpack(NULL, rep.payload_len, rep.payload);
-        me_reply_clear(&rep);
-        if (!s) { rc = ME_EPROTO; break; }
-        for (size_t i = 0; i < s->n_entries && rc == 0; i++) {
-            if (n == cap) {
-                size_t nc = cap ? 2 * cap : 256;
-                entry_t *na = realloc(all, nc * sizeof *na);
-                if (!na) { rc = ME_ENOMEM; break; }
-                all = na;
-                cap = nc;
-            }
-            if (!(all[n].id = strdup(s->entries[i]->id))) { rc = ME_ENOMEM; break; }
-            all[n].version = s->entries[i]->version;
-            all[n].deleted = s->entries[i]->deleted;
-            all[n++].k = k;
-        }
-        metaembed__sync_state_reply__free_unpacked(s, NULL);
-    }
-    if (n) qsort(all, n, sizeof *all, cmp_entry);
-    *out = all;
-    *nout = n;
-    return rc;
-}
-
 /* Pending work for one replica: ids to copy from a source, or tombstones. */
 typedef struct {
     char *ids[COPY_BATCH];
@@ -229,21 +121,21 @@ typedef struct {
 
 static int flush(repairer_t *rp, const char *coll, int dst, batch_t *b) {
     if (!b->n) return 0;
-    int rc = b->src >= 0 ? copy_docs(rp, coll, b->src, dst, b->ids, b->n)
-                         : delete_docs(rp, coll, dst, b->ids, b->n, b->version);
+    int rc = b->src >= 0 ? me_copier_copy(&rp->cp, coll, b->src, &dst, 1, b->ids, b->n, NULL)
+                         : me_copier_delete(&rp->cp, coll, dst, b->ids, b->n, b->version);
     b->n = 0;
     return rc;
 }
 
 /* Brings each compared replica up to the newest version of every entry. */
-static int fix_entries(repairer_t *rp, const catalogs_t *cs, const char *coll, entry_t *e, size_t n, uint64_t *fixed) {
+static int fix_entries(repairer_t *rp, const catalogs_t *cs, const char *coll, me_copy_entry_t *e, size_t n, uint64_t *fixed) {
     batch_t *b = calloc((size_t)cs->n, sizeof *b);
     if (!b) return ME_ENOMEM;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0;) {
         size_t j = i + 1;
         while (j < n && strcmp(e[j].id, e[i].id) == 0) j++;
-        const entry_t *best = &e[i];
+        const me_copy_entry_t *best = &e[i];
         for (int k = 0; k < cs->n && rc == 0; k++) {
             int has = 0;
             for (size_t q = i; q < j && !has; q++) has = e[q].k == k && e[q].version == best->version;
@@ -289,12 +181,12 @@ static int sync_collection(repairer_t *rp, const catalogs_t *cs, const char *col
             if (dig[k][b] != dig[0][b]) { diff[nd++] = b; break; }
     free(dig);
     for (size_t at = 0; rc == 0 && at < nd; at += LIST_BUCKETS) {
-        entry_t *e = NULL;
+        me_copy_entry_t *e = NULL;
         size_t ne = 0;
-        rc = list_entries(rp, cs, coll, diff + at, nd - at < LIST_BUCKETS ? nd - at : LIST_BUCKETS, &e, &ne);
+        rc = me_copier_list(&rp->cp, cs->rep, cs->n, coll, diff + at, nd - at < LIST_BUCKETS ? nd - at : LIST_BUCKETS,
+                            &e, &ne);
         if (rc == 0) rc = fix_entries(rp, cs, coll, e, ne, fixed);
-        for (size_t i = 0; i < ne; i++) free(e[i].id);
-        free(e);
+        me_copy_entries_free(e, ne);
     }
     return rc;
 }
@@ -359,9 +251,8 @@ static void sleep_ms(int ms) {
 }
 
 void me_repair_loop(me_coord_t *co, void *zctx, int interval_ms, const atomic_int *stop) {
-    repairer_t rp = { .co = co, .cl = &co->cluster, .zctx = zctx };
-    rp.socks = calloc((size_t)co->cluster.n_replicas, sizeof *rp.socks);
-    if (!rp.socks) return;
+    repairer_t rp = { .co = co, .cl = &co->cluster };
+    if (me_copier_init(&rp.cp, &co->cluster, zctx, CALL_MS) != 0) return;
     uint64_t last = me_now_ms();
     /* A first pass soon after start: the coordinator cannot know what
      * happened while it was away. */
@@ -394,6 +285,5 @@ void me_repair_loop(me_coord_t *co, void *zctx, int interval_ms, const atomic_in
             atomic_store(&co->cluster.repair_wanted, 1);
         }
     }
-    for (int r = 0; r < co->cluster.n_replicas; r++) me_wire_close(rp.socks[r]);
-    free(rp.socks);
+    me_copier_free(&rp.cp);
 }

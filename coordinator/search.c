@@ -173,7 +173,7 @@ static uint32_t common_scale(Metaembed__SearchReply **parts, int ng) {
 
 int me_coord_search(req_t *r) {
     Metaembed__SearchRequest *m = (void *)r->msg;
-    int ng = COORD(r)->cluster.n_groups, rc = 0;
+    int ng = me_coord_read_groups(r), rc = 0;
     uint64_t encode_us = 0;
     me_call_t *calls = NULL, enc_call = { 0 };
     Metaembed__EncodeReply *enc = NULL;

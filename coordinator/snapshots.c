@@ -41,7 +41,7 @@ static int cmp_merged(const void *a, const void *b) { return strcmp(((const merg
 
 /* The replicas' answers as one list (only `only` when given). */
 static int reply_merged(req_t *r, me_call_t *calls, int ncalls, const char *only) {
-    int ng = COORD(r)->cluster.n_groups, rc = 0;
+    int ng = me_coord_span_groups(r), rc = 0;
     merged_t *m = NULL;
     size_t n = 0, cap = 0;
     for (int i = 0; i < ncalls && rc == 0; i++) {
@@ -90,7 +90,7 @@ int me_coord_snapshot(req_t *r) {
     /* A copy: the id may be one named here, and the request's strings
      * belong to the unpacked message. */
     Metaembed__SnapshotRequest req = *(const Metaembed__SnapshotRequest *)(const void *)r->msg, *m = &req;
-    int ng = COORD(r)->cluster.n_groups, ncalls = 0, rc;
+    int ng = me_coord_span_groups(r), ncalls = 0, rc;
     char id[65], err[256];
     if (m->op == METAEMBED__SNAPSHOT_OP__SNAPSHOT_CREATE && !m->id[0]) {
         time_t now = time(NULL);

@@ -100,6 +100,28 @@ int me_client_snapshot_create(me_client_t *c, const char *id, me_snapshot_info_t
 int me_client_snapshot_list(me_client_t *c, me_snapshot_info_t **out, size_t *n, me_status_t *st);
 int me_client_snapshot_delete(me_client_t *c, const char *id, me_status_t *st);
 
+/* Online resharding (docs/cluster.md, "Resharding"): where a move stands
+ * at the coordinator asked. */
+typedef struct {
+    char phase[16];          /* stable, copy, switched, clean */
+    uint32_t from_groups, to_groups;
+    uint64_t epoch;          /* the placement's version */
+    int running;             /* this coordinator drives a move now */
+    uint64_t moved;          /* documents copied by this run */
+    uint64_t estimate;       /* documents the copy moves (estimate) */
+    uint64_t purged;         /* removed from groups that no longer own them */
+    double progress;         /* 0..1 of the copy */
+    double docs_per_s;
+    uint64_t eta_ms, elapsed_ms;
+    char error[256];         /* why the last run stopped, if it failed */
+    char waiting[256];       /* what it waits for now, if anything */
+} me_reshard_info_t;
+/* Starts (or resumes) a move of the placement to `groups` shard groups, at
+ * most max_rate documents/s (0: no limit); returns at once with *out. */
+int me_client_reshard_start(me_client_t *c, uint32_t groups, uint32_t max_rate, me_reshard_info_t *out,
+                            me_status_t *st);
+int me_client_reshard_status(me_client_t *c, me_reshard_info_t *out, me_status_t *st);
+
 typedef struct {
     const char *id;
     const void *vectors;    /* rows × dim, row-major */

@@ -242,6 +242,7 @@ int me_catalog_load(me_shard_t *s, char *err, size_t errcap) {
     s->next_coll_id = 1;
     while (rc == 0 && me_iter_next(it, &k, &kl, &v, &vl)) {
         if (kl && k[0] == TOMB_PREFIX) continue;  /* a drop's tombstone */
+        if (kl && k[0] == '#') continue;          /* the placement (shard/reshard.c) */
         Metaembed__CollectionConfig *pc = vl > 4 ?
             metaembed__collection_config__unpack(NULL, vl - 4, (const uint8_t *)v + 4) : NULL;
         if (!pc) {

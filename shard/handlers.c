@@ -6,11 +6,13 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/placement.h"
 #include "common/sync.h"
 #include "common/fusion.h"
 #include "common/log.h"
 #include "shard/catalog.h"
 #include "shard/record.h"
+#include "shard/reshard.h"
 #include "shard/search.h"
 #include "shard/snapshot.h"
 #include "shard/versions.h"
@@ -21,6 +23,12 @@ typedef me_request_t req_t;
 #define SHARD(r) ((me_shard_t *)(r)->ctx)
 
 #define BAD ME_BAD
+/* A data request routed with an outdated placement is refused (ABORTED:
+ * the coordinator re-routes it); a newer one is adopted. */
+#define FENCE(r)                                                         \
+    do {                                                                 \
+        if (me_reshard_fence(SHARD(r), (r), 1) != 0) return (r)->reply->status; \
+    } while (0)
 
 /* Looks up the collection under the registry lock the caller holds. */
 static me_coll_t *need_coll(req_t *r, const char *name) {
@@ -91,6 +99,7 @@ static void coll_info(Metaembed__CollectionInfo *info, me_config_proto_t *pc, co
 }
 
 static int h_create(req_t *r) {
+    FENCE(r);
     Metaembed__CreateCollectionRequest *m = (void *)r->msg;
     char err[256];
     int rc;
@@ -118,6 +127,7 @@ out:
 }
 
 static int h_drop(req_t *r) {
+    FENCE(r);
     Metaembed__DropCollectionRequest *m = (void *)r->msg;
     char err[256];
     pthread_rwlock_wrlock(&SHARD(r)->lock);
@@ -220,11 +230,13 @@ out:
 }
 
 static int h_list(req_t *r) {
+    FENCE(r);
     Metaembed__ListCollectionsRequest *m = (void *)r->msg;
     return list_infos(r, NULL, NULL, m->with_dropped);
 }
 
 static int h_stats(req_t *r) {
+    me_reshard_fence(SHARD(r), r, 0);  /* heartbeats carry the placement: adopt, never refuse */
     Metaembed__StatsRequest *m = (void *)r->msg;
     Metaembed__StatsReply rep = METAEMBED__STATS_REPLY__INIT;
     int rc = list_infos(r, m->collection, &rep, 0);
@@ -232,6 +244,7 @@ static int h_stats(req_t *r) {
 }
 
 static int h_health(req_t *r) {
+    me_reshard_fence(SHARD(r), r, 0);  /* heartbeats carry the placement: adopt, never refuse */
     return me_reply_health(r, "shard", SHARD(r)->start_ms, atomic_load(&SHARD(r)->documents));
 }
 
@@ -256,6 +269,20 @@ static uint64_t *filter_bits(req_t *r, const me_coll_t *c, const Metaembed__Filt
         return NULL;
     }
     return bits;
+}
+
+/* While a move is under way a group may hold copies it does not own:
+ * reads count only the owned ones (*bits: NULL = all, narrowed or made;
+ * common/placement.h). 0, or the error set. */
+static int restrict_to_owned(req_t *r, const me_coll_t *c, uint64_t **bits) {
+    int oom = 0;
+    uint64_t *owned = me_reshard_owned_bits(SHARD(r), r, c, &oom);
+    if (oom) return ME_OOM(r);
+    if (!owned) return 0;
+    if (!*bits) { *bits = owned; return 0; }
+    for (size_t w = 0; w < me_bitmap_words(c->n); w++) (*bits)[w] &= owned[w];
+    free(owned);
+    return 0;
 }
 
 static size_t bits_count(const uint64_t *bits, size_t n) {
@@ -283,6 +310,7 @@ typedef struct {
 } conv_doc_t;
 
 static int h_upsert(req_t *r) {
+    FENCE(r);
     Metaembed__UpsertRequest *m = (void *)r->msg;
     me_shard_t *s = SHARD(r);
     conv_doc_t *docs = NULL;
@@ -401,6 +429,7 @@ out:
 }
 
 static int h_delete(req_t *r) {
+    FENCE(r);
     Metaembed__DeleteRequest *m = (void *)r->msg;
     me_shard_t *s = SHARD(r);
     me_wbatch_t *b = NULL;
@@ -512,6 +541,7 @@ static int read_vectors(me_shard_t *s, me_coll_t *c, size_t slot, Metaembed__Ten
 }
 
 static int h_get(req_t *r) {
+    FENCE(r);
     Metaembed__GetRequest *m = (void *)r->msg;
     me_shard_t *s = SHARD(r);
     Metaembed__Document *docs = NULL, **dptrs = NULL;
@@ -630,6 +660,7 @@ static int list_matching_ids(req_t *r, const me_coll_t *c, const Metaembed__Filt
  * the collection's read lock (a scroll: the next page starts after the
  * last id of this one). */
 static int h_list_ids(req_t *r) {
+    FENCE(r);
     Metaembed__ListIdsRequest *m = (void *)r->msg;
     char **ids = NULL, err[256];
     size_t n = 0;
@@ -662,6 +693,7 @@ out:
 /* ---- search ---- */
 
 static int h_search(req_t *r) {
+    FENCE(r);
     Metaembed__SearchRequest *m = (void *)r->msg;
     me_shard_t *s = SHARD(r);
     float *q = NULL;
@@ -729,14 +761,15 @@ static int h_search(req_t *r) {
     /* anytime_ms counts from the request's arrival, time queued for a worker included. */
     uint64_t arrival = me_server_arrival_us() ? me_server_arrival_us() : me_now_us();
     if (m->filter && !(allow = filter_bits(r, c, m->filter))) { rc = r->reply->status; goto out; }
-    if (allow) {
+    if ((rc = restrict_to_owned(r, c, &allow)) != 0) goto out;
+    if (allow && m->filter) {
         double frac = c->n ? (double)bits_count(allow, c->n) / (double)c->n : 0;
         int b = 0;
         while (b < ME_SHARD_SELECTIVITY_BUCKETS && frac > me_shard_selectivity_bounds[b]) b++;
         atomic_fetch_add(&s->selectivity[b], 1);
         atomic_fetch_add(&s->selectivity_sum_ppm, (uint64_t)(frac * 1e6 + 0.5));
     }
-    atomic_fetch_add(&s->searches[m->mode <= 2 ? m->mode : 0][allow != NULL], 1);
+    atomic_fetch_add(&s->searches[m->mode <= 2 ? m->mode : 0][m->filter != NULL], 1);
     me_search_params_t p = { .query = q, .r_q = r_q, .r_c = r_c, .k = ranked, .candidates = ncand[0],
                              .refine_candidates = ncand[1],
                              .exact = m->exact, .deadline_us = r->deadline_us, .mode = (int)m->mode,
@@ -822,6 +855,7 @@ out:
 /* ---- count and indexed fields ---- */
 
 static int h_count(req_t *r) {
+    FENCE(r);
     Metaembed__CountRequest *m = (void *)r->msg;
     uint64_t *bits = NULL;
     int rc;
@@ -830,6 +864,7 @@ static int h_count(req_t *r) {
     if (!c) { rc = r->reply->status; goto out; }
     hold_lock(&h, 0);
     if (m->filter && !(bits = filter_bits(r, c, m->filter))) { rc = r->reply->status; goto out; }
+    if ((rc = restrict_to_owned(r, c, &bits)) != 0) goto out;
     Metaembed__CountReply rep = METAEMBED__COUNT_REPLY__INIT;
     rep.count = bits ? bits_count(bits, c->n) : c->n;
     rc = me_reply_ok(r->reply, &rep.base);
@@ -840,6 +875,7 @@ out:
 }
 
 static int h_index_fields(req_t *r) {
+    FENCE(r);
     Metaembed__IndexFieldsRequest *m = (void *)r->msg;
     me_field_spec_t want[ME_FIELDS_MAX], add[ME_FIELDS_MAX];
     int nwant, nadd = 0, rc;
@@ -980,6 +1016,7 @@ static void info_to_proto(Metaembed__SnapshotInfo *p, const me_shard_snapshot_t 
 }
 
 static int h_snapshot(req_t *r) {
+    FENCE(r);
     Metaembed__SnapshotRequest *m = (void *)r->msg;
     me_shard_t *s = SHARD(r);
     char err[512];
@@ -1023,6 +1060,38 @@ static int h_snapshot(req_t *r) {
     return rc;
 }
 
+/* ---- resharding ---- */
+
+static int h_reshard(req_t *r) {
+    Metaembed__ReshardRequest *m = (void *)r->msg;
+    if (m->op != METAEMBED__RESHARD_OP__RESHARD_PURGE)
+        return me_reply_error(r->reply, ME_CODE_UNIMPLEMENTED,
+                              "a shard only purges; start or watch a move at a coordinator (metaembed cluster reshard)");
+    /* A group at or past of_groups left the placement: it owns nothing. */
+    if (m->of_groups < 1 || m->of_groups > ME_PLACEMENT_MAX_GROUPS || m->group >= ME_PLACEMENT_MAX_GROUPS)
+        return BAD(r, "purge needs 1 <= of_groups <= %d and group < %d (got group %u of %u)", ME_PLACEMENT_MAX_GROUPS,
+                   ME_PLACEMENT_MAX_GROUPS, m->group, m->of_groups);
+    hold_t h;
+    me_coll_t *c = hold_open(r, &h, m->collection);
+    int rc;
+    if (!c) rc = r->reply->status;
+    else {
+        uint64_t purged = 0;
+        char err[256] = "";
+        if (me_reshard_purge(SHARD(r), c, (int)m->group, (int)m->of_groups, &purged, err, sizeof err) != 0)
+            rc = me_reply_error(r->reply, ME_CODE_INTERNAL, "%s", err);
+        else {
+            if (purged) me_info("purged %llu ids of %s that group %u of %u does not own", (unsigned long long)purged,
+                                c->cfg.name, m->group, m->of_groups);
+            Metaembed__ReshardReply rep = METAEMBED__RESHARD_REPLY__INIT;
+            rep.purged = purged;
+            rc = me_reply_ok(r->reply, &rep.base);
+        }
+    }
+    hold_close(&h);
+    return rc;
+}
+
 static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_CREATE_COLLECTION, h_create },
     { METAEMBED__METHOD__METHOD_DROP_COLLECTION, h_drop },
@@ -1039,9 +1108,11 @@ static const me_method_t handlers[] = {
     { METAEMBED__METHOD__METHOD_INDEX_FIELDS, h_index_fields },
     { METAEMBED__METHOD__METHOD_SYNC_STATE, h_sync_state },
     { METAEMBED__METHOD__METHOD_SNAPSHOT, h_snapshot },
+    { METAEMBED__METHOD__METHOD_RESHARD, h_reshard },
 };
 
 void me_shard_handle(me_shard_t *s, const uint8_t *frame, size_t len, uint64_t *request_id, me_reply_t *reply) {
     me_dispatch(handlers, sizeof handlers / sizeof handlers[0], s, NULL, frame, len, s->opts.max_message,
                 s->opts.default_deadline_ms, &s->requests, &s->errors, &s->metrics, request_id, reply);
+    reply->placement = atomic_load(&s->placement);  /* every reply: coordinators learn a newer one */
 }

@@ -1,4 +1,5 @@
 #include "shard/shard.h"
+#include "shard/reshard.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -68,6 +69,7 @@ int me_shard_open(me_shard_t *s, const me_shard_opts_t *opts, char *err, size_t 
     if (!s->storage) return ME_EIO;
     uint64_t t0 = me_now_ms();
     int rc = me_catalog_load(s, err, errcap);
+    if (rc == 0) rc = me_reshard_load(s, err, errcap);
     if (rc) {
         me_shard_close(s);
         return rc;
@@ -142,6 +144,15 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
     }
     me_buf_printf(out, "metaembed_filter_selectivity_sum %.6f\n", (double)atomic_load(&s->selectivity_sum_ppm) / 1e6);
     me_buf_printf(out, "metaembed_filter_selectivity_count %llu\n", (unsigned long long)nsel);
+    me_metric_u64(out, "metaembed_placement_epoch", "gauge",
+                  "Epoch of the cluster placement this shard holds (0: none; docs/cluster.md, Resharding).",
+                  (unsigned long long)(atomic_load(&s->placement) >> 32));
+    me_metric_u64(out, "metaembed_placement_refused_total", "counter",
+                  "Requests refused because a coordinator routed them with an outdated placement.",
+                  (unsigned long long)atomic_load(&s->placement_refused));
+    me_metric_u64(out, "metaembed_reshard_purged_total", "counter",
+                  "Documents and tombstones removed because this shard's group no longer owns them after a move.",
+                  (unsigned long long)atomic_load(&s->purged));
     me_metric_u64(out, "metaembed_search_degraded_total", "counter",
                   "Anytime searches answered by an earlier stage's ranking because the deadline would pass.",
                   (unsigned long long)atomic_load(&s->degraded));

@@ -70,6 +70,12 @@ typedef struct {
     atomic_uint_fast64_t selectivity[ME_SHARD_SELECTIVITY_BUCKETS + 1];
     atomic_uint_fast64_t selectivity_sum_ppm;  /* Σ matched fraction, in millionths */
     atomic_uint_fast64_t degraded;  /* anytime searches answered by an earlier stage */
+    /* The cluster placement this shard holds (common/placement.h; 0 =
+     * none yet), persisted in meta; shard/reshard.c. */
+    _Atomic uint64_t placement;
+    pthread_mutex_t placement_lock;  /* serialises adopting a new one */
+    atomic_uint_fast64_t placement_refused;  /* requests routed with an outdated placement */
+    atomic_uint_fast64_t purged;             /* documents purged after a move */
 } me_shard_t;
 
 /* The shard's own /metrics lines (collections, storage) and readiness. */

@@ -61,6 +61,12 @@ void me_versions_put(me_wbatch_t *b, const me_coll_t *c, const char *id, me_ver_
     me_wbatch_put(b, ME_CF_VER, key, klen, val, sizeof val);
 }
 
+void me_versions_delete(me_wbatch_t *b, const me_coll_t *c, const char *id) {
+    char key[ME_DOC_KEY_MAX];
+    size_t klen = me_doc_key(key, c->id, id, strlen(id));
+    me_wbatch_delete(b, ME_CF_VER, key, klen);
+}
+
 int me_versions_digest_update(me_coll_t *c, const char *id, me_ver_t old, me_ver_t now) {
     if (!c->digest && !(c->digest = calloc(ME_SYNC_BUCKETS, sizeof *c->digest))) return ME_ENOMEM;
     size_t len = strlen(id);

@@ -24,6 +24,9 @@ int me_versions_get(me_storage_t *st, const me_coll_t *c, const char *id, me_ver
 int me_versions_get_many(me_storage_t *st, const me_coll_t *c, char *const *ids, size_t n, me_ver_t *out);
 /* Adds id's new version record to the batch. */
 void me_versions_put(me_wbatch_t *b, const me_coll_t *c, const char *id, me_ver_t v);
+/* Adds the removal of id's version record to the batch (no tombstone:
+ * for ids that live on in another group after a move). */
+void me_versions_delete(me_wbatch_t *b, const me_coll_t *c, const char *id);
 /* Once the batch is durable: the digest of id's bucket moves from old to
  * new (call with the write lock held). */
 int me_versions_digest_update(me_coll_t *c, const char *id, me_ver_t old, me_ver_t now);

@@ -10,7 +10,7 @@ static void write_map(cluster_t *c) {
     FILE *f = fopen(c->map, "w");
     fprintf(f, "# test cluster\n");
     for (int g = 0; g < c->groups; g++) {
-        fprintf(f, "group g%d", g);
+        fprintf(f, "group g%d%s", g, g >= c->groups - c->standby ? " standby" : "");
         for (int r = 0; r < c->replicas; r++) {
             int i = g * c->replicas + r;
             if (c->relayed) fprintf(f, " tcp://127.0.0.1:%d", c->relays[i].port);
@@ -30,8 +30,9 @@ int cluster_start_with(cluster_t *c, int groups, int replicas, const char *const
     if (groups * replicas > (int)(sizeof c->shards / sizeof c->shards[0])) return -1;
     int port = c->coord.port, fixed = c->coord.port_fixed;
     const char *const *shard_extra = c->shard_extra;
-    int relayed = c->relayed;
+    int relayed = c->relayed, standby = c->standby;
     memset(c, 0, sizeof *c);
+    c->standby = standby;
     c->coord.port = port;
     c->coord.port_fixed = fixed;
     c->shard_extra = shard_extra;

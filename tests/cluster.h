@@ -17,6 +17,9 @@ typedef struct {
      * the shard directly. */
     int relayed;
     relay_t relays[16];
+    /* cluster_start_with: the last `standby` groups are standby in the map
+     * (outside the placement until a reshard moves documents to them). */
+    int standby;
     char dir[512];
     char map[600];
     char cluster_arg[700];
