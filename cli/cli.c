@@ -47,6 +47,8 @@ static void main_usage(FILE *out) {
             "  status                            groups, replicas, health, documents, latency\n"
             "  snapshot create [ID] | list | delete ID\n"
             "                                    point-in-time copies of every shard (restore: --restore-snapshot)\n"
+            "  reshard --groups N [--max-rate R] | --status\n"
+            "                                    move documents to a new number of shard groups, live\n"
             "local commands (no server needed):\n"
             "  train [--steps N] [--out MODEL]   train the encoder (MMR loss) on text pairs or an image-text set\n"
             "  encode --input X.jsonl --out E.npy [--side doc|query]\n"
@@ -834,6 +836,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "delete")) rc = cli_cmd_delete(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "count")) rc = cli_cmd_count(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "snapshot")) rc = cli_cmd_snapshot(&c, sub_argc, sub_argv);
+    else if (!strcmp(cmd, "reshard")) rc = cli_cmd_reshard(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "status")) rc = cli_cmd_status(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "train")) rc = cli_cmd_train(&c, sub_argc, sub_argv);
     else if (!strcmp(cmd, "encode")) rc = cli_cmd_encode(&c, sub_argc, sub_argv);
@@ -842,7 +845,7 @@ int main(int argc, char **argv) {
     else {
         c.cmd = NULL;
         rc = cli_usage_error(&c, "unknown command '%s' (commands: collection, ingest, search, get, ids, "
-                                 "delete, count, status, snapshot, train, encode, eval, keygen)", cmd);
+                                 "delete, count, status, snapshot, reshard, train, encode, eval, keygen)", cmd);
     }
     me_client_close(c.client);
     return rc;

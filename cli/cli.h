@@ -121,5 +121,6 @@ int cli_cmd_delete(cli_t *c, int argc, char **argv);
 int cli_cmd_status(cli_t *c, int argc, char **argv);
 int cli_cmd_count(cli_t *c, int argc, char **argv);
 int cli_cmd_snapshot(cli_t *c, int argc, char **argv);
+int cli_cmd_reshard(cli_t *c, int argc, char **argv);
 
 #endif

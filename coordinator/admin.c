@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/sync.h"
 #include "coordinator/handlers.h"
+#include "coordinator/reshard.h"
 
 /* Create/Drop go to every replica. A replica that already has (create) or
  * already lacks (drop) the collection counts as done, so a DDL that failed
@@ -15,7 +16,7 @@
 /* IndexFields' reply: a replica's config, and the documents indexed
  * summed over groups (the most any replica of a group reports). */
 static int index_fields_reply(req_t *r, me_call_t *calls, int ncalls, int ok_idx) {
-    int ng = COORD(r)->cluster.n_groups;
+    int ng = me_coord_span_groups(r);
     uint64_t total = 0;
     for (int g = 0; g < ng; g++) {
         uint64_t best = 0;
@@ -38,7 +39,7 @@ static int index_fields_reply(req_t *r, me_call_t *calls, int ncalls, int ok_idx
 }
 
 int me_coord_ddl(req_t *r) {
-    int ncalls = 0, rc, ng = COORD(r)->cluster.n_groups;
+    int ncalls = 0, rc, ng = me_coord_span_groups(r);
     /* A create or drop carries the coordinator's version, so replicas
      * that missed it converge on the newest (coordinator/repair.c). */
     uint8_t *packed = NULL, **payloads = calloc((size_t)ng, sizeof *payloads);
@@ -123,7 +124,7 @@ static int cmp_info_name(const void *a, const void *b) {
 /* Sums per-collection figures over groups (one replica each). */
 static int h_list_or_stats(req_t *r, int stats) {
     me_coord_t *co = COORD(r);
-    int ng = co->cluster.n_groups, rc = 0;
+    int ng = me_coord_read_groups(r), rc = 0;
     Metaembed__ListCollectionsRequest lreq = METAEMBED__LIST_COLLECTIONS_REQUEST__INIT;
     uint8_t buf[8];
     size_t len = metaembed__list_collections_request__pack(&lreq, buf);
@@ -186,7 +187,8 @@ static int h_list_or_stats(req_t *r, int stats) {
         goto out;
     }
     me_cluster_t *cl = &co->cluster;
-    int ngs = ng + (cl->encoder_group >= 0);  /* the encoders show as one more group */
+    /* Every group of the map, standby ones too; the encoders show as one more. */
+    int ngs = cl->n_groups + (cl->encoder_group >= 0);
     gs = calloc((size_t)ngs, sizeof *gs);
     gptrs = calloc((size_t)ngs, sizeof *gptrs);
     rs = calloc((size_t)cl->n_replicas, sizeof *rs);
@@ -243,7 +245,8 @@ int me_coord_health(req_t *r) { return me_reply_health(r, "coordinator", COORD(r
 int me_coord_ready(void *ctx, char *why, size_t cap) {
     me_coord_t *co = ctx;
     me_cluster_t *cl = &co->cluster;
-    for (int g = 0; g < cl->n_groups; g++) {
+    int placed = me_placement_span(me_cluster_placement(cl));
+    for (int g = 0; g < placed; g++) {
         int up = 0;
         for (int r = 0; r < cl->groups[g].n_replicas; r++) up |= atomic_load(&cl->replicas[cl->groups[g].first_replica + r].up);
         if (!up) {
@@ -290,6 +293,32 @@ void me_coord_render_metrics(void *ctx, me_buf_t *out) {
                   (unsigned long long)atomic_load(&co->retries));
     me_metric_u64(out, "metaembed_partial_replies_total", "counter", "Searches answered without every group.",
                   (unsigned long long)atomic_load(&co->partial_replies));
+    /* Placement and the move this coordinator drives (docs/cluster.md, "Resharding"). */
+    me_reshard_status_t rs;
+    me_reshard_status(co, &rs);
+    me_metric_u64(out, "metaembed_placement_epoch", "gauge", "Version of the placement in force here.",
+                  (unsigned long long)rs.placement.epoch);
+    me_metric_u64(out, "metaembed_placement_read_groups", "gauge", "Shard groups reads are placed by.",
+                  (unsigned long long)me_placement_read_groups(rs.placement));
+    me_metric_u64(out, "metaembed_placement_phase", "gauge",
+                  "Phase of the placement: 0 stable, 1 copy, 2 switched, 3 clean.",
+                  (unsigned long long)rs.placement.phase);
+    me_metric_u64(out, "metaembed_placement_retries_total", "counter",
+                  "Requests run again because a shard held a newer placement.",
+                  (unsigned long long)atomic_load(&co->placement_retries));
+    me_metric_u64(out, "metaembed_reshard_running", "gauge", "1 while this coordinator drives a move.",
+                  (unsigned long long)rs.running);
+    me_metric_u64(out, "metaembed_reshard_moved_documents", "gauge", "Documents copied by the last or current move.",
+                  (unsigned long long)rs.moved);
+    me_metric_u64(out, "metaembed_reshard_estimate_documents", "gauge",
+                  "Documents the last or current move copies (estimate).", (unsigned long long)rs.estimate);
+    me_metric_u64(out, "metaembed_reshard_purged_documents", "gauge",
+                  "Documents the last or current move removed from groups that no longer own them.",
+                  (unsigned long long)rs.purged);
+    me_metric_head(out, "metaembed_reshard_progress_ratio", "gauge", "Part of the move's copy done, 0 to 1.");
+    me_buf_printf(out, "metaembed_reshard_progress_ratio %.6f\n", rs.progress);
+    me_metric_head(out, "metaembed_reshard_eta_seconds", "gauge", "Estimated time left in the move's copy (0: none).");
+    me_buf_printf(out, "metaembed_reshard_eta_seconds %.3f\n", (double)rs.eta_ms / 1000.0);
     me_budget_hist_render(&co->search_by_budget, "coordinator", "through the coordinator (encoding a text query included)", out);
     me_autobudget_t *ab = &co->autobudget;
     me_metric_head(out, "metaembed_auto_budget_chosen_total", "counter",

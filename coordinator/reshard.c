@@ -518,18 +518,18 @@ int me_coord_reshard(req_t *r) {
     me_placement_t p = me_cluster_placement(&co->cluster);
     pthread_mutex_lock(&m->lock);
     if (m->running) {
-        int same = m->target == (int)q->groups;
+        int target = m->target;
         pthread_mutex_unlock(&m->lock);
-        if (!same)
+        if (target != (int)q->groups)
             return me_reply_error(r->reply, ME_CODE_FAILED_PRECONDITION,
-                                  "a move to %d groups is under way here; wait for it (metaembed cluster reshard "
-                                  "--status)", m->target);
+                                  "a move to %d groups is under way here; wait for it (metaembed reshard --status)",
+                                  target);
         return reply_status(r);
     }
     if (p.phase != ME_PHASE_STABLE && p.to != (int)q->groups) {
         pthread_mutex_unlock(&m->lock);
         return me_reply_error(r->reply, ME_CODE_FAILED_PRECONDITION,
-                              "a move from %d to %d groups is under way (phase %s); finish it first: metaembed cluster "
+                              "a move from %d to %d groups is under way (phase %s); finish it first: metaembed "
                               "reshard --groups %d", p.from, p.to, me_placement_phase_name(p.phase), p.to);
     }
     if (m->joinable) pthread_join(m->thread, NULL);

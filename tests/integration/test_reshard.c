@@ -219,8 +219,24 @@ static int live_count(const model_t *m) {
     return n;
 }
 
-/* Moves to `groups` under load and checks everything. */
-static void move_under_load(cluster_t *c, model_t *m, int groups, uint32_t max_rate) {
+/* `metaembed reshard --groups N --json` against the coordinator, a real
+ * CLI process following the move to its end: its exit status, and its
+ * stdout in *out (malloc'd). */
+static int cli_reshard(cluster_t *c, int groups, char **out) {
+    char bin[512], addr[100], g[32];
+    me_test_bin("metaembed", bin, sizeof bin);
+    snprintf(addr, sizeof addr, "--addr=%s", c->coord.endpoint);
+    snprintf(g, sizeof g, "--groups=%d", groups);
+    char *argv[] = { bin, addr, "--json", "reshard", g, NULL };
+    char *err = NULL;
+    int rc = me_test_run_capture(argv, c->dir, "reshard", out, &err);
+    free(err);
+    return rc;
+}
+
+/* Moves to `groups` under load and checks everything; with_cli: the move
+ * is started and followed by the CLI. */
+static void move_under_load(cluster_t *c, model_t *m, int groups, uint32_t max_rate, int with_cli) {
     load_t l = { .m = m };
     pthread_t t;
     me_client_t *admin = me_daemon_client(&c->coord);
@@ -232,7 +248,12 @@ static void move_under_load(cluster_t *c, model_t *m, int groups, uint32_t max_r
     me_reshard_info_t info;
     me_status_t st;
     double t0 = me_test_now_ms();
-    ASSERT_OK(me_client_reshard_start(admin, (uint32_t)groups, max_rate, &info, &st));
+    if (with_cli) {
+        char *out = NULL;
+        ASSERT_EQ(cli_reshard(c, groups, &out), 0);
+        ASSERT_TRUE(out && strstr(out, "\"phase\":\"stable\"") != NULL);
+        free(out);
+    } else ASSERT_OK(me_client_reshard_start(admin, (uint32_t)groups, max_rate, &info, &st));
     int done = wait_stable(admin, groups, &info);
     double took = me_test_now_ms() - t0;
     atomic_store(&l.moving, 0);
@@ -273,8 +294,8 @@ TEST(reshard_grows_and_shrinks_a_live_cluster_exactly_and_resumes_after_a_coordi
     ASSERT_EQ(m->mismatches, 0);
 
     /* Grow, then shrink, under writes, deletes and searches. */
-    move_under_load(&c, m, 3, 3000);
-    move_under_load(&c, m, 2, 3000);
+    move_under_load(&c, m, 3, 3000, 0);
+    move_under_load(&c, m, 2, 3000, 0);
 
     /* Grow again, slowly, and kill the coordinator mid-copy. */
     me_client_t *admin = me_daemon_client(&c.coord);
@@ -315,8 +336,18 @@ TEST(reshard_grows_and_shrinks_a_live_cluster_exactly_and_resumes_after_a_coordi
     ASSERT_EQ(m->mismatches, 0);
     me_client_close(admin);
     m->searches_moving = 0;
-    move_under_load(&c, m, 3, 0);
+    move_under_load(&c, m, 3, 0, 1);
     fprintf(stderr, "    resumed: %d documents live\n", live_count(m));
+    /* The move in the metrics: placement and the last run's figures. */
+    char *metrics = NULL;
+    ASSERT_EQ(me_test_http_get(c.coord.metrics_port, "/metrics", &metrics), 200);
+    ASSERT_TRUE(strstr(metrics, "metaembed_placement_read_groups 3") != NULL);
+    ASSERT_TRUE(strstr(metrics, "metaembed_placement_phase 0") != NULL);
+    ASSERT_TRUE(strstr(metrics, "metaembed_reshard_moved_documents ") != NULL);
+    free(metrics);
+    ASSERT_EQ(me_test_http_get(c.shards[2].metrics_port, "/metrics", &metrics), 200);
+    ASSERT_TRUE(strstr(metrics, "metaembed_placement_epoch 12") != NULL);
+    free(metrics);
     me_client_close(m->cli);
     free(m);
     cluster_stop(&c);
