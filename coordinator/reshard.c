@@ -39,7 +39,7 @@
 
 #define CALL_MS 3000
 #define LIST_BUCKETS 16      /* buckets listed per request */
-#define MOVE_BATCH 64        /* documents read and written per request */
+#define MOVE_BATCH 256       /* documents read and written per request */
 #define RETRY_MS 300         /* after a failed step: try again */
 
 struct me_reshard {
@@ -76,6 +76,7 @@ typedef struct {
     me_cluster_t *cl;
     me_copier_t cp;
     me_placement_t p;        /* the move's current placement */
+    uint64_t list_us, copy_us;  /* where the copy's time went (logged) */
 } mover_t;
 
 static int stopping(const mover_t *mv) { return atomic_load(&mv->m->stop); }
@@ -223,7 +224,9 @@ static int move_chunk(mover_t *mv, const char *coll, int g, const uint32_t *buck
     if (nsrc == 0) return ME_EUNAVAIL;
     me_copy_entry_t *e = NULL;
     size_t ne = 0;
+    uint64_t t0 = me_now_us();
     int rc = me_copier_list(&mv->cp, src, nsrc, coll, buckets, nb, &e, &ne);
+    mv->list_us += me_now_us() - t0;
     int to = mv->p.to, from = mv->p.from;
     /* Each destination group's listing of the same buckets (its first live
      * replica), so what it already holds is not sent again. */
@@ -240,7 +243,10 @@ static int move_chunk(mover_t *mv, const char *coll, int g, const uint32_t *buck
         if (!dl[d]) {
             int dr[8];
             if (live_replicas(mv->cl, d, dr, 8) == 0) { rc = ME_EUNAVAIL; break; }
-            if ((rc = me_copier_list(&mv->cp, dr, 1, coll, buckets, nb, &dl[d], &dn[d])) != 0) break;
+            t0 = me_now_us();
+            rc = me_copier_list(&mv->cp, dr, 1, coll, buckets, nb, &dl[d], &dn[d]);
+            mv->list_us += me_now_us() - t0;
+            if (rc) break;
             if (!dl[d]) dl[d] = calloc(1, sizeof *dl[d]);  /* listed, empty */
             if (!dl[d]) { rc = ME_ENOMEM; break; }
         }
@@ -255,13 +261,15 @@ static int move_chunk(mover_t *mv, const char *coll, int g, const uint32_t *buck
             while (j2 < ne && strcmp(e[j2].id, e[i].id) == 0) j2++;
             const me_copy_entry_t *b2 = &e[i];
             size_t l2 = strlen(b2->id);
-            if (me_place(b2->id, l2, from) != g) { i = j2; continue; }
-            if (me_place(b2->id, l2, to) != d || b2->k != srck || b2->deleted != deleted ||
+            int d2 = me_place(b2->id, l2, to);
+            if (me_place(b2->id, l2, from) != g || d2 == g) { i = j2; continue; }  /* not moving from here */
+            if (d2 != d || b2->k != srck || b2->deleted != deleted ||
                 (deleted && b2->version != version))
                 break;
             if (!dest_has(dl[d], dn[d], b2->id, b2->version)) ids[nids++] = b2->id;
             i = j2;
         }
+        t0 = me_now_us();
         int dst[8], ndst = 0;
         for (int k = 0; k < mv->cl->groups[d].n_replicas && ndst < 8; k++) dst[ndst++] = mv->cl->groups[d].first_replica + k;
         if (deleted) {
@@ -281,6 +289,7 @@ static int move_chunk(mover_t *mv, const char *coll, int g, const uint32_t *buck
                 if (any && !missed_live) rc = 0;
             }
         }
+        mv->copy_us += me_now_us() - t0;
         if (rc == 0) {
             pthread_mutex_lock(&mv->m->lock);
             mv->m->moved += (uint64_t)nids;
@@ -411,6 +420,8 @@ static int run_move(mover_t *mv) {
         me_placement_t cur = mv->p;
         if (cur.phase == ME_PHASE_COPY) {
             rc = copy_all(mv, cat);
+            me_info("reshard: the copy took %.1f s listing versions and %.1f s reading and writing documents",
+                    (double)mv->list_us / 1e6, (double)mv->copy_us / 1e6);
             if (rc == 0) rc = announce(mv, (me_placement_t){ cur.epoch + 1, ME_PHASE_SWITCHED, cur.from, cur.to });
         } else if (cur.phase == ME_PHASE_SWITCHED) {
             rc = announce(mv, (me_placement_t){ cur.epoch + 1, ME_PHASE_CLEAN, cur.from, cur.to });
