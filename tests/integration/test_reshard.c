@@ -3,8 +3,10 @@
  * writing, deleting and searching; every exact search during the move
  * equals a brute force over the documents acknowledged so far (none
  * missing, none twice), and afterwards every document lives on exactly
- * its placement group. A move whose coordinator is killed mid-copy stays
- * where it was (dual writes go on) and is resumed by the restarted one. */
+ * its placement group. The client may go through another coordinator than
+ * the one driving the move. A move whose coordinator is killed mid-copy
+ * stays where it was (dual writes go on) and is resumed by the restarted
+ * one. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -295,7 +297,18 @@ TEST(reshard_grows_and_shrinks_a_live_cluster_exactly_and_resumes_after_a_coordi
 
     /* Grow, then shrink, under writes, deletes and searches. */
     move_under_load(&c, m, 3, 3000, 0);
+    /* A second coordinator on the same map serves the client while the
+     * first drives the shrink: it follows the move from the shards. */
+    me_daemon_t c2 = { .no_data_dir = 1, .extra = { c.cluster_arg, "--heartbeat-ms=100" }, .nextra = 2 };
+    ASSERT_OK(me_daemon_start(&c2, "metaembed-coordinator", "coord2"));
+    me_client_t *via_first = m->cli;
+    m->cli = me_daemon_client(&c2);
+    ASSERT_TRUE(m->cli != NULL);
+    me_client_set_timeout(m->cli, 20000);
     move_under_load(&c, m, 2, 3000, 0);
+    me_client_close(m->cli);
+    m->cli = via_first;
+    me_daemon_free(&c2);
 
     /* Grow again, slowly, and kill the coordinator mid-copy. */
     me_client_t *admin = me_daemon_client(&c.coord);
