@@ -117,9 +117,9 @@ me_call_t *me_coord_write_calls(req_t *r, uint8_t *const *payload, const size_t 
     me_call_t *calls = calloc((size_t)cl->n_replicas, sizeof *calls);
     int *need = calloc((size_t)cl->n_groups, sizeof *need);
     if (!calls || !need) { free(calls); free(need); return NULL; }
-    for (int g = 0; g < cl->n_groups; g++) need[g] = used && !used[g] ? 0 : me_coord_write_need(r, g);
-    int n = 0;
-    int span = me_coord_span_groups(r);
+    /* payload, len and used cover the groups the placement spans. */
+    int n = 0, span = me_coord_span_groups(r);
+    for (int g = 0; g < span; g++) need[g] = used && !used[g] ? 0 : me_coord_write_need(r, g);
     for (int rep = 0; rep < cl->n_replicas; rep++) {
         int g = cl->replicas[rep].group;
         if (g >= span) continue;  /* groups outside the placement (and encoders) store nothing */

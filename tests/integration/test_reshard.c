@@ -44,11 +44,11 @@ static void doc_vectors(int i, float *v) {
 }
 
 static int add_docs(model_t *m, int n) {
-    me_doc_t docs[64];
+    me_doc_t docs[64] = { 0 };
     float v[64][ROWS * DIM];
     char ids[64][16];
     if (n > 64) n = 64;
-    if (m->next + n > MAXDOCS) return -1;
+    if (n < 1 || m->next + n > MAXDOCS) return -1;
     for (int k = 0; k < n; k++) {
         doc_id(m->next + k, ids[k], sizeof ids[k]);
         doc_vectors(m->next + k, v[k]);
@@ -289,7 +289,10 @@ TEST(reshard_grows_and_shrinks_a_live_cluster_exactly_and_resumes_after_a_coordi
     m->cli = cluster_client(&c, DIM, ROWS);
     ASSERT_TRUE(m->cli != NULL);
     me_client_set_timeout(m->cli, 20000);
-    for (int b = 0; b < 24; b++) ASSERT_OK(add_docs(m, 50));
+    for (int b = 0; b < 24; b++) {
+        if (add_docs(m, 50) != 0) fprintf(stderr, "    preload: %s\n", m->last_error);
+        ASSERT_EQ(m->write_errors, 0);
+    }
     /* Placed by the map's two groups: the standby one holds nothing. */
     ASSERT_EQ(check_holdings(&c, m, 2), 0);
     for (int i = 0; i < 5; i++) search_once(m, 0);
