@@ -25,8 +25,19 @@ me_placement_t me_cluster_placement(const me_cluster_t *c) {
 
 int me_cluster_adopt_placement(me_cluster_t *c, uint64_t word) {
     me_placement_t p;
-    if (word == 0 || me_placement_unpack(word, &p) != 0 || me_placement_span(p) > c->n_groups) return 0;
+    if (word == 0 || me_placement_unpack(word, &p) != 0) return 0;
     uint64_t cur = atomic_load(&c->placement);
+    if (me_placement_span(p) > c->n_groups) {
+        /* Said once per epoch: every routed request is refused meanwhile. */
+        static _Atomic uint32_t warned_epoch;
+        if ((uint32_t)(cur >> 32) < p.epoch && atomic_exchange(&warned_epoch, p.epoch) != p.epoch) {
+            char buf[96];
+            me_error("a shard holds placement %s but this coordinator's map lists %d groups: add the missing "
+                     "groups to the map (as standby) and restart this coordinator",
+                     me_placement_describe(word, buf, sizeof buf), c->n_groups);
+        }
+        return 0;
+    }
     while ((uint32_t)(cur >> 32) < p.epoch) {
         if (atomic_compare_exchange_weak(&c->placement, &cur, word)) {
             char buf[96];
