@@ -59,7 +59,7 @@ typedef struct {
     const me_http_request_t *req;
     me_buf_t *body;
     const char **ctype;
-    char *coll;               /* the path's {name} (malloc'd), or NULL */
+    char *coll;               /* the path's {name} or {id} (malloc'd), or NULL */
     me_json_doc_t *doc;       /* the parsed request body */
     const me_json_t *in;      /* its root object (NULL when no body) */
     me_client_t *c;
@@ -1207,6 +1207,111 @@ static int r_ids(api_t *a) {
     return reply(a, &w, 200);
 }
 
+/* ---- snapshots and resharding ---- */
+
+static void put_snapshot(me_json_writer_t *w, const char *key, const me_snapshot_info_t *s) {
+    me_json_obj_begin(w, key);
+    me_json_put_str(w, "id", s->id);
+    me_json_put_u64(w, "created_ms", s->created_ms);
+    me_json_put_u64(w, "bytes", s->bytes);
+    me_json_put_u64(w, "documents", s->documents);
+    me_json_put_u64(w, "replicas", s->replicas);
+    me_json_obj_end(w);
+}
+
+static int r_snapshots(api_t *a) {
+    me_snapshot_info_t *s = NULL;
+    size_t n = 0;
+    me_status_t st;
+    if (me_client_snapshot_list(a->c, &s, &n, &st) != 0) return fail_status(a, &st);
+    me_json_writer_t w;
+    me_json_writer_init_buf(&w);
+    me_json_obj_begin(&w, NULL);
+    me_json_arr_begin(&w, "snapshots");
+    for (size_t i = 0; i < n; i++) put_snapshot(&w, NULL, &s[i]);
+    me_json_arr_end(&w);
+    me_json_obj_end(&w);
+    free(s);
+    return reply(a, &w, 200);
+}
+
+/* POST /v1/snapshots {"id": ...}: without an id the coordinator names it
+ * (snap-YYYYMMDD-HHMMSS); the id's rules are the coordinator's. */
+static int r_snapshot_create(api_t *a) {
+    static const char *const top[] = { "id", "timeout_ms", NULL };
+    const char *id;
+    int rc;
+    if ((rc = check_members(a, a->in, "the snapshot", top)) != 0 || (rc = get_str(a, a->in, "id", 0, &id)) != 0)
+        return rc;
+    me_snapshot_info_t s;
+    me_status_t st;
+    if (me_client_snapshot_create(a->c, id, &s, &st) != 0) return fail_status(a, &st);
+    me_json_writer_t w;
+    me_json_writer_init_buf(&w);
+    me_json_obj_begin(&w, NULL);
+    put_snapshot(&w, "snapshot", &s);
+    me_json_obj_end(&w);
+    return reply(a, &w, 200);
+}
+
+static int r_snapshot_delete(api_t *a) {
+    me_status_t st;
+    if (me_client_snapshot_delete(a->c, a->coll, &st) != 0) return fail_status(a, &st);
+    me_json_writer_t w;
+    me_json_writer_init_buf(&w);
+    me_json_obj_begin(&w, NULL);
+    me_json_put_str(&w, "deleted", a->coll);
+    me_json_obj_end(&w);
+    return reply(a, &w, 200);
+}
+
+/* Every field of the status, named as `metaembed reshard --status --json` names them. */
+static int reshard_reply(api_t *a, const me_reshard_info_t *s) {
+    me_json_writer_t w;
+    me_json_writer_init_buf(&w);
+    me_json_obj_begin(&w, NULL);
+    me_json_put_str(&w, "phase", s->phase);
+    me_json_put_u64(&w, "from_groups", s->from_groups);
+    me_json_put_u64(&w, "to_groups", s->to_groups);
+    me_json_put_u64(&w, "epoch", s->epoch);
+    me_json_put_bool(&w, "running", s->running);
+    me_json_put_u64(&w, "moved", s->moved);
+    me_json_put_u64(&w, "estimate", s->estimate);
+    me_json_put_u64(&w, "purged", s->purged);
+    me_json_put_num_prec(&w, "progress", s->progress, 6);
+    me_json_put_num_prec(&w, "docs_per_s", s->docs_per_s, 6);
+    me_json_put_u64(&w, "eta_ms", s->eta_ms);
+    me_json_put_u64(&w, "elapsed_ms", s->elapsed_ms);
+    me_json_put_str(&w, "error", s->error);
+    me_json_put_str(&w, "waiting", s->waiting);
+    me_json_obj_end(&w);
+    return reply(a, &w, 200);
+}
+
+static int r_reshard_status(api_t *a) {
+    me_reshard_info_t s;
+    me_status_t st;
+    if (me_client_reshard_status(a->c, &s, &st) != 0) return fail_status(a, &st);
+    return reshard_reply(a, &s);
+}
+
+/* POST /v1/reshard {"groups": N, "max_rate": R}: starts (or resumes) the
+ * move and answers at once; the mover runs on at the coordinator. */
+static int r_reshard_start(api_t *a) {
+    static const char *const top[] = { "groups", "max_rate", "timeout_ms", NULL };
+    uint32_t groups = 0, max_rate = 0;
+    int rc;
+    if ((rc = check_members(a, a->in, "the reshard", top)) != 0) return rc;
+    const me_json_t *g = me_json_get(a->in, "groups");
+    if (!g || g->type == ME_JSON_NULL) return BAD(a, "give \"groups\": the number of shard groups to move to");
+    if ((rc = get_u32(a, a->in, "groups", &groups)) != 0 || (rc = get_u32(a, a->in, "max_rate", &max_rate)) != 0)
+        return rc;
+    me_reshard_info_t s;
+    me_status_t st;
+    if (me_client_reshard_start(a->c, groups, max_rate, &s, &st) != 0) return fail_status(a, &st);
+    return reshard_reply(a, &s);
+}
+
 static int r_openapi(api_t *a) {
     *a->ctype = "application/json";
     size_t n = (size_t)(me_openapi_json_end - me_openapi_json);
@@ -1240,6 +1345,11 @@ static const struct route {
     ROUTE("POST", "/v1/collections/{name}/search", r_search, BODY | CLIENT),
     ROUTE("POST", "/v1/collections/{name}/count", r_count, BODY | CLIENT),
     ROUTE("POST", "/v1/collections/{name}/fields", r_index_fields, BODY | CLIENT),
+    ROUTE("GET", "/v1/snapshots", r_snapshots, CLIENT),
+    ROUTE("POST", "/v1/snapshots", r_snapshot_create, BODY | CLIENT),
+    ROUTE("DELETE", "/v1/snapshots/{id}", r_snapshot_delete, CLIENT),
+    ROUTE("GET", "/v1/reshard", r_reshard_status, CLIENT),
+    ROUTE("POST", "/v1/reshard", r_reshard_start, BODY | CLIENT),
     ROUTE("GET", "/openapi.json", r_openapi, OPEN),
 };
 #define NROUTES (sizeof routes / sizeof routes[0])

@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,12 +30,16 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-__all__ = ["Client", "Collection", "CollectionInfo", "Hit", "IdsPage", "MetaembedError", "Record", "SearchResult"]
+__all__ = ["Client", "Collection", "CollectionInfo", "Hit", "IdsPage", "MetaembedError", "Record", "ReshardStatus",
+           "SearchResult", "SnapshotInfo"]
 __version__ = "0.1.0"
 
 # The coordinator refuses request bodies over 9 MiB; upserts and ingests
 # are split into requests below this (and below batch_size documents).
 MAX_BODY = 8 << 20
+# Status polls that may fail in a row while reshard() follows a move (as
+# `metaembed reshard` allows) before it gives up.
+_RESHARD_POLL_FAILURES = 6
 
 
 class MetaembedError(Exception):
@@ -130,6 +135,50 @@ class Record:
     vectors: Optional[np.ndarray] = None  # [R, D] float32 when asked for
 
 
+@dataclass
+class SnapshotInfo:
+    """A snapshot: a point-in-time copy of every shard replica, one id
+    across the cluster (restore: docs/cluster.md)."""
+    id: str
+    created_ms: int = 0  # wall clock, ms since the epoch
+    bytes: int = 0       # over every replica
+    documents: int = 0   # over the groups
+    replicas: int = 0    # replicas holding it
+
+    @classmethod
+    def _from(cls, d: Dict[str, Any]) -> "SnapshotInfo":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass
+class ReshardStatus:
+    """Where a move of the placement stands at the coordinator asked:
+    phase "stable", "copy", "switched" or "clean"; running while this
+    coordinator drives it; error says why the last run stopped."""
+    phase: str
+    from_groups: int
+    to_groups: int
+    epoch: int = 0
+    running: bool = False
+    moved: int = 0        # documents copied by this run
+    estimate: int = 0     # documents the copy moves (an estimate)
+    purged: int = 0       # removed from groups that no longer own them
+    progress: float = 0.0  # 0..1 of the copy
+    docs_per_s: float = 0.0
+    eta_ms: int = 0
+    elapsed_ms: int = 0
+    error: str = ""
+    waiting: str = ""     # what the move waits for now (a replica down), if anything
+
+    @classmethod
+    def _from(cls, d: Dict[str, Any]) -> "ReshardStatus":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    def done(self, groups: int) -> bool:
+        """The documents are placed on `groups` groups and no move runs."""
+        return self.phase == "stable" and self.to_groups == groups and not self.running
+
+
 def _tensor(a: np.ndarray) -> Dict[str, Any]:
     """One document's or query's vectors [R, D] as a base64 tensor (exact:
     the bytes travel as they are, little-endian f32 or f16)."""
@@ -218,6 +267,64 @@ class Client:
 
     def openapi(self) -> Dict[str, Any]:
         return self._request("GET", "/openapi.json")
+
+    # ---- snapshots ----
+
+    def snapshots(self) -> List[SnapshotInfo]:
+        """Every snapshot, by id."""
+        return [SnapshotInfo._from(x) for x in self._request("GET", "/v1/snapshots")["snapshots"]]
+
+    def snapshot_create(self, id: Optional[str] = None) -> SnapshotInfo:
+        """Snapshots every replica of every group under one id (1..64 of
+        [A-Za-z0-9_.-]; None: the coordinator names it snap-YYYYMMDD-HHMMSS)."""
+        return SnapshotInfo._from(self._request("POST", "/v1/snapshots", {} if id is None else {"id": id})["snapshot"])
+
+    def snapshot_delete(self, id: str) -> None:
+        self._request("DELETE", "/v1/snapshots/" + _name(id))
+
+    # ---- resharding ----
+
+    def reshard_status(self) -> ReshardStatus:
+        return ReshardStatus._from(self._request("GET", "/v1/reshard"))
+
+    def reshard(self, groups: int, max_rate: int = 0, wait: bool = True, poll: float = 0.5,
+                timeout: Optional[float] = None) -> ReshardStatus:
+        """Moves the documents to the first `groups` groups of the cluster
+        map while the cluster serves (to grow, every coordinator's map lists
+        the new groups as standby), copying at most max_rate documents/s
+        (0: no limit). Without wait, returns the status right after the
+        start (the move runs on at the coordinator). With wait, polls every
+        `poll` s until the move is done; a move that stops on an error
+        raises MetaembedError (code ABORTED; starting it again resumes it),
+        one still going after `timeout` s raises DEADLINE_EXCEEDED."""
+        body: Dict[str, Any] = {"groups": int(groups)}
+        if max_rate:
+            body["max_rate"] = int(max_rate)
+        s = ReshardStatus._from(self._request("POST", "/v1/reshard", body))
+        if not wait:
+            return s
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failures = 0
+        while not s.done(groups):
+            if not s.running:
+                why = s.error or (f"the move is not running at this coordinator (phase {s.phase}, "
+                                  f"{s.from_groups} -> {s.to_groups} groups)")
+                raise MetaembedError("ABORTED", 0, f"the move to {groups} groups stopped: {why}; "
+                                     f"{s.moved} documents moved; reshard({groups}) again resumes it")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise MetaembedError("DEADLINE_EXCEEDED", 0, f"the move to {groups} groups is still under way after "
+                                     f"{timeout} s (phase {s.phase}, {s.moved} of ~{s.estimate} documents); it goes "
+                                     "on at the coordinator: see reshard_status()")
+            time.sleep(poll)
+            try:
+                s = self.reshard_status()
+                failures = 0
+            except MetaembedError as e:
+                # A coordinator busy or restarting: the move goes on; a few misses in a row are no failure.
+                failures += 1
+                if e.code not in ("UNAVAILABLE", "DEADLINE_EXCEEDED") or failures >= _RESHARD_POLL_FAILURES:
+                    raise
+        return s
 
     # ---- collections ----
 

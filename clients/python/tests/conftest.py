@@ -26,13 +26,16 @@ def free_port() -> int:
 
 
 class Cluster:
-    def __init__(self, shards=2, encoder_model=None, coord_args=()):
+    def __init__(self, shards=2, encoder_model=None, coord_args=(), standby=0):
+        """shards groups of one replica each, then `standby` more: in the
+        map (`group gN standby ENDPOINT`) but outside the placement until a
+        reshard grows onto them."""
         self.dir = Path(tempfile.mkdtemp(prefix="metaembed-py-"))
         self.procs = []
         try:
             endpoints = [self._start("metaembed-shard", f"shard{i}", "--data-dir", str(self.dir / f"shard{i}"))
-                         for i in range(shards)]
-            lines = [f"group g{i} {ep}" for i, ep in enumerate(endpoints)]
+                         for i in range(shards + standby)]
+            lines = [f"group g{i} {'standby ' if i >= shards else ''}{ep}" for i, ep in enumerate(endpoints)]
             if encoder_model:
                 lines.append("encoders " + self._start("metaembed-encoder", "encoder", "--model", str(encoder_model),
                                                        "--threads", "1"))
