@@ -65,6 +65,8 @@ typedef void lane_fn(float *mx, const float *qt, int ldq, const float *d, int di
 typedef void dot_fn(float *best, const float *q, int qs, const me_docref_t *doc, int j0,
                     int nb, int dim);
 typedef float dot1_fn(const float *qsum, const me_docref_t *doc, int dim);
+typedef void dot1_run_fn(const float *qsum, const void *rows, const float *scales, size_t stride, size_t n, int dim,
+                         float *out);
 typedef void conv_fn(float *dst, const me_docref_t *doc, me_dtype_t dt, int j0, int nb,
                      int dim);
 
@@ -77,6 +79,7 @@ typedef struct {
     conv_fn *conv_rows;
     dot_fn *const (*dot)[DOT_MAX_RQ + 1];
     dot1_fn *dot1[4];       /* [dtype] */
+    dot1_run_fn *dot1_run[4];  /* [dtype]: dot1 over consecutive one-row documents */
 } simd_ops_t;
 
 enum { SIMD_SCALAR = 0, SIMD_AVX2 = 1, SIMD_AVX512 = 2 };
@@ -441,6 +444,24 @@ void me_maxsim_score(me_mquery_t *q, me_dtype_t dtype, int r_c, const me_docref_
  * BLAS score depends on where it sits in the batch, and the shard needs a
  * scan and a rerank to agree bit for bit. FUSED beat it at every shape
  * measured anyway (bench_maxsim); without SIMD, NAIVE is the fallback. */
+void me_maxsim_score_rows1(me_mquery_t *q, me_dtype_t dtype, const void *rows, const float *scales, size_t stride,
+                           size_t n, float *scores) {
+    if (n == 0) return;
+    size_t es = me_dtype_size(dtype);
+#ifdef ME_MAXSIM_X86
+    int level = simd_level();
+    if (level != SIMD_SCALAR) {
+        simd_ops(level)->dot1_run[dtype](q->qsum, rows, scales, stride, n, q->dim, scores);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) {
+        me_docref_t d = { (const char *)rows + i * stride * es,
+                          dtype == ME_DTYPE_INT8 ? scales + i * (stride / (size_t)q->dim) : NULL, 1 };
+        scores[i] = naive_one(q, dtype, 1, &d);
+    }
+}
+
 me_maxsim_impl_t me_maxsim_pick(int r_q, int r_c, int dim, me_dtype_t dtype) {
     (void)r_q, (void)r_c, (void)dim, (void)dtype;
     return simd_level() != SIMD_SCALAR ? ME_MAXSIM_FUSED : ME_MAXSIM_NAIVE;

@@ -52,6 +52,15 @@ void me_maxsim_score(me_mquery_t *q, me_dtype_t dtype, int r_c,
                      const me_docref_t *docs, size_t n, float *scores,
                      me_maxsim_impl_t impl);
 
+/* The stage-1 scan's shape: scores[i] = s(q, doc i) at r_c = 1 for n
+ * documents whose first rows lie `stride` elements apart from `rows` (a
+ * dense copy: stride = rows kept per document × dim; int8: doc i's scale
+ * at scales[i · stride / dim]). The same scores as me_maxsim_score AUTO
+ * at r_c = 1, bit for bit, without a document reference or call per
+ * document. */
+void me_maxsim_score_rows1(me_mquery_t *q, me_dtype_t dtype, const void *rows, const float *scales, size_t stride,
+                           size_t n, float *scores);
+
 /* The implementation AUTO uses for this shape (never AUTO). */
 me_maxsim_impl_t me_maxsim_pick(int r_q, int r_c, int dim, me_dtype_t dtype);
 const char *me_maxsim_impl_name(me_maxsim_impl_t impl);

@@ -20,6 +20,7 @@ PACKAGES=(
   clang                                    # make fuzz (libFuzzer)
   prometheus                               # promtool: checks /metrics output and the scrape config
   python3-venv python3-numpy python3-pytest  # the Python client (clients/python) and its tests, offline
+  python3-faiss                            # tests/bench/bench_flat.c: FAISS flat indexes as the reference
 )
 
 missing=()

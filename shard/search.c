@@ -87,10 +87,18 @@ static int score_into(me_coll_t *c, me_storage_t *st, me_mquery_t *q, int r_c,
         uint64_t t0 = me_now_us();
         m = n - off < step ? n - off : step;
         for (size_t i = 0; i < m; i++) idx[i] = slots ? slots[off + i] : (uint32_t)(off + i);
-        rc = load_refs(c, st, r_c, idx, m, refs, &fb, err, errcap);
+        /* The flat scan (every document, first row): straight over the
+         * dense coarse copy, no document references (the same scores). */
+        int flat = r_c == 1 && !slots;
+        if (!flat) rc = load_refs(c, st, r_c, idx, m, refs, &fb, err, errcap);
         if (rc) break;
+        size_t stride = (size_t)c->cfg.coarse_vectors * (size_t)c->cfg.dim;
         for (int rep = 0; rep < (reps > 1 ? reps : 1) && rc == 0; rep++) {
-            me_maxsim_score(q, c->cfg.dtype, r_c, refs, m, scores, ME_MAXSIM_AUTO);
+            if (flat)
+                me_maxsim_score_rows1(q, c->cfg.dtype, c->coarse + off * (size_t)c->cfg.coarse_vectors * me_coll_row_bytes(c),
+                                      c->coarse_scales ? c->coarse_scales + off * (size_t)c->cfg.coarse_vectors : NULL,
+                                      stride, m, scores);
+            else me_maxsim_score(q, c->cfg.dtype, r_c, refs, m, scores, ME_MAXSIM_AUTO);
             if (rep % 16 == 15 && past(deadline_us)) rc = ME_ETIMEDOUT;
         }
         if (rc) break;

@@ -317,3 +317,55 @@ TEST(maxsim_pick_and_names) {
     ASSERT_NEAR(me_maxsim_flops(16, 64, 128), 262144.0, 0);
     ASSERT_TRUE(me_maxsim__set_simd("sse9") != 0);
 }
+
+/* The stage-1 scan's entry point (me_maxsim_score_rows1): documents laid
+ * out densely, 2 rows apart as in a coarse copy of coarse_vectors = 2,
+ * score bit for bit what me_maxsim_score gives them at r_c = 1, at every
+ * SIMD level, for every dtype, at odd dims and counts (tails of the
+ * unrolled loop). */
+TEST(maxsim_rows1_scan_matches_score_bit_for_bit) {
+    me_rng_t rng = { 11 };
+    static const char *levels[] = { NULL, "scalar", "avx2", "avx512" };
+    static const int dims[] = { 7, 128, 131 };
+    for (size_t di = 0; di < 3; di++)
+        for (size_t ds = 0; ds < 3; ds++) {
+            me_dtype_t dt = k_dtypes[di];
+            int dim = dims[ds], per = 2;
+            size_t n = 103, es = me_dtype_size(dt), stride = (size_t)per * dim;
+            uint8_t *rows = malloc(n * stride * es);
+            float *scales = malloc(n * per * sizeof *scales), *row = malloc((size_t)dim * sizeof *row);
+            me_docref_t *refs = malloc(n * sizeof *refs);
+            ASSERT_TRUE(rows && scales && row && refs);
+            for (size_t i = 0; i < n * per; i++) {
+                me_rng_unit_rows(&rng, row, 1, dim);
+                if (dt == ME_DTYPE_F32) memcpy(rows + i * dim * es, row, (size_t)dim * es);
+                else if (dt == ME_DTYPE_F16) me_f32_to_f16_n((uint16_t *)(void *)(rows + i * dim * es), row, (size_t)dim);
+                else me_int8_quantize((int8_t *)(rows + i * dim * es), &scales[i], row, (size_t)dim);
+            }
+            for (size_t i = 0; i < n; i++)
+                refs[i] = (me_docref_t){ rows + i * stride * es, dt == ME_DTYPE_INT8 ? scales + i * per : NULL, per };
+            for (int r_q = 1; r_q <= 16; r_q += 5) {
+                float *qv = rand_query(r_q, dim, &rng);
+                me_mquery_t *q = me_mquery_new(qv, r_q, dim);
+                ASSERT_TRUE(q != NULL);
+                float a[103], b[103];
+                for (size_t l = 0; l < 4; l++) {
+                    if (levels[l] && me_maxsim__set_simd(levels[l]) != 0) continue;
+                    me_maxsim_score(q, dt, 1, refs, n, a, ME_MAXSIM_AUTO);
+                    me_maxsim_score_rows1(q, dt, rows, dt == ME_DTYPE_INT8 ? scales : NULL, stride, n, b);
+                    me_maxsim__set_simd(NULL);
+                    for (size_t i = 0; i < n; i++)
+                        if (memcmp(&a[i], &b[i], sizeof a[i]) != 0)
+                            me_test_fail(__FILE__, __LINE__, "%s %s dim %d r_q %d doc %zu: %.9g vs %.9g",
+                                         levels[l] ? levels[l] : "auto", me_dtype_name(dt), dim, r_q, i, (double)a[i],
+                                         (double)b[i]);
+                }
+                me_mquery_free(q);
+                free(qv);
+            }
+            free(rows);
+            free(scales);
+            free(row);
+            free(refs);
+        }
+}
