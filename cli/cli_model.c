@@ -311,7 +311,7 @@ typedef struct {
     char collection[ME_CFG_STR_MAX], text_collection[ME_CFG_STR_MAX];
     char mode[ME_CFG_STR_MAX], fusion[ME_CFG_STR_MAX], alpha[ME_CFG_STR_MAX];
     long long max_docs, max_queries, threads, candidates, refine_candidates, hybrid_candidates;
-    int cluster, exact, compare_exact;
+    int cluster, exact, compare_exact, binary;
 } eval_opts_t;
 
 #define V_OPT(name, type, field, def, lo, hi, choices, help) \
@@ -325,6 +325,9 @@ static const me_cfg_opt_t eval_table[] = {
     V_OPT("max-queries", ME_CFG_INT, max_queries, "0", 0, 100000000, NULL, "query cap (0 = all of the split)"),
     V_OPT("plot", ME_CFG_STRING, plot, "", 0, 0, NULL, "also write an SVG plot of quality against budget"),
     V_OPT("threads", ME_CFG_INT, threads, "0", 0, 256, NULL, "threads (0 = every core)"),
+    V_OPT("binary", ME_CFG_BOOL, binary, "false", 0, 1, NULL,
+          "also score 1-bit document vectors (each dimension's sign; the f32 query against them) at every budget: "
+          "the quality a binary tier would keep, at r_c x D / 8 bytes a document"),
     V_OPT("cluster", ME_CFG_BOOL, cluster, "false", 0, 1, NULL,
           "measure through the running cluster at --addr instead: text searches of the split's queries "
           "against --collection (ingested from the same data), with latency per budget"),
@@ -885,6 +888,7 @@ int cli_cmd_eval(cli_t *c, int argc, char **argv) {
     eo.max_docs = (size_t)o.max_docs;
     eo.max_queries = (size_t)o.max_queries;
     eo.threads = o.threads > 0 ? (int)o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    eo.binary = o.binary;
     me_progress_t bar = { 0 };
     eo.progress = eval_progress;
     eo.progress_ctx = &bar;
@@ -918,6 +922,11 @@ int cli_cmd_eval(cli_t *c, int argc, char **argv) {
         }
         me_json_arr_end(&w);
         if (r.has_bm25) put_row_json(&w, "bm25", &r.bm25);
+        if (r.nbinary) {
+            me_json_arr_begin(&w, "binary_budgets");
+            for (int i = 0; i < r.nbinary; i++) put_row_json(&w, NULL, &r.binary[i]);
+            me_json_arr_end(&w);
+        }
         cli_json_end(&w);
     } else {
         printf("%s on %s: %zu documents, %zu %s queries; encoding %.1f documents/s\n\n", o.model, path, r.docs,
@@ -933,6 +942,19 @@ int cli_cmd_eval(cli_t *c, int argc, char **argv) {
         if (r.has_bm25)
             printf("| BM25    |   %.4f | %.4f |    %.4f | (k1 0.9, b 0.4) |\n", r.bm25.recall1, r.bm25.mrr10,
                    r.bm25.recall10);
+        if (r.nbinary) {
+            printf("\n1-bit documents (the sign of each dimension; the f32 query scores them):\n\n");
+            printf("| budget  | Recall@1 | MRR@10 | Recall@10 | index bytes/doc | MRR@10 vs f16 |\n");
+            printf("|---------|----------|--------|-----------|-----------------|---------------|\n");
+            for (int i = 0; i < r.nbinary; i++) {
+                char b[16];
+                snprintf(b, sizeof b, "(%d,%d)", r.binary[i].r_q, r.binary[i].r_c);
+                double f16 = i < r.nrows ? r.rows[i].mrr10 : 0;
+                printf("| %-7s |   %.4f | %.4f |    %.4f | %15llu | %12.1f%% |\n", b, r.binary[i].recall1,
+                       r.binary[i].mrr10, r.binary[i].recall10, (unsigned long long)r.binary[i].index_bytes_per_doc,
+                       f16 > 0 ? 100.0 * (r.binary[i].mrr10 - f16) / f16 : 0.0);
+            }
+        }
         if (o.plot[0]) printf("\nplot: %s\n", o.plot);
     }
     me_dataset_free(ds);

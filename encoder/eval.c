@@ -1,5 +1,6 @@
 #include "encoder/eval.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,29 @@ int me_eval_score(const uint16_t *docs, const size_t *doc_group, size_t ndocs, c
         }
         if (nq) { row->recall1 /= (double)nq; row->mrr10 /= (double)nq; row->recall10 /= (double)nq; }
         if (o->progress) o->progress(o->progress_ctx, "score budgets", (size_t)g + 1, (size_t)o->nbudgets);
+    }
+    return 0;
+}
+
+/* The budgets again over the documents' signs: each element becomes
+ * ±1/√D (stored as f16, exactly: the same kernels score it), which ranks
+ * as the f32 query against the packed bits would. */
+static int score_binary(uint16_t *docs, const size_t *doc_group, size_t ndocs, const float *queries,
+                        const size_t *q_group, size_t nq, int Rq, int Rc, int D, const me_eval_opts_t *o,
+                        me_eval_result_t *out) {
+    size_t n = ndocs * (size_t)Rc * D;
+    uint16_t *bin = malloc((n ? n : 1) * sizeof *bin);
+    if (!bin) return ME_ENOMEM;
+    uint16_t plus = me_f32_to_f16(1.0f / sqrtf((float)D)), minus = me_f32_to_f16(-1.0f / sqrtf((float)D));
+    for (size_t i = 0; i < n; i++) bin[i] = me_f16_to_f32(docs[i]) < 0 ? minus : plus;
+    me_eval_result_t tmp;
+    int rc = me_eval_score(bin, doc_group, ndocs, queries, q_group, nq, Rq, Rc, D, o, &tmp);
+    free(bin);
+    if (rc) return rc;
+    out->nbinary = tmp.nrows;
+    for (int i = 0; i < tmp.nrows; i++) {
+        out->binary[i] = tmp.rows[i];
+        out->binary[i].index_bytes_per_doc = (uint64_t)tmp.rows[i].r_c * (uint64_t)((D + 7) / 8);
     }
     return 0;
 }
@@ -211,6 +235,7 @@ int me_eval_run(me_embedder_t *e, const me_dataset_t *ds, const me_eval_opts_t *
     if (!doc_group) { rc = ME_ENOMEM; goto out; }
     for (size_t d = 0; d < ndocs; d++) doc_group[d] = d;
     rc = me_eval_score(docs, doc_group, ndocs, queries, doc_of, nq, Rq, Rc, D, o, out);
+    if (rc == 0 && o->binary) rc = score_binary(docs, doc_group, ndocs, queries, doc_of, nq, Rq, Rc, D, o, out);
     free(doc_group);
     if (rc) goto out;
     if (o->progress) o->progress(o->progress_ctx, "BM25", 0, 1);

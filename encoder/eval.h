@@ -30,6 +30,12 @@ typedef struct {
      * same run (me_eval_run; not me_eval_score). */
     me_eval_row_t bm25;
     int has_bm25;
+    /* With opts.binary: the same budgets over 1-bit document vectors (the
+     * sign of each dimension; scored asymmetrically, the f32 query against
+     * ±1/√D), index bytes r_c · D / 8: what a binary tier would cost in
+     * quality. */
+    int nbinary;
+    me_eval_row_t binary[ME_MMR_MAX_GROUPS];
 } me_eval_result_t;
 
 typedef struct {
@@ -39,6 +45,7 @@ typedef struct {
     int threads;
     me_mmr_group_t budgets[ME_MMR_MAX_GROUPS];
     int nbudgets;
+    int binary;                  /* also score 1-bit document vectors (me_eval_result_t.binary) */
     /* Progress callback (may be NULL): phase name, done, total. */
     void (*progress)(void *ctx, const char *phase, size_t done, size_t total);
     void *progress_ctx;

@@ -115,7 +115,8 @@ TEST(model_cli_train_eval_encode_ingest_on_real_slice) {
     free(err);
 
     /* Held-out queries (dev) against the slice's texts: far above chance. */
-    char *eval[] = { bin, "--json", "eval", "--model", model, "--data", slice, "--split", "dev", "--threads", "2", NULL };
+    char *eval[] = { bin, "--json", "eval", "--model", model, "--data", slice, "--split", "dev", "--threads", "2",
+                     "--binary", NULL };
     ASSERT_EQ(run(eval, dir, "eval", &out, &err), 0);
     me_json_doc_t *doc;
     me_json_error_t jerr;
@@ -132,6 +133,19 @@ TEST(model_cli_train_eval_encode_ingest_on_real_slice) {
         ASSERT_OK(me_json_num(me_json_get(me_json_at(budgets, b), "recall_at_10"), &r10));
         fprintf(stderr, "    budget %zu: recall@10 %.3f (chance %.4f)\n", b, r10, 10.0 / SLICE);
         ASSERT_TRUE(r10 > 20 * 10.0 / SLICE);
+    }
+    /* --binary: the same budgets over 1-bit documents, r_c x D / 8 bytes each, still above chance. */
+    const me_json_t *bin_rows = me_json_get(root, "binary_budgets");
+    ASSERT_EQ(me_json_len(bin_rows), 3);
+    static const int64_t rcs[3] = { 1, 4, 8 };
+    for (size_t b = 0; b < me_json_len(bin_rows); b++) {
+        double r10;
+        int64_t bytes;
+        ASSERT_OK(me_json_num(me_json_get(me_json_at(bin_rows, b), "recall_at_10"), &r10));
+        ASSERT_OK(me_json_int64(me_json_get(me_json_at(bin_rows, b), "index_bytes_per_doc"), &bytes));
+        fprintf(stderr, "    1-bit budget %zu: recall@10 %.3f, %lld bytes/doc\n", b, r10, (long long)bytes);
+        ASSERT_EQ(bytes, rcs[b] * 32 / 8);
+        ASSERT_TRUE(r10 > 3 * 10.0 / SLICE);  /* 32 bits a vector on a tiny model: above chance, far below f16 */
     }
     me_json_free(doc);
     free(out);
