@@ -3,18 +3,20 @@
 # replicas each, and a coordinator in front; waits until every process
 # answers, then prints how to use and stop it.
 #
-#   deploy/local/start-cluster.sh [--shards S] [--replicas R] [--encoders E]
+#   deploy/local/start-cluster.sh [--shards S] [--replicas R] [--standby N] [--encoders E]
 #                                 [--model FILE] [--dir DIR] [--port P] [--bin DIR]
 #                                 [-- extra coordinator flags]
 #
-# Defaults: 2 shards, 1 replica, no encoders, ./metaembed-cluster,
+# --standby N adds N more shard groups, standby in the map (empty until
+# 'metaembed reshard --groups S+N' moves documents to them).
+# Defaults: 2 shards, 1 replica, no standby, no encoders, ./metaembed-cluster,
 # coordinator on 7700, shards on 7701.., encoders on 7800.. pulling the text
 # ingest stream tcp://127.0.0.1:P+90 (what 'metaembed ingest corpus.jsonl'
 # binds by default for P=7700), binaries from build/release/bin. Stop it with
 # deploy/local/stop-cluster.sh --dir DIR.
 set -euo pipefail
 
-shards=2; replicas=1; encoders=0; dir=./metaembed-cluster; port=7700
+shards=2; replicas=1; standby=0; encoders=0; dir=./metaembed-cluster; port=7700
 here=$(cd "$(dirname "$0")/../.." && pwd)
 bin="$here/build/release/bin"
 model="$here/models/metaembed-default.safetensors"
@@ -23,13 +25,14 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --shards) shards=$2; shift 2 ;;
     --replicas) replicas=$2; shift 2 ;;
+    --standby) standby=$2; shift 2 ;;
     --encoders) encoders=$2; shift 2 ;;
     --model) model=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "start-cluster: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -56,8 +59,9 @@ wait_port() {  # a port accepts TCP connections (ZeroMQ listens on it)
 }
 
 p=$((port + 1))
-for ((s = 0; s < shards; s++)); do
+for ((s = 0; s < shards + standby; s++)); do
   line="group g$s"
+  [ "$s" -ge "$shards" ] && line="$line standby"
   for ((r = 0; r < replicas; r++)); do
     name="g$s-r$r"
     "$bin/metaembed-shard" --listen "tcp://127.0.0.1:$p" --data-dir "$dir/$name" \
@@ -88,7 +92,7 @@ fi
 echo $! >> "$dir/pids"
 wait_port "$port"
 cat <<MSG
-metaembed cluster up: coordinator tcp://127.0.0.1:$port, $shards shard group(s) x $replicas replica(s), $encoders encoder(s)
+metaembed cluster up: coordinator tcp://127.0.0.1:$port, $shards shard group(s) (+$standby standby) x $replicas replica(s), $encoders encoder(s)
   data and logs:  $dir
   cluster map:    $map
   dashboard:      http://127.0.0.1:$((port + 1400))/ (the ops page and a search view, in a browser)
