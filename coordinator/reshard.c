@@ -153,7 +153,8 @@ static int has_live(const Metaembed__ListCollectionsReply *l, const char *name) 
 
 /* Every replica of every group takes group 0's collections: a group that
  * joins gets them created (same config and version), and one that comes
- * back after an earlier move loses those dropped since. */
+ * back after an earlier move loses those group 0 has dropped since (at the
+ * drop's version). */
 static int sync_catalog(mover_t *mv, const Metaembed__ListCollectionsReply *src) {
     int span = me_placement_span(mv->p);
     for (int r = mv->cl->groups[0].n_replicas; r < mv->cl->n_replicas; r++) {
@@ -176,11 +177,20 @@ static int sync_catalog(mover_t *mv, const Metaembed__ListCollectionsReply *src)
             if (rc == ME_ESTALE) rc = 0;  /* dropped there after this create: repair's business */
         }
         for (size_t i = 0; rc == 0 && i < have->n_collections; i++) {
-            const char *name = have->collections[i]->config ? have->collections[i]->config->name : NULL;
-            if (!name || has_live(src, name)) continue;
+            const Metaembed__CollectionConfig *hc = have->collections[i]->config;
+            if (!hc || has_live(src, hc->name)) continue;
+            /* Only a drop group 0 knows of, newer than this create: a name
+             * group 0 lacks altogether may have been created since it was
+             * listed. */
+            uint64_t dropped = 0;
+            for (size_t k = 0; k < src->n_dropped; k++)
+                if (strcmp(src->dropped[k]->name, hc->name) == 0 && src->dropped[k]->version > dropped)
+                    dropped = src->dropped[k]->version;
+            if (dropped <= hc->version) continue;
+            const char *name = hc->name;
             Metaembed__DropCollectionRequest d = METAEMBED__DROP_COLLECTION_REQUEST__INIT;
             d.name = (char *)name;
-            d.version = me_version_next();
+            d.version = dropped;
             rc = me_copier_call(&mv->cp, r, METAEMBED__METHOD__METHOD_DROP_COLLECTION, &d.base, &rep);
             me_reply_clear(&rep);
             if (rc == 0) me_info("reshard: dropped collection %s on %s (gone from the cluster)", name,
@@ -199,7 +209,7 @@ static int dest_has(const me_copy_entry_t *d, size_t nd, const char *id, uint64_
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         int c = strcmp(d[mid].id, id);
-        if (c == 0) return d[mid].version >= version;  /* newest first: the first equal is the newest */
+        if (c == 0) return d[mid].version >= version;  /* one replica's listing: each id once */
         if (c < 0) lo = mid + 1;
         else hi = mid;
     }

@@ -300,6 +300,11 @@ TEST(reshard_grows_and_shrinks_a_live_cluster_exactly_and_resumes_after_a_coordi
 
     /* Grow, then shrink, under writes, deletes and searches. */
     move_under_load(&c, m, 3, 3000, 0);
+    /* A collection made at 3 groups and dropped at 2 (so the group that
+     * left still has it): the next grow drops it there too. */
+    me_collection_spec_t gone = { .name = "gone", .dim = DIM, .max_doc_vectors = ROWS };
+    me_status_t gst;
+    ASSERT_OK(me_client_create_collection(m->cli, &gone, &gst));
     /* A second coordinator on the same map serves the client while the
      * first drives the shrink: it follows the move from the shards. */
     me_daemon_t c2 = { .no_data_dir = 1, .extra = { c.cluster_arg, "--heartbeat-ms=100" }, .nextra = 2 };
@@ -312,6 +317,7 @@ TEST(reshard_grows_and_shrinks_a_live_cluster_exactly_and_resumes_after_a_coordi
     me_client_close(m->cli);
     m->cli = via_first;
     me_daemon_free(&c2);
+    ASSERT_OK(me_client_drop_collection(m->cli, "gone", &gst));
 
     /* Grow again, slowly, and kill the coordinator mid-copy. */
     me_client_t *admin = me_daemon_client(&c.coord);
@@ -354,6 +360,15 @@ TEST(reshard_grows_and_shrinks_a_live_cluster_exactly_and_resumes_after_a_coordi
     m->searches_moving = 0;
     move_under_load(&c, m, 3, 0, 1);
     fprintf(stderr, "    resumed: %d documents live\n", live_count(m));
+    me_client_t *g2 = me_daemon_client(&c.shards[2]);
+    ASSERT_TRUE(g2 != NULL);
+    me_collection_info_t *colls = NULL;
+    size_t ncolls = 0;
+    ASSERT_OK(me_client_list_collections(g2, &colls, &ncolls, &gst));
+    ASSERT_EQ(ncolls, 1);
+    ASSERT_STREQ(colls[0].name, "c");
+    free(colls);
+    me_client_close(g2);
     /* The move in the metrics: placement and the last run's figures. */
     char *metrics = NULL;
     ASSERT_EQ(me_test_http_get(c.coord.metrics_port, "/metrics", &metrics), 200);
