@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "common/hash.h"
 
 #define ME_TEST_MAX 512
@@ -376,4 +378,30 @@ int me_bench_options(int argc, char **argv, const me_opt_t *opts, const char *us
         }
     }
     return -1;
+}
+
+double me_bench_sgemm_gflops(int M, int N, int K, int reps) {
+    openblas_set_num_threads(1);
+    float *a = calloc((size_t)M * K, sizeof(float)), *b = calloc((size_t)K * N, sizeof(float));
+    float *c = calloc((size_t)M * N, sizeof(float));
+    if (!a || !b || !c) abort();
+    me_rng_t rng = { 11 };
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)me_rng_normal(&rng);
+    for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)me_rng_normal(&rng);
+    double t[32];
+    if (reps > 32) reps = 32;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+    for (int r = 0; r < reps; r++) {
+        double t0 = me_test_now_ms();
+        int inner = 0;
+        do {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+            inner++;
+        } while (me_test_now_ms() - t0 < 20);
+        t[r] = (me_test_now_ms() - t0) / 1e3 / inner;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * M * N * (double)K / me_percentile(t, reps, 50) * 1e-9;
 }

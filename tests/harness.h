@@ -113,5 +113,9 @@ typedef struct {
  * argument was one of them; otherwise prints usage on stdout and returns
  * main's exit code: 0 for --help, 2 for anything else. */
 int me_bench_options(int argc, char **argv, const me_opt_t *opts, const char *usage);
+/* The benches' reference: GFLOP/s of single-thread OpenBLAS sgemm
+ * (M x K) * (K x N), the median of reps, each repeating the call for at
+ * least 20 ms. */
+double me_bench_sgemm_gflops(int M, int N, int K, int reps);
 
 #endif

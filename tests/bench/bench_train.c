@@ -28,30 +28,6 @@ static void *xcalloc(size_t n, size_t size) {
     return p;
 }
 
-/* GFLOP/s of single-thread sgemm (M x K) * (K x N), median of reps. */
-static double sgemm_gflops(int M, int N, int K, int reps) {
-    float *a = xcalloc((size_t)M * K, sizeof(float)), *b = xcalloc((size_t)K * N, sizeof(float));
-    float *c = xcalloc((size_t)M * N, sizeof(float));
-    me_rng_t rng = { 11 };
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)me_rng_normal(&rng);
-    for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)me_rng_normal(&rng);
-    double t[32];
-    if (reps > 32) reps = 32;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
-    for (int r = 0; r < reps; r++) {
-        double t0 = me_test_now_ms();
-        int inner = 0;
-        do {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
-            inner++;
-        } while (me_test_now_ms() - t0 < 20);
-        t[r] = (me_test_now_ms() - t0) / 1e3 / inner;
-    }
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * M * N * (double)K / me_percentile(t, reps, 50) * 1e-9;
-}
 
 /* Forward FLOPs of one item of T positions (M of them meta). */
 static double item_flops(const me_model_config_t *c, int T, int M) {
@@ -137,8 +113,8 @@ int main(int argc, char **argv) {
 
     openblas_set_num_threads(1);
     int T = Wd + cfg.meta_c;
-    double g_shape = sgemm_gflops(B * T, 4 * cfg.width, cfg.width, 7);
-    double g_peak = sgemm_gflops(1024, 1024, 1024, 5);
+    double g_shape = me_bench_sgemm_gflops(B * T, 4 * cfg.width, cfg.width, 7);
+    double g_peak = me_bench_sgemm_gflops(1024, 1024, 1024, 5);
     printf("train bench: width %d, %d layers, D %d, batch %d (+%d hard negatives), documents %d tokens + %d meta, "
            "queries %d (%.0f used) + %d meta; %d thread(s); median of %d\n",
            cfg.width, cfg.layers, cfg.dim, B, B, Wd, cfg.meta_c, Wq, qlen, cfg.meta_q, threads, steps);

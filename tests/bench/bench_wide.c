@@ -67,32 +67,6 @@ static void *xmalloc(size_t n) {
     return p;
 }
 
-/* GFLOP/s of single-thread sgemm (M x K) * (K x N), median of reps; each
- * rep repeats the call for at least 20 ms (as bench_train does). */
-static double sgemm_gflops(int M, int N, int Kd, int reps) {
-    openblas_set_num_threads(1);
-    float *a = xmalloc((size_t)M * Kd * sizeof(float)), *b = xmalloc((size_t)Kd * N * sizeof(float));
-    float *c = xmalloc((size_t)M * N * sizeof(float));
-    me_rng_t rng = { 11 };
-    for (size_t i = 0; i < (size_t)M * Kd; i++) a[i] = (float)me_rng_normal(&rng);
-    for (size_t i = 0; i < (size_t)Kd * N; i++) b[i] = (float)me_rng_normal(&rng);
-    double t[32];
-    if (reps > 32) reps = 32;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, Kd, 1.0f, a, Kd, b, N, 0.0f, c, N);
-    for (int r = 0; r < reps; r++) {
-        double t0 = me_test_now_ms();
-        int inner = 0;
-        do {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, Kd, 1.0f, a, Kd, b, N, 0.0f, c, N);
-            inner++;
-        } while (me_test_now_ms() - t0 < 20);
-        t[r] = (me_test_now_ms() - t0) / 1e3 / inner;
-    }
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * M * N * (double)Kd / me_percentile(t, reps, 50) * 1e-9;
-}
 
 /* A query aimed at `doc`: noisy copies of its first RQ vectors (noise
  * p->qnoise relative to a unit vector), normalised. out: RQ x D f32. */
@@ -135,7 +109,7 @@ int main(int argc, char **argv) {
 
     /* The reference first, before the shard takes a core. */
     fprintf(stderr, "sgemm %dx%dx%d single-thread...\n", SG_M, SG_N, SG_K);
-    double gflops = sgemm_gflops(SG_M, SG_N, SG_K, 7);
+    double gflops = me_bench_sgemm_gflops(SG_M, SG_N, SG_K, 7);
 
     me_daemon_t d = { 0 };
     if (me_daemon_start(&d, "metaembed-shard", "bench-wide") != 0) die("cannot start metaembed-shard", NULL);
