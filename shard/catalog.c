@@ -23,9 +23,12 @@ void me_config_from_proto(me_coll_config_t *cfg, const Metaembed__CollectionConf
     cfg->dtype = (me_dtype_t)pc->dtype;
     cfg->ram_vectors = CLAMP(pc->ram_vectors);
     cfg->coarse_vectors = CLAMP(pc->coarse_vectors);
+    cfg->ivf_lists = CLAMP(pc->ivf_lists);
+    cfg->ivf_probe = CLAMP(pc->ivf_probe);
 #undef CLAMP
     cfg->version = pc->version;
     cfg->durability = (int)pc->durability;
+    cfg->coarse_index = (int)pc->coarse_index;
     me_field_specs_from_proto(cfg->fields, &cfg->nfields, pc->fields, pc->n_fields);
 }
 
@@ -41,6 +44,9 @@ Metaembed__CollectionConfig *me_config_to_proto(me_config_proto_t *out, const me
     pc->coarse_vectors = (uint32_t)cfg->coarse_vectors;
     pc->version = cfg->version;
     pc->durability = (Metaembed__Durability)cfg->durability;
+    pc->coarse_index = (Metaembed__CoarseIndex)cfg->coarse_index;
+    pc->ivf_lists = (uint32_t)cfg->ivf_lists;
+    pc->ivf_probe = (uint32_t)cfg->ivf_probe;
     int nf = cfg->nfields > ME_FIELDS_MAX ? ME_FIELDS_MAX : cfg->nfields;
     me_field_specs_to_proto(cfg->fields, nf, out->fs, out->fsp);
     pc->fields = out->fsp;

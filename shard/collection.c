@@ -47,6 +47,19 @@ int me_coll_config_check(me_coll_config_t *c, char *err, size_t errcap) {
                  c->ram_vectors, c->coarse_vectors);
         return ME_EINVAL;
     }
+    if (c->coarse_index < 0 || c->coarse_index > 1) {
+        snprintf(err, errcap, "coarse_index %d is not one of flat (0), ivf (1)", c->coarse_index);
+        return ME_EINVAL;
+    }
+    if (c->ivf_lists < 0 || c->ivf_lists > ME_IVF_MAX_LISTS || c->ivf_probe < 0 || c->ivf_probe > ME_IVF_MAX_LISTS) {
+        snprintf(err, errcap, "ivf_lists and ivf_probe must be in [0, %d], got %d and %d", ME_IVF_MAX_LISTS,
+                 c->ivf_lists, c->ivf_probe);
+        return ME_EINVAL;
+    }
+    if (c->coarse_index == 0 && (c->ivf_lists || c->ivf_probe)) {
+        snprintf(err, errcap, "ivf_lists and ivf_probe need coarse_index ivf");
+        return ME_EINVAL;
+    }
     return me_field_specs_check(c->fields, c->nfields, err, errcap);
 }
 
@@ -87,6 +100,8 @@ void me_coll_free(me_coll_t *c) {
     free(c->table);
     me_bm25_index_free(c->lex);
     me_fields_free(c->fields);
+    me_ivf_free(c->ivf);
+    me_ivf_free(c->ivf_next);
     pthread_rwlock_destroy(&c->lock);
     free(c);
 }
@@ -202,6 +217,24 @@ static void fill_slot(me_coll_t *c, size_t slot, int total_rows, const void *hea
     c->rows[slot] = (uint16_t)total_rows;
 }
 
+void me_coll_first_vector(const me_coll_t *c, size_t slot, float *out) {
+    const uint8_t *row = c->coarse + slot * (size_t)c->cfg.coarse_vectors * me_coll_row_bytes(c);
+    float scale = c->coarse_scales ? c->coarse_scales[slot * (size_t)c->cfg.coarse_vectors] : 1.0f;
+    me_row_to_f32(out, row, c->cfg.dtype, scale, (size_t)c->cfg.dim);
+}
+
+void me_coll_ivf_index_slot(me_coll_t *c, size_t slot) {
+    if (!c->ivf && !c->ivf_next) return;
+    float v[ME_DIM_MAX];
+    me_coll_first_vector(c, slot, v);
+    me_ivf_t **ixs[2] = { &c->ivf, &c->ivf_next };
+    for (int i = 0; i < 2; i++)
+        if (*ixs[i] && me_ivf_set(*ixs[i], (uint32_t)slot, me_ivf_nearest(*ixs[i], v)) != 0) {
+            me_ivf_free(*ixs[i]);
+            *ixs[i] = NULL;
+        }
+}
+
 long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
                  const void *head, const float *head_scales) {
     long slot = me_coll_find(c, id, idlen);
@@ -209,6 +242,7 @@ long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
         c->stored_rows -= c->rows[slot];
         fill_slot(c, (size_t)slot, total_rows, head, head_scales);
         c->stored_rows += total_rows;
+        me_coll_ivf_index_slot(c, (size_t)slot);
         return slot;
     }
     if (c->n == c->cap && grow_slots(c) != 0) return ME_ENOMEM;
@@ -225,6 +259,7 @@ long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
     fill_slot(c, s, total_rows, head, head_scales);
     c->stored_rows += total_rows;
     table_insert(c, s);
+    me_coll_ivf_index_slot(c, s);
     return (long)s;
 }
 
@@ -252,6 +287,8 @@ int me_coll_remove(me_coll_t *c, const char *id, size_t idlen) {
     }
     me_bm25_index_remove(c->lex, (uint32_t)s);  /* moves the same last slot */
     me_fields_remove(c->fields, s);
+    if (c->ivf) me_ivf_remove_slot(c->ivf, (uint32_t)s, (uint32_t)last);
+    if (c->ivf_next) me_ivf_remove_slot(c->ivf_next, (uint32_t)s, (uint32_t)last);
     c->n--;
     return 1;
 }

@@ -19,6 +19,7 @@
 #include "common/payload.h"
 #include "common/validate.h"
 #include "shard/fields.h"
+#include "shard/ivf.h"
 
 
 typedef struct {
@@ -33,6 +34,9 @@ typedef struct {
     me_field_spec_t fields[ME_FIELDS_MAX];
     uint64_t version;     /* the create's write version (common/sync.h) */
     int durability;       /* Metaembed__Durability: when writes are acknowledged */
+    int coarse_index;     /* Metaembed__CoarseIndex: 0 flat, 1 IVF (shard/ivf.h) */
+    int ivf_lists;        /* IVF: lists; 0 = me_ivf_auto_lists at each training */
+    int ivf_probe;        /* IVF: lists a search scans; 0 = adaptive */
 } me_coll_config_t;
 
 typedef struct {
@@ -59,9 +63,15 @@ typedef struct {
      * ladder budget, in picoseconds (0: not seen yet); updated without the
      * write lock, so relaxed atomics. */
     atomic_uint_fast64_t stage_ps[ME_BUDGET_LADDER_N];
+    /* coarse_index IVF: the index searches use (complete: every slot in a
+     * list; NULL until the first is built) and the one being built in the
+     * background (shard/indexer.c), both kept in step with every put and
+     * remove. */
+    me_ivf_t *ivf, *ivf_next;
+    uint64_t ivf_builds;      /* indexes completed */
 } me_coll_t;
 
-/* Validates and fills defaults (R_c 64, R_q 16, f16, ram = R_c, coarse 1;
+/* Validates and fills defaults (R_c 64, R_q 16, f16, ram = R_c, coarse 1, flat;
  * fields: me_field_specs_check).
  * Returns 0 or ME_EINVAL with a reason in err. */
 int me_coll_config_check(me_coll_config_t *cfg, char *err, size_t errcap);
@@ -76,6 +86,12 @@ long me_coll_find(const me_coll_t *c, const char *id, size_t idlen);
  * int8). Returns the slot, or ME_ENOMEM. */
 long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
                  const void *head, const float *head_scales);
+/* Puts slot into the lists of c->ivf and c->ivf_next by its first
+ * vector; an index that cannot take it (out of memory) is dropped, so
+ * searches never miss a document (the indexer builds it again). */
+void me_coll_ivf_index_slot(me_coll_t *c, size_t slot);
+/* The first vector of slot as f32 (dim floats). */
+void me_coll_first_vector(const me_coll_t *c, size_t slot, float *out);
 /* Returns 1 when the doc existed. */
 int me_coll_remove(me_coll_t *c, const char *id, size_t idlen);
 /* Replaces the lexical terms of slot with bag[0..len) (me_bm25_bag; len 0:

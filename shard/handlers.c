@@ -747,6 +747,10 @@ static int h_search(req_t *r) {
             goto out;
         }
     }
+    if (m->probe > ME_IVF_MAX_LISTS) {
+        rc = BAD(r, "probe=%u exceeds the limit of %d lists", m->probe, ME_IVF_MAX_LISTS);
+        goto out;
+    }
     if (m->hybrid_candidates && (long long)m->hybrid_candidates > s->opts.max_candidates) {
         rc = BAD(r, "hybrid_candidates=%u exceeds the limit of %lld", m->hybrid_candidates, s->opts.max_candidates);
         goto out;
@@ -777,7 +781,7 @@ static int h_search(req_t *r) {
                              .weighted = m->fusion == METAEMBED__FUSION__FUSION_WEIGHTED,
                              .alpha = m->n_alpha ? m->alpha[0] : ME_FUSION_ALPHA, .rrf_k = (int)m->rrf_k,
                              .all_candidates = m->all_candidates, .allow = allow,
-                             .anytime = m->anytime, .slowdown = (int)s->opts.slowdown,
+                             .anytime = m->anytime, .slowdown = (int)s->opts.slowdown, .probe = (int)m->probe,
                              .anytime_us = m->anytime && m->anytime_ms ? arrival + (uint64_t)m->anytime_ms * 1000u : 0 };
     char err[256] = "";
     uint64_t t_search = me_now_us();

@@ -219,6 +219,93 @@ static int stage_fits(me_coll_t *c, const me_search_params_t *p, const me_search
     return (double)me_now_us() + 1.5 * per_doc_us * (double)n < (double)deadline;
 }
 
+/* Whether stage 1 probes the collection's IVF index. */
+static int ivf_usable(const me_coll_t *c, const me_search_params_t *p) {
+    return c->ivf && c->cfg.coarse_index == 1 && !p->exact && c->n > 0;
+}
+
+/* Stage 1's documents from the IVF index: the members of the lists nearest
+ * the query's first vector that the filter allows, nearest list first,
+ * until `probe` lists are scanned (0: until ME_IVF_SCAN_FACTOR · keep
+ * documents are) and at least `keep` documents are found, or every list
+ * is. *out: malloc'd slots (NULL with *nout = (size_t)-1 when the filter's
+ * universe of nu documents is smaller than that: scan it instead). */
+static int ivf_universe(const me_coll_t *c, const me_search_params_t *p, size_t keep, size_t nu, uint32_t **out,
+                        size_t *nout) {
+    const me_ivf_t *ix = c->ivf;
+    int probe = p->probe ? p->probe : c->cfg.ivf_probe;
+    if (probe > ix->nlist) probe = ix->nlist;
+    double avg = (double)c->n / ix->nlist;
+    size_t target = probe ? (size_t)(probe * avg) : keep * ME_IVF_SCAN_FACTOR;
+    *out = NULL;
+    if (p->allow && nu <= target) {
+        *nout = (size_t)-1;
+        return 0;
+    }
+    int want = probe ? probe : (int)((double)target / (avg > 0 ? avg : 1) * 1.5) + 8;
+    if (want > ix->nlist) want = ix->nlist;
+    int *lists = malloc((size_t)ix->nlist * sizeof *lists);
+    size_t cap = target + keep + 64, n = 0;
+    uint32_t *slots = malloc(cap * sizeof *slots);
+    int got = lists ? me_ivf_rank_lists(ix, p->query, want, lists) : -1;
+    if (!lists || !slots || got < 0) {
+        free(lists);
+        free(slots);
+        return ME_ENOMEM;
+    }
+    for (int i = 0;; i++) {
+        if ((probe ? i >= probe : n >= target) && n >= keep) break;
+        if (i == got) {
+            /* The nearest `want` lists did not hold enough: rank them all. */
+            if (got == ix->nlist) break;
+            got = me_ivf_rank_lists(ix, p->query, ix->nlist, lists);
+            if (got < 0) { free(lists); free(slots); return ME_ENOMEM; }
+        }
+        int l = lists[i];
+        if (n + ix->len[l] > cap) {
+            size_t ncap = (n + ix->len[l]) * 2;
+            uint32_t *ns = realloc(slots, ncap * sizeof *ns);
+            if (!ns) { free(lists); free(slots); return ME_ENOMEM; }
+            slots = ns;
+            cap = ncap;
+        }
+        const uint32_t *m = ix->members[l];
+        if (p->allow) {
+            for (uint32_t j = 0; j < ix->len[l]; j++)
+                if (me_bitmap_get(p->allow, m[j])) slots[n++] = m[j];
+        } else {
+            memcpy(slots + n, m, ix->len[l] * sizeof *m);
+            n += ix->len[l];
+        }
+    }
+    free(lists);
+    *out = slots;
+    *nout = n;
+    return 0;
+}
+
+/* Stage 1 ("coarse"): `narrow` over the filter's universe, or over what
+ * the IVF index probes when the collection has one. */
+static int coarse_narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, int rq, int rc_,
+                         const uint32_t *uni, size_t n_uni, size_t keep, uint32_t **out, size_t *nout,
+                         me_scored_t **ranked, uint64_t deadline_us, me_search_result_t *res, char *err,
+                         size_t errcap) {
+    if (!ivf_usable(c, p))
+        return narrow(c, st, p, "coarse", rq, rc_, uni, n_uni, keep, out, nout, ranked, deadline_us, res, err, errcap);
+    uint64_t t0 = me_now_us();
+    uint32_t *probed = NULL;
+    size_t np = 0;
+    int rc = ivf_universe(c, p, keep, n_uni, &probed, &np);
+    if (rc) return rc;
+    if (np == (size_t)-1)  /* a filter narrower than the probe: its documents */
+        return narrow(c, st, p, "coarse", rq, rc_, uni, n_uni, keep, out, nout, ranked, deadline_us, res, err, errcap);
+    uint64_t probe_us = me_now_us() - t0;
+    rc = narrow(c, st, p, "coarse", rq, rc_, probed, np, keep, out, nout, ranked, deadline_us, res, err, errcap);
+    free(probed);
+    if (rc == 0 && res->nstages) res->stages[res->nstages - 1].micros += probe_us;
+    return rc;
+}
+
 /* The documents a search may return: `uni` (NULL: every slot), n of them. */
 static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, const uint32_t *uni, size_t n,
                      me_search_result_t *out, char *err, size_t errcap) {
@@ -245,18 +332,25 @@ static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p
     int last_rq = p->r_q, last_rc = p->r_c, degraded = 0;
     if (p->exact || (coarse_rc == p->r_c && coarse_rq == p->r_q)) {
         /* One pass at the full budget (exact mode, or a budget the coarse
-         * stage already is). */
+         * stage already is: over what the IVF index probes, if any). */
         /* Anytime: the only stage is the first, which always finishes. */
-        rc = score_into(c, st, q, p->r_c, uni, n, &final_k, p->anytime ? 0 : p->deadline_us, p->slowdown, err, errcap);
-        if (rc == 0) stage_done(out, p->exact ? "exact" : "coarse", p->r_q, p->r_c, n, final_k.n, t0);
+        uint32_t *probed = NULL;
+        size_t np = (size_t)-1;
+        if (ivf_usable(c, p)) rc = ivf_universe(c, p, n1, n, &probed, &np);
+        if (rc == 0)
+            rc = score_into(c, st, q, p->r_c, np == (size_t)-1 ? uni : probed, np == (size_t)-1 ? n : np, &final_k,
+                            p->anytime ? 0 : p->deadline_us, p->slowdown, err, errcap);
+        free(probed);
+        if (rc == 0)
+            stage_done(out, p->exact ? "exact" : "coarse", p->r_q, p->r_c, np == (size_t)-1 ? n : np, final_k.n, t0);
     } else {
         uint32_t *surv = NULL, *surv2 = NULL;
         me_scored_t *ranked2 = NULL;
         size_t ns = 0, ns2 = 0;
         int rq_m, rc_m;
         /* Anytime: the first stage always finishes (it is the coarsest answer). */
-        rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, n, n1, &surv, &ns, p->anytime ? &last : NULL,
-                    p->anytime ? 0 : p->deadline_us, out, err, errcap);
+        rc = coarse_narrow(c, st, p, coarse_rq, coarse_rc, uni, n, n1, &surv, &ns, p->anytime ? &last : NULL,
+                           p->anytime ? 0 : p->deadline_us, out, err, errcap);
         nlast = ns;
         last_rq = coarse_rq;
         last_rc = coarse_rc;
@@ -355,8 +449,8 @@ static int hybrid_candidates(me_coll_t *c, me_storage_t *st, const me_search_par
     int coarse_rq = p->r_q < ME_SEARCH_COARSE_QUERY_VECTORS ? p->r_q : ME_SEARCH_COARSE_QUERY_VECTORS;
     uint32_t *dense = NULL;
     size_t nd = 0;
-    int rc = narrow(c, st, p, "coarse", coarse_rq, coarse_rc, uni, nu, hn, &dense, &nd, NULL, p->deadline_us, out, err,
-                    errcap);
+    int rc = coarse_narrow(c, st, p, coarse_rq, coarse_rc, uni, nu, hn, &dense, &nd, NULL, p->deadline_us, out, err,
+                           errcap);
     if (rc) return rc;
     uint8_t *seen = calloc(c->n ? c->n : 1, 1);
     *cand = malloc((nd + nlex + 1) * sizeof **cand);

@@ -24,6 +24,15 @@
  * ("rerank") and with BM25, and fuses the two (common/fusion.h, "fusion").
  * BM25's IDF and avgdl are this shard's own statistics.
  *
+ * Coarse index (collection option coarse_index = ivf, shard/ivf.h): once
+ * the collection's IVF index is built, stage 1 scores only the members of
+ * the lists nearest the query's first vector ("probing": `probe` lists, or
+ * nearest first until ME_IVF_SCAN_FACTOR documents per survivor), with the
+ * same kernel and bytes as the flat scan; the stages after it are
+ * unchanged. Exact mode never uses the index. With a filter, only members
+ * it allows count; when the filter allows fewer documents than the probe
+ * would scan, stage 1 scans those documents instead (exact for them).
+ *
  * A filter (its bitmap in `allow`) first becomes the list of the slots it
  * allows ("filter" stage), and every stage above scans only those: the
  * coarse stage keeps its n1 among the matching documents, so whenever k
@@ -69,6 +78,7 @@ typedef struct {
                            * (the first stage always finishes, past the deadline if need be) */
     uint64_t anytime_us;  /* anytime: the stages' own deadline (monotonic); 0 = deadline_us */
     int slowdown;         /* each stage's scoring done this many times (--slowdown); 0 = 1 */
+    int probe;            /* IVF collections: lists the coarse stage scans; 0 = the collection's ivf_probe */
 } me_search_params_t;
 
 typedef struct {

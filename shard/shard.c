@@ -11,6 +11,7 @@
 #include "common/server.h"
 #include "common/log.h"
 #include "shard/catalog.h"
+#include "shard/indexer.h"
 
 const char *const me_shard_stage_names[ME_SHARD_STAGES] = { "filter", "coarse", "refine", "rerank", "lexical",
                                                                     "fusion", "exact" };
@@ -79,6 +80,11 @@ int me_shard_open(me_shard_t *s, const me_shard_opts_t *opts, char *err, size_t 
     me_info("loaded %zu collections, %zu documents from %s in %llu ms", s->ncolls, docs,
             opts->data_dir, (unsigned long long)(me_now_ms() - t0));
     atomic_store(&s->documents, docs);
+    if (me_indexer_start(s) != 0) {
+        snprintf(err, errcap, "cannot start the indexer thread");
+        me_shard_close(s);
+        return ME_ENOMEM;
+    }
     atomic_store(&s->ready, 1);
     return 0;
 }
@@ -88,6 +94,33 @@ int me_shard_ready(void *shard, char *why, size_t cap) {
     if (atomic_load(&s->ready)) return 1;
     snprintf(why, cap, "not ready: opening storage and loading collections");
     return 0;
+}
+
+/* The IVF coarse indexes (collections with coarse_index ivf), one family
+ * per figure. Caller holds s->lock (read). */
+static void render_coarse_index(me_shard_t *s, me_buf_t *out) {
+    static const char *const names[4] = { "metaembed_coarse_index_lists", "metaembed_coarse_index_bytes",
+                                          "metaembed_coarse_index_building", "metaembed_coarse_index_builds_total" };
+    static const char *const types[4] = { "gauge", "gauge", "gauge", "counter" };
+    static const char *const helps[4] = {
+        "Lists of the IVF coarse index searches use (0: not built yet, the flat scan answers).",
+        "RAM the IVF coarse index adds (centroids, list entries, slot maps).",
+        "1 while an IVF coarse index is being trained or filled in the background.",
+        "IVF coarse indexes completed (the first, and rebuilds as the collection grows)." };
+    for (int f = 0; f < 4; f++) {
+        me_metric_head(out, names[f], types[f], helps[f]);
+        for (size_t i = 0; i < s->ncolls; i++) {
+            me_coll_t *c = s->colls[i];
+            if (c->cfg.coarse_index != 1) continue;
+            pthread_rwlock_rdlock(&c->lock);
+            uint64_t v = f == 0   ? (uint64_t)(c->ivf ? c->ivf->nlist : 0)
+                         : f == 1 ? (c->ivf ? me_ivf_bytes(c->ivf, c->n) : 0)
+                         : f == 2 ? (uint64_t)(c->ivf_next != NULL)
+                                  : c->ivf_builds;
+            pthread_rwlock_unlock(&c->lock);
+            me_buf_printf(out, "%s{collection=\"%s\"} %llu\n", names[f], c->cfg.name, (unsigned long long)v);
+        }
+    }
 }
 
 void me_shard_render_metrics(void *shard, me_buf_t *out) {
@@ -112,6 +145,7 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
         me_buf_printf(out, "metaembed_collection_field_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,
                       (unsigned long long)fb);
     }
+    render_coarse_index(s, out);
     me_metric_head(out, "metaembed_collection_index_bytes", "gauge", "Stored vector bytes per collection.");
     for (size_t i = 0; i < s->ncolls; i++)
         me_buf_printf(out, "metaembed_collection_index_bytes{collection=\"%s\"} %llu\n", s->colls[i]->cfg.name,
@@ -181,6 +215,7 @@ void me_shard_render_metrics(void *shard, me_buf_t *out) {
 }
 
 void me_shard_close(me_shard_t *s) {
+    me_indexer_stop(s);
     for (size_t i = 0; i < s->ncolls; i++) me_coll_free(s->colls[i]);
     free(s->colls);
     s->colls = NULL;

@@ -76,6 +76,10 @@ typedef struct {
     pthread_mutex_t placement_lock;  /* serialises adopting a new one */
     atomic_uint_fast64_t placement_refused;  /* requests routed with an outdated placement */
     atomic_uint_fast64_t purged;             /* documents purged after a move */
+    /* The background IVF indexer (shard/indexer.h). */
+    pthread_t indexer_thread;
+    int indexer_started;
+    atomic_int indexer_stop;
 } me_shard_t;
 
 /* The shard's own /metrics lines (collections, storage) and readiness. */
