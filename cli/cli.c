@@ -80,6 +80,9 @@ static void json_collection(me_json_writer_t *j, const char *key, const me_colle
     me_json_put_str(j, "dtype", ci->dtype);
     me_json_put_int(j, "ram_vectors", ci->ram_vectors);
     me_json_put_int(j, "coarse_vectors", ci->coarse_vectors);
+    me_json_put_str(j, "coarse_index", ci->coarse_index);
+    me_json_put_int(j, "ivf_lists", ci->ivf_lists);
+    me_json_put_int(j, "ivf_probe", ci->ivf_probe);
     me_json_put_u64(j, "documents", ci->documents);
     me_json_put_u64(j, "ram_bytes", ci->ram_bytes);
     me_json_put_u64(j, "index_bytes", ci->index_bytes);
@@ -87,13 +90,26 @@ static void json_collection(me_json_writer_t *j, const char *key, const me_colle
     me_json_obj_end(j);
 }
 
+/* A collection's coarse index in words: "flat", or "ivf" with its lists
+ * and probe ("auto" and "adaptive" for 0). */
+static void format_coarse_index(char *out, size_t cap, const me_collection_info_t *ci) {
+    if (strcmp(ci->coarse_index, "ivf")) {
+        snprintf(out, cap, "%s", ci->coarse_index);
+        return;
+    }
+    char lists[16] = "auto", probe[16] = "adaptive";
+    if (ci->ivf_lists) snprintf(lists, sizeof lists, "%d", ci->ivf_lists);
+    if (ci->ivf_probe) snprintf(probe, sizeof probe, "%d", ci->ivf_probe);
+    snprintf(out, cap, "ivf lists=%s probe=%s", lists, probe);
+}
+
 static void print_collections(FILE *out, const me_collection_info_t *cs, size_t n, const char *indent) {
     static const char *const head[] = { "NAME", "DIM", "R_C", "R_Q", "DTYPE", "RAM_VECTORS", "COARSE",
-                                        "DOCUMENTS", "RAM", "INDEX", "FIELDS" };
+                                        "COARSE_INDEX", "DOCUMENTS", "RAM", "INDEX", "FIELDS" };
     cli_table_t t;
-    tbl_init(&t, 11, head, 0x3ee);  /* numbers right-aligned */
+    tbl_init(&t, 12, head, 0x76e);  /* numbers right-aligned */
     for (size_t i = 0; i < n; i++) {
-        char c[10][48];
+        char c[11][48];
         snprintf(c[0], sizeof c[0], "%s", cs[i].name);
         snprintf(c[1], sizeof c[1], "%d", cs[i].dim);
         snprintf(c[2], sizeof c[2], "%d", cs[i].max_doc_vectors);
@@ -101,12 +117,13 @@ static void print_collections(FILE *out, const me_collection_info_t *cs, size_t 
         snprintf(c[4], sizeof c[4], "%s", cs[i].dtype);
         snprintf(c[5], sizeof c[5], "%d", cs[i].ram_vectors);
         snprintf(c[6], sizeof c[6], "%d", cs[i].coarse_vectors);
-        snprintf(c[7], sizeof c[7], "%llu", (unsigned long long)cs[i].documents);
-        cli_bytes(c[8], sizeof c[8], cs[i].ram_bytes);
-        cli_bytes(c[9], sizeof c[9], cs[i].index_bytes);
-        const char *row[11];
-        for (int k = 0; k < 10; k++) row[k] = c[k];
-        row[10] = cs[i].fields[0] ? cs[i].fields : "-";
+        format_coarse_index(c[7], sizeof c[7], &cs[i]);
+        snprintf(c[8], sizeof c[8], "%llu", (unsigned long long)cs[i].documents);
+        cli_bytes(c[9], sizeof c[9], cs[i].ram_bytes);
+        cli_bytes(c[10], sizeof c[10], cs[i].index_bytes);
+        const char *row[12];
+        for (int k = 0; k < 11; k++) row[k] = c[k];
+        row[11] = cs[i].fields[0] ? cs[i].fields : "-";
         tbl_row(&t, row);
     }
     tbl_print(&t, out, indent);
@@ -118,6 +135,8 @@ static void print_collections(FILE *out, const me_collection_info_t *cs, size_t 
 typedef struct {
     long long dim, max_doc, max_query, ram, coarse;
     char dtype[ME_CFG_STR_MAX], fields[ME_CFG_STR_MAX], durability[ME_CFG_STR_MAX];
+    char coarse_index[ME_CFG_STR_MAX];
+    long long ivf_lists, ivf_probe;
     int for_model;
     char model[ME_CFG_STR_MAX];
 } create_opts_t;
@@ -145,6 +164,13 @@ static const me_cfg_opt_t create_table[] = {
     { "durability", ME_CFG_ENUM, offsetof(create_opts_t, durability), "default", 0, 0, ME_DURABILITY_CHOICES,
       "when a write is acknowledged: none (in the WAL: survives kill -9, not power loss), group or every_write "
       "(fsynced: survive power loss; group shares one fsync among concurrent writes); default: the shards' --sync" },
+    { "coarse-index", ME_CFG_ENUM, offsetof(create_opts_t, coarse_index), "flat", 0, 0, ME_COARSE_INDEX_CHOICES,
+      "stage 1: flat (scan every document's first vector) or ivf (k-means lists, trained in the background once a "
+      "shard holds 2,048 documents; flat scan until then; exact mode never uses it)" },
+    { "ivf-lists", ME_CFG_INT, offsetof(create_opts_t, ivf_lists), "0", 0, 65536, NULL,
+      "with --coarse-index ivf: lists (k-means centroids) per shard (0 = 4·√N at each (re)training)" },
+    { "ivf-probe", ME_CFG_INT, offsetof(create_opts_t, ivf_probe), "0", 0, 65536, NULL,
+      "with --coarse-index ivf: lists a search scans, nearest first (0 = adaptive; search --probe overrides it)" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -217,6 +243,7 @@ static void collection_usage(FILE *out) {
             "subcommands:\n"
             "  create NAME (--dim D | --for-model [--model FILE]) [--max-doc-vectors 64] [--max-query-vectors 16] [--dtype f16|f32|int8]\n"
             "         [--ram-vectors N] [--coarse-vectors N] [--fields NAME:TYPE,...]\n"
+            "         [--coarse-index " ME_COARSE_INDEX_CHOICES "] [--ivf-lists N] [--ivf-probe N]\n"
             "  list\n"
             "  drop NAME [--yes]\n"
             "  index NAME FIELD:TYPE...\n"
@@ -254,12 +281,15 @@ static int collection_create(cli_t *c, int argc, char **argv) {
     if (o.for_model && (rc = shape_from_model(c, &o)) != CLI_OK) return rc;
     if (o.dim <= 0) return cli_usage_error(c, "needs --dim D (the vector dimension, > 0), or --for-model to take it "
                                               "from the model the encoders run");
+    if (strcmp(o.coarse_index, "ivf") && (o.ivf_lists || o.ivf_probe))
+        return cli_usage_error(c, "--ivf-lists and --ivf-probe need --coarse-index ivf");
     if (!cli_connect(c)) return CLI_FAIL;
     me_collection_spec_t spec = {
         .name = pos[0], .dim = (int)o.dim, .max_doc_vectors = (int)o.max_doc,
         .max_query_vectors = (int)o.max_query, .dtype = o.dtype, .ram_vectors = (int)o.ram,
         .coarse_vectors = (int)o.coarse, .fields = o.fields[0] ? o.fields : NULL,
         .durability = strcmp(o.durability, "default") ? o.durability : NULL,
+        .coarse_index = o.coarse_index, .ivf_lists = (int)o.ivf_lists, .ivf_probe = (int)o.ivf_probe,
     };
     me_status_t st;
     if (me_client_create_collection(c->client, &spec, &st) != 0) {
@@ -275,9 +305,12 @@ static int collection_create(cli_t *c, int argc, char **argv) {
         json_collection(&j, "created", &ci);
         cli_json_end(&j);
     } else {
+        char coarse[64];
+        format_coarse_index(coarse, sizeof coarse, &ci);
         printf("created collection '%s': dim %d, max-doc-vectors %d, max-query-vectors %d, dtype %s, "
-               "ram-vectors %d, coarse-vectors %d%s%s\n", ci.name, ci.dim, ci.max_doc_vectors, ci.max_query_vectors,
-               ci.dtype, ci.ram_vectors, ci.coarse_vectors, ci.fields[0] ? ", fields " : "", ci.fields);
+               "ram-vectors %d, coarse-vectors %d, coarse-index %s%s%s\n", ci.name, ci.dim, ci.max_doc_vectors,
+               ci.max_query_vectors, ci.dtype, ci.ram_vectors, ci.coarse_vectors, coarse,
+               ci.fields[0] ? ", fields " : "", ci.fields);
     }
     return CLI_OK;
 }

@@ -414,7 +414,7 @@ typedef struct {
     char collection[ME_CFG_STR_MAX], vectors[ME_CFG_STR_MAX], budget[ME_CFG_STR_MAX], image[ME_CFG_STR_MAX];
     char mode[ME_CFG_STR_MAX], fusion[ME_CFG_STR_MAX], alpha[ME_CFG_STR_MAX], lexical_text[ME_CFG_STR_MAX];
     char filter[ME_CFG_STR_MAX], min_budget[ME_CFG_STR_MAX];
-    long long k, offset, candidates, refine_candidates, row, hybrid_candidates, target_ms;
+    long long k, offset, candidates, refine_candidates, row, hybrid_candidates, target_ms, probe;
     int exact, metadata, all_or_nothing, anytime;
 } search_opts_t;
 
@@ -445,6 +445,9 @@ static const me_cfg_opt_t search_table[] = {
       "stage-1 survivors per shard (0 = the server's default)" },
     { "refine-candidates", ME_CFG_INT, offsetof(search_opts_t, refine_candidates), "0", 0, 1LL << 31, NULL,
       "stage-2 survivors per shard, scored at the full budget (0 = the server's default)" },
+    { "probe", ME_CFG_INT, offsetof(search_opts_t, probe), "0", 0, 65536, NULL,
+      "ivf collections: lists the coarse stage scans, nearest first (0 = the collection's --ivf-probe); "
+      "no effect on flat collections, in exact mode or before a shard's index is trained" },
     { "exact", ME_CFG_BOOL, offsetof(search_opts_t, exact), "false", 0, 1, NULL,
       "score every document at the budget (no cascade)" },
     { "metadata", ME_CFG_BOOL, offsetof(search_opts_t, metadata), "false", 0, 1, NULL, "print each hit's metadata" },
@@ -694,7 +697,8 @@ int cli_cmd_search(cli_t *c, int argc, char **argv) {
     if (o.vectors[0] && (npos || o.image[0])) return cli_usage_error(c, "give either --vectors or a text/--image, not both");
     me_search_opts_t so = { .k = (uint32_t)o.k, .offset = (uint32_t)o.offset, .candidates = (uint32_t)o.candidates,
                             .refine_candidates = (uint32_t)o.refine_candidates, .exact = o.exact,
-                            .with_metadata = o.metadata, .all_or_nothing = o.all_or_nothing };
+                            .with_metadata = o.metadata, .all_or_nothing = o.all_or_nothing,
+                            .probe = (uint32_t)o.probe };
     if ((rc = search_mode_opts(c, &o, &so)) != CLI_OK) return rc;
     int is_auto = !strcmp(o.budget, "auto");
     if (is_auto && !o.target_ms) return cli_usage_error(c, "--budget auto needs --target-ms MS (the latency to fit)");

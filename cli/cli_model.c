@@ -12,6 +12,7 @@
 #include "common/jsonl.h"
 #include "common/npy.h"
 #include "common/progress.h"
+#include "common/validate.h"
 #include "common/wire.h"
 #include "encoder/dataset.h"
 #include "encoder/embedder.h"
@@ -309,8 +310,8 @@ out:
 typedef struct {
     char model[ME_CFG_STR_MAX], data[ME_CFG_STR_MAX], split[ME_CFG_STR_MAX], plot[ME_CFG_STR_MAX];
     char collection[ME_CFG_STR_MAX], text_collection[ME_CFG_STR_MAX];
-    char mode[ME_CFG_STR_MAX], fusion[ME_CFG_STR_MAX], alpha[ME_CFG_STR_MAX];
-    long long max_docs, max_queries, threads, candidates, refine_candidates, hybrid_candidates;
+    char mode[ME_CFG_STR_MAX], fusion[ME_CFG_STR_MAX], alpha[ME_CFG_STR_MAX], coarse_index[ME_CFG_STR_MAX];
+    long long max_docs, max_queries, threads, candidates, refine_candidates, hybrid_candidates, probe;
     int cluster, exact, compare_exact, binary;
 } eval_opts_t;
 
@@ -339,6 +340,12 @@ static const me_cfg_opt_t eval_table[] = {
     V_OPT("candidates", ME_CFG_INT, candidates, "0", 0, 100000000, NULL, "with --cluster: stage-1 candidates per shard (0 = default)"),
     V_OPT("refine-candidates", ME_CFG_INT, refine_candidates, "0", 0, 100000000, NULL,
           "with --cluster: stage-2 candidates per shard (0 = default)"),
+    V_OPT("coarse-index", ME_CFG_ENUM, coarse_index, "any", 0, 0, "any|" ME_COARSE_INDEX_CHOICES,
+          "with --cluster: the coarse index the collection must have (made by 'collection create --coarse-index'; "
+          "ivf is trained once a shard holds 2,048 documents, flat scan until then); any: whichever it has"),
+    V_OPT("probe", ME_CFG_INT, probe, "0", 0, 65536, NULL,
+          "with --cluster on an ivf collection: lists the coarse stage scans per search (0 = the collection's "
+          "ivf_probe)"),
     V_OPT("compare-exact", ME_CFG_BOOL, compare_exact, "false", 0, 1, NULL,
           "with --cluster: also run every query in exact mode and report the share of exact's top 10 the "
           "cascade returns and the search-time speedup (the fan-out stage, encoding excluded)"),
@@ -549,6 +556,30 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* --coarse-index flat|ivf: eval measures the collection as it was created
+ * (it creates none), so a collection of the other kind is an error, not a
+ * table that silently measures the wrong stage 1. */
+static int check_coarse_index(cli_t *c, const eval_opts_t *o, const me_collection_info_t *ci) {
+    if (!strcmp(o->coarse_index, "any") || !strcmp(o->coarse_index, ci->coarse_index)) return CLI_OK;
+    return cli_error(c, CLI_FAIL, "collection '%s' has coarse index %s, not %s: create it with 'metaembed collection "
+                                  "create %s --for-model --coarse-index %s' and ingest the corpus again", ci->name,
+                     ci->coarse_index, o->coarse_index, ci->name, o->coarse_index);
+}
+
+/* The coarse index measured, as the header line says it: "flat", or "ivf"
+ * with the probe the searches ask for (--probe, else the collection's). */
+static void format_coarse_index(char *out, size_t cap, const me_collection_info_t *ci, const eval_opts_t *o) {
+    int probe = o->probe ? (int)o->probe : ci->ivf_probe;
+    if (strcmp(ci->coarse_index, "ivf") || o->exact) snprintf(out, cap, "%s", o->exact ? "unused (exact)" : ci->coarse_index);
+    else if (probe) snprintf(out, cap, "ivf (probe %d)", probe);
+    else snprintf(out, cap, "ivf (probe adaptive)");
+}
+
+static void put_coarse_index(me_json_writer_t *w, const me_collection_info_t *ci, const eval_opts_t *o) {
+    me_json_put_str(w, "coarse_index", ci->coarse_index);
+    me_json_put_int(w, "probe", o->probe ? (int)o->probe : ci->ivf_probe);
+}
+
 /* One direction through the cluster at every budget: t2i (the split's
  * labels as text searches of the image collection; a hit is relevant when
  * its id is CONCEPT-STYLE) or i2t (the split's images as image searches of
@@ -559,6 +590,7 @@ static int eval_cluster_images_dir(cli_t *c, const eval_opts_t *o, const me_imag
     me_collection_info_t ci;
     int rc = cli_find_collection(c, coll, &ci);
     if (rc != CLI_OK) return rc;
+    if ((rc = check_coarse_index(c, o, &ci)) != CLI_OK) return rc;
     size_t nq = 0;
     for (size_t i = 0; i < (i2t ? s->nimages : s->n); i++)
         if (s->c[i2t ? (size_t)s->img_concept[i] : i].split == split) nq++;
@@ -570,11 +602,14 @@ static int eval_cluster_images_dir(cli_t *c, const eval_opts_t *o, const me_imag
         me_json_put_str(w, "collection", coll);
         me_json_put_u64(w, "documents", ci.documents);
         me_json_put_u64(w, "queries", nq);
+        put_coarse_index(w, &ci, o);
         me_json_arr_begin(w, "budgets");
     } else {
-        printf("\n%s through the cluster: collection '%s', %llu documents, %zu %s queries, %s\n\n",
+        char coarse[64];
+        format_coarse_index(coarse, sizeof coarse, &ci, o);
+        printf("\n%s through the cluster: collection '%s', %llu documents, %zu %s queries, %s, coarse index %s\n\n",
                i2t ? "image → text" : "text → image", coll, (unsigned long long)ci.documents, nq, o->split,
-               o->exact ? "exact search" : "cascade");
+               o->exact ? "exact search" : "cascade", coarse);
         printf("| budget  | Recall@1 | MRR@10 | Recall@10 | median ms | p99 ms | index bytes/doc |\n");
         printf("|---------|----------|--------|-----------|-----------|--------|-----------------|\n");
     }
@@ -584,7 +619,7 @@ static int eval_cluster_images_dir(cli_t *c, const eval_opts_t *o, const me_imag
         if (budgets[b].rq > ci.max_query_vectors || budgets[b].rc > ci.max_doc_vectors) continue;
         me_search_opts_t so = { .r_q = budgets[b].rq, .r_c = budgets[b].rc, .k = 10, .exact = o->exact,
                                 .candidates = (uint32_t)o->candidates,
-                                .refine_candidates = (uint32_t)o->refine_candidates };
+                                .refine_candidates = (uint32_t)o->refine_candidates, .probe = (uint32_t)o->probe };
         double r1 = 0, mrr = 0, r10 = 0;
         size_t q = 0;
         me_progress_t bar;
@@ -695,6 +730,7 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
     me_collection_info_t ci;
     int rc = cli_find_collection(c, o->collection, &ci);
     if (rc != CLI_OK) return rc;
+    if ((rc = check_coarse_index(c, o, &ci)) != CLI_OK) return rc;
     me_mmr_group_t budgets[ME_MMR_MAX_GROUPS];
     int nb = me_mmr_default_groups(budgets);
     size_t nq = 0;
@@ -709,12 +745,15 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
         me_json_put_u64(&w, "documents", ci.documents);
         me_json_put_u64(&w, "queries", nq);
         me_json_put_str(&w, "mode", o->mode);
+        put_coarse_index(&w, &ci, o);
         me_json_arr_begin(&w, "budgets");
     } else {
-        printf("through the cluster at %s: collection '%s', %llu documents, %zu %s queries as text, %s, %s%s%s\n\n",
-               c->g.addr, o->collection, (unsigned long long)ci.documents, nq, o->split,
+        char coarse[64];
+        format_coarse_index(coarse, sizeof coarse, &ci, o);
+        printf("through the cluster at %s: collection '%s', %llu documents, %zu %s queries as text, %s, %s%s%s, "
+               "coarse index %s\n\n", c->g.addr, o->collection, (unsigned long long)ci.documents, nq, o->split,
                o->exact ? "exact search" : "cascade", o->mode,
-               mode_so.mode == ME_MODE_HYBRID ? " " : "", mode_so.mode == ME_MODE_HYBRID ? o->fusion : "");
+               mode_so.mode == ME_MODE_HYBRID ? " " : "", mode_so.mode == ME_MODE_HYBRID ? o->fusion : "", coarse);
         printf("| budget  | Recall@1 | MRR@10 | Recall@10 | median ms | p99 ms | index bytes/doc |\n");
         printf("|---------|----------|--------|-----------|-----------|--------|-----------------|\n");
     }
@@ -730,6 +769,7 @@ static int eval_cluster(cli_t *c, const eval_opts_t *o, const me_dataset_t *ds, 
         so.exact = o->exact;
         so.candidates = (uint32_t)o->candidates;
         so.refine_candidates = (uint32_t)o->refine_candidates;
+        so.probe = (uint32_t)o->probe;
         double r1 = 0, mrr = 0, r10 = 0, overlap = 0;
         double *fan_c = o->compare_exact ? malloc((nq ? nq : 1) * sizeof *fan_c) : NULL;
         double *fan_e = o->compare_exact ? malloc((nq ? nq : 1) * sizeof *fan_e) : NULL;

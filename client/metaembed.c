@@ -142,6 +142,17 @@ int me_client_create_collection(me_client_t *c, const me_collection_spec_t *spec
                                      spec->durability);
         pc.durability = (Metaembed__Durability)d;
     }
+    if (spec->coarse_index) {
+        int ci = me_coarse_index_from_name(spec->coarse_index);
+        if (ci < 0) return set_status(st, ME_CODE_INVALID_ARGUMENT, "coarse_index '%s' is not one of " ME_COARSE_INDEX_CHOICES,
+                                      spec->coarse_index);
+        pc.coarse_index = (Metaembed__CoarseIndex)ci;
+    }
+    if (spec->ivf_lists < 0 || spec->ivf_probe < 0)
+        return set_status(st, ME_CODE_INVALID_ARGUMENT, "ivf_lists and ivf_probe must be >= 0, got %d and %d",
+                          spec->ivf_lists, spec->ivf_probe);
+    pc.ivf_lists = (uint32_t)spec->ivf_lists;
+    pc.ivf_probe = (uint32_t)spec->ivf_probe;
     if (spec->dtype) {
         me_dtype_t dt = me_dtype_from_name(spec->dtype);
         if (!dt) return set_status(st, ME_CODE_INVALID_ARGUMENT, "dtype '%s' is not f32, f16 or int8", spec->dtype);
@@ -183,6 +194,9 @@ static void collection_info(me_collection_info_t *o, const Metaembed__Collection
         o->ram_vectors = (int)ci->config->ram_vectors;
         o->coarse_vectors = (int)ci->config->coarse_vectors;
         snprintf(o->dtype, sizeof o->dtype, "%s", me_dtype_name((me_dtype_t)ci->config->dtype));
+        snprintf(o->coarse_index, sizeof o->coarse_index, "%s", me_coarse_index_name((int)ci->config->coarse_index));
+        o->ivf_lists = (int)ci->config->ivf_lists;
+        o->ivf_probe = (int)ci->config->ivf_probe;
         me_field_spec_t f[ME_FIELDS_MAX];
         int nf;
         me_field_specs_from_proto(f, &nf, ci->config->fields, ci->config->n_fields);
@@ -475,6 +489,7 @@ static int search_call(me_client_t *c, const char *collection, Metaembed__Tensor
     req.mode = (Metaembed__SearchMode)o->mode;
     if (o->lexical_text) req.lexical_text = (char *)o->lexical_text;
     req.hybrid_candidates = o->hybrid_candidates;
+    req.probe = o->probe;
     req.fusion = (Metaembed__Fusion)o->fusion;
     float alpha = o->alpha;
     if (o->has_alpha) { req.alpha = &alpha; req.n_alpha = 1; }

@@ -65,7 +65,8 @@ typedef void lane_fn(float *mx, const float *qt, int ldq, const float *d, int di
 typedef void dot_fn(float *best, const float *q, int qs, const me_docref_t *doc, int j0,
                     int nb, int dim);
 typedef float dot1_fn(const float *qsum, const me_docref_t *doc, int dim);
-typedef void dot1_run_fn(const float *qsum, const void *rows, const float *scales, size_t stride, size_t n, int dim,
+typedef void dot1_run_fn(const float *qsum, const void *rows, const float *scales, size_t stride, const uint32_t *idx,
+                         size_t n, int dim,
                          float *out);
 typedef void conv_fn(float *dst, const me_docref_t *doc, me_dtype_t dt, int j0, int nb,
                      int dim);
@@ -444,22 +445,28 @@ void me_maxsim_score(me_mquery_t *q, me_dtype_t dtype, int r_c, const me_docref_
  * BLAS score depends on where it sits in the batch, and the shard needs a
  * scan and a rerank to agree bit for bit. FUSED beat it at every shape
  * measured anyway (bench_maxsim); without SIMD, NAIVE is the fallback. */
-void me_maxsim_score_rows1(me_mquery_t *q, me_dtype_t dtype, const void *rows, const float *scales, size_t stride,
-                           size_t n, float *scores) {
+void me_maxsim_score_rows1_at(me_mquery_t *q, me_dtype_t dtype, const void *rows, const float *scales, size_t stride,
+                              const uint32_t *idx, size_t n, float *scores) {
     if (n == 0) return;
     size_t es = me_dtype_size(dtype);
 #ifdef ME_MAXSIM_X86
     int level = simd_level();
     if (level != SIMD_SCALAR) {
-        simd_ops(level)->dot1_run[dtype](q->qsum, rows, scales, stride, n, q->dim, scores);
+        simd_ops(level)->dot1_run[dtype](q->qsum, rows, scales, stride, idx, n, q->dim, scores);
         return;
     }
 #endif
     for (size_t i = 0; i < n; i++) {
-        me_docref_t d = { (const char *)rows + i * stride * es,
-                          dtype == ME_DTYPE_INT8 ? scales + i * (stride / (size_t)q->dim) : NULL, 1 };
+        size_t at = idx ? idx[i] : i;
+        me_docref_t d = { (const char *)rows + at * stride * es,
+                          dtype == ME_DTYPE_INT8 ? scales + at * (stride / (size_t)q->dim) : NULL, 1 };
         scores[i] = naive_one(q, dtype, 1, &d);
     }
+}
+
+void me_maxsim_score_rows1(me_mquery_t *q, me_dtype_t dtype, const void *rows, const float *scales, size_t stride,
+                           size_t n, float *scores) {
+    me_maxsim_score_rows1_at(q, dtype, rows, scales, stride, NULL, n, scores);
 }
 
 me_maxsim_impl_t me_maxsim_pick(int r_q, int r_c, int dim, me_dtype_t dtype) {

@@ -16,6 +16,7 @@
 #define ME_MAXSIM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/dtype.h"
 
@@ -60,6 +61,10 @@ void me_maxsim_score(me_mquery_t *q, me_dtype_t dtype, int r_c,
  * document. */
 void me_maxsim_score_rows1(me_mquery_t *q, me_dtype_t dtype, const void *rows, const float *scales, size_t stride,
                            size_t n, float *scores);
+/* The same over the documents idx[0..n) of that layout (idx NULL: 0..n):
+ * scores[i] = s(q, doc idx[i]); a filter's or an IVF probe's documents. */
+void me_maxsim_score_rows1_at(me_mquery_t *q, me_dtype_t dtype, const void *rows, const float *scales, size_t stride,
+                              const uint32_t *idx, size_t n, float *scores);
 
 /* The implementation AUTO uses for this shape (never AUTO). */
 me_maxsim_impl_t me_maxsim_pick(int r_q, int r_c, int dim, me_dtype_t dtype);

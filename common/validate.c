@@ -352,3 +352,15 @@ int me_durability_from_name(const char *name) {
 const char *me_durability_name(int durability) {
     return durability >= 0 && durability < 4 ? durability_names[durability] : "?";
 }
+
+static const char *const coarse_index_names[] = { "flat", "ivf" };
+
+int me_coarse_index_from_name(const char *name) {
+    for (int i = 0; name && i < 2; i++)
+        if (!strcmp(name, coarse_index_names[i])) return i;
+    return -1;
+}
+
+const char *me_coarse_index_name(int coarse_index) {
+    return coarse_index >= 0 && coarse_index < 2 ? coarse_index_names[coarse_index] : "?";
+}

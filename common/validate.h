@@ -57,6 +57,11 @@ int me_check_collection_name(const char *name, char *err, size_t cap);
 #define ME_DURABILITY_CHOICES "default|none|group|every_write"
 int me_durability_from_name(const char *name);
 const char *me_durability_name(int durability);
+/* A collection's coarse index (the wire's CoarseIndex) by name: "flat",
+ * "ivf"; -1 when neither. */
+#define ME_COARSE_INDEX_CHOICES "flat|ivf"
+int me_coarse_index_from_name(const char *name);
+const char *me_coarse_index_name(int coarse_index);
 /* A snapshot id: the same rule (it names a directory). */
 int me_check_snapshot_id(const char *id, char *err, size_t cap);
 /* A payload field name: 1..ME_FIELD_NAME_MAX bytes of [A-Za-z0-9_.-], not

@@ -393,6 +393,9 @@ static void put_config(me_json_writer_t *w, const Metaembed__CollectionConfig *c
     me_json_put_u64(w, "ram_vectors", c->ram_vectors);
     me_json_put_u64(w, "coarse_vectors", c->coarse_vectors);
     me_json_put_str(w, "durability", me_durability_name((int)c->durability));
+    me_json_put_str(w, "coarse_index", me_coarse_index_name((int)c->coarse_index));
+    me_json_put_u64(w, "ivf_lists", c->ivf_lists);
+    me_json_put_u64(w, "ivf_probe", c->ivf_probe);
     me_json_obj_begin(w, "fields");
     for (size_t i = 0; i < c->n_fields; i++) me_json_put_str(w, c->fields[i]->name, me_field_type_name(c->fields[i]->type));
     me_json_obj_end(w);
@@ -418,6 +421,9 @@ static void put_info(me_json_writer_t *w, const me_collection_info_t *ci) {
     me_json_put_str(w, "dtype", ci->dtype);
     me_json_put_int(w, "ram_vectors", ci->ram_vectors);
     me_json_put_int(w, "coarse_vectors", ci->coarse_vectors);
+    me_json_put_str(w, "coarse_index", ci->coarse_index);
+    me_json_put_int(w, "ivf_lists", ci->ivf_lists);
+    me_json_put_int(w, "ivf_probe", ci->ivf_probe);
     me_json_put_u64(w, "documents", ci->documents);
     me_json_put_u64(w, "ram_bytes", ci->ram_bytes);
     me_json_put_u64(w, "index_bytes", ci->index_bytes);
@@ -556,15 +562,18 @@ static int encoder_shape(api_t *a, uint32_t *dim, uint32_t *r_c, uint32_t *r_q) 
 
 static int r_create(api_t *a) {
     static const char *const keys[] = { "name", "dim", "r_c", "r_q", "dtype", "ram_vectors", "coarse_vectors",
-                                        "fields", "durability", NULL };
+                                        "fields", "durability", "coarse_index", "ivf_lists", "ivf_probe", NULL };
     Metaembed__CollectionConfig cfg = METAEMBED__COLLECTION_CONFIG__INIT;
-    const char *name, *dtype, *durability;
+    const char *name, *dtype, *durability, *coarse_index;
     me_field_spec_t fields[ME_FIELDS_MAX];
     Metaembed__FieldSpec fs[ME_FIELDS_MAX], *fsp[ME_FIELDS_MAX];
     int rc, nfields = 0;
     if ((rc = check_members(a, a->in, "the collection", keys)) != 0 ||
         (rc = get_str(a, a->in, "name", 1, &name)) != 0 || (rc = get_str(a, a->in, "dtype", 0, &dtype)) != 0 ||
         (rc = get_str(a, a->in, "durability", 0, &durability)) != 0 ||
+        (rc = get_str(a, a->in, "coarse_index", 0, &coarse_index)) != 0 ||
+        (rc = get_u32(a, a->in, "ivf_lists", &cfg.ivf_lists)) != 0 ||
+        (rc = get_u32(a, a->in, "ivf_probe", &cfg.ivf_probe)) != 0 ||
         (rc = get_u32(a, a->in, "dim", &cfg.dim)) != 0 || (rc = get_u32(a, a->in, "r_c", &cfg.max_doc_vectors)) != 0 ||
         (rc = get_u32(a, a->in, "r_q", &cfg.max_query_vectors)) != 0 ||
         (rc = get_u32(a, a->in, "ram_vectors", &cfg.ram_vectors)) != 0 ||
@@ -584,6 +593,11 @@ static int r_create(api_t *a) {
         int d = me_durability_from_name(durability);
         if (d < 0) return BAD(a, "durability '%.32s' is not one of " ME_DURABILITY_CHOICES, durability);
         cfg.durability = (Metaembed__Durability)d;
+    }
+    if (coarse_index) {
+        int ci = me_coarse_index_from_name(coarse_index);
+        if (ci < 0) return BAD(a, "coarse_index '%.32s' is not one of " ME_COARSE_INDEX_CHOICES, coarse_index);
+        cfg.coarse_index = (Metaembed__CoarseIndex)ci;
     }
     /* No dim: the collection is for the cluster's encoders (text ingest). */
     if (!me_json_get(a->in, "dim") && a->co->cluster.encoder_group >= 0) {
@@ -967,7 +981,7 @@ static int r_search(api_t *a) {
     static const char *const top[] = { "text", "image", "vectors", "budget", "r_q", "r_c", "k", "offset", "exact",
                                        "candidates", "with_metadata", "all_or_nothing", "timeout_ms", "mode",
                                        "fusion", "alpha", "lexical_text", "hybrid_candidates", "filter", "target_ms",
-                                       "min_budget", "anytime", NULL };
+                                       "min_budget", "anytime", "probe", NULL };
     Metaembed__SearchRequest req = METAEMBED__SEARCH_REQUEST__INIT;
     tensor_t q = { 0 };
     uint8_t *image = NULL;
@@ -985,7 +999,7 @@ static int r_search(api_t *a) {
         (rc = get_bool(a, a->in, "with_metadata", &with_metadata)) != 0 ||
         (rc = get_bool(a, a->in, "all_or_nothing", &aon)) != 0 || (rc = get_mode_fields(a, &req, &alpha)) != 0 ||
         (rc = get_filter(a, a->in, &req.filter)) != 0 || (rc = get_u32(a, a->in, "target_ms", &req.target_ms)) != 0 ||
-        (rc = get_bool(a, a->in, "anytime", &anytime)) != 0)
+        (rc = get_bool(a, a->in, "anytime", &anytime)) != 0 || (rc = get_u32(a, a->in, "probe", &req.probe)) != 0)
         goto out;
     req.anytime = anytime;
     const me_json_t *mb = me_json_get(a->in, "min_budget");

@@ -64,6 +64,11 @@ typedef struct {
     const char *durability; /* when a write is acknowledged: "none" (WAL, not fsynced), "group"
                              * (fsynced, concurrent writes share one fsync), "every_write"; NULL:
                              * the shard's --sync (docs/cluster.md, "Durability") */
+    const char *coarse_index; /* the cascade's stage 1: "flat" (every document's first vector) or "ivf"
+                             * (k-means lists, trained in the background once a shard holds 2,048
+                             * documents; flat until then; exact mode never uses it); NULL = "flat" */
+    int ivf_lists;          /* ivf: lists (k-means centroids); 0 = 4·√N at each (re)training */
+    int ivf_probe;          /* ivf: lists a search scans; 0 = adaptive */
     const char *fields;     /* indexed payload fields for filters, NAME:TYPE,...
                              * ("section:keyword,year:integer,price:float,free:bool";
                              * a keyword field also takes arrays of strings); NULL: none */
@@ -76,6 +81,8 @@ typedef struct {
     char name[65];
     int dim, max_doc_vectors, max_query_vectors, ram_vectors, coarse_vectors;
     char dtype[8];
+    char coarse_index[8];   /* "flat" or "ivf" */
+    int ivf_lists, ivf_probe; /* ivf: as created (0 = automatic, adaptive) */
     uint64_t documents, ram_bytes, index_bytes;
     char fields[ME_FIELDS_TEXT_MAX];  /* indexed fields, NAME:TYPE,... ("" for none) */
 } me_collection_info_t;
@@ -192,6 +199,7 @@ typedef struct {
     int mode;                /* ME_MODE_DENSE (0), ME_MODE_LEXICAL (BM25), ME_MODE_HYBRID */
     const char *lexical_text;/* BM25's query text; NULL: the text query's own */
     uint32_t hybrid_candidates; /* hybrid: n from BM25 and n from the coarse stage; 0 = 100 */
+    uint32_t probe;          /* ivf collections: lists the coarse stage scans; 0 = the collection's ivf_probe */
     int fusion;              /* hybrid: ME_FUSION_RRF (0) or ME_FUSION_WEIGHTED */
     int has_alpha;           /* alpha given (else 0.5) */
     float alpha;             /* weighted: the dense score's weight, [0, 1] */

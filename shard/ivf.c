@@ -39,8 +39,12 @@ static void argmax_rows(const float *scores, size_t m, int nlist, int32_t *out) 
     for (size_t r = 0; r < m; r++) {
         const float *s = scores + r * (size_t)nlist;
         int best = 0;
+        float bv = s[0];
         for (int l = 1; l < nlist; l++)
-            if (s[l] > s[best]) best = l;
+            if (s[l] > bv) {
+                bv = s[l];
+                best = l;
+            }
         out[r] = best;
     }
 }

@@ -87,17 +87,20 @@ static int score_into(me_coll_t *c, me_storage_t *st, me_mquery_t *q, int r_c,
         uint64_t t0 = me_now_us();
         m = n - off < step ? n - off : step;
         for (size_t i = 0; i < m; i++) idx[i] = slots ? slots[off + i] : (uint32_t)(off + i);
-        /* The flat scan (every document, first row): straight over the
-         * dense coarse copy, no document references (the same scores). */
-        int flat = r_c == 1 && !slots;
+        /* The coarse scan at r_c = 1 (every document, a filter's or an
+         * IVF probe's): straight over the dense coarse copy's first rows,
+         * no document references (the same scores). */
+        int flat = r_c == 1;
         if (!flat) rc = load_refs(c, st, r_c, idx, m, refs, &fb, err, errcap);
         if (rc) break;
         size_t stride = (size_t)c->cfg.coarse_vectors * (size_t)c->cfg.dim;
         for (int rep = 0; rep < (reps > 1 ? reps : 1) && rc == 0; rep++) {
-            if (flat)
+            if (flat && !slots)
                 me_maxsim_score_rows1(q, c->cfg.dtype, c->coarse + off * (size_t)c->cfg.coarse_vectors * me_coll_row_bytes(c),
                                       c->coarse_scales ? c->coarse_scales + off * (size_t)c->cfg.coarse_vectors : NULL,
                                       stride, m, scores);
+            else if (flat)
+                me_maxsim_score_rows1_at(q, c->cfg.dtype, c->coarse, c->coarse_scales, stride, idx, m, scores);
             else me_maxsim_score(q, c->cfg.dtype, r_c, refs, m, scores, ME_MAXSIM_AUTO);
             if (rep % 16 == 15 && past(deadline_us)) rc = ME_ETIMEDOUT;
         }

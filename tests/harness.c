@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -404,4 +405,47 @@ double me_bench_sgemm_gflops(int M, int N, int K, int reps) {
     free(b);
     free(c);
     return 2.0 * M * N * (double)K / me_percentile(t, reps, 50) * 1e-9;
+}
+
+const char *me_bench_python(void) {
+    const char *env = getenv("ME_PYTHON");
+    if (env && *env) return env;
+    return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
+const char *me_bench_script(const char *name, char *buf, size_t cap) {
+    const char *dir = getenv("ME_BENCH_SCRIPTS");
+    if (dir && *dir) {
+        snprintf(buf, cap, "%s/%s", dir, name);
+        return access(buf, R_OK) == 0 ? buf : NULL;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash) *slash = 0;
+        char rel[PATH_MAX + 64];
+        snprintf(rel, sizeof rel, "%s/../../../tests/bench/%s", self, name);
+        if (cap >= PATH_MAX && realpath(rel, buf) && access(buf, R_OK) == 0) return buf;
+    }
+    snprintf(buf, cap, "tests/bench/%s", name);
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+int me_bench_write_npy_i32(const char *path, const int32_t *v, size_t rows, size_t cols) {
+    char dict[128];
+    int dl = snprintf(dict, sizeof dict, "{'descr': '<i4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows,
+                      cols);
+    size_t hlen = ((size_t)10 + dl + 1 + 63) / 64 * 64 - 10;  /* magic+version+len, then dict + '\n' */
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
+                              (unsigned char)(hlen >> 8) };
+    fwrite(pre, 1, sizeof pre, f);
+    fputs(dict, f);
+    for (size_t i = (size_t)dl; i + 1 < hlen; i++) fputc(' ', f);
+    fputc('\n', f);
+    fwrite(v, sizeof *v, rows * cols, f);
+    return fclose(f) == 0 ? 0 : -1;
 }

@@ -213,51 +213,6 @@ static figure_t time_ours(me_coll_t *c, const float *queries, int nq, int dim, s
 
 /* ---- FAISS, through tests/bench/faiss_flat.py ---- */
 
-/* A (rows, cols) int32 .npy (common/npy.h writes floats only). */
-static int write_npy_i32(const char *path, const int32_t *v, size_t rows, size_t cols) {
-    char dict[128];
-    int dl = snprintf(dict, sizeof dict, "{'descr': '<i4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows,
-                      cols);
-    size_t hlen = ((size_t)10 + dl + 1 + 63) / 64 * 64 - 10;  /* magic+version+len, then dict + '\n' */
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
-                              (unsigned char)(hlen >> 8) };
-    fwrite(pre, 1, sizeof pre, f);
-    fputs(dict, f);
-    for (size_t i = (size_t)dl; i + 1 < hlen; i++) fputc(' ', f);
-    fputc('\n', f);
-    fwrite(v, sizeof *v, rows * cols, f);
-    return fclose(f) == 0 ? 0 : -1;
-}
-
-/* faiss_flat.py: $ME_FAISS_SCRIPT, else the source tree above this binary
- * (build/<variant>/bin/), else ./tests/bench/. */
-static const char *faiss_script(char *buf, size_t cap) {
-    const char *env = getenv("ME_FAISS_SCRIPT");
-    if (env && *env) return access(env, R_OK) == 0 ? env : NULL;
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = 0;
-        char *slash = strrchr(self, '/');
-        if (slash) *slash = 0;
-        char rel[PATH_MAX + 64];
-        snprintf(rel, sizeof rel, "%s/../../../tests/bench/faiss_flat.py", self);
-        if (cap >= PATH_MAX && realpath(rel, buf) && access(buf, R_OK) == 0) return buf;
-    }
-    snprintf(buf, cap, "tests/bench/faiss_flat.py");
-    return access(buf, R_OK) == 0 ? buf : NULL;
-}
-
-/* Debian's python3-faiss is a module of the system python, not of a venv or
- * pyenv that may come first on PATH. */
-static const char *python_bin(void) {
-    const char *env = getenv("ME_PYTHON");
-    if (env && *env) return env;
-    return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
 typedef struct {
     int ran;            /* 1: figures below are valid */
     char why[256];      /* when not: the reason, for the output */
@@ -269,7 +224,7 @@ typedef struct {
 static void run_faiss(faiss_t *fz, const char *dir, const me_coll_t *c32, const float *queries, int nq, int dim,
                       size_t k, const int32_t *ids32, const int32_t *ids16) {
     char script_buf[PATH_MAX + 64], path[4][700], err[256];
-    const char *py = python_bin();
+    const char *py = me_bench_python();
     char *check[] = { (char *)py, "-c", "import faiss", NULL };
     if (py[0] != '/' || me_test_run(check, NULL, NULL) != 0) {
         snprintf(fz->why, sizeof fz->why,
@@ -277,9 +232,9 @@ static void run_faiss(faiss_t *fz, const char *dir, const me_coll_t *c32, const 
                  "(deploy/install-deps.sh does); FAISS rows skipped", py);
         return;
     }
-    const char *script = faiss_script(script_buf, sizeof script_buf);
+    const char *script = me_bench_script("faiss_flat.py", script_buf, sizeof script_buf);
     if (!script) {
-        snprintf(fz->why, sizeof fz->why, "tests/bench/faiss_flat.py not found (set ME_FAISS_SCRIPT); FAISS rows skipped");
+        snprintf(fz->why, sizeof fz->why, "tests/bench/faiss_flat.py not found (set ME_BENCH_SCRIPTS to its folder); FAISS rows skipped");
         return;
     }
     snprintf(path[0], sizeof path[0], "%s/base.npy", dir);
@@ -290,7 +245,7 @@ static void run_faiss(faiss_t *fz, const char *dir, const me_coll_t *c32, const 
     uint64_t shape_b[2] = { c32->n, (uint64_t)dim }, shape_q[2] = { (uint64_t)nq, (uint64_t)dim };
     if (me_npy_write(path[0], ME_DTYPE_F32, shape_b, 2, c32->coarse, 1, err, sizeof err) != 0 ||
         me_npy_write(path[1], ME_DTYPE_F32, shape_q, 2, queries, 1, err, sizeof err) != 0 ||
-        write_npy_i32(path[2], ids32, (size_t)nq, k) != 0 || write_npy_i32(path[3], ids16, (size_t)nq, k) != 0) {
+        me_bench_write_npy_i32(path[2], ids32, (size_t)nq, k) != 0 || me_bench_write_npy_i32(path[3], ids16, (size_t)nq, k) != 0) {
         snprintf(fz->why, sizeof fz->why, "cannot write the .npy inputs in %s; FAISS rows skipped", dir);
         return;
     }
@@ -338,7 +293,7 @@ int main(int argc, char **argv) {
                                 "vectors in f16 and f32, one thread, one query at a time, top K; next to\n"
                                 "single-thread read bandwidth (summing M MiB) and, when python3-faiss is\n"
                                 "installed, FAISS IndexFlatIP and IndexScalarQuantizer fp16 on the same data\n"
-                                "(tests/bench/faiss_flat.py; $ME_FAISS_SCRIPT, $ME_PYTHON override). Figures only.\n");
+                                "(tests/bench/faiss_flat.py; $ME_BENCH_SCRIPTS, $ME_PYTHON override). Figures only.\n");
     if (code >= 0) return code;
     if (ndocs < 1 || dim < 1 || dim > 4096 || nq < 1 || k < 1 || k > ndocs || bw_mib < 1) {
         fprintf(stderr, "bench_flat: need --docs >= --k >= 1, --queries >= 1, 1 <= --dim <= 4096, --bw-mib >= 1\n");

@@ -268,6 +268,79 @@ TEST(cli_help_and_collections) {
     me_test_rmdir(g_tmp);
 }
 
+/* --coarse-index flat|ivf with --ivf-lists and --ivf-probe: bad values fail
+ * before anything is sent, ivf round-trips through create, list and --json,
+ * and a search takes --probe (the index is not trained below 2,048
+ * documents a shard, so the flat scan answers it). */
+TEST(cli_coarse_index_options) {
+    setup("cli");
+    me_daemon_t d = { 0 };
+    ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "cli"));
+    run_t r = { 0 };
+    char err[512];
+
+    ASSERT_EQ(CLI(&r, NULL, "collection", "create", "--help"), 0);
+    ASSERT_OUT(&r, "--coarse-index", "flat|ivf", "2,048 documents", "--ivf-lists", "--ivf-probe");
+    ASSERT_EQ(CLI(&r, NULL, "search", "--help"), 0);
+    ASSERT_OUT(&r, "--probe");
+    CLI(&r, d.endpoint, "collection", "create", "x", "--dim", "16", "--coarse-index", "bogus");
+    ASSERT_FAILS(&r, 2, "--coarse-index: 'bogus' is not one of flat|ivf");
+    run_free(&r);
+    CLI(&r, d.endpoint, "collection", "create", "x", "--dim", "16", "--ivf-lists", "8");
+    ASSERT_FAILS(&r, 2, "--ivf-lists and --ivf-probe need --coarse-index ivf");
+    run_free(&r);
+    CLI(&r, d.endpoint, "collection", "create", "x", "--dim", "16", "--coarse-index", "ivf", "--ivf-probe", "70000");
+    ASSERT_FAILS(&r, 2, "--ivf-probe");
+    run_free(&r);
+    me_client_t *mc = me_daemon_client(&d);
+    ASSERT_TRUE(mc != NULL);
+    me_collection_spec_t bad = { .name = "x", .dim = D, .coarse_index = "hnsw" };
+    me_status_t st;
+    ASSERT_EQ(me_client_create_collection(mc, &bad, &st), ME_CODE_INVALID_ARGUMENT);
+    ASSERT_HAS(st.message, "coarse_index 'hnsw' is not one of flat|ivf");
+    ASSERT_EQ(doc_count(mc, "x"), UINT64_MAX);  /* nothing was created */
+
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "create", "flatc", "--dim", "16"), 0);
+    ASSERT_OUT(&r, "coarse-index flat");
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "create", "ivfc", "--dim", "16", "--max-doc-vectors", "8",
+                  "--max-query-vectors", "8", "--dtype", "f32", "--coarse-index", "ivf", "--ivf-lists", "32",
+                  "--ivf-probe", "4"), 0);
+    ASSERT_OUT(&r, "created collection 'ivfc'", "coarse-index ivf lists=32 probe=4");
+    ASSERT_EQ(CLI(&r, d.endpoint, "--json", "collection", "create", "ivf2", "--dim", "16", "--coarse-index", "ivf"), 0);
+    ASSERT_OUT(&r, "{\"created\":{\"name\":\"ivf2\",", "\"coarse_index\":\"ivf\",\"ivf_lists\":0,\"ivf_probe\":0,");
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "list"), 0);
+    ASSERT_OUT(&r, "COARSE_INDEX", "ivf lists=32 probe=4", "ivf lists=auto probe=adaptive", " flat ");
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "list", "--json"), 0);
+    ASSERT_OUT(&r, "\"name\":\"flatc\",", "\"coarse_index\":\"flat\",\"ivf_lists\":0,\"ivf_probe\":0,",
+               "\"coarse_index\":\"ivf\",\"ivf_lists\":32,\"ivf_probe\":4,");
+
+    /* a search with --probe: a document's own rows find it first */
+    char npy[600], ids[600], q[600];
+    tmp_path(npy, sizeof npy, "emb.npy");
+    tmp_path(ids, sizeof ids, "ids.txt");
+    tmp_path(q, sizeof q, "q.npy");
+    float *v = malloc((size_t)NDOCS * R * D * sizeof *v);
+    ASSERT_TRUE(v != NULL);
+    make_docs(v, 11);
+    uint64_t shape[3] = { NDOCS, R, D };
+    ASSERT_OK(me_npy_write(npy, ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
+    write_ids_meta(ids, NULL, NDOCS);
+    ASSERT_EQ(CLI(&r, d.endpoint, "ingest", "--collection", "ivfc", "--vectors", npy, "--ids", ids), 0);
+    run_free(&r);
+    uint64_t qshape[2] = { 4, D };
+    ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, qshape, 2, v + (size_t)42 * R * D, 1, err, sizeof err));
+    ASSERT_EQ(CLI(&r, d.endpoint, "search", "--collection", "ivfc", "--vectors", q, "--probe", "1", "-k", "3"), 0);
+    ASSERT_OUT(&r, "3 hits from 300 documents", "   1  doc-0042  ");
+    CLI(&r, d.endpoint, "search", "--collection", "ivfc", "--vectors", q, "--probe", "-1");
+    ASSERT_FAILS(&r, 2, "--probe");
+    run_free(&r);
+
+    free(v);
+    me_client_close(mc);
+    me_daemon_free(&d);
+    me_test_rmdir(g_tmp);
+}
+
 /* Ingests [NDOCS, R, D] into a collection of dtype `dtype` from a file of
  * `file_dtype`, checks what was stored, then searches, gets and deletes. */
 static void ingest_search_roundtrip(const char *dtype, me_dtype_t file_dtype) {

@@ -353,12 +353,22 @@ TEST(maxsim_rows1_scan_matches_score_bit_for_bit) {
                     if (levels[l] && me_maxsim__set_simd(levels[l]) != 0) continue;
                     me_maxsim_score(q, dt, 1, refs, n, a, ME_MAXSIM_AUTO);
                     me_maxsim_score_rows1(q, dt, rows, dt == ME_DTYPE_INT8 ? scales : NULL, stride, n, b);
+                    /* The gathered form over a scattered subset, backwards. */
+                    uint32_t idx[52];
+                    float g[52];
+                    for (size_t i = 0; i < 52; i++) idx[i] = (uint32_t)(n - 1 - 2 * i);
+                    me_maxsim_score_rows1_at(q, dt, rows, dt == ME_DTYPE_INT8 ? scales : NULL, stride, idx, 52, g);
                     me_maxsim__set_simd(NULL);
                     for (size_t i = 0; i < n; i++)
                         if (memcmp(&a[i], &b[i], sizeof a[i]) != 0)
                             me_test_fail(__FILE__, __LINE__, "%s %s dim %d r_q %d doc %zu: %.9g vs %.9g",
                                          levels[l] ? levels[l] : "auto", me_dtype_name(dt), dim, r_q, i, (double)a[i],
                                          (double)b[i]);
+                    for (size_t i = 0; i < 52; i++)
+                        if (memcmp(&a[idx[i]], &g[i], sizeof g[i]) != 0)
+                            me_test_fail(__FILE__, __LINE__, "gathered %s %s dim %d r_q %d doc %u: %.9g vs %.9g",
+                                         levels[l] ? levels[l] : "auto", me_dtype_name(dt), dim, r_q, idx[i],
+                                         (double)a[idx[i]], (double)g[i]);
                 }
                 me_mquery_free(q);
                 free(qv);

@@ -62,6 +62,9 @@ class CollectionInfo:
     dtype: str
     ram_vectors: int = 0
     coarse_vectors: int = 0
+    coarse_index: str = "flat"  # the cascade's stage 1: "flat" or "ivf"
+    ivf_lists: int = 0          # ivf: lists (0 = 4·√N at each (re)training)
+    ivf_probe: int = 0          # ivf: lists a search scans (0 = adaptive)
     documents: int = 0
     ram_bytes: int = 0
     index_bytes: int = 0
@@ -334,13 +337,19 @@ class Client:
     def create_collection(self, name: str, dim: Optional[int] = None, r_c: Optional[int] = None,
                           r_q: Optional[int] = None, dtype: Optional[str] = None, ram_vectors: Optional[int] = None,
                           coarse_vectors: Optional[int] = None,
-                          fields: Optional[Dict[str, str]] = None) -> "Collection":
+                          fields: Optional[Dict[str, str]] = None, coarse_index: Optional[str] = None,
+                          ivf_lists: Optional[int] = None, ivf_probe: Optional[int] = None) -> "Collection":
         """Without dim, a cluster with encoders gives the encoders' shape.
         fields: metadata members to index for filters, name -> "keyword",
         "integer", "float" or "bool" (a keyword field also takes arrays of
-        strings), e.g. {"section": "keyword", "year": "integer"}."""
+        strings), e.g. {"section": "keyword", "year": "integer"}.
+        coarse_index: the cascade's first stage, "flat" (the default) or
+        "ivf" (k-means lists, trained in the background once a shard holds
+        2,048 documents, a flat scan until then; exact search never uses
+        it), with ivf_lists (0: 4·√N) and ivf_probe (0: adaptive)."""
         body = {"name": name, "dim": dim, "r_c": r_c, "r_q": r_q, "dtype": dtype, "ram_vectors": ram_vectors,
-                "coarse_vectors": coarse_vectors, "fields": None if fields is None else dict(fields)}
+                "coarse_vectors": coarse_vectors, "fields": None if fields is None else dict(fields),
+                "coarse_index": coarse_index, "ivf_lists": ivf_lists, "ivf_probe": ivf_probe}
         info = CollectionInfo._from(self._request("POST", "/v1/collections",
                                                   {k: v for k, v in body.items() if v is not None}))
         return Collection(self, name, info)
@@ -516,7 +525,7 @@ class Collection:
                lexical_text: Optional[str] = None, alpha: Optional[float] = None, fusion: Optional[str] = None,
                hybrid_candidates: Optional[int] = None, filter: Optional[Filter] = None,
                target_ms: Optional[int] = None, min_budget: Optional[Tuple[int, int]] = None,
-               anytime: bool = False) -> SearchResult:
+               anytime: bool = False, probe: Optional[int] = None) -> SearchResult:
         """A text, an image (bytes or a path; with an optional text) or query
         vectors [R, D], at budget (r_q, r_c) (None or 0: all vectors). The
         hits are [offset, offset + k) of the ranking: offset pages through it.
@@ -528,7 +537,9 @@ class Collection:
         target_ms picks the budget for a latency target (budget="auto"; a
         given budget is then the ceiling, min_budget the floor): the largest
         trained budget predicted to answer in time, answered anytime (a
-        shard that would be late returns its last finished stage, degraded)."""
+        shard that would be late returns its last finished stage, degraded).
+        probe: on an ivf collection, the lists the coarse stage scans (None
+        or 0: the collection's ivf_probe)."""
         body: Dict[str, Any] = {"k": k, "offset": offset, "exact": exact, "with_metadata": with_metadata,
                                 "all_or_nothing": all_or_nothing, "mode": mode}
         if lexical_text is not None:
@@ -540,6 +551,8 @@ class Collection:
             body["fusion"] = fusion
         if hybrid_candidates is not None:
             body["hybrid_candidates"] = int(hybrid_candidates)
+        if probe is not None:
+            body["probe"] = int(probe)
         if text is not None:
             body["text"] = text
         if image is not None:

@@ -250,3 +250,36 @@ def test_budget_auto_with_a_latency_target(coll):
     with pytest.raises(MetaembedError) as e:
         coll.search(vectors=q, target_ms=500, budget=(1, 1), min_budget=(4, 8))
     assert e.value.status == 400 and "above the ceiling" in e.value.message
+
+
+def test_ivf_coarse_index_options(client, coll):
+    """coarse_index "ivf" with its lists and probe round-trips through create,
+    stats and the listing; a search takes probe; bad values are 400s."""
+    assert (coll.info.coarse_index, coll.stats().coarse_index) == ("flat", "flat")  # the default
+    rng = np.random.default_rng(9)
+    ivf = client.create_collection("py_ivf", dim=D, r_c=R, r_q=4, dtype="f32", coarse_index="ivf", ivf_probe=2)
+    try:
+        assert (ivf.info.coarse_index, ivf.info.ivf_lists, ivf.info.ivf_probe) == ("ivf", 0, 2)
+        vecs = unit_rows(rng, 20, R, D)
+        assert ivf.upsert([f"v{i}" for i in range(20)], vecs) == 20
+        info = client.collection_stats("py_ivf")
+        assert (info.coarse_index, info.ivf_lists, info.ivf_probe, info.documents) == ("ivf", 0, 2, 20)
+        assert [(i.coarse_index, i.ivf_probe) for i in client.list_collections() if i.name == "py_ivf"] == [("ivf", 2)]
+        # Below 2,048 documents no shard has trained its index: the flat scan
+        # answers, so a document's own vectors find it first.
+        res = ivf.search(vectors=vecs[7][:4], budget=(4, R), k=3, probe=1)
+        assert res.ids[0] == "v7" and not res.partial
+        assert ivf.search(vectors=vecs[7][:4], budget=(4, R), k=3, probe=1, exact=True).ids[0] == "v7"
+        with pytest.raises(MetaembedError) as e:
+            ivf.search(vectors=vecs[7][:4], budget=(4, R), probe=70000)
+        assert (e.value.code, e.value.status) == ("INVALID_ARGUMENT", 400) and "probe" in e.value.message
+    finally:
+        ivf.drop()
+    with pytest.raises(MetaembedError) as e:
+        client.create_collection("py_hnsw", dim=D, coarse_index="hnsw")
+    assert (e.value.code, e.value.status) == ("INVALID_ARGUMENT", 400)
+    assert "coarse_index 'hnsw' is not one of flat|ivf" in e.value.message
+    with pytest.raises(MetaembedError) as e:
+        client.create_collection("py_hnsw", dim=D, ivf_lists=8)  # lists without ivf
+    assert (e.value.code, e.value.status) == ("INVALID_ARGUMENT", 400) and "coarse_index ivf" in e.value.message
+    assert "py_hnsw" not in [i.name for i in client.list_collections()]
