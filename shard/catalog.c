@@ -29,6 +29,7 @@ void me_config_from_proto(me_coll_config_t *cfg, const Metaembed__CollectionConf
     cfg->version = pc->version;
     cfg->durability = (int)pc->durability;
     cfg->coarse_index = (int)pc->coarse_index;
+    cfg->binary_coarse = pc->binary_coarse;
     me_field_specs_from_proto(cfg->fields, &cfg->nfields, pc->fields, pc->n_fields);
 }
 
@@ -47,6 +48,7 @@ Metaembed__CollectionConfig *me_config_to_proto(me_config_proto_t *out, const me
     pc->coarse_index = (Metaembed__CoarseIndex)cfg->coarse_index;
     pc->ivf_lists = (uint32_t)cfg->ivf_lists;
     pc->ivf_probe = (uint32_t)cfg->ivf_probe;
+    pc->binary_coarse = cfg->binary_coarse != 0;
     int nf = cfg->nfields > ME_FIELDS_MAX ? ME_FIELDS_MAX : cfg->nfields;
     me_field_specs_to_proto(cfg->fields, nf, out->fs, out->fsp);
     pc->fields = out->fsp;

@@ -56,6 +56,11 @@ int me_coll_config_check(me_coll_config_t *c, char *err, size_t errcap) {
                  c->ivf_lists, c->ivf_probe);
         return ME_EINVAL;
     }
+    if (c->binary_coarse && c->coarse_vectors != 1) {
+        snprintf(err, errcap, "binary_coarse needs coarse_vectors 1 (its bits are the first vector's), got %d",
+                 c->coarse_vectors);
+        return ME_EINVAL;
+    }
     if (c->coarse_index == 0 && (c->ivf_lists || c->ivf_probe)) {
         snprintf(err, errcap, "ivf_lists and ivf_probe need coarse_index ivf");
         return ME_EINVAL;
@@ -97,6 +102,7 @@ void me_coll_free(me_coll_t *c) {
     free(c->head_scales);
     free(c->coarse);
     free(c->coarse_scales);
+    free(c->bits);
     free(c->table);
     me_bm25_index_free(c->lex);
     me_fields_free(c->fields);
@@ -182,45 +188,90 @@ static int grow_slots(me_coll_t *c) {
     uint8_t *head = realloc(c->head, ncap * c->cfg.ram_vectors * rb);
     if (!head) return ME_ENOMEM;
     c->head = head;
-    uint8_t *coarse = realloc(c->coarse, ncap * c->cfg.coarse_vectors * rb);
-    if (!coarse) return ME_ENOMEM;
-    c->coarse = coarse;
+    if (c->cfg.binary_coarse) {
+        uint64_t *bits = realloc(c->bits, ncap * me_bits_words(c->cfg.dim) * sizeof *bits);
+        if (!bits) return ME_ENOMEM;
+        c->bits = bits;
+    } else {
+        uint8_t *coarse = realloc(c->coarse, ncap * c->cfg.coarse_vectors * rb);
+        if (!coarse) return ME_ENOMEM;
+        c->coarse = coarse;
+    }
     if (int8) {
         float *hs = realloc(c->head_scales, ncap * c->cfg.ram_vectors * sizeof *hs);
         if (!hs) return ME_ENOMEM;
         c->head_scales = hs;
-        float *cs = realloc(c->coarse_scales, ncap * c->cfg.coarse_vectors * sizeof *cs);
-        if (!cs) return ME_ENOMEM;
-        c->coarse_scales = cs;
+        if (!c->cfg.binary_coarse) {
+            float *cs = realloc(c->coarse_scales, ncap * c->cfg.coarse_vectors * sizeof *cs);
+            if (!cs) return ME_ENOMEM;
+            c->coarse_scales = cs;
+        }
     }
     c->cap = ncap;
     return 0;
 }
 
+/* The sign bits of slot's first vector (binary_coarse). */
+static void fill_bits(me_coll_t *c, size_t slot) {
+    float v[ME_DIM_MAX];
+    me_coll_first_vector(c, slot, v);
+    me_bits_from_f32(c->bits + slot * me_bits_words(c->cfg.dim), v, c->cfg.dim);
+}
+
 static void fill_slot(me_coll_t *c, size_t slot, int total_rows, const void *head, const float *scales) {
     size_t rb = me_coll_row_bytes(c);
-    int ram = c->cfg.ram_vectors, coarse = c->cfg.coarse_vectors;
+    int ram = c->cfg.ram_vectors, coarse = c->cfg.coarse_vectors, bin = c->cfg.binary_coarse;
     int have = total_rows < ram ? total_rows : ram;
     uint8_t *h = c->head + slot * ram * rb;
     memcpy(h, head, have * rb);
     memset(h + have * rb, 0, (ram - have) * rb);
     int hc = have < coarse ? have : coarse;
-    uint8_t *co = c->coarse + slot * coarse * rb;
-    memcpy(co, head, hc * rb);
-    memset(co + hc * rb, 0, (coarse - hc) * rb);
+    if (!bin) {
+        uint8_t *co = c->coarse + slot * coarse * rb;
+        memcpy(co, head, hc * rb);
+        memset(co + hc * rb, 0, (coarse - hc) * rb);
+    }
     if (c->cfg.dtype == ME_DTYPE_INT8) {
         float *hs = c->head_scales + slot * ram;
         for (int r = 0; r < ram; r++) hs[r] = r < have ? scales[r] : 0.0f;
-        float *cs = c->coarse_scales + slot * coarse;
-        for (int r = 0; r < coarse; r++) cs[r] = r < hc ? scales[r] : 0.0f;
+        float *cs = bin ? NULL : c->coarse_scales + slot * coarse;
+        for (int r = 0; cs && r < coarse; r++) cs[r] = r < hc ? scales[r] : 0.0f;
     }
     c->rows[slot] = (uint16_t)total_rows;
+    if (bin) fill_bits(c, slot);
 }
 
 void me_coll_first_vector(const me_coll_t *c, size_t slot, float *out) {
-    const uint8_t *row = c->coarse + slot * (size_t)c->cfg.coarse_vectors * me_coll_row_bytes(c);
-    float scale = c->coarse_scales ? c->coarse_scales[slot * (size_t)c->cfg.coarse_vectors] : 1.0f;
+    /* The head arena's first row: every document has one (ram_vectors >= 1). */
+    const uint8_t *row = c->head + slot * (size_t)c->cfg.ram_vectors * me_coll_row_bytes(c);
+    float scale = c->head_scales ? c->head_scales[slot * (size_t)c->cfg.ram_vectors] : 1.0f;
     me_row_to_f32(out, row, c->cfg.dtype, scale, (size_t)c->cfg.dim);
+}
+
+const uint8_t *me_coll_first_rows(const me_coll_t *c, const float **scales, size_t *stride) {
+    if (c->cfg.binary_coarse) {
+        *scales = c->head_scales;
+        *stride = (size_t)c->cfg.ram_vectors * c->cfg.dim;
+        return c->head;
+    }
+    *scales = c->coarse_scales;
+    *stride = (size_t)c->cfg.coarse_vectors * c->cfg.dim;
+    return c->coarse;
+}
+
+int me_coll_use_binary_coarse(me_coll_t *c) {
+    if (c->cfg.binary_coarse) return 0;
+    if (c->cfg.coarse_vectors != 1) return ME_EINVAL;
+    uint64_t *bits = malloc((c->cap ? c->cap : 1) * me_bits_words(c->cfg.dim) * sizeof *bits);
+    if (!bits) return ME_ENOMEM;
+    c->bits = bits;
+    c->cfg.binary_coarse = 1;
+    for (size_t s = 0; s < c->n; s++) fill_bits(c, s);
+    free(c->coarse);
+    free(c->coarse_scales);
+    c->coarse = NULL;
+    c->coarse_scales = NULL;
+    return 0;
 }
 
 void me_coll_ivf_index_slot(me_coll_t *c, size_t slot) {
@@ -278,10 +329,15 @@ int me_coll_remove(me_coll_t *c, const char *id, size_t idlen) {
         c->ids[s] = c->ids[last];
         c->rows[s] = c->rows[last];
         memcpy(c->head + s * ram * rb, c->head + last * ram * rb, ram * rb);
-        memcpy(c->coarse + s * coarse * rb, c->coarse + last * coarse * rb, coarse * rb);
+        if (c->coarse) memcpy(c->coarse + s * coarse * rb, c->coarse + last * coarse * rb, coarse * rb);
+        if (c->bits) {
+            size_t w = me_bits_words(c->cfg.dim);
+            memcpy(c->bits + s * w, c->bits + last * w, w * sizeof *c->bits);
+        }
         if (c->cfg.dtype == ME_DTYPE_INT8) {
             memcpy(c->head_scales + s * ram, c->head_scales + last * ram, ram * sizeof(float));
-            memcpy(c->coarse_scales + s * coarse, c->coarse_scales + last * coarse, coarse * sizeof(float));
+            if (c->coarse_scales)
+                memcpy(c->coarse_scales + s * coarse, c->coarse_scales + last * coarse, coarse * sizeof(float));
         }
         c->table[pos] = (uint32_t)(s + 1);
     }
@@ -325,12 +381,20 @@ me_docref_t me_coll_head_ref(const me_coll_t *c, size_t slot) {
 }
 
 me_docref_t me_coll_coarse_ref(const me_coll_t *c, size_t slot) {
+    if (c->cfg.binary_coarse) {
+        /* No dense copy: the head arena's first row (coarse_vectors is 1). */
+        me_docref_t d = me_coll_head_ref(c, slot);
+        if (d.rows > 1) d.rows = 1;
+        return d;
+    }
     return tier_ref(c, slot, c->coarse, c->coarse_scales, c->cfg.coarse_vectors);
 }
 
 uint64_t me_coll_ram_bytes(const me_coll_t *c) {
-    size_t per = (size_t)(c->cfg.ram_vectors + c->cfg.coarse_vectors) * me_coll_row_bytes(c);
-    if (c->cfg.dtype == ME_DTYPE_INT8) per += (c->cfg.ram_vectors + c->cfg.coarse_vectors) * sizeof(float);
+    int dense = c->cfg.ram_vectors + (c->cfg.binary_coarse ? 0 : c->cfg.coarse_vectors);
+    size_t per = (size_t)dense * me_coll_row_bytes(c);
+    if (c->cfg.dtype == ME_DTYPE_INT8) per += (size_t)dense * sizeof(float);
+    if (c->cfg.binary_coarse) per += me_bits_words(c->cfg.dim) * sizeof(uint64_t);
     return (uint64_t)c->n * per;
 }
 

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/bits.h"
 #include "common/bm25.h"
 #include "common/budget.h"
 #include "common/dtype.h"
@@ -37,6 +38,8 @@ typedef struct {
     int coarse_index;     /* Metaembed__CoarseIndex: 0 flat, 1 IVF (shard/ivf.h) */
     int ivf_lists;        /* IVF: lists; 0 = me_ivf_auto_lists at each training */
     int ivf_probe;        /* IVF: lists a search scans; 0 = adaptive */
+    int binary_coarse;    /* stage 1 scans sign bits of the first vectors (common/bits.h) instead of a
+                           * dense copy; needs coarse_vectors 1 */
 } me_coll_config_t;
 
 typedef struct {
@@ -49,7 +52,8 @@ typedef struct {
     uint16_t *rows;           /* [cap] vectors stored for the doc (RAM + disk) */
     uint8_t *head;            /* [cap, ram_vectors, dim] dtype elements */
     float *head_scales;       /* [cap, ram_vectors] int8 only */
-    uint8_t *coarse;          /* [cap, coarse_vectors, dim] dense stage-1 copy */
+    uint8_t *coarse;          /* [cap, coarse_vectors, dim] dense stage-1 copy (NULL with binary_coarse) */
+    uint64_t *bits;           /* [cap, me_bits_words(dim)] binary_coarse: the first vectors' sign bits */
     float *coarse_scales;     /* [cap, coarse_vectors] int8 only */
     uint32_t *table;          /* open addressing: slot + 1, 0 = empty */
     size_t table_cap;         /* power of two */
@@ -92,6 +96,15 @@ long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
 void me_coll_ivf_index_slot(me_coll_t *c, size_t slot);
 /* The first vector of slot as f32 (dim floats). */
 void me_coll_first_vector(const me_coll_t *c, size_t slot, float *out);
+/* Where stage 1 reads one-row scores from: the dense coarse copy, or the
+ * head arena's first rows with binary_coarse (no copy). *stride: elements
+ * from one document's first row to the next; *scales: int8's (stride/dim
+ * apart) or NULL. */
+const uint8_t *me_coll_first_rows(const me_coll_t *c, const float **scales, size_t *stride);
+/* Switches c to binary_coarse (sign bits from every first vector, the
+ * dense copy freed): benchmarks compare both tiers on one collection.
+ * 0, ME_ENOMEM, or ME_EINVAL when coarse_vectors is not 1. */
+int me_coll_use_binary_coarse(me_coll_t *c);
 /* Returns 1 when the doc existed. */
 int me_coll_remove(me_coll_t *c, const char *id, size_t idlen);
 /* Replaces the lexical terms of slot with bag[0..len) (me_bm25_bag; len 0:

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "common/budget.h"
 #include "common/error.h"
 #include "common/fusion.h"
@@ -93,14 +94,16 @@ static int score_into(me_coll_t *c, me_storage_t *st, me_mquery_t *q, int r_c,
         int flat = r_c == 1;
         if (!flat) rc = load_refs(c, st, r_c, idx, m, refs, &fb, err, errcap);
         if (rc) break;
-        size_t stride = (size_t)c->cfg.coarse_vectors * (size_t)c->cfg.dim;
+        size_t stride;
+        const float *first_scales;
+        const uint8_t *first = me_coll_first_rows(c, &first_scales, &stride);
         for (int rep = 0; rep < (reps > 1 ? reps : 1) && rc == 0; rep++) {
             if (flat && !slots)
-                me_maxsim_score_rows1(q, c->cfg.dtype, c->coarse + off * (size_t)c->cfg.coarse_vectors * me_coll_row_bytes(c),
-                                      c->coarse_scales ? c->coarse_scales + off * (size_t)c->cfg.coarse_vectors : NULL,
+                me_maxsim_score_rows1(q, c->cfg.dtype, first + off * stride * me_dtype_size(c->cfg.dtype),
+                                      first_scales ? first_scales + off * (stride / (size_t)c->cfg.dim) : NULL,
                                       stride, m, scores);
             else if (flat)
-                me_maxsim_score_rows1_at(q, c->cfg.dtype, c->coarse, c->coarse_scales, stride, idx, m, scores);
+                me_maxsim_score_rows1_at(q, c->cfg.dtype, first, first_scales, stride, idx, m, scores);
             else me_maxsim_score(q, c->cfg.dtype, r_c, refs, m, scores, ME_MAXSIM_AUTO);
             if (rep % 16 == 15 && past(deadline_us)) rc = ME_ETIMEDOUT;
         }
@@ -118,6 +121,29 @@ done:
     free(fb.data);
     free(fb.scales);
     free(fb.got);
+    return rc;
+}
+
+/* Stage 1 over sign bits (binary_coarse): the ±1 inner product of the
+ * query's first vector's bits with each document's (common/bits.h), over
+ * slots (NULL: every document), into topk. */
+static int score_bits_into(me_coll_t *c, const float *query, const uint32_t *slots, size_t n, me_topk_t *topk,
+                           uint64_t deadline_us) {
+    size_t words = me_bits_words(c->cfg.dim);
+    uint64_t qb[ME_DIM_MAX / 64 + 1];
+    me_bits_from_f32(qb, query, c->cfg.dim);
+    float *scores = malloc(CHUNK * sizeof *scores);
+    uint32_t *idx = malloc(CHUNK * sizeof *idx);
+    int rc = scores && idx ? 0 : ME_ENOMEM;
+    for (size_t off = 0, m; off < n && rc == 0; off += m) {
+        if (past(deadline_us)) { rc = ME_ETIMEDOUT; break; }
+        m = n - off < CHUNK ? n - off : CHUNK;
+        for (size_t i = 0; i < m; i++) idx[i] = slots ? slots[off + i] : (uint32_t)(off + i);
+        me_bits_score(qb, c->bits, words, c->cfg.dim, idx, m, scores);
+        me_topk_push_n(topk, scores, idx, m);
+    }
+    free(scores);
+    free(idx);
     return rc;
 }
 
@@ -164,9 +190,12 @@ static int narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, c
     me_topk_t best;
     int rc = me_topk_init(&best, keep, tie_by_id, c);
     if (rc) return rc;
-    me_mquery_t *q = me_mquery_new(p->query, rq, c->cfg.dim);
-    if (!q) rc = ME_ENOMEM;
-    if (rc == 0) rc = score_into(c, st, q, rc_, in, n_in, &best, deadline_us, p->slowdown, err, errcap);
+    /* The binary tier scores stage 1 only ("coarse" at (1,1)). */
+    int bits = c->cfg.binary_coarse && c->bits && !p->exact && rq == 1 && rc_ == 1 && !strcmp(name, "coarse");
+    me_mquery_t *q = bits ? NULL : me_mquery_new(p->query, rq, c->cfg.dim);
+    if (!bits && !q) rc = ME_ENOMEM;
+    if (rc == 0 && bits) rc = score_bits_into(c, p->query, in, n_in, &best, deadline_us);
+    else if (rc == 0) rc = score_into(c, st, q, rc_, in, n_in, &best, deadline_us, p->slowdown, err, errcap);
     me_mquery_free(q);
     if (rc == 0 && ranked) me_topk_finish(&best);
     if (rc == 0) {
@@ -339,13 +368,25 @@ static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p
         /* Anytime: the only stage is the first, which always finishes. */
         uint32_t *probed = NULL;
         size_t np = (size_t)-1;
-        if (ivf_usable(c, p)) rc = ivf_universe(c, p, n1, n, &probed, &np);
-        if (rc == 0)
-            rc = score_into(c, st, q, p->r_c, np == (size_t)-1 ? uni : probed, np == (size_t)-1 ? n : np, &final_k,
-                            p->anytime ? 0 : p->deadline_us, p->slowdown, err, errcap);
+        if (!p->exact && c->cfg.binary_coarse) {
+            /* Bits first (n1 of them), then the stored first vectors score those. */
+            rc = coarse_narrow(c, st, p, p->r_q, p->r_c, uni, n, n1, &probed, &np, NULL,
+                               p->anytime ? 0 : p->deadline_us, out, err, errcap);
+            uint64_t t1 = me_now_us();
+            if (rc == 0)
+                rc = score_into(c, st, q, p->r_c, probed, np, &final_k, p->anytime ? 0 : p->deadline_us, p->slowdown,
+                                err, errcap);
+            if (rc == 0) stage_done(out, "rerank", p->r_q, p->r_c, np, final_k.n, t1);
+        } else {
+            if (ivf_usable(c, p)) rc = ivf_universe(c, p, n1, n, &probed, &np);
+            if (rc == 0)
+                rc = score_into(c, st, q, p->r_c, np == (size_t)-1 ? uni : probed, np == (size_t)-1 ? n : np,
+                                &final_k, p->anytime ? 0 : p->deadline_us, p->slowdown, err, errcap);
+            if (rc == 0)
+                stage_done(out, p->exact ? "exact" : "coarse", p->r_q, p->r_c, np == (size_t)-1 ? n : np, final_k.n,
+                           t0);
+        }
         free(probed);
-        if (rc == 0)
-            stage_done(out, p->exact ? "exact" : "coarse", p->r_q, p->r_c, np == (size_t)-1 ? n : np, final_k.n, t0);
     } else {
         uint32_t *surv = NULL, *surv2 = NULL;
         me_scored_t *ranked2 = NULL;

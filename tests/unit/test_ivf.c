@@ -1,11 +1,14 @@
-/* The IVF coarse index (shard/ivf.h): its lists follow the collection's
- * slots through puts, replacements and the swap-on-delete; probing every
- * list gives exactly the flat scan's answers; probing a few keeps most of
- * exact's top 10 on nested data while scanning a fraction; filters hold. */
+/* Stage 1's sub-linear index and cheap tier: the IVF coarse index
+ * (shard/ivf.h), whose lists follow the collection's slots through puts,
+ * replacements and the swap-on-delete (probing every list gives exactly the
+ * flat scan's answers, probing a few keeps most of exact's top 10 on nested
+ * data while scanning a fraction, filters hold); and the binary coarse tier
+ * (common/bits.h), alone and under IVF. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "common/dtype.h"
 #include "common/error.h"
 #include "shard/collection.h"
@@ -237,4 +240,129 @@ TEST(ivf_config_checked) {
     ASSERT_OK(me_coll_config_check(&cfg, err, sizeof err));
     /* Too few points for the lists: no index, not a crash. */
     ASSERT_TRUE(me_ivf_train((float[8]){ 1 }, 1, 8, 4, 1, 1) == NULL);
+}
+
+/* ---- the binary coarse tier (common/bits.h, binary_coarse) ---- */
+
+TEST(bits_score_is_the_pm1_inner_product) {
+    me_rng_t r = { 21 };
+    for (int dim = 1; dim <= 200; dim += 37) {
+        float a[200], b[4][200];
+        me_rng_unit_rows(&r, a, 1, dim);
+        me_rng_unit_rows(&r, &b[0][0], 4, 200);
+        size_t w = me_bits_words(dim);
+        uint64_t qa[4], db[4 * 4];
+        me_bits_from_f32(qa, a, dim);
+        for (int d = 0; d < 4; d++) me_bits_from_f32(db + d * w, b[d], dim);
+        uint32_t idx[3] = { 3, 0, 2 };
+        float got[3];
+        me_bits_score(qa, db, w, dim, idx, 3, got);
+        for (int i = 0; i < 3; i++) {
+            int want = 0;
+            for (int k = 0; k < dim; k++) want += ((a[k] > 0) == (b[idx[i]][k] > 0)) ? 1 : -1;
+            ASSERT_EQ((int)got[i], want);
+        }
+    }
+}
+
+static me_coll_t *mk_bits(int coarse_index) {
+    me_coll_config_t cfg = { .dim = DIM, .max_doc_vectors = ROWS, .dtype = ME_DTYPE_F16,
+                             .coarse_index = coarse_index, .binary_coarse = 1 };
+    strcpy(cfg.name, "b");
+    char err[128];
+    if (me_coll_config_check(&cfg, err, sizeof err) != 0) return NULL;
+    return me_coll_new(&cfg, 2);
+}
+
+/* Bits follow puts, replacements and deletes; keeping every document
+ * through stage 1 gives exact's answer at every budget; a few hundred
+ * survivors keep most of it; the RAM copy is D/8 bytes, not 2·D. */
+TEST(binary_coarse_cascade_matches_exact_and_saves_ram) {
+    enum { N = 6000, Q = 12 };
+    me_synth_t sp = me_synth_default(DIM, ROWS, 12);
+    me_coll_t *bin = mk_bits(0), *flat = mk(0, 0), *both = mk_bits(1);
+    ASSERT_TRUE(bin && flat && both);
+    me_rng_t r = { 4 };
+    for (uint64_t d = 0; d < N; d++) {
+        put_doc(bin, &sp, d, d);
+        put_doc(flat, &sp, d, d);
+        put_doc(both, &sp, d, d);
+    }
+    for (int i = 0; i < 1500; i++) {  /* the same deletes and replacements in all three */
+        uint64_t which = me_rng_next(&r) % N, v = me_rng_next(&r) % 50000;
+        char id[24];
+        snprintf(id, sizeof id, "d%llu", (unsigned long long)which);
+        me_coll_t *cs[3] = { bin, flat, both };
+        for (int k = 0; k < 3; k++) {
+            if (i % 2) me_coll_remove(cs[k], id, strlen(id));
+            else put_doc(cs[k], &sp, v, which);
+        }
+    }
+    ASSERT_OK(me_indexer_build_now(both, 3));
+    /* Every slot's bits are its first vector's signs. */
+    size_t w = me_bits_words(DIM);
+    for (size_t s = 0; s < bin->n; s++) {
+        float v[DIM];
+        uint64_t want[1];
+        me_coll_first_vector(bin, s, v);
+        me_bits_from_f32(want, v, DIM);
+        ASSERT_TRUE(memcmp(want, bin->bits + s * w, w * sizeof *want) == 0);
+    }
+    ASSERT_TRUE(bin->coarse == NULL);
+    ASSERT_EQ(me_coll_ram_bytes(bin), bin->n * (ROWS * DIM * 2 + w * 8));
+    ASSERT_EQ(me_coll_ram_bytes(flat), flat->n * ((ROWS + 1) * DIM * 2));
+    static const int budgets[3][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 } };
+    char err[128];
+    double kept = 0;
+    for (int qi = 0; qi < Q; qi++) {
+        float q[4 * DIM];
+        me_synth_query(&sp, (uint64_t)qi * 331 % N, (uint64_t)qi, 4, q);
+        for (int b = 0; b < 3; b++) {
+            me_search_params_t p = { .query = q, .r_q = budgets[b][0], .r_c = budgets[b][1], .k = 10,
+                                     .candidates = N, .refine_candidates = N };
+            me_search_result_t e, x, y, z;
+            p.exact = 1;
+            ASSERT_OK(me_search_run(flat, NULL, &p, &e, err, sizeof err));
+            p.exact = 0;
+            ASSERT_OK(me_search_run(bin, NULL, &p, &x, err, sizeof err));
+            ASSERT_TRUE(same_hits(&e, &x));  /* every document survives the bits: exact */
+            p.candidates = 300;
+            p.refine_candidates = 100;
+            ASSERT_OK(me_search_run(bin, NULL, &p, &y, err, sizeof err));
+            ASSERT_OK(me_search_run(both, NULL, &p, &z, err, sizeof err));
+            ASSERT_EQ(y.nhits, 10);
+            ASSERT_EQ(z.nhits, 10);
+            for (size_t i = 0; i < y.nhits; i++)
+                for (size_t j = 0; j < e.nhits; j++)
+                    if (e.hits[j].idx == y.hits[i].idx) kept += 1;
+            me_search_result_free(&e);
+            me_search_result_free(&x);
+            me_search_result_free(&y);
+            me_search_result_free(&z);
+        }
+    }
+    printf("    binary coarse, 300 survivors of %zu: kept %.3f of exact's top 10\n", bin->n, kept / (Q * 3 * 10));
+    ASSERT_TRUE(kept / (Q * 3 * 10) >= 0.8);
+    /* Switching a dense collection to bits answers as one created with them. */
+    ASSERT_OK(me_coll_use_binary_coarse(flat));
+    float q[4 * DIM];
+    me_synth_query(&sp, 77, 9, 4, q);
+    me_search_params_t p = { .query = q, .r_q = 4, .r_c = 8, .k = 10, .candidates = 200 };
+    me_search_result_t a, bres;
+    ASSERT_OK(me_search_run(flat, NULL, &p, &a, err, sizeof err));
+    ASSERT_OK(me_search_run(bin, NULL, &p, &bres, err, sizeof err));
+    ASSERT_TRUE(same_hits(&a, &bres));
+    me_search_result_free(&a);
+    me_search_result_free(&bres);
+    me_coll_free(bin);
+    me_coll_free(flat);
+    me_coll_free(both);
+}
+
+TEST(binary_coarse_needs_one_coarse_vector) {
+    me_coll_config_t cfg = { .dim = 8, .max_doc_vectors = 4, .coarse_vectors = 2, .binary_coarse = 1 };
+    strcpy(cfg.name, "t");
+    char err[128];
+    ASSERT_EQ(me_coll_config_check(&cfg, err, sizeof err), ME_EINVAL);
+    ASSERT_TRUE(strstr(err, "coarse_vectors 1") != NULL);
 }
