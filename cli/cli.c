@@ -83,6 +83,7 @@ static void json_collection(me_json_writer_t *j, const char *key, const me_colle
     me_json_put_str(j, "coarse_index", ci->coarse_index);
     me_json_put_int(j, "ivf_lists", ci->ivf_lists);
     me_json_put_int(j, "ivf_probe", ci->ivf_probe);
+    me_json_put_bool(j, "binary_coarse", ci->binary_coarse);
     me_json_put_u64(j, "documents", ci->documents);
     me_json_put_u64(j, "ram_bytes", ci->ram_bytes);
     me_json_put_u64(j, "index_bytes", ci->index_bytes);
@@ -91,16 +92,18 @@ static void json_collection(me_json_writer_t *j, const char *key, const me_colle
 }
 
 /* A collection's coarse index in words: "flat", or "ivf" with its lists
- * and probe ("auto" and "adaptive" for 0). */
+ * and probe ("auto" and "adaptive" for 0); "+bits" when stage 1 scans sign
+ * bits (binary_coarse): "flat+bits", "ivf+bits lists=... probe=...". */
 static void format_coarse_index(char *out, size_t cap, const me_collection_info_t *ci) {
+    const char *bits = ci->binary_coarse ? "+bits" : "";
     if (strcmp(ci->coarse_index, "ivf")) {
-        snprintf(out, cap, "%s", ci->coarse_index);
+        snprintf(out, cap, "%s%s", ci->coarse_index, bits);
         return;
     }
     char lists[16] = "auto", probe[16] = "adaptive";
     if (ci->ivf_lists) snprintf(lists, sizeof lists, "%d", ci->ivf_lists);
     if (ci->ivf_probe) snprintf(probe, sizeof probe, "%d", ci->ivf_probe);
-    snprintf(out, cap, "ivf lists=%s probe=%s", lists, probe);
+    snprintf(out, cap, "ivf%s lists=%s probe=%s", bits, lists, probe);
 }
 
 static void print_collections(FILE *out, const me_collection_info_t *cs, size_t n, const char *indent) {
@@ -137,6 +140,7 @@ typedef struct {
     char dtype[ME_CFG_STR_MAX], fields[ME_CFG_STR_MAX], durability[ME_CFG_STR_MAX];
     char coarse_index[ME_CFG_STR_MAX];
     long long ivf_lists, ivf_probe;
+    int binary_coarse;
     int for_model;
     char model[ME_CFG_STR_MAX];
 } create_opts_t;
@@ -171,6 +175,9 @@ static const me_cfg_opt_t create_table[] = {
       "with --coarse-index ivf: lists (k-means centroids) per shard (0 = 4·√N at each (re)training)" },
     { "ivf-probe", ME_CFG_INT, offsetof(create_opts_t, ivf_probe), "0", 0, 65536, NULL,
       "with --coarse-index ivf: lists a search scans, nearest first (0 = adaptive; search --probe overrides it)" },
+    { "binary-coarse", ME_CFG_BOOL, offsetof(create_opts_t, binary_coarse), "false", 0, 1, NULL,
+      "stage 1 scans the first vectors' sign bits, D/8 bytes a document in RAM instead of the 2·D-byte f16 copy; "
+      "later stages rescore with the stored vectors; needs --coarse-vectors 1" },
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -243,7 +250,7 @@ static void collection_usage(FILE *out) {
             "subcommands:\n"
             "  create NAME (--dim D | --for-model [--model FILE]) [--max-doc-vectors 64] [--max-query-vectors 16] [--dtype f16|f32|int8]\n"
             "         [--ram-vectors N] [--coarse-vectors N] [--fields NAME:TYPE,...]\n"
-            "         [--coarse-index " ME_COARSE_INDEX_CHOICES "] [--ivf-lists N] [--ivf-probe N]\n"
+            "         [--coarse-index " ME_COARSE_INDEX_CHOICES "] [--ivf-lists N] [--ivf-probe N] [--binary-coarse]\n"
             "  list\n"
             "  drop NAME [--yes]\n"
             "  index NAME FIELD:TYPE...\n"
@@ -283,6 +290,9 @@ static int collection_create(cli_t *c, int argc, char **argv) {
                                               "from the model the encoders run");
     if (strcmp(o.coarse_index, "ivf") && (o.ivf_lists || o.ivf_probe))
         return cli_usage_error(c, "--ivf-lists and --ivf-probe need --coarse-index ivf");
+    if (o.binary_coarse && o.coarse > 1)
+        return cli_usage_error(c, "--binary-coarse needs --coarse-vectors 1 (its bits are the first vector's), "
+                                  "got %lld", o.coarse);
     if (!cli_connect(c)) return CLI_FAIL;
     me_collection_spec_t spec = {
         .name = pos[0], .dim = (int)o.dim, .max_doc_vectors = (int)o.max_doc,
@@ -290,6 +300,7 @@ static int collection_create(cli_t *c, int argc, char **argv) {
         .coarse_vectors = (int)o.coarse, .fields = o.fields[0] ? o.fields : NULL,
         .durability = strcmp(o.durability, "default") ? o.durability : NULL,
         .coarse_index = o.coarse_index, .ivf_lists = (int)o.ivf_lists, .ivf_probe = (int)o.ivf_probe,
+        .binary_coarse = o.binary_coarse,
     };
     me_status_t st;
     if (me_client_create_collection(c->client, &spec, &st) != 0) {

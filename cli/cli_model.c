@@ -570,14 +570,17 @@ static int check_coarse_index(cli_t *c, const eval_opts_t *o, const me_collectio
  * with the probe the searches ask for (--probe, else the collection's). */
 static void format_coarse_index(char *out, size_t cap, const me_collection_info_t *ci, const eval_opts_t *o) {
     int probe = o->probe ? (int)o->probe : ci->ivf_probe;
-    if (strcmp(ci->coarse_index, "ivf") || o->exact) snprintf(out, cap, "%s", o->exact ? "unused (exact)" : ci->coarse_index);
-    else if (probe) snprintf(out, cap, "ivf (probe %d)", probe);
-    else snprintf(out, cap, "ivf (probe adaptive)");
+    const char *bits = ci->binary_coarse ? " over sign bits" : "";
+    if (o->exact) snprintf(out, cap, "unused (exact)");
+    else if (strcmp(ci->coarse_index, "ivf")) snprintf(out, cap, "%s%s", ci->coarse_index, bits);
+    else if (probe) snprintf(out, cap, "ivf (probe %d)%s", probe, bits);
+    else snprintf(out, cap, "ivf (probe adaptive)%s", bits);
 }
 
 static void put_coarse_index(me_json_writer_t *w, const me_collection_info_t *ci, const eval_opts_t *o) {
     me_json_put_str(w, "coarse_index", ci->coarse_index);
     me_json_put_int(w, "probe", o->probe ? (int)o->probe : ci->ivf_probe);
+    me_json_put_bool(w, "binary_coarse", ci->binary_coarse != 0);
 }
 
 /* One direction through the cluster at every budget: t2i (the split's

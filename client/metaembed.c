@@ -153,6 +153,7 @@ int me_client_create_collection(me_client_t *c, const me_collection_spec_t *spec
                           spec->ivf_lists, spec->ivf_probe);
     pc.ivf_lists = (uint32_t)spec->ivf_lists;
     pc.ivf_probe = (uint32_t)spec->ivf_probe;
+    pc.binary_coarse = spec->binary_coarse != 0;
     if (spec->dtype) {
         me_dtype_t dt = me_dtype_from_name(spec->dtype);
         if (!dt) return set_status(st, ME_CODE_INVALID_ARGUMENT, "dtype '%s' is not f32, f16 or int8", spec->dtype);
@@ -197,6 +198,7 @@ static void collection_info(me_collection_info_t *o, const Metaembed__Collection
         snprintf(o->coarse_index, sizeof o->coarse_index, "%s", me_coarse_index_name((int)ci->config->coarse_index));
         o->ivf_lists = (int)ci->config->ivf_lists;
         o->ivf_probe = (int)ci->config->ivf_probe;
+        o->binary_coarse = ci->config->binary_coarse ? 1 : 0;
         me_field_spec_t f[ME_FIELDS_MAX];
         int nf;
         me_field_specs_from_proto(f, &nf, ci->config->fields, ci->config->n_fields);

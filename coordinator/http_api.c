@@ -396,6 +396,7 @@ static void put_config(me_json_writer_t *w, const Metaembed__CollectionConfig *c
     me_json_put_str(w, "coarse_index", me_coarse_index_name((int)c->coarse_index));
     me_json_put_u64(w, "ivf_lists", c->ivf_lists);
     me_json_put_u64(w, "ivf_probe", c->ivf_probe);
+    me_json_put_bool(w, "binary_coarse", c->binary_coarse);
     me_json_obj_begin(w, "fields");
     for (size_t i = 0; i < c->n_fields; i++) me_json_put_str(w, c->fields[i]->name, me_field_type_name(c->fields[i]->type));
     me_json_obj_end(w);
@@ -424,6 +425,7 @@ static void put_info(me_json_writer_t *w, const me_collection_info_t *ci) {
     me_json_put_str(w, "coarse_index", ci->coarse_index);
     me_json_put_int(w, "ivf_lists", ci->ivf_lists);
     me_json_put_int(w, "ivf_probe", ci->ivf_probe);
+    me_json_put_bool(w, "binary_coarse", ci->binary_coarse);
     me_json_put_u64(w, "documents", ci->documents);
     me_json_put_u64(w, "ram_bytes", ci->ram_bytes);
     me_json_put_u64(w, "index_bytes", ci->index_bytes);
@@ -562,18 +564,20 @@ static int encoder_shape(api_t *a, uint32_t *dim, uint32_t *r_c, uint32_t *r_q) 
 
 static int r_create(api_t *a) {
     static const char *const keys[] = { "name", "dim", "r_c", "r_q", "dtype", "ram_vectors", "coarse_vectors",
-                                        "fields", "durability", "coarse_index", "ivf_lists", "ivf_probe", NULL };
+                                        "fields", "durability", "coarse_index", "ivf_lists", "ivf_probe",
+                                        "binary_coarse", NULL };
     Metaembed__CollectionConfig cfg = METAEMBED__COLLECTION_CONFIG__INIT;
     const char *name, *dtype, *durability, *coarse_index;
     me_field_spec_t fields[ME_FIELDS_MAX];
     Metaembed__FieldSpec fs[ME_FIELDS_MAX], *fsp[ME_FIELDS_MAX];
-    int rc, nfields = 0;
+    int rc, nfields = 0, binary_coarse = 0;
     if ((rc = check_members(a, a->in, "the collection", keys)) != 0 ||
         (rc = get_str(a, a->in, "name", 1, &name)) != 0 || (rc = get_str(a, a->in, "dtype", 0, &dtype)) != 0 ||
         (rc = get_str(a, a->in, "durability", 0, &durability)) != 0 ||
         (rc = get_str(a, a->in, "coarse_index", 0, &coarse_index)) != 0 ||
         (rc = get_u32(a, a->in, "ivf_lists", &cfg.ivf_lists)) != 0 ||
         (rc = get_u32(a, a->in, "ivf_probe", &cfg.ivf_probe)) != 0 ||
+        (rc = get_bool(a, a->in, "binary_coarse", &binary_coarse)) != 0 ||
         (rc = get_u32(a, a->in, "dim", &cfg.dim)) != 0 || (rc = get_u32(a, a->in, "r_c", &cfg.max_doc_vectors)) != 0 ||
         (rc = get_u32(a, a->in, "r_q", &cfg.max_query_vectors)) != 0 ||
         (rc = get_u32(a, a->in, "ram_vectors", &cfg.ram_vectors)) != 0 ||
@@ -581,6 +585,7 @@ static int r_create(api_t *a) {
         (rc = get_fields(a, a->in, fields, &nfields)) != 0)
         return rc;
     cfg.name = (char *)name;
+    cfg.binary_coarse = binary_coarse != 0;
     me_field_specs_to_proto(fields, nfields, fs, fsp);
     cfg.fields = fsp;
     cfg.n_fields = (size_t)nfields;

@@ -69,6 +69,9 @@ typedef struct {
                              * documents; flat until then; exact mode never uses it); NULL = "flat" */
     int ivf_lists;          /* ivf: lists (k-means centroids); 0 = 4·√N at each (re)training */
     int ivf_probe;          /* ivf: lists a search scans; 0 = adaptive */
+    int binary_coarse;      /* stage 1 scans the first vectors' sign bits (D/8 bytes a document in RAM)
+                             * instead of a dense f16 copy (2·D); later stages rescore with the stored
+                             * vectors; needs coarse_vectors 1; 0 = off */
     const char *fields;     /* indexed payload fields for filters, NAME:TYPE,...
                              * ("section:keyword,year:integer,price:float,free:bool";
                              * a keyword field also takes arrays of strings); NULL: none */
@@ -83,6 +86,7 @@ typedef struct {
     char dtype[8];
     char coarse_index[8];   /* "flat" or "ivf" */
     int ivf_lists, ivf_probe; /* ivf: as created (0 = automatic, adaptive) */
+    int binary_coarse;      /* 1: stage 1 scans sign bits (me_collection_spec_t) */
     uint64_t documents, ram_bytes, index_bytes;
     char fields[ME_FIELDS_TEXT_MAX];  /* indexed fields, NAME:TYPE,... ("" for none) */
 } me_collection_info_t;

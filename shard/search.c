@@ -124,14 +124,13 @@ done:
     return rc;
 }
 
-/* Stage 1 over sign bits (binary_coarse): the ±1 inner product of the
- * query's first vector's bits with each document's (common/bits.h), over
- * slots (NULL: every document), into topk. */
+/* Stage 1 over sign bits (binary_coarse): the query's first vector (4-bit
+ * quantized) against each document's signs (common/bits.h), over slots
+ * (NULL: every document), into topk. */
 static int score_bits_into(me_coll_t *c, const float *query, const uint32_t *slots, size_t n, me_topk_t *topk,
                            uint64_t deadline_us) {
-    size_t words = me_bits_words(c->cfg.dim);
-    uint64_t qb[ME_DIM_MAX / 64 + 1];
-    me_bits_from_f32(qb, query, c->cfg.dim);
+    me_bits_query_t qb;
+    me_bits_query_init(&qb, query, c->cfg.dim);
     float *scores = malloc(CHUNK * sizeof *scores);
     uint32_t *idx = malloc(CHUNK * sizeof *idx);
     int rc = scores && idx ? 0 : ME_ENOMEM;
@@ -139,7 +138,7 @@ static int score_bits_into(me_coll_t *c, const float *query, const uint32_t *slo
         if (past(deadline_us)) { rc = ME_ETIMEDOUT; break; }
         m = n - off < CHUNK ? n - off : CHUNK;
         for (size_t i = 0; i < m; i++) idx[i] = slots ? slots[off + i] : (uint32_t)(off + i);
-        me_bits_score(qb, c->bits, words, c->cfg.dim, idx, m, scores);
+        me_bits_score(&qb, c->bits, idx, m, scores);
         me_topk_push_n(topk, scores, idx, m);
     }
     free(scores);

@@ -90,6 +90,7 @@ typedef struct {
     const char *name;
     int ivf, probe;
     size_t n1, n2;        /* stage-1 and stage-2 survivors; 0 = the defaults */
+    int bits;             /* stage 1 over sign bits (binary_coarse) */
 } setting_t;
 
 typedef struct {
@@ -106,10 +107,10 @@ static size_t stage_of(const me_search_result_t *r, const char *name, double *ms
     return 0;
 }
 
-/* The flat setting with the same survivors as settings[s] (the row a speed-up is against). */
+/* The dense flat-scan setting with the same survivors as settings[s] (the row a speed-up is against). */
 static int flat_of(const setting_t *settings, int s) {
     for (int i = s; i >= 0; i--)
-        if (!settings[i].ivf && settings[i].n1 == settings[s].n1 && settings[i].n2 == settings[s].n2) return i;
+        if (!settings[i].ivf && !settings[i].bits && settings[i].n1 == settings[s].n1 && settings[i].n2 == settings[s].n2) return i;
     return 0;
 }
 
@@ -329,40 +330,15 @@ int main(int argc, char **argv) {
         targets[qi] = (uint32_t)me_coll_find(c, id, strlen(id));
     }
 
-    static const setting_t settings[] = {
-        { "flat, n1 1000 n2 400", 0, 0, 1000, 400 },     { "ivf adaptive, n1 1000 n2 400", 1, 0, 1000, 400 },
-        { "ivf probe 32, n1 1000 n2 400", 1, 32, 1000, 400 },
-        { "flat, n1 4000 n2 1000", 0, 0, 4000, 1000 },   { "ivf adaptive, n1 4000 n2 1000", 1, 0, 4000, 1000 },
-        { "ivf probe 64, n1 4000 n2 1000", 1, 64, 4000, 1000 },
-        { "flat, n1 10000 n2 2500", 0, 0, 10000, 2500 }, { "ivf adaptive, n1 10000 n2 2500", 1, 0, 10000, 2500 },
-    };
-    enum { NS = sizeof settings / sizeof settings[0] };
-    static const int budgets[][2] = { { 1, 1 }, { 4, 8 }, { 16, 64 } };
-    enum { NB = 3 };
-    figure_t fig[NB][NS];
-    double exact_ms[NB], exact_found[NB];
-    uint32_t *exact_ids = xmalloc((size_t)(ne ? ne : 1) * TOPK * sizeof *exact_ids);
-    for (int b = 0; b < NB; b++) {
-        int rq = budgets[b][0], rc = budgets[b][1] <= rows ? budgets[b][1] : rows;
-        fprintf(stderr, "budget (%d,%d): exact over %d queries...\n", rq, rc, ne);
-        exact_top(c, queries, ne, rq, rc, exact_ids, &exact_ms[b]);
-        exact_found[b] = 0;
-        for (int qi = 0; qi < ne; qi++)
-            for (int i = 0; i < TOPK; i++)
-                if (exact_ids[(size_t)qi * TOPK + i] == targets[qi]) exact_found[b] += 1.0 / ne;
-        for (int s = 0; s < NS; s++) fig[b][s] = run_setting(c, &settings[s], queries, targets, nq, rq, rc, TOPK, exact_ids, ne, NULL);
-    }
-    free(exact_ids);
-
     /* The coarse stage alone, top 1000 at (1, 1): our flat and IVF at several
-     * probes, FAISS's IVF at the same. */
+     * probes, FAISS's IVF at the same (before the collection turns binary). */
     static const int probes[] = { 4, 8, 16, 32, 64, 128 };
     enum { NP = sizeof probes / sizeof probes[0] };
     int32_t *ids[NP + 1];
     figure_t cfig[NP + 1];
     for (int i = 0; i <= NP; i++) {
         ids[i] = xmalloc((size_t)nq * COARSE_K * sizeof *ids[i]);
-        setting_t s = { "", i < NP, i < NP ? probes[i] : 0, COARSE_K, 0 };
+        setting_t s = { "", i < NP, i < NP ? probes[i] : 0, COARSE_K, 0, 0 };
         cfig[i] = run_setting(c, &s, queries, targets, nq, 1, 1, COARSE_K, NULL, 0, ids[i]);
     }
     faiss_t fz = { 0 };
@@ -372,7 +348,51 @@ int main(int argc, char **argv) {
     if (dir) me_test_rmdir(dir);
     free(dir);
 
-    double ram = (double)me_coll_ram_bytes(c) / n, ivf_bytes = (double)me_ivf_bytes(c->ivf, c->n) / n;
+    /* The cascade per budget: exact first, then every setting; the binary
+     * settings come last (the collection switches to bits for them, one way). */
+    static const setting_t settings[] = {
+        { "flat, n1 1000 n2 400", 0, 0, 1000, 400, 0 },     { "ivf adaptive, n1 1000 n2 400", 1, 0, 1000, 400, 0 },
+        { "ivf probe 32, n1 1000 n2 400", 1, 32, 1000, 400, 0 },
+        { "flat, n1 4000 n2 1000", 0, 0, 4000, 1000, 0 },   { "ivf adaptive, n1 4000 n2 1000", 1, 0, 4000, 1000, 0 },
+        { "ivf probe 64, n1 4000 n2 1000", 1, 64, 4000, 1000, 0 },
+        { "flat, n1 10000 n2 2500", 0, 0, 10000, 2500, 0 }, { "ivf adaptive, n1 10000 n2 2500", 1, 0, 10000, 2500, 0 },
+        { "bits, n1 1000 n2 400", 0, 0, 1000, 400, 1 },     { "bits, n1 4000 n2 1000", 0, 0, 4000, 1000, 1 },
+        { "bits, n1 10000 n2 2500", 0, 0, 10000, 2500, 1 }, { "ivf + bits adaptive, n1 4000 n2 1000", 1, 0, 4000, 1000, 1 },
+    };
+    enum { NS = sizeof settings / sizeof settings[0] };
+    static const int budgets[][2] = { { 1, 1 }, { 4, 8 }, { 16, 64 } };
+    enum { NB = 3 };
+    figure_t fig[NB][NS];
+    double exact_ms[NB], exact_found[NB];
+    uint32_t *exact_ids[NB];
+    for (int b = 0; b < NB; b++) {
+        int rq = budgets[b][0], rc = budgets[b][1] <= rows ? budgets[b][1] : rows;
+        fprintf(stderr, "budget (%d,%d): exact over %d queries...\n", rq, rc, ne);
+        exact_ids[b] = xmalloc((size_t)(ne ? ne : 1) * TOPK * sizeof *exact_ids[b]);
+        exact_top(c, queries, ne, rq, rc, exact_ids[b], &exact_ms[b]);
+        exact_found[b] = 0;
+        for (int qi = 0; qi < ne; qi++)
+            for (int i = 0; i < TOPK; i++)
+                if (exact_ids[b][(size_t)qi * TOPK + i] == targets[qi]) exact_found[b] += 1.0 / ne;
+    }
+    double ram = (double)me_coll_ram_bytes(c) / n, ram_bits = 0;
+    for (int s = 0; s < NS; s++) {
+        if (settings[s].bits && !c->cfg.binary_coarse) {
+            fprintf(stderr, "switching stage 1 to sign bits...\n");
+            if (me_coll_use_binary_coarse(c) != 0) {
+                fprintf(stderr, "bench_scale: out of memory for the bits\n");
+                return 1;
+            }
+            ram_bits = (double)me_coll_ram_bytes(c) / n;
+        }
+        for (int b = 0; b < NB; b++) {
+            int rq = budgets[b][0], rc = budgets[b][1] <= rows ? budgets[b][1] : rows;
+            fig[b][s] = run_setting(c, &settings[s], queries, targets, nq, rq, rc, TOPK, exact_ids[b], ne, NULL);
+        }
+    }
+    for (int b = 0; b < NB; b++) free(exact_ids[b]);
+
+    double ivf_bytes = (double)me_ivf_bytes(c->ivf, c->n) / n;
     double stored = (double)me_coll_index_bytes(c) / n;
     if (json) {
         me_json_writer_t w;
@@ -390,6 +410,7 @@ int main(int argc, char **argv) {
         me_json_put_num(&w, "upkeep_put_per_s_without", UPKEEP_DOCS / put_plain);
         me_json_put_num(&w, "upkeep_put_per_s_with", UPKEEP_DOCS / put_ivf);
         me_json_put_num(&w, "ram_bytes_per_doc", ram);
+        me_json_put_num(&w, "ram_bytes_per_doc_bits", ram_bits);
         me_json_put_num(&w, "ivf_bytes_per_doc", ivf_bytes);
         me_json_put_num(&w, "stored_bytes_per_doc", stored);
         me_json_arr_begin(&w, "cascade");
@@ -435,8 +456,9 @@ int main(int argc, char **argv) {
                nlist, build_s, ME_IVF_SAMPLE_PER_LIST, ME_IVF_ITERS, train_s, build_s - train_s);
         printf("upkeep: %d puts %.0f/s without the index, %.0f/s with it; deletes %.0f/s and %.0f/s\n", UPKEEP_DOCS,
                UPKEEP_DOCS / put_plain, UPKEEP_DOCS / put_ivf, UPKEEP_DOCS / del_plain, UPKEEP_DOCS / del_ivf);
-        printf("bytes per document: RAM %.0f (vectors) + %.1f (IVF index); stored vectors %.0f\n\n", ram, ivf_bytes,
-               stored);
+        printf("bytes per document: RAM %.0f (vectors: all 64 in f16 + the f16 stage-1 copy), %.0f with the bits tier "
+               "(the stage-1 copy replaced by %zu bytes of bits), + %.1f (IVF index); stored vectors %.0f\n\n",
+               ram, ram_bits, me_bits_words(dim) * 8, ivf_bytes, stored);
         printf("| budget | coarse stage, survivors | scanned | coarse ms | median ms | recall@10 vs exact | target in top 10 | speed-up vs the flat row above |\n");
         printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
         for (int b = 0; b < NB; b++) {

@@ -341,6 +341,90 @@ TEST(cli_coarse_index_options) {
     me_test_rmdir(g_tmp);
 }
 
+/* --binary-coarse: needs --coarse-vectors 1 (checked before anything is
+ * sent, and by the shard), round-trips through create, list, --json and
+ * libmetaembed as "+bits" on the coarse index, and its sign-bit stage 1
+ * still lets a document's own rows find it first (the stages after it
+ * rescore with the stored vectors). */
+TEST(cli_coarse_binary_option) {
+    setup("cli");
+    me_daemon_t d = { 0 };
+    ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "cli"));
+    run_t r = { 0 };
+    char err[512];
+
+    ASSERT_EQ(CLI(&r, NULL, "collection", "create", "--help"), 0);
+    ASSERT_OUT(&r, "--binary-coarse", "sign bits", "D/8 bytes", "needs --coarse-vectors 1");
+    ASSERT_EQ(CLI(&r, NULL, "collection", "--help"), 0);
+    ASSERT_OUT(&r, "[--binary-coarse]");
+    CLI(&r, d.endpoint, "collection", "create", "x", "--dim", "16", "--coarse-vectors", "2", "--binary-coarse");
+    ASSERT_FAILS(&r, 2, "--binary-coarse needs --coarse-vectors 1");
+    run_free(&r);
+    me_client_t *mc = me_daemon_client(&d);
+    ASSERT_TRUE(mc != NULL);
+    me_collection_spec_t bad = { .name = "x", .dim = D, .max_doc_vectors = R, .coarse_vectors = 2,
+                                 .binary_coarse = 1 };
+    me_status_t st;
+    ASSERT_EQ(me_client_create_collection(mc, &bad, &st), ME_CODE_INVALID_ARGUMENT);
+    ASSERT_HAS(st.message, "binary_coarse needs coarse_vectors 1");
+    ASSERT_EQ(doc_count(mc, "x"), UINT64_MAX);  /* nothing was created */
+
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "create", "bitsc", "--dim", "16", "--max-doc-vectors", "8",
+                  "--max-query-vectors", "8", "--dtype", "f32", "--binary-coarse"), 0);
+    ASSERT_OUT(&r, "created collection 'bitsc'", "coarse-vectors 1, coarse-index flat+bits");
+    ASSERT_EQ(CLI(&r, d.endpoint, "--json", "collection", "create", "bits2", "--dim", "16", "--coarse-index", "ivf",
+                  "--ivf-probe", "4", "--binary-coarse"), 0);
+    ASSERT_OUT(&r, "{\"created\":{\"name\":\"bits2\",",
+               "\"coarse_index\":\"ivf\",\"ivf_lists\":0,\"ivf_probe\":4,\"binary_coarse\":true,");
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "create", "plain", "--dim", "16"), 0);
+    ASSERT_OUT(&r, "coarse-index flat");
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "list"), 0);
+    ASSERT_OUT(&r, "COARSE_INDEX", " flat+bits ", "ivf+bits lists=auto probe=4", " flat ");
+    ASSERT_EQ(CLI(&r, d.endpoint, "collection", "list", "--json"), 0);
+    ASSERT_OUT(&r, "\"name\":\"bitsc\",",
+               "\"coarse_index\":\"flat\",\"ivf_lists\":0,\"ivf_probe\":0,\"binary_coarse\":true,",
+               "\"coarse_index\":\"ivf\",\"ivf_lists\":0,\"ivf_probe\":4,\"binary_coarse\":true,",
+               "\"coarse_index\":\"flat\",\"ivf_lists\":0,\"ivf_probe\":0,\"binary_coarse\":false,");
+    me_collection_info_t *cs = NULL;
+    size_t n = 0;
+    ASSERT_OK(me_client_list_collections(mc, &cs, &n, &st));
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(cs[i].name, "plain")) ASSERT_EQ(cs[i].binary_coarse, 0);
+        else ASSERT_EQ(cs[i].binary_coarse, 1);
+        seen++;
+    }
+    ASSERT_EQ(seen, 3);
+    free(cs);
+
+    /* a search: a document's own rows find it first, through the cascade and
+     * at budget 1,1 (bits, then the stored first vectors) */
+    char npy[600], ids[600], q[600];
+    tmp_path(npy, sizeof npy, "emb.npy");
+    tmp_path(ids, sizeof ids, "ids.txt");
+    tmp_path(q, sizeof q, "q.npy");
+    float *v = malloc((size_t)NDOCS * R * D * sizeof *v);
+    ASSERT_TRUE(v != NULL);
+    make_docs(v, 13);
+    uint64_t shape[3] = { NDOCS, R, D };
+    ASSERT_OK(me_npy_write(npy, ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
+    write_ids_meta(ids, NULL, NDOCS);
+    ASSERT_EQ(CLI(&r, d.endpoint, "ingest", "--collection", "bitsc", "--vectors", npy, "--ids", ids), 0);
+    run_free(&r);
+    uint64_t qshape[2] = { 4, D };
+    ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, qshape, 2, v + (size_t)42 * R * D, 1, err, sizeof err));
+    ASSERT_EQ(CLI(&r, d.endpoint, "search", "--collection", "bitsc", "--vectors", q, "-k", "3"), 0);
+    ASSERT_OUT(&r, "3 hits from 300 documents", "   1  doc-0042  ");
+    ASSERT_EQ(CLI(&r, d.endpoint, "search", "--collection", "bitsc", "--vectors", q, "--budget", "1,1", "-k", "3"), 0);
+    ASSERT_OUT(&r, "3 hits from 300 documents", "   1  doc-0042  ");
+    run_free(&r);
+
+    free(v);
+    me_client_close(mc);
+    me_daemon_free(&d);
+    me_test_rmdir(g_tmp);
+}
+
 /* Ingests [NDOCS, R, D] into a collection of dtype `dtype` from a file of
  * `file_dtype`, checks what was stored, then searches, gets and deletes. */
 static void ingest_search_roundtrip(const char *dtype, me_dtype_t file_dtype) {

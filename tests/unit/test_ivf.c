@@ -4,6 +4,7 @@
  * flat scan's answers, probing a few keeps most of exact's top 10 on nested
  * data while scanning a fraction, filters hold); and the binary coarse tier
  * (common/bits.h), alone and under IVF. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,23 +245,31 @@ TEST(ivf_config_checked) {
 
 /* ---- the binary coarse tier (common/bits.h, binary_coarse) ---- */
 
-TEST(bits_score_is_the_pm1_inner_product) {
+TEST(bits_score_is_the_quantized_query_against_the_signs) {
     me_rng_t r = { 21 };
     for (int dim = 1; dim <= 200; dim += 37) {
         float a[200], b[4][200];
         me_rng_unit_rows(&r, a, 1, dim);
         me_rng_unit_rows(&r, &b[0][0], 4, 200);
         size_t w = me_bits_words(dim);
-        uint64_t qa[4], db[4 * 4];
-        me_bits_from_f32(qa, a, dim);
+        uint64_t db[4 * 4];
         for (int d = 0; d < 4; d++) me_bits_from_f32(db + d * w, b[d], dim);
+        me_bits_query_t q;
+        me_bits_query_init(&q, a, dim);
         uint32_t idx[3] = { 3, 0, 2 };
         float got[3];
-        me_bits_score(qa, db, w, dim, idx, 3, got);
+        me_bits_score(&q, db, idx, 3, got);
         for (int i = 0; i < 3; i++) {
-            int want = 0;
-            for (int k = 0; k < dim; k++) want += ((a[k] > 0) == (b[idx[i]][k] > 0)) ? 1 : -1;
-            ASSERT_EQ((int)got[i], want);
+            /* Σ q̃_k · sign(d_k), q̃ the 4-bit value, and the f32 q within the quantization error. */
+            double want = 0, exact = 0;
+            for (int k = 0; k < dim; k++) {
+                double u = q.delta > 0 ? floor((a[k] - q.lo) / q.delta + 0.5) : 0;
+                double sgn = b[idx[i]][k] > 0 ? 1 : -1;
+                want += (q.lo + q.delta * u) * sgn;
+                exact += a[k] * sgn;
+            }
+            ASSERT_NEAR(got[i], want, 1e-4);
+            ASSERT_TRUE(fabs(got[i] - exact) <= q.delta / 2 * dim + 1e-4);
         }
     }
 }

@@ -65,6 +65,7 @@ class CollectionInfo:
     coarse_index: str = "flat"  # the cascade's stage 1: "flat" or "ivf"
     ivf_lists: int = 0          # ivf: lists (0 = 4·√N at each (re)training)
     ivf_probe: int = 0          # ivf: lists a search scans (0 = adaptive)
+    binary_coarse: bool = False  # stage 1 scans the first vectors' sign bits (D/8 bytes a document)
     documents: int = 0
     ram_bytes: int = 0
     index_bytes: int = 0
@@ -338,7 +339,8 @@ class Client:
                           r_q: Optional[int] = None, dtype: Optional[str] = None, ram_vectors: Optional[int] = None,
                           coarse_vectors: Optional[int] = None,
                           fields: Optional[Dict[str, str]] = None, coarse_index: Optional[str] = None,
-                          ivf_lists: Optional[int] = None, ivf_probe: Optional[int] = None) -> "Collection":
+                          ivf_lists: Optional[int] = None, ivf_probe: Optional[int] = None,
+                          binary_coarse: bool = False) -> "Collection":
         """Without dim, a cluster with encoders gives the encoders' shape.
         fields: metadata members to index for filters, name -> "keyword",
         "integer", "float" or "bool" (a keyword field also takes arrays of
@@ -346,10 +348,15 @@ class Client:
         coarse_index: the cascade's first stage, "flat" (the default) or
         "ivf" (k-means lists, trained in the background once a shard holds
         2,048 documents, a flat scan until then; exact search never uses
-        it), with ivf_lists (0: 4·√N) and ivf_probe (0: adaptive)."""
+        it), with ivf_lists (0: 4·√N) and ivf_probe (0: adaptive).
+        binary_coarse: the first stage scores the sign bits of the first
+        vectors (D/8 bytes a document in RAM instead of the 2·D-byte f16
+        copy); the stages after it rescore with the stored vectors. Needs
+        coarse_vectors 1 (the default)."""
         body = {"name": name, "dim": dim, "r_c": r_c, "r_q": r_q, "dtype": dtype, "ram_vectors": ram_vectors,
                 "coarse_vectors": coarse_vectors, "fields": None if fields is None else dict(fields),
-                "coarse_index": coarse_index, "ivf_lists": ivf_lists, "ivf_probe": ivf_probe}
+                "coarse_index": coarse_index, "ivf_lists": ivf_lists, "ivf_probe": ivf_probe,
+                "binary_coarse": True if binary_coarse else None}
         info = CollectionInfo._from(self._request("POST", "/v1/collections",
                                                   {k: v for k, v in body.items() if v is not None}))
         return Collection(self, name, info)

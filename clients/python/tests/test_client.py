@@ -283,3 +283,35 @@ def test_ivf_coarse_index_options(client, coll):
         client.create_collection("py_hnsw", dim=D, ivf_lists=8)  # lists without ivf
     assert (e.value.code, e.value.status) == ("INVALID_ARGUMENT", 400) and "coarse_index ivf" in e.value.message
     assert "py_hnsw" not in [i.name for i in client.list_collections()]
+
+
+def test_binary_coarse_option(client, coll):
+    """binary_coarse round-trips through create, stats and the listing; its
+    sign-bit stage 1 still lets a document's own vectors find it first (the
+    stages after it rescore with the stored vectors); it needs
+    coarse_vectors 1, and a non-bool is a 400."""
+    assert (coll.info.binary_coarse, coll.stats().binary_coarse) == (False, False)  # the default
+    rng = np.random.default_rng(11)
+    bits = client.create_collection("py_bits", dim=D, r_c=R, r_q=4, dtype="f32", binary_coarse=True)
+    try:
+        assert (bits.info.binary_coarse, bits.info.coarse_index, bits.info.coarse_vectors) == (True, "flat", 1)
+        vecs = unit_rows(rng, 20, R, D)
+        assert bits.upsert([f"b{i}" for i in range(20)], vecs) == 20
+        info = client.collection_stats("py_bits")
+        assert (info.binary_coarse, info.documents) == (True, 20)
+        assert [i.binary_coarse for i in client.list_collections() if i.name == "py_bits"] == [True]
+        assert [i.binary_coarse for i in client.list_collections() if i.name == coll.name] == [False]
+        for budget in [(4, R), (1, 1)]:  # the cascade, and bits then the stored first vectors alone
+            res = bits.search(vectors=vecs[7][:4], budget=budget, k=3)
+            assert res.ids[0] == "b7" and not res.partial, budget
+        assert bits.search(vectors=vecs[7][:4], budget=(4, R), k=3, exact=True).ids[0] == "b7"
+    finally:
+        bits.drop()
+    with pytest.raises(MetaembedError) as e:
+        client.create_collection("py_bits2", dim=D, r_c=R, coarse_vectors=2, binary_coarse=True)
+    assert (e.value.code, e.value.status) == ("INVALID_ARGUMENT", 400)
+    assert "binary_coarse needs coarse_vectors 1" in e.value.message
+    with pytest.raises(MetaembedError) as e:
+        client._request("POST", "/v1/collections", {"name": "py_bits2", "dim": D, "binary_coarse": "yes"})
+    assert e.value.status == 400 and '"binary_coarse" must be true or false' in e.value.message
+    assert "py_bits2" not in [i.name for i in client.list_collections()]
