@@ -33,6 +33,13 @@
  * it allows count; when the filter allows fewer documents than the probe
  * would scan, stage 1 scans those documents instead (exact for them).
  *
+ * Binary tier (collection option binary_coarse, common/bits.h): stage 1
+ * scores the first vectors' sign bits against the 4-bit-quantized query
+ * (popcounts; D/8 bytes a document) instead of the dense copy, over every
+ * document or what the IVF index probes; at budget (1,1) the n1 it keeps
+ * are then scored with the stored first vectors ("rerank"), so every
+ * answer's score is the model's.
+ *
  * A filter (its bitmap in `allow`) first becomes the list of the slots it
  * allows ("filter" stage), and every stage above scans only those: the
  * coarse stage keeps its n1 among the matching documents, so whenever k
