@@ -35,8 +35,26 @@ void me_bits_query_init(me_bits_query_t *q, const float *v, int dim) {
 
 /* The loop body once per popcount flavour: with the POPCNT instruction
  * where the CPU has it (x86-64 since 2008), else the portable builtin. */
+_Static_assert(ME_BITS_QUERY_PLANES == 4, "the D <= 128 path below unrolls four planes");
+#define PC(x) ((unsigned)__builtin_popcountll(x))
 #define SCORE_BODY                                                                         \
     size_t words = q->words;                                                               \
+    if (words == 2) {                                                                      \
+        /* D in 65..128 (the common D = 128): the planes in registers, unrolled. */       \
+        const uint64_t a0 = q->planes[0][0], a1 = q->planes[0][1], b0 = q->planes[1][0],   \
+                       b1 = q->planes[1][1], c0 = q->planes[2][0], c1 = q->planes[2][1],   \
+                       e0 = q->planes[3][0], e1 = q->planes[3][1];                         \
+        const float lo2 = 2.0f * q->lo, de2 = 2.0f * q->delta;                             \
+        for (size_t i = 0; i < n; i++) {                                                   \
+            const uint64_t *d = docs + (idx ? idx[i] : i) * 2;                             \
+            uint64_t d0 = d[0], d1 = d[1];                                                 \
+            unsigned ones = PC(d0) + PC(d1);                                               \
+            unsigned weighted = PC(a0 & d0) + PC(a1 & d1) + ((PC(b0 & d0) + PC(b1 & d1)) << 1) + \
+                                ((PC(c0 & d0) + PC(c1 & d1)) << 2) + ((PC(e0 & d0) + PC(e1 & d1)) << 3); \
+            scores[i] = lo2 * (float)ones + de2 * (float)weighted - q->sum;               \
+        }                                                                                  \
+        return;                                                                            \
+    }                                                                                      \
     for (size_t i = 0; i < n; i++) {                                                       \
         const uint64_t *d = docs + (idx ? idx[i] : i) * words;                             \
         unsigned ones = 0, weighted = 0;                                                   \

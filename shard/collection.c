@@ -103,6 +103,7 @@ void me_coll_free(me_coll_t *c) {
     free(c->coarse);
     free(c->coarse_scales);
     free(c->bits);
+    free(c->idkey);
     free(c->table);
     me_bm25_index_free(c->lex);
     me_fields_free(c->fields);
@@ -192,6 +193,9 @@ static int grow_slots(me_coll_t *c) {
         uint64_t *bits = realloc(c->bits, ncap * me_bits_words(c->cfg.dim) * sizeof *bits);
         if (!bits) return ME_ENOMEM;
         c->bits = bits;
+        uint32_t *keys = realloc(c->idkey, ncap * sizeof *keys);
+        if (!keys) return ME_ENOMEM;
+        c->idkey = keys;
     } else {
         uint8_t *coarse = realloc(c->coarse, ncap * c->cfg.coarse_vectors * rb);
         if (!coarse) return ME_ENOMEM;
@@ -263,10 +267,19 @@ int me_coll_use_binary_coarse(me_coll_t *c) {
     if (c->cfg.binary_coarse) return 0;
     if (c->cfg.coarse_vectors != 1) return ME_EINVAL;
     uint64_t *bits = malloc((c->cap ? c->cap : 1) * me_bits_words(c->cfg.dim) * sizeof *bits);
-    if (!bits) return ME_ENOMEM;
+    uint32_t *keys = malloc((c->cap ? c->cap : 1) * sizeof *keys);
+    if (!bits || !keys) {
+        free(bits);
+        free(keys);
+        return ME_ENOMEM;
+    }
     c->bits = bits;
+    c->idkey = keys;
     c->cfg.binary_coarse = 1;
-    for (size_t s = 0; s < c->n; s++) fill_bits(c, s);
+    for (size_t s = 0; s < c->n; s++) {
+        fill_bits(c, s);
+        c->idkey[s] = (uint32_t)me_hash64(c->ids[s], strlen(c->ids[s]));
+    }
     free(c->coarse);
     free(c->coarse_scales);
     c->coarse = NULL;
@@ -307,6 +320,7 @@ long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
     copy[idlen] = 0;
     size_t s = c->n++;
     c->ids[s] = copy;
+    if (c->idkey) c->idkey[s] = (uint32_t)me_hash64(copy, idlen);
     fill_slot(c, s, total_rows, head, head_scales);
     c->stored_rows += total_rows;
     table_insert(c, s);
@@ -333,6 +347,7 @@ int me_coll_remove(me_coll_t *c, const char *id, size_t idlen) {
         if (c->bits) {
             size_t w = me_bits_words(c->cfg.dim);
             memcpy(c->bits + s * w, c->bits + last * w, w * sizeof *c->bits);
+            c->idkey[s] = c->idkey[last];
         }
         if (c->cfg.dtype == ME_DTYPE_INT8) {
             memcpy(c->head_scales + s * ram, c->head_scales + last * ram, ram * sizeof(float));
@@ -394,7 +409,7 @@ uint64_t me_coll_ram_bytes(const me_coll_t *c) {
     int dense = c->cfg.ram_vectors + (c->cfg.binary_coarse ? 0 : c->cfg.coarse_vectors);
     size_t per = (size_t)dense * me_coll_row_bytes(c);
     if (c->cfg.dtype == ME_DTYPE_INT8) per += (size_t)dense * sizeof(float);
-    if (c->cfg.binary_coarse) per += me_bits_words(c->cfg.dim) * sizeof(uint64_t);
+    if (c->cfg.binary_coarse) per += me_bits_words(c->cfg.dim) * sizeof(uint64_t) + sizeof(uint32_t);
     return (uint64_t)c->n * per;
 }
 

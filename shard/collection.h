@@ -54,6 +54,9 @@ typedef struct {
     float *head_scales;       /* [cap, ram_vectors] int8 only */
     uint8_t *coarse;          /* [cap, coarse_vectors, dim] dense stage-1 copy (NULL with binary_coarse) */
     uint64_t *bits;           /* [cap, me_bits_words(dim)] binary_coarse: the first vectors' sign bits */
+    uint32_t *idkey;          /* [cap] binary_coarse: a hash of each id, stage 1's cheap tie order
+                               * (bit scores tie by the thousand at a cut; strcmp on each costs
+                               * two cache misses) */
     float *coarse_scales;     /* [cap, coarse_vectors] int8 only */
     uint32_t *table;          /* open addressing: slot + 1, 0 = empty */
     size_t table_cap;         /* power of two */

@@ -25,6 +25,14 @@ static int tie_by_id(uint32_t a, uint32_t b, void *ctx) {
     return strcmp(c->ids[a], c->ids[b]);
 }
 
+/* Stage 1 over bits: ties by a hash of the id (a function of the id, so
+ * every replica cuts alike), then by id. */
+static int tie_by_key(uint32_t a, uint32_t b, void *ctx) {
+    const me_coll_t *c = ctx;
+    if (c->idkey[a] != c->idkey[b]) return c->idkey[a] < c->idkey[b] ? -1 : 1;
+    return strcmp(c->ids[a], c->ids[b]);
+}
+
 static int past(uint64_t deadline_us) { return deadline_us && me_now_us() > deadline_us; }
 
 /* Scratch for documents assembled from RAM head rows + fetched tail rows. */
@@ -186,11 +194,11 @@ static int narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, c
                   size_t *nout, me_scored_t **ranked, uint64_t deadline_us, me_search_result_t *res, char *err,
                   size_t errcap) {
     uint64_t t0 = me_now_us();
-    me_topk_t best;
-    int rc = me_topk_init(&best, keep, tie_by_id, c);
-    if (rc) return rc;
     /* The binary tier scores stage 1 only ("coarse" at (1,1)). */
     int bits = c->cfg.binary_coarse && c->bits && !p->exact && rq == 1 && rc_ == 1 && !strcmp(name, "coarse");
+    me_topk_t best;
+    int rc = me_topk_init(&best, keep, bits ? tie_by_key : tie_by_id, c);
+    if (rc) return rc;
     me_mquery_t *q = bits ? NULL : me_mquery_new(p->query, rq, c->cfg.dim);
     if (!bits && !q) rc = ME_ENOMEM;
     if (rc == 0 && bits) rc = score_bits_into(c, p->query, in, n_in, &best, deadline_us);

@@ -318,7 +318,7 @@ TEST(binary_coarse_cascade_matches_exact_and_saves_ram) {
         ASSERT_TRUE(memcmp(want, bin->bits + s * w, w * sizeof *want) == 0);
     }
     ASSERT_TRUE(bin->coarse == NULL);
-    ASSERT_EQ(me_coll_ram_bytes(bin), bin->n * (ROWS * DIM * 2 + w * 8));
+    ASSERT_EQ(me_coll_ram_bytes(bin), bin->n * (ROWS * DIM * 2 + w * 8 + 4));
     ASSERT_EQ(me_coll_ram_bytes(flat), flat->n * ((ROWS + 1) * DIM * 2));
     static const int budgets[3][2] = { { 1, 1 }, { 2, 4 }, { 4, 8 } };
     char err[128];
