@@ -432,7 +432,20 @@ void me_maxsim_score(me_mquery_t *q, me_dtype_t dtype, int r_c, const me_docref_
     int level = simd_level();
     if (impl == ME_MAXSIM_FUSED && level != SIMD_SCALAR) {
         const simd_ops_t *ops = simd_ops(level);
-        for (size_t i = 0; i < n; i++) scores[i] = fused_one(q, ops, dtype, r_c, &docs[i]);
+        /* Documents are scattered in RAM (survivors of an earlier stage):
+         * the next one's rows are fetched while this one is scored, up to
+         * 4 KiB of them (the start of a long document; the hardware
+         * prefetcher follows from there). */
+        size_t row = (size_t)q->dim * me_dtype_size(dtype);
+        for (size_t i = 0; i < n; i++) {
+            if (i + 1 < n) {
+                int rows = docs[i + 1].rows < r_c ? docs[i + 1].rows : r_c;
+                size_t bytes = (size_t)rows * row;
+                if (bytes > 4096) bytes = 4096;
+                for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch((const char *)docs[i + 1].data + b);
+            }
+            scores[i] = fused_one(q, ops, dtype, r_c, &docs[i]);
+        }
         return;
     }
 #endif
