@@ -109,6 +109,7 @@ void me_coll_free(me_coll_t *c) {
     me_fields_free(c->fields);
     me_ivf_free(c->ivf);
     me_ivf_free(c->ivf_next);
+    free(c->ivf_pending);
     pthread_rwlock_destroy(&c->lock);
     free(c);
 }
@@ -287,16 +288,48 @@ int me_coll_use_binary_coarse(me_coll_t *c) {
     return 0;
 }
 
+/* Assigns slots[0..n) to their nearest lists in each index, in one
+ * sgemm per index. */
+static void ivf_assign(me_coll_t *c, const uint32_t *slots, size_t n) {
+    size_t dim = (size_t)c->cfg.dim;
+    float *v = malloc((n ? n : 1) * dim * sizeof *v);
+    int32_t *near = malloc((n ? n : 1) * sizeof *near);
+    me_ivf_t **ixs[2] = { &c->ivf, &c->ivf_next };
+    for (size_t i = 0; v && i < n; i++) me_coll_first_vector(c, slots[i], v + i * dim);
+    for (int k = 0; k < 2; k++) {
+        if (!*ixs[k]) continue;
+        int ok = v && near && me_ivf_nearest_n(*ixs[k], v, n, near) == 0;
+        for (size_t i = 0; ok && i < n; i++) ok = me_ivf_set(*ixs[k], slots[i], near[i]) == 0;
+        if (!ok) {
+            me_ivf_free(*ixs[k]);
+            *ixs[k] = NULL;
+        }
+    }
+    free(v);
+    free(near);
+}
+
+void me_coll_ivf_flush(me_coll_t *c) {
+    if (!c->npending) return;
+    if (c->ivf || c->ivf_next) ivf_assign(c, c->ivf_pending, c->npending);
+    c->npending = 0;
+}
+
 void me_coll_ivf_index_slot(me_coll_t *c, size_t slot) {
     if (!c->ivf && !c->ivf_next) return;
-    float v[ME_DIM_MAX];
-    me_coll_first_vector(c, slot, v);
-    me_ivf_t **ixs[2] = { &c->ivf, &c->ivf_next };
-    for (int i = 0; i < 2; i++)
-        if (*ixs[i] && me_ivf_set(*ixs[i], (uint32_t)slot, me_ivf_nearest(*ixs[i], v)) != 0) {
-            me_ivf_free(*ixs[i]);
-            *ixs[i] = NULL;
+    if (c->npending == c->cap_pending) {
+        size_t ncap = c->cap_pending ? c->cap_pending * 2 : 256;
+        uint32_t *np = realloc(c->ivf_pending, ncap * sizeof *np);
+        if (!np) {  /* no room to queue it: assign it now */
+            uint32_t one = (uint32_t)slot;
+            ivf_assign(c, &one, 1);
+            return;
         }
+        c->ivf_pending = np;
+        c->cap_pending = ncap;
+    }
+    c->ivf_pending[c->npending++] = (uint32_t)slot;
+    if (c->npending >= ME_COLL_IVF_BATCH) me_coll_ivf_flush(c);
 }
 
 long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
@@ -329,6 +362,7 @@ long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
 }
 
 int me_coll_remove(me_coll_t *c, const char *id, size_t idlen) {
+    me_coll_ivf_flush(c);  /* the queue names slots the move below would change */
     long slot = me_coll_find(c, id, idlen);
     if (slot < 0) return 0;
     size_t s = (size_t)slot, last = c->n - 1;

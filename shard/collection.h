@@ -76,6 +76,11 @@ typedef struct {
      * remove. */
     me_ivf_t *ivf, *ivf_next;
     uint64_t ivf_builds;      /* indexes completed */
+    /* Slots put since the last me_coll_ivf_flush, not yet in those indexes'
+     * lists: assigning a batch at once reads the centroids once (sgemm)
+     * instead of once a document (sgemv). */
+    uint32_t *ivf_pending;
+    size_t npending, cap_pending;
 } me_coll_t;
 
 /* Validates and fills defaults (R_c 64, R_q 16, f16, ram = R_c, coarse 1, flat;
@@ -93,10 +98,16 @@ long me_coll_find(const me_coll_t *c, const char *id, size_t idlen);
  * int8). Returns the slot, or ME_ENOMEM. */
 long me_coll_put(me_coll_t *c, const char *id, size_t idlen, int total_rows,
                  const void *head, const float *head_scales);
-/* Puts slot into the lists of c->ivf and c->ivf_next by its first
- * vector; an index that cannot take it (out of memory) is dropped, so
- * searches never miss a document (the indexer builds it again). */
+/* Queues slot for the lists of c->ivf and c->ivf_next (by its first
+ * vector), flushing every ME_COLL_IVF_BATCH. */
 void me_coll_ivf_index_slot(me_coll_t *c, size_t slot);
+/* Puts the queued slots into their nearest lists. Writers call it before
+ * letting go of the write lock (deletes and the indexer do it first); an
+ * index that cannot take a slot (out of memory) is dropped, so searches
+ * never miss a document (the indexer builds it again). Searches also scan
+ * whatever is still queued. */
+void me_coll_ivf_flush(me_coll_t *c);
+#define ME_COLL_IVF_BATCH 1024
 /* The first vector of slot as f32 (dim floats). */
 void me_coll_first_vector(const me_coll_t *c, size_t slot, float *out);
 /* Where stage 1 reads one-row scores from: the dense coarse copy, or the

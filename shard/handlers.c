@@ -401,10 +401,12 @@ static int h_upsert(req_t *r) {
             me_coll_set_fields(c, (size_t)slot, docs[i].fields, docs[i].fields_len) != 0) {
             /* RAM is now behind disk for this doc; a restart reloads it. */
             me_error("out of memory adding %s to RAM; restart the shard to reload", d->id);
+            me_coll_ivf_flush(c);
             rc = ME_OOM(r);
             goto out;
         }
     }
+    me_coll_ivf_flush(c);  /* the batch into the IVF lists, before the lock goes */
     atomic_fetch_add(&s->documents, c->n - before);
     if ((rc = group_durable(r, &h)) != 0) goto out;
     Metaembed__UpsertReply rep = METAEMBED__UPSERT_REPLY__INIT;

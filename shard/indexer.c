@@ -55,7 +55,9 @@ static me_ivf_t *train(int dim, const float *x, size_t n, int nlist, size_t n_at
  * Returns 0 while there is more to do, 1 once swapped in, -1 when the
  * build was given up (out of memory). Caller holds c->lock (write). */
 static int fill_some(me_coll_t *c, size_t most, float *buf, uint32_t *slots, int32_t *lists) {
+    me_coll_ivf_flush(c);
     me_ivf_t *ix = c->ivf_next;
+    if (!ix) return -1;  /* the flush dropped it (out of memory) */
     size_t m = 0, dim = (size_t)c->cfg.dim;
     while (ix->cursor < c->n && m < most) {
         size_t s = ix->cursor++;

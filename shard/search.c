@@ -318,6 +318,15 @@ static int ivf_universe(const me_coll_t *c, const me_search_params_t *p, size_t 
         }
     }
     free(lists);
+    /* Documents queued for the lists (a writer flushes before it lets go
+     * of the lock, so normally none): every one is scanned. */
+    if (c->npending) {
+        uint32_t *ns = realloc(slots, (n + c->npending) * sizeof *ns);
+        if (!ns) { free(slots); return ME_ENOMEM; }
+        slots = ns;
+        for (size_t i = 0; i < c->npending; i++)
+            if (!p->allow || me_bitmap_get(p->allow, c->ivf_pending[i])) slots[n++] = c->ivf_pending[i];
+    }
     *out = slots;
     *nout = n;
     return 0;

@@ -42,7 +42,8 @@ static void put_doc(me_coll_t *c, const me_synth_t *sp, uint64_t d, uint64_t as)
 
 /* Every slot is in exactly one list, at the position the maps say, and in
  * the list of its nearest centroid. */
-static int lists_consistent(const me_coll_t *c, const me_ivf_t *ix) {
+static int lists_consistent(me_coll_t *c, const me_ivf_t *ix) {
+    me_coll_ivf_flush(c);  /* what a writer does before it lets go of the lock */
     if (ix->assigned != c->n) return 0;
     size_t total = 0;
     for (int l = 0; l < ix->nlist; l++) {
@@ -374,4 +375,34 @@ TEST(binary_coarse_needs_one_coarse_vector) {
     char err[128];
     ASSERT_EQ(me_coll_config_check(&cfg, err, sizeof err), ME_EINVAL);
     ASSERT_TRUE(strstr(err, "coarse_vectors 1") != NULL);
+}
+
+/* Puts queue for the lists (assigned a batch at a time); until a flush,
+ * searches scan the queue too, so a document is found from its put on. */
+TEST(ivf_queued_puts_are_found_before_the_flush) {
+    me_synth_t sp = me_synth_default(DIM, ROWS, 13);
+    me_coll_t *c = mk(1, 0);
+    for (uint64_t d = 0; d < 3000; d++) put_doc(c, &sp, d, d);
+    ASSERT_OK(me_indexer_build_now(c, 2));
+    for (uint64_t d = 3000; d < 3010; d++) put_doc(c, &sp, d, d);
+    ASSERT_EQ(c->npending, 10);
+    char err[128];
+    for (uint64_t d = 3000; d < 3010; d++) {
+        /* Its own first vector, at (1,1): it is its own best match. */
+        char id[24];
+        snprintf(id, sizeof id, "d%llu", (unsigned long long)d);
+        float q[DIM];
+        me_coll_first_vector(c, (size_t)me_coll_find(c, id, strlen(id)), q);
+        me_search_params_t p = { .query = q, .r_q = 1, .r_c = 1, .k = 1, .candidates = 10, .probe = 1 };
+        me_search_result_t r;
+        ASSERT_OK(me_search_run(c, NULL, &p, &r, err, sizeof err));
+        ASSERT_EQ(r.nhits, 1);
+        char want[24];
+        snprintf(want, sizeof want, "d%llu", (unsigned long long)d);
+        ASSERT_STREQ(c->ids[r.hits[0].idx], want);
+        me_search_result_free(&r);
+    }
+    ASSERT_TRUE(lists_consistent(c, c->ivf));
+    ASSERT_EQ(c->npending, 0);
+    me_coll_free(c);
 }
