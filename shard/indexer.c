@@ -128,7 +128,7 @@ static me_coll_t *find_by_id(me_shard_t *s, uint32_t id) {
 }
 
 /* One unit of work on some collection; 0 when there was none. */
-static int step(me_shard_t *s, float **buf, size_t *bufcap) {
+static int step(me_shard_t *s) {
     uint32_t id = 0;
     int work = WORK_NONE;
     pthread_rwlock_rdlock(&s->lock);
@@ -181,19 +181,11 @@ static int step(me_shard_t *s, float **buf, size_t *bufcap) {
         return 1;
     }
 
-    if (*bufcap == 0) {
-        *buf = malloc((size_t)ME_INDEXER_FILL_BLOCK * (ME_DIM_MAX + 2) * sizeof **buf);
-        if (!*buf) return 0;
-        *bufcap = ME_INDEXER_FILL_BLOCK;
-    }
-    float *vecs = *buf;
-    uint32_t *slots = (uint32_t *)(vecs + (size_t)ME_INDEXER_FILL_BLOCK * ME_DIM_MAX);
-    int32_t *lists = (int32_t *)(slots + ME_INDEXER_FILL_BLOCK);
     pthread_rwlock_rdlock(&s->lock);
     me_coll_t *c = find_by_id(s, id);
     if (c) {
         pthread_rwlock_wrlock(&c->lock);
-        if (c->ivf_next && fill_some(c, ME_INDEXER_FILL_BLOCK, vecs, slots, lists) > 0)
+        if (c->ivf_next && me_indexer_fill(c, ME_INDEXER_FILL_BLOCK) > 0)
             me_info("collection %s: IVF index of %d lists over %zu documents ready (k-means %.1f s)", c->cfg.name,
                     c->ivf->nlist, c->n, c->ivf->train_seconds);
         pthread_rwlock_unlock(&c->lock);
@@ -205,16 +197,13 @@ static int step(me_shard_t *s, float **buf, size_t *bufcap) {
 static void *indexer_main(void *arg) {
     me_shard_t *s = arg;
     openblas_set_num_threads(1);
-    float *buf = NULL;
-    size_t bufcap = 0;
     while (!atomic_load(&s->indexer_stop)) {
-        if (step(s, &buf, &bufcap)) continue;
+        if (step(s)) continue;
         for (int i = 0; i < IDLE_MS / 10 && !atomic_load(&s->indexer_stop); i++) {
             struct timespec ts = { 0, 10 * 1000 * 1000 };
             nanosleep(&ts, NULL);
         }
     }
-    free(buf);
     return NULL;
 }
 
