@@ -341,26 +341,24 @@ long me_ids_dedupe(char **ids, size_t n) {
     return (long)kept;
 }
 
+/* A protocol enum's value from its name, and back: names[i] is value i. */
+static int enum_from_name(const char *const *names, int n, const char *name) {
+    for (int i = 0; name && i < n; i++)
+        if (!strcmp(name, names[i])) return i;
+    return -1;
+}
+
+static const char *enum_name(const char *const *names, int n, int v) { return v >= 0 && v < n ? names[v] : "?"; }
+
 static const char *const durability_names[] = { "default", "none", "group", "every_write" };
+static const char *const coarse_index_names[] = { "flat", "ivf" };
+#define NAMES_N(a) ((int)(sizeof a / sizeof a[0]))
 
 int me_durability_from_name(const char *name) {
-    for (int i = 0; name && i < 4; i++)
-        if (!strcmp(name, durability_names[i])) return i;
-    return -1;
+    return enum_from_name(durability_names, NAMES_N(durability_names), name);
 }
-
-const char *me_durability_name(int durability) {
-    return durability >= 0 && durability < 4 ? durability_names[durability] : "?";
-}
-
-static const char *const coarse_index_names[] = { "flat", "ivf" };
-
+const char *me_durability_name(int d) { return enum_name(durability_names, NAMES_N(durability_names), d); }
 int me_coarse_index_from_name(const char *name) {
-    for (int i = 0; name && i < 2; i++)
-        if (!strcmp(name, coarse_index_names[i])) return i;
-    return -1;
+    return enum_from_name(coarse_index_names, NAMES_N(coarse_index_names), name);
 }
-
-const char *me_coarse_index_name(int coarse_index) {
-    return coarse_index >= 0 && coarse_index < 2 ? coarse_index_names[coarse_index] : "?";
-}
+const char *me_coarse_index_name(int c) { return enum_name(coarse_index_names, NAMES_N(coarse_index_names), c); }

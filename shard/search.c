@@ -185,17 +185,16 @@ static int refine_budget(int r_q, int r_c, int coarse_rq, int coarse_rc, int *rq
     return found;
 }
 
-/* One narrowing stage: scores `in` (NULL: every document) at (rq, rc) and
+/* One narrowing stage: scores `in` (NULL: every document) at (rq, rc), or
+ * over the sign bits with `bits` (stage 1 of a binary_coarse collection), and
  * keeps the best `keep` slots in *out (malloc'd, *nout of them); with
  * `ranked`, also their scores, best first (malloc'd): the stage's own
  * ranking, an anytime answer at its budget. */
-static int narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, const char *name,
+static int narrow(me_coll_t *c, me_storage_t *st, const me_search_params_t *p, const char *name, int bits,
                   int rq, int rc_, const uint32_t *in, size_t n_in, size_t keep, uint32_t **out,
                   size_t *nout, me_scored_t **ranked, uint64_t deadline_us, me_search_result_t *res, char *err,
                   size_t errcap) {
     uint64_t t0 = me_now_us();
-    /* The binary tier scores stage 1 only ("coarse" at (1,1)). */
-    int bits = c->cfg.binary_coarse && c->bits && !p->exact && rq == 1 && rc_ == 1 && !strcmp(name, "coarse");
     me_topk_t best;
     int rc = me_topk_init(&best, keep, bits ? tie_by_key : tie_by_id, c);
     if (rc) return rc;
@@ -338,17 +337,22 @@ static int coarse_narrow(me_coll_t *c, me_storage_t *st, const me_search_params_
                          const uint32_t *uni, size_t n_uni, size_t keep, uint32_t **out, size_t *nout,
                          me_scored_t **ranked, uint64_t deadline_us, me_search_result_t *res, char *err,
                          size_t errcap) {
+    /* The binary tier scores stage 1 at (1,1) over its bits. */
+    int bits = c->cfg.binary_coarse && c->bits && !p->exact && rq == 1 && rc_ == 1;
     if (!ivf_usable(c, p))
-        return narrow(c, st, p, "coarse", rq, rc_, uni, n_uni, keep, out, nout, ranked, deadline_us, res, err, errcap);
+        return narrow(c, st, p, "coarse", bits, rq, rc_, uni, n_uni, keep, out, nout, ranked, deadline_us, res, err,
+                      errcap);
     uint64_t t0 = me_now_us();
     uint32_t *probed = NULL;
     size_t np = 0;
     int rc = ivf_universe(c, p, keep, n_uni, &probed, &np);
     if (rc) return rc;
     if (np == (size_t)-1)  /* a filter narrower than the probe: its documents */
-        return narrow(c, st, p, "coarse", rq, rc_, uni, n_uni, keep, out, nout, ranked, deadline_us, res, err, errcap);
+        return narrow(c, st, p, "coarse", bits, rq, rc_, uni, n_uni, keep, out, nout, ranked, deadline_us, res, err,
+                      errcap);
     uint64_t probe_us = me_now_us() - t0;
-    rc = narrow(c, st, p, "coarse", rq, rc_, probed, np, keep, out, nout, ranked, deadline_us, res, err, errcap);
+    rc = narrow(c, st, p, "coarse", bits, rq, rc_, probed, np, keep, out, nout, ranked, deadline_us, res, err,
+                errcap);
     free(probed);
     if (rc == 0 && res->nstages) res->stages[res->nstages - 1].micros += probe_us;
     return rc;
@@ -419,7 +423,8 @@ static int dense_run(me_coll_t *c, me_storage_t *st, const me_search_params_t *p
          * survivors, so the full budget scores a few hundred documents. */
         if (rc == 0 && n2 < ns && refine_budget(p->r_q, p->r_c, coarse_rq, coarse_rc, &rq_m, &rc_m)) {
             if (!stage_fits(c, p, out, ns, rq_m, rc_m)) degraded = 1;
-            else rc = narrow(c, st, p, "refine", rq_m, rc_m, surv, ns, n2, &surv2, &ns2, p->anytime ? &ranked2 : NULL,
+            else rc = narrow(c, st, p, "refine", 0, rq_m, rc_m, surv, ns, n2, &surv2, &ns2,
+                             p->anytime ? &ranked2 : NULL,
                              soft_deadline(p), out, err, errcap);
             if (rc == ME_ETIMEDOUT && p->anytime) { rc = 0; degraded = 1; }
             if (rc == 0 && !degraded) {

@@ -407,13 +407,22 @@ double me_bench_sgemm_gflops(int M, int N, int K, int reps) {
     return 2.0 * M * N * (double)K / me_percentile(t, reps, 50) * 1e-9;
 }
 
+void *me_bench_alloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "%s: out of memory (%zu bytes)\n", program_invocation_short_name, n);
+        exit(1);
+    }
+    return p;
+}
+
 const char *me_bench_python(void) {
     const char *env = getenv("ME_PYTHON");
     if (env && *env) return env;
     return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
 }
 
-const char *me_bench_script(const char *name, char *buf, size_t cap) {
+static const char *bench_script(const char *name, char *buf, size_t cap) {
     const char *dir = getenv("ME_BENCH_SCRIPTS");
     if (dir && *dir) {
         snprintf(buf, cap, "%s/%s", dir, name);
@@ -431,6 +440,22 @@ const char *me_bench_script(const char *name, char *buf, size_t cap) {
     }
     snprintf(buf, cap, "tests/bench/%s", name);
     return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+const char *me_bench_faiss_script(const char *name, char *buf, size_t cap, char *why, size_t whycap) {
+    const char *py = me_bench_python();
+    char *check[] = { (char *)py, "-c", "import faiss", NULL };
+    if (py[0] != '/' || me_test_run(check, NULL, NULL) != 0) {
+        snprintf(why, whycap,
+                 "FAISS not found (%s cannot import faiss): install it with `apt-get install python3-faiss` "
+                 "(deploy/install-deps.sh does); FAISS rows skipped", py);
+        return NULL;
+    }
+    const char *script = bench_script(name, buf, cap);
+    if (!script)
+        snprintf(why, whycap, "tests/bench/%s not found (set ME_BENCH_SCRIPTS to its folder); FAISS rows skipped",
+                 name);
+    return script;
 }
 
 int me_bench_write_npy_i32(const char *path, const int32_t *v, size_t rows, size_t cols) {

@@ -117,13 +117,18 @@ int me_bench_options(int argc, char **argv, const me_opt_t *opts, const char *us
  * (M x K) * (K x N), the median of reps, each repeating the call for at
  * least 20 ms. */
 double me_bench_sgemm_gflops(int M, int N, int K, int reps);
+/* malloc for benches: n bytes (at least 1), or exit(1) with the program's
+ * name and the size on stderr. */
+void *me_bench_alloc(size_t n);
 /* The python that has Debian's python3-faiss: $ME_PYTHON, else
  * /usr/bin/python3 (a venv or pyenv may come first on PATH). */
 const char *me_bench_python(void);
-/* tests/bench/NAME (a helper script): $ME_BENCH_SCRIPTS/NAME, else the
- * source tree above this binary (build/<variant>/bin/), else
- * ./tests/bench/NAME; NULL when none is readable. buf: PATH_MAX + 64. */
-const char *me_bench_script(const char *name, char *buf, size_t cap);
+/* A FAISS side script, tests/bench/NAME, ready to run with
+ * me_bench_python(): $ME_BENCH_SCRIPTS/NAME, else the source tree above
+ * this binary (build/<variant>/bin/), else ./tests/bench/NAME. NULL, with
+ * why the FAISS rows are skipped in why[whycap], when that python cannot
+ * import faiss or no script is readable. buf: PATH_MAX + 64 bytes. */
+const char *me_bench_faiss_script(const char *name, char *buf, size_t cap, char *why, size_t whycap);
 /* A (rows, cols) int32 .npy (common/npy.h writes floats only). 0 or -1. */
 int me_bench_write_npy_i32(const char *path, const int32_t *v, size_t rows, size_t cols);
 

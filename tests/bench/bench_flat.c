@@ -45,15 +45,6 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "bench_flat: out of memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    return p;
-}
-
 /* ---- read bandwidth ---- */
 
 /* Sums of 64-bit lanes with four independent accumulators, so the adds never
@@ -175,7 +166,7 @@ typedef struct {
 /* Times the coarse scan of each query; ids[qi * k ..] gets its top k slots. */
 static figure_t time_ours(me_coll_t *c, const float *queries, int nq, int dim, size_t k, double bw_gbs,
                           int32_t *ids) {
-    double *ms = xmalloc((size_t)nq * sizeof *ms), *stage = xmalloc((size_t)nq * sizeof *stage);
+    double *ms = me_bench_alloc((size_t)nq * sizeof *ms), *stage = me_bench_alloc((size_t)nq * sizeof *stage);
     char err[256];
     for (int qi = -1; qi < nq; qi++) {  /* -1: warm-up (scratch, page tables) */
         me_search_params_t p = { 0 };
@@ -225,18 +216,8 @@ static void run_faiss(faiss_t *fz, const char *dir, const me_coll_t *c32, const 
                       size_t k, const int32_t *ids32, const int32_t *ids16) {
     char script_buf[PATH_MAX + 64], path[4][700], err[256];
     const char *py = me_bench_python();
-    char *check[] = { (char *)py, "-c", "import faiss", NULL };
-    if (py[0] != '/' || me_test_run(check, NULL, NULL) != 0) {
-        snprintf(fz->why, sizeof fz->why,
-                 "FAISS not found (%s cannot import faiss): install it with `apt-get install python3-faiss` "
-                 "(deploy/install-deps.sh does); FAISS rows skipped", py);
-        return;
-    }
-    const char *script = me_bench_script("faiss_flat.py", script_buf, sizeof script_buf);
-    if (!script) {
-        snprintf(fz->why, sizeof fz->why, "tests/bench/faiss_flat.py not found (set ME_BENCH_SCRIPTS to its folder); FAISS rows skipped");
-        return;
-    }
+    const char *script = me_bench_faiss_script("faiss_flat.py", script_buf, sizeof script_buf, fz->why, sizeof fz->why);
+    if (!script) return;
     snprintf(path[0], sizeof path[0], "%s/base.npy", dir);
     snprintf(path[1], sizeof path[1], "%s/queries.npy", dir);
     snprintf(path[2], sizeof path[2], "%s/ours_f32.npy", dir);
@@ -305,8 +286,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "generating %zu unit vectors (dim %d) into f32 and f16 collections...\n", n, dim);
     me_coll_t *c32 = coll_new(ME_DTYPE_F32, dim), *c16 = coll_new(ME_DTYPE_F16, dim);
     me_rng_t rng = { 2026 };
-    float *block = xmalloc((size_t)GEN_BLOCK * dim * sizeof *block);
-    uint16_t *half = xmalloc((size_t)dim * sizeof *half);
+    float *block = me_bench_alloc((size_t)GEN_BLOCK * dim * sizeof *block);
+    uint16_t *half = me_bench_alloc((size_t)dim * sizeof *half);
     for (size_t off = 0; off < n; off += GEN_BLOCK) {
         int m = n - off < GEN_BLOCK ? (int)(n - off) : GEN_BLOCK;
         me_rng_unit_rows(&rng, block, m, dim);
@@ -319,14 +300,14 @@ int main(int argc, char **argv) {
     }
     free(block);
     free(half);
-    float *queries = xmalloc((size_t)nq * dim * sizeof *queries);
+    float *queries = me_bench_alloc((size_t)nq * dim * sizeof *queries);
     me_rng_unit_rows(&rng, queries, nq, dim);
 
     fprintf(stderr, "measuring read bandwidth (%d MiB, %s)...\n", bw_mib, simd);
     double bw = read_bandwidth((size_t)bw_mib << 20, simd);
 
     fprintf(stderr, "timing our coarse scan...\n");
-    int32_t *ids32 = xmalloc((size_t)nq * kk * sizeof *ids32), *ids16 = xmalloc((size_t)nq * kk * sizeof *ids16);
+    int32_t *ids32 = me_bench_alloc((size_t)nq * kk * sizeof *ids32), *ids16 = me_bench_alloc((size_t)nq * kk * sizeof *ids16);
     figure_t f16 = time_ours(c16, queries, nq, dim, kk, bw, ids16);
     figure_t f32 = time_ours(c32, queries, nq, dim, kk, bw, ids32);
     /* Our f16 top-k against our f32 top-k: what storing f16 costs in recall. */

@@ -36,21 +36,12 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "bench_maxsim: out of memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    return p;
-}
-
 /* Median seconds of single-thread sgemm m=n=k=size. */
 static double sgemm_gflops(int size, int reps) {
     openblas_set_num_threads(1);
     size_t nn = (size_t)size * size;
-    float *a = xmalloc(nn * sizeof(float)), *b = xmalloc(nn * sizeof(float)),
-          *c = xmalloc(nn * sizeof(float));
+    float *a = me_bench_alloc(nn * sizeof(float)), *b = me_bench_alloc(nn * sizeof(float)),
+          *c = me_bench_alloc(nn * sizeof(float));
     me_rng_t rng = { 7 };
     for (size_t i = 0; i < nn; i++) {
         a[i] = (float)me_rng_normal(&rng);
@@ -83,10 +74,10 @@ typedef struct {
 static void coll_make(coll_t *c, size_t ndocs, int r_c, int dim, me_dtype_t dt, me_rng_t *rng) {
     size_t rows = ndocs * (size_t)r_c, es = me_dtype_size(dt);
     c->ndocs = ndocs;
-    c->data = xmalloc(rows * dim * es);
-    c->scales = xmalloc(rows * sizeof(float));
-    c->refs = xmalloc(ndocs * sizeof *c->refs);
-    float *row = xmalloc((size_t)dim * sizeof(float));
+    c->data = me_bench_alloc(rows * dim * es);
+    c->scales = me_bench_alloc(rows * sizeof(float));
+    c->refs = me_bench_alloc(ndocs * sizeof *c->refs);
+    float *row = me_bench_alloc((size_t)dim * sizeof(float));
     for (size_t r = 0; r < rows; r++) {
         for (int k = 0; k < dim; k++) row[k] = (float)me_rng_normal(rng);
         void *dst = (char *)c->data + r * dim * es;
@@ -193,7 +184,7 @@ int main(int argc, char **argv) {
     int first = 1;
     for (size_t bi = 0; bi < sizeof g_budgets / sizeof g_budgets[0]; bi++) {
         budget_t bu = g_budgets[bi];
-        float *qv = xmalloc((size_t)bu.r_q * dim * sizeof(float));
+        float *qv = me_bench_alloc((size_t)bu.r_q * dim * sizeof(float));
         for (size_t i = 0; i < (size_t)bu.r_q * dim; i++) qv[i] = (float)me_rng_normal(&rng);
         me_mquery_t *q = me_mquery_new(qv, bu.r_q, dim);
         if (!q) {
@@ -211,7 +202,7 @@ int main(int argc, char **argv) {
             if (nhot > ndocs) nhot = ndocs;
             coll_t c;
             coll_make(&c, ndocs, bu.r_c, dim, dt, &rng);
-            float *scores = xmalloc(ndocs * sizeof(float));
+            float *scores = me_bench_alloc(ndocs * sizeof(float));
 
             /* NAIVE is slow: fewer docs, same GFLOP/s definition. */
             size_t nnaive = ndocs < 2000 ? ndocs : 2000;

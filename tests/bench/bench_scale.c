@@ -40,15 +40,6 @@
 #define TOPK 10
 #define COARSE_K 1000
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "bench_scale: out of memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    return p;
-}
-
 static void doc_id(char *buf, size_t cap, size_t d) { snprintf(buf, cap, "d%zu", d); }
 
 /* Puts documents first..first+n of the generator; returns the seconds the
@@ -114,12 +105,23 @@ static int flat_of(const setting_t *settings, int s) {
     return 0;
 }
 
+/* One search into *res; its milliseconds. A failure ends the bench. */
+static double timed_search(me_coll_t *c, const me_search_params_t *p, me_search_result_t *res) {
+    char err[256];
+    double t0 = me_test_now_ms();
+    if (me_search_run(c, NULL, p, res, err, sizeof err) != 0) {
+        fprintf(stderr, "bench_scale: search failed: %s\n", err);
+        exit(1);
+    }
+    return me_test_now_ms() - t0;
+}
+
 /* Runs the queries at (r_q, r_c) under one setting; recall against
  * exact_ids (the first ne queries, TOPK each). ids: the top-k of each
  * query when non-NULL (k = TOPK, or COARSE_K for the coarse-only runs). */
 static figure_t run_setting(me_coll_t *c, const setting_t *s, const float *queries, const uint32_t *targets, int nq,
                             int r_q, int r_c, size_t k, const uint32_t *exact_ids, int ne, int32_t *ids) {
-    double *ms = xmalloc((size_t)nq * sizeof *ms), *cms = xmalloc((size_t)nq * sizeof *cms);
+    double *ms = me_bench_alloc((size_t)nq * sizeof *ms), *cms = me_bench_alloc((size_t)nq * sizeof *cms);
     figure_t f = { 0 };
     size_t qstride = (size_t)16 * c->cfg.dim;
     int saved = c->cfg.coarse_index;
@@ -129,13 +131,7 @@ static figure_t run_setting(me_coll_t *c, const setting_t *s, const float *queri
         me_search_params_t p = { .query = queries + qi * qstride, .r_q = r_q, .r_c = r_c, .k = k,
                                  .candidates = s->n1, .refine_candidates = s->n2, .probe = s->probe };
         me_search_result_t res;
-        char err[256];
-        double t0 = me_test_now_ms();
-        if (me_search_run(c, NULL, &p, &res, err, sizeof err) != 0) {
-            fprintf(stderr, "bench_scale: search failed: %s\n", err);
-            exit(1);
-        }
-        ms[qi] = me_test_now_ms() - t0;
+        ms[qi] = timed_search(c, &p, &res);
         cms[qi] = 0;
         f.scanned += (double)stage_of(&res, "coarse", &cms[qi]);
         if (qi < ne)
@@ -160,18 +156,12 @@ static figure_t run_setting(me_coll_t *c, const setting_t *s, const float *queri
 
 /* Exact mode's top 10 at (r_q, r_c) for the first ne queries. */
 static void exact_top(me_coll_t *c, const float *queries, int ne, int r_q, int r_c, uint32_t *out, double *med_ms) {
-    double *ms = xmalloc((size_t)(ne ? ne : 1) * sizeof *ms);
+    double *ms = me_bench_alloc((size_t)(ne ? ne : 1) * sizeof *ms);
     for (int qi = 0; qi < ne; qi++) {
         me_search_params_t p = { .query = queries + (size_t)qi * 16 * c->cfg.dim, .r_q = r_q, .r_c = r_c,
                                  .k = TOPK, .exact = 1 };
         me_search_result_t res;
-        char err[256];
-        double t0 = me_test_now_ms();
-        if (me_search_run(c, NULL, &p, &res, err, sizeof err) != 0) {
-            fprintf(stderr, "bench_scale: exact search failed: %s\n", err);
-            exit(1);
-        }
-        ms[qi] = me_test_now_ms() - t0;
+        ms[qi] = timed_search(c, &p, &res);
         for (size_t i = 0; i < TOPK; i++) out[(size_t)qi * TOPK + i] = i < res.nhits ? res.hits[i].idx : UINT32_MAX;
         me_search_result_free(&res);
     }
@@ -195,20 +185,10 @@ static void run_faiss(faiss_t *fz, const char *dir, const me_coll_t *c, const fl
                       const int *probes, int np, int32_t *const *our_ids, int nours) {
     char script_buf[PATH_MAX + 64], base[700], qpath[700], err[256];
     const char *py = me_bench_python();
-    char *check[] = { (char *)py, "-c", "import faiss", NULL };
-    if (py[0] != '/' || me_test_run(check, NULL, NULL) != 0) {
-        snprintf(fz->why, sizeof fz->why,
-                 "FAISS not found (%s cannot import faiss): `apt-get install python3-faiss` (deploy/install-deps.sh "
-                 "does); FAISS rows skipped", py);
-        return;
-    }
-    const char *script = me_bench_script("faiss_ivf.py", script_buf, sizeof script_buf);
-    if (!script) {
-        snprintf(fz->why, sizeof fz->why, "tests/bench/faiss_ivf.py not found (set ME_BENCH_SCRIPTS); FAISS rows skipped");
-        return;
-    }
+    const char *script = me_bench_faiss_script("faiss_ivf.py", script_buf, sizeof script_buf, fz->why, sizeof fz->why);
+    if (!script) return;
     int dim = c->cfg.dim;
-    float *first = xmalloc(c->n * (size_t)dim * sizeof *first), *q1 = xmalloc((size_t)nq * dim * sizeof *q1);
+    float *first = me_bench_alloc(c->n * (size_t)dim * sizeof *first), *q1 = me_bench_alloc((size_t)nq * dim * sizeof *q1);
     for (size_t s = 0; s < c->n; s++) me_coll_first_vector(c, s, first + s * dim);
     for (int qi = 0; qi < nq; qi++) memcpy(q1 + (size_t)qi * dim, queries + (size_t)qi * 16 * dim, dim * sizeof *q1);
     snprintf(base, sizeof base, "%s/base.npy", dir);
@@ -299,7 +279,7 @@ int main(int argc, char **argv) {
     }
     me_coll_t *c = me_coll_new(&cfg, 1);
     me_synth_t sp = me_synth_default(dim, rows, 2026);
-    uint16_t *buf = xmalloc((size_t)GEN_BLOCK * rows * dim * sizeof *buf);
+    uint16_t *buf = me_bench_alloc((size_t)GEN_BLOCK * rows * dim * sizeof *buf);
     fprintf(stderr, "generating and inserting %zu documents (%d x %d, f16)...\n", n, rows, dim);
     double put_s = put_docs(c, &sp, 0, n, buf);
 
@@ -324,8 +304,8 @@ int main(int argc, char **argv) {
     double put_ivf = put_docs(c, &sp, n, UPKEEP_DOCS, buf), del_ivf = remove_docs(c, n, UPKEEP_DOCS);
     free(buf);
 
-    float *queries = xmalloc((size_t)nq * 16 * dim * sizeof *queries);
-    uint32_t *targets = xmalloc((size_t)nq * sizeof *targets);
+    float *queries = me_bench_alloc((size_t)nq * 16 * dim * sizeof *queries);
+    uint32_t *targets = me_bench_alloc((size_t)nq * sizeof *targets);
     for (int qi = 0; qi < nq; qi++) {
         size_t t = (size_t)qi * 7919u * 13u % n;
         me_synth_query(&sp, t, (uint64_t)qi + 1, 16, queries + (size_t)qi * 16 * dim);
@@ -341,7 +321,7 @@ int main(int argc, char **argv) {
     int32_t *ids[NP + 1];
     figure_t cfig[NP + 1];
     for (int i = 0; i <= NP; i++) {
-        ids[i] = xmalloc((size_t)nq * COARSE_K * sizeof *ids[i]);
+        ids[i] = me_bench_alloc((size_t)nq * COARSE_K * sizeof *ids[i]);
         setting_t s = { "", i < NP, i < NP ? probes[i] : 0, COARSE_K, 0, 0 };
         cfig[i] = run_setting(c, &s, queries, targets, nq, 1, 1, COARSE_K, NULL, 0, ids[i]);
     }
@@ -372,7 +352,7 @@ int main(int argc, char **argv) {
     for (int b = 0; b < NB; b++) {
         int rq = budgets[b][0], rc = budgets[b][1] <= rows ? budgets[b][1] : rows;
         fprintf(stderr, "budget (%d,%d): exact over %d queries...\n", rq, rc, ne);
-        exact_ids[b] = xmalloc((size_t)(ne ? ne : 1) * TOPK * sizeof *exact_ids[b]);
+        exact_ids[b] = me_bench_alloc((size_t)(ne ? ne : 1) * TOPK * sizeof *exact_ids[b]);
         exact_top(c, queries, ne, rq, rc, exact_ids[b], &exact_ms[b]);
         exact_found[b] = 0;
         for (int qi = 0; qi < ne; qi++)

@@ -58,15 +58,6 @@ static void die(const char *what, const me_status_t *st) {
     exit(1);
 }
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "bench_wide: out of memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    return p;
-}
-
 
 /* A query aimed at `doc`: noisy copies of its first RQ vectors (noise
  * p->qnoise relative to a unit vector), normalised. out: RQ x D f32. */
@@ -128,7 +119,7 @@ int main(int argc, char **argv) {
      * Upsert calls are timed, per collection. Vectors go as f16. */
     me_synth_t p = me_synth_default(D, RC, 2026);
     size_t per_doc = (size_t)RC * D;
-    uint16_t *vecs = xmalloc(BATCH * per_doc * sizeof *vecs);
+    uint16_t *vecs = me_bench_alloc(BATCH * per_doc * sizeof *vecs);
     char ids[BATCH][16];
     me_doc_t docs[BATCH];
     double ingest_ms[NCOLL] = { 0 };
@@ -171,16 +162,16 @@ int main(int argc, char **argv) {
     uint64_t disk_bytes = stats.disk_bytes;
     me_stats_free(&stats);
 
-    float *queries = xmalloc((size_t)nq * RQ * D * sizeof *queries);
-    float *docbuf = xmalloc(per_doc * sizeof *docbuf);
+    float *queries = me_bench_alloc((size_t)nq * RQ * D * sizeof *queries);
+    float *docbuf = me_bench_alloc(per_doc * sizeof *docbuf);
     me_rng_t rng = { 77 };
     for (int i = 0; i < nq; i++)
         make_query(&p, me_rng_next(&rng) % (uint64_t)ndocs, &rng, docbuf, queries + (size_t)i * RQ * D);
     free(docbuf);
 
     figure_t fig[NCOLL][NB][2];
-    double *lat = xmalloc((size_t)nq * sizeof *lat);
-    char (*truth)[K][16] = xmalloc((size_t)nq * sizeof *truth);
+    double *lat = me_bench_alloc((size_t)nq * sizeof *lat);
+    char (*truth)[K][16] = me_bench_alloc((size_t)nq * sizeof *truth);
     for (int ci = 0; ci < NCOLL; ci++) {
         /* One untimed search: first touches of the tiers and the cache. */
         me_results_t res;

@@ -10,28 +10,11 @@ BASE is (N, D) float32, QUERIES (Q, D) float32; the optional id files are
 """
 import json
 import sys
-import time
 
 import faiss
 import numpy as np
 
-
-def time_search(index, xq, k):
-    """Median ms per query and the (Q, k) ids, one query per call."""
-    index.search(xq[:1], k)  # warm-up: pages, scratch
-    ms, ids = [], []
-    for i in range(xq.shape[0]):
-        t0 = time.perf_counter()
-        _, I = index.search(xq[i:i + 1], k)
-        ms.append((time.perf_counter() - t0) * 1e3)
-        ids.append(I[0])
-    return float(np.median(ms)), np.stack(ids)
-
-
-def recall(a, b):
-    """Mean over rows of |a_i ∩ b_i| / k."""
-    k = b.shape[1]
-    return float(np.mean([len(np.intersect1d(x, y)) / k for x, y in zip(a, b)]))
+from faiss_timing import recall, time_search  # beside this script
 
 
 def main():

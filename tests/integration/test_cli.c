@@ -134,6 +134,27 @@ static void write_ids_meta(const char *ids_path, const char *meta_path, int n) {
     if (fm) fclose(fm);
 }
 
+/* NDOCS documents made with `seed` ingested into collection coll as
+ * doc-0000..; q (a path in the scratch dir) gets doc-0042's rows as a
+ * 4-row query, which finds doc-0042 first. */
+static void ingest_docs_and_own_query(const char *addr, const char *coll, uint64_t seed, char *q, size_t qcap) {
+    char npy[600], ids[600], err[256];
+    tmp_path(npy, sizeof npy, "emb.npy");
+    tmp_path(ids, sizeof ids, "ids.txt");
+    tmp_path(q, qcap, "q.npy");
+    float *v = malloc((size_t)NDOCS * R * D * sizeof *v);
+    ASSERT_TRUE(v != NULL);
+    make_docs(v, seed);
+    uint64_t shape[3] = { NDOCS, R, D }, qshape[2] = { 4, D };
+    ASSERT_OK(me_npy_write(npy, ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
+    ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, qshape, 2, v + (size_t)42 * R * D, 1, err, sizeof err));
+    free(v);
+    write_ids_meta(ids, NULL, NDOCS);
+    run_t r = { 0 };
+    ASSERT_EQ(CLI(&r, addr, "ingest", "--collection", coll, "--vectors", npy, "--ids", ids), 0);
+    run_free(&r);
+}
+
 static uint64_t doc_count(me_client_t *c, const char *coll) {
     me_collection_info_t *cs = NULL;
     size_t n = 0;
@@ -277,7 +298,6 @@ TEST(cli_coarse_index_options) {
     me_daemon_t d = { 0 };
     ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "cli"));
     run_t r = { 0 };
-    char err[512];
 
     ASSERT_EQ(CLI(&r, NULL, "collection", "create", "--help"), 0);
     ASSERT_OUT(&r, "--coarse-index", "flat|ivf", "2,048 documents", "--ivf-lists", "--ivf-probe");
@@ -315,27 +335,14 @@ TEST(cli_coarse_index_options) {
                "\"coarse_index\":\"ivf\",\"ivf_lists\":32,\"ivf_probe\":4,");
 
     /* a search with --probe: a document's own rows find it first */
-    char npy[600], ids[600], q[600];
-    tmp_path(npy, sizeof npy, "emb.npy");
-    tmp_path(ids, sizeof ids, "ids.txt");
-    tmp_path(q, sizeof q, "q.npy");
-    float *v = malloc((size_t)NDOCS * R * D * sizeof *v);
-    ASSERT_TRUE(v != NULL);
-    make_docs(v, 11);
-    uint64_t shape[3] = { NDOCS, R, D };
-    ASSERT_OK(me_npy_write(npy, ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
-    write_ids_meta(ids, NULL, NDOCS);
-    ASSERT_EQ(CLI(&r, d.endpoint, "ingest", "--collection", "ivfc", "--vectors", npy, "--ids", ids), 0);
-    run_free(&r);
-    uint64_t qshape[2] = { 4, D };
-    ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, qshape, 2, v + (size_t)42 * R * D, 1, err, sizeof err));
+    char q[600];
+    ingest_docs_and_own_query(d.endpoint, "ivfc", 11, q, sizeof q);
     ASSERT_EQ(CLI(&r, d.endpoint, "search", "--collection", "ivfc", "--vectors", q, "--probe", "1", "-k", "3"), 0);
     ASSERT_OUT(&r, "3 hits from 300 documents", "   1  doc-0042  ");
     CLI(&r, d.endpoint, "search", "--collection", "ivfc", "--vectors", q, "--probe", "-1");
     ASSERT_FAILS(&r, 2, "--probe");
     run_free(&r);
 
-    free(v);
     me_client_close(mc);
     me_daemon_free(&d);
     me_test_rmdir(g_tmp);
@@ -351,7 +358,6 @@ TEST(cli_coarse_binary_option) {
     me_daemon_t d = { 0 };
     ASSERT_OK(me_daemon_start(&d, "metaembed-shard", "cli"));
     run_t r = { 0 };
-    char err[512];
 
     ASSERT_EQ(CLI(&r, NULL, "collection", "create", "--help"), 0);
     ASSERT_OUT(&r, "--binary-coarse", "sign bits", "D/8 bytes", "needs --coarse-vectors 1");
@@ -399,27 +405,14 @@ TEST(cli_coarse_binary_option) {
 
     /* a search: a document's own rows find it first, through the cascade and
      * at budget 1,1 (bits, then the stored first vectors) */
-    char npy[600], ids[600], q[600];
-    tmp_path(npy, sizeof npy, "emb.npy");
-    tmp_path(ids, sizeof ids, "ids.txt");
-    tmp_path(q, sizeof q, "q.npy");
-    float *v = malloc((size_t)NDOCS * R * D * sizeof *v);
-    ASSERT_TRUE(v != NULL);
-    make_docs(v, 13);
-    uint64_t shape[3] = { NDOCS, R, D };
-    ASSERT_OK(me_npy_write(npy, ME_DTYPE_F32, shape, 3, v, 1, err, sizeof err));
-    write_ids_meta(ids, NULL, NDOCS);
-    ASSERT_EQ(CLI(&r, d.endpoint, "ingest", "--collection", "bitsc", "--vectors", npy, "--ids", ids), 0);
-    run_free(&r);
-    uint64_t qshape[2] = { 4, D };
-    ASSERT_OK(me_npy_write(q, ME_DTYPE_F32, qshape, 2, v + (size_t)42 * R * D, 1, err, sizeof err));
+    char q[600];
+    ingest_docs_and_own_query(d.endpoint, "bitsc", 13, q, sizeof q);
     ASSERT_EQ(CLI(&r, d.endpoint, "search", "--collection", "bitsc", "--vectors", q, "-k", "3"), 0);
     ASSERT_OUT(&r, "3 hits from 300 documents", "   1  doc-0042  ");
     ASSERT_EQ(CLI(&r, d.endpoint, "search", "--collection", "bitsc", "--vectors", q, "--budget", "1,1", "-k", "3"), 0);
     ASSERT_OUT(&r, "3 hits from 300 documents", "   1  doc-0042  ");
     run_free(&r);
 
-    free(v);
     me_client_close(mc);
     me_daemon_free(&d);
     me_test_rmdir(g_tmp);

@@ -336,6 +336,12 @@ TEST(binary_coarse_cascade_matches_exact_and_saves_ram) {
             p.exact = 0;
             ASSERT_OK(me_search_run(bin, NULL, &p, &x, err, sizeof err));
             ASSERT_TRUE(same_hits(&e, &x));  /* every document survives the bits: exact */
+            me_search_result_t all;
+            p.probe = ME_IVF_MAX_LISTS;  /* IVF + bits, every list probed: exact too */
+            ASSERT_OK(me_search_run(both, NULL, &p, &all, err, sizeof err));
+            ASSERT_TRUE(same_hits(&e, &all));
+            me_search_result_free(&all);
+            p.probe = 0;
             p.candidates = 300;
             p.refine_candidates = 100;
             ASSERT_OK(me_search_run(bin, NULL, &p, &y, err, sizeof err));
