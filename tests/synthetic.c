@@ -8,7 +8,7 @@
 #include "tests/harness.h"
 
 me_synth_t me_synth_default(int dim, int rows, uint64_t seed) {
-    me_synth_t p = { .dim = dim, .rows = rows, .topics = 50, .spread = 0.35f,
+    me_synth_t p = { .dim = dim, .rows = rows, .topics = 50, .spread = 0.35f, .family = 0, .fspread = 0.15f,
                      .sigma0 = 0.3f, .sigma1 = 1.5f, .qnoise = 0.6f, .seed = seed };
     return p;
 }
@@ -33,9 +33,17 @@ static void topic_centre(const me_synth_t *p, uint64_t topic, float *out) {
 }
 
 static void summary(const me_synth_t *p, uint64_t doc, float *out, float *tmp) {
-    topic_centre(p, doc % (uint64_t)p->topics, tmp);
+    uint64_t topic = doc % (uint64_t)p->topics;
+    topic_centre(p, topic, tmp);
+    if (p->family > 1) {
+        uint64_t fam = doc / (uint64_t)p->topics / (uint64_t)p->family;
+        me_rng_t rf = { p->seed ^ (topic + 1) * 0x94d049bb133111ebULL ^ (fam + 1) * 0xbf58476d1ce4e5b9ULL };
+        add_noise(&rf, out, tmp, p->spread, p->dim);
+        normalise(out, p->dim);
+        for (int i = 0; i < p->dim; i++) tmp[i] = out[i];
+    }
     me_rng_t r = { p->seed ^ (doc + 1) * 0xa0761d6478bd642fULL };
-    add_noise(&r, out, tmp, p->spread, p->dim);
+    add_noise(&r, out, tmp, p->family > 1 ? p->fspread : p->spread, p->dim);
     normalise(out, p->dim);
 }
 

@@ -5,6 +5,11 @@
  * Generator (all vectors L2-normalised, g = fresh standard normal vectors):
  *   topic centre  t_k                      (k = doc % topics)
  *   summary       s_d = norm(t_k + spread · g)
+ *   or, with families of F > 1 documents (docs d of one topic with the
+ *   same (d / topics) / F: near-duplicates, as a real corpus's package
+ *   families or an emoji's styles are):
+ *   family centre f = norm(t_k + spread · g_family)
+ *   summary       s_d = norm(f + fspread · g)
  *   doc vector j  c_{d,j} = norm(s_d + sigma_j · g),
  *                 sigma_j = sigma0 + (sigma1 - sigma0) · j / (rows - 1)
  *   i.e. the first vector follows the summary closely, later ones add detail.
@@ -21,7 +26,9 @@
 typedef struct {
     int dim, rows;           /* D, R_c */
     int topics;
-    float spread;            /* summary around its topic */
+    float spread;            /* summary (or family centre) around its topic */
+    int family;              /* documents a family; 0 or 1: none (the summary is the topic's) */
+    float fspread;           /* summary around its family centre */
     float sigma0, sigma1;    /* detail noise of the first / last vector */
     float qnoise;
     uint64_t seed;

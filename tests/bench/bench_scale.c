@@ -5,15 +5,16 @@
  * same run. One thread, one query at a time. Figures only; never fails on
  * time.
  *
- *   bench_scale [--docs N] [--dim D] [--rows R] [--queries Q] [--exact E] [--json] [--help]
+ *   bench_scale [--docs N] [--dim D] [--rows R] [--queries Q] [--exact E] [--family F] [--json] [--help]
  *
  * Ours is the real code path: a shard collection (shard/collection.h) with
  * coarse_index ivf, filled with me_coll_put, its index built by the
  * indexer's own code (me_indexer_build_now: the k-means and fill the
  * background thread runs), searched with me_search_run; "flat" is the same
  * collection with its index switched off. Data: tests/synthetic.h's nested
- * generator (documents in topics, first vectors near a summary, later ones
- * drifting; queries are noisy copies of a target document), f16, all
+ * generator (documents in topics, in families of F near-duplicates unless
+ * --family 0, first vectors near a summary, later ones drifting; queries
+ * are noisy copies of a target document), f16, all
  * vectors in RAM. FAISS runs in tests/bench/faiss_ivf.py on .npy copies of
  * the first vectors (f32) when python3-faiss is installed. */
 #include <cblas.h>
@@ -247,24 +248,27 @@ static void run_faiss(faiss_t *fz, const char *dir, const me_coll_t *c, const fl
 }
 
 int main(int argc, char **argv) {
-    int ndocs = 200000, dim = 128, rows = 64, nq = 30, ne = 10, json = 0;
+    int ndocs = 200000, dim = 128, rows = 64, nq = 30, ne = 10, family = 10, json = 0;
     const me_opt_t opts[] = { { "--docs", ME_OPT_INT, &ndocs },  { "--dim", ME_OPT_INT, &dim },
                               { "--rows", ME_OPT_INT, &rows },   { "--queries", ME_OPT_INT, &nq },
-                              { "--exact", ME_OPT_INT, &ne },    { "--json", ME_OPT_FLAG, &json },
-                              { NULL, 0, NULL } };
+                              { "--exact", ME_OPT_INT, &ne },    { "--family", ME_OPT_INT, &family },
+                              { "--json", ME_OPT_FLAG, &json },  { NULL, 0, NULL } };
     int code = me_bench_options(argc, argv, opts,
                                 "usage: bench_scale [--docs N (200000)] [--dim D (128)] [--rows R (64)]\n"
-                                "                   [--queries Q (30)] [--exact E (10)] [--json]\n"
+                                "                   [--queries Q (30)] [--exact E (10)] [--family F (10)] [--json]\n"
                                 "The (r_q, r_c) cascade over N synthetic nested documents (R vectors of D, f16,\n"
                                 "in RAM) with the flat coarse scan and with the IVF coarse index: median latency,\n"
                                 "coarse-stage time, documents scanned, recall of exact mode's top 10 (over the\n"
                                 "first E queries); the index's build time, RAM and upkeep; the coarse stage alone\n"
                                 "(top 1000) next to FAISS IndexIVFFlat (tests/bench/faiss_ivf.py). One thread.\n"
+                                "Documents come in families of F near-duplicates (0: none, every topic's\n"
+                                "documents equally far apart, so exact's ranks 2-10 are near-ties).\n"
                                 "Needs about N x R x D x 2 bytes of RAM. Figures only.\n");
     if (code >= 0) return code;
     if (ndocs < 4 * ME_IVF_MIN_DOCS || dim < 1 || dim > 4096 || rows < 16 || rows > 1024 || nq < 1 || ne < 0 ||
-        ne > nq) {
-        fprintf(stderr, "bench_scale: need --docs >= %d, 1 <= --dim <= 4096, 16 <= --rows, 0 <= --exact <= --queries\n",
+        ne > nq || family < 0 || family > 1000) {
+        fprintf(stderr, "bench_scale: need --docs >= %d, 1 <= --dim <= 4096, 16 <= --rows, 0 <= --exact <= --queries, "
+                        "0 <= --family <= 1000\n",
                 4 * ME_IVF_MIN_DOCS);
         return 2;
     }
@@ -279,6 +283,7 @@ int main(int argc, char **argv) {
     }
     me_coll_t *c = me_coll_new(&cfg, 1);
     me_synth_t sp = me_synth_default(dim, rows, 2026);
+    sp.family = family;
     uint16_t *buf = me_bench_alloc((size_t)GEN_BLOCK * rows * dim * sizeof *buf);
     fprintf(stderr, "generating and inserting %zu documents (%d x %d, f16)...\n", n, rows, dim);
     double put_s = put_docs(c, &sp, 0, n, buf);
@@ -340,6 +345,11 @@ int main(int argc, char **argv) {
         { "flat, n1 4000 n2 1000", 0, 0, 4000, 1000, 0 },   { "ivf adaptive, n1 4000 n2 1000", 1, 0, 4000, 1000, 0 },
         { "ivf probe 64, n1 4000 n2 1000", 1, 64, 4000, 1000, 0 },
         { "flat, n1 10000 n2 2500", 0, 0, 10000, 2500, 0 }, { "ivf adaptive, n1 10000 n2 2500", 1, 0, 10000, 2500, 0 },
+        { "flat, n1 200 n2 50", 0, 0, 200, 50, 0 },         { "ivf adaptive, n1 200 n2 50", 1, 0, 200, 50, 0 },
+        { "ivf probe 8, n1 200 n2 50", 1, 8, 200, 50, 0 },
+        { "flat, n1 500 n2 50", 0, 0, 500, 50, 0 },         { "ivf adaptive, n1 500 n2 50", 1, 0, 500, 50, 0 },
+        { "ivf probe 16, n1 500 n2 50", 1, 16, 500, 50, 0 },
+        { "flat, n1 1000 n2 50", 0, 0, 1000, 50, 0 },       { "ivf probe 32, n1 1000 n2 50", 1, 32, 1000, 50, 0 },
         { "bits, n1 1000 n2 400", 0, 0, 1000, 400, 1 },     { "bits, n1 4000 n2 1000", 0, 0, 4000, 1000, 1 },
         { "bits, n1 10000 n2 2500", 0, 0, 10000, 2500, 1 }, { "ivf + bits adaptive, n1 4000 n2 1000", 1, 0, 4000, 1000, 1 },
     };
@@ -387,6 +397,7 @@ int main(int argc, char **argv) {
         me_json_put_int(&w, "rows", rows);
         me_json_put_int(&w, "queries", nq);
         me_json_put_int(&w, "exact_queries", ne);
+        me_json_put_int(&w, "family", family);
         me_json_put_int(&w, "lists", nlist);
         me_json_put_num(&w, "build_s", build_s);
         me_json_put_num(&w, "train_s", train_s);
@@ -432,9 +443,11 @@ int main(int argc, char **argv) {
         me_json_writer_free(&w);
         printf("\n");
     } else {
-        printf("scale bench: %zu docs, D=%d, R_c=%d, f16 in RAM, synthetic nested data, %d queries of 16 vectors "
+        char gen[64] = "no families";
+        if (family > 1) snprintf(gen, sizeof gen, "families of %d", family);
+        printf("scale bench: %zu docs, D=%d, R_c=%d, f16 in RAM, synthetic nested data (%s), %d queries of 16 vectors "
                "(exact over the first %d), k=%d, one thread, SIMD %s\n",
-               n, dim, rows, nq, ne, TOPK, me_maxsim_simd_name());
+               n, dim, rows, gen, nq, ne, TOPK, me_maxsim_simd_name());
         printf("inserts (me_coll_put, RAM only): %.0f docs/s\n", n / put_s);
         printf("IVF index: %d lists, built in %.1f s (k-means on %d points a list, %d rounds: %.1f s; fill %.1f s)\n",
                nlist, build_s, ME_IVF_SAMPLE_PER_LIST, ME_IVF_ITERS, train_s, build_s - train_s);
