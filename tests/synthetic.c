@@ -3,6 +3,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/dtype.h"
 #include "tests/harness.h"
@@ -40,7 +41,7 @@ static void summary(const me_synth_t *p, uint64_t doc, float *out, float *tmp) {
         me_rng_t rf = { p->seed ^ (topic + 1) * 0x94d049bb133111ebULL ^ (fam + 1) * 0xbf58476d1ce4e5b9ULL };
         add_noise(&rf, out, tmp, p->spread, p->dim);
         normalise(out, p->dim);
-        for (int i = 0; i < p->dim; i++) tmp[i] = out[i];
+        memcpy(tmp, out, (size_t)p->dim * sizeof *tmp);
     }
     me_rng_t r = { p->seed ^ (doc + 1) * 0xa0761d6478bd642fULL };
     add_noise(&r, out, tmp, p->family > 1 ? p->fspread : p->spread, p->dim);
